@@ -1,0 +1,373 @@
+"""Virtual stimulator: turns controller commands into the delivered waveform.
+
+The device is the only path from a controller to a model, and it enforces its
+limits whatever it is asked: NaN or infinite commands are ignored (the last
+valid value is kept and the rejection counted), every value is clamped to its
+configured range, the amplitude moves no faster than the ramp rate, and the
+charge per phase never exceeds the safety limit. What it records is what it
+delivered, not what was asked.
+
+Waveform
+--------
+Charge-balanced biphasic current pulses: a cathodic (stimulating) phase of the
+programmed pulse width, then an anodic recovery phase of equal width and
+amplitude, with no interphase gap. For each integration step of length ``dt``
+the device reports the average cathodic current over the step (the charge the
+cathodic phase delivered in the step divided by ``dt``, in mA) and the average
+net current (cathodic minus anodic, in mA, which a sensing electrode sees as
+stimulation artefact). Pulse edges are placed in continuous time and the
+overlap of each phase with each step is integrated exactly, so a pulse shorter
+than ``dt`` loses no charge.
+
+Safety limit
+------------
+Shannon's criterion (Shannon 1992) bounds the charge per phase ``Q`` (uC) and
+the charge density ``D = Q / A`` (uC/cm^2 per phase) by
+``log10(D) = k - log10(Q)``, i.e. ``Q <= sqrt(10**k * A)``. The device also
+applies an optional plain charge-density ceiling (30 uC/cm^2 per phase is the
+limit Medtronic gives for its 3389 lead, Kuncel & Grill 2004). The amplitude
+target is capped at ``Q_max / pulse width``; if the pulse width is raised while
+the amplitude is still high, the pulse width is shortened instead, so that the
+limit holds at every pulse without breaking the amplitude ramp.
+
+Energy
+------
+Total electrical energy delivered (TEED, Koss et al. 2005) is accounted as
+``sum I**2 * R * t_phase`` over both phases of every pulse, with ``R`` the
+electrode impedance the device assumes (``impedance_ohm``), in joules.
+
+References
+----------
+Shannon RV (1992) A model of safe levels for electrical stimulation. IEEE Trans
+Biomed Eng 39:424-426.
+Kuncel AM, Grill WM (2004) Selection of stimulus parameters for deep brain
+stimulation. Clin Neurophysiol 115:2431-2441.
+Koss AM, Alterman RL, Tagliati M, Shils JL (2005) Calculating total electrical
+energy delivered by deep brain stimulation systems. Ann Neurol 58:168-169.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from numba import njit
+
+from closedloop import _numba  # noqa: F401  (sets the kernel cache directory first)
+
+__all__ = [
+    "DEVICE_STATE",
+    "Device",
+    "apply_command",
+    "device_fill",
+    "device_record",
+    "queue_advance",
+    "queue_push",
+]
+
+# Columns of the per-instance device parameter array.
+_AMP_MAX, _F_MIN, _F_MAX, _PW_MIN, _PW_MAX, _RAMP, _QMAX, _R = range(8)
+_N_PARAMS = 8
+
+#: Columns of the per-instance device state array, with units.
+DEVICE_STATE: dict[str, str] = {
+    "amplitude_ma": "mA",  # delivered amplitude now (after ramp)
+    "target_amplitude_ma": "mA",
+    "frequency_hz": "Hz",
+    "target_pulse_width_us": "us",
+    "next_pulse_s": "s",
+    "pulse_start_s": "s",
+    "pulse_amplitude_ma": "mA",
+    "pulse_width_s": "s",  # pulse width of the last pulse delivered
+    "energy_j": "J",
+    "charge_uc": "uC",  # total cathodic charge delivered
+    "n_pulses": "1",
+    "n_rejected": "1",  # command values ignored for being NaN or infinite
+    "time_on_s": "s",
+    "n_switches": "1",  # on/off transitions of the delivered amplitude
+}
+(
+    _AMP,
+    _TGT_AMP,
+    _FREQ,
+    _TGT_PW,
+    _NEXT,
+    _P_START,
+    _P_AMP,
+    _P_PW,
+    _ENERGY,
+    _CHARGE,
+    _NPULSE,
+    _NBAD,
+    _TON,
+    _NSW,
+) = range(len(DEVICE_STATE))
+
+
+@dataclass(frozen=True)
+class Device:
+    """Configuration of the virtual stimulator.
+
+    Parameters
+    ----------
+    amplitude_max_ma : float
+        Largest amplitude, mA.
+    frequency_min_hz, frequency_max_hz : float
+        Pulse frequency range, Hz.
+    pulse_width_min_us, pulse_width_max_us : float
+        Pulse width (per phase) range, microseconds.
+    ramp_rate_ma_per_s : float
+        Fastest change of the delivered amplitude, mA/s (``inf`` for none).
+    shannon_k : float
+        Shannon's k (dimensionless); 1.75 is the value commonly used for DBS.
+    electrode_area_cm2 : float
+        Geometric contact area, cm^2 (0.06 cm^2: Medtronic 3389 contact).
+    max_charge_density_uc_per_cm2 : float
+        Plain charge-density ceiling, uC/cm^2 per phase (``inf`` for none).
+    impedance_ohm : float
+        Electrode impedance assumed for energy accounting, ohm.
+    initial_frequency_hz, initial_pulse_width_us : float
+        Settings before the first command; the amplitude starts at 0 mA.
+    """
+
+    amplitude_max_ma: float = 5.0
+    frequency_min_hz: float = 2.0
+    frequency_max_hz: float = 250.0
+    pulse_width_min_us: float = 20.0
+    pulse_width_max_us: float = 450.0
+    ramp_rate_ma_per_s: float = 10.0
+    shannon_k: float = 1.75
+    electrode_area_cm2: float = 0.06
+    max_charge_density_uc_per_cm2: float = 30.0
+    impedance_ohm: float = 1000.0
+    initial_frequency_hz: float = 130.0
+    initial_pulse_width_us: float = 60.0
+
+    def __post_init__(self) -> None:
+        positive = (
+            "amplitude_max_ma",
+            "frequency_min_hz",
+            "frequency_max_hz",
+            "pulse_width_min_us",
+            "pulse_width_max_us",
+            "ramp_rate_ma_per_s",
+            "electrode_area_cm2",
+            "max_charge_density_uc_per_cm2",
+            "impedance_ohm",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if not value > 0:  # also catches NaN
+                raise ValueError(f"device.{name} must be positive, got {value!r}")
+        if self.frequency_min_hz > self.frequency_max_hz:
+            raise ValueError(
+                f"device.frequency_min_hz ({self.frequency_min_hz}) exceeds "
+                f"device.frequency_max_hz ({self.frequency_max_hz})"
+            )
+        if self.pulse_width_min_us > self.pulse_width_max_us:
+            raise ValueError(
+                f"device.pulse_width_min_us ({self.pulse_width_min_us}) exceeds "
+                f"device.pulse_width_max_us ({self.pulse_width_max_us})"
+            )
+        # Consecutive biphasic pulses must not overlap.
+        if 2e-6 * self.pulse_width_max_us * self.frequency_max_hz >= 1.0:
+            raise ValueError(
+                "device.pulse_width_max_us and device.frequency_max_hz allow biphasic "
+                "pulses longer than the pulse period: lower one of them"
+            )
+        for name in ("initial_frequency_hz", "initial_pulse_width_us"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"device.{name} must be finite")
+
+    @property
+    def charge_limit_uc(self) -> float:
+        """Largest charge per phase, uC: Shannon's limit or the density ceiling."""
+        shannon = math.sqrt(10.0**self.shannon_k * self.electrode_area_cm2)
+        return min(shannon, self.max_charge_density_uc_per_cm2 * self.electrode_area_cm2)
+
+    def max_amplitude_ma(self, pulse_width_us: float) -> float:
+        """Largest amplitude the device delivers at a pulse width, mA."""
+        return min(self.amplitude_max_ma, self.charge_limit_uc / (pulse_width_us * 1e-3))
+
+    def teed_j(self, amplitude_ma: float, frequency_hz: float, pulse_width_us: float,
+               duration_s: float) -> float:
+        """Energy of continuous stimulation at fixed settings, J (both phases)."""
+        return (amplitude_ma * 1e-3) ** 2 * self.impedance_ohm * (
+            2.0 * pulse_width_us * 1e-6 * frequency_hz * duration_s
+        )
+
+    def to_dict(self) -> dict[str, float]:
+        """Return the configuration as a plain dict."""
+        return asdict(self)
+
+    def param_array(self, n: int) -> np.ndarray:
+        """Per-instance parameter array for the kernels, shape ``(n, 8)``."""
+        row = np.empty(_N_PARAMS)
+        row[_AMP_MAX] = self.amplitude_max_ma
+        row[_F_MIN] = self.frequency_min_hz
+        row[_F_MAX] = self.frequency_max_hz
+        row[_PW_MIN] = self.pulse_width_min_us
+        row[_PW_MAX] = self.pulse_width_max_us
+        row[_RAMP] = self.ramp_rate_ma_per_s
+        row[_QMAX] = self.charge_limit_uc
+        row[_R] = self.impedance_ohm
+        return np.tile(row, (n, 1))
+
+    def initial_state(self, n: int) -> np.ndarray:
+        """Device state before the first command, shape ``(n, len(DEVICE_STATE))``."""
+        state = np.zeros((n, len(DEVICE_STATE)))
+        freq = min(max(self.initial_frequency_hz, self.frequency_min_hz), self.frequency_max_hz)
+        pw = min(max(self.initial_pulse_width_us, self.pulse_width_min_us),
+                 self.pulse_width_max_us)
+        state[:, _FREQ] = freq
+        state[:, _TGT_PW] = pw
+        state[:, _P_PW] = pw * 1e-6
+        state[:, _P_START] = -1.0  # no pulse in progress
+        return state
+
+
+@njit(cache=True)
+def apply_command(ds, dp, i, amplitude_ma, frequency_hz, pulse_width_us):
+    """Clamp a command to the limits of instance ``i`` and make it the target.
+
+    Non-finite values are ignored (previous target kept) and counted.
+    """
+    if math.isfinite(frequency_hz):
+        ds[i, _FREQ] = min(max(frequency_hz, dp[i, _F_MIN]), dp[i, _F_MAX])
+    else:
+        ds[i, _NBAD] += 1.0
+    if math.isfinite(pulse_width_us):
+        ds[i, _TGT_PW] = min(max(pulse_width_us, dp[i, _PW_MIN]), dp[i, _PW_MAX])
+    else:
+        ds[i, _NBAD] += 1.0
+    if math.isfinite(amplitude_ma):
+        cap = min(dp[i, _AMP_MAX], dp[i, _QMAX] / (ds[i, _TGT_PW] * 1e-3))
+        ds[i, _TGT_AMP] = min(max(amplitude_ma, 0.0), cap)
+    else:
+        ds[i, _NBAD] += 1.0
+    # A lower pulse width never lowers the cap; a higher one may: re-cap the target.
+    cap = min(dp[i, _AMP_MAX], dp[i, _QMAX] / (ds[i, _TGT_PW] * 1e-3))
+    ds[i, _TGT_AMP] = min(ds[i, _TGT_AMP], cap)
+
+
+@njit(cache=True, inline="always")
+def _overlap(a, b, t0, t1):
+    return max(0.0, min(b, t1) - max(a, t0))
+
+
+@njit(cache=True)
+def queue_push(device, command, effective_step):
+    """Queue ``command`` (amplitude mA, frequency Hz, width us arrays) from a step on.
+
+    A negative ``effective_step`` queues nothing. Commands apply in order, each
+    from its step on, which is how the sensing-to-stimulation latency is kept.
+    """
+    q_eff, q_cmd, qptr = device[2], device[3], device[4]
+    if effective_step < 0:
+        return
+    q_len = q_eff.shape[0]
+    if qptr[1] - qptr[0] >= q_len:
+        raise ValueError("device command queue is full")
+    slot = qptr[1] % q_len
+    q_eff[slot] = effective_step
+    for c in range(3):
+        values = command[c]
+        for i in range(q_cmd.shape[1]):
+            q_cmd[slot, i, c] = values[i]
+    qptr[1] += 1
+
+
+@njit(cache=True)
+def queue_advance(device, next_step):
+    """Drop queued commands that took effect before step ``next_step``."""
+    q_eff, qptr = device[2], device[4]
+    q_len = q_eff.shape[0]
+    while qptr[0] < qptr[1] and q_eff[qptr[0] % q_len] < next_step:
+        qptr[0] += 1
+
+
+@njit(cache=True, inline="always")
+def device_record(i, device, out, k):
+    """Write delivered amplitude (mA), frequency (Hz), pulse width (us) to ``out[i, 1:4, k]``."""
+    ds = device[0]
+    out[i, 1, k] = ds[i, _AMP]
+    out[i, 2, k] = ds[i, _FREQ]
+    out[i, 3, k] = ds[i, _P_PW] * 1e6
+
+
+@njit(cache=True)
+def device_fill(i, n_steps, step0, dt, device, drive, net):
+    """Advance instance ``i``'s device by ``n_steps`` steps of ``dt`` seconds.
+
+    Parameters
+    ----------
+    i : int
+        Instance.
+    n_steps : int
+        Steps to fill.
+    step0 : int
+        Global index of the first step (time ``step0 * dt`` seconds).
+    dt : float
+        Integration step, s.
+    device : tuple
+        ``(state, params, queue_steps, queue_commands, queue_pointers)``:
+        device state and parameters (one row per instance), and the command
+        queue: the step from which each entry applies, the commands, shape
+        ``(Q, n, 3)`` (amplitude mA, frequency Hz, width us), and the
+        ``[head, tail]`` indices of the pending entries.
+    drive, net : ndarray
+        Output, shape ``(n, >= n_steps)``: average cathodic current and
+        average net current over each step, mA.
+    """
+    ds, dp, q_eff, q_cmd, qptr = device
+    q_len = q_eff.shape[0]
+    head = qptr[0]
+    q_tail = qptr[1]
+    ramp = dp[i, _RAMP] * dt
+    r_ohm = dp[i, _R]
+    for j in range(n_steps):
+        step = step0 + j
+        while head < q_tail and q_eff[head % q_len] <= step:
+            slot = head % q_len
+            apply_command(ds, dp, i, q_cmd[slot, i, 0], q_cmd[slot, i, 1], q_cmd[slot, i, 2])
+            head += 1
+        t0 = step * dt
+        t1 = t0 + dt
+        amp_before = ds[i, _AMP]
+        amp = amp_before + min(max(ds[i, _TGT_AMP] - amp_before, -ramp), ramp)
+        ds[i, _AMP] = amp
+        q_cath = 0.0
+        q_anod = 0.0
+        energy = 0.0
+        # Phases of the pulse under way, then of any pulse starting in this step.
+        while True:
+            p_amp = ds[i, _P_AMP]
+            if p_amp > 0.0:
+                p0 = ds[i, _P_START]
+                pw = ds[i, _P_PW]
+                oc = _overlap(p0, p0 + pw, t0, t1)
+                oa = _overlap(p0 + pw, p0 + 2.0 * pw, t0, t1)
+                q_cath += p_amp * oc
+                q_anod += p_amp * oa
+                energy += (p_amp * 1e-3) ** 2 * r_ohm * (oc + oa)
+            if ds[i, _NEXT] >= t1:
+                break
+            start = ds[i, _NEXT]
+            pw = ds[i, _TGT_PW] * 1e-6
+            if amp > 0.0:
+                # Never exceed the charge limit, even mid-ramp after a width change.
+                pw = min(pw, dp[i, _QMAX] / amp * 1e-3)  # uC / mA = ms
+                ds[i, _NPULSE] += 1.0
+                ds[i, _CHARGE] += amp * pw * 1e3  # mA * s = mC = 1e3 uC
+            ds[i, _P_START] = start
+            ds[i, _P_AMP] = amp
+            ds[i, _P_PW] = pw
+            ds[i, _NEXT] = start + 1.0 / ds[i, _FREQ]
+        drive[i, j] = q_cath / dt
+        net[i, j] = (q_cath - q_anod) / dt
+        ds[i, _ENERGY] += energy
+        if amp > 0.0:
+            ds[i, _TON] += dt
+        if (amp > 0.0) != (amp_before > 0.0):
+            ds[i, _NSW] += 1.0

@@ -1,0 +1,263 @@
+"""The closed loop: model, sensing chain, device and controller on three clocks.
+
+Clocks, all in seconds: the integration step ``dt_s`` (model and device), the
+sensing sample interval ``1 / sensing.rate_hz`` (a whole number of steps) and
+the control period (a whole number of sensing samples). At the end of every
+control period the controller receives the features sensed up to then; its
+command reaches the device ``latency_s`` later (a whole number of steps,
+zero meaning the first step of the next period).
+
+Per control period the model, the device and the sensing chain of every
+instance advance in one compiled call; only the controller runs in Python
+(numpy over the batch), so the Python cost per period is paid once for the
+whole batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from closedloop._numba import rng_states
+from closedloop.controllers.base import COMMAND_KEYS, Controller
+from closedloop.device import DEVICE_STATE, Device
+from closedloop.metrics import StreamingPSD, band_power
+from closedloop.model import PARALLEL_MIN_BATCH, NumbaModel
+from closedloop.sensing import SensingChain
+
+__all__ = ["ClosedLoop", "ModelDivergedError", "summarize", "whole_multiple"]
+
+_PER_PERIOD = ("biomarker", "amplitude", "frequency", "pulse_width")
+_PER_PERIOD_UNITS = ("signal", "mA", "Hz", "us")
+
+
+class ModelDivergedError(RuntimeError):
+    """A model instance produced NaN or infinite values."""
+
+
+def whole_multiple(value: float, unit: float, what: str, unit_name: str) -> int:
+    """Return ``value / unit`` as an int, or raise ValueError naming ``what``."""
+    ratio = value / unit
+    k = int(round(ratio))
+    if k < 1 or abs(ratio - k) > 1e-6 * max(1.0, ratio):
+        raise ValueError(
+            f"{what} ({value:g} s) must be a whole, positive number of {unit_name} "
+            f"({unit:g} s)"
+        )
+    return k
+
+
+@dataclass
+class _Chunk:
+    lfp: np.ndarray
+    sensed: np.ndarray
+    per_period: np.ndarray
+
+
+class ClosedLoop:
+    """Run a controller against a model through a sensing chain and a device.
+
+    Parameters
+    ----------
+    model : NumbaModel
+        The model (its batch size sets ``n``).
+    sensing : SensingChain
+        Sensing configuration.
+    device : Device
+        Stimulator configuration.
+    controller : Controller
+        The controller.
+    control_period_s : float
+        Control period, s.
+    latency_s : float
+        Delay from the end of a control period to the command taking effect, s.
+    seed : int
+        Root seed: model noise, sensor noise and the controller's generator
+        are spawned from it with :class:`numpy.random.SeedSequence`.
+    """
+
+    def __init__(self, model: NumbaModel, sensing: SensingChain, device: Device,
+                 controller: Controller, *, control_period_s: float, latency_s: float = 0.0,
+                 seed: int = 0) -> None:
+        self.model = model
+        self.sensing = sensing
+        self.device = device
+        self.controller = controller
+        self.n = model.n
+        self.dt_s = model.dt_s
+        self.steps_per_sample = whole_multiple(1.0 / sensing.rate_hz, self.dt_s,
+                                               "the sensing interval 1/sensing.rate_hz",
+                                               "integration steps dt_s")
+        self.sample_s = self.steps_per_sample * self.dt_s
+        self.samples_per_period = whole_multiple(control_period_s, self.sample_s,
+                                                 "control.period_s", "sensing intervals")
+        self.steps_per_period = self.steps_per_sample * self.samples_per_period
+        self.control_period_s = self.steps_per_period * self.dt_s
+        if latency_s < 0 or not math.isfinite(latency_s):
+            raise ValueError(f"control.latency_s must be zero or positive, got {latency_s!r}")
+        self.latency_steps = 0 if latency_s == 0 else whole_multiple(
+            latency_s, self.dt_s, "control.latency_s", "integration steps dt_s")
+        self.seed = int(seed)
+        root = np.random.SeedSequence(self.seed)
+        self._model_seeds, self._sensor_seeds, self._controller_seed = root.spawn(3)
+
+    # -- set-up ---------------------------------------------------------------------
+    def reset(self) -> None:
+        """Reset model, device, sensing chain and controller for a new run."""
+        n = self.n
+        self.model.reset(self._model_seeds.spawn(n))
+        self.sensing_state = self.sensing.new_state(n, rng_states(self._sensor_seeds.spawn(n)))
+        queue_len = self.latency_steps // self.steps_per_period + 3
+        self.device_state = (
+            self.device.initial_state(n),
+            self.device.param_array(n),
+            np.zeros(queue_len, dtype=np.int64),
+            np.zeros((queue_len, n, 3)),
+            np.zeros(2, dtype=np.int64),
+        )
+        self.controller.reset(n, np.random.default_rng(self._controller_seed))
+        spp = self.steps_per_period
+        self._scratch = (np.zeros((n, spp)), np.zeros((n, spp)), np.zeros((n, spp)),
+                         np.zeros((n, self.samples_per_period)),
+                         np.zeros((n, self.samples_per_period)))
+        self.time_s = 0.0
+
+    def warm_up(self, seconds: float) -> None:
+        """Advance the model open loop, unrecorded, e.g. past its initial transient."""
+        if seconds > 0:
+            self.model.advance(int(round(seconds / self.dt_s)))
+        self.model.step_ = 0  # the recorded run starts at t = 0
+
+    # -- running --------------------------------------------------------------------
+    def run(self, duration_s: float, *, chunk_s: float = 1.0,
+            on_chunk: Callable[[float, dict[str, np.ndarray]], None] | None = None,
+            progress: Callable[[float], None] | None = None) -> dict[str, np.ndarray]:
+        """Run for ``duration_s`` seconds, handing each chunk to ``on_chunk``.
+
+        Parameters
+        ----------
+        duration_s : float
+            Simulated time, s (rounded to whole control periods).
+        chunk_s : float
+            Simulated time per chunk handed to ``on_chunk``, s.
+        on_chunk : callable, optional
+            ``on_chunk(t_start_s, data)`` with ``lfp`` and ``lfp_sensed`` at the
+            sensing rate and ``biomarker``, ``amplitude``, ``frequency`` and
+            ``pulse_width`` at the control rate, each of shape ``(n, m)``.
+        progress : callable, optional
+            Called with the simulated seconds done after each chunk.
+
+        Returns
+        -------
+        dict of ndarray
+            Final device accounting per instance (see
+            :data:`closedloop.device.DEVICE_STATE`).
+
+        Raises
+        ------
+        ModelDivergedError
+            When an instance's signal becomes NaN or infinite; the chunks
+            before it have been handed over.
+        """
+        n_periods = int(round(duration_s / self.control_period_s))
+        per_chunk = max(1, min(n_periods, int(round(chunk_s / self.control_period_s))))
+        kernel = (self.model._period_parallel if self.n >= PARALLEL_MIN_BATCH
+                  else self.model._period_serial)
+        model_state = self.model.kernel_state()
+        device = self.device_state
+        sensing = self.sensing_state.as_tuple()
+        controller = self.controller
+        spp, spk = self.steps_per_period, self.samples_per_period
+        shape = (self.n,)
+        latency = self.latency_steps
+        period_s = self.control_period_s
+        command = tuple(self.device_state[0][:, c].copy() for c in (1, 2, 3))
+        keys = tuple(COMMAND_KEYS)
+        step = 0
+        effective = -1  # nothing to queue before the first controller call
+        done = 0
+        while done < n_periods:
+            m = min(per_chunk, n_periods - done)
+            chunk = _Chunk(np.empty((self.n, m * spk)), np.empty((self.n, m * spk)),
+                           np.empty((self.n, 4, m)))
+            io = (*self._scratch, chunk.lfp, chunk.sensed, chunk.per_period)
+            biomarker_rows = chunk.per_period[:, 0, :]
+            for k in range(m):
+                kernel(spp, step, self.dt_s, model_state, device, sensing, io, k, command,
+                       effective)
+                step += spp
+                t = step * self.dt_s
+                out = controller.update(t, {"biomarker": biomarker_rows[:, k]})
+                command = (
+                    _checked(out, keys[0], command[0], shape),
+                    _checked(out, keys[1], command[1], shape),
+                    _checked(out, keys[2], command[2], shape),
+                )
+                effective = step + latency
+            self.model.step_ = step
+            t0 = done * period_s
+            _check_finite(chunk.lfp, t0, self.sample_s)
+            if on_chunk is not None:
+                on_chunk(t0, {
+                    "lfp": chunk.lfp, "lfp_sensed": chunk.sensed,
+                    **{name: chunk.per_period[:, c, :] for c, name in enumerate(_PER_PERIOD)},
+                })
+            done += m
+            self.time_s = done * period_s
+            if progress is not None:
+                progress(self.time_s)
+        state = device[0]
+        return {name: state[:, c].copy() for c, name in enumerate(DEVICE_STATE)}
+
+
+def _checked(out, key, previous, shape):
+    """The command array for ``key``: fast path for a float64 array of the right shape."""
+    value = out.get(key, previous)
+    if type(value) is np.ndarray and value.shape == shape and value.dtype == np.float64:
+        return value
+    try:
+        arr = np.broadcast_to(np.asarray(value, dtype=np.float64), shape)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"controller returned {key!r} that is not a float array of shape {shape}: "
+            f"{value!r}"
+        ) from exc
+    return np.ascontiguousarray(arr)
+
+
+def _check_finite(lfp: np.ndarray, t0: float, sample_s: float) -> None:
+    bad = ~np.isfinite(lfp)
+    if bad.any():
+        inst = int(np.argmax(bad.any(axis=1)))
+        first = int(np.argmax(bad[inst]))
+        raise ModelDivergedError(
+            f"model diverged: instance {inst} produced a non-finite value at "
+            f"t = {t0 + (first + 1) * sample_s:.4f} s"
+        )
+
+
+def summarize(psd_stim: StreamingPSD, psd_base: StreamingPSD | None, device_totals: dict,
+              mean_amplitude_ma: np.ndarray, duration_s: float, device: Device,
+              reference: dict, band_hz: tuple[float, float]) -> dict[str, np.ndarray]:
+    """Compute :data:`closedloop.metrics.METRIC_INFO` metrics for a finished run."""
+    f = psd_stim.frequency_hz
+    stim = band_power(f, psd_stim.psd(), band_hz)
+    out = {"beta_power_stim": stim}
+    if psd_base is not None:
+        base = band_power(f, psd_base.psd(), band_hz)
+        out["beta_power_baseline"] = base
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["beta_reduction"] = 1.0 - stim / base
+    teed_ref = device.teed_j(reference["amplitude_ma"], reference["frequency_hz"],
+                             reference["pulse_width_us"], duration_s)
+    out["teed_j"] = device_totals["energy_j"]
+    out["teed_relative"] = device_totals["energy_j"] / teed_ref
+    out["time_on_fraction"] = device_totals["time_on_s"] / duration_s
+    out["n_switches"] = device_totals["n_switches"]
+    out["mean_amplitude_ma"] = mean_amplitude_ma
+    out["charge_uc"] = device_totals["charge_uc"]
+    out["n_rejected_commands"] = device_totals["n_rejected"]
+    return out

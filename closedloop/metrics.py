@@ -1,0 +1,117 @@
+"""Streaming spectra and the per-instance metrics of a closed-loop run.
+
+Spectra are Welch estimates (Hann window, 50 % overlap, constant detrend,
+one-sided power spectral density) accumulated segment by segment while the
+run goes, so memory does not grow with run length. On a signal whose length
+is a whole number of hops they equal :func:`scipy.signal.welch`.
+
+Metrics (each an array over instances):
+
+``beta_power_stim``, ``beta_power_baseline``
+    Band power (integral of the PSD over the band, signal units squared) of
+    the model's LFP proxy with stimulation and in the no-stimulation baseline
+    run with the same seed.
+``beta_reduction``
+    ``1 - beta_power_stim / beta_power_baseline`` (1 = all beta removed,
+    0 = none, negative = more beta than without stimulation).
+``teed_j``, ``teed_relative``
+    Total electrical energy delivered (J), and its ratio to continuous
+    stimulation at the reference settings over the same time.
+``time_on_fraction``, ``n_switches``
+    Fraction of time the delivered amplitude was above zero, and the number
+    of on/off transitions.
+``mean_amplitude_ma``
+    Mean delivered amplitude, mA (sampled at the control rate).
+``charge_uc``, ``n_rejected_commands``
+    Total cathodic charge delivered (uC); command values the device ignored
+    for being NaN or infinite.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal as _signal
+
+__all__ = ["METRIC_INFO", "StreamingPSD", "band_power"]
+
+#: Metric name to (units, description).
+METRIC_INFO: dict[str, tuple[str, str]] = {
+    "beta_power_stim": ("signal^2", "band power of the LFP proxy with stimulation"),
+    "beta_power_baseline": ("signal^2", "band power without stimulation, same seed"),
+    "beta_reduction": ("1", "1 - beta_power_stim / beta_power_baseline"),
+    "teed_j": ("J", "total electrical energy delivered"),
+    "teed_relative": ("1", "TEED over that of continuous stimulation at the reference"),
+    "time_on_fraction": ("1", "fraction of time the delivered amplitude was above zero"),
+    "n_switches": ("1", "on/off transitions of the delivered amplitude"),
+    "mean_amplitude_ma": ("mA", "mean delivered amplitude"),
+    "charge_uc": ("uC", "total cathodic charge delivered"),
+    "n_rejected_commands": ("1", "command values ignored for being NaN or infinite"),
+}
+
+
+class StreamingPSD:
+    """Welch power spectral density accumulated chunk by chunk.
+
+    Parameters
+    ----------
+    n : int
+        Batch size.
+    fs_hz : float
+        Sample rate, Hz.
+    segment_s : float
+        Segment length, s (frequency resolution ``1 / segment_s`` Hz).
+    """
+
+    def __init__(self, n: int, fs_hz: float, segment_s: float = 1.0) -> None:
+        self.fs_hz = float(fs_hz)
+        self.nperseg = max(8, int(round(segment_s * fs_hz)))
+        self.hop = self.nperseg // 2
+        self.window = _signal.get_window("hann", self.nperseg)
+        self.scale = 1.0 / (self.fs_hz * np.sum(self.window**2))
+        self.frequency_hz = np.fft.rfftfreq(self.nperseg, 1.0 / self.fs_hz)
+        self._buffer = np.empty((n, 0))
+        self._sum = np.zeros((n, self.frequency_hz.size))
+        self.n_segments = 0
+
+    def feed(self, x: np.ndarray) -> None:
+        """Add samples, shape ``(n, m)``."""
+        buf = np.concatenate([self._buffer, x], axis=1)
+        n_seg = 0 if buf.shape[1] < self.nperseg else 1 + (buf.shape[1] - self.nperseg) // self.hop
+        if n_seg:
+            idx = np.arange(self.nperseg)[None, :] + self.hop * np.arange(n_seg)[:, None]
+            seg = buf[:, idx]  # (n, n_seg, nperseg)
+            seg = seg - seg.mean(axis=-1, keepdims=True)
+            spec = np.abs(np.fft.rfft(seg * self.window, axis=-1)) ** 2
+            self._sum += spec.sum(axis=1)
+            self.n_segments += n_seg
+        self._buffer = buf[:, n_seg * self.hop:]
+
+    def psd(self) -> np.ndarray:
+        """One-sided PSD, shape ``(n, n_freq)``, signal units squared per Hz."""
+        if self.n_segments == 0:
+            return np.full_like(self._sum, np.nan)
+        out = self._sum / self.n_segments * self.scale
+        out[:, 1:] *= 2.0
+        if self.nperseg % 2 == 0:
+            out[:, -1] /= 2.0
+        return out
+
+
+def band_power(frequency_hz: np.ndarray, psd: np.ndarray, band_hz: tuple[float, float]) -> np.ndarray:
+    """Integrate a PSD over a band (rectangle rule over the bins inside it).
+
+    Parameters
+    ----------
+    frequency_hz : ndarray
+        Bin frequencies, Hz.
+    psd : ndarray, shape (n, n_freq)
+        Power spectral density.
+    band_hz : tuple of float
+        Band edges, Hz, inclusive.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    sel = (frequency_hz >= band_hz[0]) & (frequency_hz <= band_hz[1])
+    return psd[:, sel].sum(axis=1) * (frequency_hz[1] - frequency_hz[0])

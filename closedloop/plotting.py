@@ -1,0 +1,433 @@
+"""Figures and text summaries of recorded runs.
+
+:func:`plot_run` draws one instance of a run file (see
+:mod:`closedloop.recording` for the layout) as a four-panel PNG: the LFP, the
+biomarker with its thresholds, the delivered stimulation and the power spectral
+density with and without stimulation. :func:`format_info` is the text behind
+``closedloop info RUN.h5``.
+
+Figures are drawn with matplotlib's object-oriented API on an Agg canvas, so
+nothing here needs a display or changes pyplot's global backend.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from closedloop.recording import RunData, load_run
+
+__all__ = ["format_info", "plot_run"]
+
+#: Default beta band, in Hz, when the run file does not give ``beta_band_hz``.
+DEFAULT_BETA_BAND_HZ: tuple[float, float] = (13.0, 30.0)
+#: Metrics shown in the figure title when present, in this order.
+TITLE_METRICS: tuple[str, ...] = ("beta_reduction", "teed_relative", "time_on_fraction")
+#: Most points drawn per line; longer signals are reduced to a min/max envelope.
+_MAX_POINTS = 20_000
+_NOTE_STYLE = {"ha": "center", "va": "center", "color": "0.45", "fontsize": 10}
+
+
+def _note(ax: Axes, text: str) -> None:
+    """Say in an empty panel why it is empty."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, **_NOTE_STYLE)
+    ax.set_yticks([])
+
+
+def _envelope(
+    t: np.ndarray, y: np.ndarray, max_points: int = _MAX_POINTS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce a long trace to interleaved per-bin minima and maxima.
+
+    Keeps every peak visible (unlike taking every k-th sample) while bounding
+    the number of points drawn.
+    """
+    if y.size <= max_points:
+        return t, y
+    n_bins = max_points // 2
+    per_bin = y.size // n_bins
+    usable = n_bins * per_bin
+    yb = y[:usable].reshape(n_bins, per_bin)
+    tb = t[:usable].reshape(n_bins, per_bin)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bins
+        lo, hi = np.nanmin(yb, axis=1), np.nanmax(yb, axis=1)
+    t_out = np.repeat(tb[:, 0], 2)
+    y_out = np.column_stack([lo, hi]).ravel()
+    return t_out, y_out
+
+
+def _json_attr(value: Any) -> Any:
+    """Decode an attribute that may still be a JSON string."""
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return None
+    return value
+
+
+def _row(values: np.ndarray, instance: int) -> np.ndarray:
+    values = np.asarray(values)
+    return values[instance] if values.ndim >= 2 else values
+
+
+def _instance_value(value: Any, instance: int) -> float | None:
+    """A scalar for one instance from a scalar or per-instance value."""
+    arr = np.asarray(value, dtype=float) if value is not None else None
+    if arr is None:
+        return None
+    if arr.ndim == 0:
+        out = float(arr)
+    elif arr.ndim == 1 and arr.size > instance:
+        out = float(arr[instance])
+    else:
+        return None
+    return out if np.isfinite(out) else None
+
+
+def _units(run: RunData, name: str, default: str = "") -> str:
+    return str(run.timeseries_attrs.get(name, {}).get("units", default))
+
+
+def _label(quantity: str, units: str) -> str:
+    return f"{quantity} ({units})" if units and units != "1" else quantity
+
+
+def _beta_band(run: RunData) -> tuple[float, float]:
+    band = _json_attr(run.attrs.get("beta_band_hz"))
+    try:
+        lo, hi = (float(x) for x in np.asarray(band, dtype=float).ravel())
+    except (TypeError, ValueError):
+        return DEFAULT_BETA_BAND_HZ
+    return (lo, hi) if 0 <= lo < hi else DEFAULT_BETA_BAND_HZ
+
+
+def _title(run: RunData, instance: int) -> str:
+    config = run.config if isinstance(run.config, dict) else {}
+    controller = config.get("controller")
+    model = config.get("model")
+    controller_name = controller.get("name", "?") if isinstance(controller, dict) else "?"
+    model_name = model.get("name", "?") if isinstance(model, dict) else "?"
+    head = f"controller: {controller_name}    model: {model_name}    instance {instance}"
+    if run.status and run.status != "complete":
+        head += f"    [{run.status}]"
+    parts = []
+    for name in TITLE_METRICS:
+        if name not in run.metrics:
+            continue
+        value = _instance_value(run.metrics[name], instance)
+        if value is None:
+            continue
+        units = run.metric_units.get(name, "")
+        suffix = f" {units}" if units and units != "1" else ""
+        parts.append(f"{name} = {value:.3g}{suffix}")
+    return head + ("\n" + "    ".join(parts) if parts else "")
+
+
+def _plot_lfp(ax: Axes, run: RunData, instance: int) -> None:
+    ax.set_title("(a) LFP", loc="left", fontsize=10)
+    if "lfp" not in run.timeseries:
+        _note(ax, "no timeseries/lfp in this file")
+        return
+    units = _units(run, "lfp")
+    ax.plot(
+        *_envelope(run.time("lfp"), _row(run.timeseries["lfp"], instance)),
+        color="C0",
+        lw=0.6,
+        label="LFP",
+    )
+    if "lfp_sensed" in run.timeseries:
+        sensed_units = _units(run, "lfp_sensed")
+        label = "sensed" if sensed_units == units else f"sensed ({sensed_units})"
+        ax.plot(
+            *_envelope(run.time("lfp_sensed"), _row(run.timeseries["lfp_sensed"], instance)),
+            color="C1",
+            lw=0.6,
+            alpha=0.5,
+            label=label,
+        )
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_ylabel(_label("LFP", units))
+
+
+def _plot_biomarker(ax: Axes, run: RunData, instance: int) -> None:
+    ax.set_title("(b) biomarker", loc="left", fontsize=10)
+    if "biomarker" not in run.timeseries:
+        _note(ax, "no timeseries/biomarker in this file")
+        return
+    ax.plot(
+        *_envelope(run.time("biomarker"), _row(run.timeseries["biomarker"], instance)),
+        color="C2",
+        lw=0.8,
+        label="biomarker",
+    )
+    thresholds = _json_attr(run.attrs.get("thresholds"))
+    if isinstance(thresholds, dict):
+        styles = ("--", ":", "-.")
+        for i, (name, value) in enumerate(thresholds.items()):
+            level = _instance_value(value, instance)
+            if level is None:
+                continue
+            ax.axhline(
+                level, color="C3", ls=styles[i % len(styles)], lw=1.0, label=f"{name} = {level:.3g}"
+            )
+    ax.legend(loc="best", fontsize=8)
+    ax.set_ylabel(_label("biomarker", _units(run, "biomarker")))
+
+
+def _plot_stimulation(ax: Axes, run: RunData, instance: int) -> None:
+    ax.set_title("(c) delivered stimulation", loc="left", fontsize=10)
+    if "amplitude" not in run.timeseries:
+        _note(ax, "no timeseries/amplitude in this file")
+        return
+    amplitude_units = _units(run, "amplitude", "mA")
+    lines = ax.plot(
+        *_envelope(run.time("amplitude"), _row(run.timeseries["amplitude"], instance)),
+        color="C4",
+        lw=0.9,
+        drawstyle="steps-post",
+        label="amplitude",
+    )
+    ax.set_ylabel(_label("amplitude", amplitude_units))
+    name = next((k for k in ("frequency", "frequency_hz") if k in run.timeseries), None)
+    if name is not None:
+        freq = _row(run.timeseries[name], instance)
+        freq_units = _units(run, name, "Hz")
+        finite = freq[np.isfinite(freq)]
+        if finite.size and np.ptp(finite) > 0:
+            twin = ax.twinx()
+            lines += twin.plot(
+                *_envelope(run.time(name), freq),
+                color="C1",
+                lw=1.0,
+                ls="--",
+                drawstyle="steps-post",
+                label="frequency",
+            )
+            twin.set_ylabel(_label("frequency", freq_units), color="C1")
+            twin.tick_params(axis="y", colors="C1")
+        elif finite.size:
+            lines[0].set_label(f"amplitude (frequency {finite[0]:g} {freq_units})")
+    ax.legend(handles=lines, loc="best", fontsize=8)
+
+
+def _plot_psd(ax: Axes, run: RunData, instance: int, max_frequency_hz: float | None) -> None:
+    ax.set_title("(d) power spectral density", loc="left", fontsize=10)
+    ax.set_xlabel("frequency (Hz)")
+    freq = run.arrays.get("spectra/frequency_hz")
+    curves = [
+        (key, label, color)
+        for key, label, color in (
+            ("spectra/psd_stim", "with stimulation", "C0"),
+            ("spectra/psd_baseline", "no stimulation", "0.3"),
+        )
+        if key in run.arrays
+    ]
+    if freq is None or not curves:
+        _note(ax, "no spectra in this file")
+        ax.set_xticks([])
+        return
+    f = _row(freq, instance)
+    drawn = False
+    for key, label, color in curves:
+        psd = _row(run.arrays[key], instance)
+        if psd.shape != f.shape:
+            continue
+        positive = np.where(psd > 0, psd, np.nan)
+        ax.plot(f, positive, color=color, lw=1.0, label=label)
+        drawn = drawn or bool(np.isfinite(positive).any())
+    if not drawn:
+        _note(ax, "spectra present but empty or of mismatched shape")
+        return
+    ax.set_yscale("log")
+    lo, hi = _beta_band(run)
+    ax.axvspan(lo, hi, color="C3", alpha=0.12, lw=0, label=f"beta band {lo:g}-{hi:g} Hz")
+    f_max = float(np.nanmax(f))
+    if max_frequency_hz is not None:
+        f_max = min(f_max, float(max_frequency_hz))
+    ax.set_xlim(max(0.0, float(np.nanmin(f))), f_max)
+    units = run.array_attrs.get("spectra/psd_stim", {}).get("units", "")
+    ax.set_ylabel(_label("PSD", units))
+    ax.legend(loc="upper right", fontsize=8)
+
+
+def plot_run(
+    run: RunData | str | Path,
+    out: str | Path | None = None,
+    *,
+    instance: int = 0,
+    max_frequency_hz: float | None = 200.0,
+) -> Path:
+    """Draw one instance of a run as a four-panel PNG.
+
+    Panels, top to bottom: (a) ``timeseries/lfp`` (and ``lfp_sensed``,
+    lighter); (b) ``timeseries/biomarker`` with a line per threshold in the
+    root attribute ``thresholds``; (c) ``timeseries/amplitude`` (delivered,
+    mA), with ``timeseries/frequency`` on a twin axis when it varies; (d)
+    ``spectra/psd_stim`` and ``spectra/psd_baseline`` against
+    ``spectra/frequency_hz`` on a log axis, the beta band (root attribute
+    ``beta_band_hz``, default 13-30 Hz) shaded. A panel whose data is missing
+    says so instead of failing.
+
+    Parameters
+    ----------
+    run : RunData or str or pathlib.Path
+        Loaded run, or the path of a run file.
+    out : str or pathlib.Path, optional
+        PNG to write; default the run file's path with suffix ``.png``.
+    instance : int, optional
+        Instance (batch index) to draw.
+    max_frequency_hz : float or None, optional
+        Upper limit of the PSD panel's frequency axis, in Hz; ``None`` for
+        the whole spectrum.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    if not isinstance(run, RunData):
+        run = load_run(run)
+    n = run.n_instances
+    if not 0 <= instance < n:
+        raise IndexError(f"instance {instance} out of range: {run.path} has {n} instance(s)")
+    out_path = Path(out) if out is not None else Path(run.path).with_suffix(".png")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+
+    fig = Figure(figsize=(10, 11), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_lfp = fig.add_subplot(4, 1, 1)
+    ax_bio = fig.add_subplot(4, 1, 2, sharex=ax_lfp)
+    ax_stim = fig.add_subplot(4, 1, 3, sharex=ax_lfp)
+    ax_psd = fig.add_subplot(4, 1, 4)
+
+    _plot_lfp(ax_lfp, run, instance)
+    _plot_biomarker(ax_bio, run, instance)
+    _plot_stimulation(ax_stim, run, instance)
+    ax_stim.set_xlabel("time (s)")
+    _plot_psd(ax_psd, run, instance, max_frequency_hz)
+    for ax in (ax_lfp, ax_bio):
+        ax.tick_params(labelbottom=False)
+    for ax in (ax_lfp, ax_bio, ax_stim, ax_psd):
+        ax.grid(True, alpha=0.25)
+    fig.suptitle(_title(run, instance), fontsize=11)
+    fig.savefig(out_path, format="png", dpi=110)
+    return out_path
+
+
+def _fmt(value: float) -> str:
+    return "nan" if not np.isfinite(value) else f"{value:.4g}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    lines = []
+    for i, row in enumerate([header, *rows]):
+        cells = [
+            str(c).ljust(w) if j < 2 else str(c).rjust(w)
+            for j, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append(indent + "  ".join(cells).rstrip())
+        if i == 0:
+            lines.append(indent + "  ".join("-" * w for w in widths))
+    return lines
+
+
+def format_info(run: RunData) -> str:
+    """Describe a run file as text, for ``closedloop info RUN.h5``.
+
+    Parameters
+    ----------
+    run : RunData
+        Loaded run.
+
+    Returns
+    -------
+    str
+        File, status, versions, creation time, seed, number of instances,
+        provenance, the config as YAML, the time series (shape, units,
+        sampling rate), other arrays, and a metrics table (units, mean, min,
+        max over instances, and each instance's value when there are at most
+        eight).
+    """
+    attrs = run.attrs
+    n = run.n_instances
+    status = run.status
+    if attrs.get("message"):
+        status += f" ({attrs['message']})"
+    lines = [
+        f"file: {run.path}",
+        f"status: {status}",
+        f"format version: {attrs.get('format_version', '?')}",
+        f"closedloop version: {attrs.get('closedloop_version', '?')}",
+        f"created: {attrs.get('created', '?')}",
+    ]
+    if "finished" in attrs:
+        lines.append(f"finished: {attrs['finished']}")
+    lines += [f"seed: {attrs.get('seed', '?')}", f"instances: {n}"]
+
+    provenance = attrs.get("provenance")
+    lines.append("provenance:")
+    if isinstance(provenance, dict) and provenance:
+        lines += [f"  {key}: {value}" for key, value in provenance.items()]
+    else:
+        lines.append("  (none)")
+
+    lines.append("config:")
+    config_yaml = yaml.safe_dump(run.config, sort_keys=False, default_flow_style=False)
+    lines += ["  " + line for line in config_yaml.rstrip("\n").splitlines()]
+
+    lines.append("timeseries:")
+    if run.timeseries:
+        rows = []
+        for name, values in run.timeseries.items():
+            ts_attrs = run.timeseries_attrs.get(name, {})
+            rate = ts_attrs.get("sampling_rate_hz", ts_attrs.get("sampling_rate", float("nan")))
+            rows.append([name, ts_attrs.get("units", ""), str(values.shape), f"{float(rate):g} Hz"])
+        lines += _table(["name", "units", "shape", "rate"], rows)
+    else:
+        lines.append("  (none)")
+
+    if run.arrays:
+        lines.append("arrays:")
+        rows = [
+            [key, str(run.array_attrs.get(key, {}).get("units", "")), str(values.shape)]
+            for key, values in run.arrays.items()
+        ]
+        lines += _table(["path", "units", "shape"], rows)
+
+    lines.append("metrics:")
+    if run.metrics:
+        per_instance = n <= 8
+        header = ["metric", "units", "mean", "min", "max"]
+        if per_instance:
+            header += [f"[{i}]" for i in range(n)]
+        rows = []
+        for name, values in run.metrics.items():
+            values = np.asarray(values, dtype=float)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN metric
+                stats = [np.nanmean(values), np.nanmin(values), np.nanmax(values)]
+            row = [name, run.metric_units.get(name, "")] + [_fmt(v) for v in stats]
+            if per_instance:
+                if values.ndim == 1 and values.size == n:
+                    row += [_fmt(v) for v in values]
+                else:
+                    row += ["-"] * n
+            rows.append(row)
+        lines += _table(header, rows)
+    else:
+        lines.append("  (none)")
+    return "\n".join(lines) + "\n"

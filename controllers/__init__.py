@@ -1,0 +1,29 @@
+"""Closed-loop controllers, importable as ``closedloop.controllers``.
+
+The built-in controllers follow the adaptive deep brain stimulation
+literature; :data:`BUILTIN_CONTROLLERS` maps each registry name (as used in an
+experiment file) to its class. A user's own controller subclasses
+:class:`Controller` and can be checked with
+:func:`closedloop.conformance.check_controller`.
+"""
+
+from closedloop.controllers.base import COMMAND_KEYS, Controller
+from closedloop.controllers.dual_threshold import DualThreshold
+from closedloop.controllers.on_off import OnOff
+from closedloop.controllers.open_loop import OpenLoop
+from closedloop.controllers.pid import PID
+
+__all__ = [
+    "BUILTIN_CONTROLLERS",
+    "COMMAND_KEYS",
+    "PID",
+    "Controller",
+    "DualThreshold",
+    "OnOff",
+    "OpenLoop",
+]
+
+#: Registry name to class of every built-in controller.
+BUILTIN_CONTROLLERS: dict[str, type[Controller]] = {
+    cls.name: cls for cls in (OpenLoop, OnOff, DualThreshold, PID)
+}

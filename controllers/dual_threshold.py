@@ -1,0 +1,227 @@
+"""Dual-threshold adaptive deep brain stimulation, after Velisar et al. 2019.
+
+The amplitude ramps up while the biomarker is above an upper threshold, ramps
+down while it is below a lower threshold, and holds in the band between them.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+
+from closedloop.controllers.base import Controller
+
+__all__ = ["DualThreshold"]
+
+
+def _real(name: str, value: object, unit: str, sign: str = "any") -> float:
+    """Return ``value`` as a float, or raise ValueError naming the parameter.
+
+    ``sign`` is ``"any"``, ``"non-negative"`` or ``"positive"``.
+    """
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    x = float(value) if ok else math.nan
+    if not math.isfinite(x) or (sign == "non-negative" and x < 0) or (sign == "positive" and x <= 0):
+        kind = "finite number" if sign == "any" else f"finite {sign} number"
+        raise ValueError(f"{name} must be a {kind} of {unit}, got {value!r}.")
+    return x
+
+
+class DualThreshold(Controller):
+    """Ramp the amplitude up above one threshold and down below another.
+
+    Parameters
+    ----------
+    lower_threshold : float, default 1.0
+        Biomarker level, in the biomarker's units, below which the amplitude
+        ramps down.
+    upper_threshold : float, default 1.5
+        Biomarker level, in the biomarker's units, above which the amplitude
+        ramps up; at least ``lower_threshold``.
+    ramp_up_ma_per_s : float, default 0.5
+        Rate in mA/s at which the amplitude rises above the upper threshold,
+        non-negative.
+    ramp_down_ma_per_s : float, default 0.5
+        Rate in mA/s at which the amplitude falls below the lower threshold,
+        non-negative.
+    min_amplitude_ma : float, default 0.0
+        Lowest amplitude in mA, non-negative; also the amplitude after
+        :meth:`reset`.
+    max_amplitude_ma : float, default 3.0
+        Highest amplitude in mA, at least ``min_amplitude_ma``.
+    frequency_hz : float, default 130.0
+        Pulse frequency in Hz, positive.
+    pulse_width_us : float, default 60.0
+        Pulse width in microseconds, positive.
+
+    Attributes
+    ----------
+    n_ : int
+        Batch size given to :meth:`reset`.
+    amplitude_ma_ : ndarray of shape (n,)
+        Amplitude in mA commanded at the last update (``min_amplitude_ma``
+        after :meth:`reset`).
+    t_prev_ : float
+        Time in seconds of the last update (0 after :meth:`reset`).
+
+    Notes
+    -----
+    At each update, with ``dt`` the time since the previous update, each
+    instance's amplitude ``A`` becomes
+
+    * ``min(A + ramp_up_ma_per_s * dt, max_amplitude_ma)`` if
+      ``biomarker > upper_threshold``,
+    * ``max(A - ramp_down_ma_per_s * dt, min_amplitude_ma)`` if
+      ``biomarker < lower_threshold``,
+    * ``A`` otherwise (the dead band, which includes both thresholds and a
+      NaN biomarker).
+
+    The default thresholds suit a biomarker normalised to its median level
+    and the default rates are illustrative; Velisar et al. set both
+    thresholds and ramp rates for each patient. The dead band between the
+    thresholds avoids the rapid switching of a single threshold.
+
+    Frequency and pulse-width commands are the same read-only arrays on
+    every call; the amplitude array is new on every call and belongs to the
+    caller. Parameter values are checked by :meth:`reset`.
+
+    References
+    ----------
+    .. [1] Velisar A., Syrkin-Nikolau J., Blumenfeld Z., Trager M.H.,
+       Afzal M.F., Prabhakar V., Bronte-Stewart H. (2019). Dual threshold
+       neural closed loop deep brain stimulation in Parkinson disease
+       patients. Brain Stimulation 12(4):868-876.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = DualThreshold(lower_threshold=1.0, upper_threshold=2.0, ramp_up_ma_per_s=1.0)
+    >>> c.reset(3, np.random.default_rng(0))
+    >>> c.update(0.5, {"biomarker": np.array([0.5, 1.5, 2.5])})["amplitude_ma"]
+    array([0. , 0. , 0.5])
+    """
+
+    name: ClassVar[str] = "dual_threshold"
+    references: ClassVar[tuple[str, ...]] = (
+        "Velisar A. et al. (2019). Dual threshold neural closed loop deep brain "
+        "stimulation in Parkinson disease patients. Brain Stimulation 12(4):868-876.",
+    )
+
+    def __init__(
+        self,
+        *,
+        lower_threshold: float = 1.0,
+        upper_threshold: float = 1.5,
+        ramp_up_ma_per_s: float = 0.5,
+        ramp_down_ma_per_s: float = 0.5,
+        min_amplitude_ma: float = 0.0,
+        max_amplitude_ma: float = 3.0,
+        frequency_hz: float = 130.0,
+        pulse_width_us: float = 60.0,
+    ) -> None:
+        self.lower_threshold = lower_threshold
+        self.upper_threshold = upper_threshold
+        self.ramp_up_ma_per_s = ramp_up_ma_per_s
+        self.ramp_down_ma_per_s = ramp_down_ma_per_s
+        self.min_amplitude_ma = min_amplitude_ma
+        self.max_amplitude_ma = max_amplitude_ma
+        self.frequency_hz = frequency_hz
+        self.pulse_width_us = pulse_width_us
+
+    def reset(self, n: int, rng: np.random.Generator) -> None:
+        """Check the parameters and set every instance to ``min_amplitude_ma``.
+
+        Parameters
+        ----------
+        n : int
+            Batch size.
+        rng : numpy.random.Generator
+            Unused: the controller is deterministic.
+
+        Raises
+        ------
+        ValueError
+            If a parameter is out of its range, ``lower_threshold`` exceeds
+            ``upper_threshold`` or ``min_amplitude_ma`` exceeds
+            ``max_amplitude_ma``.
+        """
+        units = "the biomarker's units"
+        lower = _real("lower_threshold", self.lower_threshold, units)
+        upper = _real("upper_threshold", self.upper_threshold, units)
+        up_rate = _real("ramp_up_ma_per_s", self.ramp_up_ma_per_s, "mA/s", "non-negative")
+        down_rate = _real("ramp_down_ma_per_s", self.ramp_down_ma_per_s, "mA/s", "non-negative")
+        low = _real("min_amplitude_ma", self.min_amplitude_ma, "mA", "non-negative")
+        high = _real("max_amplitude_ma", self.max_amplitude_ma, "mA", "non-negative")
+        frequency_hz = _real("frequency_hz", self.frequency_hz, "Hz", "positive")
+        pulse_width_us = _real("pulse_width_us", self.pulse_width_us, "microseconds", "positive")
+        if lower > upper:
+            raise ValueError(
+                f"lower_threshold ({lower!r}) must not exceed upper_threshold ({upper!r})."
+            )
+        if low > high:
+            raise ValueError(
+                f"min_amplitude_ma ({low!r}) must not exceed max_amplitude_ma ({high!r})."
+            )
+        super().reset(n, rng)
+        self.amplitude_ma_ = np.full(self.n_, low)
+        self.t_prev_ = 0.0
+        self._rates = np.array([-down_rate, 0.0, up_rate, 0.0])
+        # searchsorted(edges, b, "right") classifies each biomarker value:
+        # 0 for b < lower, 1 for lower <= b <= upper, 2 for b > upper and
+        # 3 for NaN (sorted last); _steps holds the amplitude step of each.
+        self._edges = np.array([lower, np.nextafter(upper, math.inf), math.nan])
+        self._steps = np.zeros(4)
+        self._dt = math.nan
+        self._low = np.full(self.n_, low)
+        self._high = np.full(self.n_, high)
+        self._frequency = np.full(self.n_, frequency_hz)
+        self._pulse_width = np.full(self.n_, pulse_width_us)
+        self._frequency.flags.writeable = False
+        self._pulse_width.flags.writeable = False
+
+    def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Ramp, hold or lower each instance's amplitude.
+
+        Parameters
+        ----------
+        t : float
+            Time in seconds at the end of the control period just sensed.
+        features : mapping of str to ndarray
+            Must contain ``biomarker``, shape ``(n,)``.
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``amplitude_ma``, ``frequency_hz`` and ``pulse_width_us``, shape ``(n,)``.
+        """
+        dt = t - self.t_prev_
+        self.t_prev_ = t
+        if dt != self._dt:  # recompute the steps only when the period changes
+            self._dt = dt
+            np.multiply(self._rates, dt if dt > 0 else 0.0, self._steps)
+        amp = self.amplitude_ma_
+        np.add(amp, self._steps.take(self._edges.searchsorted(features["biomarker"], "right")), amp)
+        np.minimum(amp, self._high, amp)
+        np.maximum(amp, self._low, amp)
+        return {
+            "amplitude_ma": amp.copy(),
+            "frequency_hz": self._frequency,
+            "pulse_width_us": self._pulse_width,
+        }
+
+    def thresholds(self) -> dict[str, float]:
+        """Return both thresholds.
+
+        Returns
+        -------
+        dict of str to float
+            ``lower_threshold`` and ``upper_threshold`` in the biomarker's units.
+        """
+        return {
+            "lower_threshold": float(self.lower_threshold),
+            "upper_threshold": float(self.upper_threshold),
+        }

@@ -1,0 +1,197 @@
+"""Single-threshold (on-off) adaptive deep brain stimulation, after Little et al. 2013.
+
+Stimulation is ramped on while the biomarker is above a threshold and ramped
+off while it is at or below it.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+
+from closedloop.controllers.base import Controller
+
+__all__ = ["OnOff"]
+
+
+def _real(name: str, value: object, unit: str, sign: str = "any") -> float:
+    """Return ``value`` as a float, or raise ValueError naming the parameter.
+
+    ``sign`` is ``"any"``, ``"non-negative"`` or ``"positive"``.
+    """
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    x = float(value) if ok else math.nan
+    if not math.isfinite(x) or (sign == "non-negative" and x < 0) or (sign == "positive" and x <= 0):
+        kind = "finite number" if sign == "any" else f"finite {sign} number"
+        raise ValueError(f"{name} must be a {kind} of {unit}, got {value!r}.")
+    return x
+
+
+class OnOff(Controller):
+    """Switch stimulation on above a biomarker threshold, with ramped transitions.
+
+    Parameters
+    ----------
+    threshold : float, default 1.0
+        Biomarker level, in the biomarker's units, above which stimulation is
+        switched on. The default suits a biomarker normalised to its median
+        level; Little et al. set it at the 75th percentile of the beta
+        amplitude recorded without stimulation.
+    amplitude_ma : float, default 2.0
+        Amplitude in mA when stimulation is fully on, non-negative.
+    frequency_hz : float, default 130.0
+        Pulse frequency in Hz, positive.
+    pulse_width_us : float, default 60.0
+        Pulse width in microseconds, positive.
+    ramp_time_s : float, default 0.25
+        Time in seconds for the commanded amplitude to go from 0 to
+        ``amplitude_ma`` (and back), non-negative; 0 switches instantly.
+
+    Attributes
+    ----------
+    n_ : int
+        Batch size given to :meth:`reset`.
+    amplitude_ma_ : ndarray of shape (n,)
+        Amplitude in mA commanded at the last update (0 after :meth:`reset`).
+    t_prev_ : float
+        Time in seconds of the last update (0 after :meth:`reset`).
+
+    Notes
+    -----
+    At each update, with ``dt`` the time since the previous update, the
+    commanded amplitude of each instance moves towards ``amplitude_ma`` when
+    ``biomarker > threshold`` and towards 0 otherwise, by at most
+    ``amplitude_ma * dt / ramp_time_s``. It starts at 0, so after ``k``
+    periods above threshold it is ``min(k * dt / ramp_time_s, 1) * amplitude_ma``.
+    A NaN biomarker counts as below threshold (stimulation ramps off).
+
+    The ramp is the controller's own, as in Little et al. (250 ms on and
+    off); the device applies its own ramp-rate limit on top. No minimum on
+    time or hysteresis is applied: see ``DualThreshold`` for a dead band.
+
+    Frequency and pulse-width commands are the same read-only arrays on
+    every call; the amplitude array is new on every call and belongs to the
+    caller. Parameter values are checked by :meth:`reset`.
+
+    References
+    ----------
+    .. [1] Little S., Pogosyan A., Neal S., Zavala B., Zrinzo L., Hariz M.,
+       Foltynie T., Limousin P., Ashkan K., FitzGerald J., Green A.L.,
+       Aziz T.Z., Brown P. (2013). Adaptive deep brain stimulation in advanced
+       Parkinson disease. Annals of Neurology 74(3):449-457.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = OnOff(threshold=1.0, amplitude_ma=2.0, ramp_time_s=0.25)
+    >>> c.reset(1, np.random.default_rng(0))
+    >>> c.update(0.05, {"biomarker": np.array([3.0])})["amplitude_ma"]
+    array([0.4])
+    """
+
+    name: ClassVar[str] = "on_off"
+    references: ClassVar[tuple[str, ...]] = (
+        "Little S. et al. (2013). Adaptive deep brain stimulation in advanced "
+        "Parkinson disease. Annals of Neurology 74(3):449-457.",
+    )
+
+    def __init__(
+        self,
+        *,
+        threshold: float = 1.0,
+        amplitude_ma: float = 2.0,
+        frequency_hz: float = 130.0,
+        pulse_width_us: float = 60.0,
+        ramp_time_s: float = 0.25,
+    ) -> None:
+        self.threshold = threshold
+        self.amplitude_ma = amplitude_ma
+        self.frequency_hz = frequency_hz
+        self.pulse_width_us = pulse_width_us
+        self.ramp_time_s = ramp_time_s
+
+    def reset(self, n: int, rng: np.random.Generator) -> None:
+        """Check the parameters and switch every instance off.
+
+        Parameters
+        ----------
+        n : int
+            Batch size.
+        rng : numpy.random.Generator
+            Unused: the controller is deterministic.
+
+        Raises
+        ------
+        ValueError
+            If a parameter is out of its range.
+        """
+        threshold = _real("threshold", self.threshold, "the biomarker's units")
+        amplitude_ma = _real("amplitude_ma", self.amplitude_ma, "mA", "non-negative")
+        frequency_hz = _real("frequency_hz", self.frequency_hz, "Hz", "positive")
+        pulse_width_us = _real("pulse_width_us", self.pulse_width_us, "microseconds", "positive")
+        ramp_time_s = _real("ramp_time_s", self.ramp_time_s, "s", "non-negative")
+        super().reset(n, rng)
+        self.amplitude_ma_ = np.zeros(self.n_)
+        self.t_prev_ = 0.0
+        # Ramp rate in mA/s; infinite for an instant switch.
+        self._rate = amplitude_ma / ramp_time_s if ramp_time_s > 0 else math.inf
+        # searchsorted(edges, b, "right") classifies each biomarker value:
+        # 0 for b <= threshold, 1 for b > threshold, 2 for NaN (sorted last).
+        self._edges = np.array([np.nextafter(threshold, math.inf), math.nan])
+        # Amplitude step (mA) for each class, set for the period in _dt.
+        self._steps = np.zeros(3)
+        self._dt = math.nan
+        self._zero = np.zeros(self.n_)
+        self._full = np.full(self.n_, amplitude_ma)
+        self._frequency = np.full(self.n_, frequency_hz)
+        self._pulse_width = np.full(self.n_, pulse_width_us)
+        self._frequency.flags.writeable = False
+        self._pulse_width.flags.writeable = False
+
+    def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Ramp each instance's amplitude towards on or off.
+
+        Parameters
+        ----------
+        t : float
+            Time in seconds at the end of the control period just sensed.
+        features : mapping of str to ndarray
+            Must contain ``biomarker``, shape ``(n,)``.
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``amplitude_ma``, ``frequency_hz`` and ``pulse_width_us``, shape ``(n,)``.
+        """
+        dt = t - self.t_prev_
+        self.t_prev_ = t
+        if dt != self._dt:  # recompute the steps only when the period changes
+            self._dt = dt
+            step = self._rate * dt if dt > 0 else 0.0
+            steps = self._steps
+            steps[0] = -step
+            steps[1] = step
+            steps[2] = -step
+        amp = self.amplitude_ma_
+        np.add(amp, self._steps.take(self._edges.searchsorted(features["biomarker"], "right")), amp)
+        np.minimum(amp, self._full, amp)
+        np.maximum(amp, self._zero, amp)
+        return {
+            "amplitude_ma": amp.copy(),
+            "frequency_hz": self._frequency,
+            "pulse_width_us": self._pulse_width,
+        }
+
+    def thresholds(self) -> dict[str, float]:
+        """Return the switching threshold.
+
+        Returns
+        -------
+        dict of str to float
+            ``{"threshold": threshold}`` in the biomarker's units.
+        """
+        return {"threshold": float(self.threshold)}

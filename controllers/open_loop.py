@@ -1,0 +1,140 @@
+"""Open-loop (continuous) deep brain stimulation.
+
+The reference every closed-loop controller is compared with: the same
+stimulation on every control period, whatever the biomarker does.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+
+from closedloop.controllers.base import Controller
+
+__all__ = ["OpenLoop"]
+
+
+def _real(name: str, value: object, unit: str, sign: str = "any") -> float:
+    """Return ``value`` as a float, or raise ValueError naming the parameter.
+
+    ``sign`` is ``"any"``, ``"non-negative"`` or ``"positive"``.
+    """
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    x = float(value) if ok else math.nan
+    if not math.isfinite(x) or (sign == "non-negative" and x < 0) or (sign == "positive" and x <= 0):
+        kind = "finite number" if sign == "any" else f"finite {sign} number"
+        raise ValueError(f"{name} must be a {kind} of {unit}, got {value!r}.")
+    return x
+
+
+class OpenLoop(Controller):
+    """Continuous stimulation at a fixed amplitude, frequency and pulse width.
+
+    Parameters
+    ----------
+    amplitude_ma : float, default 2.0
+        Stimulation amplitude in mA, non-negative.
+    frequency_hz : float, default 130.0
+        Pulse frequency in Hz, positive.
+    pulse_width_us : float, default 60.0
+        Pulse width in microseconds, positive.
+
+    Attributes
+    ----------
+    n_ : int
+        Batch size given to :meth:`reset`.
+    command_ : dict of str to ndarray
+        The command returned by every call of :meth:`update`: read-only
+        arrays of shape ``(n,)`` created by :meth:`reset`.
+
+    Notes
+    -----
+    The controller reads no feature. :meth:`update` returns the same
+    read-only arrays on every call (in a new dict), so it costs almost
+    nothing; a caller that wants to modify a command must copy it first.
+    Parameter values are checked by :meth:`reset`, not by ``__init__``.
+
+    References
+    ----------
+    .. [1] Benabid A.L., Pollak P., Gervason C., Hoffmann D., Gao D.M.,
+       Hommel M., Perret J.E., de Rougemont J. (1991). Long-term suppression
+       of tremor by chronic stimulation of the ventral intermediate thalamic
+       nucleus. The Lancet 337(8738):403-406.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = OpenLoop(amplitude_ma=1.5)
+    >>> c.reset(2, np.random.default_rng(0))
+    >>> c.update(0.001, {"biomarker": np.zeros(2)})["amplitude_ma"]
+    array([1.5, 1.5])
+    """
+
+    name: ClassVar[str] = "open_loop"
+    required_features: ClassVar[tuple[str, ...]] = ()
+    references: ClassVar[tuple[str, ...]] = (
+        "Benabid A.L. et al. (1991). Long-term suppression of tremor by chronic "
+        "stimulation of the ventral intermediate thalamic nucleus. "
+        "The Lancet 337(8738):403-406.",
+    )
+
+    def __init__(
+        self,
+        *,
+        amplitude_ma: float = 2.0,
+        frequency_hz: float = 130.0,
+        pulse_width_us: float = 60.0,
+    ) -> None:
+        self.amplitude_ma = amplitude_ma
+        self.frequency_hz = frequency_hz
+        self.pulse_width_us = pulse_width_us
+
+    def reset(self, n: int, rng: np.random.Generator) -> None:
+        """Check the parameters and build the constant command.
+
+        Parameters
+        ----------
+        n : int
+            Batch size.
+        rng : numpy.random.Generator
+            Unused: the controller is deterministic.
+
+        Raises
+        ------
+        ValueError
+            If a parameter is out of its range.
+        """
+        amplitude_ma = _real("amplitude_ma", self.amplitude_ma, "mA", "non-negative")
+        frequency_hz = _real("frequency_hz", self.frequency_hz, "Hz", "positive")
+        pulse_width_us = _real("pulse_width_us", self.pulse_width_us, "microseconds", "positive")
+        super().reset(n, rng)
+        command = {
+            "amplitude_ma": np.full(self.n_, amplitude_ma),
+            "frequency_hz": np.full(self.n_, frequency_hz),
+            "pulse_width_us": np.full(self.n_, pulse_width_us),
+        }
+        for value in command.values():
+            value.flags.writeable = False
+        self.command_ = command
+
+    def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Return the fixed command.
+
+        Parameters
+        ----------
+        t : float
+            Time in seconds at the end of the control period (unused).
+        features : mapping of str to ndarray
+            Biomarker features (unused).
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``amplitude_ma``, ``frequency_hz`` and ``pulse_width_us``, read-only
+            arrays of shape ``(n,)``.
+        """
+        return dict(self.command_)

@@ -1,0 +1,263 @@
+"""Proportional-integral-derivative amplitude control, after Fleming et al. 2020.
+
+The amplitude follows ``kp * e + ki * integral(e dt) + kd * de/dt`` of the
+error between the biomarker and a set point, within amplitude bounds, with
+conditional integration against integrator windup.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+
+from closedloop.controllers.base import Controller
+
+__all__ = ["PID"]
+
+
+def _real(name: str, value: object, unit: str, sign: str = "any") -> float:
+    """Return ``value`` as a float, or raise ValueError naming the parameter.
+
+    ``sign`` is ``"any"``, ``"non-negative"`` or ``"positive"``.
+    """
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    x = float(value) if ok else math.nan
+    if not math.isfinite(x) or (sign == "non-negative" and x < 0) or (sign == "positive" and x <= 0):
+        kind = "finite number" if sign == "any" else f"finite {sign} number"
+        raise ValueError(f"{name} must be a {kind} of {unit}, got {value!r}.")
+    return x
+
+
+class PID(Controller):
+    """PID control of the amplitude towards a biomarker set point.
+
+    Parameters
+    ----------
+    setpoint : float, default 1.0
+        Target biomarker level, in the biomarker's units.
+    kp : float, default 1.0
+        Proportional gain in mA per biomarker unit.
+    ki : float, default 5.0
+        Integral gain in mA per biomarker unit per second.
+    kd : float, default 0.0
+        Derivative gain in mA s per biomarker unit.
+    min_amplitude_ma : float, default 0.0
+        Lowest amplitude in mA, non-negative.
+    max_amplitude_ma : float, default 3.0
+        Highest amplitude in mA, at least ``min_amplitude_ma``.
+    frequency_hz : float, default 130.0
+        Pulse frequency in Hz, positive.
+    pulse_width_us : float, default 60.0
+        Pulse width in microseconds, positive.
+
+    Attributes
+    ----------
+    n_ : int
+        Batch size given to :meth:`reset`.
+    integral_ma_ : ndarray of shape (n,)
+        Integral term ``ki * integral(e dt)`` in mA, after anti-windup
+        (0 after :meth:`reset`).
+    error_prev_ : ndarray of shape (n,) or None
+        Error at the last update, kept for the derivative term when
+        ``kd != 0`` (None after :meth:`reset`).
+    t_prev_ : float
+        Time in seconds of the last update (0 after :meth:`reset`).
+
+    Notes
+    -----
+    With ``e = biomarker - setpoint`` and ``dt`` the time since the previous
+    update, each update computes
+
+    .. math::
+
+        P = k_p e + k_d (e - e_{prev}) / dt, \\qquad
+        I \\leftarrow I + k_i e \\, dt, \\qquad
+        A = \\min(\\max(P + I, A_{min}), A_{max})
+
+    The integral is a right-rectangle sum (the error at the end of each
+    period times the period), so for a constant error from ``t = 0`` the
+    integral term at time ``t`` is exactly ``ki * e * t``. The derivative
+    term is 0 on the first update after :meth:`reset` and is not filtered:
+    the biomarker should already be smooth (an envelope).
+
+    Anti-windup is conditional integration: the integral term is never
+    moved further into saturation. An increment that would take ``P + I``
+    above ``max_amplitude_ma`` is cut so that ``P + I`` lands on the limit,
+    and if ``P + I`` is already above it the integral is frozen (likewise
+    below ``min_amplitude_ma``); increments that bring the output back
+    towards the range are always applied. After a long saturation the
+    integral term therefore sits at the limit instead of growing, and the
+    output leaves saturation on the first period in which the error changes
+    sign (for ``kp, ki >= 0``), where a naive integrator would first have to
+    unwind everything accumulated during the saturation. This is conditional
+    integration as described by Astrom and Hagglund [2]_ (the "clamping"
+    option of Simulink's PID block); the companion code of Fleming et al.
+    [1]_ undoes the period's integration whenever the output saturates,
+    whatever the sign of the error.
+
+    A NaN biomarker gives a NaN amplitude for that period (the device
+    decides what to deliver) and leaves the integral term unchanged.
+
+    The default set point and gains are illustrative, for a biomarker
+    normalised to its median level; they must be tuned for a model or
+    patient. Frequency and pulse-width commands are the same read-only
+    arrays on every call; the amplitude array is new on every call and
+    belongs to the caller. Parameter values are checked by :meth:`reset`.
+
+    References
+    ----------
+    .. [1] Fleming J.E., Dunn E., Lowery M.M. (2020). Simulation of closed-loop
+       deep brain stimulation control schemes for suppression of pathological
+       beta oscillations in Parkinson's disease. Frontiers in Neuroscience
+       14:166.
+    .. [2] Astrom K.J., Hagglund T. (2006). Advanced PID Control. ISA
+       (chapter on integrator windup).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = PID(setpoint=1.0, kp=0.0, ki=2.0)
+    >>> c.reset(1, np.random.default_rng(0))
+    >>> c.update(0.25, {"biomarker": np.array([2.0])})["amplitude_ma"]
+    array([0.5])
+    """
+
+    name: ClassVar[str] = "pid"
+    references: ClassVar[tuple[str, ...]] = (
+        "Fleming J.E., Dunn E., Lowery M.M. (2020). Simulation of closed-loop deep "
+        "brain stimulation control schemes for suppression of pathological beta "
+        "oscillations in Parkinson's disease. Frontiers in Neuroscience 14:166.",
+        "Astrom K.J., Hagglund T. (2006). Advanced PID Control. ISA.",
+    )
+
+    def __init__(
+        self,
+        *,
+        setpoint: float = 1.0,
+        kp: float = 1.0,
+        ki: float = 5.0,
+        kd: float = 0.0,
+        min_amplitude_ma: float = 0.0,
+        max_amplitude_ma: float = 3.0,
+        frequency_hz: float = 130.0,
+        pulse_width_us: float = 60.0,
+    ) -> None:
+        self.setpoint = setpoint
+        self.kp = kp
+        self.ki = ki
+        self.kd = kd
+        self.min_amplitude_ma = min_amplitude_ma
+        self.max_amplitude_ma = max_amplitude_ma
+        self.frequency_hz = frequency_hz
+        self.pulse_width_us = pulse_width_us
+
+    def reset(self, n: int, rng: np.random.Generator) -> None:
+        """Check the parameters and clear the integral and derivative state.
+
+        Parameters
+        ----------
+        n : int
+            Batch size.
+        rng : numpy.random.Generator
+            Unused: the controller is deterministic.
+
+        Raises
+        ------
+        ValueError
+            If a parameter is out of its range or ``min_amplitude_ma``
+            exceeds ``max_amplitude_ma``.
+        """
+        setpoint = _real("setpoint", self.setpoint, "the biomarker's units")
+        kp = _real("kp", self.kp, "mA per biomarker unit")
+        ki = _real("ki", self.ki, "mA per biomarker unit per second")
+        kd = _real("kd", self.kd, "mA s per biomarker unit")
+        low = _real("min_amplitude_ma", self.min_amplitude_ma, "mA", "non-negative")
+        high = _real("max_amplitude_ma", self.max_amplitude_ma, "mA", "non-negative")
+        frequency_hz = _real("frequency_hz", self.frequency_hz, "Hz", "positive")
+        pulse_width_us = _real("pulse_width_us", self.pulse_width_us, "microseconds", "positive")
+        if low > high:
+            raise ValueError(
+                f"min_amplitude_ma ({low!r}) must not exceed max_amplitude_ma ({high!r})."
+            )
+        super().reset(n, rng)
+        self.integral_ma_ = np.zeros(self.n_)
+        self.error_prev_: np.ndarray | None = None
+        self.t_prev_ = 0.0
+        self._ki = ki
+        self._kd = kd
+        self._setpoint = np.full(self.n_, setpoint)
+        self._kp = np.full(self.n_, kp)
+        self._ki_dt = np.zeros(self.n_)  # ki * dt, set for the period in _dt
+        self._kd_per_dt = np.zeros(self.n_)  # kd / dt, likewise
+        self._dt = math.nan
+        self._low = np.full(self.n_, low)
+        self._high = np.full(self.n_, high)
+        self._frequency = np.full(self.n_, frequency_hz)
+        self._pulse_width = np.full(self.n_, pulse_width_us)
+        self._frequency.flags.writeable = False
+        self._pulse_width.flags.writeable = False
+
+    def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Compute each instance's amplitude from the biomarker error.
+
+        Parameters
+        ----------
+        t : float
+            Time in seconds at the end of the control period just sensed.
+        features : mapping of str to ndarray
+            Must contain ``biomarker``, shape ``(n,)``.
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``amplitude_ma``, ``frequency_hz`` and ``pulse_width_us``, shape ``(n,)``.
+        """
+        dt = t - self.t_prev_
+        self.t_prev_ = t
+        if dt != self._dt:  # recompute the scaled gains only when the period changes
+            self._dt = dt
+            self._ki_dt.fill(self._ki * dt if dt > 0 else 0.0)
+            self._kd_per_dt.fill(self._kd / dt if dt > 0 else 0.0)
+        error = np.subtract(features["biomarker"], self._setpoint)
+        p = np.multiply(error, self._kp)
+        if self._kd != 0.0:
+            if self.error_prev_ is not None:
+                d = np.subtract(error, self.error_prev_)
+                np.multiply(d, self._kd_per_dt, d)
+                np.add(p, d, p)
+            self.error_prev_ = error
+        integral = self.integral_ma_
+        # Candidate integral term, then conditional integration: the increment
+        # may not take p + integral beyond a limit (it is cut to land on it),
+        # nor move it further out if it is already beyond. fmax/fmin ignore
+        # NaN, so a NaN biomarker leaves the integral term unchanged.
+        candidate = np.multiply(error, self._ki_dt)
+        np.add(candidate, integral, candidate)
+        ceiling = np.subtract(self._high, p)
+        np.fmax(ceiling, integral, ceiling)
+        np.fmin(candidate, ceiling, candidate)
+        floor = np.subtract(self._low, p)
+        np.fmin(floor, integral, floor)
+        np.fmax(candidate, floor, integral)
+        amplitude = np.add(p, integral)
+        np.minimum(amplitude, self._high, amplitude)
+        np.maximum(amplitude, self._low, amplitude)
+        return {
+            "amplitude_ma": amplitude,
+            "frequency_hz": self._frequency,
+            "pulse_width_us": self._pulse_width,
+        }
+
+    def thresholds(self) -> dict[str, float]:
+        """Return the set point.
+
+        Returns
+        -------
+        dict of str to float
+            ``{"setpoint": setpoint}`` in the biomarker's units.
+        """
+        return {"setpoint": float(self.setpoint)}

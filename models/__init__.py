@@ -1,0 +1,3 @@
+"""Neural population models (Numba kernels), importable as ``closedloop.models``."""
+
+__all__: list[str] = []
