@@ -271,10 +271,12 @@ def queue_push(device, command, effective_step):
         raise ValueError("device command queue is full")
     slot = qptr[1] % q_len
     q_eff[slot] = effective_step
-    for c in range(3):
-        values = command[c]
-        for i in range(q_cmd.shape[1]):
-            q_cmd[slot, i, c] = values[i]
+    # Indexed one by one: the three arrays may differ in type (e.g. read-only).
+    amplitude, frequency, width = command
+    for i in range(q_cmd.shape[1]):
+        q_cmd[slot, i, 0] = amplitude[i]
+        q_cmd[slot, i, 1] = frequency[i]
+        q_cmd[slot, i, 2] = width[i]
     qptr[1] += 1
 
 

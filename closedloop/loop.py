@@ -101,15 +101,17 @@ class ClosedLoop:
         self.latency_steps = 0 if latency_s == 0 else whole_multiple(
             latency_s, self.dt_s, "control.latency_s", "integration steps dt_s")
         self.seed = int(seed)
-        root = np.random.SeedSequence(self.seed)
-        self._model_seeds, self._sensor_seeds, self._controller_seed = root.spawn(3)
+        model_seq, sensor_seq, self._controller_seed = np.random.SeedSequence(self.seed).spawn(3)
+        #: Per-instance model noise seeds (reuse them for a no-stimulation baseline).
+        self.model_instance_seeds = model_seq.spawn(self.n)
+        self._sensor_seeds = sensor_seq.spawn(self.n)
 
     # -- set-up ---------------------------------------------------------------------
     def reset(self) -> None:
         """Reset model, device, sensing chain and controller for a new run."""
         n = self.n
-        self.model.reset(self._model_seeds.spawn(n))
-        self.sensing_state = self.sensing.new_state(n, rng_states(self._sensor_seeds.spawn(n)))
+        self.model.reset(self.model_instance_seeds)
+        self.sensing_state = self.sensing.new_state(n, rng_states(self._sensor_seeds))
         queue_len = self.latency_steps // self.steps_per_period + 3
         self.device_state = (
             self.device.initial_state(n),

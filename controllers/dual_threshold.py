@@ -172,12 +172,14 @@ class DualThreshold(Controller):
         self._rates = np.array([-down_rate, 0.0, up_rate, 0.0])
         # searchsorted(edges, b, "right") classifies each biomarker value:
         # 0 for b < lower, 1 for lower <= b <= upper, 2 for b > upper and
-        # 3 for NaN (sorted last); _steps holds the amplitude step of each.
+        # 3 for NaN (sorted last). _steps holds the amplitude step (mA) of
+        # each class for the period _dt (s).
         self._edges = np.array([lower, np.nextafter(upper, math.inf), math.nan])
         self._steps = np.zeros(4)
-        self._dt = math.nan
+        self._dt = 0.0
         self._low = np.full(self.n_, low)
         self._high = np.full(self.n_, high)
+        self._scratch = np.zeros(self.n_)
         self._frequency = np.full(self.n_, frequency_hz)
         self._pulse_width = np.full(self.n_, pulse_width_us)
         self._frequency.flags.writeable = False
@@ -198,15 +200,18 @@ class DualThreshold(Controller):
         dict of str to ndarray
             ``amplitude_ma``, ``frequency_hz`` and ``pulse_width_us``, shape ``(n,)``.
         """
+        b = features["biomarker"]
         dt = t - self.t_prev_
         self.t_prev_ = t
-        if dt != self._dt:  # recompute the steps only when the period changes
+        # Recompute the steps when the period changes, not when t - t_prev merely
+        # differs from the last period by rounding (t = k * period often does).
+        if abs(dt - self._dt) > 1e-6 * self._dt:
             self._dt = dt
             np.multiply(self._rates, dt if dt > 0 else 0.0, self._steps)
-        amp = self.amplitude_ma_
-        np.add(amp, self._steps.take(self._edges.searchsorted(features["biomarker"], "right")), amp)
-        np.minimum(amp, self._high, amp)
-        np.maximum(amp, self._low, amp)
+        # Ufuncs write to arrays distinct from their inputs: in place is slower for small n.
+        level = np.add(self.amplitude_ma_, self._steps.take(self._edges.searchsorted(b, "right")))
+        np.minimum(level, self._high, self._scratch)
+        amp = np.maximum(self._scratch, self._low, self.amplitude_ma_)
         return {
             "amplitude_ma": amp.copy(),
             "frequency_hz": self._frequency,

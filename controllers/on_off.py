@@ -142,10 +142,11 @@ class OnOff(Controller):
         # searchsorted(edges, b, "right") classifies each biomarker value:
         # 0 for b <= threshold, 1 for b > threshold, 2 for NaN (sorted last).
         self._edges = np.array([np.nextafter(threshold, math.inf), math.nan])
-        # Amplitude step (mA) for each class, set for the period in _dt.
+        # Amplitude step (mA) of each class for the period _dt (s).
         self._steps = np.zeros(3)
-        self._dt = math.nan
+        self._dt = 0.0
         self._zero = np.zeros(self.n_)
+        self._scratch = np.zeros(self.n_)
         self._full = np.full(self.n_, amplitude_ma)
         self._frequency = np.full(self.n_, frequency_hz)
         self._pulse_width = np.full(self.n_, pulse_width_us)
@@ -167,19 +168,22 @@ class OnOff(Controller):
         dict of str to ndarray
             ``amplitude_ma``, ``frequency_hz`` and ``pulse_width_us``, shape ``(n,)``.
         """
+        b = features["biomarker"]
         dt = t - self.t_prev_
         self.t_prev_ = t
-        if dt != self._dt:  # recompute the steps only when the period changes
+        # Recompute the steps when the period changes, not when t - t_prev merely
+        # differs from the last period by rounding (t = k * period often does).
+        if abs(dt - self._dt) > 1e-6 * self._dt:
             self._dt = dt
             step = self._rate * dt if dt > 0 else 0.0
             steps = self._steps
             steps[0] = -step
             steps[1] = step
             steps[2] = -step
-        amp = self.amplitude_ma_
-        np.add(amp, self._steps.take(self._edges.searchsorted(features["biomarker"], "right")), amp)
-        np.minimum(amp, self._full, amp)
-        np.maximum(amp, self._zero, amp)
+        # Ufuncs write to arrays distinct from their inputs: in place is slower for small n.
+        level = np.add(self.amplitude_ma_, self._steps.take(self._edges.searchsorted(b, "right")))
+        np.minimum(level, self._full, self._scratch)
+        amp = np.maximum(self._scratch, self._zero, self.amplitude_ma_)
         return {
             "amplitude_ma": amp.copy(),
             "frequency_hz": self._frequency,

@@ -99,8 +99,9 @@ class PID(Controller):
     [1]_ undoes the period's integration whenever the output saturates,
     whatever the sign of the error.
 
-    A NaN biomarker gives a NaN amplitude for that period (the device
-    decides what to deliver) and leaves the integral term unchanged.
+    A NaN biomarker makes the integral term, and so the amplitude, NaN
+    until the next :meth:`reset`, as it would the state of any recursive
+    filter upstream; the device decides what to deliver for a NaN command.
 
     The default set point and gains are illustrative, for a biomarker
     normalised to its median level; they must be tuned for a model or
@@ -191,9 +192,10 @@ class PID(Controller):
         self._kd = kd
         self._setpoint = np.full(self.n_, setpoint)
         self._kp = np.full(self.n_, kp)
-        self._ki_dt = np.zeros(self.n_)  # ki * dt, set for the period in _dt
-        self._kd_per_dt = np.zeros(self.n_)  # kd / dt, likewise
-        self._dt = math.nan
+        # ki * dt and kd / dt for the period _dt (s).
+        self._ki_dt = np.zeros(self.n_)
+        self._kd_per_dt = np.zeros(self.n_)
+        self._dt = 0.0
         self._low = np.full(self.n_, low)
         self._high = np.full(self.n_, high)
         self._frequency = np.full(self.n_, frequency_hz)
@@ -218,7 +220,9 @@ class PID(Controller):
         """
         dt = t - self.t_prev_
         self.t_prev_ = t
-        if dt != self._dt:  # recompute the scaled gains only when the period changes
+        # Recompute the scaled gains when the period changes, not when t - t_prev merely
+        # differs from the last period by rounding (t = k * period often does).
+        if abs(dt - self._dt) > 1e-6 * self._dt:
             self._dt = dt
             self._ki_dt.fill(self._ki * dt if dt > 0 else 0.0)
             self._kd_per_dt.fill(self._kd / dt if dt > 0 else 0.0)
@@ -227,25 +231,21 @@ class PID(Controller):
         if self._kd != 0.0:
             if self.error_prev_ is not None:
                 d = np.subtract(error, self.error_prev_)
-                np.multiply(d, self._kd_per_dt, d)
-                np.add(p, d, p)
+                p = np.add(p, np.multiply(d, self._kd_per_dt))
             self.error_prev_ = error
-        integral = self.integral_ma_
-        # Candidate integral term, then conditional integration: the increment
-        # may not take p + integral beyond a limit (it is cut to land on it),
-        # nor move it further out if it is already beyond. fmax/fmin ignore
-        # NaN, so a NaN biomarker leaves the integral term unchanged.
-        candidate = np.multiply(error, self._ki_dt)
-        np.add(candidate, integral, candidate)
-        ceiling = np.subtract(self._high, p)
-        np.fmax(ceiling, integral, ceiling)
-        np.fmin(candidate, ceiling, candidate)
-        floor = np.subtract(self._low, p)
-        np.fmin(floor, integral, floor)
-        np.fmax(candidate, floor, integral)
-        amplitude = np.add(p, integral)
-        np.minimum(amplitude, self._high, amplitude)
-        np.maximum(amplitude, self._low, amplitude)
+        # Conditional integration in output units: v is the output with the old
+        # integral term, w with the new one. The new unsaturated output u is w
+        # cut so that it goes no further beyond a limit than v already was;
+        # the integral term becomes u - p. Clamping w and clamping u to the
+        # limits give the same amplitude, so the amplitude is clamped w.
+        v = np.add(p, self.integral_ma_)
+        w = np.add(v, np.multiply(error, self._ki_dt))
+        high = self._high
+        low = self._low
+        u = np.minimum(w, np.maximum(v, high))
+        u = np.maximum(u, np.minimum(v, low))
+        np.subtract(u, p, self.integral_ma_)
+        amplitude = np.maximum(np.minimum(w, high), low)
         return {
             "amplitude_ma": amplitude,
             "frequency_hz": self._frequency,

@@ -1,3 +1,8 @@
 """Neural population models (Numba kernels), importable as ``closedloop.models``."""
 
-__all__: list[str] = []
+from closedloop.models.stn_gpe import STNGPe
+
+__all__ = ["BUILTIN_MODELS", "STNGPe"]
+
+#: Registry name to model class.
+BUILTIN_MODELS = {STNGPe.name: STNGPe}
