@@ -1,0 +1,404 @@
+"""Tests of the virtual stimulator: limits, ramps, charge safety, energy, queue."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from closedloop.device import (
+    DEVICE_STATE,
+    Device,
+    device_fill,
+    queue_advance,
+    queue_push,
+)
+
+COL = {name: k for k, name in enumerate(DEVICE_STATE)}
+AMP = COL["amplitude_ma"]
+TGT_AMP = COL["target_amplitude_ma"]
+FREQ = COL["frequency_hz"]
+TGT_PW = COL["target_pulse_width_us"]
+P_AMP = COL["pulse_amplitude_ma"]
+P_PW = COL["pulse_width_s"]
+ENERGY = COL["energy_j"]
+CHARGE = COL["charge_uc"]
+N_PULSES = COL["n_pulses"]
+N_REJECTED = COL["n_rejected"]
+
+# Relative slack for results that are a product or a sum of a few roundings.
+ULP_TOL = 1e-12
+
+
+def new_device(dev: Device, n: int = 1, queue_len: int = 8) -> tuple:
+    """Device tuple as the loop builds it: state, params, queue steps, commands, pointers."""
+    return (
+        dev.initial_state(n),
+        dev.param_array(n),
+        np.zeros(queue_len, dtype=np.int64),
+        np.zeros((queue_len, n, 3)),
+        np.zeros(2, dtype=np.int64),
+    )
+
+
+def push(device: tuple, amplitude_ma, frequency_hz, pulse_width_us, step: int) -> None:
+    n = device[0].shape[0]
+    command = tuple(np.full(n, v, dtype=np.float64) for v in (amplitude_ma, frequency_hz,
+                                                               pulse_width_us))
+    queue_push(device, command, step)
+
+
+def fill(device: tuple, step0: int, n_steps: int, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fill ``n_steps`` steps for every instance, then drop the commands used."""
+    n = device[0].shape[0]
+    drive = np.full((n, n_steps), np.nan)
+    net = np.full((n, n_steps), np.nan)
+    for i in range(n):
+        device_fill(i, n_steps, step0, dt, device, drive, net)
+    queue_advance(device, step0 + n_steps)
+    return drive, net
+
+
+def run_constant(dev: Device, amplitude_ma, frequency_hz, pulse_width_us, dt, n_steps):
+    device = new_device(dev)
+    push(device, amplitude_ma, frequency_hz, pulse_width_us, 0)
+    drive, net = fill(device, 0, n_steps, dt)
+    return device[0][0], drive[0], net[0]
+
+
+# ---------------------------------------------------------------------------
+# Safety whatever the controller asks
+
+
+wild = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([math.nan, math.inf, -math.inf, 1e300, -1e300, 0.0, -0.0, -1.0, 5e-324]),
+    st.floats(-10.0, 1000.0),
+)
+commands = st.lists(
+    st.tuples(wild, wild, wild, st.integers(1, 4)),  # amplitude, frequency, width, hold steps
+    min_size=1,
+    max_size=40,
+)
+devices = st.sampled_from(
+    [
+        Device(),
+        Device(ramp_rate_ma_per_s=math.inf),
+        Device(ramp_rate_ma_per_s=1e4, amplitude_max_ma=10.0, frequency_max_hz=1000.0,
+               pulse_width_max_us=300.0),
+        Device(amplitude_max_ma=8.0, shannon_k=1.5, electrode_area_cm2=0.01,
+               max_charge_density_uc_per_cm2=math.inf, ramp_rate_ma_per_s=500.0),
+    ]
+)
+
+
+def check_safe(dev: Device, state: np.ndarray, before: np.ndarray, n_steps: int, dt: float):
+    """Delivered values after a fill of ``n_steps`` respect every limit."""
+    assert np.all(np.isfinite(state)), dict(zip(DEVICE_STATE, state, strict=True))
+    amp = state[AMP]
+    assert 0.0 <= amp <= dev.amplitude_max_ma
+    ramp = dev.ramp_rate_ma_per_s * dt * n_steps
+    assert abs(amp - before[AMP]) <= ramp * (1 + ULP_TOL)
+    assert dev.frequency_min_hz <= state[FREQ] <= dev.frequency_max_hz
+    pw_us = state[P_PW] * 1e6
+    assert dev.pulse_width_min_us * (1 - ULP_TOL) <= pw_us
+    assert pw_us <= dev.pulse_width_max_us * (1 + ULP_TOL)
+    assert 0.0 <= state[P_AMP] <= dev.amplitude_max_ma
+    charge_per_phase_uc = state[P_AMP] * state[P_PW] * 1e3
+    assert charge_per_phase_uc <= dev.charge_limit_uc * (1 + ULP_TOL)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    dev=devices,
+    cmds=commands,
+    dt=st.sampled_from([1e-5, 1e-4, 1e-3]),
+    chunks=st.lists(st.integers(1, 9), min_size=1, max_size=8),
+)
+def test_delivered_stimulation_stays_within_limits(dev, cmds, dt, chunks):
+    # Step by step, one command per hold period, checking every step.
+    device = new_device(dev, queue_len=len(cmds) + 1)
+    drives, nets = [], []
+    step = 0
+    expected_rejected = 0
+    schedule = []  # (effective step, command)
+    for amp, freq, pw, hold in cmds:
+        schedule.append((step, (amp, freq, pw)))
+        expected_rejected += sum(not math.isfinite(v) for v in (amp, freq, pw))
+        push(device, amp, freq, pw, step)
+        for _ in range(hold):
+            before = device[0][0].copy()
+            drive, net = fill(device, step, 1, dt)
+            check_safe(dev, device[0][0], before, 1, dt)
+            assert np.all(np.isfinite(drive)) and np.all(np.isfinite(net))
+            assert 0.0 <= drive[0, 0] <= dev.amplitude_max_ma
+            drives.append(drive[0, 0])
+            nets.append(net[0, 0])
+            step += 1
+    n_total = step
+    assert device[0][0, N_REJECTED] == expected_rejected
+
+    # The same commands queued ahead and filled in chunks of several steps.
+    chunked = new_device(dev, queue_len=len(cmds) + 1)
+    for eff, (amp, freq, pw) in schedule:
+        push(chunked, amp, freq, pw, eff)
+    drive_c, net_c = [], []
+    step = 0
+    k = 0
+    while step < n_total:
+        size = min(chunks[k % len(chunks)], n_total - step)
+        before = chunked[0][0].copy()
+        drive, net = fill(chunked, step, size, dt)
+        check_safe(dev, chunked[0][0], before, size, dt)
+        drive_c.extend(drive[0])
+        net_c.extend(net[0])
+        step += size
+        k += 1
+    np.testing.assert_array_equal(drive_c, drives)
+    np.testing.assert_array_equal(net_c, nets)
+    np.testing.assert_array_equal(chunked[0], device[0])
+
+
+def test_ramp_reaches_target_at_the_ramp_rate():
+    dev = Device(ramp_rate_ma_per_s=10.0)
+    dt = 1e-4
+    device = new_device(dev)
+    push(device, 3.0, 130.0, 60.0, 0)
+    amps = []
+    for step in range(4000):
+        fill(device, step, 1, dt)
+        amps.append(device[0][0, AMP])
+    amps = np.array(amps)
+    # 10 mA/s: 3 mA is reached after 0.3 s (3000 steps), not before.
+    assert amps[2990] < 3.0
+    np.testing.assert_allclose(amps[3000:], 3.0, rtol=1e-9)
+    np.testing.assert_allclose(np.diff(amps[:2900]), 10.0 * dt, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# Charge and energy accounting
+
+
+@pytest.mark.parametrize("dt", [1e-4, 1e-5])
+def test_pulses_shorter_than_dt_lose_no_charge(dt):
+    dev = Device(ramp_rate_ma_per_s=math.inf)
+    amp, freq, pw_us = 2.5, 130.0, 60.0
+    n_steps = int(round(1.0 / dt))
+    state, drive, net = run_constant(dev, amp, freq, pw_us, dt, n_steps)
+    n_pulses = state[N_PULSES]
+    assert n_pulses == 130  # pulses at k / 130 s for k = 0..129
+    expected = amp * pw_us * 1e-6 * n_pulses  # mA * s
+    delivered = drive.sum() * dt
+    assert delivered == pytest.approx(expected, rel=1e-9)
+    # Charge balance: every pulse ended within the second, anodic phase included.
+    assert abs(net.sum() * dt) <= 1e-9 * expected
+    # The device's own charge counter agrees (uC = mA * s * 1e3).
+    assert state[CHARGE] == pytest.approx(expected * 1e3, rel=1e-9)
+    # The cathodic current never exceeds the amplitude in any step.
+    assert drive.max() <= amp * (1 + ULP_TOL)
+
+
+def test_delivered_charge_does_not_depend_on_dt():
+    dev = Device(ramp_rate_ma_per_s=math.inf)
+    totals = []
+    for dt in (1e-3, 1e-4, 1e-5):
+        _, drive, _ = run_constant(dev, 1.7, 130.0, 90.0, dt, int(round(1.0 / dt)))
+        totals.append(drive.sum() * dt)
+    np.testing.assert_allclose(totals, totals[0], rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("amp", "freq", "pw_us", "duration_s"),
+    [(2.0, 130.0, 60.0, 2.0), (3.5, 185.0, 90.0, 1.0), (1.0, 20.0, 200.0, 3.0)],
+)
+def test_energy_matches_teed(amp, freq, pw_us, duration_s):
+    dev = Device(ramp_rate_ma_per_s=math.inf)
+    dt = 1e-4
+    state, _, _ = run_constant(dev, amp, freq, pw_us, dt, int(round(duration_s / dt)))
+    one_pulse_j = (amp * 1e-3) ** 2 * dev.impedance_ohm * 2 * pw_us * 1e-6
+    expected = dev.teed_j(amp, freq, pw_us, duration_s)
+    assert abs(state[ENERGY] - expected) <= one_pulse_j
+    assert state[ENERGY] > 0.5 * expected
+
+
+# ---------------------------------------------------------------------------
+# Shannon limit
+
+
+def test_shannon_charge_limit():
+    dev = Device(shannon_k=1.75, electrode_area_cm2=0.06)
+    expected = min(math.sqrt(10**1.75 * 0.06), 30 * 0.06)
+    assert dev.charge_limit_uc == pytest.approx(expected, rel=1e-12)
+    shannon_only = Device(shannon_k=1.75, electrode_area_cm2=0.06,
+                          max_charge_density_uc_per_cm2=math.inf)
+    assert shannon_only.charge_limit_uc == pytest.approx(math.sqrt(10**1.75 * 0.06), rel=1e-12)
+
+
+@pytest.mark.parametrize("density_max", [30.0, math.inf])
+def test_amplitude_capped_by_charge_limit(density_max):
+    dev = Device(shannon_k=1.75, electrode_area_cm2=0.06, ramp_rate_ma_per_s=math.inf,
+                 max_charge_density_uc_per_cm2=density_max)
+    pw_us = 450.0
+    cap = dev.charge_limit_uc / (pw_us * 1e-3)  # mA
+    assert cap < dev.amplitude_max_ma  # the test is about the charge limit
+    state, drive, _ = run_constant(dev, dev.amplitude_max_ma, 130.0, pw_us, 1e-4, 2000)
+    assert state[AMP] == pytest.approx(cap, rel=1e-12)
+    assert state[P_AMP] * state[P_PW] * 1e3 <= dev.charge_limit_uc * (1 + ULP_TOL)
+    assert drive.max() <= cap * (1 + ULP_TOL)
+
+
+def test_width_raised_at_high_amplitude_is_shortened_to_the_limit():
+    dev = Device(ramp_rate_ma_per_s=10.0)
+    dt = 1e-4
+    device = new_device(dev)
+    push(device, 4.5, 130.0, 60.0, 0)  # 0.27 uC per phase: within the 1.8 uC limit
+    fill(device, 0, 5000, dt)
+    assert device[0][0, AMP] == pytest.approx(4.5)
+    # 450 us allows 1.8 uC / 450 us = 4 mA: the target drops at once, the amplitude
+    # ramps down over 50 ms, and the pulses meanwhile are shortened instead.
+    push(device, 5.0, 130.0, 450.0, 5000)
+    widths = []
+    for step in range(5000, 6000):
+        fill(device, step, 1, dt)
+        state = device[0][0]
+        assert state[P_AMP] * state[P_PW] * 1e3 <= dev.charge_limit_uc * (1 + ULP_TOL)
+        widths.append(state[P_PW] * 1e6)
+    cap = dev.charge_limit_uc / 0.45
+    assert device[0][0, TGT_AMP] == pytest.approx(cap, rel=1e-12)
+    assert device[0][0, AMP] == pytest.approx(cap, rel=1e-12)
+    assert min(widths) < 450.0 * (1 - 1e-3)  # shortened during the ramp
+    assert widths[-1] == pytest.approx(450.0, rel=1e-9)
+
+
+# ---------------------------------------------------------------------------
+# Command queue (sensing-to-stimulation latency)
+
+
+def test_command_takes_effect_at_its_step():
+    dev = Device()
+    dt = 1e-4
+    device = new_device(dev, n=2)
+    effective = 37
+    push(device, 2.0, 100.0, 90.0, effective)
+    before = device[0].copy()
+    for step in range(effective):
+        fill(device, step, 1, dt)
+        np.testing.assert_array_equal(device[0][:, TGT_AMP], before[:, TGT_AMP])
+        np.testing.assert_array_equal(device[0][:, FREQ], before[:, FREQ])
+        np.testing.assert_array_equal(device[0][:, TGT_PW], before[:, TGT_PW])
+        assert np.all(device[0][:, AMP] == 0.0)
+    fill(device, effective, 1, dt)
+    np.testing.assert_array_equal(device[0][:, TGT_AMP], 2.0)
+    np.testing.assert_array_equal(device[0][:, FREQ], 100.0)
+    np.testing.assert_array_equal(device[0][:, TGT_PW], 90.0)
+    assert np.all(device[0][:, AMP] > 0.0)
+
+
+def test_queued_commands_apply_in_order_inside_one_fill():
+    dev = Device(ramp_rate_ma_per_s=math.inf)
+    device = new_device(dev)
+    push(device, 1.0, 130.0, 60.0, 10)
+    push(device, 2.0, 130.0, 60.0, 20)
+    push(device, 3.0, 130.0, 60.0, 30)
+    reference = new_device(dev)
+    push(reference, 1.0, 130.0, 60.0, 10)
+    push(reference, 2.0, 130.0, 60.0, 20)
+    push(reference, 3.0, 130.0, 60.0, 30)
+    amps = []
+    for step in range(40):
+        fill(reference, step, 1, 1e-4)
+        amps.append(reference[0][0, AMP])
+    assert amps[9] == 0.0 and amps[10] == 1.0 and amps[20] == 2.0 and amps[39] == 3.0
+    fill(device, 0, 40, 1e-4)
+    np.testing.assert_array_equal(device[0], reference[0])
+    assert device[4][0] == device[4][1]  # every command used and dropped
+
+
+def test_negative_effective_step_queues_nothing():
+    device = new_device(Device())
+    push(device, 2.0, 130.0, 60.0, -1)
+    assert device[4][1] == 0
+
+
+def test_full_queue_raises():
+    device = new_device(Device(), queue_len=2)
+    push(device, 1.0, 130.0, 60.0, 0)
+    push(device, 1.0, 130.0, 60.0, 1)
+    with pytest.raises(ValueError, match="queue is full"):
+        push(device, 1.0, 130.0, 60.0, 2)
+
+
+def test_chunked_fill_is_bit_identical():
+    dev = Device(ramp_rate_ma_per_s=20.0)
+    dt = 1e-4
+    schedule = [(0, 3.0, 130.0, 60.0), (150, 1.0, 185.0, 120.0), (333, 4.5, 20.0, 300.0),
+                (777, 0.0, 130.0, 60.0), (901, 2.0, 250.0, 90.0)]
+
+    def make():
+        device = new_device(dev, n=3, queue_len=len(schedule) + 1)
+        for step, amp, freq, pw in schedule:
+            device_cmd = (np.array([amp, amp / 2, 0.3]), np.array([freq, freq, 40.0]),
+                          np.array([pw, pw * 1.5, 200.0]))
+            queue_push(device, device_cmd, step)
+        return device
+
+    whole = make()
+    drive_w, net_w = fill(whole, 0, 1000, dt)
+    chunked = make()
+    parts = [fill(chunked, 100 * k, 100, dt) for k in range(10)]
+    drive_c = np.concatenate([p[0] for p in parts], axis=1)
+    net_c = np.concatenate([p[1] for p in parts], axis=1)
+    np.testing.assert_array_equal(drive_c, drive_w)
+    np.testing.assert_array_equal(net_c, net_w)
+    np.testing.assert_array_equal(chunked[0], whole[0])
+    assert drive_w.max() > 0
+
+
+# ---------------------------------------------------------------------------
+# Configuration
+
+
+POSITIVE_FIELDS = [
+    "amplitude_max_ma",
+    "frequency_min_hz",
+    "frequency_max_hz",
+    "pulse_width_min_us",
+    "pulse_width_max_us",
+    "ramp_rate_ma_per_s",
+    "electrode_area_cm2",
+    "max_charge_density_uc_per_cm2",
+    "impedance_ohm",
+]
+
+
+@pytest.mark.parametrize("value", [-1.0, 0.0, math.nan])
+@pytest.mark.parametrize("name", POSITIVE_FIELDS)
+def test_bad_limit_rejected(name, value):
+    kwargs = {name: value}
+    if name == "frequency_min_hz":
+        kwargs["frequency_max_hz"] = 250.0
+    with pytest.raises(ValueError, match=name):
+        Device(**kwargs)
+
+
+def test_min_above_max_rejected():
+    with pytest.raises(ValueError, match="frequency_min_hz"):
+        Device(frequency_min_hz=200.0, frequency_max_hz=100.0)
+    with pytest.raises(ValueError, match="pulse_width_min_us"):
+        Device(pulse_width_min_us=300.0, pulse_width_max_us=100.0)
+
+
+def test_overlapping_biphasic_pulses_rejected():
+    # 2 * 1000 us * 500 Hz = 1: the recovery phase would run into the next pulse.
+    with pytest.raises(ValueError, match="pulse_width_max_us"):
+        Device(pulse_width_max_us=1000.0, frequency_max_hz=500.0)
+    Device(pulse_width_max_us=999.0, frequency_max_hz=500.0)  # just below is fine
+
+
+@pytest.mark.parametrize("name", ["initial_frequency_hz", "initial_pulse_width_us"])
+def test_non_finite_initial_setting_rejected(name):
+    with pytest.raises(ValueError, match=name):
+        Device(**{name: math.nan})

@@ -1,0 +1,159 @@
+"""The closed loop end to end, through the command line a user runs."""
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from closedloop.cli import main
+from closedloop.config import ConfigError, load_config
+from closedloop.experiment import run_experiment
+from closedloop.recording import load_run
+
+EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "pd_beta_adbs.yaml"
+SHORT = ["duration_s=2.0", "output.figure=false"]
+
+
+def _run(tmp_path, *overrides, name="run"):
+    exp = load_config(EXPERIMENT, [*SHORT, f"name={name}", *overrides])
+    return run_experiment(exp, tmp_path)
+
+
+def test_default_experiment_writes_file_figure_and_metrics(tmp_path, capsys):
+    code = main(["run", str(EXPERIMENT), "--out", str(tmp_path), "--set", "duration_s=2.0"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "beta_reduction" in out
+    run = load_run(tmp_path / "pd_beta_adbs.h5")
+    assert run.status == "complete"
+    assert (tmp_path / "pd_beta_adbs.png").stat().st_size > 10_000
+    assert run.attrs["format_version"] == 1
+    for name in ("lfp", "biomarker", "amplitude", "frequency", "pulse_width"):
+        assert run.timeseries[name].shape[0] == 1
+        assert "units" in run.timeseries_attrs[name]
+    assert run.timeseries["lfp"].shape[1] == 2000  # 2 s at 1 kHz
+    assert run.timeseries["amplitude"].shape[1] == 100  # 2 s at 20 ms
+    assert run.config["controller"]["name"] == "dual_threshold"
+    # The controller brings beta down, for less energy than continuous DBS.
+    assert run.metrics["beta_reduction"][0] > 0.3
+    assert 0 < run.metrics["teed_relative"][0] < 1
+
+
+def test_open_loop_beats_no_stimulation_and_costs_full_energy(tmp_path):
+    on = _run(tmp_path, "controller.name=open_loop",
+              "controller.params={amplitude_ma: 2.5}", name="dbs_on")
+    off = _run(tmp_path, "controller.name=open_loop",
+               "controller.params={amplitude_ma: 0.0}", name="dbs_off")
+    assert on.metrics["beta_reduction"][0] > 0.5
+    assert off.metrics["beta_reduction"][0] == pytest.approx(0.0, abs=1e-12)
+    assert off.metrics["teed_j"][0] == 0.0
+    # Continuous DBS at the reference settings: TEED close to the reference
+    # (less only by the first control period and the ramp from 0 mA).
+    assert 0.85 < on.metrics["teed_relative"][0] <= 1.0
+    assert on.metrics["time_on_fraction"][0] > 0.95
+    assert on.metrics["n_switches"][0] == 1
+
+
+def test_same_config_same_seed_bit_identical(tmp_path):
+    a = load_run(_run(tmp_path, name="a").path)
+    b = load_run(_run(tmp_path, name="b").path)
+    for key in a.timeseries:
+        np.testing.assert_array_equal(a.timeseries[key], b.timeseries[key])
+    c = load_run(_run(tmp_path, "seed=2", name="c").path)
+    assert not np.array_equal(a.timeseries["lfp"], c.timeseries["lfp"])
+
+
+def test_chunk_size_and_batch_do_not_change_results(tmp_path):
+    a = load_run(_run(tmp_path, "output.chunk_s=1.0", name="a").path)
+    b = load_run(_run(tmp_path, "output.chunk_s=0.3", name="b").path)
+    np.testing.assert_array_equal(a.timeseries["lfp"], b.timeseries["lfp"])
+    np.testing.assert_array_equal(a.timeseries["amplitude"], b.timeseries["amplitude"])
+
+
+def test_batch_instances_are_independent_and_vary_by_seed(tmp_path):
+    run = load_run(_run(tmp_path, "n_instances=3", name="batch").path)
+    lfp = run.timeseries["lfp"]
+    assert lfp.shape[0] == 3
+    assert not np.array_equal(lfp[0], lfp[1])
+    assert run.metrics["beta_reduction"].shape == (3,)
+
+
+def test_latency_delays_the_delivered_stimulation(tmp_path):
+    base = ["controller.name=open_loop", "controller.params={amplitude_ma: 2.0}",
+            "device.ramp_rate_ma_per_s=1000000", "control.period_s=0.001",
+            "duration_s=0.2"]
+    fast = load_run(_run(tmp_path, *base, name="fast").path)
+    slow = load_run(_run(tmp_path, *base, "control.latency_s=0.05", name="slow").path)
+    first_on = [int(np.argmax(r.timeseries["amplitude"][0] > 0)) for r in (fast, slow)]
+    # Command issued at the end of period 1 (t = 1 ms): on within period 2
+    # without latency, 50 periods later with 50 ms latency.
+    assert first_on[0] == 1
+    assert first_on[1] == 51
+
+
+def test_user_controller_by_dotted_path(tmp_path):
+    run = load_run(_run(tmp_path, "controller.name=user_controllers.HalfAmplitude",
+                        "controller.params={}", name="user").path)
+    assert run.timeseries["amplitude"][0, -1] == pytest.approx(1.25)
+
+
+def test_diverging_model_fails_cleanly_with_instance_and_time(tmp_path, capsys):
+    code = main(["run", str(EXPERIMENT), "--out", str(tmp_path), "--set", "duration_s=2.0",
+                 "--set", "n_instances=2", "--set", "model.params.sigma_S=[0.0, 1.0e308]",
+                 "--set", "output.figure=false"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "instance 1" in err and "t = " in err
+    path = tmp_path / "pd_beta_adbs.h5"
+    with h5py.File(path) as f:
+        assert f.attrs["status"] == "failed"
+        assert "instance 1" in f.attrs["message"]
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_controller_exception_leaves_a_failed_file(tmp_path):
+    with pytest.raises(RuntimeError, match="controller bug"):
+        _run(tmp_path, "controller.name=user_controllers.Raises", "controller.params={}",
+             name="bug")
+    with h5py.File(tmp_path / "bug.h5") as f:
+        assert f.attrs["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("override", "path", "words"),
+    [
+        ("controler.name=pid", "controler", "Did you mean 'controller'"),
+        ("duration_s=-1", "duration_s", "greater than 0"),
+        ("controller.params.upper_threshold=high", "controller.params.upper_threshold",
+         "valid number"),
+        ("controller.name=no_such_controller", "controller.name", "unknown controller"),
+        ("controller.name=nowhere.module.Thing", "controller.name", "cannot import"),
+        ("sensing.band_hz=[13, 900]", "sensing", "rate_hz / 2"),
+        ("control.period_s=0.0105", "control", "whole"),
+        ("model.params.tau_S=-1", "model", "tau_S"),
+        ("device.amplitude_max_ma=nan", "device", "amplitude_max_ma"),
+    ],
+)
+def test_bad_config_gets_path_sentence_and_exit_2(tmp_path, capsys, override, path, words):
+    with pytest.raises(ConfigError) as info:
+        load_config(EXPERIMENT, [override])
+    assert any(p.startswith(path) and words in m for p, m in info.value.problems), \
+        info.value.problems
+    code = main(["run", str(EXPERIMENT), "--out", str(tmp_path), "--set", override])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert path in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_validate_plot_and_info_commands(tmp_path, capsys):
+    assert main(["validate", str(EXPERIMENT)]) == 0
+    assert "valid" in capsys.readouterr().out
+    out = _run(tmp_path, name="cli")
+    assert main(["plot", str(out.path), "-o", str(tmp_path / "fig.png")]) == 0
+    assert (tmp_path / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["info", str(out.path)]) == 0
+    text = capsys.readouterr().out
+    assert "beta_reduction" in text and "dual_threshold" in text
+    assert main(["info", str(tmp_path / "missing.h5")]) == 2
