@@ -3,8 +3,36 @@
 Neural population models are driven by swappable controllers through a
 causal sensing chain and a virtual stimulator that enforces its safety
 limits; results stream to HDF5.
+
+The main entry points are importable from here (loaded on first use)::
+
+    from closedloop import load_config, run_experiment, load_run
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_EXPORTS = {
+    "ClosedLoop": "closedloop.loop",
+    "Controller": "closedloop.controllers",
+    "Device": "closedloop.device",
+    "SensingChain": "closedloop.sensing",
+    "check_controller": "closedloop.conformance",
+    "load_config": "closedloop.config",
+    "load_run": "closedloop.recording",
+    "plot_run": "closedloop.plotting",
+    "run_experiment": "closedloop.experiment",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that `import closedloop` stays cheap (no Numba or h5py import).
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'closedloop' has no attribute {name!r}")

@@ -7,8 +7,8 @@ file: editing any of them moves to a fresh cache instead of loading stale code.
 Set ``CLOSEDLOOP_NUMBA_CACHE`` (or numba's own ``NUMBA_CACHE_DIR``) to choose
 the parent directory.
 
-Random numbers come from one xoroshiro128+ stream per instance (state of two
-uint64 words), seeded through :class:`numpy.random.SeedSequence`, so results
+Random numbers come from one xoroshiro128+ stream per instance (two uint64
+words, plus a spare normal deviate), seeded through :class:`numpy.random.SeedSequence`, so results
 do not depend on the number of threads or on how a run is chunked.
 """
 
@@ -88,10 +88,21 @@ def uniform(state, i):
 
 @njit(cache=True, inline="always")
 def normal(state, i):
-    """Standard normal deviate (Box-Muller) from instance ``i``'s stream."""
+    """Standard normal deviate from instance ``i``'s stream.
+
+    Box-Muller yields deviates in pairs: the second is kept in the state
+    (column 2 flags it, column 3 holds its bits) for the next call, so chunked
+    and whole runs draw the same sequence.
+    """
+    if state[i, 2] != 0:
+        state[i, 2] = 0
+        return state.view(np.float64)[i, 3]
     u1 = uniform(state, i)
     u2 = uniform(state, i)
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+    r = np.sqrt(-2.0 * np.log(u1))
+    state.view(np.float64)[i, 3] = r * np.sin(2.0 * np.pi * u2)
+    state[i, 2] = 1
+    return r * np.cos(2.0 * np.pi * u2)
 
 
 def rng_states(seeds: Sequence[np.random.SeedSequence]) -> np.ndarray:
@@ -104,12 +115,14 @@ def rng_states(seeds: Sequence[np.random.SeedSequence]) -> np.ndarray:
 
     Returns
     -------
-    ndarray of uint64, shape (len(seeds), 2)
+    ndarray of uint64, shape (len(seeds), 4)
+        Generator words in columns 0 and 1; columns 2 and 3 hold the spare
+        normal deviate of :func:`normal`.
     """
-    out = np.empty((len(seeds), 2), dtype=np.uint64)
+    out = np.zeros((len(seeds), 4), dtype=np.uint64)
     for i, seq in enumerate(seeds):
         words = seq.generate_state(2, np.uint64)
         if not words.any():  # the all-zero state is a fixed point of the generator
             words[0] = np.uint64(0x9E3779B97F4A7C15)
-        out[i] = words
+        out[i, :2] = words
     return out

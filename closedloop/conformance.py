@@ -35,7 +35,7 @@ import inspect
 import math
 import numbers
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -244,9 +244,7 @@ class _Checker:
             self.report("get_params", f"get_params() raised {exc!r}.")
             return None
         if not isinstance(params, Mapping):
-            self.report(
-                "get_params", f"get_params() returned {type(params).__name__}, not a dict."
-            )
+            self.report("get_params", f"get_params() returned {type(params).__name__}, not a dict.")
             return None
         return dict(params)
 
@@ -329,13 +327,10 @@ class _Checker:
                 pass
         return None
 
-    def features(self) -> tuple[list[str], dict[str, dict[str, np.ndarray]]]:
-        """Feature names and, per series, name -> array of shape (n_steps, n)."""
-        rng = np.random.default_rng(self.seed)
-        names = ["biomarker"]
-        return names, self._series(rng, names)
-
-    def _series(self, rng: np.random.Generator, names: list[str]) -> dict:
+    def _series(
+        self, rng: np.random.Generator, names: list[str]
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """Per series label, feature name to values of shape (n_steps, n)."""
         shape = (self.n_steps, self.n)
         walks = {
             name: np.abs(1.0 + np.cumsum(rng.normal(0.0, 0.1, shape), axis=0)) for name in names
@@ -485,7 +480,7 @@ class _Checker:
     ) -> _Run | None:
         """Run one series; on a read-only error, report it and rerun writeable."""
         result = self._run(controller, series, label, read_only=True, reuse_buffers=reuse_buffers)
-        if result == "read-only":
+        if isinstance(result, str) and result == "read-only":
             n = series["biomarker"].shape[1]
             if not self.reset(controller, n):
                 return None
@@ -620,6 +615,12 @@ class _Checker:
         return kept
 
 
+def _close(a: np.ndarray, b: np.ndarray, exact: bool) -> bool:
+    if exact:
+        return bool(np.array_equal(a, b, equal_nan=True))
+    return bool(np.allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True))
+
+
 def _first_difference(
     run_a: _Run, run_b: _Run, instance: int | None = None, exact: bool = False
 ) -> str | None:
@@ -629,13 +630,6 @@ def _first_difference(
     instance of ``run_b``. Comparison is exact, or to a relative 1e-9 (an
     instance alone may take a different SIMD path in transcendental ufuncs).
     """
-    close: Callable[[np.ndarray, np.ndarray], bool]
-    if exact:
-        close = lambda a, b: bool(np.array_equal(a, b, equal_nan=True))  # noqa: E731
-    else:
-        close = lambda a, b: bool(  # noqa: E731
-            np.allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True)
-        )
     for k, (a, b) in enumerate(zip(run_a, run_b, strict=False)):
         if a is None or b is None:
             continue
@@ -644,7 +638,7 @@ def _first_difference(
         for key in a:
             va = a[key] if instance is None else a[key][instance : instance + 1]
             vb = b[key]
-            if va.shape != vb.shape or not close(va, vb):
+            if va.shape != vb.shape or not _close(va, vb, exact):
                 if instance is not None:
                     return (
                         f"{key!r} from step {k + 1}: {vb[0]!r} alone, {va[0]!r} in the batch "

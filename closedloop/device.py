@@ -328,48 +328,65 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
     q_tail = qptr[1]
     ramp = dp[i, _RAMP] * dt
     r_ohm = dp[i, _R]
+    q_max = dp[i, _QMAX]
+    # Work on locals (kept in registers) and write the state back once.
+    amp = ds[i, _AMP]
+    target = ds[i, _TGT_AMP]
+    next_pulse = ds[i, _NEXT]
+    p_start = ds[i, _P_START]
+    p_amp = ds[i, _P_AMP]
+    p_pw = ds[i, _P_PW]
+    # Running totals continue from the state, so chunked runs add in the same order.
+    energy = ds[i, _ENERGY]
+    charge = ds[i, _CHARGE]
+    n_pulses = ds[i, _NPULSE]
+    time_on = ds[i, _TON]
+    switches = ds[i, _NSW]
     for j in range(n_steps):
         step = step0 + j
         while head < q_tail and q_eff[head % q_len] <= step:
             slot = head % q_len
             apply_command(ds, dp, i, q_cmd[slot, i, 0], q_cmd[slot, i, 1], q_cmd[slot, i, 2])
+            target = ds[i, _TGT_AMP]
             head += 1
         t0 = step * dt
         t1 = t0 + dt
-        amp_before = ds[i, _AMP]
-        amp = amp_before + min(max(ds[i, _TGT_AMP] - amp_before, -ramp), ramp)
-        ds[i, _AMP] = amp
+        amp_before = amp
+        amp = amp + min(max(target - amp, -ramp), ramp)
         q_cath = 0.0
         q_anod = 0.0
-        energy = 0.0
         # Phases of the pulse under way, then of any pulse starting in this step.
         while True:
-            p_amp = ds[i, _P_AMP]
             if p_amp > 0.0:
-                p0 = ds[i, _P_START]
-                pw = ds[i, _P_PW]
-                oc = _overlap(p0, p0 + pw, t0, t1)
-                oa = _overlap(p0 + pw, p0 + 2.0 * pw, t0, t1)
+                oc = _overlap(p_start, p_start + p_pw, t0, t1)
+                oa = _overlap(p_start + p_pw, p_start + 2.0 * p_pw, t0, t1)
                 q_cath += p_amp * oc
                 q_anod += p_amp * oa
                 energy += (p_amp * 1e-3) ** 2 * r_ohm * (oc + oa)
-            if ds[i, _NEXT] >= t1:
+            if next_pulse >= t1:
                 break
-            start = ds[i, _NEXT]
-            pw = ds[i, _TGT_PW] * 1e-6
+            p_start = next_pulse
+            p_pw = ds[i, _TGT_PW] * 1e-6
             if amp > 0.0:
                 # Never exceed the charge limit, even mid-ramp after a width change.
-                pw = min(pw, dp[i, _QMAX] / amp * 1e-3)  # uC / mA = ms
-                ds[i, _NPULSE] += 1.0
-                ds[i, _CHARGE] += amp * pw * 1e3  # mA * s = mC = 1e3 uC
-            ds[i, _P_START] = start
-            ds[i, _P_AMP] = amp
-            ds[i, _P_PW] = pw
-            ds[i, _NEXT] = start + 1.0 / ds[i, _FREQ]
+                p_pw = min(p_pw, q_max / amp * 1e-3)  # uC / mA = ms
+                n_pulses += 1.0
+                charge += amp * p_pw * 1e3  # mA * s = mC = 1e3 uC
+            p_amp = amp
+            next_pulse = p_start + 1.0 / ds[i, _FREQ]
         drive[i, j] = q_cath / dt
         net[i, j] = (q_cath - q_anod) / dt
-        ds[i, _ENERGY] += energy
         if amp > 0.0:
-            ds[i, _TON] += dt
+            time_on += dt
         if (amp > 0.0) != (amp_before > 0.0):
-            ds[i, _NSW] += 1.0
+            switches += 1.0
+    ds[i, _AMP] = amp
+    ds[i, _NEXT] = next_pulse
+    ds[i, _P_START] = p_start
+    ds[i, _P_AMP] = p_amp
+    ds[i, _P_PW] = p_pw
+    ds[i, _ENERGY] = energy
+    ds[i, _CHARGE] = charge
+    ds[i, _NPULSE] = n_pulses
+    ds[i, _TON] = time_on
+    ds[i, _NSW] = switches

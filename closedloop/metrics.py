@@ -97,7 +97,9 @@ class StreamingPSD:
         return out
 
 
-def band_power(frequency_hz: np.ndarray, psd: np.ndarray, band_hz: tuple[float, float]) -> np.ndarray:
+def band_power(
+    frequency_hz: np.ndarray, psd: np.ndarray, band_hz: tuple[float, float]
+) -> np.ndarray:
     """Integrate a PSD over a band (rectangle rule over the bins inside it).
 
     Parameters

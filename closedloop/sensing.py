@@ -145,7 +145,7 @@ class SensingChain:
         ----------
         n : int
             Batch size.
-        rng_state : ndarray of uint64, shape (n, 2)
+        rng_state : ndarray of uint64, shape (n, 4)
             Sensor-noise streams (see :func:`closedloop._numba.rng_states`).
         """
         params = np.zeros(4)

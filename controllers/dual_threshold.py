@@ -25,7 +25,8 @@ def _real(name: str, value: object, unit: str, sign: str = "any") -> float:
     """
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     x = float(value) if ok else math.nan
-    if not math.isfinite(x) or (sign == "non-negative" and x < 0) or (sign == "positive" and x <= 0):
+    bad_sign = (sign == "non-negative" and x < 0) or (sign == "positive" and x <= 0)
+    if not math.isfinite(x) or bad_sign:
         kind = "finite number" if sign == "any" else f"finite {sign} number"
         raise ValueError(f"{name} must be a {kind} of {unit}, got {value!r}.")
     return x

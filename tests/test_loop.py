@@ -157,3 +157,17 @@ def test_validate_plot_and_info_commands(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "beta_reduction" in text and "dual_threshold" in text
     assert main(["info", str(tmp_path / "missing.h5")]) == 2
+
+
+def test_memory_stays_flat_in_run_length(tmp_path):
+    import tracemalloc
+
+    peaks = []
+    for seconds in (2.0, 8.0):
+        _run(tmp_path, f"duration_s={seconds}", "output.chunk_s=0.5", name="warm")
+        tracemalloc.start()
+        _run(tmp_path, f"duration_s={seconds}", "output.chunk_s=0.5", name=f"m{seconds:g}")
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    # Four times the simulated time, about the same peak (chunks are streamed out).
+    assert peaks[1] < 1.5 * peaks[0], peaks

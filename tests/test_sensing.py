@@ -1,0 +1,247 @@
+"""Tests of the causal sensing chain: filter, envelopes, noise, chunking, causality."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from closedloop._numba import rng_states
+from closedloop.sensing import SensingChain
+
+FS = 1000.0
+
+
+def new_state(chain: SensingChain, n: int, seed: int = 0):
+    return chain.new_state(n, rng_states(np.random.SeedSequence(seed).spawn(n)))
+
+
+def process_in_chunks(chain: SensingChain, x: np.ndarray, sizes, seed: int = 0,
+                      artifact_ma: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Process ``x`` in chunks whose sizes cycle through ``sizes``."""
+    state = new_state(chain, x.shape[0], seed)
+    parts: dict[str, list[np.ndarray]] = {"sensed": [], "filtered": [], "envelope": []}
+    start = 0
+    k = 0
+    while start < x.shape[1]:
+        stop = min(start + sizes[k % len(sizes)], x.shape[1])
+        art = None if artifact_ma is None else artifact_ma[:, start:stop]
+        out = chain.process(state, x[:, start:stop], art)
+        for key in parts:
+            parts[key].append(out[key])
+        start = stop
+        k += 1
+    return {key: np.concatenate(v, axis=1) for key, v in parts.items()}
+
+
+def random_signal(n: int = 3, m: int = 3000, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(m) / FS
+    beta = np.sin(2 * np.pi * 21.0 * t + rng.uniform(0, 2 * np.pi, (n, 1)))
+    return beta + rng.standard_normal((n, m)) + 0.5  # with a DC offset for the high-pass
+
+
+def sine(amplitude: float, freq_hz: float, m: int, n: int = 2) -> np.ndarray:
+    t = np.arange(m) / FS
+    return np.tile(amplitude * np.sin(2 * np.pi * freq_hz * t), (n, 1))
+
+
+# ---------------------------------------------------------------------------
+# Band-pass filter
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1000])
+def test_chunked_filter_equals_sosfilt_on_whole_signal(chunk):
+    chain = SensingChain(rate_hz=FS, band_hz=(13, 30), filter_order=2, noise_std=0)
+    x = random_signal()
+    out = process_in_chunks(chain, x, [chunk])
+    expected = signal.sosfilt(chain.sos, x, axis=-1)
+    np.testing.assert_allclose(out["filtered"], expected, rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(out["sensed"], x)  # no noise, no artefact
+
+
+@pytest.mark.parametrize("order", [1, 4])
+def test_filter_order_matches_sosfilt(order):
+    chain = SensingChain(rate_hz=FS, band_hz=(8, 12), filter_order=order)
+    assert chain.sos.shape == (order, 6)
+    x = random_signal(n=2, m=2000, seed=5)
+    out = process_in_chunks(chain, x, [13, 1, 250])
+    np.testing.assert_allclose(out["filtered"], signal.sosfilt(chain.sos, x, axis=-1),
+                               rtol=0, atol=1e-10)
+
+
+# ---------------------------------------------------------------------------
+# Envelopes
+
+
+def reference_envelope(chain: SensingChain, filtered: np.ndarray) -> np.ndarray:
+    """Envelope computed independently from the filtered signal (numpy/scipy)."""
+
+    def moving_average(v: np.ndarray, width: int) -> np.ndarray:
+        # Mean over the last ``width`` samples, fewer at the start.
+        c = np.cumsum(v, axis=1)
+        out = np.empty_like(v)
+        out[:, :width] = c[:, :width] / np.arange(1, min(width, v.shape[1]) + 1)
+        out[:, width:] = (c[:, width:] - c[:, :-width]) / width
+        return out
+
+    if chain.envelope == "arv":
+        env = moving_average(np.abs(filtered), chain.window_samples(chain.envelope_window_s))
+    else:
+        alpha = math.exp(-1.0 / (chain.rate_hz * chain.envelope_tau_s))
+        env = signal.lfilter([1 - alpha], [1, -alpha], filtered**2, axis=1)
+    if chain.smoothing_window_s > 0:
+        width = chain.window_samples(chain.smoothing_window_s)
+        if width > 1:
+            env = moving_average(env, width)
+    return env
+
+
+@pytest.mark.parametrize("smoothing_s", [0.0, 0.4])
+@pytest.mark.parametrize("envelope", ["arv", "power"])
+def test_envelope_is_chunk_invariant_and_correct(envelope, smoothing_s):
+    chain = SensingChain(rate_hz=FS, envelope=envelope, smoothing_window_s=smoothing_s,
+                         envelope_window_s=0.05, envelope_tau_s=0.02)
+    x = random_signal(m=4000)
+    whole = process_in_chunks(chain, x, [x.shape[1]])
+    for sizes in ([1], [7], [1000], [3, 250, 1, 64, 999]):
+        chunked = process_in_chunks(chain, x, sizes)
+        for key in whole:
+            np.testing.assert_array_equal(chunked[key], whole[key], err_msg=f"{key} {sizes}")
+    expected = reference_envelope(chain, whole["filtered"])
+    np.testing.assert_allclose(whole["envelope"], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_noise_and_artifact_are_chunk_invariant():
+    chain = SensingChain(rate_hz=FS, noise_std=0.3, artifact_gain=0.2, smoothing_window_s=0.1)
+    x = random_signal(m=3001)
+    art = np.random.default_rng(3).uniform(-1, 1, x.shape)
+    whole = process_in_chunks(chain, x, [x.shape[1]], seed=4, artifact_ma=art)
+    for sizes in ([1], [7], [3, 1, 500, 2]):  # odd sizes split Box-Muller pairs
+        chunked = process_in_chunks(chain, x, sizes, seed=4, artifact_ma=art)
+        for key in whole:
+            np.testing.assert_array_equal(chunked[key], whole[key], err_msg=f"{key} {sizes}")
+
+
+def test_artifact_adds_gain_times_net_current():
+    chain = SensingChain(rate_hz=FS, artifact_gain=0.25)
+    x = random_signal(m=500)
+    art = np.random.default_rng(2).uniform(-2, 2, x.shape)
+    out = process_in_chunks(chain, x, [64], artifact_ma=art)
+    np.testing.assert_allclose(out["sensed"], x + 0.25 * art, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(out["filtered"], signal.sosfilt(chain.sos, x + 0.25 * art),
+                               rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("envelope", ["arv", "power"])
+def test_outputs_are_causal(envelope):
+    chain = SensingChain(rate_hz=FS, envelope=envelope, noise_std=0.2, artifact_gain=0.1,
+                         smoothing_window_s=0.2)
+    x = random_signal(m=2000)
+    art = np.zeros_like(x)
+    base = process_in_chunks(chain, x, [2000], artifact_ma=art)
+    rng = np.random.default_rng(9)
+    for cut in (1, 500, 1999):
+        future = x.copy()
+        future[:, cut:] = 100.0 * rng.standard_normal((x.shape[0], x.shape[1] - cut))
+        art_future = art.copy()
+        art_future[:, cut:] = 5.0
+        changed = process_in_chunks(chain, future, [2000], artifact_ma=art_future)
+        for key in base:
+            np.testing.assert_array_equal(changed[key][:, :cut], base[key][:, :cut])
+            assert not np.array_equal(changed[key][:, cut:], base[key][:, cut:])
+
+
+def test_arv_of_sine_is_two_over_pi_amplitude():
+    amplitude = 3.0
+    chain = SensingChain(rate_hz=FS, band_hz=(13, 30), envelope="arv")
+    x = sine(amplitude, 20.0, 3000)
+    env = process_in_chunks(chain, x, [100])["envelope"]
+    settled = env[:, 1000:]  # 1 s: the filter and the 100 ms window have settled
+    np.testing.assert_allclose(settled, 2 * amplitude / np.pi, rtol=0.02)
+
+
+def test_power_envelope_of_sine_is_half_amplitude_squared():
+    amplitude = 2.0
+    chain = SensingChain(rate_hz=FS, band_hz=(13, 30), envelope="power", envelope_tau_s=0.05)
+    x = sine(amplitude, 20.0, 4000)
+    env = process_in_chunks(chain, x, [128])["envelope"]
+    # The first-order smoother leaves a ripple at 40 Hz: average whole periods.
+    settled = env[:, 2000:]
+    np.testing.assert_allclose(settled.mean(axis=1), amplitude**2 / 2, rtol=0.02)
+    np.testing.assert_allclose(settled, amplitude**2 / 2, rtol=0.15)
+
+
+def test_sine_outside_band_is_attenuated():
+    chain = SensingChain(rate_hz=FS, band_hz=(13, 30))
+    env_in = process_in_chunks(chain, sine(1.0, 20.0, 3000), [3000])["envelope"][:, -1]
+    env_out = process_in_chunks(chain, sine(1.0, 150.0, 3000), [3000])["envelope"][:, -1]
+    assert np.all(env_out < 0.05 * env_in)
+
+
+# ---------------------------------------------------------------------------
+# Sensor noise
+
+
+def test_sensor_noise_reproducible_and_of_configured_std():
+    std = 0.7
+    chain = SensingChain(rate_hz=FS, noise_std=std)
+    x = np.zeros((3, 20000))
+    a = process_in_chunks(chain, x, [20000], seed=11)
+    b = process_in_chunks(chain, x, [333], seed=11)
+    c = process_in_chunks(chain, x, [20000], seed=12)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert not np.array_equal(a["sensed"], c["sensed"])
+    noise = a["sensed"]
+    np.testing.assert_allclose(noise.std(axis=1), std, rtol=0.05)
+    np.testing.assert_allclose(noise.mean(axis=1), 0.0, atol=5 * std / math.sqrt(20000))
+    # Instances have their own streams: no two rows alike or correlated.
+    corr = np.corrcoef(noise)
+    assert np.all(np.abs(corr[np.triu_indices(3, 1)]) < 0.05)
+    # White: consecutive samples uncorrelated.
+    lag1 = np.mean(noise[:, 1:] * noise[:, :-1], axis=1) / noise.var(axis=1)
+    assert np.all(np.abs(lag1) < 0.05)
+    # Gaussian: about 68 % within one standard deviation, 95 % within two.
+    assert abs(np.mean(np.abs(noise) < std) - 0.6827) < 0.02
+    assert abs(np.mean(np.abs(noise) < 2 * std) - 0.9545) < 0.01
+
+
+def test_noise_leaves_the_input_untouched():
+    chain = SensingChain(rate_hz=FS, noise_std=1.0)
+    x = random_signal(m=100)
+    copy = x.copy()
+    state = new_state(chain, 3)
+    chain.process(state, x)
+    np.testing.assert_array_equal(x, copy)
+
+
+# ---------------------------------------------------------------------------
+# Configuration
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"band_hz": (13.0, 600.0)}, "band_hz"),  # above Nyquist (500 Hz)
+        ({"band_hz": (13.0, 500.0)}, "band_hz"),  # at Nyquist
+        ({"band_hz": (30.0, 13.0)}, "band_hz"),
+        ({"band_hz": (0.0, 30.0)}, "band_hz"),
+        ({"band_hz": (math.nan, 30.0)}, "band_hz"),
+        ({"envelope": "hilbert"}, "envelope"),
+        ({"noise_std": -0.1}, "noise_std"),
+        ({"noise_std": math.nan}, "noise_std"),
+        ({"rate_hz": 0.0}, "rate_hz"),
+        ({"rate_hz": -1000.0}, "rate_hz"),
+        ({"filter_order": 0}, "filter_order"),
+        ({"smoothing_window_s": -0.4}, "smoothing_window_s"),
+        ({"envelope_window_s": 0.0}, "envelope_window_s"),
+        ({"envelope_tau_s": -1.0}, "envelope_tau_s"),
+        ({"artifact_gain": math.inf}, "artifact_gain"),
+    ],
+)
+def test_bad_config_rejected_naming_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        SensingChain(**kwargs)
