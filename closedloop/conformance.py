@@ -414,8 +414,9 @@ class _Checker:
                             f"({diff}); copy what you keep (np.copy or out=).",
                         )
 
-        # Batch independence: instances 0 and n - 1 run alone.
-        if n >= 2:
+        # Batch independence (meaningful only if deterministic): instances 0
+        # and n - 1 run alone.
+        if deterministic and n >= 2:
             for i in sorted({0, n - 1}):
                 other = self.copy_of(cls, original, params)
                 if other is None or not self.reset(other, 1):

@@ -176,7 +176,7 @@ class Device:
                 "device.pulse_width_max_us and device.frequency_max_hz allow biphasic "
                 "pulses longer than the pulse period: lower one of them"
             )
-        for name in ("initial_frequency_hz", "initial_pulse_width_us"):
+        for name in ("shannon_k", "initial_frequency_hz", "initial_pulse_width_us"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"device.{name} must be finite")
 
@@ -371,9 +371,9 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
                 # Never exceed the charge limit, even mid-ramp after a width change.
                 p_pw = min(p_pw, q_max / amp * 1e-3)  # uC / mA = ms
                 n_pulses += 1.0
-                charge += amp * p_pw * 1e3  # mA * s = mC = 1e3 uC
             p_amp = amp
             next_pulse = p_start + 1.0 / ds[i, _FREQ]
+        charge += q_cath * 1e3  # delivered in this step; mA * s = mC = 1e3 uC
         drive[i, j] = q_cath / dt
         net[i, j] = (q_cath - q_anod) / dt
         if amp > 0.0:

@@ -65,7 +65,7 @@ class StreamingPSD:
     def __init__(self, n: int, fs_hz: float, segment_s: float = 1.0) -> None:
         self.fs_hz = float(fs_hz)
         self.nperseg = max(8, int(round(segment_s * fs_hz)))
-        self.hop = self.nperseg // 2
+        self.hop = self.nperseg - self.nperseg // 2  # scipy's noverlap = nperseg // 2
         self.window = _signal.get_window("hann", self.nperseg)
         self.scale = 1.0 / (self.fs_hz * np.sum(self.window**2))
         self.frequency_hz = np.fft.rfftfreq(self.nperseg, 1.0 / self.fs_hz)

@@ -85,24 +85,25 @@ class PID(Controller):
     term is 0 on the first update after :meth:`reset` and is not filtered:
     the biomarker should already be smooth (an envelope).
 
-    Anti-windup is conditional integration: the integral term is never
-    moved further into saturation. An increment that would take ``P + I``
-    above ``max_amplitude_ma`` is cut so that ``P + I`` lands on the limit,
-    and if ``P + I`` is already above it the integral is frozen (likewise
-    below ``min_amplitude_ma``); increments that bring the output back
-    towards the range are always applied. After a long saturation the
-    integral term therefore sits at the limit instead of growing, and the
-    output leaves saturation on the first period in which the error changes
-    sign (for ``kp, ki >= 0``), where a naive integrator would first have to
-    unwind everything accumulated during the saturation. This is conditional
-    integration as described by Astrom and Hagglund [2]_ (the "clamping"
-    option of Simulink's PID block); the companion code of Fleming et al.
-    [1]_ undoes the period's integration whenever the output saturates,
-    whatever the sign of the error.
+    Anti-windup is conditional integration: the integrator is frozen while
+    the output is saturated and the error would push it further into
+    saturation. Precisely, an increment that would take ``P + I`` above
+    ``max_amplitude_ma`` is cut so that ``P + I`` lands on the limit, and
+    if ``P + I`` is already above it the integral term does not move
+    (likewise below ``min_amplitude_ma``); increments that bring the output
+    back towards the range are always applied. After a long saturation the
+    integral term has stopped where ``P + I`` met the limit instead of
+    growing, so the output leaves saturation in the first period in which
+    the error changes sign (for ``kp, ki >= 0``), where a naive integrator
+    would first have to unwind everything accumulated during the
+    saturation. See Astrom and Hagglund [2]_ on conditional integration; the
+    companion code of Fleming et al. [1]_ undoes the period's integration
+    whenever the output saturates, whatever the sign of the error.
 
-    A NaN biomarker makes the integral term, and so the amplitude, NaN
-    until the next :meth:`reset`, as it would the state of any recursive
-    filter upstream; the device decides what to deliver for a NaN command.
+    A NaN biomarker gives a NaN amplitude for that period (the device
+    decides what to deliver) and leaves the integral term unchanged. An
+    error so large that ``kp * e`` overflows gives the limit and also
+    leaves the integral term unchanged.
 
     The default set point and gains are illustrative, for a biomarker
     normalised to its median level; they must be tuned for a model or
@@ -234,19 +235,17 @@ class PID(Controller):
                 d = np.subtract(error, self.error_prev_)
                 p = np.add(p, np.multiply(d, self._kd_per_dt))
             self.error_prev_ = error
-        # Conditional integration in output units: v is the output with the old
-        # integral term, w with the new one. The new unsaturated output u is w
-        # cut so that it goes no further beyond a limit than v already was;
-        # the integral term becomes u - p. Clamping w and clamping u to the
-        # limits give the same amplitude, so the amplitude is clamped w.
-        v = np.add(p, self.integral_ma_)
-        w = np.add(v, np.multiply(error, self._ki_dt))
-        high = self._high
-        low = self._low
-        u = np.minimum(w, np.maximum(v, high))
-        u = np.maximum(u, np.minimum(v, low))
-        np.subtract(u, p, self.integral_ma_)
-        amplitude = np.maximum(np.minimum(w, high), low)
+        # Conditional integration: the candidate integral term may not take
+        # p + integral beyond a limit (it is cut to land on the limit), nor
+        # further beyond it if it already is. fmax/fmin ignore NaN, so a NaN
+        # biomarker leaves the integral term unchanged, and an infinite p
+        # (overflow) freezes it instead of making it NaN.
+        integral = self.integral_ma_
+        candidate = np.add(integral, np.multiply(error, self._ki_dt))
+        upper = np.fmax(np.subtract(self._high, p), integral)
+        lower = np.fmin(np.subtract(self._low, p), integral)
+        np.fmax(np.fmin(candidate, upper), lower, integral)
+        amplitude = np.maximum(np.minimum(np.add(p, integral), self._high), self._low)
         return {
             "amplitude_ma": amplitude,
             "frequency_hz": self._frequency,

@@ -50,8 +50,9 @@ def new_device(dev: Device, n: int = 1, queue_len: int = 8) -> tuple:
 
 def push(device: tuple, amplitude_ma, frequency_hz, pulse_width_us, step: int) -> None:
     n = device[0].shape[0]
-    command = tuple(np.full(n, v, dtype=np.float64) for v in (amplitude_ma, frequency_hz,
-                                                               pulse_width_us))
+    command = tuple(
+        np.full(n, v, dtype=np.float64) for v in (amplitude_ma, frequency_hz, pulse_width_us)
+    )
     queue_push(device, command, step)
 
 
@@ -91,10 +92,19 @@ devices = st.sampled_from(
     [
         Device(),
         Device(ramp_rate_ma_per_s=math.inf),
-        Device(ramp_rate_ma_per_s=1e4, amplitude_max_ma=10.0, frequency_max_hz=1000.0,
-               pulse_width_max_us=300.0),
-        Device(amplitude_max_ma=8.0, shannon_k=1.5, electrode_area_cm2=0.01,
-               max_charge_density_uc_per_cm2=math.inf, ramp_rate_ma_per_s=500.0),
+        Device(
+            ramp_rate_ma_per_s=1e4,
+            amplitude_max_ma=10.0,
+            frequency_max_hz=1000.0,
+            pulse_width_max_us=300.0,
+        ),
+        Device(
+            amplitude_max_ma=8.0,
+            shannon_k=1.5,
+            electrode_area_cm2=0.01,
+            max_charge_density_uc_per_cm2=math.inf,
+            ramp_rate_ma_per_s=500.0,
+        ),
     ]
 )
 
@@ -237,15 +247,20 @@ def test_shannon_charge_limit():
     dev = Device(shannon_k=1.75, electrode_area_cm2=0.06)
     expected = min(math.sqrt(10**1.75 * 0.06), 30 * 0.06)
     assert dev.charge_limit_uc == pytest.approx(expected, rel=1e-12)
-    shannon_only = Device(shannon_k=1.75, electrode_area_cm2=0.06,
-                          max_charge_density_uc_per_cm2=math.inf)
+    shannon_only = Device(
+        shannon_k=1.75, electrode_area_cm2=0.06, max_charge_density_uc_per_cm2=math.inf
+    )
     assert shannon_only.charge_limit_uc == pytest.approx(math.sqrt(10**1.75 * 0.06), rel=1e-12)
 
 
 @pytest.mark.parametrize("density_max", [30.0, math.inf])
 def test_amplitude_capped_by_charge_limit(density_max):
-    dev = Device(shannon_k=1.75, electrode_area_cm2=0.06, ramp_rate_ma_per_s=math.inf,
-                 max_charge_density_uc_per_cm2=density_max)
+    dev = Device(
+        shannon_k=1.75,
+        electrode_area_cm2=0.06,
+        ramp_rate_ma_per_s=math.inf,
+        max_charge_density_uc_per_cm2=density_max,
+    )
     pw_us = 450.0
     cap = dev.charge_limit_uc / (pw_us * 1e-3)  # mA
     assert cap < dev.amplitude_max_ma  # the test is about the charge limit
@@ -339,14 +354,22 @@ def test_full_queue_raises():
 def test_chunked_fill_is_bit_identical():
     dev = Device(ramp_rate_ma_per_s=20.0)
     dt = 1e-4
-    schedule = [(0, 3.0, 130.0, 60.0), (150, 1.0, 185.0, 120.0), (333, 4.5, 20.0, 300.0),
-                (777, 0.0, 130.0, 60.0), (901, 2.0, 250.0, 90.0)]
+    schedule = [
+        (0, 3.0, 130.0, 60.0),
+        (150, 1.0, 185.0, 120.0),
+        (333, 4.5, 20.0, 300.0),
+        (777, 0.0, 130.0, 60.0),
+        (901, 2.0, 250.0, 90.0),
+    ]
 
     def make():
         device = new_device(dev, n=3, queue_len=len(schedule) + 1)
         for step, amp, freq, pw in schedule:
-            device_cmd = (np.array([amp, amp / 2, 0.3]), np.array([freq, freq, 40.0]),
-                          np.array([pw, pw * 1.5, 200.0]))
+            device_cmd = (
+                np.array([amp, amp / 2, 0.3]),
+                np.array([freq, freq, 40.0]),
+                np.array([pw, pw * 1.5, 200.0]),
+            )
             queue_push(device, device_cmd, step)
         return device
 
@@ -407,3 +430,8 @@ def test_overlapping_biphasic_pulses_rejected():
 def test_non_finite_initial_setting_rejected(name):
     with pytest.raises(ValueError, match=name):
         Device(**{name: math.nan})
+
+
+def test_nan_shannon_k_rejected():
+    with pytest.raises(ValueError, match="shannon_k"):
+        Device(shannon_k=math.nan)

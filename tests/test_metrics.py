@@ -19,8 +19,16 @@ def feed_in_random_chunks(psd: StreamingPSD, x: np.ndarray, seed: int) -> None:
 
 
 def welch(x: np.ndarray, fs: float, nperseg: int) -> tuple[np.ndarray, np.ndarray]:
-    return signal.welch(x, fs, window="hann", nperseg=nperseg, noverlap=nperseg // 2,
-                        detrend="constant", scaling="density", axis=-1)
+    return signal.welch(
+        x,
+        fs,
+        window="hann",
+        nperseg=nperseg,
+        noverlap=nperseg // 2,
+        detrend="constant",
+        scaling="density",
+        axis=-1,
+    )
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,9 @@ def new_state(chain: SensingChain, n: int, seed: int = 0):
     return chain.new_state(n, rng_states(np.random.SeedSequence(seed).spawn(n)))
 
 
-def process_in_chunks(chain: SensingChain, x: np.ndarray, sizes, seed: int = 0,
-                      artifact_ma: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def process_in_chunks(
+    chain: SensingChain, x: np.ndarray, sizes, seed: int = 0, artifact_ma: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Process ``x`` in chunks whose sizes cycle through ``sizes``."""
     state = new_state(chain, x.shape[0], seed)
     parts: dict[str, list[np.ndarray]] = {"sensed": [], "filtered": [], "envelope": []}
@@ -68,8 +69,9 @@ def test_filter_order_matches_sosfilt(order):
     assert chain.sos.shape == (order, 6)
     x = random_signal(n=2, m=2000, seed=5)
     out = process_in_chunks(chain, x, [13, 1, 250])
-    np.testing.assert_allclose(out["filtered"], signal.sosfilt(chain.sos, x, axis=-1),
-                               rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        out["filtered"], signal.sosfilt(chain.sos, x, axis=-1), rtol=0, atol=1e-10
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -102,8 +104,13 @@ def reference_envelope(chain: SensingChain, filtered: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("smoothing_s", [0.0, 0.4])
 @pytest.mark.parametrize("envelope", ["arv", "power"])
 def test_envelope_is_chunk_invariant_and_correct(envelope, smoothing_s):
-    chain = SensingChain(rate_hz=FS, envelope=envelope, smoothing_window_s=smoothing_s,
-                         envelope_window_s=0.05, envelope_tau_s=0.02)
+    chain = SensingChain(
+        rate_hz=FS,
+        envelope=envelope,
+        smoothing_window_s=smoothing_s,
+        envelope_window_s=0.05,
+        envelope_tau_s=0.02,
+    )
     x = random_signal(m=4000)
     whole = process_in_chunks(chain, x, [x.shape[1]])
     for sizes in ([1], [7], [1000], [3, 250, 1, 64, 999]):
@@ -131,14 +138,16 @@ def test_artifact_adds_gain_times_net_current():
     art = np.random.default_rng(2).uniform(-2, 2, x.shape)
     out = process_in_chunks(chain, x, [64], artifact_ma=art)
     np.testing.assert_allclose(out["sensed"], x + 0.25 * art, rtol=0, atol=1e-15)
-    np.testing.assert_allclose(out["filtered"], signal.sosfilt(chain.sos, x + 0.25 * art),
-                               rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        out["filtered"], signal.sosfilt(chain.sos, x + 0.25 * art), rtol=0, atol=1e-10
+    )
 
 
 @pytest.mark.parametrize("envelope", ["arv", "power"])
 def test_outputs_are_causal(envelope):
-    chain = SensingChain(rate_hz=FS, envelope=envelope, noise_std=0.2, artifact_gain=0.1,
-                         smoothing_window_s=0.2)
+    chain = SensingChain(
+        rate_hz=FS, envelope=envelope, noise_std=0.2, artifact_gain=0.1, smoothing_window_s=0.2
+    )
     x = random_signal(m=2000)
     art = np.zeros_like(x)
     base = process_in_chunks(chain, x, [2000], artifact_ma=art)
