@@ -75,21 +75,35 @@ def main() -> None:
         ceil, ceil_first = ceiling(n, sim_s)
         for period in (0.020, 0.001):
             rate, first = closed(n, period, sim_s)
-            rows.append({
-                "n": n, "control_period_s": period, "simulated_s": sim_s,
-                "closed_loop_instance_s_per_s": rate, "open_loop_instance_s_per_s": ceil,
-                "ratio_to_open_loop": rate / ceil, "first_call_s": first,
-                "open_loop_first_call_s": ceil_first,
-            })
-    print(f"{'n':>5} {'period':>8} {'closed x RT':>12} {'open x RT':>10} {'ratio':>7} "
-          f"{'first call s':>13}")
+            rows.append(
+                {
+                    "n": n,
+                    "control_period_s": period,
+                    "simulated_s": sim_s,
+                    "closed_loop_instance_s_per_s": rate,
+                    "open_loop_instance_s_per_s": ceil,
+                    "ratio_to_open_loop": rate / ceil,
+                    "first_call_s": first,
+                    "open_loop_first_call_s": ceil_first,
+                }
+            )
+    print(
+        f"{'n':>5} {'period':>8} {'closed x RT':>12} {'open x RT':>10} {'ratio':>7} "
+        f"{'first call s':>13}"
+    )
     for r in rows:
-        print(f"{r['n']:>5} {r['control_period_s'] * 1e3:>6.0f}ms "
-              f"{r['closed_loop_instance_s_per_s']:>12.0f} {r['open_loop_instance_s_per_s']:>10.0f}"
-              f" {r['ratio_to_open_loop']:>7.2f} {r['first_call_s']:>13.3f}")
+        print(
+            f"{r['n']:>5} {r['control_period_s'] * 1e3:>6.0f}ms "
+            f"{r['closed_loop_instance_s_per_s']:>12.0f} {r['open_loop_instance_s_per_s']:>10.0f}"
+            f" {r['ratio_to_open_loop']:>7.2f} {r['first_call_s']:>13.3f}"
+        )
     print("x RT: simulated instance-seconds per wall second; ratio: closed / open loop")
-    record = {"benchmark": "bench_loop", "machine": platform.platform(),
-              "processor": platform.processor(), "rows": rows}
+    record = {
+        "benchmark": "bench_loop",
+        "machine": platform.platform(),
+        "processor": platform.processor(),
+        "rows": rows,
+    }
     with open(args.json, "w") as fh:
         json.dump(record, fh, indent=2)
     print(f"wrote {args.json}")

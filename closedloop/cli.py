@@ -18,19 +18,27 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="closedloop",
-                                description="Closed-loop neurostimulation simulations.")
+    p = argparse.ArgumentParser(
+        prog="closedloop", description="Closed-loop neurostimulation simulations."
+    )
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run an experiment file")
     run.add_argument("config", help="experiment YAML file")
     run.add_argument("--out", default="results", help="output directory [results]")
-    run.add_argument("--set", dest="overrides", action="append", default=[],
-                     metavar="KEY.PATH=VALUE", help="override a config value (repeatable)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a config value (repeatable)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     val = sub.add_parser("validate", help="check an experiment file without running it")
     val.add_argument("config")
-    val.add_argument("--set", dest="overrides", action="append", default=[],
-                     metavar="KEY.PATH=VALUE")
+    val.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE"
+    )
     plot = sub.add_parser("plot", help="draw a run file")
     plot.add_argument("run", help="run HDF5 file")
     plot.add_argument("-o", "--output", default=None, help="figure path [RUN.png]")
@@ -63,11 +71,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from closedloop.loop import ModelDivergedError
 
     try:
-        outcome = run_experiment(exp, args.out,
-                                 progress=not args.no_progress and sys.stderr.isatty())
+        outcome = run_experiment(
+            exp, args.out, progress=not args.no_progress and sys.stderr.isatty()
+        )
     except ModelDivergedError as exc:
-        _error(f"{exc} (run written with status 'failed' to "
-               f"{Path(args.out) / (exp.config.name + '.h5')})")
+        _error(
+            f"{exc} (run written with status 'failed' to "
+            f"{Path(args.out) / (exp.config.name + '.h5')})"
+        )
         return EXIT_FAILED
     print(f"wrote {outcome.path}")
     if outcome.figure is not None:
@@ -82,10 +93,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     cfg = exp.config
     loop = exp.loop
-    print(f"{args.config}: valid. {cfg.name}: model {cfg.model.name}, controller "
-          f"{cfg.controller.name}, {cfg.n_instances} instance(s), {cfg.duration_s:g} s; "
-          f"dt {loop.dt_s:g} s, sensing {1 / loop.sample_s:g} Hz, control period "
-          f"{loop.control_period_s:g} s, latency {loop.latency_steps * loop.dt_s:g} s")
+    print(
+        f"{args.config}: valid. {cfg.name}: model {cfg.model.name}, controller "
+        f"{cfg.controller.name}, {cfg.n_instances} instance(s), {cfg.duration_s:g} s; "
+        f"dt {loop.dt_s:g} s, sensing {1 / loop.sample_s:g} Hz, control period "
+        f"{loop.control_period_s:g} s, latency {loop.latency_steps * loop.dt_s:g} s"
+    )
     return EXIT_OK
 
 
@@ -127,8 +140,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``closedloop`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    handler = {"run": _cmd_run, "validate": _cmd_validate, "plot": _cmd_plot,
-               "info": _cmd_info}[args.command]
+    handler = {"run": _cmd_run, "validate": _cmd_validate, "plot": _cmd_plot, "info": _cmd_info}[
+        args.command
+    ]
     try:
         return handler(args)
     except KeyboardInterrupt:

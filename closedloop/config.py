@@ -130,8 +130,9 @@ class ExperimentConfig(_Section):
     output: OutputSection = OutputSection()
 
 
-def _dataclass_section(cls: type, values: Mapping[str, Any], where: str,
-                       problems: list[tuple[str, str]]) -> Any:
+def _dataclass_section(
+    cls: type, values: Mapping[str, Any], where: str, problems: list[tuple[str, str]]
+) -> Any:
     """Build a frozen config dataclass, reporting bad keys and values by path."""
     known = {f.name: f for f in dc_fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
@@ -169,8 +170,11 @@ def _pydantic_problems(exc: pydantic.ValidationError) -> list[tuple[str, str]]:
         if err["type"] == "extra_forbidden":
             section: Any = ExperimentConfig
             for part in err["loc"][:-1]:
-                field = section.model_fields.get(str(part)) if hasattr(section,
-                                                                      "model_fields") else None
+                field = (
+                    section.model_fields.get(str(part))
+                    if hasattr(section, "model_fields")
+                    else None
+                )
                 section = field.annotation if field is not None else None
             known = list(section.model_fields) if hasattr(section, "model_fields") else []
             out.append((loc, _unknown(str(err["loc"][-1]), known)))
@@ -203,8 +207,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     from closedloop.registry import resolve_controller, resolve_model
 
     if not isinstance(raw, dict):
-        raise ConfigError([("(top level)", "an experiment file must be a mapping of keys")],
-                          source)
+        raise ConfigError([("(top level)", "an experiment file must be a mapping of keys")], source)
     try:
         cfg = ExperimentConfig.model_validate(raw)
     except pydantic.ValidationError as exc:
@@ -224,8 +227,12 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     model = None
     if model_cls is not None:
         try:
-            model = model_cls(dt_s=cfg.model.dt_s, n=cfg.n_instances,
-                              params=cfg.model.params, regime=cfg.model.regime)
+            model = model_cls(
+                dt_s=cfg.model.dt_s,
+                n=cfg.n_instances,
+                params=cfg.model.params,
+                regime=cfg.model.regime,
+            )
         except ValueError as exc:
             problems.append(("model", str(exc)))
     controller = None
@@ -236,9 +243,15 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         from closedloop.loop import ClosedLoop
 
         try:
-            loop = ClosedLoop(model, sensing, device, controller,
-                              control_period_s=cfg.control.period_s,
-                              latency_s=cfg.control.latency_s, seed=cfg.seed)
+            loop = ClosedLoop(
+                model,
+                sensing,
+                device,
+                controller,
+                control_period_s=cfg.control.period_s,
+                latency_s=cfg.control.latency_s,
+                seed=cfg.seed,
+            )
         except ValueError as exc:
             problems.append(("control", str(exc)))
     if not problems and cfg.metrics.band_hz[1] >= sensing.rate_hz / 2:
@@ -248,8 +261,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     return ResolvedExperiment(cfg, loop)
 
 
-def _build_controller(cls: type, cfg: ExperimentConfig,
-                      problems: list[tuple[str, str]]) -> Any:
+def _build_controller(cls: type, cfg: ExperimentConfig, problems: list[tuple[str, str]]) -> Any:
     sig = inspect.signature(cls.__init__)
     params = {k: p for k, p in sig.parameters.items() if k != "self"}
     takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
@@ -259,8 +271,12 @@ def _build_controller(cls: type, cfg: ExperimentConfig,
     for key, value in cfg.controller.params.items():
         where = f"controller.params.{key}"
         if key not in params and not takes_any:
-            problems.append((where, _unknown(key, [k for k, p in params.items()
-                                                   if p.kind is not p.VAR_KEYWORD])))
+            problems.append(
+                (
+                    where,
+                    _unknown(key, [k for k, p in params.items() if p.kind is not p.VAR_KEYWORD]),
+                )
+            )
             bad = True
             continue
         hint = hints.get(key)
@@ -313,8 +329,9 @@ class ResolvedExperiment:
         out["device"] = self.loop.device.to_dict()
         out["controller"]["params"] = _jsonable(self.loop.controller.get_params())
         out["model"]["regime"] = self.loop.model.regime
-        out["model"]["resolved_params"] = {k: v.tolist() for k, v in
-                                           self.loop.model.param_values.items()}
+        out["model"]["resolved_params"] = {
+            k: v.tolist() for k, v in self.loop.model.param_values.items()
+        }
         return out
 
 

@@ -305,7 +305,7 @@ class _Checker:
         return params
 
     def check_init_state(self, controller: Any) -> None:
-        for name in vars(controller):
+        for name in getattr(controller, "__dict__", {}):
             if name.endswith("_") and not name.startswith("__"):
                 self.report(
                     f"init_state:{name}",
@@ -391,7 +391,7 @@ class _Checker:
             diff = _first_difference(first, second, exact=True)
             if diff is not None:
                 self.report(
-                    "reset",
+                    "reset_state",
                     "reset does not clear state: a second run after reset(n, rng) with the "
                     f"same seed differs from the first ({diff}); reinitialise every "
                     "attribute that update() changes in reset().",
@@ -604,13 +604,14 @@ class _Checker:
             if not finite.all():
                 self.report(
                     f"finite:{key}",
-                    f"{key!r} is not finite ({value[~finite][0]!r}) for a finite biomarker "
+                    f"{key!r} is not finite ({float(value[~finite][0])!r}) for a finite biomarker "
                     f"{where}.",
                 )
             elif (value < 0).any():
                 self.report(
                     f"negative:{key}",
-                    f"{key!r} is negative ({value.min()!r}) {where}; commands are magnitudes.",
+                    f"{key!r} is negative ({float(value.min())!r}) {where}; commands are "
+                    "magnitudes.",
                 )
             kept[key] = np.array(value, dtype=float, copy=True)
         return kept
@@ -642,8 +643,8 @@ def _first_difference(
             if va.shape != vb.shape or not _close(va, vb, exact):
                 if instance is not None:
                     return (
-                        f"{key!r} from step {k + 1}: {vb[0]!r} alone, {va[0]!r} in the batch "
-                        f"of {len(a[key])}"
+                        f"{key!r} from step {k + 1}: {float(vb[0])!r} alone, "
+                        f"{float(va[0])!r} in the batch of {len(a[key])}"
                     )
                 return f"{key!r} from step {k + 1}"
     return None

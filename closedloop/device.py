@@ -190,11 +190,14 @@ class Device:
         """Largest amplitude the device delivers at a pulse width, mA."""
         return min(self.amplitude_max_ma, self.charge_limit_uc / (pulse_width_us * 1e-3))
 
-    def teed_j(self, amplitude_ma: float, frequency_hz: float, pulse_width_us: float,
-               duration_s: float) -> float:
+    def teed_j(
+        self, amplitude_ma: float, frequency_hz: float, pulse_width_us: float, duration_s: float
+    ) -> float:
         """Energy of continuous stimulation at fixed settings, J (both phases)."""
-        return (amplitude_ma * 1e-3) ** 2 * self.impedance_ohm * (
-            2.0 * pulse_width_us * 1e-6 * frequency_hz * duration_s
+        return (
+            (amplitude_ma * 1e-3) ** 2
+            * self.impedance_ohm
+            * (2.0 * pulse_width_us * 1e-6 * frequency_hz * duration_s)
         )
 
     def to_dict(self) -> dict[str, float]:
@@ -218,8 +221,7 @@ class Device:
         """Device state before the first command, shape ``(n, len(DEVICE_STATE))``."""
         state = np.zeros((n, len(DEVICE_STATE)))
         freq = min(max(self.initial_frequency_hz, self.frequency_min_hz), self.frequency_max_hz)
-        pw = min(max(self.initial_pulse_width_us, self.pulse_width_min_us),
-                 self.pulse_width_max_us)
+        pw = min(max(self.initial_pulse_width_us, self.pulse_width_min_us), self.pulse_width_max_us)
         state[:, _FREQ] = freq
         state[:, _TGT_PW] = pw
         state[:, _P_PW] = pw * 1e-6

@@ -26,8 +26,9 @@ class RunOutcome:
     metrics: dict[str, np.ndarray]
 
 
-def run_experiment(exp: ResolvedExperiment, out_dir: str | Path, *,
-                   progress: bool = False) -> RunOutcome:
+def run_experiment(
+    exp: ResolvedExperiment, out_dir: str | Path, *, progress: bool = False
+) -> RunOutcome:
     """Run a resolved experiment and write ``<out_dir>/<name>.h5`` (and ``.png``).
 
     Parameters
@@ -59,8 +60,7 @@ def run_experiment(exp: ResolvedExperiment, out_dir: str | Path, *,
     units = model.signal_units
     baseline = None
     if cfg.output.record_baseline:
-        baseline = type(model)(dt_s=model.dt_s, n=n, params=model.param_values,
-                               regime=None)
+        baseline = type(model)(dt_s=model.dt_s, n=n, params=model.param_values, regime=None)
     loop.reset()
     loop.warm_up(cfg.warmup_s)
     if baseline is not None:
@@ -80,26 +80,53 @@ def run_experiment(exp: ResolvedExperiment, out_dir: str | Path, *,
 
         bar = tqdm(total=round(cfg.duration_s, 6), unit="sim s", desc=cfg.name, leave=False)
 
-    with RunRecorder(path, config=exp.resolved_dict(), seed=cfg.seed, n=n,
-                     closedloop_version=closedloop.__version__) as rec:
+    with RunRecorder(
+        path,
+        config=exp.resolved_dict(),
+        seed=cfg.seed,
+        n=n,
+        closedloop_version=closedloop.__version__,
+    ) as rec:
         rec.set_attr("thresholds", exp.loop.controller.thresholds())
         rec.set_attr("beta_band_hz", list(cfg.metrics.band_hz))
         desc = model.signal_description
-        rec.create_timeseries("lfp", units=units, sampling_rate_hz=sensing_rate,
-                              description=f"{desc}, mean over each sensing interval")
-        rec.create_timeseries("lfp_sensed", units=units, sampling_rate_hz=sensing_rate,
-                              description="LFP proxy with sensor noise and artefact")
+        rec.create_timeseries(
+            "lfp",
+            units=units,
+            sampling_rate_hz=sensing_rate,
+            description=f"{desc}, mean over each sensing interval",
+        )
+        rec.create_timeseries(
+            "lfp_sensed",
+            units=units,
+            sampling_rate_hz=sensing_rate,
+            description="LFP proxy with sensor noise and artefact",
+        )
         if baseline is not None:
-            rec.create_timeseries("lfp_baseline", units=units, sampling_rate_hz=sensing_rate,
-                                  description="LFP proxy without stimulation, same seed")
-        rec.create_timeseries("biomarker", units=units, sampling_rate_hz=control_rate,
-                              description=f"{loop.sensing.envelope} envelope of the "
-                              f"{list(loop.sensing.band_hz)} Hz band, end of each period")
-        for name, unit, what in (("amplitude", "mA", "delivered amplitude"),
-                                 ("frequency", "Hz", "delivered pulse frequency"),
-                                 ("pulse_width", "us", "delivered pulse width per phase")):
-            rec.create_timeseries(name, units=unit, sampling_rate_hz=control_rate,
-                                  description=f"{what}, end of each control period")
+            rec.create_timeseries(
+                "lfp_baseline",
+                units=units,
+                sampling_rate_hz=sensing_rate,
+                description="LFP proxy without stimulation, same seed",
+            )
+        rec.create_timeseries(
+            "biomarker",
+            units=units,
+            sampling_rate_hz=control_rate,
+            description=f"{loop.sensing.envelope} envelope of the "
+            f"{list(loop.sensing.band_hz)} Hz band, end of each period",
+        )
+        for name, unit, what in (
+            ("amplitude", "mA", "delivered amplitude"),
+            ("frequency", "Hz", "delivered pulse frequency"),
+            ("pulse_width", "us", "delivered pulse width per phase"),
+        ):
+            rec.create_timeseries(
+                name,
+                units=unit,
+                sampling_rate_hz=control_rate,
+                description=f"{what}, end of each control period",
+            )
 
         def on_chunk(t0: float, data: dict[str, np.ndarray]) -> None:
             nonlocal seen, amp_count
@@ -124,22 +151,39 @@ def run_experiment(exp: ResolvedExperiment, out_dir: str | Path, *,
                 bar.update(round(t - bar.n, 6))
 
         try:
-            totals = loop.run(cfg.duration_s, chunk_s=cfg.output.chunk_s, on_chunk=on_chunk,
-                              progress=tick)
+            totals = loop.run(
+                cfg.duration_s, chunk_s=cfg.output.chunk_s, on_chunk=on_chunk, progress=tick
+            )
         finally:
             if bar is not None:
                 bar.close()
         ref = cfg.metrics.reference
-        metrics = summarize(psd_stim, psd_base, totals, amp_sum / max(amp_count, 1),
-                            loop.time_s, loop.device, ref.model_dump(), cfg.metrics.band_hz)
-        rec.write_metrics(metrics, {k: METRIC_INFO[k][0] for k in metrics},
-                          {k: METRIC_INFO[k][1] for k in metrics})
+        metrics = summarize(
+            psd_stim,
+            psd_base,
+            totals,
+            amp_sum / max(amp_count, 1),
+            loop.time_s,
+            loop.device,
+            ref.model_dump(),
+            cfg.metrics.band_hz,
+        )
+        rec.write_metrics(
+            metrics,
+            {k: METRIC_INFO[k][0] for k in metrics},
+            {k: METRIC_INFO[k][1] for k in metrics},
+        )
         rec.write_array("spectra/frequency_hz", psd_stim.frequency_hz, units="Hz")
-        rec.write_array("spectra/psd_stim", psd_stim.psd(), units=f"({units})^2/Hz",
-                        dims="instance,frequency")
+        rec.write_array(
+            "spectra/psd_stim", psd_stim.psd(), units=f"({units})^2/Hz", dims="instance,frequency"
+        )
         if psd_base is not None:
-            rec.write_array("spectra/psd_baseline", psd_base.psd(), units=f"({units})^2/Hz",
-                            dims="instance,frequency")
+            rec.write_array(
+                "spectra/psd_baseline",
+                psd_base.psd(),
+                units=f"({units})^2/Hz",
+                dims="instance,frequency",
+            )
     figure = None
     if cfg.output.figure:
         from closedloop.plotting import plot_run
@@ -154,6 +198,8 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     for key, values in metrics.items():
         arr = np.atleast_1d(np.asarray(values, dtype=float))
         unit = METRIC_INFO.get(key, ("", ""))[0]
-        lines.append(f"{key:<22} {unit:<9} {np.nanmean(arr):>12.4g} {np.nanmin(arr):>12.4g} "
-                     f"{np.nanmax(arr):>12.4g}")
+        lines.append(
+            f"{key:<22} {unit:<9} {np.nanmean(arr):>12.4g} {np.nanmin(arr):>12.4g} "
+            f"{np.nanmax(arr):>12.4g}"
+        )
     return "\n".join(lines)

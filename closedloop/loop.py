@@ -45,8 +45,7 @@ def whole_multiple(value: float, unit: float, what: str, unit_name: str) -> int:
     k = int(round(ratio))
     if k < 1 or abs(ratio - k) > 1e-6 * max(1.0, ratio):
         raise ValueError(
-            f"{what} ({value:g} s) must be a whole, positive number of {unit_name} "
-            f"({unit:g} s)"
+            f"{what} ({value:g} s) must be a whole, positive number of {unit_name} ({unit:g} s)"
         )
     return k
 
@@ -80,27 +79,42 @@ class ClosedLoop:
         are spawned from it with :class:`numpy.random.SeedSequence`.
     """
 
-    def __init__(self, model: NumbaModel, sensing: SensingChain, device: Device,
-                 controller: Controller, *, control_period_s: float, latency_s: float = 0.0,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: NumbaModel,
+        sensing: SensingChain,
+        device: Device,
+        controller: Controller,
+        *,
+        control_period_s: float,
+        latency_s: float = 0.0,
+        seed: int = 0,
+    ) -> None:
         self.model = model
         self.sensing = sensing
         self.device = device
         self.controller = controller
         self.n = model.n
         self.dt_s = model.dt_s
-        self.steps_per_sample = whole_multiple(1.0 / sensing.rate_hz, self.dt_s,
-                                               "the sensing interval 1/sensing.rate_hz",
-                                               "integration steps dt_s")
+        self.steps_per_sample = whole_multiple(
+            1.0 / sensing.rate_hz,
+            self.dt_s,
+            "the sensing interval 1/sensing.rate_hz",
+            "integration steps dt_s",
+        )
         self.sample_s = self.steps_per_sample * self.dt_s
-        self.samples_per_period = whole_multiple(control_period_s, self.sample_s,
-                                                 "control.period_s", "sensing intervals")
+        self.samples_per_period = whole_multiple(
+            control_period_s, self.sample_s, "control.period_s", "sensing intervals"
+        )
         self.steps_per_period = self.steps_per_sample * self.samples_per_period
         self.control_period_s = self.steps_per_period * self.dt_s
         if latency_s < 0 or not math.isfinite(latency_s):
             raise ValueError(f"control.latency_s must be zero or positive, got {latency_s!r}")
-        self.latency_steps = 0 if latency_s == 0 else whole_multiple(
-            latency_s, self.dt_s, "control.latency_s", "integration steps dt_s")
+        self.latency_steps = (
+            0
+            if latency_s == 0
+            else whole_multiple(latency_s, self.dt_s, "control.latency_s", "integration steps dt_s")
+        )
         self.seed = int(seed)
         model_seq, sensor_seq, self._controller_seed = np.random.SeedSequence(self.seed).spawn(3)
         #: Per-instance model noise seeds (reuse them for a no-stimulation baseline).
@@ -123,9 +137,13 @@ class ClosedLoop:
         )
         self.controller.reset(n, np.random.default_rng(self._controller_seed))
         spp = self.steps_per_period
-        self._scratch = (np.zeros((n, spp)), np.zeros((n, spp)), np.zeros((n, spp)),
-                         np.zeros((n, self.samples_per_period)),
-                         np.zeros((n, self.samples_per_period)))
+        self._scratch = (
+            np.zeros((n, spp)),
+            np.zeros((n, spp)),
+            np.zeros((n, spp)),
+            np.zeros((n, self.samples_per_period)),
+            np.zeros((n, self.samples_per_period)),
+        )
         self.time_s = 0.0
 
     def warm_up(self, seconds: float) -> None:
@@ -135,9 +153,14 @@ class ClosedLoop:
         self.model.step_ = 0  # the recorded run starts at t = 0
 
     # -- running --------------------------------------------------------------------
-    def run(self, duration_s: float, *, chunk_s: float = 1.0,
-            on_chunk: Callable[[float, dict[str, np.ndarray]], None] | None = None,
-            progress: Callable[[float], None] | None = None) -> dict[str, np.ndarray]:
+    def run(
+        self,
+        duration_s: float,
+        *,
+        chunk_s: float = 1.0,
+        on_chunk: Callable[[float, dict[str, np.ndarray]], None] | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> dict[str, np.ndarray]:
         """Run for ``duration_s`` seconds, handing each chunk to ``on_chunk``.
 
         Parameters
@@ -167,8 +190,11 @@ class ClosedLoop:
         """
         n_periods = int(round(duration_s / self.control_period_s))
         per_chunk = max(1, min(n_periods, int(round(chunk_s / self.control_period_s))))
-        kernel = (self.model._period_parallel if self.n >= PARALLEL_MIN_BATCH
-                  else self.model._period_serial)
+        kernel = (
+            self.model._period_parallel
+            if self.n >= PARALLEL_MIN_BATCH
+            else self.model._period_serial
+        )
         model_state = self.model.kernel_state()
         device = self.device_state
         sensing = self.sensing_state.as_tuple()
@@ -185,13 +211,15 @@ class ClosedLoop:
         done = 0
         while done < n_periods:
             m = min(per_chunk, n_periods - done)
-            chunk = _Chunk(np.empty((self.n, m * spk)), np.empty((self.n, m * spk)),
-                           np.empty((self.n, 4, m)))
+            chunk = _Chunk(
+                np.empty((self.n, m * spk)), np.empty((self.n, m * spk)), np.empty((self.n, 4, m))
+            )
             io = (*self._scratch, chunk.lfp, chunk.sensed, chunk.per_period)
-            biomarker_rows = chunk.per_period[:, 0, :]
+            # Controllers get read-only views: they cannot corrupt the recording.
+            biomarker_rows = chunk.per_period[:, 0, :].view()
+            biomarker_rows.flags.writeable = False
             for k in range(m):
-                call(spp, step, self.dt_s, model_state, device, sensing, io, k, command,
-                     effective)
+                call(spp, step, self.dt_s, model_state, device, sensing, io, k, command, effective)
                 step += spp
                 t = step * self.dt_s
                 out = controller.update(t, {"biomarker": biomarker_rows[:, k]})
@@ -202,16 +230,33 @@ class ClosedLoop:
                 )
                 effective = step + latency
                 if call is kernel and step > spp:
-                    call = _entry_point(kernel, (spp, step, self.dt_s, model_state, device,
-                                                 sensing, io, k, command, effective))
+                    call = _entry_point(
+                        kernel,
+                        (
+                            spp,
+                            step,
+                            self.dt_s,
+                            model_state,
+                            device,
+                            sensing,
+                            io,
+                            k,
+                            command,
+                            effective,
+                        ),
+                    )
             self.model.step_ = step
             t0 = done * period_s
             _check_finite(chunk.lfp, t0, self.sample_s)
             if on_chunk is not None:
-                on_chunk(t0, {
-                    "lfp": chunk.lfp, "lfp_sensed": chunk.sensed,
-                    **{name: chunk.per_period[:, c, :] for c, name in enumerate(_PER_PERIOD)},
-                })
+                on_chunk(
+                    t0,
+                    {
+                        "lfp": chunk.lfp,
+                        "lfp_sensed": chunk.sensed,
+                        **{name: chunk.per_period[:, c, :] for c, name in enumerate(_PER_PERIOD)},
+                    },
+                )
             done += m
             self.time_s = done * period_s
             if progress is not None:
@@ -236,15 +281,18 @@ def _entry_point(dispatcher, args):
 def _checked(out, key, previous, shape):
     """The command array for ``key``: C-contiguous float64 of shape ``shape``."""
     value = out.get(key, previous)
-    if (type(value) is np.ndarray and value.shape == shape and value.dtype == np.float64
-            and value.flags.c_contiguous):
+    if (
+        type(value) is np.ndarray
+        and value.shape == shape
+        and value.dtype == np.float64
+        and value.flags.c_contiguous
+    ):
         return value
     try:
         arr = np.broadcast_to(np.asarray(value, dtype=np.float64), shape)
     except (TypeError, ValueError) as exc:
         raise TypeError(
-            f"controller returned {key!r} that is not a float array of shape {shape}: "
-            f"{value!r}"
+            f"controller returned {key!r} that is not a float array of shape {shape}: {value!r}"
         ) from exc
     return np.ascontiguousarray(arr)
 
@@ -260,9 +308,16 @@ def _check_finite(lfp: np.ndarray, t0: float, sample_s: float) -> None:
         )
 
 
-def summarize(psd_stim: StreamingPSD, psd_base: StreamingPSD | None, device_totals: dict,
-              mean_amplitude_ma: np.ndarray, duration_s: float, device: Device,
-              reference: dict, band_hz: tuple[float, float]) -> dict[str, np.ndarray]:
+def summarize(
+    psd_stim: StreamingPSD,
+    psd_base: StreamingPSD | None,
+    device_totals: dict,
+    mean_amplitude_ma: np.ndarray,
+    duration_s: float,
+    device: Device,
+    reference: dict,
+    band_hz: tuple[float, float],
+) -> dict[str, np.ndarray]:
     """Compute :data:`closedloop.metrics.METRIC_INFO` metrics for a finished run."""
     f = psd_stim.frequency_hz
     stim = band_power(f, psd_stim.psd(), band_hz)
@@ -272,8 +327,12 @@ def summarize(psd_stim: StreamingPSD, psd_base: StreamingPSD | None, device_tota
         out["beta_power_baseline"] = base
         with np.errstate(divide="ignore", invalid="ignore"):
             out["beta_reduction"] = 1.0 - stim / base
-    teed_ref = device.teed_j(reference["amplitude_ma"], reference["frequency_hz"],
-                             reference["pulse_width_us"], duration_s)
+    teed_ref = device.teed_j(
+        reference["amplitude_ma"],
+        reference["frequency_hz"],
+        reference["pulse_width_us"],
+        duration_s,
+    )
     out["teed_j"] = device_totals["energy_j"]
     out["teed_relative"] = device_totals["energy_j"] / teed_ref
     out["time_on_fraction"] = device_totals["time_on_s"] / duration_s

@@ -84,7 +84,7 @@ class StreamingPSD:
             spec = np.abs(np.fft.rfft(seg * self.window, axis=-1)) ** 2
             self._sum += spec.sum(axis=1)
             self.n_segments += n_seg
-        self._buffer = buf[:, n_seg * self.hop:]
+        self._buffer = buf[:, n_seg * self.hop :]
 
     def psd(self) -> np.ndarray:
         """One-sided PSD, shape ``(n, n_freq)``, signal units squared per Hz."""

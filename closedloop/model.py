@@ -116,9 +116,13 @@ class NumbaModel:
     #: Record fields derived from parameters (e.g. delays in steps), added by subclasses.
     derived_fields: ClassVar[tuple[tuple[str, Any], ...]] = ()
 
-    def __init__(self, dt_s: float = 1e-4, n: int = 1,
-                 params: Mapping[str, float | Sequence[float]] | None = None,
-                 regime: str | None = None) -> None:
+    def __init__(
+        self,
+        dt_s: float = 1e-4,
+        n: int = 1,
+        params: Mapping[str, float | Sequence[float]] | None = None,
+        regime: str | None = None,
+    ) -> None:
         if not dt_s > 0:
             raise ValueError(f"model.dt_s must be positive, got {dt_s!r}")
         if int(n) != n or n < 1:
@@ -237,14 +241,23 @@ class NumbaModel:
         """Return the model's declaration: signal, input, state and parameters."""
         return {
             "name": self.name,
-            "signal": {"name": self.signal_name, "units": self.signal_units,
-                       "description": self.signal_description},
-            "stimulation": {"units": self.stimulation_units,
-                            "description": self.stimulation_description},
+            "signal": {
+                "name": self.signal_name,
+                "units": self.signal_units,
+                "description": self.signal_description,
+            },
+            "stimulation": {
+                "units": self.stimulation_units,
+                "description": self.stimulation_description,
+            },
             "state_variables": dict(self.state_variables),
             "parameters": {
-                k: {"value": self.param_values[k].tolist(), "units": p.units,
-                    "description": p.description, "reference": p.reference}
+                k: {
+                    "value": self.param_values[k].tolist(),
+                    "units": p.units,
+                    "description": p.description,
+                    "reference": p.reference,
+                }
                 for k, p in self.parameters.items()
             },
             "regime": self.regime,

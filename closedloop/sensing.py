@@ -118,8 +118,9 @@ class SensingChain:
                 raise ValueError(f"sensing.{name} must be positive")
         if not math.isfinite(self.artifact_gain):
             raise ValueError("sensing.artifact_gain must be finite")
-        sos = signal.butter(self.filter_order, self.band_hz, "bandpass", fs=self.rate_hz,
-                            output="sos")
+        sos = signal.butter(
+            self.filter_order, self.band_hz, "bandpass", fs=self.rate_hz, output="sos"
+        )
         object.__setattr__(self, "_sos", np.ascontiguousarray(sos))
 
     @property
@@ -165,8 +166,9 @@ class SensingChain:
             rng=np.array(rng_state, dtype=np.uint64, copy=True),
         )
 
-    def process(self, state: SensingState, samples: np.ndarray,
-                artifact_ma: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def process(
+        self, state: SensingState, samples: np.ndarray, artifact_ma: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         """Run already-sampled signal through the chain, chunk by chunk.
 
         Parameters
@@ -185,13 +187,31 @@ class SensingChain:
             and ``envelope`` (after smoothing), each of shape ``(n, m)``.
         """
         x = np.ascontiguousarray(samples, dtype=np.float64)
-        art = np.zeros_like(x) if artifact_ma is None else np.ascontiguousarray(
-            artifact_ma, dtype=np.float64)
+        art = (
+            np.zeros_like(x)
+            if artifact_ma is None
+            else np.ascontiguousarray(artifact_ma, dtype=np.float64)
+        )
         out = {k: np.empty_like(x) for k in ("sensed", "filtered", "envelope")}
         for i in range(x.shape[0]):
-            sense_samples(i, x, art, 0, x.shape[1], state.sos, state.params, state.zi,
-                          state.env_ring, state.sm_ring, state.scalars, state.rng,
-                          out["sensed"], out["filtered"], out["envelope"], 0)
+            sense_samples(
+                i,
+                x,
+                art,
+                0,
+                x.shape[1],
+                state.sos,
+                state.params,
+                state.zi,
+                state.env_ring,
+                state.sm_ring,
+                state.scalars,
+                state.rng,
+                out["sensed"],
+                out["filtered"],
+                out["envelope"],
+                0,
+            )
         return out
 
 
@@ -209,8 +229,7 @@ class SensingState:
 
     def as_tuple(self) -> tuple:
         """Arrays in the order the kernels take them."""
-        return (self.sos, self.params, self.zi, self.env_ring, self.sm_ring, self.scalars,
-                self.rng)
+        return (self.sos, self.params, self.zi, self.env_ring, self.sm_ring, self.scalars, self.rng)
 
 
 @njit(cache=True, inline="always")
@@ -226,8 +245,24 @@ def _moving_average(ring, scalars, i, sum_col, value):
 
 
 @njit(cache=True)
-def sense_samples(i, x, art, start, stop, sos, params, zi, env_ring, sm_ring, scalars, rng,
-                  sensed_out, filtered_out, envelope_out, col0):
+def sense_samples(
+    i,
+    x,
+    art,
+    start,
+    stop,
+    sos,
+    params,
+    zi,
+    env_ring,
+    sm_ring,
+    scalars,
+    rng,
+    sensed_out,
+    filtered_out,
+    envelope_out,
+    col0,
+):
     """Process samples ``start .. stop - 1`` of row ``i`` of ``x``.
 
     Writes sample ``k`` to column ``col0 + k - start`` of the outputs (any
@@ -268,8 +303,19 @@ def sense_samples(i, x, art, start, stop, sos, params, zi, env_ring, sm_ring, sc
 
 
 @njit(cache=True)
-def sense_period(i, n_steps, steps_per_sample, signal_steps, net_steps, samples, art_samples,
-                 sensing, lfp_out, sensed_out, col0):
+def sense_period(
+    i,
+    n_steps,
+    steps_per_sample,
+    signal_steps,
+    net_steps,
+    samples,
+    art_samples,
+    sensing,
+    lfp_out,
+    sensed_out,
+    col0,
+):
     """Sample one control period of step-level data and run the chain.
 
     ``signal_steps`` and ``net_steps`` hold the model signal and the net
@@ -290,5 +336,21 @@ def sense_period(i, n_steps, steps_per_sample, signal_steps, net_steps, samples,
         art_samples[i, k] = acc_net * inv
         lfp_out[i, col0 + k] = samples[i, k]
     empty = samples[:, :0]
-    return sense_samples(i, samples, art_samples, 0, m, sos, params, zi, env_ring, sm_ring,
-                         scalars, rng, sensed_out, empty, empty, col0)
+    return sense_samples(
+        i,
+        samples,
+        art_samples,
+        0,
+        m,
+        sos,
+        params,
+        zi,
+        env_ring,
+        sm_ring,
+        scalars,
+        rng,
+        sensed_out,
+        empty,
+        empty,
+        col0,
+    )

@@ -22,12 +22,14 @@ criterion whatever is asked, and records what it delivered.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["COMMAND_KEYS", "Controller"]
+__all__ = ["COMMAND_KEYS", "Controller", "real_parameter"]
 
 #: Command keys a controller may return, with their units.
 COMMAND_KEYS: dict[str, str] = {
@@ -117,3 +119,17 @@ class Controller:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+def real_parameter(name: str, value: object, unit: str, sign: str = "any") -> float:
+    """Return ``value`` as a float, or raise ValueError naming the parameter.
+
+    ``sign`` is ``"any"``, ``"non-negative"`` or ``"positive"``.
+    """
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    x = float(value) if ok else math.nan
+    bad_sign = (sign == "non-negative" and x < 0) or (sign == "positive" and x <= 0)
+    if not math.isfinite(x) or bad_sign:
+        kind = "finite number" if sign == "any" else f"finite {sign} number"
+        raise ValueError(f"{name} must be a {kind} of {unit}, got {value!r}.")
+    return x

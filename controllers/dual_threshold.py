@@ -7,29 +7,15 @@ down while it is below a lower threshold, and holds in the band between them.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
 
 from closedloop.controllers.base import Controller
+from closedloop.controllers.base import real_parameter as _real
 
 __all__ = ["DualThreshold"]
-
-
-def _real(name: str, value: object, unit: str, sign: str = "any") -> float:
-    """Return ``value`` as a float, or raise ValueError naming the parameter.
-
-    ``sign`` is ``"any"``, ``"non-negative"`` or ``"positive"``.
-    """
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    x = float(value) if ok else math.nan
-    bad_sign = (sign == "non-negative" and x < 0) or (sign == "positive" and x <= 0)
-    if not math.isfinite(x) or bad_sign:
-        kind = "finite number" if sign == "any" else f"finite {sign} number"
-        raise ValueError(f"{name} must be a {kind} of {unit}, got {value!r}.")
-    return x
 
 
 class DualThreshold(Controller):
@@ -175,7 +161,8 @@ class DualThreshold(Controller):
         # 0 for b < lower, 1 for lower <= b <= upper, 2 for b > upper and
         # 3 for NaN (sorted last). _steps holds the amplitude step (mA) of
         # each class for the period _dt (s).
-        self._edges = np.array([lower, np.nextafter(upper, math.inf), math.nan])
+        with np.errstate(over="ignore"):  # nextafter(max float) is inf: fine
+            self._edges = np.array([lower, np.nextafter(upper, math.inf), math.nan])
         self._steps = np.zeros(4)
         self._dt = 0.0
         self._low = np.full(self.n_, low)

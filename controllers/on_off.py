@@ -7,29 +7,15 @@ off while it is at or below it.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
 
 from closedloop.controllers.base import Controller
+from closedloop.controllers.base import real_parameter as _real
 
 __all__ = ["OnOff"]
-
-
-def _real(name: str, value: object, unit: str, sign: str = "any") -> float:
-    """Return ``value`` as a float, or raise ValueError naming the parameter.
-
-    ``sign`` is ``"any"``, ``"non-negative"`` or ``"positive"``.
-    """
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    x = float(value) if ok else math.nan
-    bad_sign = (sign == "non-negative" and x < 0) or (sign == "positive" and x <= 0)
-    if not math.isfinite(x) or bad_sign:
-        kind = "finite number" if sign == "any" else f"finite {sign} number"
-        raise ValueError(f"{name} must be a {kind} of {unit}, got {value!r}.")
-    return x
 
 
 class OnOff(Controller):
@@ -142,7 +128,8 @@ class OnOff(Controller):
         self._rate = amplitude_ma / ramp_time_s if ramp_time_s > 0 else math.inf
         # searchsorted(edges, b, "right") classifies each biomarker value:
         # 0 for b <= threshold, 1 for b > threshold, 2 for NaN (sorted last).
-        self._edges = np.array([np.nextafter(threshold, math.inf), math.nan])
+        with np.errstate(over="ignore"):  # nextafter(max float) is inf: fine
+            self._edges = np.array([np.nextafter(threshold, math.inf), math.nan])
         # Amplitude step (mA) of each class for the period _dt (s).
         self._steps = np.zeros(3)
         self._dt = 0.0

@@ -6,30 +6,15 @@ stimulation on every control period, whatever the biomarker does.
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
 
 from closedloop.controllers.base import Controller
+from closedloop.controllers.base import real_parameter as _real
 
 __all__ = ["OpenLoop"]
-
-
-def _real(name: str, value: object, unit: str, sign: str = "any") -> float:
-    """Return ``value`` as a float, or raise ValueError naming the parameter.
-
-    ``sign`` is ``"any"``, ``"non-negative"`` or ``"positive"``.
-    """
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    x = float(value) if ok else math.nan
-    bad_sign = (sign == "non-negative" and x < 0) or (sign == "positive" and x <= 0)
-    if not math.isfinite(x) or bad_sign:
-        kind = "finite number" if sign == "any" else f"finite {sign} number"
-        raise ValueError(f"{name} must be a {kind} of {unit}, got {value!r}.")
-    return x
 
 
 class OpenLoop(Controller):

@@ -7,30 +7,15 @@ conditional integration against integrator windup.
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
 
 from closedloop.controllers.base import Controller
+from closedloop.controllers.base import real_parameter as _real
 
 __all__ = ["PID"]
-
-
-def _real(name: str, value: object, unit: str, sign: str = "any") -> float:
-    """Return ``value`` as a float, or raise ValueError naming the parameter.
-
-    ``sign`` is ``"any"``, ``"non-negative"`` or ``"positive"``.
-    """
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    x = float(value) if ok else math.nan
-    bad_sign = (sign == "non-negative" and x < 0) or (sign == "positive" and x <= 0)
-    if not math.isfinite(x) or bad_sign:
-        kind = "finite number" if sign == "any" else f"finite {sign} number"
-        raise ValueError(f"{name} must be a {kind} of {unit}, got {value!r}.")
-    return x
 
 
 class PID(Controller):
@@ -100,10 +85,12 @@ class PID(Controller):
     companion code of Fleming et al. [1]_ undoes the period's integration
     whenever the output saturates, whatever the sign of the error.
 
-    A NaN biomarker gives a NaN amplitude for that period (the device
-    decides what to deliver) and leaves the integral term unchanged. An
-    error so large that ``kp * e`` overflows gives the limit and also
-    leaves the integral term unchanged.
+    A NaN biomarker gives a NaN amplitude for that period (and the next,
+    through the derivative, when ``kd != 0``; the device decides what to
+    deliver) and leaves the integral term unchanged. An error so large that
+    ``kp * e`` overflows gives the limit and also leaves the integral term
+    unchanged. With ``kd != 0`` the error is bounded to +-1e150 biomarker
+    units so that the derivative term cannot overflow.
 
     The default set point and gains are illustrative, for a biomarker
     normalised to its median level; they must be tuned for a model or
@@ -198,6 +185,8 @@ class PID(Controller):
         self._ki_dt = np.zeros(self.n_)
         self._kd_per_dt = np.zeros(self.n_)
         self._dt = 0.0
+        self._error_bound = np.full(self.n_, 1e150)
+        self._error_bound_neg = np.full(self.n_, -1e150)
         self._low = np.full(self.n_, low)
         self._high = np.full(self.n_, high)
         self._frequency = np.full(self.n_, frequency_hz)
@@ -229,12 +218,17 @@ class PID(Controller):
             self._ki_dt.fill(self._ki * dt if dt > 0 else 0.0)
             self._kd_per_dt.fill(self._kd / dt if dt > 0 else 0.0)
         error = np.subtract(features["biomarker"], self._setpoint)
-        p = np.multiply(error, self._kp)
         if self._kd != 0.0:
+            # Bounded so that kp * e and the derivative term cannot overflow to
+            # opposite infinities (inf - inf is NaN); far beyond any biomarker.
+            error = np.maximum(np.minimum(error, self._error_bound), self._error_bound_neg)
+            p = np.multiply(error, self._kp)
             if self.error_prev_ is not None:
                 d = np.subtract(error, self.error_prev_)
                 p = np.add(p, np.multiply(d, self._kd_per_dt))
             self.error_prev_ = error
+        else:
+            p = np.multiply(error, self._kp)
         # Conditional integration: the candidate integral term may not take
         # p + integral beyond a limit (it is cut to land on the limit), nor
         # further beyond it if it already is. fmax/fmin ignore NaN, so a NaN

@@ -107,8 +107,7 @@ class STNGPe(NumbaModel):
         "T_SG": Parameter(6e-3, "s", "STN to GPe delay", _PAV, minimum=0, whole_steps=True),
         "T_GS": Parameter(6e-3, "s", "GPe to STN delay", _PAV, minimum=0, whole_steps=True),
         "T_GG": Parameter(4e-3, "s", "GPe to GPe delay", _PAV, minimum=0, whole_steps=True),
-        "T_CS": Parameter(5.5e-3, "s", "cortex to STN delay", _PAV, minimum=0,
-                          whole_steps=True),
+        "T_CS": Parameter(5.5e-3, "s", "cortex to STN delay", _PAV, minimum=0, whole_steps=True),
         "M_S": Parameter(300.0, "spikes/s", "STN maximal rate", _NH, positive=True),
         "B_S": Parameter(17.0, "spikes/s", "STN baseline rate F_S(0)", _NH, positive=True),
         "M_G": Parameter(400.0, "spikes/s", "GPe maximal rate", _NH, positive=True),
@@ -119,14 +118,12 @@ class STNGPe(NumbaModel):
         "w_CS": Parameter(20.0, "1", "cortex to STN weight (excitatory)", _HERE, minimum=0),
         "C": Parameter(100.0, "spikes/s", "cortical input rate", _HERE, minimum=0),
         "Str": Parameter(10.0, "spikes/s", "striatal inhibition of GPe", _HERE, minimum=0),
-        "sigma_S": Parameter(0.0, "(spikes/s)/sqrt(s)", "STN noise intensity", _HERE,
-                             minimum=0),
-        "sigma_G": Parameter(0.0, "(spikes/s)/sqrt(s)", "GPe noise intensity", _HERE,
-                             minimum=0),
-        "g_DBS": Parameter(1e5, "(spikes/s)/mA", "STN input per mA of mean cathodic "
-                           "current", _HERE, minimum=0),
-        "tau_DBS": Parameter(5e-3, "s", "DBS input filter time constant", _HERE,
-                             positive=True),
+        "sigma_S": Parameter(0.0, "(spikes/s)/sqrt(s)", "STN noise intensity", _HERE, minimum=0),
+        "sigma_G": Parameter(0.0, "(spikes/s)/sqrt(s)", "GPe noise intensity", _HERE, minimum=0),
+        "g_DBS": Parameter(
+            1e5, "(spikes/s)/mA", "STN input per mA of mean cathodic current", _HERE, minimum=0
+        ),
+        "tau_DBS": Parameter(5e-3, "s", "DBS input filter time constant", _HERE, positive=True),
     }
     regimes = {
         # Beta limit cycle near 20 Hz, mean STN rate near 130 spikes/s.
@@ -141,8 +138,12 @@ class STNGPe(NumbaModel):
         "Nevado-Holgado AJ, Terry JR, Bogacz R (2010) J Neurosci 30:12340-12352",
         "Pavlides A, Hogan SJ, Bogacz R (2015) PLoS Comput Biol 11:e1004609",
     )
-    derived_fields = (("d_SG", np.int64), ("d_GS", np.int64), ("d_GG", np.int64),
-                      ("d_CS", np.int64))
+    derived_fields = (
+        ("d_SG", np.int64),
+        ("d_GS", np.int64),
+        ("d_GG", np.int64),
+        ("d_CS", np.int64),
+    )
 
     def _fill_derived(self, rec: np.ndarray) -> None:
         for name in ("SG", "GS", "GG", "CS"):
@@ -163,7 +164,6 @@ class STNGPe(NumbaModel):
 
     def kernel_state(self) -> tuple:
         return (self.state["x"], self.state["history"], self.record, self.rng_)
-
 
 
 @njit(cache=True, inline="always")
@@ -231,9 +231,19 @@ def _period_one(i, n_steps, step0, dt, model, device, sensing, io, k):
     drive, net, signal, samples, art, lfp_out, sensed_out, per_period = io
     device_fill(i, n_steps, step0, dt, device, drive, net)
     _advance_one(i, n_steps, step0, dt, model, drive, signal)
-    per_period[i, 0, k] = sense_period(i, n_steps, n_steps // samples.shape[1], signal, net,
-                                       samples, art, sensing, lfp_out, sensed_out,
-                                       k * samples.shape[1])
+    per_period[i, 0, k] = sense_period(
+        i,
+        n_steps,
+        n_steps // samples.shape[1],
+        signal,
+        net,
+        samples,
+        art,
+        sensing,
+        lfp_out,
+        sensed_out,
+        k * samples.shape[1],
+    )
     device_record(i, device, per_period, k)
 
 
@@ -246,8 +256,7 @@ def _period_serial(n_steps, step0, dt, model, device, sensing, io, k, command, e
 
 
 @njit(cache=True, parallel=True)
-def _period_parallel(n_steps, step0, dt, model, device, sensing, io, k, command,
-                     effective_step):
+def _period_parallel(n_steps, step0, dt, model, device, sensing, io, k, command, effective_step):
     queue_push(device, command, effective_step)
     for i in prange(io[0].shape[0]):
         _period_one(i, n_steps, step0, dt, model, device, sensing, io, k)

@@ -71,22 +71,28 @@ def test_registry_names_are_the_names_experiment_files_use():
         (OpenLoop, {"amplitude_ma": float("nan")}, ["amplitude_ma", "nan"]),
         (OnOff, {"ramp_time_s": -0.1}, ["ramp_time_s", "-0.1"]),
         (OnOff, {"threshold": "high"}, ["threshold", "'high'"]),
-        (DualThreshold, {"lower_threshold": 2.0, "upper_threshold": 1.0},
-         ["lower_threshold", "upper_threshold", "2.0", "1.0"]),
+        (
+            DualThreshold,
+            {"lower_threshold": 2.0, "upper_threshold": 1.0},
+            ["lower_threshold", "upper_threshold", "2.0", "1.0"],
+        ),
         (DualThreshold, {"ramp_up_ma_per_s": -1.0}, ["ramp_up_ma_per_s", "-1.0"]),
-        (DualThreshold, {"min_amplitude_ma": 2.0, "max_amplitude_ma": 1.0},
-         ["min_amplitude_ma", "max_amplitude_ma"]),
-        (PID, {"min_amplitude_ma": 3.0, "max_amplitude_ma": 1.0},
-         ["min_amplitude_ma", "max_amplitude_ma", "3.0", "1.0"]),
+        (
+            DualThreshold,
+            {"min_amplitude_ma": 2.0, "max_amplitude_ma": 1.0},
+            ["min_amplitude_ma", "max_amplitude_ma"],
+        ),
+        (
+            PID,
+            {"min_amplitude_ma": 3.0, "max_amplitude_ma": 1.0},
+            ["min_amplitude_ma", "max_amplitude_ma", "3.0", "1.0"],
+        ),
         (PID, {"pulse_width_us": -60.0}, ["pulse_width_us", "-60.0"]),
         (PID, {"ki": float("inf")}, ["ki", "inf"]),
     ],
 )
 def test_bad_parameters_are_accepted_by_init_and_rejected_by_reset(cls, params, words):
     controller = cls(**params)  # scikit-learn style: __init__ stores, reset validates
-    assert controller.get_params() == {**cls().get_params(), **params} or any(
-        v != v for v in params.values()  # NaN != NaN
-    )
     with pytest.raises(ValueError) as info:
         controller.reset(2, np.random.default_rng(0))
     for word in words:
@@ -257,6 +263,14 @@ class NotAController:
     def update(self, t, features):
         return {"amplitude_ma": np.abs(features["biomarker"])}
 
+    def thresholds(self):
+        return {}
+
+
+class EmptyFirst(_Base):
+    def update(self, t, features):
+        return {} if t < 0.015 else {"amplitude_ma": np.ones(self.n_)}
+
 
 class ResetRejectsBatch(_Base):
     def reset(self, n, rng):
@@ -273,6 +287,7 @@ class ResetRejectsBatch(_Base):
         (IntegerAmplitude, "'amplitude_ma' has dtype int64, not a float dtype"),
         (MisspelledKey, "unknown command key(s) 'amplitude'"),
         (ReturnsArray, "update returned ndarray, not a mapping"),
+        (EmptyFirst, "the first command is empty"),
         (NaNWhenQuiet, "'amplitude_ma' is not finite (nan) for a finite biomarker"),
         (NegativeWhenLow, "'amplitude_ma' is negative"),
         (ClipsInPlace, "update modifies its input features"),
@@ -310,7 +325,6 @@ def test_on_off_ramps_on_at_the_documented_rate_and_off_again():
     up = drive(c, np.full(40, 1.5))[:, 0]
     k = np.arange(1, 41)
     np.testing.assert_allclose(up, np.minimum(k * DT / 0.25, 1.0) * 2.0, rtol=1e-12, atol=1e-12)
-    assert up[24] == 2.0  # full amplitude after exactly ramp_time_s, and it stays there
     down = drive(c, np.full(30, 0.5), t0=40 * DT)[:, 0]
     np.testing.assert_allclose(
         down, np.maximum(2.0 - np.arange(1, 31) * DT / 0.25 * 2.0, 0.0), rtol=1e-12, atol=1e-12
@@ -356,11 +370,12 @@ def test_dual_threshold_raises_holds_and_lowers_in_the_three_regions():
         ramp_down_ma_per_s=0.5,
         max_amplitude_ma=3.0,
     )
-    start = drive(c, np.full((100, 5), 2.5))[-1]  # 1 s above: 1 mA everywhere
+    start = drive(c, np.full((100, 6), 2.5))[-1]  # 1 s above: 1 mA everywhere
     np.testing.assert_allclose(start, 1.0)
-    regions = [0.5, 1.0, 1.5, 2.0, 2.5]  # below, on lower, between, on upper, above
+    # below, on the lower threshold, between, on the upper one, above, NaN
+    regions = [0.5, 1.0, 1.5, 2.0, 2.5, np.nan]
     amp = drive(c, np.tile(regions, (20, 1)), t0=1.0)[-1]
-    np.testing.assert_allclose(amp, [1.0 - 0.2 * 0.5, 1.0, 1.0, 1.0, 1.0 + 0.2 * 1.0])
+    np.testing.assert_allclose(amp, [1.0 - 0.2 * 0.5, 1.0, 1.0, 1.0, 1.0 + 0.2 * 1.0, 1.0])
     assert c.thresholds() == {"lower_threshold": 1.0, "upper_threshold": 2.0}
 
 

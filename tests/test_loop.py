@@ -41,10 +41,18 @@ def test_default_experiment_writes_file_figure_and_metrics(tmp_path, capsys):
 
 
 def test_open_loop_beats_no_stimulation_and_costs_full_energy(tmp_path):
-    on = _run(tmp_path, "controller.name=open_loop",
-              "controller.params={amplitude_ma: 2.5}", name="dbs_on")
-    off = _run(tmp_path, "controller.name=open_loop",
-               "controller.params={amplitude_ma: 0.0}", name="dbs_off")
+    on = _run(
+        tmp_path,
+        "controller.name=open_loop",
+        "controller.params={amplitude_ma: 2.5}",
+        name="dbs_on",
+    )
+    off = _run(
+        tmp_path,
+        "controller.name=open_loop",
+        "controller.params={amplitude_ma: 0.0}",
+        name="dbs_off",
+    )
     assert on.metrics["beta_reduction"][0] > 0.5
     assert off.metrics["beta_reduction"][0] == pytest.approx(0.0, abs=1e-12)
     assert off.metrics["teed_j"][0] == 0.0
@@ -80,9 +88,13 @@ def test_batch_instances_are_independent_and_vary_by_seed(tmp_path):
 
 
 def test_latency_delays_the_delivered_stimulation(tmp_path):
-    base = ["controller.name=open_loop", "controller.params={amplitude_ma: 2.0}",
-            "device.ramp_rate_ma_per_s=1000000", "control.period_s=0.001",
-            "duration_s=0.2"]
+    base = [
+        "controller.name=open_loop",
+        "controller.params={amplitude_ma: 2.0}",
+        "device.ramp_rate_ma_per_s=1000000",
+        "control.period_s=0.001",
+        "duration_s=0.2",
+    ]
     fast = load_run(_run(tmp_path, *base, name="fast").path)
     slow = load_run(_run(tmp_path, *base, "control.latency_s=0.05", name="slow").path)
     first_on = [int(np.argmax(r.timeseries["amplitude"][0] > 0)) for r in (fast, slow)]
@@ -93,15 +105,34 @@ def test_latency_delays_the_delivered_stimulation(tmp_path):
 
 
 def test_user_controller_by_dotted_path(tmp_path):
-    run = load_run(_run(tmp_path, "controller.name=user_controllers.HalfAmplitude",
-                        "controller.params={}", name="user").path)
+    run = load_run(
+        _run(
+            tmp_path,
+            "controller.name=user_controllers.HalfAmplitude",
+            "controller.params={}",
+            name="user",
+        ).path
+    )
     assert run.timeseries["amplitude"][0, -1] == pytest.approx(1.25)
 
 
 def test_diverging_model_fails_cleanly_with_instance_and_time(tmp_path, capsys):
-    code = main(["run", str(EXPERIMENT), "--out", str(tmp_path), "--set", "duration_s=2.0",
-                 "--set", "n_instances=2", "--set", "model.params.sigma_S=[0.0, 1.0e308]",
-                 "--set", "output.figure=false"])
+    code = main(
+        [
+            "run",
+            str(EXPERIMENT),
+            "--out",
+            str(tmp_path),
+            "--set",
+            "duration_s=2.0",
+            "--set",
+            "n_instances=2",
+            "--set",
+            "model.params.sigma_S=[0.0, 1.0e308]",
+            "--set",
+            "output.figure=false",
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "instance 1" in err and "t = " in err
@@ -114,8 +145,9 @@ def test_diverging_model_fails_cleanly_with_instance_and_time(tmp_path, capsys):
 
 def test_controller_exception_leaves_a_failed_file(tmp_path):
     with pytest.raises(RuntimeError, match="controller bug"):
-        _run(tmp_path, "controller.name=user_controllers.Raises", "controller.params={}",
-             name="bug")
+        _run(
+            tmp_path, "controller.name=user_controllers.Raises", "controller.params={}", name="bug"
+        )
     with h5py.File(tmp_path / "bug.h5") as f:
         assert f.attrs["status"] == "failed"
 
@@ -125,8 +157,11 @@ def test_controller_exception_leaves_a_failed_file(tmp_path):
     [
         ("controler.name=pid", "controler", "Did you mean 'controller'"),
         ("duration_s=-1", "duration_s", "greater than 0"),
-        ("controller.params.upper_threshold=high", "controller.params.upper_threshold",
-         "valid number"),
+        (
+            "controller.params.upper_threshold=high",
+            "controller.params.upper_threshold",
+            "valid number",
+        ),
         ("controller.name=no_such_controller", "controller.name", "unknown controller"),
         ("controller.name=nowhere.module.Thing", "controller.name", "cannot import"),
         ("sensing.band_hz=[13, 900]", "sensing", "rate_hz / 2"),
@@ -138,8 +173,9 @@ def test_controller_exception_leaves_a_failed_file(tmp_path):
 def test_bad_config_gets_path_sentence_and_exit_2(tmp_path, capsys, override, path, words):
     with pytest.raises(ConfigError) as info:
         load_config(EXPERIMENT, [override])
-    assert any(p.startswith(path) and words in m for p, m in info.value.problems), \
+    assert any(p.startswith(path) and words in m for p, m in info.value.problems), (
         info.value.problems
+    )
     code = main(["run", str(EXPERIMENT), "--out", str(tmp_path), "--set", override])
     assert code == 2
     err = capsys.readouterr().err

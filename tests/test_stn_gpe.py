@@ -29,8 +29,9 @@ def _pulse_train(n_steps, amplitude_ma, frequency_hz=130.0, width_s=60e-6):
 
 
 def test_parkinsonian_regime_has_beta_peak_and_healthy_does_not():
-    model = STNGPe(dt_s=DT, n=2, params={"w_CS": [20.0, 2.0], "w_GS": [10.0, 5.0],
-                                         "w_SG": [10.0, 5.0]})
+    model = STNGPe(
+        dt_s=DT, n=2, params={"w_CS": [20.0, 2.0], "w_GS": [10.0, 5.0], "w_SG": [10.0, 5.0]}
+    )
     model.reset(3)
     model.advance(5000)
     y = model.advance(40000)[:, ::10]  # 1 kHz
@@ -71,8 +72,10 @@ def test_chunked_advance_equals_one_call(chunk):
     y_whole = whole.advance(n_steps, drive)
     parts = STNGPe(dt_s=DT, n=3)
     parts.reset(11)
-    pieces = [parts.advance(min(chunk, n_steps - s), drive[:, s:s + chunk])
-              for s in range(0, n_steps, chunk)]
+    pieces = [
+        parts.advance(min(chunk, n_steps - s), drive[:, s : s + chunk])
+        for s in range(0, n_steps, chunk)
+    ]
     np.testing.assert_array_equal(np.hstack(pieces), y_whole)
     np.testing.assert_array_equal(parts.state["x"], whole.state["x"])
 
