@@ -14,7 +14,7 @@ Schema (defaults in brackets)::
     warmup_s: float >= 0               [0.5] unrecorded open-loop settling, s
     model:      {name, dt_s, regime, params}
     sensing:    fields of closedloop.sensing.SensingChain
-    control:    {period_s [0.02], latency_s [0]}
+    control:    {period_s [0.02], latency_s [0], engine [auto]}
     controller: {name, params}         # built-in name or dotted path
     device:     fields of closedloop.device.Device
     metrics:    {band_hz [13, 30], discard_s [0.5], segment_s [1.0],
@@ -78,6 +78,9 @@ class ControlSection(_Section):
 
     period_s: float = Field(0.02, gt=0, description="control period, s")
     latency_s: float = Field(0.0, ge=0, description="sensing-to-stimulation delay, s")
+    engine: typing.Literal["auto", "python", "compiled"] = Field(
+        "auto", description="run the controller in Python or as its compiled twin"
+    )
 
 
 class ControllerSection(_Section):
@@ -250,10 +253,16 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
                 controller,
                 control_period_s=cfg.control.period_s,
                 latency_s=cfg.control.latency_s,
+                engine=cfg.control.engine,
                 seed=cfg.seed,
             )
         except ValueError as exc:
             problems.append(("control", str(exc)))
+        else:
+            try:
+                loop._program()
+            except ValueError as exc:
+                problems.append(("control.engine", str(exc)))
     if not problems and cfg.metrics.band_hz[1] >= sensing.rate_hz / 2:
         problems.append(("metrics.band_hz", "the band must lie below half the sensing rate"))
     if problems:

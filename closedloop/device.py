@@ -62,8 +62,8 @@ __all__ = [
     "apply_command",
     "device_fill",
     "device_record",
-    "queue_advance",
     "queue_push",
+    "queue_push_one",
 ]
 
 # Columns of the per-instance device parameter array.
@@ -217,6 +217,24 @@ class Device:
         row[_R] = self.impedance_ohm
         return np.tile(row, (n, 1))
 
+    def kernel_state(self, n: int, queue_len: int) -> tuple:
+        """Arrays the kernels take: state, parameters and an empty command queue.
+
+        Parameters
+        ----------
+        n : int
+            Batch size.
+        queue_len : int
+            Commands that may be pending at once (latency / control period + 2).
+        """
+        return (
+            self.initial_state(n),
+            self.param_array(n),
+            np.zeros((n, queue_len), dtype=np.int64),
+            np.zeros((n, queue_len, 3)),
+            np.zeros((n, 2), dtype=np.int64),
+        )
+
     def initial_state(self, n: int) -> np.ndarray:
         """Device state before the first command, shape ``(n, len(DEVICE_STATE))``."""
         state = np.zeros((n, len(DEVICE_STATE)))
@@ -258,37 +276,42 @@ def _overlap(a, b, t0, t1):
     return max(0.0, min(b, t1) - max(a, t0))
 
 
-@njit(cache=True)
-def queue_push(device, command, effective_step):
-    """Queue ``command`` (amplitude mA, frequency Hz, width us arrays) from a step on.
+@njit(cache=True, inline="always")
+def queue_push_one(device, i, amplitude_ma, frequency_hz, pulse_width_us, effective_step):
+    """Queue a command for instance ``i`` from step ``effective_step`` on.
 
-    A negative ``effective_step`` queues nothing. Commands apply in order, each
-    from its step on, which is how the sensing-to-stimulation latency is kept.
+    Commands apply in order, each from its step on, which is how the
+    sensing-to-stimulation latency is kept.
     """
     q_eff, q_cmd, qptr = device[2], device[3], device[4]
-    if effective_step < 0:
-        return
-    q_len = q_eff.shape[0]
-    if qptr[1] - qptr[0] >= q_len:
-        raise ValueError("device command queue is full")
-    slot = qptr[1] % q_len
-    q_eff[slot] = effective_step
-    # Indexed one by one: the three arrays may differ in type (e.g. read-only).
-    amplitude, frequency, width = command
-    for i in range(q_cmd.shape[1]):
-        q_cmd[slot, i, 0] = amplitude[i]
-        q_cmd[slot, i, 1] = frequency[i]
-        q_cmd[slot, i, 2] = width[i]
-    qptr[1] += 1
+    q_len = q_eff.shape[1]
+    # No overflow check here: raising inside a prange body keeps Numba from
+    # parallelising it. The loop sizes the queue for its latency (one command
+    # per period, latency / period + 3 entries); queue_push checks.
+    slot = qptr[i, 1] % q_len
+    q_eff[i, slot] = effective_step
+    q_cmd[i, slot, 0] = amplitude_ma
+    q_cmd[i, slot, 1] = frequency_hz
+    q_cmd[i, slot, 2] = pulse_width_us
+    qptr[i, 1] += 1
 
 
 @njit(cache=True)
-def queue_advance(device, next_step):
-    """Drop queued commands that took effect before step ``next_step``."""
-    q_eff, qptr = device[2], device[4]
-    q_len = q_eff.shape[0]
-    while qptr[0] < qptr[1] and q_eff[qptr[0] % q_len] < next_step:
-        qptr[0] += 1
+def queue_push(device, command, effective_step):
+    """Queue ``command`` (amplitude mA, frequency Hz, width us arrays) for every instance.
+
+    A negative ``effective_step`` queues nothing.
+    """
+    if effective_step < 0:
+        return
+    q_len = device[2].shape[1]
+    for i in range(device[0].shape[0]):
+        if device[4][i, 1] - device[4][i, 0] >= q_len:
+            raise ValueError("device command queue is full")
+    # Unpacked one by one: the three arrays may differ in type (e.g. read-only).
+    amplitude, frequency, width = command
+    for i in range(device[0].shape[0]):
+        queue_push_one(device, i, amplitude[i], frequency[i], width[i], effective_step)
 
 
 @njit(cache=True, inline="always")
@@ -315,22 +338,24 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
     dt : float
         Integration step, s.
     device : tuple
-        ``(state, params, queue_steps, queue_commands, queue_pointers)``:
-        device state and parameters (one row per instance), and the command
-        queue: the step from which each entry applies, the commands, shape
-        ``(Q, n, 3)`` (amplitude mA, frequency Hz, width us), and the
-        ``[head, tail]`` indices of the pending entries.
+        From :meth:`Device.kernel_state`: ``(state, params, queue_steps,
+        queue_commands, queue_pointers)``: device state and parameters (one
+        row per instance), and each instance's command queue: the step from
+        which each entry applies, shape ``(n, Q)``, the commands, shape
+        ``(n, Q, 3)`` (amplitude mA, frequency Hz, width us), and the
+        ``[head, tail]`` indices of the pending entries, shape ``(n, 2)``.
     drive, net : ndarray
         Output, shape ``(n, >= n_steps)``: average cathodic current and
         average net current over each step, mA.
     """
     ds, dp, q_eff, q_cmd, qptr = device
-    q_len = q_eff.shape[0]
-    head = qptr[0]
-    q_tail = qptr[1]
+    q_len = q_eff.shape[1]
+    head = qptr[i, 0]
+    q_tail = qptr[i, 1]
     ramp = dp[i, _RAMP] * dt
     r_ohm = dp[i, _R]
     q_max = dp[i, _QMAX]
+    inv_dt = 1.0 / dt
     # Work on locals (kept in registers) and write the state back once.
     amp = ds[i, _AMP]
     target = ds[i, _TGT_AMP]
@@ -346,9 +371,9 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
     switches = ds[i, _NSW]
     for j in range(n_steps):
         step = step0 + j
-        while head < q_tail and q_eff[head % q_len] <= step:
+        while head < q_tail and q_eff[i, head % q_len] <= step:
             slot = head % q_len
-            apply_command(ds, dp, i, q_cmd[slot, i, 0], q_cmd[slot, i, 1], q_cmd[slot, i, 2])
+            apply_command(ds, dp, i, q_cmd[i, slot, 0], q_cmd[i, slot, 1], q_cmd[i, slot, 2])
             target = ds[i, _TGT_AMP]
             head += 1
         t0 = step * dt
@@ -359,7 +384,8 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
         q_anod = 0.0
         # Phases of the pulse under way, then of any pulse starting in this step.
         while True:
-            if p_amp > 0.0:
+            # Most steps fall between pulses: only a pulse still under way counts.
+            if p_amp > 0.0 and p_start + 2.0 * p_pw > t0:
                 oc = _overlap(p_start, p_start + p_pw, t0, t1)
                 oa = _overlap(p_start + p_pw, p_start + 2.0 * p_pw, t0, t1)
                 q_cath += p_amp * oc
@@ -376,8 +402,8 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
             p_amp = amp
             next_pulse = p_start + 1.0 / ds[i, _FREQ]
         charge += q_cath * 1e3  # delivered in this step; mA * s = mC = 1e3 uC
-        drive[i, j] = q_cath / dt
-        net[i, j] = (q_cath - q_anod) / dt
+        drive[i, j] = q_cath * inv_dt
+        net[i, j] = (q_cath - q_anod) * inv_dt
         if amp > 0.0:
             time_on += dt
         if (amp > 0.0) != (amp_before > 0.0):
@@ -392,3 +418,4 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
     ds[i, _NPULSE] = n_pulses
     ds[i, _TON] = time_on
     ds[i, _NSW] = switches
+    qptr[i, 0] = head

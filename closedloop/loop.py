@@ -23,6 +23,7 @@ import numba
 import numpy as np
 
 from closedloop._numba import rng_states
+from closedloop.controllers import compiled as _compiled
 from closedloop.controllers.base import COMMAND_KEYS, Controller
 from closedloop.device import DEVICE_STATE, Device
 from closedloop.metrics import StreamingPSD, band_power
@@ -74,6 +75,11 @@ class ClosedLoop:
         Control period, s.
     latency_s : float
         Delay from the end of a control period to the command taking effect, s.
+    engine : {"auto", "python", "compiled"}
+        Where the controller runs: ``"python"`` calls :meth:`update` every
+        period; ``"compiled"`` runs its compiled twin inside the kernels, a
+        whole chunk of periods per call; ``"auto"`` compiles when the
+        controller offers a twin.
     seed : int
         Root seed: model noise, sensor noise and the controller's generator
         are spawned from it with :class:`numpy.random.SeedSequence`.
@@ -89,11 +95,15 @@ class ClosedLoop:
         control_period_s: float,
         latency_s: float = 0.0,
         seed: int = 0,
+        engine: str = "auto",
     ) -> None:
         self.model = model
         self.sensing = sensing
         self.device = device
         self.controller = controller
+        if engine not in ("auto", "python", "compiled"):
+            raise ValueError(f"control.engine must be auto, python or compiled, got {engine!r}")
+        self.engine = engine
         self.n = model.n
         self.dt_s = model.dt_s
         self.steps_per_sample = whole_multiple(
@@ -128,13 +138,7 @@ class ClosedLoop:
         self.model.reset(self.model_instance_seeds)
         self.sensing_state = self.sensing.new_state(n, rng_states(self._sensor_seeds))
         queue_len = self.latency_steps // self.steps_per_period + 3
-        self.device_state = (
-            self.device.initial_state(n),
-            self.device.param_array(n),
-            np.zeros(queue_len, dtype=np.int64),
-            np.zeros((queue_len, n, 3)),
-            np.zeros(2, dtype=np.int64),
-        )
+        self.device_state = self.device.kernel_state(n, queue_len)
         self.controller.reset(n, np.random.default_rng(self._controller_seed))
         spp = self.steps_per_period
         self._scratch = (
@@ -151,6 +155,24 @@ class ClosedLoop:
         if seconds > 0:
             self.model.advance(int(round(seconds / self.dt_s)))
         self.model.step_ = 0  # the recorded run starts at t = 0
+
+    def _program(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """The controller's compiled program, or kind ``NONE`` to run it in Python."""
+        if self.engine != "python":
+            program = self.controller.compiled()
+            if program is not None:
+                kind, params, state = program
+                return (
+                    int(kind),
+                    np.ascontiguousarray(params, dtype=np.float64),
+                    np.ascontiguousarray(state, dtype=np.float64),
+                )
+            if self.engine == "compiled":
+                raise ValueError(
+                    f"control.engine is 'compiled' but controller {type(self.controller).__name__}"
+                    " has no compiled twin; use 'auto' or 'python'"
+                )
+        return (_compiled.NONE, np.zeros((self.n, 1)), np.zeros((self.n, 1)))
 
     # -- running --------------------------------------------------------------------
     def run(
@@ -191,10 +213,11 @@ class ClosedLoop:
         n_periods = int(round(duration_s / self.control_period_s))
         per_chunk = max(1, min(n_periods, int(round(chunk_s / self.control_period_s))))
         kernel = (
-            self.model._period_parallel
+            self.model._periods_parallel
             if self.n >= PARALLEL_MIN_BATCH
-            else self.model._period_serial
+            else self.model._periods_serial
         )
+        program = self._program()
         model_state = self.model.kernel_state()
         device = self.device_state
         sensing = self.sensing_state.as_tuple()
@@ -203,6 +226,7 @@ class ClosedLoop:
         shape = (self.n,)
         latency = self.latency_steps
         period_s = self.control_period_s
+        dt = self.dt_s
         command = tuple(self.device_state[0][:, c].copy() for c in (1, 2, 3))
         keys = tuple(COMMAND_KEYS)
         step = 0
@@ -215,36 +239,74 @@ class ClosedLoop:
                 np.empty((self.n, m * spk)), np.empty((self.n, m * spk)), np.empty((self.n, 4, m))
             )
             io = (*self._scratch, chunk.lfp, chunk.sensed, chunk.per_period)
-            # Controllers get read-only views: they cannot corrupt the recording.
-            biomarker_rows = chunk.per_period[:, 0, :].view()
-            biomarker_rows.flags.writeable = False
-            for k in range(m):
-                call(spp, step, self.dt_s, model_state, device, sensing, io, k, command, effective)
-                step += spp
-                t = step * self.dt_s
-                out = controller.update(t, {"biomarker": biomarker_rows[:, k]})
-                command = (
-                    _checked(out, keys[0], command[0], shape),
-                    _checked(out, keys[1], command[1], shape),
-                    _checked(out, keys[2], command[2], shape),
+            if program[0] >= 0:
+                # Compiled controller: the whole chunk in one call.
+                kernel(
+                    m,
+                    spp,
+                    step,
+                    dt,
+                    model_state,
+                    device,
+                    sensing,
+                    io,
+                    0,
+                    program,
+                    latency,
+                    period_s,
+                    command,
+                    -1,
                 )
-                effective = step + latency
-                if call is kernel and step > spp:
-                    call = _entry_point(
-                        kernel,
-                        (
-                            spp,
-                            step,
-                            self.dt_s,
-                            model_state,
-                            device,
-                            sensing,
-                            io,
-                            k,
-                            command,
-                            effective,
-                        ),
+                step += m * spp
+            else:
+                # Controllers get read-only views: they cannot corrupt the recording.
+                biomarker_rows = chunk.per_period[:, 0, :].view()
+                biomarker_rows.flags.writeable = False
+                for k in range(m):
+                    call(
+                        1,
+                        spp,
+                        step,
+                        dt,
+                        model_state,
+                        device,
+                        sensing,
+                        io,
+                        k,
+                        program,
+                        latency,
+                        period_s,
+                        command,
+                        effective,
                     )
+                    step += spp
+                    out = controller.update(step * dt, {"biomarker": biomarker_rows[:, k]})
+                    command = (
+                        _checked(out, keys[0], command[0], shape),
+                        _checked(out, keys[1], command[1], shape),
+                        _checked(out, keys[2], command[2], shape),
+                    )
+                    effective = step + latency
+                    if call is kernel and step > spp:
+                        call = _entry_point(
+                            kernel,
+                            (
+                                1,
+                                spp,
+                                step,
+                                dt,
+                                model_state,
+                                device,
+                                sensing,
+                                io,
+                                k,
+                                program,
+                                latency,
+                                period_s,
+                                command,
+                                effective,
+                            ),
+                        )
             self.model.step_ = step
             t0 = done * period_s
             _check_finite(chunk.lfp, t0, self.sample_s)

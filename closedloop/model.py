@@ -98,7 +98,7 @@ class NumbaModel:
     -----
     Subclasses define the class attributes below, :meth:`_initial_state`,
     and the compiled kernels ``_advance_kernel`` (open loop over a chunk) and
-    ``_period_kernel`` / ``_period_kernel_parallel`` (one control period of
+    ``_periods_serial`` / ``_periods_parallel`` (control periods of
     device, model and sensing for every instance).
     """
 

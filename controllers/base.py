@@ -106,6 +106,22 @@ class Controller:
         """
         raise NotImplementedError
 
+    def compiled(self) -> tuple[int, np.ndarray, np.ndarray] | None:
+        """The controller as a program for the compiled kernels, or None.
+
+        Called after :meth:`reset`. Built-in controllers return
+        ``(kind, params, state)`` (see :mod:`closedloop.controllers.compiled`)
+        so the loop can run whole chunks of periods in one compiled call;
+        the default, None, keeps :meth:`update` in Python. In a compiled run
+        the controller's own ``_``-suffixed state is not updated.
+
+        Returns
+        -------
+        tuple or None
+            Kind, parameters of shape ``(n, P)`` and state of shape ``(n, S)``.
+        """
+        return None
+
     def thresholds(self) -> dict[str, float]:
         """Biomarker levels worth drawing on a figure (name to value).
 

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from closedloop.controllers import compiled as _compiled
 from closedloop.controllers.base import Controller
 from closedloop.controllers.base import real_parameter as _real
 
@@ -177,6 +178,18 @@ class OnOff(Controller):
             "frequency_hz": self._frequency,
             "pulse_width_us": self._pulse_width,
         }
+
+    def compiled(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """Program for the compiled kernels (see :meth:`Controller.compiled`)."""
+        row = [
+            self.threshold,
+            self.amplitude_ma,
+            self.frequency_hz,
+            self.pulse_width_us,
+            self._rate,
+        ]
+        params = np.tile(np.asarray(row, dtype=float), (self.n_, 1))
+        return _compiled.ON_OFF, params, self.amplitude_ma_.reshape(-1, 1).copy()
 
     def thresholds(self) -> dict[str, float]:
         """Return the switching threshold.

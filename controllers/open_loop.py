@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from closedloop.controllers import compiled as _compiled
 from closedloop.controllers.base import Controller
 from closedloop.controllers.base import real_parameter as _real
 
@@ -124,3 +125,9 @@ class OpenLoop(Controller):
             arrays of shape ``(n,)``.
         """
         return dict(self.command_)
+
+    def compiled(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """Program for the compiled kernels (see :meth:`Controller.compiled`)."""
+        row = [self.amplitude_ma, self.frequency_hz, self.pulse_width_us]
+        params = np.tile(np.asarray(row, dtype=float), (self.n_, 1))
+        return _compiled.OPEN_LOOP, params, np.zeros((self.n_, 1))

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from closedloop.controllers import compiled as _compiled
 from closedloop.controllers.base import Controller
 from closedloop.controllers.base import real_parameter as _real
 
@@ -245,6 +246,27 @@ class PID(Controller):
             "frequency_hz": self._frequency,
             "pulse_width_us": self._pulse_width,
         }
+
+    def compiled(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """Program for the compiled kernels (see :meth:`Controller.compiled`)."""
+        row = [
+            self.setpoint,
+            self.kp,
+            self.ki,
+            self.kd,
+            self.min_amplitude_ma,
+            self.max_amplitude_ma,
+            self.frequency_hz,
+            self.pulse_width_us,
+            1e150,
+        ]
+        state = np.zeros((self.n_, 3))
+        state[:, 0] = self.integral_ma_
+        if self.error_prev_ is not None:
+            state[:, 1] = self.error_prev_
+            state[:, 2] = 1.0
+        params = np.tile(np.asarray(row, dtype=float), (self.n_, 1))
+        return _compiled.PID, params, state
 
     def thresholds(self) -> dict[str, float]:
         """Return the set point.

@@ -74,7 +74,8 @@ import numpy as np
 from numba import njit, prange
 
 from closedloop._numba import normal
-from closedloop.device import device_fill, device_record, queue_advance, queue_push
+from closedloop.controllers.compiled import controller_update
+from closedloop.device import device_fill, device_record, queue_push, queue_push_one
 from closedloop.model import NumbaModel, Parameter
 from closedloop.sensing import sense_period
 
@@ -167,8 +168,9 @@ class STNGPe(NumbaModel):
 
 
 @njit(cache=True, inline="always")
-def _sigmoid(x, m, b):
-    return m * b / (b + (m - b) * math.exp(-4.0 * x / m))
+def _sigmoid(x, mb, m_minus_b, b, minus_4_over_m):
+    """Nevado-Holgado's F(x) = M B / (B + (M - B) exp(-4x/M)), constants precomputed."""
+    return mb / (b + m_minus_b * math.exp(minus_4_over_m * x))
 
 
 @njit(cache=True)
@@ -185,18 +187,28 @@ def _advance_one(i, n_steps, step0, dt, model, drive, out):
     noise_s = rec.sigma_S * math.sqrt(dt)
     noise_g = rec.sigma_G * math.sqrt(dt)
     cortex = rec.w_CS * rec.C
+    d_gs = rec.d_GS
+    d_sg = rec.d_SG
+    d_gg = rec.d_GG
+    s_mb, s_mmb, s_b, s_k = rec.M_S * rec.B_S, rec.M_S - rec.B_S, rec.B_S, -4.0 / rec.M_S
+    g_mb, g_mmb, g_b, g_k = rec.M_G * rec.B_G, rec.M_G - rec.B_G, rec.B_G, -4.0 / rec.M_G
+    pos = step0 % h_len
     for j in range(n_steps):
-        pos = (step0 + j) % h_len
         hist[i, 0, pos] = s_rate
         hist[i, 1, pos] = g_rate
-        g_del_gs = hist[i, 1, (pos - rec.d_GS) % h_len]
-        s_del_sg = hist[i, 0, (pos - rec.d_SG) % h_len]
-        g_del_gg = hist[i, 1, (pos - rec.d_GG) % h_len]
+        # Ring indices by wrap-around, not %: integer modulo costs more than the
+        # rest of the step.
+        k_gs = pos - d_gs if pos >= d_gs else pos - d_gs + h_len
+        k_sg = pos - d_sg if pos >= d_sg else pos - d_sg + h_len
+        k_gg = pos - d_gg if pos >= d_gg else pos - d_gg + h_len
+        g_del_gs = hist[i, 1, k_gs]
+        s_del_sg = hist[i, 0, k_sg]
+        g_del_gg = hist[i, 1, k_gg]
         in_s = cortex - rec.w_GS * g_del_gs + rec.g_DBS * u
         in_g = rec.w_SG * s_del_sg - rec.w_GG * g_del_gg - rec.Str
         u += k_u * (drive[i, j] - u)
-        s_new = s_rate + k_s * (_sigmoid(in_s, rec.M_S, rec.B_S) - s_rate)
-        g_new = g_rate + k_g * (_sigmoid(in_g, rec.M_G, rec.B_G) - g_rate)
+        s_new = s_rate + k_s * (_sigmoid(in_s, s_mb, s_mmb, s_b, s_k) - s_rate)
+        g_new = g_rate + k_g * (_sigmoid(in_g, g_mb, g_mmb, g_b, g_k) - g_rate)
         if noise_s > 0.0:
             s_new += noise_s * normal(rng, i)
         if noise_g > 0.0:
@@ -204,14 +216,18 @@ def _advance_one(i, n_steps, step0, dt, model, drive, out):
         s_rate = max(s_new, 0.0)
         g_rate = max(g_new, 0.0)
         out[i, j] = s_rate
+        pos = pos + 1 if pos + 1 < h_len else 0
     x[i, 0] = s_rate
     x[i, 1] = g_rate
     x[i, 2] = u
 
 
-# The batch loops below are the same for every model; Numba cannot cache a
-# kernel that takes or closes over another compiled function, so each model
-# module spells them out around its own ``_advance_one``.
+# The loops below are the same for every model; Numba cannot cache a kernel
+# that takes or closes over another compiled function, so each model module
+# spells them out around its own ``_advance_one``. ``_periods_*`` runs control
+# periods of device, model and sensing for every instance: one period per call
+# when the controller runs in Python (its command arrives as ``command``), a
+# whole chunk per call when it is compiled (``program``).
 
 
 @njit(cache=True)
@@ -227,43 +243,100 @@ def _advance_parallel(n_steps, step0, dt, model, drive, out):
 
 
 @njit(cache=True, inline="always")
-def _period_one(i, n_steps, step0, dt, model, device, sensing, io, k):
+def _periods_one(
+    i, n_periods, spp, step0, dt, model, device, sensing, io, k0, program, latency_steps, period_s
+):
     drive, net, signal, samples, art, lfp_out, sensed_out, per_period = io
-    device_fill(i, n_steps, step0, dt, device, drive, net)
-    _advance_one(i, n_steps, step0, dt, model, drive, signal)
-    per_period[i, 0, k] = sense_period(
-        i,
-        n_steps,
-        n_steps // samples.shape[1],
-        signal,
-        net,
-        samples,
-        art,
-        sensing,
-        lfp_out,
-        sensed_out,
-        k * samples.shape[1],
-    )
-    device_record(i, device, per_period, k)
+    kind, c_params, c_state = program
+    spk = samples.shape[1]
+    step = step0
+    for k in range(k0, k0 + n_periods):
+        device_fill(i, spp, step, dt, device, drive, net)
+        _advance_one(i, spp, step, dt, model, drive, signal)
+        biomarker = sense_period(
+            i, spp, spp // spk, signal, net, samples, art, sensing, lfp_out, sensed_out, k * spk
+        )
+        per_period[i, 0, k] = biomarker
+        device_record(i, device, per_period, k)
+        step += spp
+        if kind >= 0:  # a compiled controller: its command queued here
+            amp, freq, width = controller_update(i, kind, c_params, c_state, biomarker, period_s)
+            queue_push_one(device, i, amp, freq, width, step + latency_steps)
 
 
 @njit(cache=True)
-def _period_serial(n_steps, step0, dt, model, device, sensing, io, k, command, effective_step):
+def _periods_serial(
+    n_periods,
+    spp,
+    step0,
+    dt,
+    model,
+    device,
+    sensing,
+    io,
+    k0,
+    program,
+    latency_steps,
+    period_s,
+    command,
+    effective_step,
+):
     queue_push(device, command, effective_step)
     for i in range(io[0].shape[0]):
-        _period_one(i, n_steps, step0, dt, model, device, sensing, io, k)
-    queue_advance(device, step0 + n_steps)
+        _periods_one(
+            i,
+            n_periods,
+            spp,
+            step0,
+            dt,
+            model,
+            device,
+            sensing,
+            io,
+            k0,
+            program,
+            latency_steps,
+            period_s,
+        )
 
 
 @njit(cache=True, parallel=True)
-def _period_parallel(n_steps, step0, dt, model, device, sensing, io, k, command, effective_step):
+def _periods_parallel(
+    n_periods,
+    spp,
+    step0,
+    dt,
+    model,
+    device,
+    sensing,
+    io,
+    k0,
+    program,
+    latency_steps,
+    period_s,
+    command,
+    effective_step,
+):
     queue_push(device, command, effective_step)
     for i in prange(io[0].shape[0]):
-        _period_one(i, n_steps, step0, dt, model, device, sensing, io, k)
-    queue_advance(device, step0 + n_steps)
+        _periods_one(
+            i,
+            n_periods,
+            spp,
+            step0,
+            dt,
+            model,
+            device,
+            sensing,
+            io,
+            k0,
+            program,
+            latency_steps,
+            period_s,
+        )
 
 
 STNGPe._advance_serial = staticmethod(_advance_serial)
 STNGPe._advance_parallel = staticmethod(_advance_parallel)
-STNGPe._period_serial = staticmethod(_period_serial)
-STNGPe._period_parallel = staticmethod(_period_parallel)
+STNGPe._periods_serial = staticmethod(_periods_serial)
+STNGPe._periods_parallel = staticmethod(_periods_parallel)

@@ -13,7 +13,6 @@ from closedloop.device import (
     DEVICE_STATE,
     Device,
     device_fill,
-    queue_advance,
     queue_push,
 )
 
@@ -39,13 +38,7 @@ DRIVE_TOL = 1e-9
 
 def new_device(dev: Device, n: int = 1, queue_len: int = 8) -> tuple:
     """Device tuple as the loop builds it: state, params, queue steps, commands, pointers."""
-    return (
-        dev.initial_state(n),
-        dev.param_array(n),
-        np.zeros(queue_len, dtype=np.int64),
-        np.zeros((queue_len, n, 3)),
-        np.zeros(2, dtype=np.int64),
-    )
+    return dev.kernel_state(n, queue_len)
 
 
 def push(device: tuple, amplitude_ma, frequency_hz, pulse_width_us, step: int) -> None:
@@ -57,13 +50,12 @@ def push(device: tuple, amplitude_ma, frequency_hz, pulse_width_us, step: int) -
 
 
 def fill(device: tuple, step0: int, n_steps: int, dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """Fill ``n_steps`` steps for every instance, then drop the commands used."""
+    """Fill ``n_steps`` steps for every instance (which drops the commands used)."""
     n = device[0].shape[0]
     drive = np.full((n, n_steps), np.nan)
     net = np.full((n, n_steps), np.nan)
     for i in range(n):
         device_fill(i, n_steps, step0, dt, device, drive, net)
-    queue_advance(device, step0 + n_steps)
     return drive, net
 
 
@@ -334,13 +326,13 @@ def test_queued_commands_apply_in_order_inside_one_fill():
     assert amps[9] == 0.0 and amps[10] == 1.0 and amps[20] == 2.0 and amps[39] == 3.0
     fill(device, 0, 40, 1e-4)
     np.testing.assert_array_equal(device[0], reference[0])
-    assert device[4][0] == device[4][1]  # every command used and dropped
+    assert device[4][0, 0] == device[4][0, 1]  # every command used and dropped
 
 
 def test_negative_effective_step_queues_nothing():
     device = new_device(Device())
     push(device, 2.0, 130.0, 60.0, -1)
-    assert device[4][1] == 0
+    assert device[4][0, 1] == 0
 
 
 def test_full_queue_raises():

@@ -1,0 +1,107 @@
+"""Compiled twins of the built-in controllers, for runs with no Python in the loop.
+
+Each built-in controller can describe itself to the kernels as a *program*:
+an integer kind, a per-instance parameter array and a per-instance state
+array (:meth:`closedloop.controllers.Controller.compiled`). The fused model
+kernels then call :func:`controller_update` at the end of every control
+period inside one compiled call per chunk of periods, so a whole second of
+closed loop costs one call from Python instead of one per period.
+
+Each twin follows its numpy class step for step; ``tests/test_compiled.py``
+checks that both, fed the same biomarker sequence, issue the same commands.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from closedloop import _numba  # noqa: F401  (sets the kernel cache directory first)
+
+__all__ = ["DUAL_THRESHOLD", "NONE", "ON_OFF", "OPEN_LOOP", "PID", "controller_update"]
+
+#: Program kinds. ``NONE``: the controller runs in Python.
+NONE, OPEN_LOOP, ON_OFF, DUAL_THRESHOLD, PID = -1, 0, 1, 2, 3
+
+
+@njit(cache=True)
+def controller_update(i, kind, params, state, biomarker, dt):
+    """One control period of instance ``i``: return (amplitude mA, frequency Hz, width us).
+
+    Parameters
+    ----------
+    i : int
+        Instance.
+    kind : int
+        Program kind (module constants).
+    params, state : ndarray, shape (n, P) and (n, S)
+        The program's parameters and state; ``state`` is updated.
+    biomarker : float
+        The biomarker at the end of the period.
+    dt : float
+        Control period, s.
+    """
+    p = params[i]
+    s = state[i]
+    if kind == OPEN_LOOP:  # params: amplitude, frequency, width
+        return p[0], p[1], p[2]
+    if kind == ON_OFF:  # params: threshold, amplitude, frequency, width, ramp rate mA/s
+        step = p[4] * dt
+        amp = s[0] + step if biomarker > p[0] else s[0] - step  # NaN counts as below
+        amp = max(min(amp, p[1]), 0.0)
+        s[0] = amp
+        return amp, p[2], p[3]
+    if kind == DUAL_THRESHOLD:
+        # params: lower, upper, up rate, down rate, min, max, frequency, width (mA/s, mA)
+        amp = s[0]
+        if biomarker > p[1]:
+            amp += p[2] * dt
+        elif biomarker < p[0]:
+            amp -= p[3] * dt
+        amp = max(min(amp, p[5]), p[4])
+        s[0] = amp
+        return amp, p[6], p[7]
+    if kind == PID:
+        # params: setpoint, kp, ki, kd, min, max, frequency, width, error bound
+        # state: integral (mA), previous error, has previous error
+        error = biomarker - p[0]
+        if p[3] != 0.0:
+            error = max(min(error, p[8]), -p[8])
+            prop = error * p[1]
+            if s[2] != 0.0:
+                prop += (error - s[1]) * (p[3] / dt)
+            s[1] = error
+            s[2] = 1.0
+        else:
+            prop = error * p[1]
+        integral = s[0]
+        candidate = integral + error * (p[2] * dt)
+        # Conditional integration (NaN-ignoring like numpy's fmin/fmax).
+        upper = _fmax(p[5] - prop, integral)
+        lower = _fmin(p[4] - prop, integral)
+        integral = _fmax(_fmin(candidate, upper), lower)
+        s[0] = integral
+        amp = max(min(prop + integral, p[5]), p[4])
+        if math.isnan(prop + integral):
+            amp = math.nan
+        return amp, p[6], p[7]
+    return math.nan, math.nan, math.nan
+
+
+@njit(cache=True, inline="always")
+def _fmin(a, b):
+    if math.isnan(a):
+        return b
+    if math.isnan(b):
+        return a
+    return min(a, b)
+
+
+@njit(cache=True, inline="always")
+def _fmax(a, b):
+    if math.isnan(a):
+        return b
+    if math.isnan(b):
+        return a
+    return max(a, b)
