@@ -85,7 +85,8 @@ DEVICE_STATE: dict[str, str] = {
     "n_pulses": "1",
     "n_rejected": "1",  # command values ignored for being NaN or infinite
     "time_on_s": "s",
-    "n_switches": "1",  # on/off transitions of the delivered amplitude
+    "n_switches": "1",  # on/off transitions of the stimulation
+    "pulses_remaining": "1",  # pulses still to deliver; inf: continuous
 }
 (
     _AMP,
@@ -102,6 +103,7 @@ DEVICE_STATE: dict[str, str] = {
     _NBAD,
     _TON,
     _NSW,
+    _REMAIN,
 ) = range(len(DEVICE_STATE))
 
 
@@ -231,7 +233,7 @@ class Device:
             self.initial_state(n),
             self.param_array(n),
             np.zeros((n, queue_len), dtype=np.int64),
-            np.zeros((n, queue_len, 3)),
+            np.zeros((n, queue_len, 4)),
             np.zeros((n, 2), dtype=np.int64),
         )
 
@@ -244,14 +246,19 @@ class Device:
         state[:, _TGT_PW] = pw
         state[:, _P_PW] = pw * 1e-6
         state[:, _P_START] = -1.0  # no pulse in progress
+        state[:, _REMAIN] = math.inf  # continuous stimulation until told otherwise
         return state
 
 
 @njit(cache=True)
-def apply_command(ds, dp, i, amplitude_ma, frequency_hz, pulse_width_us):
+def apply_command(ds, dp, i, amplitude_ma, frequency_hz, pulse_width_us, pulses, t_s):
     """Clamp a command to the limits of instance ``i`` and make it the target.
 
-    Non-finite values are ignored (previous target kept) and counted.
+    Non-finite amplitude, frequency or width values are ignored (previous
+    target kept) and counted. ``pulses``: NaN leaves the pulse train as it
+    is; ``inf`` makes it continuous; a whole number ``k >= 0`` delivers ``k``
+    pulses from ``t_s`` on (a burst at the programmed frequency, or single
+    pulses for phase-locked stimulation) and then none; negative is rejected.
     """
     if math.isfinite(frequency_hz):
         ds[i, _FREQ] = min(max(frequency_hz, dp[i, _F_MIN]), dp[i, _F_MAX])
@@ -262,13 +269,22 @@ def apply_command(ds, dp, i, amplitude_ma, frequency_hz, pulse_width_us):
     else:
         ds[i, _NBAD] += 1.0
     if math.isfinite(amplitude_ma):
-        cap = min(dp[i, _AMP_MAX], dp[i, _QMAX] / (ds[i, _TGT_PW] * 1e-3))
-        ds[i, _TGT_AMP] = min(max(amplitude_ma, 0.0), cap)
+        ds[i, _TGT_AMP] = max(amplitude_ma, 0.0)
     else:
         ds[i, _NBAD] += 1.0
-    # A lower pulse width never lowers the cap; a higher one may: re-cap the target.
+    # Cap the target for the charge limit at the (possibly new) pulse width.
     cap = min(dp[i, _AMP_MAX], dp[i, _QMAX] / (ds[i, _TGT_PW] * 1e-3))
     ds[i, _TGT_AMP] = min(ds[i, _TGT_AMP], cap)
+    if pulses >= 0.0:  # False for NaN: no change
+        previous = ds[i, _REMAIN]
+        ds[i, _REMAIN] = np.floor(pulses)  # float floor: inf stays inf, no int overflow
+        if pulses > 0.0 and (math.isfinite(pulses) or math.isfinite(previous)):
+            # A burst, or continuous after a burst: the first pulse now, or as
+            # soon as a pulse still under way has ended.
+            busy_until = ds[i, _P_START] + 2.0 * ds[i, _P_PW] if ds[i, _P_AMP] > 0.0 else t_s
+            ds[i, _NEXT] = max(t_s, busy_until)
+    elif pulses < 0.0:
+        ds[i, _NBAD] += 1.0
 
 
 @njit(cache=True, inline="always")
@@ -277,7 +293,7 @@ def _overlap(a, b, t0, t1):
 
 
 @njit(cache=True, inline="always")
-def queue_push_one(device, i, amplitude_ma, frequency_hz, pulse_width_us, effective_step):
+def queue_push_one(device, i, amplitude_ma, frequency_hz, pulse_width_us, pulses, effective_step):
     """Queue a command for instance ``i`` from step ``effective_step`` on.
 
     Commands apply in order, each from its step on, which is how the
@@ -293,12 +309,13 @@ def queue_push_one(device, i, amplitude_ma, frequency_hz, pulse_width_us, effect
     q_cmd[i, slot, 0] = amplitude_ma
     q_cmd[i, slot, 1] = frequency_hz
     q_cmd[i, slot, 2] = pulse_width_us
+    q_cmd[i, slot, 3] = pulses
     qptr[i, 1] += 1
 
 
 @njit(cache=True)
 def queue_push(device, command, effective_step):
-    """Queue ``command`` (amplitude mA, frequency Hz, width us arrays) for every instance.
+    """Queue ``command`` (amplitude mA, frequency Hz, width us, pulses) for every instance.
 
     A negative ``effective_step`` queues nothing.
     """
@@ -309,9 +326,9 @@ def queue_push(device, command, effective_step):
         if device[4][i, 1] - device[4][i, 0] >= q_len:
             raise ValueError("device command queue is full")
     # Unpacked one by one: the three arrays may differ in type (e.g. read-only).
-    amplitude, frequency, width = command
+    amplitude, frequency, width, pulses = command
     for i in range(device[0].shape[0]):
-        queue_push_one(device, i, amplitude[i], frequency[i], width[i], effective_step)
+        queue_push_one(device, i, amplitude[i], frequency[i], width[i], pulses[i], effective_step)
 
 
 @njit(cache=True, inline="always")
@@ -342,7 +359,7 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
         queue_commands, queue_pointers)``: device state and parameters (one
         row per instance), and each instance's command queue: the step from
         which each entry applies, shape ``(n, Q)``, the commands, shape
-        ``(n, Q, 3)`` (amplitude mA, frequency Hz, width us), and the
+        ``(n, Q, 4)`` (amplitude mA, frequency Hz, width us, pulses), and the
         ``[head, tail]`` indices of the pending entries, shape ``(n, 2)``.
     drive, net : ndarray
         Output, shape ``(n, >= n_steps)``: average cathodic current and
@@ -363,6 +380,8 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
     p_start = ds[i, _P_START]
     p_amp = ds[i, _P_AMP]
     p_pw = ds[i, _P_PW]
+    remaining = ds[i, _REMAIN]
+    was_on = ds[i, _AMP] > 0.0 and remaining > 0.0
     # Running totals continue from the state, so chunked runs add in the same order.
     energy = ds[i, _ENERGY]
     charge = ds[i, _CHARGE]
@@ -373,12 +392,28 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
         step = step0 + j
         while head < q_tail and q_eff[i, head % q_len] <= step:
             slot = head % q_len
-            apply_command(ds, dp, i, q_cmd[i, slot, 0], q_cmd[i, slot, 1], q_cmd[i, slot, 2])
+            # apply_command reads and may move the pulse timing: hand it the locals.
+            ds[i, _NEXT] = next_pulse
+            ds[i, _P_START] = p_start
+            ds[i, _P_AMP] = p_amp
+            ds[i, _P_PW] = p_pw
+            ds[i, _REMAIN] = remaining
+            apply_command(
+                ds,
+                dp,
+                i,
+                q_cmd[i, slot, 0],
+                q_cmd[i, slot, 1],
+                q_cmd[i, slot, 2],
+                q_cmd[i, slot, 3],
+                step * dt,
+            )
             target = ds[i, _TGT_AMP]
+            next_pulse = ds[i, _NEXT]
+            remaining = ds[i, _REMAIN]
             head += 1
         t0 = step * dt
         t1 = t0 + dt
-        amp_before = amp
         amp = amp + min(max(target - amp, -ramp), ramp)
         q_cath = 0.0
         q_anod = 0.0
@@ -395,19 +430,22 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
                 break
             p_start = next_pulse
             p_pw = ds[i, _TGT_PW] * 1e-6
-            if amp > 0.0:
+            p_amp = amp if remaining > 0.0 else 0.0
+            if p_amp > 0.0:
                 # Never exceed the charge limit, even mid-ramp after a width change.
                 p_pw = min(p_pw, q_max / amp * 1e-3)  # uC / mA = ms
                 n_pulses += 1.0
-            p_amp = amp
+                remaining -= 1.0  # inf stays inf
             next_pulse = p_start + 1.0 / ds[i, _FREQ]
         charge += q_cath * 1e3  # delivered in this step; mA * s = mC = 1e3 uC
         drive[i, j] = q_cath * inv_dt
         net[i, j] = (q_cath - q_anod) * inv_dt
-        if amp > 0.0:
+        stimulating = amp > 0.0 and (remaining > 0.0 or q_cath > 0.0 or q_anod > 0.0)
+        if stimulating:
             time_on += dt
-        if (amp > 0.0) != (amp_before > 0.0):
+        if stimulating != was_on:
             switches += 1.0
+        was_on = stimulating
     ds[i, _AMP] = amp
     ds[i, _NEXT] = next_pulse
     ds[i, _P_START] = p_start
@@ -418,4 +456,5 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
     ds[i, _NPULSE] = n_pulses
     ds[i, _TON] = time_on
     ds[i, _NSW] = switches
+    ds[i, _REMAIN] = remaining
     qptr[i, 0] = head

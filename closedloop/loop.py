@@ -80,9 +80,24 @@ class ClosedLoop:
         period; ``"compiled"`` runs its compiled twin inside the kernels, a
         whole chunk of periods per call; ``"auto"`` compiles when the
         controller offers a twin.
-    seed : int
+    seed : int or sequence of int or numpy.random.SeedSequence
         Root seed: model noise, sensor noise and the controller's generator
-        are spawned from it with :class:`numpy.random.SeedSequence`.
+        are spawned from it with :class:`numpy.random.SeedSequence`. A
+        sequence of ``g`` roots (``g`` dividing ``n``) seeds ``g`` groups of
+        ``n / g`` consecutive instances, each group exactly as a loop of
+        ``n / g`` instances given that root alone would be seeded (a
+        :class:`~numpy.random.SeedSequence` root is used as a fresh copy, its
+        own spawn counter untouched). This is how a batch of sweep runs
+        simulated together reproduces each run simulated alone, bit for bit.
+
+    Attributes
+    ----------
+    model_instance_seeds : list of numpy.random.SeedSequence
+        Model noise seed of each instance (reuse them for a no-stimulation
+        baseline).
+    controller_seeds : list of numpy.random.SeedSequence
+        Controller generator seed of each seed group (one for an int seed);
+        :meth:`reset` gives the controller a generator from the first.
     """
 
     def __init__(
@@ -94,7 +109,7 @@ class ClosedLoop:
         *,
         control_period_s: float,
         latency_s: float = 0.0,
-        seed: int = 0,
+        seed: int | list | tuple = 0,
         engine: str = "auto",
     ) -> None:
         self.model = model
@@ -125,11 +140,32 @@ class ClosedLoop:
             if latency_s == 0
             else whole_multiple(latency_s, self.dt_s, "control.latency_s", "integration steps dt_s")
         )
-        self.seed = int(seed)
-        model_seq, sensor_seq, self._controller_seed = np.random.SeedSequence(self.seed).spawn(3)
-        #: Per-instance model noise seeds (reuse them for a no-stimulation baseline).
-        self.model_instance_seeds = model_seq.spawn(self.n)
-        self._sensor_seeds = sensor_seq.spawn(self.n)
+        if isinstance(seed, int | np.integer):
+            self.seed = int(seed)
+            roots = [np.random.SeedSequence(self.seed)]
+        else:
+            roots = [
+                np.random.SeedSequence(int(s))
+                if isinstance(s, int | np.integer)
+                else np.random.SeedSequence(s.entropy, spawn_key=s.spawn_key, pool_size=s.pool_size)
+                for s in seed
+            ]
+            if not roots or self.n % len(roots):
+                raise ValueError(
+                    f"seed: {len(roots)} seed roots cannot split {self.n} instances into "
+                    "equal groups"
+                )
+            self.seed = tuple(seed)
+        per_root = self.n // len(roots)
+        self.model_instance_seeds = []
+        self._sensor_seeds = []
+        self.controller_seeds = []
+        for root in roots:
+            model_seq, sensor_seq, controller_seq = root.spawn(3)
+            self.model_instance_seeds += model_seq.spawn(per_root)
+            self._sensor_seeds += sensor_seq.spawn(per_root)
+            self.controller_seeds.append(controller_seq)
+        self._controller_seed = self.controller_seeds[0]
 
     # -- set-up ---------------------------------------------------------------------
     def reset(self) -> None:
@@ -227,7 +263,12 @@ class ClosedLoop:
         latency = self.latency_steps
         period_s = self.control_period_s
         dt = self.dt_s
-        command = tuple(self.device_state[0][:, c].copy() for c in (1, 2, 3))
+        command = (
+            *(self.device_state[0][:, c].copy() for c in (1, 2, 3)),
+            np.full(self.n, np.nan),  # pulses: no change
+        )
+        no_trigger = command[3]
+        no_trigger.flags.writeable = False
         keys = tuple(COMMAND_KEYS)
         step = 0
         effective = -1  # nothing to queue before the first controller call
@@ -285,6 +326,7 @@ class ClosedLoop:
                         _checked(out, keys[0], command[0], shape),
                         _checked(out, keys[1], command[1], shape),
                         _checked(out, keys[2], command[2], shape),
+                        _checked(out, keys[3], no_trigger, shape),
                     )
                     effective = step + latency
                     if call is kernel and step > spp:

@@ -36,6 +36,11 @@ COMMAND_KEYS: dict[str, str] = {
     "amplitude_ma": "mA",
     "frequency_hz": "Hz",
     "pulse_width_us": "us",
+    # Pulses to deliver from now on: inf = continuous (the device's default),
+    # k = a burst of k pulses (k = 1: a single pulse, e.g. phase-locked), then
+    # none; 0 stops. Unlike the other keys, leaving it out (or NaN) changes
+    # nothing rather than repeating the last value.
+    "pulses": "1",
 }
 
 

@@ -27,7 +27,10 @@ NONE, OPEN_LOOP, ON_OFF, DUAL_THRESHOLD, PID = -1, 0, 1, 2, 3
 
 @njit(cache=True)
 def controller_update(i, kind, params, state, biomarker, dt):
-    """One control period of instance ``i``: return (amplitude mA, frequency Hz, width us).
+    """One control period of instance ``i``.
+
+    Returns (amplitude mA, frequency Hz, pulse width us, pulses), pulses being
+    NaN (no change) for every built-in twin but the burst-capable ones.
 
     Parameters
     ----------
@@ -45,13 +48,13 @@ def controller_update(i, kind, params, state, biomarker, dt):
     p = params[i]
     s = state[i]
     if kind == OPEN_LOOP:  # params: amplitude, frequency, width
-        return p[0], p[1], p[2]
+        return p[0], p[1], p[2], math.nan
     if kind == ON_OFF:  # params: threshold, amplitude, frequency, width, ramp rate mA/s
         step = p[4] * dt
         amp = s[0] + step if biomarker > p[0] else s[0] - step  # NaN counts as below
         amp = max(min(amp, p[1]), 0.0)
         s[0] = amp
-        return amp, p[2], p[3]
+        return amp, p[2], p[3], math.nan
     if kind == DUAL_THRESHOLD:
         # params: lower, upper, up rate, down rate, min, max, frequency, width (mA/s, mA)
         amp = s[0]
@@ -61,7 +64,7 @@ def controller_update(i, kind, params, state, biomarker, dt):
             amp -= p[3] * dt
         amp = max(min(amp, p[5]), p[4])
         s[0] = amp
-        return amp, p[6], p[7]
+        return amp, p[6], p[7], math.nan
     if kind == PID:
         # params: setpoint, kp, ki, kd, min, max, frequency, width, error bound
         # state: integral (mA), previous error, has previous error
@@ -85,8 +88,8 @@ def controller_update(i, kind, params, state, biomarker, dt):
         amp = max(min(prop + integral, p[5]), p[4])
         if math.isnan(prop + integral):
             amp = math.nan
-        return amp, p[6], p[7]
-    return math.nan, math.nan, math.nan
+        return amp, p[6], p[7], math.nan
+    return math.nan, math.nan, math.nan, math.nan
 
 
 @njit(cache=True, inline="always")

@@ -260,8 +260,10 @@ def _periods_one(
         device_record(i, device, per_period, k)
         step += spp
         if kind >= 0:  # a compiled controller: its command queued here
-            amp, freq, width = controller_update(i, kind, c_params, c_state, biomarker, period_s)
-            queue_push_one(device, i, amp, freq, width, step + latency_steps)
+            amp, freq, width, pulses = controller_update(
+                i, kind, c_params, c_state, biomarker, period_s
+            )
+            queue_push_one(device, i, amp, freq, width, pulses, step + latency_steps)
 
 
 @njit(cache=True)

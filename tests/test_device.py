@@ -41,10 +41,13 @@ def new_device(dev: Device, n: int = 1, queue_len: int = 8) -> tuple:
     return dev.kernel_state(n, queue_len)
 
 
-def push(device: tuple, amplitude_ma, frequency_hz, pulse_width_us, step: int) -> None:
+def push(
+    device: tuple, amplitude_ma, frequency_hz, pulse_width_us, step: int, pulses=math.nan
+) -> None:
     n = device[0].shape[0]
     command = tuple(
-        np.full(n, v, dtype=np.float64) for v in (amplitude_ma, frequency_hz, pulse_width_us)
+        np.full(n, v, dtype=np.float64)
+        for v in (amplitude_ma, frequency_hz, pulse_width_us, pulses)
     )
     queue_push(device, command, step)
 
@@ -103,7 +106,11 @@ devices = st.sampled_from(
 
 def check_safe(dev: Device, state: np.ndarray, before: np.ndarray, n_steps: int, dt: float):
     """Delivered values after a fill of ``n_steps`` respect every limit."""
-    assert np.all(np.isfinite(state)), dict(zip(DEVICE_STATE, state, strict=True))
+    remaining = state[list(DEVICE_STATE).index("pulses_remaining")]
+    finite = np.delete(state, list(DEVICE_STATE).index("pulses_remaining"))
+    assert np.all(np.isfinite(finite)), dict(zip(DEVICE_STATE, state, strict=True))
+    # Pulses still to deliver: continuous (inf) or a whole, non-negative count.
+    assert remaining == math.inf or (remaining >= 0 and remaining == math.floor(remaining))
     amp = state[AMP]
     assert 0.0 <= amp <= dev.amplitude_max_ma
     ramp = dev.ramp_rate_ma_per_s * dt * n_steps
@@ -361,6 +368,7 @@ def test_chunked_fill_is_bit_identical():
                 np.array([amp, amp / 2, 0.3]),
                 np.array([freq, freq, 40.0]),
                 np.array([pw, pw * 1.5, 200.0]),
+                np.full(3, np.nan),
             )
             queue_push(device, device_cmd, step)
         return device
@@ -427,3 +435,80 @@ def test_non_finite_initial_setting_rejected(name):
 def test_nan_shannon_k_rejected():
     with pytest.raises(ValueError, match="shannon_k"):
         Device(shannon_k=math.nan)
+
+
+# -- pulse trains: bursts, single pulses, continuous --------------------------------
+
+
+def _pulse_onsets(drive: np.ndarray) -> np.ndarray:
+    """Steps where a cathodic phase begins (drive rises from zero)."""
+    on = drive > 0
+    return np.flatnonzero(on & ~np.r_[False, on[:-1]])
+
+
+def test_burst_delivers_exactly_k_pulses_then_stops():
+    dev = Device(ramp_rate_ma_per_s=math.inf)
+    device = new_device(dev)
+    push(device, 2.0, 100.0, 60.0, 0, pulses=0)  # amplitude set, no pulses
+    push(device, 2.0, 100.0, 60.0, 1000, pulses=3)  # a burst at t = 0.1 s
+    drive, _ = fill(device, 0, 5000, 1e-4)
+    onsets = _pulse_onsets(drive[0])
+    # 100 Hz from the trigger (a pulse edge on a step boundary may round either way).
+    np.testing.assert_allclose(onsets, [1000, 1100, 1200], atol=1)
+    assert onsets[0] == 1000
+    assert device[0][0, N_PULSES] == 3
+    assert device[0][0, COL["pulses_remaining"]] == 0
+
+
+def test_single_pulses_on_demand_and_continuous_again():
+    dev = Device(ramp_rate_ma_per_s=math.inf)
+    device = new_device(dev)
+    push(device, 1.0, 130.0, 60.0, 0, pulses=0)
+    for step in (500, 1234, 2001):
+        push(device, 1.0, 130.0, 60.0, step, pulses=1)
+    push(device, 1.0, 130.0, 60.0, 3000, pulses=math.inf)
+    drive, _ = fill(device, 0, 4000, 1e-4)
+    onsets = _pulse_onsets(drive[0])
+    np.testing.assert_array_equal(onsets[:3], [500, 1234, 2001])
+    # Continuous 130 Hz again from step 3000 (onsets 76 or 77 steps of 0.1 ms apart).
+    assert onsets[3] == 3000 and len(onsets[3:]) >= 13
+    assert set(np.diff(onsets[3:])) <= {76, 77}
+
+
+def test_zero_pulses_stops_and_negative_is_rejected():
+    dev = Device(ramp_rate_ma_per_s=math.inf)
+    device = new_device(dev)
+    push(device, 2.0, 130.0, 60.0, 0)
+    push(device, 2.0, 130.0, 60.0, 1000, pulses=0)
+    push(device, 2.0, 130.0, 60.0, 1500, pulses=-4)
+    drive, _ = fill(device, 0, 3000, 1e-4)
+    assert _pulse_onsets(drive[0]).max() < 1000
+    assert device[0][0, N_REJECTED] == 1
+    # Stopped pulses count as stimulation off: one switch on, one off.
+    assert device[0][0, COL["n_switches"]] == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(allow_nan=True, allow_infinity=True, width=64),
+            st.integers(min_value=1, max_value=300),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_any_pulse_counts_keep_limits(commands):
+    dev = Device()
+    device = new_device(dev, queue_len=len(commands) + 1)
+    step = 0
+    for pulses, gap in commands:
+        push(device, 3.0, 200.0, 90.0, step, pulses=pulses)
+        step += gap
+    drive, net = fill(device, 0, step + 500, 1e-4)
+    state = device[0][0]
+    remaining = state[COL["pulses_remaining"]]
+    assert remaining == math.inf or (remaining >= 0 and remaining == math.floor(remaining))
+    assert np.all(np.isfinite(drive)) and drive.max() <= dev.amplitude_max_ma + DRIVE_TOL
+    assert abs(net.sum()) * 1e-4 <= 3.0 * 90e-6 + 1e-12  # charge-balanced but the last pulse
