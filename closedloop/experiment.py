@@ -1,8 +1,17 @@
-"""Run one experiment file end to end: simulate, stream to HDF5, score, draw."""
+"""Run one experiment file end to end: simulate, stream to HDF5, score, draw.
+
+:func:`run_experiment` runs one experiment into one file.
+:func:`simulate_runs` is the same machinery for several runs simulated
+together as one batch (sweep points that differ only in model or controller
+parameters and seeds): one loop over all their instances, one file per run,
+each file exactly what the run simulated alone writes.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +22,9 @@ from closedloop.config import ResolvedExperiment
 from closedloop.loop import summarize
 from closedloop.metrics import METRIC_INFO, StreamingPSD
 from closedloop.recording import RunRecorder
+from closedloop.sensing import FEATURES
 
-__all__ = ["RunOutcome", "metrics_table", "run_experiment"]
+__all__ = ["RunOutcome", "RunSpec", "metrics_table", "run_experiment", "simulate_runs"]
 
 
 @dataclass
@@ -24,6 +34,26 @@ class RunOutcome:
     path: Path
     figure: Path | None
     metrics: dict[str, np.ndarray]
+
+
+@dataclass
+class RunSpec:
+    """One run's share of a simulation (see :func:`simulate_runs`).
+
+    Attributes
+    ----------
+    exp : ResolvedExperiment
+        The run's own validated experiment: its config, seed and controller
+        are what its file records.
+    path : Path
+        The run's HDF5 file.
+    attrs : dict
+        Further root attributes for the file (e.g. a sweep's run id).
+    """
+
+    exp: ResolvedExperiment
+    path: Path
+    attrs: dict[str, Any] = field(default_factory=dict)
 
 
 def run_experiment(
@@ -49,10 +79,46 @@ def run_experiment(
     closedloop.loop.ModelDivergedError
         After writing the file with status ``failed``.
     """
-    cfg = exp.config
-    loop = exp.loop
-    out_dir = Path(out_dir)
-    path = out_dir / f"{cfg.name}.h5"
+    path = Path(out_dir) / f"{exp.config.name}.h5"
+    return simulate_runs(exp.loop, [RunSpec(exp, path)], progress=progress)[0]
+
+
+def simulate_runs(
+    loop: Any, runs: Sequence[RunSpec], *, progress: bool = False
+) -> list[RunOutcome]:
+    """Simulate runs together in one loop, writing one file per run.
+
+    Parameters
+    ----------
+    loop : closedloop.loop.ClosedLoop
+        The loop to run: its instances are the runs' instances, in order
+        (run ``k`` owns the ``n_instances`` rows after those of runs
+        ``0..k-1``). For a single run, the run's own ``exp.loop``.
+    runs : sequence of RunSpec
+        The runs. Everything but model parameters, controller parameters and
+        seeds must be the same for all of them (durations, sensing, device,
+        metrics and output settings are taken from the first).
+    progress : bool
+        Show a progress bar (tqdm) on standard error.
+
+    Returns
+    -------
+    list of RunOutcome
+        One per run, in order.
+
+    Raises
+    ------
+    closedloop.loop.ModelDivergedError
+        After writing every run's file with status ``failed``.
+    """
+    if not runs:
+        raise ValueError("simulate_runs needs at least one run")
+    cfg = runs[0].exp.config
+    sizes = [r.exp.config.n_instances for r in runs]
+    if sum(sizes) != loop.n:
+        raise ValueError(f"the runs have {sum(sizes)} instances but the loop has {loop.n}")
+    bounds = np.cumsum([0, *sizes])
+    slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     model = loop.model
     n = loop.n
     sensing_rate = 1.0 / loop.sample_s
@@ -68,8 +134,14 @@ def run_experiment(
         if cfg.warmup_s > 0:
             baseline.advance(int(round(cfg.warmup_s / model.dt_s)))
         baseline.step_ = 0
-    psd_stim = StreamingPSD(n, sensing_rate, cfg.metrics.segment_s)
-    psd_base = StreamingPSD(n, sensing_rate, cfg.metrics.segment_s) if baseline else None
+    # One spectrum per run: each run's metrics are computed on arrays of the
+    # shape it has alone, so batching cannot change a bit of them.
+    psd_stim = [StreamingPSD(size, sensing_rate, cfg.metrics.segment_s) for size in sizes]
+    psd_base = (
+        [StreamingPSD(size, sensing_rate, cfg.metrics.segment_s) for size in sizes]
+        if baseline
+        else None
+    )
     discard = int(round(cfg.metrics.discard_s * sensing_rate))
     seen = 0
     amp_sum = np.zeros(n)
@@ -80,68 +152,38 @@ def run_experiment(
 
         bar = tqdm(total=round(cfg.duration_s, 6), unit="sim s", desc=cfg.name, leave=False)
 
-    with RunRecorder(
-        path,
-        config=exp.resolved_dict(),
-        seed=cfg.seed,
-        n=n,
-        closedloop_version=closedloop.__version__,
-    ) as rec:
-        rec.set_attr("thresholds", exp.loop.controller.thresholds())
-        rec.set_attr("beta_band_hz", list(cfg.metrics.band_hz))
-        desc = model.signal_description
-        rec.create_timeseries(
-            "lfp",
-            units=units,
-            sampling_rate_hz=sensing_rate,
-            description=f"{desc}, mean over each sensing interval",
-        )
-        rec.create_timeseries(
-            "lfp_sensed",
-            units=units,
-            sampling_rate_hz=sensing_rate,
-            description="LFP proxy with sensor noise and artefact",
-        )
-        if baseline is not None:
-            rec.create_timeseries(
-                "lfp_baseline",
-                units=units,
-                sampling_rate_hz=sensing_rate,
-                description="LFP proxy without stimulation, same seed",
+    with contextlib.ExitStack() as stack:
+        recorders = []
+        for run in runs:
+            rec = stack.enter_context(
+                RunRecorder(
+                    run.path,
+                    config=run.exp.resolved_dict(),
+                    seed=run.exp.config.seed,
+                    n=run.exp.config.n_instances,
+                    closedloop_version=closedloop.__version__,
+                )
             )
-        rec.create_timeseries(
-            "biomarker",
-            units=units,
-            sampling_rate_hz=control_rate,
-            description=f"{loop.sensing.envelope} envelope of the "
-            f"{list(loop.sensing.band_hz)} Hz band, end of each period",
-        )
-        for name, unit, what in (
-            ("amplitude", "mA", "delivered amplitude"),
-            ("frequency", "Hz", "delivered pulse frequency"),
-            ("pulse_width", "us", "delivered pulse width per phase"),
-        ):
-            rec.create_timeseries(
-                name,
-                units=unit,
-                sampling_rate_hz=control_rate,
-                description=f"{what}, end of each control period",
-            )
+            recorders.append(rec)
+            _create_datasets(rec, run.exp, loop, sensing_rate, control_rate, units, baseline)
 
         def on_chunk(t0: float, data: dict[str, np.ndarray]) -> None:
             nonlocal seen, amp_count
-            for key, block in data.items():
-                rec.append(key, block)
+            for rec, sl in zip(recorders, slices, strict=True):
+                for key, block in data.items():
+                    rec.append(key, block[sl])
             lfp = data["lfp"]
             m = lfp.shape[1]
             skip = max(0, min(m, discard - seen))
-            psd_stim.feed(lfp[:, skip:])
+            for psd, sl in zip(psd_stim, slices, strict=True):
+                psd.feed(lfp[sl, skip:])
             if baseline is not None:
                 steps = m * loop.steps_per_sample
                 raw = baseline.advance(steps)
                 base = raw.reshape(n, m, loop.steps_per_sample).mean(axis=2)
-                rec.append("lfp_baseline", base)
-                psd_base.feed(base[:, skip:])
+                for rec, psd, sl in zip(recorders, psd_base, slices, strict=True):
+                    rec.append("lfp_baseline", base[sl])
+                    psd.feed(base[sl, skip:])
             seen += m
             amp_sum[:] += data["amplitude"].sum(axis=1)
             amp_count += data["amplitude"].shape[1]
@@ -158,38 +200,109 @@ def run_experiment(
             if bar is not None:
                 bar.close()
         ref = cfg.metrics.reference
-        metrics = summarize(
-            psd_stim,
-            psd_base,
-            totals,
-            amp_sum / max(amp_count, 1),
-            loop.time_s,
-            loop.device,
-            ref.model_dump(),
-            cfg.metrics.band_hz,
-        )
-        rec.write_metrics(
-            metrics,
-            {k: METRIC_INFO[k][0] for k in metrics},
-            {k: METRIC_INFO[k][1] for k in metrics},
-        )
-        rec.write_array("spectra/frequency_hz", psd_stim.frequency_hz, units="Hz")
-        rec.write_array(
-            "spectra/psd_stim", psd_stim.psd(), units=f"({units})^2/Hz", dims="instance,frequency"
-        )
-        if psd_base is not None:
+        all_metrics = []
+        for k, (rec, sl) in enumerate(zip(recorders, slices, strict=True)):
+            metrics = summarize(
+                psd_stim[k],
+                psd_base[k] if psd_base is not None else None,
+                {key: value[sl] for key, value in totals.items()},
+                amp_sum[sl] / max(amp_count, 1),
+                loop.time_s,
+                loop.device,
+                ref.model_dump(),
+                cfg.metrics.band_hz,
+            )
+            all_metrics.append(metrics)
+            rec.write_metrics(
+                metrics,
+                {key: METRIC_INFO[key][0] for key in metrics},
+                {key: METRIC_INFO[key][1] for key in metrics},
+            )
+            rec.write_array("spectra/frequency_hz", psd_stim[k].frequency_hz, units="Hz")
             rec.write_array(
-                "spectra/psd_baseline",
-                psd_base.psd(),
+                "spectra/psd_stim",
+                psd_stim[k].psd(),
                 units=f"({units})^2/Hz",
                 dims="instance,frequency",
             )
-    figure = None
-    if cfg.output.figure:
-        from closedloop.plotting import plot_run
+            if psd_base is not None:
+                rec.write_array(
+                    "spectra/psd_baseline",
+                    psd_base[k].psd(),
+                    units=f"({units})^2/Hz",
+                    dims="instance,frequency",
+                )
+            for key, value in runs[k].attrs.items():
+                rec.set_attr(key, value)
+    outcomes = []
+    for run, metrics in zip(runs, all_metrics, strict=True):
+        figure = None
+        if run.exp.config.output.figure:
+            from closedloop.plotting import plot_run
 
-        figure = plot_run(path)
-    return RunOutcome(path=path, figure=figure, metrics=metrics)
+            figure = plot_run(run.path)
+        outcomes.append(RunOutcome(path=run.path, figure=figure, metrics=metrics))
+    return outcomes
+
+
+def _create_datasets(
+    rec: RunRecorder,
+    exp: ResolvedExperiment,
+    loop: Any,
+    sensing_rate: float,
+    control_rate: float,
+    units: str,
+    baseline: Any,
+) -> None:
+    """Root attributes and the empty time series of one run's file."""
+    cfg = exp.config
+    rec.set_attr("thresholds", exp.loop.controller.thresholds())
+    rec.set_attr("beta_band_hz", list(cfg.metrics.band_hz))
+    desc = loop.model.signal_description
+    rec.create_timeseries(
+        "lfp",
+        units=units,
+        sampling_rate_hz=sensing_rate,
+        description=f"{desc}, mean over each sensing interval",
+    )
+    rec.create_timeseries(
+        "lfp_sensed",
+        units=units,
+        sampling_rate_hz=sensing_rate,
+        description="LFP proxy with sensor noise and artefact",
+    )
+    if baseline is not None:
+        rec.create_timeseries(
+            "lfp_baseline",
+            units=units,
+            sampling_rate_hz=sensing_rate,
+            description="LFP proxy without stimulation, same seed",
+        )
+    rec.create_timeseries(
+        "biomarker",
+        units=units,
+        sampling_rate_hz=control_rate,
+        description=f"{loop.sensing.envelope} envelope of the "
+        f"{list(loop.sensing.band_hz)} Hz band, end of each period",
+    )
+    for name, unit, what in (
+        ("amplitude", "mA", "delivered amplitude"),
+        ("frequency", "Hz", "delivered pulse frequency"),
+        ("pulse_width", "us", "delivered pulse width per phase"),
+    ):
+        rec.create_timeseries(
+            name,
+            units=unit,
+            sampling_rate_hz=control_rate,
+            description=f"{what}, end of each control period",
+        )
+    for name in loop.sensing.features:
+        rec.create_timeseries(
+            f"feature_{name}",
+            units=FEATURES[name].replace("signal", units),
+            sampling_rate_hz=control_rate,
+            description=f"sensing feature {name!r}, end of each control period",
+        )
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:

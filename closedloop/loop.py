@@ -229,8 +229,9 @@ class ClosedLoop:
             Simulated time per chunk handed to ``on_chunk``, s.
         on_chunk : callable, optional
             ``on_chunk(t_start_s, data)`` with ``lfp`` and ``lfp_sensed`` at the
-            sensing rate and ``biomarker``, ``amplitude``, ``frequency`` and
-            ``pulse_width`` at the control rate, each of shape ``(n, m)``.
+            sensing rate and ``biomarker``, ``amplitude``, ``frequency``,
+            ``pulse_width`` and ``feature_<name>`` for each extra sensing
+            feature at the control rate, each of shape ``(n, m)``.
         progress : callable, optional
             Called with the simulated seconds done after each chunk.
 
@@ -270,6 +271,7 @@ class ClosedLoop:
         no_trigger = command[3]
         no_trigger.flags.writeable = False
         keys = tuple(COMMAND_KEYS)
+        feature_names = self.sensing.features
         step = 0
         effective = -1  # nothing to queue before the first controller call
         call = kernel
@@ -277,7 +279,9 @@ class ClosedLoop:
         while done < n_periods:
             m = min(per_chunk, n_periods - done)
             chunk = _Chunk(
-                np.empty((self.n, m * spk)), np.empty((self.n, m * spk)), np.empty((self.n, 4, m))
+                np.empty((self.n, m * spk)),
+                np.empty((self.n, m * spk)),
+                np.empty((self.n, 4 + len(feature_names), m)),
             )
             io = (*self._scratch, chunk.lfp, chunk.sensed, chunk.per_period)
             if program[0] >= 0:
@@ -301,8 +305,11 @@ class ClosedLoop:
                 step += m * spp
             else:
                 # Controllers get read-only views: they cannot corrupt the recording.
-                biomarker_rows = chunk.per_period[:, 0, :].view()
-                biomarker_rows.flags.writeable = False
+                rows = chunk.per_period.view()
+                rows.flags.writeable = False
+                biomarker_rows = rows[:, 0, :]
+                feature_rows = [(name, rows[:, 4 + f, :]) for f, name in
+                                enumerate(feature_names)]
                 for k in range(m):
                     call(
                         1,
@@ -321,7 +328,10 @@ class ClosedLoop:
                         effective,
                     )
                     step += spp
-                    out = controller.update(step * dt, {"biomarker": biomarker_rows[:, k]})
+                    features = {"biomarker": biomarker_rows[:, k]}
+                    for name, values in feature_rows:
+                        features[name] = values[:, k]
+                    out = controller.update(step * dt, features)
                     command = (
                         _checked(out, keys[0], command[0], shape),
                         _checked(out, keys[1], command[1], shape),
@@ -359,6 +369,10 @@ class ClosedLoop:
                         "lfp": chunk.lfp,
                         "lfp_sensed": chunk.sensed,
                         **{name: chunk.per_period[:, c, :] for c, name in enumerate(_PER_PERIOD)},
+                        **{
+                            f"feature_{name}": chunk.per_period[:, 4 + f, :]
+                            for f, name in enumerate(feature_names)
+                        },
                     },
                 )
             done += m

@@ -44,17 +44,33 @@ from scipy import signal
 from closedloop._numba import normal
 
 __all__ = [
+    "FEATURES",
     "SensingChain",
     "SensingState",
+    "record_features",
     "sense_period",
     "sense_samples",
 ]
 
 _ENVELOPES = {"arv": 0, "power": 1}
+#: Extra features the chain can deliver besides ``biomarker``, with units.
+FEATURES: dict[str, str] = {
+    # Sum of |x_k - x_{k-1}| of the sensed (broadband) signal over the feature
+    # window: the line length of responsive neurostimulators (Esteller et al.
+    # 2001), signal units.
+    "line_length": "signal",
+    # Sum of |x_k| / rate over the feature window: the "area" detector of the
+    # same devices, signal units x s.
+    "area": "signal*s",
+    # The last sensed sample and the last band-passed sample, signal units.
+    "signal": "signal",
+    "filtered": "signal",
+}
+_LINE_LENGTH, _AREA, _SIGNAL, _FILTERED = range(4)
 # Columns of the per-instance scalar state.
 _ENV_SUM, _ENV_COUNT, _SM_SUM, _SM_COUNT, _POWER, _LAST = range(6)
 # Entries of the shared parameter vector.
-_NOISE, _ART, _KIND, _ALPHA = range(4)
+_NOISE, _ART, _KIND, _ALPHA, _INV_RATE = range(5)
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,11 @@ class SensingChain:
         Time constant of the power smoother, s.
     smoothing_window_s : float
         Moving average applied to the envelope, s (0 for none).
+    features : tuple of str
+        Extra features delivered to the controller besides ``biomarker``
+        (keys of :data:`FEATURES`), each taken at the end of the period.
+    feature_window_s : float
+        Window of the windowed features (line length, area), s.
     """
 
     rate_hz: float = 1000.0
@@ -93,6 +114,8 @@ class SensingChain:
     envelope_window_s: float = 0.1
     envelope_tau_s: float = 0.05
     smoothing_window_s: float = 0.0
+    features: tuple[str, ...] = ()
+    feature_window_s: float = 0.25
     _sos: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -116,6 +139,14 @@ class SensingChain:
         for name in ("envelope_window_s", "envelope_tau_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"sensing.{name} must be positive")
+        unknown = [f for f in self.features if f not in FEATURES]
+        if unknown or len(set(self.features)) != len(self.features):
+            raise ValueError(
+                f"sensing.features must be distinct names among {sorted(FEATURES)}, "
+                f"got {list(self.features)}"
+            )
+        if not self.feature_window_s > 0:
+            raise ValueError("sensing.feature_window_s must be positive")
         if not math.isfinite(self.artifact_gain):
             raise ValueError("sensing.artifact_gain must be finite")
         sos = signal.butter(
@@ -137,6 +168,7 @@ class SensingChain:
         out = asdict(self)
         out.pop("_sos", None)
         out["band_hz"] = list(self.band_hz)
+        out["features"] = list(self.features)
         return out
 
     def new_state(self, n: int, rng_state: np.ndarray) -> SensingState:
@@ -149,13 +181,16 @@ class SensingChain:
         rng_state : ndarray of uint64, shape (n, 4)
             Sensor-noise streams (see :func:`closedloop._numba.rng_states`).
         """
-        params = np.zeros(4)
+        params = np.zeros(5)
+        params[_INV_RATE] = 1.0 / self.rate_hz
         params[_NOISE] = self.noise_std
         params[_ART] = self.artifact_gain
         params[_KIND] = _ENVELOPES[self.envelope]
         params[_ALPHA] = math.exp(-1.0 / (self.rate_hz * self.envelope_tau_s))
         env_w = self.window_samples(self.envelope_window_s) if self.envelope == "arv" else 1
         sm_w = self.window_samples(self.smoothing_window_s) if self.smoothing_window_s else 1
+        n_feat = len(self.features)
+        feat_w = self.window_samples(self.feature_window_s)
         return SensingState(
             sos=self.sos,
             params=params,
@@ -164,6 +199,11 @@ class SensingChain:
             sm_ring=np.zeros((n, sm_w)),
             scalars=np.zeros((n, 6)),
             rng=np.array(rng_state, dtype=np.uint64, copy=True),
+            feature_codes=np.array([list(FEATURES).index(f) for f in self.features],
+                                   dtype=np.int64),
+            feature_values=np.zeros((n, n_feat)),
+            feature_ring=np.zeros((n, n_feat, feat_w)),
+            feature_sums=np.zeros((n, n_feat, 3)),  # running sum, count, previous sample
         )
 
     def process(
@@ -184,7 +224,8 @@ class SensingChain:
         -------
         dict
             ``sensed`` (after noise and artefact), ``filtered`` (band-passed)
-            and ``envelope`` (after smoothing), each of shape ``(n, m)``.
+            and ``envelope`` (after smoothing), and each of :attr:`features`,
+            each of shape ``(n, m)``.
         """
         x = np.ascontiguousarray(samples, dtype=np.float64)
         art = (
@@ -193,25 +234,13 @@ class SensingChain:
             else np.ascontiguousarray(artifact_ma, dtype=np.float64)
         )
         out = {k: np.empty_like(x) for k in ("sensed", "filtered", "envelope")}
+        features = np.empty((x.shape[0], len(self.features), x.shape[1]))
+        sensing = state.as_tuple()
         for i in range(x.shape[0]):
-            sense_samples(
-                i,
-                x,
-                art,
-                0,
-                x.shape[1],
-                state.sos,
-                state.params,
-                state.zi,
-                state.env_ring,
-                state.sm_ring,
-                state.scalars,
-                state.rng,
-                out["sensed"],
-                out["filtered"],
-                out["envelope"],
-                0,
-            )
+            sense_samples(i, x, art, 0, x.shape[1], sensing, out["sensed"], out["filtered"],
+                          out["envelope"], features, 0)
+        for f, name in enumerate(self.features):
+            out[name] = features[:, f, :]
         return out
 
 
@@ -226,10 +255,26 @@ class SensingState:
     sm_ring: np.ndarray
     scalars: np.ndarray
     rng: np.ndarray
+    feature_codes: np.ndarray
+    feature_values: np.ndarray
+    feature_ring: np.ndarray
+    feature_sums: np.ndarray
 
     def as_tuple(self) -> tuple:
         """Arrays in the order the kernels take them."""
-        return (self.sos, self.params, self.zi, self.env_ring, self.sm_ring, self.scalars, self.rng)
+        return (
+            self.sos,
+            self.params,
+            self.zi,
+            self.env_ring,
+            self.sm_ring,
+            self.scalars,
+            self.rng,
+            self.feature_codes,
+            self.feature_values,
+            self.feature_ring,
+            self.feature_sums,
+        )
 
 
 @njit(cache=True, inline="always")
@@ -244,35 +289,37 @@ def _moving_average(ring, scalars, i, sum_col, value):
     return scalars[i, sum_col] / min(count, width)
 
 
+@njit(cache=True, inline="always")
+def _moving_sum(ring, sums, i, f, value):
+    width = ring.shape[2]
+    count = sums[i, f, 1]
+    idx = int(count) % width
+    sums[i, f, 0] += value - ring[i, f, idx]
+    ring[i, f, idx] = value
+    sums[i, f, 1] = count + 1.0
+    return sums[i, f, 0]
+
+
 @njit(cache=True)
 def sense_samples(
-    i,
-    x,
-    art,
-    start,
-    stop,
-    sos,
-    params,
-    zi,
-    env_ring,
-    sm_ring,
-    scalars,
-    rng,
-    sensed_out,
-    filtered_out,
-    envelope_out,
-    col0,
+    i, x, art, start, stop, sensing, sensed_out, filtered_out, envelope_out, features_out, col0
 ):
     """Process samples ``start .. stop - 1`` of row ``i`` of ``x``.
 
     Writes sample ``k`` to column ``col0 + k - start`` of the outputs (any
-    output may have zero columns to skip it) and returns the last envelope.
+    output may have zero columns to skip it; ``features_out`` has shape
+    ``(n, F, m)``) and returns the last envelope. The features' values at the
+    last sample stay in the state (``feature_values``).
     """
+    (sos, params, zi, env_ring, sm_ring, scalars, rng, codes, feat, feat_ring,
+     feat_sums) = sensing
     noise = params[_NOISE]
     gain = params[_ART]
     power = params[_KIND] == 1.0
     alpha = params[_ALPHA]
+    inv_rate = params[_INV_RATE]
     n_sec = sos.shape[0]
+    n_feat = codes.shape[0]
     env = scalars[i, _LAST]
     for k in range(start, stop):
         v = x[i, k] + gain * art[i, k]
@@ -292,6 +339,22 @@ def sense_samples(
         if sm_ring.shape[1] > 1:
             env = _moving_average(sm_ring, scalars, i, _SM_SUM, env)
         c = col0 + k - start
+        for f in range(n_feat):
+            code = codes[f]
+            if code == _LINE_LENGTH:
+                # The first sample has no predecessor: it adds nothing.
+                step = abs(v - feat_sums[i, f, 2]) if feat_sums[i, f, 1] > 0 else 0.0
+                feat_sums[i, f, 2] = v
+                value = _moving_sum(feat_ring, feat_sums, i, f, step)
+            elif code == _AREA:
+                value = _moving_sum(feat_ring, feat_sums, i, f, abs(v) * inv_rate)
+            elif code == _SIGNAL:
+                value = v
+            else:  # _FILTERED
+                value = y
+            feat[i, f] = value
+            if features_out.shape[2] > 0:
+                features_out[i, f, c] = value
         if sensed_out.shape[1] > 0:
             sensed_out[i, c] = v
         if filtered_out.shape[1] > 0:
@@ -323,7 +386,6 @@ def sense_period(
     boxcar means go to ``samples``/``art_samples`` (scratch) and ``lfp_out``.
     Returns the envelope at the end of the period.
     """
-    sos, params, zi, env_ring, sm_ring, scalars, rng = sensing
     m = n_steps // steps_per_sample
     inv = 1.0 / steps_per_sample
     for k in range(m):
@@ -336,21 +398,15 @@ def sense_period(
         art_samples[i, k] = acc_net * inv
         lfp_out[i, col0 + k] = samples[i, k]
     empty = samples[:, :0]
+    no_features = sensing[9][:, :, :0]  # per-sample features are not kept here
     return sense_samples(
-        i,
-        samples,
-        art_samples,
-        0,
-        m,
-        sos,
-        params,
-        zi,
-        env_ring,
-        sm_ring,
-        scalars,
-        rng,
-        sensed_out,
-        empty,
-        empty,
-        col0,
+        i, samples, art_samples, 0, m, sensing, sensed_out, empty, empty, no_features, col0
     )
+
+
+@njit(cache=True, inline="always")
+def record_features(i, sensing, per_period, k):
+    """Copy instance ``i``'s current features to ``per_period[i, 4 + f, k]``."""
+    values = sensing[8]
+    for f in range(values.shape[1]):
+        per_period[i, 4 + f, k] = values[i, f]

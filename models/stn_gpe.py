@@ -77,7 +77,7 @@ from closedloop._numba import normal
 from closedloop.controllers.compiled import controller_update
 from closedloop.device import device_fill, device_record, queue_push, queue_push_one
 from closedloop.model import NumbaModel, Parameter
-from closedloop.sensing import sense_period
+from closedloop.sensing import record_features, sense_period
 
 __all__ = ["STNGPe"]
 
@@ -258,6 +258,7 @@ def _periods_one(
         )
         per_period[i, 0, k] = biomarker
         device_record(i, device, per_period, k)
+        record_features(i, sensing, per_period, k)
         step += spp
         if kind >= 0:  # a compiled controller: its command queued here
             amp, freq, width, pulses = controller_update(

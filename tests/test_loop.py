@@ -207,3 +207,24 @@ def test_memory_stays_flat_in_run_length(tmp_path):
         tracemalloc.stop()
     # Four times the simulated time, about the same peak (chunks are streamed out).
     assert peaks[1] < 1.5 * peaks[0], peaks
+
+
+def test_extra_sensing_features_reach_the_controller_and_the_file(tmp_path):
+    from user_controllers import FeatureLogger
+
+    out = _run(
+        tmp_path,
+        "controller.name=user_controllers.FeatureLogger",
+        "controller.params={}",
+        "sensing.features=[line_length, area]",
+        "n_instances=2",
+        name="feat",
+    )
+    run = load_run(out.path)
+    seen = FeatureLogger.log
+    assert set(seen[0]) == {"biomarker", "line_length", "area"}
+    for name in ("line_length", "area"):
+        recorded = run.timeseries[f"feature_{name}"]
+        given = np.stack([s[name] for s in seen], axis=1)
+        np.testing.assert_array_equal(recorded, given)
+        assert np.all(recorded[:, 10:] > 0)

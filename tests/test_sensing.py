@@ -254,3 +254,39 @@ def test_noise_leaves_the_input_untouched():
 def test_bad_config_rejected_naming_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
         SensingChain(**kwargs)
+
+
+def test_line_length_and_area_match_their_definitions_in_any_chunking():
+    rate = 1000.0
+    chain = SensingChain(
+        rate_hz=rate, features=("line_length", "area", "signal", "filtered"), feature_window_s=0.05
+    )
+    x = np.random.default_rng(3).normal(size=(2, 700)) * 5
+    w = chain.window_samples(0.05)
+    whole = chain.process(new_state(chain, 2), x)
+    steps = np.abs(np.diff(x, axis=1, prepend=x[:, :1]))
+    for k in (0, 10, 49, 50, 300, 699):
+        lo = max(0, k - w + 1)
+        np.testing.assert_allclose(
+            whole["line_length"][:, k], steps[:, lo : k + 1].sum(axis=1), rtol=1e-9, atol=1e-9
+        )
+        np.testing.assert_allclose(
+            whole["area"][:, k], np.abs(x[:, lo : k + 1]).sum(axis=1) / rate, rtol=1e-9, atol=1e-12
+        )
+    np.testing.assert_array_equal(whole["signal"], x)
+    state = new_state(chain, 2)
+    parts = [chain.process(state, x[:, a : a + 7]) for a in range(0, 700, 7)]
+    for name in chain.features:
+        np.testing.assert_array_equal(np.hstack([p[name] for p in parts]), whole[name])
+
+
+def test_unknown_feature_is_refused():
+    with pytest.raises(ValueError, match="sensing.features"):
+        SensingChain(features=("spikiness",))
+
+
+def test_filtered_feature_is_the_band_passed_signal():
+    chain = SensingChain(features=("filtered",))
+    x = np.random.default_rng(8).normal(size=(1, 500))
+    out = chain.process(new_state(chain, 1), x)
+    np.testing.assert_allclose(out["filtered"], signal.sosfilt(chain.sos, x), atol=1e-10)

@@ -31,3 +31,17 @@ class Raises(Controller):
         if self.calls_ == 3:
             raise RuntimeError("controller bug")
         return {"amplitude_ma": np.zeros(len(features["biomarker"]))}
+
+
+class FeatureLogger(Controller):
+    """Logs every feature it is given (to check what controllers see)."""
+
+    log: list = []
+
+    def reset(self, n, rng):
+        FeatureLogger.log = []
+        self.zero_ = np.zeros(n)
+
+    def update(self, t, features):
+        FeatureLogger.log.append({k: np.array(v) for k, v in features.items()})
+        return {"amplitude_ma": self.zero_}
