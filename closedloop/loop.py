@@ -308,10 +308,9 @@ class ClosedLoop:
                 rows = chunk.per_period.view()
                 rows.flags.writeable = False
                 biomarker_rows = rows[:, 0, :]
-                feature_rows = [(name, rows[:, 4 + f, :]) for f, name in
-                                enumerate(feature_names)]
+                feature_rows = [(name, rows[:, 4 + f, :]) for f, name in enumerate(feature_names)]
                 for k in range(m):
-                    call(
+                    args = (
                         1,
                         spp,
                         step,
@@ -327,6 +326,10 @@ class ClosedLoop:
                         command,
                         effective,
                     )
+                    if call is kernel and effective >= 0:
+                        # Argument types are settled once the controller has answered.
+                        call = _entry_point(kernel, args)
+                    call(*args)
                     step += spp
                     features = {"biomarker": biomarker_rows[:, k]}
                     for name, values in feature_rows:
@@ -339,26 +342,6 @@ class ClosedLoop:
                         _checked(out, keys[3], no_trigger, shape),
                     )
                     effective = step + latency
-                    if call is kernel and step > spp:
-                        call = _entry_point(
-                            kernel,
-                            (
-                                1,
-                                spp,
-                                step,
-                                dt,
-                                model_state,
-                                device,
-                                sensing,
-                                io,
-                                k,
-                                program,
-                                latency,
-                                period_s,
-                                command,
-                                effective,
-                            ),
-                        )
             self.model.step_ = step
             t0 = done * period_s
             _check_finite(chunk.lfp, t0, self.sample_s)
