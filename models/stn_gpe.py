@@ -125,6 +125,18 @@ class STNGPe(NumbaModel):
             1e5, "(spikes/s)/mA", "STN input per mA of mean cathodic current", _HERE, minimum=0
         ),
         "tau_DBS": Parameter(5e-3, "s", "DBS input filter time constant", _HERE, positive=True),
+        # A levodopa-like dose: the STN-GPe coupling (w_GS and w_SG) is scaled by
+        # 1 - med_depth * L(t), L a Bateman curve (first-order absorption and
+        # elimination, peak normalised to 1) starting at med_onset_s. Time is
+        # compressed: real doses act over hours (Nutt et al. 1984).
+        "med_depth": Parameter(0.0, "1", "fraction of STN-GPe coupling a dose removes at its "
+                               "peak (0: no medication)", _HERE, minimum=0, maximum=1),
+        "med_onset_s": Parameter(0.0, "s", "dose time, from the start of the recorded run",
+                                 _HERE, minimum=0),
+        "med_rise_s": Parameter(1.0, "s", "absorption time constant of the dose", _HERE,
+                                positive=True),
+        "med_decay_s": Parameter(4.0, "s", "elimination time constant of the dose", _HERE,
+                                 positive=True),
     }
     regimes = {
         # Beta limit cycle near 20 Hz, mean STN rate near 130 spikes/s.
@@ -173,6 +185,24 @@ def _sigmoid(x, mb, m_minus_b, b, minus_4_over_m):
     return mb / (b + m_minus_b * math.exp(minus_4_over_m * x))
 
 
+@njit(cache=True, inline="always")
+def _bateman(t, rise, decay):
+    """Unnormalised Bateman curve exp(-t/decay) - exp(-t/rise) for t >= 0, else 0."""
+    if t <= 0.0:
+        return 0.0
+    if rise == decay:
+        return t / decay * math.exp(-t / decay)
+    return math.exp(-t / decay) - math.exp(-t / rise)
+
+
+@njit(cache=True)
+def _bateman_peak(rise, decay):
+    if rise == decay:
+        return math.exp(-1.0)
+    t_peak = rise * decay / (decay - rise) * math.log(decay / rise)
+    return _bateman(t_peak, rise, decay)
+
+
 @njit(cache=True)
 def _advance_one(i, n_steps, step0, dt, model, drive, out):
     x, hist, p, rng = model
@@ -187,6 +217,10 @@ def _advance_one(i, n_steps, step0, dt, model, drive, out):
     noise_s = rec.sigma_S * math.sqrt(dt)
     noise_g = rec.sigma_G * math.sqrt(dt)
     cortex = rec.w_CS * rec.C
+    w_gs = rec.w_GS
+    w_sg = rec.w_SG
+    medicated = rec.med_depth > 0.0
+    med_peak = _bateman_peak(rec.med_rise_s, rec.med_decay_s) if medicated else 1.0
     d_gs = rec.d_GS
     d_sg = rec.d_SG
     d_gg = rec.d_GG
@@ -204,8 +238,14 @@ def _advance_one(i, n_steps, step0, dt, model, drive, out):
         g_del_gs = hist[i, 1, k_gs]
         s_del_sg = hist[i, 0, k_sg]
         g_del_gg = hist[i, 1, k_gg]
-        in_s = cortex - rec.w_GS * g_del_gs + rec.g_DBS * u
-        in_g = rec.w_SG * s_del_sg - rec.w_GG * g_del_gg - rec.Str
+        if medicated:
+            level = _bateman((step0 + j) * dt - rec.med_onset_s, rec.med_rise_s,
+                             rec.med_decay_s) / med_peak
+            scale = 1.0 - rec.med_depth * level
+            w_gs = rec.w_GS * scale
+            w_sg = rec.w_SG * scale
+        in_s = cortex - w_gs * g_del_gs + rec.g_DBS * u
+        in_g = w_sg * s_del_sg - rec.w_GG * g_del_gg - rec.Str
         u += k_u * (drive[i, j] - u)
         s_new = s_rate + k_s * (_sigmoid(in_s, s_mb, s_mmb, s_b, s_k) - s_rate)
         g_new = g_rate + k_g * (_sigmoid(in_g, g_mb, g_mmb, g_b, g_k) - g_rate)

@@ -118,3 +118,15 @@ def test_bad_parameters_are_refused_with_their_name(params, dt, message):
 def test_delays_must_be_whole_steps_of_dt():
     with pytest.raises(ValueError, match="T_CS"):
         STNGPe(dt_s=1e-3)  # 5.5 ms is not a whole number of 1 ms steps
+
+
+def test_medication_dose_suppresses_beta_while_it_acts():
+    model = STNGPe(dt_s=DT, n=1, params={"med_depth": 0.8, "med_onset_s": 2.0,
+                                         "med_rise_s": 0.3, "med_decay_s": 2.0})
+    model.reset(0)
+    y = model.advance(80000)[0, ::10]  # 8 s at 1 kHz
+    before = y[1000:2000]  # 1-2 s: no drug yet
+    peak = y[2800:3800]  # around the peak effect
+    late = y[7000:8000]  # largely worn off
+    assert before.std() > 5 * peak.std()
+    assert late.std() > 2 * peak.std()
