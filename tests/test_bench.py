@@ -1,0 +1,122 @@
+"""Controller benchmark and performance comparison: what a CI user relies on."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from closedloop.bench import (
+    leaderboard_markdown,
+    load_scenario,
+    plot_scenario,
+    run_bench,
+    write_results,
+)
+from closedloop.config import ConfigError
+from closedloop.perf import PERF_FORMAT_VERSION, compare, load_baseline
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "benchmarks" / "scenarios"
+
+
+def test_every_shipped_scenario_validates():
+    files = sorted(SCENARIOS.glob("*.yaml"))
+    assert len(files) >= 2
+    for path in files:
+        scn = load_scenario(path)
+        assert scn.description and scn.controllers
+
+
+def _scenario(tmp_path, **changes):
+    raw = yaml.safe_load((SCENARIOS / "pd_beta_adbs.yaml").read_text())
+    for key, value in changes.items():
+        node = raw
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    path = tmp_path / "scn.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"scenario.kind": "tremor"}, "scenario.kind"),
+        ({"scenario.colour": "red"}, "scenario.colour"),
+        ({"experiment.duration_s": -1}, "duration_s"),
+        ({"controllers.pid": {"setpoint": "high"}}, "controller.params.setpoint"),
+        ({"controllers": {"nowhere.Thing": {}}}, "controller.name"),
+    ],
+)
+def test_a_bad_scenario_is_refused_naming_the_key(tmp_path, change, where):
+    with pytest.raises(ConfigError) as info:
+        load_scenario(_scenario(tmp_path, **change))
+    assert any(where in p for p, _ in info.value.problems), info.value.problems
+
+
+def test_quick_bench_ranks_controllers_and_writes_results(tmp_path):
+    scn = load_scenario(
+        _scenario(tmp_path, **{"scenario.quick": {"duration_s": 2.0, "n_instances": 2}})
+    )
+    results = run_bench(
+        [scn], tmp_path, controllers=["open_loop", "dual_threshold", "nowhere.Missing"], quick=True
+    )
+    ok = {r.controller: r for r in results if not r.error}
+    assert set(ok) == {"open_loop", "dual_threshold"}
+    failed = [r for r in results if r.error]
+    assert failed and "nowhere" in failed[0].error
+    # Continuous DBS removes most beta at about the reference energy; the
+    # adaptive controller spends less.
+    assert ok["open_loop"].mean("biomarker_reduction") > 0.8
+    assert 0.8 < ok["open_loop"].mean("teed_relative") <= 1.0
+    assert ok["dual_threshold"].mean("teed_relative") < ok["open_loop"].mean("teed_relative")
+    assert ok["open_loop"].mean("time_pathological") < ok["open_loop"].mean(
+        "time_pathological_none"
+    )
+    board = leaderboard_markdown(results, [scn])
+    lines = [ln for ln in board.splitlines() if ln.startswith("| ")]
+    assert "rank" in lines[0] and len(lines) == 4  # header + 3 controllers
+    assert "failed" in board
+    write_results(results, [scn], tmp_path / "bench.json", tmp_path / "bench.h5")
+    record = json.loads((tmp_path / "bench.json").read_text())
+    assert record["format_version"] == 1 and len(record["results"]) == 3
+    png = plot_scenario(results, scn, tmp_path / "fig.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_score_follows_its_documented_formula(tmp_path):
+    scn = load_scenario(
+        _scenario(tmp_path, **{"scenario.quick": {"duration_s": 2.0, "n_instances": 1}})
+    )
+    (res,) = run_bench([scn], tmp_path, controllers=["pid"], quick=True)
+    m = res.metrics
+    expected = (
+        m["biomarker_reduction"]
+        - 0.3 * m["teed_relative"]
+        - 0.1 * np.minimum(1, m["switches_per_min"] / 60)
+    )
+    np.testing.assert_allclose(m["score"], expected)
+
+
+def _record(**ratios):
+    return {"format_version": PERF_FORMAT_VERSION, "ratios": ratios}
+
+
+def test_perf_compare_flags_only_regressions_beyond_tolerance():
+    base = _record(a=1.0, b=0.5, c=2.0)
+    table, bad = compare(_record(a=0.9, b=0.6, c=1.5, d=1.0), base, tolerance=0.35)
+    assert not bad and "new" in table
+    table, bad = compare(_record(a=0.5, b=0.5, c=2.0), base, tolerance=0.35)
+    assert bad and "REGRESSED" in table.splitlines()[1]
+
+
+def test_incompatible_baseline_is_refused(tmp_path):
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps({"format_version": 99, "ratios": {}}))
+    with pytest.raises(ValueError, match="format version"):
+        load_baseline(path)
+    with pytest.raises(ValueError, match="no such baseline"):
+        load_baseline(tmp_path / "missing.json")
