@@ -2,10 +2,11 @@
 
 For each case (controller PID, run in Python every period or as its compiled
 twin inside the kernel; control period 1 ms or 20 ms; batch n = 1 or 256) it
-prints simulated seconds per wall second (instance-seconds for a
-batch) and the ratio to the same model kernel advanced open loop in one call,
-measured in the same run. First-call compilation (or cache load) time is
-reported separately. Run::
+prints simulated seconds per wall second (instance-seconds for a batch) and
+the ratio to the same model kernel advanced open loop in one call, measured in
+the same run, best of 5 (the machine is a shared VM: interference only ever
+slows a run down). The first call of each case (compile, or load from the
+on-disk cache) is timed separately. Run::
 
     python benchmarks/bench_loop.py [--json bench_loop.json] [--quick]
 """
@@ -18,63 +19,20 @@ import json
 import platform
 import time
 
-import numpy as np
-
-from closedloop.controllers import PID
-from closedloop.device import Device
-from closedloop.loop import ClosedLoop
 from closedloop.models import STNGPe
-from closedloop.sensing import SensingChain
+from closedloop.perf import closed_loop_rate, open_loop_rate
 
 DT = 1e-4
-#: Each figure is the best of this many runs: the machine is shared, and
-#: interference only ever slows a run down.
 REPEATS = 5
 
 
-def _loop(n: int, period_s: float, engine: str) -> ClosedLoop:
-    model = STNGPe(dt_s=DT, n=n)
-    ctrl = PID(setpoint=30.0, kp=0.02, ki=0.2, max_amplitude_ma=3.0)
-    return ClosedLoop(
-        model, SensingChain(), Device(), ctrl, control_period_s=period_s, seed=0, engine=engine
-    )
-
-
-def ceiling(n: int, seconds: float) -> tuple[float, float]:
-    """Open-loop instance-seconds per wall second, and the first-call time (s)."""
+def first_call_s(n: int) -> float:
+    """Time of the first open-loop call (compiles, or loads the cached kernel)."""
     model = STNGPe(dt_s=DT, n=n)
     model.reset(0)
     t = time.perf_counter()
     model.advance(10)
-    first = time.perf_counter() - t
-    steps = int(round(seconds / DT))
-    best = 0.0
-    for _ in range(REPEATS):
-        t = time.perf_counter()
-        model.advance(steps)
-        best = max(best, n * seconds / (time.perf_counter() - t))
-    return best, first
-
-
-def closed(n: int, period_s: float, seconds: float, engine: str) -> tuple[float, float]:
-    """Closed-loop instance-seconds per wall second, and the first-call time (s).
-
-    The first call covers three periods: the kernel's argument types settle
-    once the controller has answered (compiled, or loaded from the cache, once
-    per machine).
-    """
-    loop = _loop(n, period_s, engine)
-    loop.reset()
-    t = time.perf_counter()
-    loop.run(3 * period_s)
-    first = time.perf_counter() - t
-    best = 0.0
-    for _ in range(REPEATS):
-        loop.reset()
-        t = time.perf_counter()
-        loop.run(seconds, chunk_s=1.0)
-        best = max(best, n * seconds / (time.perf_counter() - t))
-    return best, first
+    return time.perf_counter() - t
 
 
 def main() -> None:
@@ -85,9 +43,10 @@ def main() -> None:
     scale = 0.25 if args.quick else 0.5
     rows = []
     for n, sim_s in ((1, 4.0 * scale), (256, 1.0 * scale)):
-        ceil, ceil_first = ceiling(n, sim_s)
+        first = first_call_s(n)
+        ceiling = open_loop_rate(STNGPe, n, sim_s, REPEATS, dt_s=DT)
         for period, engine in itertools.product((0.020, 0.001), ("python", "compiled")):
-            rate, first = closed(n, period, sim_s, engine)
+            rate = closed_loop_rate(n, period, sim_s, engine, REPEATS)
             rows.append(
                 {
                     "n": n,
@@ -95,35 +54,32 @@ def main() -> None:
                     "controller": engine,
                     "simulated_s": sim_s,
                     "closed_loop_instance_s_per_s": rate,
-                    "open_loop_instance_s_per_s": ceil,
-                    "ratio_to_open_loop": rate / ceil,
-                    "first_call_s": first,
-                    "open_loop_first_call_s": ceil_first,
+                    "open_loop_instance_s_per_s": ceiling,
+                    "ratio_to_open_loop": rate / ceiling,
+                    "open_loop_first_call_s": first,
                 }
             )
     print(
         f"{'n':>5} {'period':>8} {'controller':>10} {'closed x RT':>12} {'open x RT':>10} "
-        f"{'ratio':>7} {'first call s':>13}"
+        f"{'ratio':>7}"
     )
     for r in rows:
         print(
             f"{r['n']:>5} {r['control_period_s'] * 1e3:>6.0f}ms {r['controller']:>10} "
-            f"{r['closed_loop_instance_s_per_s']:>12.0f} {r['open_loop_instance_s_per_s']:>10.0f}"
-            f" {r['ratio_to_open_loop']:>7.2f} {r['first_call_s']:>13.3f}"
+            f"{r['closed_loop_instance_s_per_s']:>12.0f} "
+            f"{r['open_loop_instance_s_per_s']:>10.0f} {r['ratio_to_open_loop']:>7.2f}"
         )
     print("x RT: simulated instance-seconds per wall second; ratio: closed / open loop.")
     print("controller python: numpy update() every period; compiled: its twin in the kernel.")
-    record = {
-        "benchmark": "bench_loop",
-        "machine": platform.platform(),
-        "processor": platform.processor(),
-        "rows": rows,
-    }
+    print(
+        "first call (compile or cache load): "
+        + ", ".join(f"n={r['n']}: {r['open_loop_first_call_s']:.3f} s" for r in rows[::4])
+    )
+    record = {"benchmark": "bench_loop", "machine": platform.platform(), "rows": rows}
     with open(args.json, "w") as fh:
         json.dump(record, fh, indent=2)
     print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     main()
