@@ -1,13 +1,15 @@
 """The ``closedloop`` command line.
 
 Exit codes: 0 success, 1 the run failed (e.g. the model diverged; the HDF5
-file is written with status ``failed``), 2 bad input (config, arguments or
-file), with one message per problem and no traceback.
+file is written with status ``failed``) or, for ``sweep``, some run of the
+sweep failed, 2 bad input (config, arguments or file), with one message per
+problem and no traceback, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +47,72 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--instance", type=int, default=0)
     info = sub.add_parser("info", help="print a run's config, provenance and metrics")
     info.add_argument("run", help="run HDF5 file")
+    sweep = sub.add_parser(
+        "sweep",
+        help="run an experiment's parameter sweep",
+        description="Expand the experiment's sweep block and run every run not already "
+        "complete in DIR, on a local process pool or a Dask cluster.",
+    )
+    sweep.add_argument("config", help="experiment YAML file with a sweep block")
+    sweep.add_argument("--out", default=None, help="sweep directory [results/<name>]")
+    sweep.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE"
+    )
+    sweep.add_argument("--workers", type=int, default=None, help="worker processes [every core]")
+    sweep.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Dask: tcp://host:port of a scheduler, or 'local' for a LocalCluster",
+    )
+    sweep.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to try to reach the Dask scheduler [10]",
+    )
+    sweep.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="most runs simulated together [sweep.batch_size, else automatic]; 1: never batch",
+    )
+    sweep.add_argument(
+        "--retry-failed", action="store_true", help="run again the runs that failed before"
+    )
+    sweep.add_argument(
+        "--dry-run", action="store_true", help="print the runs it expands to; run nothing"
+    )
+    sweep.add_argument(
+        "--show", type=int, default=3, help="resolved configs printed by --dry-run [3]"
+    )
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    summ = sub.add_parser(
+        "summarize", help="gather a sweep's runs into DIR/summary.h5 and DIR/summary.csv"
+    )
+    summ.add_argument("dir", help="sweep directory")
+    psw = sub.add_parser(
+        "plot-sweep",
+        help="draw a sweep: heatmap over two parameters, line over one, or the Pareto front",
+    )
+    psw.add_argument("dir", help="sweep directory")
+    psw.add_argument("--x", default=None, help="swept parameter (key path) on the x axis")
+    psw.add_argument("--y", default=None, help="swept parameter on the y axis (heatmap)")
+    psw.add_argument("--metric", default="beta_reduction", help="metric [beta_reduction]")
+    psw.add_argument(
+        "--kind",
+        default="auto",
+        choices=("auto", "heatmap", "line", "pareto"),
+        help="auto: heatmap with --x and --y, line with --x, else pareto",
+    )
+    psw.add_argument(
+        "--efficacy", default="beta_reduction", help="Pareto: higher is better [beta_reduction]"
+    )
+    psw.add_argument(
+        "--energy", default="teed_relative", help="Pareto: lower is better [teed_relative]"
+    )
+    psw.add_argument("-o", "--output", default=None, help="figure path [DIR/sweep_*.png]")
     return p
 
 
@@ -70,6 +138,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from closedloop.experiment import metrics_table, run_experiment
     from closedloop.loop import ModelDivergedError
 
+    if exp.config.sweep is not None:
+        print(
+            f"closedloop: note: {args.config} has a sweep block; 'run' runs the experiment "
+            "without it (use 'closedloop sweep')",
+            file=sys.stderr,
+        )
     try:
         outcome = run_experiment(
             exp, args.out, progress=not args.no_progress and sys.stderr.isatty()
@@ -99,6 +173,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         f"dt {loop.dt_s:g} s, sensing {1 / loop.sample_s:g} Hz, control period "
         f"{loop.control_period_s:g} s, latency {loop.latency_steps * loop.dt_s:g} s"
     )
+    if cfg.sweep is not None:
+        plan = _expand(args)
+        if plan is None:
+            return EXIT_BAD_INPUT
+        print(f"sweep: {_plan_size(plan)}")
     return EXIT_OK
 
 
@@ -137,12 +216,166 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _expand(args: argparse.Namespace):
+    from closedloop.config import ConfigError, load_raw
+    from closedloop.sweep import expand_sweep
+
+    try:
+        return expand_sweep(load_raw(args.config, args.overrides), args.config)
+    except ConfigError as exc:
+        for path, msg in exc.problems:
+            _error(f"{exc.source}: {path}: {msg}")
+        return None
+
+
+def _plan_size(plan) -> str:
+    points = " x ".join(f"{n} ({', '.join(keys)})" for keys, n in plan.axes)
+    text = f"{len(plan.runs)} runs = {points} x {plan.replicates} replicate(s)"
+    if plan.n_duplicates:
+        text += f", less {plan.n_duplicates} duplicate(s)"
+    return text + f"; sweep seed {plan.sweep_seed}"
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    for flag, value in (("--workers", args.workers), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            _error(f"{args.config}: {flag}: must be 1 or more, got {value}")
+            return EXIT_BAD_INPUT
+    plan = _expand(args)
+    if plan is None:
+        return EXIT_BAD_INPUT
+    name = plan.base.get("name", "sweep")
+    out = Path(args.out) if args.out else Path("results") / str(name)
+    if args.dry_run:
+        import yaml
+
+        from closedloop.executors import cpu_count
+        from closedloop.sweep import make_tasks
+
+        workers = args.workers or cpu_count()
+        size = args.batch_size if args.batch_size is not None else plan.batch_size
+        tasks = make_tasks(plan.runs, workers, size)
+        print(f"{args.config}: sweep of {_plan_size(plan)}")
+        print(
+            f"{len(tasks)} task(s) for {workers} worker(s) (largest batch "
+            f"{max((len(t) for t in tasks), default=0)} runs); output in {out}"
+        )
+        for run in plan.runs[: max(0, args.show)]:
+            print(f"--- run {run.run_id} (replicate {run.replicate})")
+            print(yaml.safe_dump({"params": run.params}, sort_keys=False).rstrip())
+            print(yaml.safe_dump(run.config, sort_keys=False).rstrip())
+        return EXIT_OK
+
+    from closedloop.executors import DaskExecutor, ExecutorError, LocalPool
+    from closedloop.summary import summarize_sweep
+    from closedloop.sweep import SweepBusyError, SweepInterrupted, run_sweep
+
+    try:
+        if args.scheduler:
+            executor = DaskExecutor(args.scheduler, args.workers, timeout_s=args.connect_timeout)
+        else:
+            executor = LocalPool(args.workers)
+    except ExecutorError as exc:
+        _error(f"{args.config}: --scheduler: {exc}")
+        return EXIT_BAD_INPUT
+    try:
+        result = run_sweep(
+            plan,
+            out,
+            executor,
+            retry_failed=args.retry_failed,
+            batch_size=args.batch_size,
+            progress=not args.no_progress and sys.stderr.isatty(),
+        )
+    except SweepBusyError as exc:
+        _error(str(exc))
+        return EXIT_BAD_INPUT
+    except ExecutorError as exc:
+        _error(f"{exc}; finished runs are kept, run the same command again to finish")
+        return EXIT_FAILED
+    except SweepInterrupted as exc:
+        counts = exc.result.counts
+        _error(
+            f"interrupted: {counts['complete']} complete, {counts['failed']} failed, "
+            f"{counts['pending']} not run (listed under 'missing' in {out / 'manifest.json'}); "
+            "run the same command again to finish"
+        )
+        return 130
+    finally:
+        executor.shutdown()
+    h5_path, csv_path = summarize_sweep(out)
+    counts = result.counts
+    print(
+        f"{out}: {counts['complete']} complete, {counts['failed']} failed "
+        f"({result.n_done} run now, {result.n_skipped} done before) in {result.wall_s:.1f} s"
+    )
+    print(f"wrote {h5_path} and {csv_path}")
+    if result.failures:
+        for run_id, error in list(result.failures.items())[:10]:
+            _error(f"run {run_id} failed: {error}")
+        if len(result.failures) > 10:
+            _error(f"... and {len(result.failures) - 10} more (see {out / 'manifest.json'})")
+        if not args.retry_failed:
+            print("re-run with --retry-failed to run the failed runs again", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _cmd_summarize(args: argparse.Namespace) -> int:
+    from closedloop.summary import load_summary, summarize_sweep
+
+    try:
+        h5_path, csv_path = summarize_sweep(args.dir)
+    except FileNotFoundError as exc:
+        _error(str(exc))
+        return EXIT_BAD_INPUT
+    columns = load_summary(h5_path, as_frame=False)
+    status = list(columns["status"])
+    print(
+        f"{args.dir}: {len(status)} runs, {status.count('complete')} complete, "
+        f"{status.count('failed')} failed"
+    )
+    print(f"wrote {h5_path} and {csv_path}")
+    return EXIT_OK
+
+
+def _cmd_plot_sweep(args: argparse.Namespace) -> int:
+    from closedloop.summary import plot_sweep
+
+    try:
+        out = plot_sweep(
+            args.dir,
+            x=args.x,
+            y=args.y,
+            metric=args.metric,
+            kind=args.kind,
+            efficacy=args.efficacy,
+            energy=args.energy,
+            output=args.output,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        _error(f"{args.dir}: {exc}")
+        return EXIT_BAD_INPUT
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``closedloop`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    handler = {"run": _cmd_run, "validate": _cmd_validate, "plot": _cmd_plot, "info": _cmd_info}[
-        args.command
-    ]
+    # Plugins named by dotted path (controllers, models) may live beside the
+    # experiment, as with `python -m`: make the working directory importable.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    handler = {
+        "run": _cmd_run,
+        "validate": _cmd_validate,
+        "plot": _cmd_plot,
+        "info": _cmd_info,
+        "sweep": _cmd_sweep,
+        "summarize": _cmd_summarize,
+        "plot-sweep": _cmd_plot_sweep,
+    }[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:

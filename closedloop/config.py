@@ -20,12 +20,15 @@ Schema (defaults in brackets)::
     metrics:    {band_hz [13, 30], discard_s [0.5], segment_s [1.0],
                  reference: {amplitude_ma [2.0], frequency_hz [130], pulse_width_us [60]}}
     output:     {chunk_s [1.0], record_baseline [true], figure [true]}
+    sweep:      {seed, replicates, batch_size, grid, zip, random}  [none]
+                parameter sweep, see closedloop.sweep; ignored by a single run
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import inspect
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -46,6 +49,7 @@ __all__ = [
     "ExperimentConfig",
     "apply_overrides",
     "load_config",
+    "load_raw",
     "validate_config",
 ]
 
@@ -131,6 +135,7 @@ class ExperimentConfig(_Section):
     device: dict[str, Any] = {}
     metrics: MetricsSection = MetricsSection()
     output: OutputSection = OutputSection()
+    sweep: dict[str, Any] | None = None
 
 
 def _dataclass_section(
@@ -138,7 +143,7 @@ def _dataclass_section(
 ) -> Any:
     """Build a frozen config dataclass, reporting bad keys and values by path."""
     known = {f.name: f for f in dc_fields(cls) if f.init}
-    hints = typing.get_type_hints(cls)
+    hints = _class_hints(cls)
     ok = True
     clean: dict[str, Any] = {}
     for key, value in values.items():
@@ -147,7 +152,7 @@ def _dataclass_section(
             ok = False
             continue
         try:
-            clean[key] = pydantic.TypeAdapter(hints[key]).validate_python(value)
+            clean[key] = _adapter(hints[key]).validate_python(value)
         except pydantic.ValidationError as exc:
             problems.append((f"{where}.{key}", exc.errors()[0]["msg"]))
             ok = False
@@ -158,6 +163,25 @@ def _dataclass_section(
     except ValueError as exc:
         problems.append((where, str(exc)))
         return None
+
+
+def _adapter(hint: Any) -> pydantic.TypeAdapter:
+    """A validator for a type hint, cached: building one costs more than using it
+    (sweeps validate thousands of configs)."""
+    try:
+        return _cached_adapter(hint)
+    except TypeError:  # an unhashable hint
+        return pydantic.TypeAdapter(hint)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_adapter(hint: Any) -> pydantic.TypeAdapter:
+    return pydantic.TypeAdapter(hint)
+
+
+@functools.lru_cache(maxsize=64)
+def _class_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
 def _unknown(key: str, known: Iterable[str]) -> str:
@@ -267,7 +291,14 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         problems.append(("metrics.band_hz", "the band must lie below half the sensing rate"))
     if problems:
         raise ConfigError(problems, source)
-    return ResolvedExperiment(cfg, loop)
+    resolved = ResolvedExperiment(cfg, loop)
+    if cfg.sweep is not None:
+        from closedloop.sweep import check_sweep_block
+
+        problems = check_sweep_block(cfg.sweep, raw, resolved.resolved_dict())
+        if problems:
+            raise ConfigError(problems, source)
+    return resolved
 
 
 def _build_controller(cls: type, cfg: ExperimentConfig, problems: list[tuple[str, str]]) -> Any:
@@ -291,7 +322,7 @@ def _build_controller(cls: type, cfg: ExperimentConfig, problems: list[tuple[str
         hint = hints.get(key)
         if hint is not None:
             try:
-                value = pydantic.TypeAdapter(hint).validate_python(value)
+                value = _adapter(hint).validate_python(value)
             except pydantic.ValidationError as exc:
                 problems.append((where, exc.errors()[0]["msg"]))
                 bad = True
@@ -334,6 +365,8 @@ class ResolvedExperiment:
     def resolved_dict(self) -> dict[str, Any]:
         """The full configuration with every default filled in (for the HDF5 file)."""
         out = self.config.model_dump(mode="json")
+        if out.get("sweep") is None:
+            out.pop("sweep", None)
         out["sensing"] = self.loop.sensing.to_dict()
         out["device"] = self.loop.device.to_dict()
         out["controller"]["params"] = _jsonable(self.loop.controller.get_params())
@@ -376,13 +409,13 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
     return out
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ResolvedExperiment:
-    """Read, override, validate and resolve an experiment file.
+def load_raw(path: str | Path, overrides: Iterable[str] = ()) -> Any:
+    """Read an experiment file and apply overrides, validating nothing else.
 
     Raises
     ------
     ConfigError
-        When the file is missing, is not YAML, or does not validate.
+        When the file is missing or is not YAML.
     """
     path = Path(path)
     try:
@@ -395,4 +428,15 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ResolvedExpe
         raw = {}
     if isinstance(raw, dict):
         raw = apply_overrides(raw, overrides)
-    return validate_config(raw, str(path))
+    return raw
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ResolvedExperiment:
+    """Read, override, validate and resolve an experiment file.
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing, is not YAML, or does not validate.
+    """
+    return validate_config(load_raw(path, overrides), str(path))

@@ -333,11 +333,16 @@ def queue_push(device, command, effective_step):
 
 @njit(cache=True, inline="always")
 def device_record(i, device, out, k):
-    """Write delivered amplitude (mA), frequency (Hz), pulse width (us) to ``out[i, 1:4, k]``."""
+    """Write what was delivered to ``out[i, 1:5, k]``.
+
+    Amplitude (mA), frequency (Hz), pulse width of the last pulse (us) and
+    the number of pulses delivered so far.
+    """
     ds = device[0]
     out[i, 1, k] = ds[i, _AMP]
     out[i, 2, k] = ds[i, _FREQ]
     out[i, 3, k] = ds[i, _P_PW] * 1e6
+    out[i, 4, k] = ds[i, _NPULSE]
 
 
 @njit(cache=True)

@@ -48,7 +48,9 @@ class RunSpec:
     path : Path
         The run's HDF5 file.
     attrs : dict
-        Further root attributes for the file (e.g. a sweep's run id).
+        Further root attributes for the file (e.g. a sweep's run id), set
+        once the run is complete; a callable value is called then (e.g. for
+        a wall time).
     """
 
     exp: ResolvedExperiment
@@ -126,7 +128,7 @@ def simulate_runs(
     units = model.signal_units
     baseline = None
     if cfg.output.record_baseline:
-        baseline = type(model)(dt_s=model.dt_s, n=n, params=model.param_values, regime=None)
+        baseline = model.like()
     loop.reset()
     loop.warm_up(cfg.warmup_s)
     if baseline is not None:
@@ -233,7 +235,7 @@ def simulate_runs(
                     dims="instance,frequency",
                 )
             for key, value in runs[k].attrs.items():
-                rec.set_attr(key, value)
+                rec.set_attr(key, value() if callable(value) else value)
     outcomes = []
     for run, metrics in zip(runs, all_metrics, strict=True):
         figure = None
@@ -289,6 +291,7 @@ def _create_datasets(
         ("amplitude", "mA", "delivered amplitude"),
         ("frequency", "Hz", "delivered pulse frequency"),
         ("pulse_width", "us", "delivered pulse width per phase"),
+        ("pulse_count", "1", "pulses delivered since the start"),
     ):
         rec.create_timeseries(
             name,

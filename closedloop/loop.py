@@ -28,11 +28,11 @@ from closedloop.controllers.base import COMMAND_KEYS, Controller
 from closedloop.device import DEVICE_STATE, Device
 from closedloop.metrics import StreamingPSD, band_power
 from closedloop.model import PARALLEL_MIN_BATCH, NumbaModel
-from closedloop.sensing import SensingChain
+from closedloop.sensing import FIRST_FEATURE_ROW, SensingChain
 
 __all__ = ["ClosedLoop", "ModelDivergedError", "summarize", "whole_multiple"]
 
-_PER_PERIOD = ("biomarker", "amplitude", "frequency", "pulse_width")
+_PER_PERIOD = ("biomarker", "amplitude", "frequency", "pulse_width", "pulse_count")
 _PER_PERIOD_UNITS = ("signal", "mA", "Hz", "us")
 
 
@@ -230,7 +230,7 @@ class ClosedLoop:
         on_chunk : callable, optional
             ``on_chunk(t_start_s, data)`` with ``lfp`` and ``lfp_sensed`` at the
             sensing rate and ``biomarker``, ``amplitude``, ``frequency``,
-            ``pulse_width`` and ``feature_<name>`` for each extra sensing
+            ``pulse_width``, ``pulse_count`` (pulses delivered so far) and ``feature_<name>`` for each extra sensing
             feature at the control rate, each of shape ``(n, m)``.
         progress : callable, optional
             Called with the simulated seconds done after each chunk.
@@ -281,7 +281,7 @@ class ClosedLoop:
             chunk = _Chunk(
                 np.empty((self.n, m * spk)),
                 np.empty((self.n, m * spk)),
-                np.empty((self.n, 4 + len(feature_names), m)),
+                np.empty((self.n, FIRST_FEATURE_ROW + len(feature_names), m)),
             )
             io = (*self._scratch, chunk.lfp, chunk.sensed, chunk.per_period)
             if program[0] >= 0:
@@ -308,7 +308,9 @@ class ClosedLoop:
                 rows = chunk.per_period.view()
                 rows.flags.writeable = False
                 biomarker_rows = rows[:, 0, :]
-                feature_rows = [(name, rows[:, 4 + f, :]) for f, name in enumerate(feature_names)]
+                feature_rows = [
+                    (name, rows[:, FIRST_FEATURE_ROW + f, :]) for f, name in enumerate(feature_names)
+                ]
                 for k in range(m):
                     args = (
                         1,
@@ -353,7 +355,7 @@ class ClosedLoop:
                         "lfp_sensed": chunk.sensed,
                         **{name: chunk.per_period[:, c, :] for c, name in enumerate(_PER_PERIOD)},
                         **{
-                            f"feature_{name}": chunk.per_period[:, 4 + f, :]
+                            f"feature_{name}": chunk.per_period[:, FIRST_FEATURE_ROW + f, :]
                             for f, name in enumerate(feature_names)
                         },
                     },

@@ -153,6 +153,30 @@ class NumbaModel:
         self.state: dict[str, np.ndarray] = {}
         self.step_ = 0
 
+    def like(
+        self, n: int | None = None, params: Mapping[str, float | Sequence[float]] | None = None
+    ) -> NumbaModel:
+        """A new model of the same kind and settings (e.g. a no-stimulation baseline).
+
+        Parameters
+        ----------
+        n : int, optional
+            Batch size (default: this model's).
+        params : mapping, optional
+            Parameter values (default: this model's, per instance).
+
+        Notes
+        -----
+        Subclasses with settings outside :attr:`parameters` (a coupling
+        matrix, say) override this to pass them on.
+        """
+        return type(self)(
+            dt_s=self.dt_s,
+            n=self.n if n is None else n,
+            params=self.param_values if params is None else params,
+            regime=None,
+        )
+
     def _broadcast(self, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
         out = {}
         for key, value in values.items():

@@ -23,6 +23,32 @@ chunks of any size gives exactly what it gives processed whole:
 
 Nothing looks ahead: there is no ``filtfilt`` and no FFT over the future.
 
+Phase
+-----
+Feature ``"phase"`` (rad, in ``[-pi, pi)``, 0 at the peaks of the band-passed
+signal, ``pi`` at its troughs, increasing with time) is the instantaneous
+phase of the band-passed signal at the current sample, by the
+endpoint-corrected Hilbert transform (ecHT) of Schreglmann et al. (2021): over
+a window of the last ``phase_window_s`` seconds of the band-passed signal, the
+discrete Fourier transform, the negative frequencies removed, multiplied by
+the frequency response of a causal second-order Butterworth band-pass over
+``band_hz`` (the correction that keeps the window's end free of the Gibbs
+distortion of a plain Hilbert transform), transformed back, and the last
+sample taken. That chain of operations is linear and the same for every
+window, so it is applied exactly as one complex FIR filter whose taps are
+computed once (``W`` multiply-adds per sample instead of two FFTs).
+
+A causal band-pass delays what it passes: the ecHT returns the phase of the
+filtered signal, which lags (above the band centre) or leads (below it) the
+signal's own phase by ``-arg T(f)``, ``T`` being the response of the sensing
+band-pass and the ecHT together (about 60 degrees 3 Hz away from the centre of
+a 13-30 Hz band). The chain removes that bias: it tracks the instantaneous
+frequency ``f`` (the phase advance between samples, averaged by a first-order
+low-pass of time constant 50 ms, clipped to ``band_hz``) and subtracts
+``arg T(f)``. On a sinusoid anywhere in the band the mean error is then below
+a few degrees (``tests/test_phase.py``). What remains is the sampling delay:
+each sample is the mean over its interval, half an interval late.
+
 References
 ----------
 Fleming JE, Dunn E, Lowery MM (2020) Simulation of closed-loop deep brain
@@ -30,6 +56,8 @@ stimulation control schemes for suppression of pathological beta oscillations
 in Parkinson's disease. Front Neurosci 14:166.
 Little S et al. (2013) Adaptive deep brain stimulation in advanced Parkinson
 disease. Ann Neurol 74:449-457.
+Schreglmann SR et al. (2021) Non-invasive suppression of essential tremor via
+phase-locked disruption of its temporal coherence. Nat Commun 12:363.
 """
 
 from __future__ import annotations
@@ -45,6 +73,7 @@ from closedloop._numba import normal
 
 __all__ = [
     "FEATURES",
+    "PHASE_FREQUENCY_TAU_S",
     "SensingChain",
     "SensingState",
     "record_features",
@@ -65,12 +94,28 @@ FEATURES: dict[str, str] = {
     # The last sensed sample and the last band-passed sample, signal units.
     "signal": "signal",
     "filtered": "signal",
+    # Instantaneous phase of the band-passed signal by the endpoint-corrected
+    # Hilbert transform (Schreglmann et al. 2021), rad (see the module notes).
+    "phase": "rad",
 }
-_LINE_LENGTH, _AREA, _SIGNAL, _FILTERED = range(4)
+#: Row of the first feature in the loop's per-period record (rows 0-4: biomarker,
+#: then the device's amplitude, frequency, pulse width and pulse count).
+FIRST_FEATURE_ROW = 5
+_LINE_LENGTH, _AREA, _SIGNAL, _FILTERED, _PHASE = range(5)
 # Columns of the per-instance scalar state.
 _ENV_SUM, _ENV_COUNT, _SM_SUM, _SM_COUNT, _POWER, _LAST = range(6)
 # Entries of the shared parameter vector.
 _NOISE, _ART, _KIND, _ALPHA, _INV_RATE = range(5)
+# ... and of the phase estimator: frequency smoother coefficient, band edges
+# (Hz) and grid points per Hz of the phase-correction table.
+_PH_ALPHA, _PH_F_LO, _PH_F_HI, _PH_PER_HZ = range(5, 9)
+# Columns of the per-instance phase state: previous analytic sample (real,
+# imaginary), smoothed instantaneous frequency (Hz), samples seen.
+_PH_RE, _PH_IM, _PH_FREQ, _PH_COUNT = range(4)
+#: Time constant of the instantaneous-frequency smoother of the phase feature, s.
+PHASE_FREQUENCY_TAU_S = 0.05
+# Points of the phase-correction table across the band.
+_PH_TABLE = 512
 
 
 @dataclass(frozen=True)
@@ -103,6 +148,10 @@ class SensingChain:
         (keys of :data:`FEATURES`), each taken at the end of the period.
     feature_window_s : float
         Window of the windowed features (line length, area), s.
+    phase_window_s : float
+        Window of the endpoint-corrected Hilbert transform behind feature
+        ``"phase"``, s (a few cycles of the band's lower edge; 0.25 s holds
+        three cycles at 13 Hz).
     """
 
     rate_hz: float = 1000.0
@@ -116,6 +165,7 @@ class SensingChain:
     smoothing_window_s: float = 0.0
     features: tuple[str, ...] = ()
     feature_window_s: float = 0.25
+    phase_window_s: float = 0.25
     _sos: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -147,6 +197,11 @@ class SensingChain:
             )
         if not self.feature_window_s > 0:
             raise ValueError("sensing.feature_window_s must be positive")
+        if not self.phase_window_s * self.rate_hz >= 8:
+            raise ValueError(
+                "sensing.phase_window_s must hold at least 8 sensing samples, got "
+                f"{self.phase_window_s!r} s at {self.rate_hz:g} Hz"
+            )
         if not math.isfinite(self.artifact_gain):
             raise ValueError("sensing.artifact_gain must be finite")
         sos = signal.butter(
@@ -181,7 +236,7 @@ class SensingChain:
         rng_state : ndarray of uint64, shape (n, 4)
             Sensor-noise streams (see :func:`closedloop._numba.rng_states`).
         """
-        params = np.zeros(5)
+        params = np.zeros(9)
         params[_INV_RATE] = 1.0 / self.rate_hz
         params[_NOISE] = self.noise_std
         params[_ART] = self.artifact_gain
@@ -191,6 +246,19 @@ class SensingChain:
         sm_w = self.window_samples(self.smoothing_window_s) if self.smoothing_window_s else 1
         n_feat = len(self.features)
         feat_w = self.window_samples(self.feature_window_s)
+        lo, hi = self.band_hz
+        params[_PH_ALPHA] = math.exp(-1.0 / (self.rate_hz * PHASE_FREQUENCY_TAU_S))
+        params[_PH_F_LO] = lo
+        params[_PH_F_HI] = hi
+        params[_PH_PER_HZ] = (_PH_TABLE - 1) / (hi - lo)
+        phase_state = np.zeros((n, 4))
+        phase_state[:, _PH_FREQ] = math.sqrt(lo * hi)
+        if "phase" in self.features:
+            taps, table = self.phase_filter()
+            phase_ring = np.zeros((n, taps.size))
+        else:
+            taps, table = np.zeros(0, dtype=np.complex128), np.zeros(0)
+            phase_ring = np.zeros((n, 0))
         return SensingState(
             sos=self.sos,
             params=params,
@@ -199,12 +267,51 @@ class SensingChain:
             sm_ring=np.zeros((n, sm_w)),
             scalars=np.zeros((n, 6)),
             rng=np.array(rng_state, dtype=np.uint64, copy=True),
-            feature_codes=np.array([list(FEATURES).index(f) for f in self.features],
-                                   dtype=np.int64),
+            feature_codes=np.array(
+                [list(FEATURES).index(f) for f in self.features], dtype=np.int64
+            ),
             feature_values=np.zeros((n, n_feat)),
             feature_ring=np.zeros((n, n_feat, feat_w)),
             feature_sums=np.zeros((n, n_feat, 3)),  # running sum, count, previous sample
+            phase_taps=taps,
+            phase_table=table,
+            phase_ring=phase_ring,
+            phase_state=phase_state,
         )
+
+    def phase_filter(self) -> tuple[np.ndarray, np.ndarray]:
+        """Taps and phase-correction table of the ``"phase"`` feature's estimator.
+
+        Returns
+        -------
+        taps : ndarray of complex, shape (W,)
+            The endpoint-corrected Hilbert transform (Schreglmann et al. 2021)
+            over a window of ``W`` band-passed samples as one complex FIR
+            filter: ``taps[d]`` weighs the sample ``d`` samples ago, and
+            ``sum_d taps[d] * y[n - d]`` is the analytic signal at sample ``n``.
+        table : ndarray, shape (512,)
+            ``arg T(f)``, rad (unwrapped), on a uniform grid from the band's
+            lower to its upper edge: ``T`` is the response from the sensed
+            signal to that analytic signal (sensing band-pass, then the FIR).
+        """
+        w = self.window_samples(self.phase_window_s)
+        # Analytic-signal mask: DC and Nyquist once, positive frequencies twice.
+        mask = np.zeros(w)
+        mask[0] = 1.0
+        mask[1 : (w + 1) // 2] = 2.0
+        if w % 2 == 0:
+            mask[w // 2] = 1.0
+        freq = np.abs(np.fft.fftfreq(w, 1.0 / self.rate_hz))
+        ech = signal.butter(2, self.band_hz, "bandpass", fs=self.rate_hz, output="sos")
+        _, response = signal.sosfreqz(ech, worN=freq, fs=self.rate_hz)
+        # Last sample of ifft(mask * H * fft(window)): weight of the sample d
+        # samples before the end is ifft(mask * H)[d].
+        taps = np.ascontiguousarray(np.fft.ifft(mask * response))
+        grid = np.linspace(self.band_hz[0], self.band_hz[1], _PH_TABLE)
+        _, chain = signal.sosfreqz(self.sos, worN=grid, fs=self.rate_hz)
+        fir = np.exp(-2j * np.pi * np.outer(grid, np.arange(w)) / self.rate_hz) @ taps
+        table = np.ascontiguousarray(np.unwrap(np.angle(chain * fir)))
+        return taps, table
 
     def process(
         self, state: SensingState, samples: np.ndarray, artifact_ma: np.ndarray | None = None
@@ -237,8 +344,19 @@ class SensingChain:
         features = np.empty((x.shape[0], len(self.features), x.shape[1]))
         sensing = state.as_tuple()
         for i in range(x.shape[0]):
-            sense_samples(i, x, art, 0, x.shape[1], sensing, out["sensed"], out["filtered"],
-                          out["envelope"], features, 0)
+            sense_samples(
+                i,
+                x,
+                art,
+                0,
+                x.shape[1],
+                sensing,
+                out["sensed"],
+                out["filtered"],
+                out["envelope"],
+                features,
+                0,
+            )
         for f, name in enumerate(self.features):
             out[name] = features[:, f, :]
         return out
@@ -259,6 +377,10 @@ class SensingState:
     feature_values: np.ndarray
     feature_ring: np.ndarray
     feature_sums: np.ndarray
+    phase_taps: np.ndarray
+    phase_table: np.ndarray
+    phase_ring: np.ndarray
+    phase_state: np.ndarray
 
     def as_tuple(self) -> tuple:
         """Arrays in the order the kernels take them."""
@@ -274,6 +396,10 @@ class SensingState:
             self.feature_values,
             self.feature_ring,
             self.feature_sums,
+            self.phase_taps,
+            self.phase_table,
+            self.phase_ring,
+            self.phase_state,
         )
 
 
@@ -301,6 +427,45 @@ def _moving_sum(ring, sums, i, f, value):
 
 
 @njit(cache=True)
+def _phase_sample(i, y, taps, table, ring, state, params, rate):
+    """Push band-passed sample ``y`` of instance ``i``; return its phase, rad."""
+    w = taps.shape[0]
+    count = state[i, _PH_COUNT]
+    pos = int(count % w)
+    ring[i, pos] = y
+    state[i, _PH_COUNT] = count + 1.0
+    # Analytic signal at this sample: the ecHT as a complex FIR over the ring.
+    re = 0.0
+    im = 0.0
+    for d in range(pos + 1):
+        v = ring[i, pos - d]
+        re += taps[d].real * v
+        im += taps[d].imag * v
+    for d in range(pos + 1, w):
+        v = ring[i, pos - d + w]
+        re += taps[d].real * v
+        im += taps[d].imag * v
+    # Instantaneous frequency from the phase advance since the last sample.
+    p_re = state[i, _PH_RE]
+    p_im = state[i, _PH_IM]
+    if p_re != 0.0 or p_im != 0.0:
+        advance = math.atan2(im * p_re - re * p_im, re * p_re + im * p_im)
+        alpha = params[_PH_ALPHA]
+        freq = alpha * state[i, _PH_FREQ] + (1.0 - alpha) * advance * rate / (2.0 * math.pi)
+        state[i, _PH_FREQ] = freq
+    state[i, _PH_RE] = re
+    state[i, _PH_IM] = im
+    # Remove the filters' phase shift at that frequency (table over the band).
+    f_lo = params[_PH_F_LO]
+    f = min(max(state[i, _PH_FREQ], f_lo), params[_PH_F_HI])
+    x = (f - f_lo) * params[_PH_PER_HZ]
+    k = min(int(x), table.shape[0] - 2)
+    shift = table[k] + (x - k) * (table[k + 1] - table[k])
+    phase = math.atan2(im, re) - shift
+    return phase - 2.0 * math.pi * math.floor((phase + math.pi) / (2.0 * math.pi))
+
+
+@njit(cache=True)
 def sense_samples(
     i, x, art, start, stop, sensing, sensed_out, filtered_out, envelope_out, features_out, col0
 ):
@@ -311,8 +476,23 @@ def sense_samples(
     ``(n, F, m)``) and returns the last envelope. The features' values at the
     last sample stay in the state (``feature_values``).
     """
-    (sos, params, zi, env_ring, sm_ring, scalars, rng, codes, feat, feat_ring,
-     feat_sums) = sensing
+    (
+        sos,
+        params,
+        zi,
+        env_ring,
+        sm_ring,
+        scalars,
+        rng,
+        codes,
+        feat,
+        feat_ring,
+        feat_sums,
+        ph_taps,
+        ph_table,
+        ph_ring,
+        ph_state,
+    ) = sensing
     noise = params[_NOISE]
     gain = params[_ART]
     power = params[_KIND] == 1.0
@@ -350,6 +530,10 @@ def sense_samples(
                 value = _moving_sum(feat_ring, feat_sums, i, f, abs(v) * inv_rate)
             elif code == _SIGNAL:
                 value = v
+            elif code == _PHASE:
+                value = _phase_sample(
+                    i, y, ph_taps, ph_table, ph_ring, ph_state, params, 1.0 / inv_rate
+                )
             else:  # _FILTERED
                 value = y
             feat[i, f] = value
@@ -406,7 +590,7 @@ def sense_period(
 
 @njit(cache=True, inline="always")
 def record_features(i, sensing, per_period, k):
-    """Copy instance ``i``'s current features to ``per_period[i, 4 + f, k]``."""
+    """Copy instance ``i``'s current features to ``per_period[i, FIRST_FEATURE_ROW + f, k]``."""
     values = sensing[8]
     for f in range(values.shape[1]):
-        per_period[i, 4 + f, k] = values[i, f]
+        per_period[i, FIRST_FEATURE_ROW + f, k] = values[i, f]

@@ -8,10 +8,13 @@ experiment file) to its class. A user's own controller subclasses
 """
 
 from closedloop.controllers.base import COMMAND_KEYS, Controller
+from closedloop.controllers.bistable_kick import StateKick
 from closedloop.controllers.dual_threshold import DualThreshold
 from closedloop.controllers.on_off import OnOff
 from closedloop.controllers.open_loop import OpenLoop
+from closedloop.controllers.phase_locked import PhaseLocked
 from closedloop.controllers.pid import PID
+from closedloop.controllers.responsive import Responsive
 
 __all__ = [
     "BUILTIN_CONTROLLERS",
@@ -21,9 +24,13 @@ __all__ = [
     "DualThreshold",
     "OnOff",
     "OpenLoop",
+    "PhaseLocked",
+    "Responsive",
+    "StateKick",
 ]
 
 #: Registry name to class of every built-in controller.
 BUILTIN_CONTROLLERS: dict[str, type[Controller]] = {
-    cls.name: cls for cls in (OpenLoop, OnOff, DualThreshold, PID)
+    cls.name: cls
+    for cls in (OpenLoop, OnOff, DualThreshold, PID, Responsive, PhaseLocked, StateKick)
 }

@@ -1,8 +1,19 @@
 """Neural population models (Numba kernels), importable as ``closedloop.models``."""
 
+from closedloop.models.epileptor import Epileptor
+from closedloop.models.jansen_rit import JansenRit
+from closedloop.models.kuramoto import KuramotoEnsemble
 from closedloop.models.stn_gpe import STNGPe
+from closedloop.models.wilson_cowan import WilsonCowan
 
-__all__ = ["BUILTIN_MODELS", "STNGPe"]
+__all__ = [
+    "BUILTIN_MODELS",
+    "Epileptor",
+    "JansenRit",
+    "KuramotoEnsemble",
+    "STNGPe",
+    "WilsonCowan",
+]
 
 #: Registry name to model class.
-BUILTIN_MODELS = {STNGPe.name: STNGPe}
+BUILTIN_MODELS = {m.name: m for m in (STNGPe, Epileptor, KuramotoEnsemble, WilsonCowan, JansenRit)}
