@@ -230,8 +230,9 @@ class ClosedLoop:
         on_chunk : callable, optional
             ``on_chunk(t_start_s, data)`` with ``lfp`` and ``lfp_sensed`` at the
             sensing rate and ``biomarker``, ``amplitude``, ``frequency``,
-            ``pulse_width``, ``pulse_count`` (pulses delivered so far) and ``feature_<name>`` for each extra sensing
-            feature at the control rate, each of shape ``(n, m)``.
+            ``pulse_width``, ``pulse_count`` (pulses delivered so far) and
+            ``feature_<name>`` for each extra sensing feature at the control
+            rate, each of shape ``(n, m)``.
         progress : callable, optional
             Called with the simulated seconds done after each chunk.
 
@@ -309,7 +310,8 @@ class ClosedLoop:
                 rows.flags.writeable = False
                 biomarker_rows = rows[:, 0, :]
                 feature_rows = [
-                    (name, rows[:, FIRST_FEATURE_ROW + f, :]) for f, name in enumerate(feature_names)
+                    (name, rows[:, FIRST_FEATURE_ROW + f, :])
+                    for f, name in enumerate(feature_names)
                 ]
                 for k in range(m):
                     args = (
