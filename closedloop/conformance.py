@@ -601,6 +601,9 @@ class _Checker:
                 finite = np.isfinite(value)
             except TypeError:
                 continue
+            if key == "pulses":
+                # NaN means "no change" and inf "continuous": both are valid.
+                finite = ~(np.isinf(value) & (value < 0))
             if not finite.all():
                 self.report(
                     f"finite:{key}",

@@ -506,3 +506,23 @@ def test_dual_threshold_amplitude_stays_within_bounds(series, bounds, thresholds
     )
     amp = drive(c, series)
     assert np.all(amp >= low) and np.all(amp <= high)
+
+
+def test_burst_commands_with_nan_and_inf_pulses_conform():
+    class Burster(Controller):
+        name = "burster"
+
+        def reset(self, n, rng):
+            self.k_ = 0
+            self.n_ = n
+
+        def update(self, t, features):
+            self.k_ += 1
+            pulses = np.full(self.n_, np.nan)  # no change ...
+            if self.k_ % 10 == 0:
+                pulses[:] = 5.0  # ... but a burst of 5 every tenth period
+            if self.k_ % 25 == 0:
+                pulses[:] = np.inf  # and back to continuous now and then
+            return {"amplitude_ma": np.ones(self.n_), "pulses": pulses}
+
+    check_controller(Burster)

@@ -200,6 +200,9 @@ def test_replayed_detections_are_the_bursts_the_device_delivered(demo):
         assert np.all(amp[k] == 0.0)  # each burst starts from off (1 s refractory)
         on = np.flatnonzero((amp > 0) & (np.concatenate([[0.0], amp[:-1]]) == 0))
         np.testing.assert_array_equal(on, k + 1)  # and no burst without a detection
+        # 100 ms at 200 Hz: 20 pulses per burst (the last may be cut by the run's end).
+        delivered = demo.timeseries["pulse_count"][i][-1]
+        assert 20 * (detections.size - 1) < delivered <= 20 * detections.size
 
 
 def test_plot_seizures_draws_both_runs_and_z_when_recorded(demo, tmp_path):
