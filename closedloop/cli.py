@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from closedloop.cli_bench import add_bench_parser, cmd_bench
+
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -58,7 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE"
     )
-    sweep.add_argument("--workers", type=int, default=None, help="worker processes [every core]")
+    sweep.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes of the local pool or of --scheduler local [every core]; "
+        "with a remote scheduler, the workers to plan batches for [those connected]",
+    )
     sweep.add_argument(
         "--scheduler",
         default=None,
@@ -113,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         "--energy", default="teed_relative", help="Pareto: lower is better [teed_relative]"
     )
     psw.add_argument("-o", "--output", default=None, help="figure path [DIR/sweep_*.png]")
+    add_bench_parser(sub)
     return p
 
 
@@ -375,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sweep": _cmd_sweep,
         "summarize": _cmd_summarize,
         "plot-sweep": _cmd_plot_sweep,
+        "bench": cmd_bench,
     }[args.command]
     try:
         return handler(args)

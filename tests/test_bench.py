@@ -120,3 +120,40 @@ def test_incompatible_baseline_is_refused(tmp_path):
         load_baseline(path)
     with pytest.raises(ValueError, match="no such baseline"):
         load_baseline(tmp_path / "missing.json")
+
+
+def test_bench_command_refuses_bad_input_with_exit_2(tmp_path, capsys):
+    from closedloop.cli import main
+
+    assert main(["bench", "--controllers", "nowhere.Missing", "--out", str(tmp_path)]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    bad = _scenario(tmp_path, **{"scenario.kind": "tremor"})
+    assert main(["bench", "--scenarios", str(bad), "--out", str(tmp_path)]) == 2
+    assert "scenario.kind" in capsys.readouterr().err
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"format_version": 0, "ratios": {}}))
+    assert main(["bench", "--perf", "--compare", str(old)]) == 2
+    assert "format version" in capsys.readouterr().err
+
+
+def test_bench_command_writes_the_leaderboard(tmp_path, capsys):
+    from closedloop.cli import main
+
+    scn = _scenario(tmp_path, **{"scenario.quick": {"duration_s": 1.5, "n_instances": 1}})
+    code = main(
+        [
+            "bench",
+            "--quick",
+            "--scenarios",
+            str(scn),
+            "--controllers",
+            "open_loop,pid",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 0
+    board = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "| 1 |" in board and "| 2 |" in board
+    assert (tmp_path / "out" / "pd_beta_adbs.png").exists()
+    assert json.loads((tmp_path / "out" / "bench.json").read_text())["format_version"] == 1
