@@ -4,18 +4,19 @@ A 200-run sweep (the example ``experiments/pd_beta_sweep.yaml`` widened to
 200 points of model coupling and controller thresholds, 2 s of closed loop
 each, no figures) is run to completion in fresh directories by:
 
-* the local process pool with 1 and with 2 workers, one run per task
-  (one simulation per run: the "one process per run" path);
+* the local process pool with 1 and with 2 workers, one run per task (one
+  simulation per run, in worker processes that stay up);
 * the same pool with runs batched (runs that differ only in model and
   controller parameters simulated together, one file each);
 * one fresh ``closedloop run`` process per run, two at a time, timed on
   ``--process-runs`` runs of the sweep and scaled to all of them;
-* a Dask LocalCluster of 2 worker processes, one run per task, against the
-  pool's 2 workers: the per-run overhead of the Dask path.
+* a Dask LocalCluster of 2 worker processes, per run and batched, against
+  the pool's 2 workers: the per-run overhead of the Dask path.
 
 Executors are started and warmed (kernels loaded) before timing; each figure
-is the best of ``--repeats`` sweeps (the machine is shared; interference only
-slows a sweep down). Prints a table and writes a JSON record. Run::
+is the best of ``--repeats`` sweeps, the configurations taken in turn within
+each repeat (the machine is shared; interference only slows a sweep down).
+Prints a table and writes a JSON record. Run::
 
     python benchmarks/bench_sweep.py [--json bench_sweep.json] [--runs 200] [--repeats 3]
 """
@@ -140,20 +141,28 @@ def main() -> None:
     plan = plan_of(args.runs, args.duration)
     n = len(plan.runs)
     print(f"{n} runs of {args.duration:g} s, {cpu_count()} core(s), best of {args.repeats}")
-    times: dict[str, float] = {}
-    for workers in (1, 2):
-        with LocalPool(workers) as pool:
-            warm(pool, plan)
-            times[f"pool_{workers}_per_run"] = timed_sweep(plan, pool, 1, args.repeats)
-            times[f"pool_{workers}_batched"] = timed_sweep(plan, pool, None, args.repeats)
-    if args.process_runs > 0:
-        best = min(process_per_run(plan, 2, args.process_runs) for _ in range(args.repeats))
-        times["process_per_run_2_at_a_time (scaled)"] = best * n
+    # Every executor started and warmed first, then the configurations taken
+    # in turn, repeat after repeat: a burst of load from elsewhere on a
+    # shared machine then hits one repeat of each, not all repeats of one.
+    executors = {"pool_1": LocalPool(1), "pool_2": LocalPool(2)}
     if not args.no_dask:
-        with DaskExecutor("local", 2) as dask:
-            warm(dask, plan)
-            times["dask_2_per_run"] = timed_sweep(plan, dask, 1, args.repeats)
-            times["dask_2_batched"] = timed_sweep(plan, dask, None, args.repeats)
+        executors["dask_2"] = DaskExecutor("local", 2)
+    try:
+        for executor in executors.values():
+            warm(executor, plan)
+        times: dict[str, float] = {}
+        for _ in range(args.repeats):
+            for name, executor in executors.items():
+                for label, size in (("per_run", 1), ("batched", None)):
+                    key = f"{name}_{label}"
+                    times[key] = min(times.get(key, math.inf), timed_sweep(plan, executor, size, 1))
+            if args.process_runs > 0:
+                key = "process_per_run_2_at_a_time (scaled)"
+                wall = process_per_run(plan, 2, args.process_runs) * n
+                times[key] = min(times.get(key, math.inf), wall)
+    finally:
+        for executor in executors.values():
+            executor.shutdown()
 
     print(f"\n{'configuration':<38} {'wall s':>8} {'runs/s':>8} {'ms/run':>8}")
     for key, wall in times.items():

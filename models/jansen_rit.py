@@ -142,9 +142,12 @@ class JansenRit(NumbaModel):
         "e0": Parameter(2.5, "1/s", "half the maximal firing rate", _JR, positive=True),
         "v0": Parameter(6.0, "mV", "potential at half the maximal rate", _JR),
         "r": Parameter(0.56, "1/mV", "sigmoid steepness", _JR, positive=True),
-        "p_mean": Parameter(220.0, "pulses/s", "mean input from other areas", _JR),
+        "p_mean": Parameter(220.0, "pulses/s", "mean input from other areas", _JR, minimum=0),
         "p_std": Parameter(
-            57.7, "pulses/s", "input standard deviation (uniform 120-320 in the paper)", _JR,
+            57.7,
+            "pulses/s",
+            "input standard deviation (uniform 120-320 in the paper)",
+            _JR,
             minimum=0,
         ),
         "p_hold_s": Parameter(

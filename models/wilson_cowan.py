@@ -18,8 +18,9 @@ are the refractory factors of the paper (dimensionless). Integration is by
 Heun's method with step ``dt`` (second order: the Euler method at
 ``dt = 0.1`` ms would run the 20 Hz cycle below at 19 Hz); optional additive
 white noise (``sigma_E``, ``sigma_I``, in 1/sqrt(s), stochastic Heun) is
-drawn from each instance's own seeded stream. The initial state is the resting state ``E = I = u = 0``; to
-start elsewhere, set ``model.state["x"][:, 0]`` (E) and ``[:, 1]`` (I) after
+drawn from each instance's own seeded stream. The initial state is the
+resting state ``E = I = u = 0``; to start elsewhere, set
+``model.state["x"][:, 0]`` (E) and ``[:, 1]`` (I) after
 :meth:`~closedloop.model.NumbaModel.reset`.
 
 Stimulation
@@ -36,8 +37,9 @@ brief excitation followed by a longer-lasting inhibition (Chung & Ferster
 current) adds 7.8 input units to ``I`` and 2 to ``E``.
 
 That inhibitory bias is what lets an excitatory device switch the
-``bistable`` regime from its high state to its low one: a burst of 50 ms or
-more raises ``I`` (slow there, ``tau_I = 2 tau_E``), ``E`` falls below the
+``bistable`` regime from its high state to its low one: a burst of a few
+tens of ms (50 ms in the tests) raises ``I`` (slow there,
+``tau_I = 2 tau_E``), ``E`` falls below the
 saddle's stable manifold, and when the burst ends the inhibition decays
 more slowly than ``E`` can recover, so the population settles in the low
 state. The same burst given in the low state leaves it there. A burst that
@@ -46,8 +48,7 @@ recruited only ``E`` would instead hold the high state.
 Signal
 ------
 ``E``, the excitatory activity (dimensionless, proportion of E cells active
-per unit time relative to rest): the population that dominates the field
-potential.
+per unit time relative to rest), taken here as the field-potential proxy.
 
 Regimes
 -------
@@ -73,7 +74,7 @@ Regimes
     nodes, ``E = 0.035`` and ``E = 0.364``, either side of a saddle at
     ``E = 0.167``) and ``tau_I = 20`` ms with ``tau_E = 10`` ms. White noise
     ``sigma_E = 0.2`` 1/sqrt(s) switches the population between them: mean
-    dwell about 1.7 s in the low (healthy) state and 2.7 s in the high
+    dwell about 1.7 s in the low (healthy) state and 2.9 s in the high
     (pathological) one, so that without stimulation it spends about 60 % of
     the time in the high state (estimated here from 100 instances x 40 s).
 
@@ -144,9 +145,7 @@ class WilsonCowan(NumbaModel):
         "Q": Parameter(0.0, "1", "external input to I", _WC),
         "sigma_E": Parameter(0.0, "1/sqrt(s)", "E noise intensity", _HERE, minimum=0),
         "sigma_I": Parameter(0.0, "1/sqrt(s)", "I noise intensity", _HERE, minimum=0),
-        "g_E": Parameter(
-            50.0, "1/mA", "E input per mA of mean cathodic current", _HERE, minimum=0
-        ),
+        "g_E": Parameter(50.0, "1/mA", "E input per mA of mean cathodic current", _HERE, minimum=0),
         "g_I": Parameter(
             200.0, "1/mA", "I input per mA of mean cathodic current", _HERE, minimum=0
         ),

@@ -327,7 +327,7 @@ def test_one_worker_and_two_workers_give_bit_identical_results(reference, tmp_pa
     assert entry["wall_s"] > 0
 
 
-def test_sigkill_partway_then_rerun_equals_an_uninterrupted_sweep(reference, tmp_path):
+def test_sigkill_partway_then_rerun_equals_an_uninterrupted_sweep(reference, tmp_path, capsys):
     config, ref_out = reference
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "closedloop.cli", "sweep", str(config), "--out", str(out),
@@ -347,9 +347,9 @@ def test_sigkill_partway_then_rerun_equals_an_uninterrupted_sweep(reference, tmp
     for name in done:  # what is there is complete
         assert load_run(out / "runs" / name).status == "complete"
 
-    rerun = subprocess.run(cmd, capture_output=True, text=True)
-    assert rerun.returncode == 0, rerun.stderr
-    assert f"{len(done)} already done, {N_RUNS - len(done)} to run" in rerun.stderr
+    # Run again (with two workers and batches, which must not matter).
+    assert main(["sweep", str(config), "--out", str(out), "--workers", "2", "--no-progress"]) == 0
+    assert f"{len(done)} already done, {N_RUNS - len(done)} to run" in capsys.readouterr().err
     assert_only_complete_files(out)
     table = summary_without_wall_time(out)
     assert len(set(table["run_id"])) == N_RUNS

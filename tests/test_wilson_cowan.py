@@ -40,9 +40,7 @@ def _fixed_point(model, guess):
     for j in range(2):
         d = np.zeros(2)
         d[j] = 1e-7
-        jac[:, j] = (
-            np.subtract(f(0, [*(point + d), 0.0])[:2], f(0, [*(point - d), 0.0])[:2]) / 2e-7
-        )
+        jac[:, j] = np.subtract(f(0, [*(point + d), 0.0])[:2], f(0, [*(point - d), 0.0])[:2]) / 2e-7
     return point, np.linalg.eigvals(jac)
 
 
@@ -139,7 +137,7 @@ def _in_high_state(e, low=0.12, high=0.25):
 def test_noise_switches_between_the_states_both_ways():
     # At the documented noise level (sigma_E = 0.2 / sqrt(s)) a seeded batch of
     # 8 instances x 20 s switches many times each way and spends roughly 60 %
-    # of the time in the high state (dwells of about 1.7 s low, 2.7 s high).
+    # of the time in the high state (dwells of about 1.7 s low, 2.9 s high).
     model = WilsonCowan(dt_s=DT, n=8, regime="bistable")
     model.reset(2024)
     high = _in_high_state(model.advance(200000)[:, ::10])

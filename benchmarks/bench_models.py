@@ -1,0 +1,238 @@
+"""Speed of every built-in model: threads scaling and first-call compile/load time.
+
+For each model in :data:`closedloop.models.BUILTIN_MODELS` (default regime,
+default ``dt_s``), in one run:
+
+* batch throughput, in instance-seconds simulated per wall second, of
+  ``advance`` on a batch of ``n = 256`` instances (the parallel kernel) with
+  ``numba.set_num_threads(1)`` and with 2 threads, measured interleaved and
+  reported as the best of ``--repeats`` runs each (interference on a shared
+  machine only ever slows a run down), with their ratio (target: at least
+  1.7 on 2 cores);
+* the time of the first ``advance`` call and of the first three closed-loop
+  periods (controller in Python, as a user's own controller runs), each in
+  a fresh Python process, twice: the first process starts from an empty
+  kernel cache and compiles, the second loads what the first wrote to disk
+  (target: under 1 s). Imports are not counted.
+
+Run::
+
+    python benchmarks/bench_models.py [--json bench_models.json] [--quick] [--models a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numba
+import numpy as np
+
+N_BATCH = 256
+#: Wall time each throughput repeat aims at, s (``--quick``: a quarter).
+REPEAT_WALL_S = 1.0
+TARGET_RATIO = 1.7
+TARGET_LOAD_S = 1.0
+#: Control period of the closed-loop first call, s.
+PERIOD_S = 0.02
+
+
+def _model(cls, n: int):
+    """The model with its own default ``dt_s`` and regime, reset."""
+    model = cls(n=n)
+    model.reset(0)
+    return model
+
+
+def throughput(cls, repeats: int, wall_s: float) -> dict:
+    """Best-of-``repeats`` instance-seconds per wall second with 1 and 2 threads.
+
+    Times the parallel ``advance`` kernel itself on preallocated arrays (what
+    ``model.advance`` runs for ``n >= 32``), so that allocating and
+    page-faulting fresh output arrays, which does not scale with threads, is
+    left out.
+    """
+    model = _model(cls, N_BATCH)
+    model.advance(10)  # compile or load before timing
+    chunk = max(1, int(round(0.1 / model.dt_s)))  # 0.1 s pieces: bounded memory
+    drive = np.zeros((N_BATCH, chunk))
+    out = np.zeros((N_BATCH, chunk))
+    kernel = model._advance_parallel
+    state = model.kernel_state()
+
+    def run(n_chunks: int) -> float:
+        t = time.perf_counter()
+        for _ in range(n_chunks):
+            kernel(chunk, model.step_, model.dt_s, state, drive, out)
+            model.step_ += chunk
+        return time.perf_counter() - t
+
+    # Size the runs from a probe so that each repeat takes about wall_s.
+    n_chunks = max(1, int(round(wall_s / max(run(1), 1e-6))))
+    seconds = n_chunks * chunk * model.dt_s
+    best = {1: 0.0, 2: 0.0}
+    previous = numba.get_num_threads()
+    try:
+        for _ in range(repeats):
+            for threads in (1, 2):  # interleaved: slow drifts hit both alike
+                numba.set_num_threads(threads)
+                best[threads] = max(best[threads], N_BATCH * seconds / run(n_chunks))
+    finally:
+        numba.set_num_threads(previous)
+    return {
+        "dt_s": model.dt_s,
+        "regime": model.regime,
+        "simulated_s_per_repeat": seconds,
+        "threads_1_instance_s_per_s": best[1],
+        "threads_2_instance_s_per_s": best[2],
+        "ratio_2_over_1": best[2] / best[1],
+    }
+
+
+def first_calls(name: str) -> dict:
+    """Child process: time the first advance and the first closed-loop periods."""
+    from closedloop.controllers import OpenLoop
+    from closedloop.device import Device
+    from closedloop.loop import ClosedLoop
+    from closedloop.models import BUILTIN_MODELS
+    from closedloop.sensing import SensingChain
+
+    cls = BUILTIN_MODELS[name]
+    model = _model(cls, N_BATCH)
+    t = time.perf_counter()
+    model.advance(10)
+    advance_s = time.perf_counter() - t
+
+    loop_model = cls(n=N_BATCH)
+    steps_per_ms = max(1, int(round(1e-3 / loop_model.dt_s)))
+    rate_hz = 1.0 / (steps_per_ms * loop_model.dt_s)
+    loop = ClosedLoop(
+        loop_model,
+        SensingChain(rate_hz=rate_hz, band_hz=(13.0, 30.0)),
+        Device(),
+        OpenLoop(amplitude_ma=1.0),
+        control_period_s=PERIOD_S,
+        engine="python",
+    )
+    loop.reset()
+    t = time.perf_counter()
+    loop.run(3 * PERIOD_S)  # argument types settle once the controller has answered
+    periods_s = time.perf_counter() - t
+    return {"advance_s": advance_s, "closed_loop_3_periods_s": periods_s}
+
+
+def _child(name: str, cache: str) -> dict:
+    env = dict(os.environ, CLOSEDLOOP_NUMBA_CACHE=cache)
+    env.pop("NUMBA_CACHE_DIR", None)
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--child", name],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"first-call child for {name!r} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compile_and_load(name: str) -> dict:
+    """First-call times in a fresh process with an empty cache, then in one that loads it."""
+    with tempfile.TemporaryDirectory(prefix="closedloop-bench-cache-") as cache:
+        compiled = _child(name, cache)
+        loaded = _child(name, cache)
+    return {"compile": compiled, "cached": loaded}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", default="bench_models.json", help="where to write the figures")
+    ap.add_argument("--quick", action="store_true", help="shorter, fewer runs (noisier)")
+    ap.add_argument("--repeats", type=int, default=None, help="best of this many (default 5)")
+    ap.add_argument("--models", default="", help="comma-separated subset of the registry")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child is not None:
+        print(json.dumps(first_calls(args.child)))
+        return
+
+    from closedloop.models import BUILTIN_MODELS
+
+    names = [m for m in args.models.split(",") if m] or list(BUILTIN_MODELS)
+    unknown = sorted(set(names) - set(BUILTIN_MODELS))
+    if unknown:
+        ap.error(f"unknown model(s) {unknown}; known: {sorted(BUILTIN_MODELS)}")
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        ap.error("needs at least 2 Numba threads (NUMBA_NUM_THREADS)")
+    repeats = args.repeats or (3 if args.quick else 5)
+    wall_s = REPEAT_WALL_S * (0.25 if args.quick else 1.0)
+    # Other processes on the machine take cores from the 2-thread runs: say how busy it was.
+    load_start = os.getloadavg()[0]
+    rows = []
+    for name in names:
+        row = {"model": name, "n": N_BATCH}
+        row.update(throughput(BUILTIN_MODELS[name], repeats, wall_s))
+        row.update(first_call=compile_and_load(name))
+        rows.append(row)
+        print(f"measured {name}", file=sys.stderr, flush=True)
+
+    head = (
+        f"{'model':<14} {'dt ms':>6} {'1 thread x RT':>14} {'2 threads x RT':>15} {'ratio':>6}"
+        f" {'compile s':>10} {'cached s':>9} {'loop compile s':>15} {'loop cached s':>14}"
+    )
+    print(head)
+    for r in rows:
+        fc = r["first_call"]
+        print(
+            f"{r['model']:<14} {r['dt_s'] * 1e3:>6.2g} {r['threads_1_instance_s_per_s']:>14.0f}"
+            f" {r['threads_2_instance_s_per_s']:>15.0f} {r['ratio_2_over_1']:>6.2f}"
+            f" {fc['compile']['advance_s']:>10.2f} {fc['cached']['advance_s']:>9.3f}"
+            f" {fc['compile']['closed_loop_3_periods_s']:>15.2f}"
+            f" {fc['cached']['closed_loop_3_periods_s']:>14.3f}"
+        )
+    print(
+        f"x RT: instance-seconds simulated per wall second, n = {N_BATCH}, best of {repeats}; "
+        f"ratio: 2 threads / 1 thread (target >= {TARGET_RATIO})."
+    )
+    print(
+        "compile / cached: first advance() call in a fresh process with an empty kernel "
+        "cache, then in one loading it from disk (target cached < "
+        f"{TARGET_LOAD_S:g} s); loop: the first {3} closed-loop periods (Python controller)."
+    )
+    load_end = os.getloadavg()[0]
+    print(
+        f"load average (1 min) {load_start:.1f} at start, {load_end:.1f} at end, on "
+        f"{os.cpu_count()} CPUs: above about {os.cpu_count() - 1} other work competes with "
+        "the 2-thread runs."
+    )
+    slow = [r["model"] for r in rows if r["ratio_2_over_1"] < TARGET_RATIO]
+    heavy = [r["model"] for r in rows if max(r["first_call"]["cached"].values()) >= TARGET_LOAD_S]
+    if slow:
+        print(f"below the {TARGET_RATIO}x thread target: {', '.join(slow)}")
+    if heavy:
+        print(f"cached first call not under {TARGET_LOAD_S:g} s: {', '.join(heavy)}")
+    record = {
+        "benchmark": "bench_models",
+        "machine": platform.platform(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "numba": numba.__version__,
+        "numpy": np.__version__,
+        "repeats": repeats,
+        "load_average_1min": {"start": load_start, "end": load_end},
+        "targets": {"ratio_2_over_1": TARGET_RATIO, "cached_first_call_s": TARGET_LOAD_S},
+        "rows": rows,
+    }
+    with open(args.json, "w") as fh:
+        json.dump(record, fh, indent=2)
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""State kicks: the controller's logic, the mechanism, and the closed loop on bistable WC."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from closedloop.cli import main
+from closedloop.conformance import check_controller
+from closedloop.controllers import BUILTIN_CONTROLLERS, OpenLoop, StateKick
+from closedloop.device import Device
+from closedloop.loop import ClosedLoop
+from closedloop.models import WilsonCowan
+from closedloop.recording import load_run
+from closedloop.sensing import SensingChain
+
+DT = 1e-4
+EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "wc_bistable_kick.yaml"
+LOW_E, HIGH_E = 0.035, 0.364  # the bistable regime's stable states (tests/test_wilson_cowan.py)
+
+
+def test_registered_and_conforms():
+    assert BUILTIN_CONTROLLERS["state_kick"] is StateKick
+    check_controller(StateKick)
+    check_controller(StateKick(feature="biomarker", dwell_s=0.0, refractory_s=0.0))
+
+
+def _amplitudes(controller, values, period=0.01, feature="signal"):
+    values = np.asarray(values, dtype=float)
+    controller.reset(values.shape[1], np.random.default_rng(0))
+    return np.array(
+        [
+            controller.update(period * (k + 1), {feature: row})["amplitude_ma"]
+            for k, row in enumerate(values)
+        ]
+    )
+
+
+def test_dwell_kick_duration_and_refractory_per_instance():
+    c = StateKick(threshold=0.2, dwell_s=0.02, kick_duration_s=0.03, refractory_s=0.05)
+    high, low = 0.3, 0.0
+    values = np.array(
+        [
+            # instance 0: always high; 1: a 10 ms blip, too short; 2: high from period 4
+            [high, high, low],
+            [high, low, low],
+            [high, low, low],
+            [high, low, high],
+            [high, low, high],
+            [high, low, high],
+        ]
+        + [[high, low, high]] * 8
+    )
+    amp = _amplitudes(c, values)
+    # Instance 0: kicked at the 2nd period (20 ms above) for 3 periods, then
+    # refractory for 50 ms after the kick ends (t = 0.05 s), kicked again at 0.10 s.
+    np.testing.assert_array_equal(amp[:, 0], [0, 3, 3, 3, 0, 0, 0, 0, 0, 3, 3, 3, 0, 0])
+    assert not amp[:, 1].any()
+    # Instance 2 is on its own clock: above from t = 0.04 s, kicked at 0.05 s
+    # and again once refractory, at 0.13 s.
+    np.testing.assert_array_equal(amp[:, 2], [0, 0, 0, 0, 3, 3, 3, 0, 0, 0, 0, 0, 3, 3])
+    np.testing.assert_array_equal(c.n_kicks_, [2, 0, 2])
+
+
+def test_nan_counts_as_below_and_start_s_holds_kicks_back():
+    c = StateKick(threshold=0.2, dwell_s=0.0, kick_duration_s=0.01, start_s=0.05)
+    amp = _amplitudes(c, [[np.nan, 0.3]] * 8)
+    assert not amp[:, 0].any()
+    np.testing.assert_array_equal(amp[:, 1], [0, 0, 0, 0, 3, 0, 0, 0])  # first at t = 0.05 s
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"feature": "beta"}, "feature"),
+        ({"dwell_s": -0.01}, "dwell_s"),
+        ({"kick_duration_s": 0.0}, "kick_duration_s"),
+        ({"amplitude_ma": float("nan")}, "amplitude_ma"),
+        ({"refractory_s": -1.0}, "refractory_s"),
+    ],
+)
+def test_bad_parameters_are_refused_with_their_name(params, message):
+    with pytest.raises(ValueError, match=message):
+        StateKick(**params).reset(2, np.random.default_rng(0))
+
+
+def _burst(n_steps, start_s, duration_s, amplitude_ma=3.0, frequency_hz=130.0, width_s=100e-6):
+    """Mean cathodic current per step of a pulse burst (what the device sends)."""
+    drive = np.zeros(n_steps)
+    for onset in np.arange(start_s, start_s + duration_s - 1e-12, 1.0 / frequency_hz):
+        k = int(onset / DT + 1e-9)
+        covered = min(width_s, (k + 1) * DT - onset)
+        drive[k] += amplitude_ma * covered / DT
+        drive[k + 1] += amplitude_ma * (width_s - covered) / DT
+    return drive
+
+
+def test_a_burst_ends_the_high_state_through_inhibition_and_spares_the_low_one():
+    # Deterministic: the two states and a 50 ms, 3 mA, 130 Hz burst. Row 2
+    # recruits only E (g_I = 0): then the burst cannot end the high state,
+    # which is why the model lets stimulation recruit I.
+    model = WilsonCowan(
+        dt_s=DT,
+        n=3,
+        regime="bistable",
+        params={"sigma_E": 0.0, "g_I": [200.0, 200.0, 0.0]},
+    )
+    model.reset(0)
+    model.state["x"][:, :2] = [[0.5, 0.2], [0.0, 0.0], [0.5, 0.2]]
+    model.advance(3000)  # settle in each state
+    assert model.state["x"][:, 0] == pytest.approx([HIGH_E, LOW_E, HIGH_E], abs=1e-3)
+    drive = np.tile(_burst(5000, 0.05, 0.05), (3, 1))
+    e = model.advance(5000, drive)
+    assert e[:, -1] == pytest.approx([LOW_E, LOW_E, HIGH_E], abs=1e-3)
+
+
+def test_closed_loop_returns_instances_to_low_state_and_cuts_time_in_high_state():
+    n = 8
+    runs = {}
+    for label, controller in (
+        ("kick", StateKick(threshold=0.2, dwell_s=0.02, kick_duration_s=0.05)),
+        ("none", OpenLoop(amplitude_ma=0.0)),
+    ):
+        loop = ClosedLoop(
+            WilsonCowan(dt_s=DT, n=n, regime="bistable"),
+            SensingChain(band_hz=(0.5, 20.0), features=("signal",)),
+            Device(ramp_rate_ma_per_s=1000.0),
+            controller,
+            control_period_s=0.01,
+            seed=3,  # the same model noise for both
+        )
+        loop.reset()
+        loop.model.state["x"][:, :2] = (HIGH_E, 0.175)  # every instance starts pathological
+        chunks: list[np.ndarray] = []
+
+        def keep(t0, data, chunks=chunks):
+            chunks.append(data["lfp"].copy())
+
+        loop.run(10.0, on_chunk=keep)
+        runs[label] = np.hstack(chunks)  # E at 1 kHz
+    # Kicked back to the low state within 100 ms (20 ms dwell + 50 ms kick + settling).
+    assert np.all(runs["kick"][:, 100] < 0.12)
+    assert np.all(runs["none"][:, 100] > 0.25)
+    frac = {k: np.mean(v > 0.2) for k, v in runs.items()}
+    assert frac["none"] > 0.4
+    assert frac["kick"] < 0.1 * frac["none"], frac
+
+
+def test_experiment_runs_and_shows_kicks(tmp_path):
+    code = main(
+        [
+            "run",
+            str(EXPERIMENT),
+            "--out",
+            str(tmp_path),
+            "--set",
+            "duration_s=6.0",
+            "--set",
+            "controller.params.start_s=2.0",
+        ]
+    )
+    assert code == 0
+    run = load_run(tmp_path / "wc_bistable_kick.h5")
+    assert run.status == "complete"
+    assert (tmp_path / "wc_bistable_kick.png").stat().st_size > 10_000
+    amp = run.timeseries["amplitude"][0]
+    on = np.flatnonzero(amp > 0)
+    assert on.size and on[0] >= 200  # kicks, none before start_s = 2 s (200 periods)
+    assert run.metrics["time_on_fraction"][0] < 0.1
