@@ -16,6 +16,8 @@ each, no figures) is run to completion in fresh directories by:
 Executors are started and warmed (kernels loaded) before timing; each figure
 is the best of ``--repeats`` sweeps, the configurations taken in turn within
 each repeat (the machine is shared; interference only slows a sweep down).
+Beside wall time it reports the CPU time the sweep process and its workers
+used per run (Linux), which load from other processes disturbs far less.
 Prints a table and writes a JSON record. Run::
 
     python benchmarks/bench_sweep.py [--json bench_sweep.json] [--runs 200] [--repeats 3]
@@ -27,6 +29,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import platform
 import shutil
 import subprocess
@@ -62,19 +65,42 @@ def plan_of(n_runs: int, duration_s: float):
     return plan
 
 
-def timed_sweep(plan, executor, batch_size: int | None, repeats: int) -> float:
-    """Best wall time (s) of ``repeats`` complete sweeps into fresh directories."""
-    best = math.inf
+def _process_cpu_s(pid: int) -> float:
+    """CPU time (user + system, s) a process has used so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _worker_pids(executor) -> list[int]:
+    if isinstance(executor, LocalPool):
+        return [w.process.pid for w in executor._pool]
+    return list(executor.client.run(os.getpid).values())
+
+
+def _cpu_s(pids: list[int]) -> float:
+    return sum(_process_cpu_s(pid) for pid in [os.getpid(), *pids])
+
+
+def timed_sweep(plan, executor, batch_size: int | None, repeats: int) -> tuple[float, float]:
+    """Best wall time (s) of ``repeats`` complete sweeps into fresh directories,
+    and the CPU time (s) this process and the workers used for it."""
+    best = (math.inf, math.inf)
+    pids = _worker_pids(executor)
     for _ in range(repeats):
         out = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
         try:
+            cpu = _cpu_s(pids)
             t = time.perf_counter()
             result = run_sweep(plan, out, executor, batch_size=batch_size, log=lambda m: None)
             wall = time.perf_counter() - t
+            cpu = _cpu_s(pids) - cpu
             assert result.ok, result.failures
         finally:
             shutil.rmtree(out, ignore_errors=True)
-        best = min(best, wall)
+        best = min(best, (wall, cpu))
     return best
 
 
@@ -151,11 +177,14 @@ def main() -> None:
         for executor in executors.values():
             warm(executor, plan)
         times: dict[str, float] = {}
+        cpu: dict[str, float] = {}
         for _ in range(args.repeats):
             for name, executor in executors.items():
                 for label, size in (("per_run", 1), ("batched", None)):
                     key = f"{name}_{label}"
-                    times[key] = min(times.get(key, math.inf), timed_sweep(plan, executor, size, 1))
+                    wall, cpu_s = timed_sweep(plan, executor, size, 1)
+                    times[key] = min(times.get(key, math.inf), wall)
+                    cpu[key] = min(cpu.get(key, math.inf), cpu_s)
             if args.process_runs > 0:
                 key = "process_per_run_2_at_a_time (scaled)"
                 wall = process_per_run(plan, 2, args.process_runs) * n
@@ -164,9 +193,10 @@ def main() -> None:
         for executor in executors.values():
             executor.shutdown()
 
-    print(f"\n{'configuration':<38} {'wall s':>8} {'runs/s':>8} {'ms/run':>8}")
+    print(f"\n{'configuration':<38} {'wall s':>8} {'runs/s':>8} {'ms/run':>8} {'cpu ms/run':>11}")
     for key, wall in times.items():
-        print(f"{key:<38} {wall:>8.2f} {n / wall:>8.1f} {1e3 * wall / n:>8.1f}")
+        used = f"{1e3 * cpu[key] / n:>11.1f}" if key in cpu else f"{'':>11}"
+        print(f"{key:<38} {wall:>8.2f} {n / wall:>8.1f} {1e3 * wall / n:>8.1f} {used}")
     ratios = {
         "workers_2_over_1_per_run": times["pool_1_per_run"] / times["pool_2_per_run"],
         "workers_2_over_1_batched": times["pool_1_batched"] / times["pool_2_batched"],
@@ -186,6 +216,8 @@ def main() -> None:
         ratios["dask_overhead_ms_per_run"] = 1e3 * (
             (times["dask_2_per_run"] - times["pool_2_per_run"]) / n * 2
         )
+        ratios["dask_over_pool_cpu_per_run"] = cpu["dask_2_per_run"] / cpu["pool_2_per_run"]
+    ratios["batched_over_per_run_cpu"] = cpu["pool_2_per_run"] / cpu["pool_2_batched"]
     print()
     targets = {
         "workers_2_over_1_per_run": "target >= 1.8",
@@ -202,6 +234,7 @@ def main() -> None:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "wall_s": times,
+        "cpu_s": cpu,
         "ratios": ratios,
     }
     with open(args.json, "w") as fh:

@@ -169,7 +169,8 @@ def batched_loop(exps: Sequence[Any]) -> Any:
         key: np.concatenate([exp.loop.model.param_values[key] for exp in exps])
         for key in model0.param_values
     }
-    model = type(model0)(dt_s=model0.dt_s, n=sum(sizes), params=params, regime=None)
+    # like() carries settings outside the parameters (and refuses what it cannot).
+    model = model0.like(n=sum(sizes), params=params)
     stack = ControllerStack([exp.loop.controller for exp in exps], sizes)
     extra = {"engine": loop0.engine} if hasattr(loop0, "engine") else {}
     loop = ClosedLoop(

@@ -324,7 +324,8 @@ def _operation(
     ``out_col`` at the sensing rate, ``per_col`` at the control rate) and a
     compiled controller's command queued for step ``step + latency``. With
     ``fill``, ``command`` is queued (from ``effective`` on, if not negative)
-    and the device fills the ``spp`` steps from ``step`` into ``ring``.
+    and the device fills the ``spp`` steps from ``step`` into the flat
+    ``ring`` (row ``step % spp``, column ``instance``).
     """
     lfp_out, sensed_out, base_out, rate_out, per_period, art, net, drive = io
     n_tot = buf.shape[1]
@@ -371,7 +372,7 @@ def _operation(
         for i in range(n_loop):
             device_fill(i, spp, step, dt, device, drive, net)
             for j in range(spp):
-                ring[(ring_offset + j) % spp, i] = drive[i, j]
+                ring[((ring_offset + j) % spp) * n_tot + i] = drive[i, j]
 
 
 def _entry_point(dispatcher: Any, args: tuple) -> Any:
@@ -589,8 +590,9 @@ class BrianLoop:
         _set_dt(self.dt_s)
         brian2.seed(self.brian_seed)
         n_tot, spp = self.n_total, self.steps_per_period
-        self._ring = np.zeros((spp, n_tot))
-        stim = StimulationInput("ring", ring=self._ring, dt=self.dt_s * second)
+        stim = StimulationInput("ring", steps=spp, columns=n_tot, dt_s=self.dt_s)
+        self._ring = stim.ring
+        self._n_columns = n_tot
         net = self.model.build(self._build_context(stim))
         sample_dt = self.sample_s * second
         self._check_clocks(net)
@@ -780,9 +782,9 @@ class BrianLoop:
             np.zeros((n, spp)),  # net current per step
             np.zeros((n, spp)),  # cathodic drive per step
         )
+        self._sensing_tuple = self.sensing_state.as_tuple()
         self._new_chunk_buffers()
         self._call = None
-        self._spike_t0 = self._net.t_
 
     def _new_chunk_buffers(self) -> None:
         n, m, f = self.n, self.samples_per_period, len(self.sensing.features)
@@ -795,6 +797,7 @@ class BrianLoop:
             np.full((len(self._source_names), n, m * size), np.nan),
             np.full((n, FIRST_FEATURE_ROW + f, size), np.nan),
         )
+        self._io = (*self._chunk, *self._scratch)
 
     def _on_sample(self) -> None:
         """The network operation: runs at every sensing sample (see the module notes)."""
@@ -820,8 +823,7 @@ class BrianLoop:
         spp = self.steps_per_period
         chunk_col = (period_index - self._chunk_start) if end else 0
         step_end = (period_index + 1) * spp if end else (self._first_period + q // m) * spp
-        lfp, sensed, base, rates, per_period = self._chunk
-        io = (lfp, sensed, base, rates, per_period, *self._scratch)
+        per_period = self._chunk[4]
         args = (
             take,
             self._cums,
@@ -837,8 +839,8 @@ class BrianLoop:
             step_end,
             self.dt_s,
             self.device_state,
-            self.sensing_state.as_tuple(),
-            io,
+            self._sensing_tuple,
+            self._io,
             chunk_col * m,
             chunk_col,
             self._program_tuple,
@@ -869,12 +871,14 @@ class BrianLoop:
                 _checked(out, self._keys[3], self._no_trigger, shape),
             )
             if fill:
+                # Only the fill now: the sample was taken and the period ended.
                 args = (
-                    *args[:7],
+                    False,
+                    *args[1:7],
                     False,
                     *args[8:21],
                     True,
-                    *args[22:26],
+                    *args[22:25],
                     self._command,
                     step_end + self.latency_steps,
                 )
@@ -1009,8 +1013,8 @@ class OpenLoopRunner:
         _set_dt(model.dt_s)
         brian2.seed(brian_seed)
         n = model.n
-        self._ring = np.zeros((self.BLOCK, n))
-        stim = StimulationInput("ring", ring=self._ring, dt=model.dt_s * second)
+        stim = StimulationInput("ring", steps=self.BLOCK, columns=n, dt_s=model.dt_s)
+        self._ring = stim.view()
         ctx = BuildContext(
             n=n,
             rngs=[np.random.default_rng(s) for s in seeds],

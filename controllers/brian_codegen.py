@@ -656,7 +656,7 @@ def run_standalone(
         extra, holder = _probe(net.signal, n_tot, sample_dt, "signal")
         objects += extra
         var = "cum" if extra else net.signal.variable
-        cl.cum_src = linked_var(holder, var, index=np.arange(n_tot, dtype=np.int32))
+        cl.cum_src = linked_var(holder, var, index=np.arange(n_tot, dtype=np.int64))
         cl.cl_scale_per_s = net.signal.scale / loop.sample_s
         rate_mons = {}
         if loop.record_rates:
@@ -731,6 +731,7 @@ def run_standalone(
                 mon.active = True
         # One step more, so that the ticks at the end of the last period fire.
         network.run((n_periods * spp + 1) * dt_s * second, namespace=dict(net.namespace))
+        loop.build_directory_ = build.directory
         loop.compile_s_, loop.run_wall_s_ = build()
         lfp_all = np.array(sample_mon.variables["lfp_x"].get_value()).T  # (n_tot, ticks)
         sensed = np.array(sample_mon.variables["sensed_v"].get_value()).T[:n]
@@ -775,6 +776,11 @@ def run_standalone(
         )
         queue_push(dev, command, (k + 1) * spp + loop.latency_steps)
     record[:, 0, :] = ctrl["env"]
+    loop.commands_ = {
+        "amplitude_ma": ctrl["cmd_amp"],
+        "frequency_hz": ctrl["cmd_freq"],
+        "pulse_width_us": ctrl["cmd_pw"],
+    }
     loop.device_mismatch_ma_ = float(np.max(np.abs(record[:, 1, :] - ctrl["rec_amp"]), initial=0.0))
     if loop.device_mismatch_ma_ > 1e-6:
         warnings.warn(

@@ -85,43 +85,60 @@ class StimulationInput:
     Parameters
     ----------
     kind : {"ring", "linked", "zero"}
-        ``"ring"``: the drive of the current control period is a 2-D
-        :class:`brian2.TimedArray` of shape ``(steps, instances)`` indexed by
-        ``t_in_timesteps % steps``, which the loop's network operation
-        rewrites in place once per period (runtime targets). ``"linked"``: a
-        linked variable reading variable ``drive`` of ``source``, one row per
+        ``"ring"``: the drive of the current control period, ``steps`` rows of
+        ``columns`` instances, lives in a flat ring buffer read through a 1-D
+        :class:`brian2.TimedArray` at index ``(t_in_timesteps % steps) *
+        columns + cl_instance``; the loop's network operation rewrites it in
+        place once per period (runtime targets). ``"linked"``: a linked
+        variable reading variable ``drive`` of ``source``, one row per
         instance (the device runs as generated code, ``cpp_standalone``).
         ``"zero"``: no stimulation.
-    ring : ndarray, shape (steps, instances), optional
-        The ring buffer (``"ring"``); written in place, never replaced.
+    steps, columns : int
+        Shape of the ring (``"ring"``): steps per period and instances.
     source : brian2.NeuronGroup, optional
         Group holding ``drive`` (``"linked"``).
-    dt : brian2.Quantity, optional
-        Integration step of the ring (``"ring"``).
+    dt_s : float
+        Integration step, s (``"ring"``).
+
+    Attributes
+    ----------
+    ring : ndarray, shape (L,)
+        The ring buffer (``"ring"``), ``L`` a power of two of at least 65,536
+        entries: the generated code depends on ``L`` and on ``dt_s`` only,
+        not on the period or the batch size (``steps`` and ``columns`` are
+        namespace constants), so Brian2's compiled-code cache serves every
+        configuration.
     """
 
     def __init__(
         self,
         kind: str,
         *,
-        ring: np.ndarray | None = None,
+        steps: int = 1,
+        columns: int = 1,
         source: Any = None,
-        dt: Any = None,
+        dt_s: float = 1e-4,
     ) -> None:
         if kind not in ("ring", "linked", "zero"):
             raise ValueError(f"StimulationInput kind must be ring, linked or zero, got {kind!r}")
         self.kind = kind
-        self.ring = ring
+        self.steps = int(steps)
+        self.columns = int(columns)
         self.source = source
         self._function = None
+        self.ring = np.zeros(0)
         if kind == "ring":
-            from brian2 import TimedArray
+            from brian2 import TimedArray, second
 
-            if ring is None or ring.ndim != 2 or not ring.flags.c_contiguous:
-                raise ValueError("a ring StimulationInput needs a C-contiguous 2-D ring array")
+            size = max(1 << 16, 1 << int(np.ceil(np.log2(max(1, self.steps * self.columns)))))
+            self.ring = np.zeros(size)
             # The TimedArray keeps a view of ``ring``: rewriting it in place
             # changes what the generated code reads (checked by the tests).
-            self._function = TimedArray(ring, dt=dt, name="cl_drive")
+            self._function = TimedArray(self.ring, dt=dt_s * second, name="cl_drive")
+
+    def view(self) -> np.ndarray:
+        """The ring as ``(steps, columns)``, a view for writing (``"ring"``)."""
+        return self.ring[: self.steps * self.columns].reshape(self.steps, self.columns)
 
     @property
     def equations(self) -> str:
@@ -135,8 +152,7 @@ class StimulationInput:
     def expression(self) -> str:
         """The drive of the current step, mA, as a dimensionless expression."""
         if self.kind == "ring":
-            steps = self.ring.shape[0]
-            return f"cl_drive((t_in_timesteps % {steps}) * dt, cl_instance)"
+            return "cl_drive(((t_in_timesteps % cl_steps) * cl_columns + cl_instance) * dt)"
         if self.kind == "linked":
             return "cl_drive_linked"
         return "0.0"
@@ -144,7 +160,9 @@ class StimulationInput:
     @property
     def namespace(self) -> dict[str, Any]:
         """Names :attr:`expression` refers to."""
-        return {"cl_drive": self._function} if self._function is not None else {}
+        if self._function is None:
+            return {}
+        return {"cl_drive": self._function, "cl_steps": self.steps, "cl_columns": self.columns}
 
     def attach(self, group: Any, instance_of: np.ndarray) -> None:
         """Give each neuron of ``group`` its instance, and link the drive (``"linked"``)."""
@@ -152,9 +170,7 @@ class StimulationInput:
         if self.kind == "linked":
             from brian2 import linked_var
 
-            group.cl_drive_linked = linked_var(
-                self.source, "drive", index=np.asarray(instance_of, dtype=np.int32)
-            )
+            group.cl_drive_linked = linked_var(self.source, "drive", index="cl_instance")
 
 
 @dataclass
@@ -767,8 +783,9 @@ class ExternalNetwork(BrianModel):
 def _unit_name(dim: Any) -> str:
     """A unit string Brian2's equation parser accepts for dimension ``dim``."""
     import brian2
+    from brian2.units.fundamentalunits import DIMENSIONLESS
 
-    return "1" if dim is brian2.DIMENSIONLESS else repr(brian2.get_unit(dim))
+    return "1" if dim is DIMENSIONLESS else repr(brian2.get_unit(dim))
 
 
 def _resolve_callable(path: str) -> Callable[..., Any]:

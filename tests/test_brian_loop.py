@@ -1,0 +1,296 @@
+"""The closed loop inside Brian2: controllers, sensing, device, recording, your own network."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from closedloop import brian_loop
+from closedloop.brian_loop import BrianLoop, brian_cache_dir, select_target
+from closedloop.controllers import PID, DualThreshold, OnOff, OpenLoop
+from closedloop.device import Device
+from closedloop.models.brian import ExternalNetwork
+from closedloop.models.brian_stn_gpe import BrianSTNGPe
+from closedloop.sensing import SensingChain
+
+DT = 1e-4
+SMALL = {"N_STN": 50, "N_GPe": 50, "K_SG": 10, "K_GS": 10, "K_GG": 10}
+
+
+def _loop(controller, *, n=1, seed=1, params=None, **kwargs):
+    model = BrianSTNGPe(dt_s=DT, n=n, params=params)
+    return BrianLoop(
+        model,
+        kwargs.pop("sensing", SensingChain()),
+        kwargs.pop("device", Device()),
+        controller,
+        control_period_s=kwargs.pop("control_period_s", 0.02),
+        seed=seed,
+        **kwargs,
+    )
+
+
+def _collect(loop, duration_s, chunk_s=1.0, warm_up_s=0.2, **kwargs):
+    loop.reset()
+    loop.warm_up(warm_up_s)
+    chunks = []
+
+    def on_chunk(t0, data):
+        chunks.append((t0, {k: v.copy() for k, v in data.items()}))
+
+    totals = loop.run(duration_s, chunk_s=chunk_s, on_chunk=on_chunk, **kwargs)
+    data = {k: np.hstack([c[1][k] for c in chunks]) for k in chunks[0][1]}
+    return data, totals, [c[0] for c in chunks]
+
+
+def _band_power(y, band=(13, 30)):
+    f, p = signal.welch(y, fs=1000.0, nperseg=500)
+    sel = (f >= band[0]) & (f <= band[1])
+    return p[..., sel].sum(axis=-1)
+
+
+def test_adaptive_dbs_reduces_beta_for_less_energy_than_continuous():
+    controller = DualThreshold(
+        lower_threshold=40.0,
+        upper_threshold=60.0,
+        ramp_up_ma_per_s=5.0,
+        ramp_down_ma_per_s=2.0,
+        max_amplitude_ma=2.5,
+    )
+    loop = _loop(controller, baseline=True)
+    data, totals, _ = _collect(loop, 3.0)
+    beta = _band_power(data["lfp"][:, 500:])
+    base = _band_power(data["lfp_baseline"][:, 500:])
+    assert 1 - beta[0] / base[0] > 0.3
+    continuous = loop.device.teed_j(2.5, 130.0, 60.0, 3.0)
+    assert 0 < totals["energy_j"][0] < continuous
+    # What was delivered never leaves the device's limits.
+    assert data["amplitude"].max() <= 2.5 + 1e-12
+    assert np.all(data["frequency"] == 130.0)
+    assert data["lfp"].shape == (1, 3000) and data["biomarker"].shape == (1, 150)
+
+
+def test_chunk_size_does_not_change_a_run_and_seeds_repeat_exactly():
+    def run(seed, chunk_s):
+        loop = _loop(OnOff(threshold=50.0, amplitude_ma=2.0), n=2, seed=seed, params=SMALL)
+        data, _, starts = _collect(loop, 1.0, chunk_s=chunk_s)
+        return data, starts
+
+    a, starts_a = run(3, 1.0)
+    b, starts_b = run(3, 0.24)  # 12 periods per chunk: chunks end mid-way
+    assert starts_a == [0.0] and starts_b[:3] == pytest.approx([0.0, 0.24, 0.48])
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    c, _ = run(4, 1.0)
+    assert not np.array_equal(a["lfp"], c["lfp"])
+
+
+def test_python_and_compiled_controller_engines_give_the_same_run():
+    runs = {}
+    for engine in ("python", "compiled"):
+        loop = _loop(
+            PID(setpoint=10.0, kp=0.02, ki=0.5, max_amplitude_ma=3.0),
+            n=2,
+            params=SMALL,
+            engine=engine,
+            control_period_s=0.005,
+        )
+        runs[engine], _, _ = _collect(loop, 0.6)
+    for key in ("amplitude", "biomarker", "lfp"):
+        np.testing.assert_allclose(runs["python"][key], runs["compiled"][key], rtol=1e-9)
+    assert runs["python"]["amplitude"].max() > 0.1
+
+
+def test_rates_and_spikes_are_streamed_chunk_by_chunk():
+    loop = _loop(
+        OpenLoop(amplitude_ma=2.0), n=2, params=SMALL, record_rates=True, record_spikes=["stn"]
+    )
+    spikes = []
+    data, _, starts = _collect(
+        loop, 1.0, chunk_s=0.2, on_spikes=lambda *args: spikes.append(args)
+    )
+    assert len(spikes) == len(starts) == 5
+    for (name, t, inst, neuron), t0 in zip(spikes, starts, strict=True):
+        assert name == "stn"
+        assert np.all((t >= t0 - 1e-9) & (t < t0 + 0.2 + 1e-9))
+        assert set(np.unique(inst)) <= {0, 1} and neuron.max() < 50
+    # The monitor is emptied at every chunk: memory does not grow with the run.
+    mon, _ = loop._monitors["stn"]
+    assert len(mon.i[:]) < sum(len(s[1]) for s in spikes) / 2
+    # The population rate is the spike count per neuron per second.
+    counts = np.bincount(np.concatenate([s[2] for s in spikes]), minlength=2)
+    np.testing.assert_allclose(data["rate_stn"].mean(axis=1), counts / 50 / 1.0, rtol=0.02)
+    # Half the STN neurons follow the 130 Hz pulses: far above the unstimulated rate.
+    assert data["rate_stn"].mean() > 50
+
+
+def test_commands_take_effect_after_the_latency():
+    loop = _loop(
+        OpenLoop(amplitude_ma=2.0),
+        params=SMALL,
+        device=Device(ramp_rate_ma_per_s=1e9),
+        control_period_s=0.01,
+        latency_s=0.0,
+    )
+    data, totals, _ = _collect(loop, 0.1, warm_up_s=0.0)
+    # The first command, at the end of the first period, acts from the second on.
+    assert data["amplitude"][0, 0] == 0.0
+    assert np.all(data["amplitude"][0, 1:] == 2.0)
+    assert totals["n_pulses"][0] == pytest.approx(0.09 * 130, abs=1)
+
+
+# -- bring your own network ----------------------------------------------------------------
+def build_user_network(n_instances=1, n_exc=40, n_inh=10, drive_na=0.6):
+    """A small E-I network, written the way a Brian2 user writes one."""
+    from brian2 import NeuronGroup, Synapses, mV, ms, nA
+
+    eqs = """
+    dv/dt = (-65*mV - v) / (10*ms) + (I_drive + I_stim - I_inh) / (100*pfarad) : volt (unless refractory)
+    dI_inh/dt = -I_inh / (4*ms) : amp
+    dI_exc/dt = -I_exc / (2*ms) : amp
+    I_stim : amp
+    I_drive : amp (constant)
+    """
+    exc = NeuronGroup(
+        n_instances * n_exc, eqs.replace("- I_inh", "- I_inh + I_exc"),
+        threshold="v > -50*mV", reset="v = -65*mV", refractory=2 * ms, method="euler",
+        name="exc",
+    )
+    inh = NeuronGroup(
+        n_instances * n_inh, eqs.replace("- I_inh", "- I_inh + I_exc"),
+        threshold="v > -50*mV", reset="v = -65*mV", refractory=1 * ms, method="euler",
+        name="inh",
+    )
+    exc.I_drive = drive_na * nA
+    exc.v = -60 * mV
+    rng = np.random.default_rng(0)
+    ei = Synapses(exc, inh, on_pre="I_exc_post += 0.05*nA", delay=1 * ms, name="ei")
+    ie = Synapses(inh, exc, on_pre="I_inh_post += 0.1*nA", delay=1 * ms, name="ie")
+    for syn, n_pre, n_post in ((ei, n_exc, n_inh), (ie, n_inh, n_exc)):
+        pre, post = [], []
+        for b in range(n_instances):
+            k = max(1, n_pre // 4)
+            pre.append(rng.integers(0, n_pre, size=(n_post, k)).ravel() + b * n_pre)
+            post.append(np.repeat(np.arange(n_post), k) + b * n_post)
+        syn.connect(i=np.concatenate(pre), j=np.concatenate(post))
+    return {"objects": [exc, inh, ei, ie], "namespace": {}}
+
+
+STIM = {"group": "inh", "variable": "I_stim", "gain": 40.0, "gain_unit": "nA", "fraction": 0.5}
+SENSE = {"group": "exc", "reduce": "mean", "variable": "v", "unit": "mV"}
+
+
+@pytest.mark.parametrize("builder", [build_user_network, "test_brian_loop.build_user_network"])
+def test_user_network_runs_under_any_controller(builder):
+    model = ExternalNetwork(builder, stimulate=STIM, sense=SENSE, dt_s=DT, n=2)
+    loop = BrianLoop(
+        model,
+        SensingChain(band_hz=(30.0, 80.0)),
+        Device(),
+        PID(setpoint=0.5, kp=0.5, ki=5.0, max_amplitude_ma=2.0),
+        control_period_s=0.001,
+        seed=2,
+    )
+    data, totals, _ = _collect(loop, 0.3)
+    assert loop.model.signal_units == "mV"
+    # Mean membrane potential of the E cells, mV: between reset and threshold.
+    assert -66 < data["lfp"].mean() < -49
+    assert data["amplitude"].max() > 0 and totals["n_pulses"].min() > 0
+
+
+def test_user_network_rate_sensor():
+    model = ExternalNetwork(
+        build_user_network,
+        stimulate={**STIM, "group": "exc", "fraction": 1.0},
+        sense={"group": "exc", "reduce": "rate"},
+        dt_s=DT,
+    )
+    loop = BrianLoop(model, SensingChain(), Device(), OpenLoop(amplitude_ma=2.5),
+                     control_period_s=0.01, seed=0)
+    data, _, _ = _collect(loop, 0.5)
+    assert model.signal_units == "spikes/s"
+    # Every E cell is stimulated at 130 Hz and follows most pulses.
+    assert 80 < data["lfp"][:, 100:].mean() < 140
+
+
+@pytest.mark.parametrize(
+    ("stimulate", "sense", "message"),
+    [
+        ({**STIM, "group": "pyramidal"}, SENSE, "no NeuronGroup named 'pyramidal'"),
+        ({**STIM, "variable": "I_dbs"}, SENSE, "'inh' has no variable 'I_dbs'"),
+        ({**STIM, "gain_unit": "mV"}, SENSE, "units of amp"),
+        ({**STIM, "variable": "I_inh"}, SENSE, "state variable or subexpression"),
+        (STIM, {**SENSE, "unit": "nA"}, "'v' of NeuronGroup 'exc' has units of volt"),
+        (STIM, {**SENSE, "variable": "w"}, "'exc' has no variable 'w'"),
+    ],
+)
+def test_user_network_mistakes_are_named_before_the_run(stimulate, sense, message):
+    model = ExternalNetwork(build_user_network, stimulate=stimulate, sense=sense, dt_s=DT)
+    loop = BrianLoop(model, SensingChain(), Device(), OpenLoop(), control_period_s=0.01)
+    with pytest.raises(ValueError, match=message):
+        loop.reset()
+
+
+def test_objects_whose_dt_does_not_divide_the_sensing_interval_are_named():
+    def build(n_instances=1):
+        from brian2 import ms
+
+        from brian2 import StateMonitor
+
+        net = build_user_network(n_instances)
+        exc = net["objects"][0]
+        net["objects"].append(StateMonitor(exc, "v", record=0, dt=0.3 * ms, name="slow_mon"))
+        return net
+
+    model = ExternalNetwork(build, stimulate={**STIM, "group": "exc"}, sense=SENSE, dt_s=DT)
+    loop = BrianLoop(model, SensingChain(), Device(), OpenLoop(), control_period_s=0.01)
+    with pytest.raises(ValueError, match="'slow_mon'.*0.0003 s.*does not divide"):
+        loop.reset()
+
+
+# -- targets, caches, bad configurations -----------------------------------------------
+def test_numpy_fallback_is_announced_and_explicit_cython_refused(monkeypatch):
+    monkeypatch.setattr(brian_loop, "_COMPILER_OK", False)
+    with pytest.warns(RuntimeWarning, match="numpy target"):
+        assert select_target("auto") == "numpy"
+    with pytest.raises(ValueError, match="needs a working C compiler"):
+        select_target("cython")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert select_target("numpy") == "numpy"
+
+
+def test_brian_cache_directory_is_the_projects(monkeypatch, tmp_path):
+    monkeypatch.setenv("CLOSEDLOOP_BRIAN_CACHE", str(tmp_path / "b2"))
+    from brian2 import prefs
+
+    assert brian_cache_dir() == tmp_path / "b2"
+    select_target("numpy")
+    assert prefs.codegen.runtime.cython.cache_dir == str(tmp_path / "b2" / "cython")
+    monkeypatch.delenv("CLOSEDLOOP_BRIAN_CACHE")
+    assert brian_cache_dir().name == "brian2"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"control_period_s": 0.0105}, "control.period_s"),
+        ({"latency_s": 0.00015}, "control.latency_s"),
+        ({"target": "cuda"}, "brian.target"),
+        ({"engine": "gpu"}, "control.engine"),
+        ({"device": Device(frequency_max_hz=250.0), "dt_s": 5e-3}, "frequency_max_hz"),
+    ],
+)
+def test_bad_loop_settings_are_refused_before_building(kwargs, message):
+    dt = kwargs.pop("dt_s", DT)
+    model = BrianSTNGPe(dt_s=dt, params={"T_SG_s": 0.01, "T_GS_s": 0.01, "T_GG_s": 0.01})
+    with pytest.raises(ValueError, match=message):
+        BrianLoop(
+            model,
+            SensingChain(rate_hz=100.0, band_hz=(13.0, 30.0)) if dt > DT else SensingChain(),
+            kwargs.pop("device", Device()),
+            OpenLoop(),
+            control_period_s=kwargs.pop("control_period_s", 0.01),
+            **kwargs,
+        )
