@@ -661,11 +661,14 @@ class BrianLoop:
             raise RuntimeError("call reset() before warm_up()")
         from brian2 import second
 
-        self._operation_object.active = False
+        quiet = [self._operation_object, *(mon for mon, _ in self._monitors.values())]
+        for obj in quiet:
+            obj.active = False
         try:
             self._net.run(periods * self.control_period_s * second, namespace=self._namespace)
         finally:
-            self._operation_object.active = True
+            for obj in quiet:
+                obj.active = True
         self._warm_steps += periods * self.steps_per_period
         # The probes keep summing during the warm-up: start from where they are.
         for s, c in enumerate(self._cums):

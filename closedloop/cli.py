@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("run", help="run HDF5 file")
     plot.add_argument("-o", "--output", default=None, help="figure path [RUN.png]")
     plot.add_argument("--instance", type=int, default=0)
+    plot.add_argument(
+        "--kind",
+        choices=("run", "phase", "seizures"),
+        default="run",
+        help="run: signals, stimulation and spectra; phase: phase histogram of delivered "
+        "pulses; seizures: seizure durations with and without stimulation [run]",
+    )
     info = sub.add_parser("info", help="print a run's config, provenance and metrics")
     info.add_argument("run", help="run HDF5 file")
     sweep = sub.add_parser(
@@ -204,11 +211,15 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     run = _open_run(args.run)
     if run is None:
         return EXIT_BAD_INPUT
-    from closedloop.plotting import plot_run
-
+    if args.kind == "phase":
+        from closedloop.plot_phase import plot_phase_histogram as draw
+    elif args.kind == "seizures":
+        from closedloop.seizures import plot_seizures as draw
+    else:
+        from closedloop.plotting import plot_run as draw
     try:
-        out = plot_run(run, args.output, instance=args.instance)
-    except IndexError as exc:
+        out = draw(run, args.output, instance=args.instance)
+    except (IndexError, KeyError, ValueError) as exc:
         _error(f"{args.run}: {exc}")
         return EXIT_BAD_INPUT
     print(f"wrote {out}")

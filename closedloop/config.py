@@ -265,6 +265,17 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     controller = None
     if controller_cls is not None:
         controller = _build_controller(controller_cls, cfg, problems)
+    if controller is not None and sensing is not None:
+        available = {"biomarker", *sensing.features}
+        for name in getattr(controller, "required_features", ()):
+            if name not in available:
+                problems.append(
+                    (
+                        "sensing.features",
+                        f"controller {cfg.controller.name!r} needs feature {name!r}; add it to "
+                        f"sensing.features (now {list(sensing.features)})",
+                    )
+                )
     loop = None
     if not problems:
         from closedloop.loop import ClosedLoop

@@ -199,19 +199,26 @@ def test_user_network_runs_under_any_controller(builder):
     assert data["amplitude"].max() > 0 and totals["n_pulses"].min() > 0
 
 
-def test_user_network_rate_sensor():
-    model = ExternalNetwork(
-        build_user_network,
-        stimulate={**STIM, "group": "exc", "fraction": 1.0},
-        sense={"group": "exc", "reduce": "rate"},
-        dt_s=DT,
-    )
-    loop = BrianLoop(model, SensingChain(), Device(), OpenLoop(amplitude_ma=2.5),
-                     control_period_s=0.01, seed=0)
-    data, _, _ = _collect(loop, 0.5)
+def test_user_network_rate_sensor_counts_the_spikes_stimulation_evokes():
+    rates = []
+    for amplitude in (0.0, 2.5):
+        model = ExternalNetwork(
+            build_user_network,
+            stimulate={**STIM, "group": "exc", "fraction": 1.0},
+            sense={"group": "exc", "reduce": "rate"},
+            dt_s=DT,
+            params={"drive_na": 0.12},  # below rheobase: silent unless stimulated
+        )
+        loop = BrianLoop(
+            model, SensingChain(), Device(), OpenLoop(amplitude_ma=amplitude),
+            control_period_s=0.01, seed=0,
+        )
+        data, _, _ = _collect(loop, 0.5)
+        rates.append(data["lfp"][:, 100:].mean())
     assert model.signal_units == "spikes/s"
-    # Every E cell is stimulated at 130 Hz and follows most pulses.
-    assert 80 < data["lfp"][:, 100:].mean() < 140
+    assert rates[0] == 0.0
+    # Every E cell follows the 130 Hz pulses.
+    assert 120 < rates[1] <= 131
 
 
 @pytest.mark.parametrize(

@@ -228,3 +228,9 @@ def test_extra_sensing_features_reach_the_controller_and_the_file(tmp_path):
         given = np.stack([s[name] for s in seen], axis=1)
         np.testing.assert_array_equal(recorded, given)
         assert np.all(recorded[:, 10:] > 0)
+
+
+def test_a_controller_needing_an_unsensed_feature_is_refused():
+    with pytest.raises(ConfigError) as info:
+        load_config(EXPERIMENT, ["controller.name=phase_locked", "controller.params={}"])
+    assert any(p == "sensing.features" and "'phase'" in m for p, m in info.value.problems)
