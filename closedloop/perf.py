@@ -20,6 +20,9 @@ Cases
 ``hdf5_write``
     Streaming a run's time series through :class:`RunRecorder` against
     writing the same bytes with ``numpy.ndarray.tofile``.
+``sweep/2_workers``
+    Throughput of a 12-run sweep (one run per task) on a local pool of two
+    workers against one worker.
 
 A baseline (``benchmarks/perf_baseline.json``) records the ratios of a
 reference run; :func:`compare` flags a case whose ratio fell below
@@ -150,6 +153,37 @@ def _hdf5_ratio(repeats: int) -> float:
         return _best(recorder, repeats) / _best(plain, repeats)
 
 
+def _sweep_speedup(repeats: int) -> float:
+    import shutil
+
+    import yaml
+
+    from closedloop.executors import LocalPool
+    from closedloop.sweep import expand_sweep, run_sweep
+
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    raw = yaml.safe_load((experiments / "pd_beta_sweep.yaml").read_text())
+    raw["duration_s"] = 1.0
+    raw["output"] = {"figure": False}
+    raw["sweep"] = {"seed": 5, "grid": {"model.params.w_GS": {"start": 8, "stop": 12, "num": 12}}}
+    plan = expand_sweep(raw, "perf")
+    rate = {}
+    for workers in (1, 2):
+        with LocalPool(workers) as pool:
+            best = 0.0
+            for k in range(repeats + 1):  # the first sweep starts workers and loads kernels
+                out = Path(tempfile.mkdtemp(prefix="perf_sweep_"))
+                try:
+                    t = time.perf_counter()
+                    run_sweep(plan, out, pool, batch_size=1, log=lambda m: None)
+                    if k:
+                        best = max(best, len(plan.runs) / (time.perf_counter() - t))
+                finally:
+                    shutil.rmtree(out, ignore_errors=True)
+            rate[workers] = best
+    return rate[2] / rate[1]
+
+
 def run_perf(
     quick: bool = False, repeats: int | None = None, progress: Callable[[str], None] | None = None
 ) -> dict:
@@ -173,6 +207,7 @@ def run_perf(
     for name, cls in sorted(BUILTIN_MODELS.items()):
         ratios[f"parallel_speedup/{name}"] = _parallel_speedup(cls, sim / 4, repeats)
     ratios["hdf5_write"] = _hdf5_ratio(repeats)
+    ratios["sweep/2_workers"] = _sweep_speedup(2 if quick else 3)
     return {
         "format_version": PERF_FORMAT_VERSION,
         "machine": platform.platform(),
