@@ -89,8 +89,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -100,6 +98,7 @@ import numba
 import numpy as np
 from numba import njit
 
+from closedloop import loop as _loop
 from closedloop._numba import cache_dir as _numba_cache_dir
 from closedloop._numba import rng_states
 from closedloop.controllers import compiled as _compiled
@@ -107,7 +106,6 @@ from closedloop.controllers.base import COMMAND_KEYS, Controller
 from closedloop.controllers.compiled import controller_update
 from closedloop.device import DEVICE_STATE, Device, device_fill, device_record, queue_push
 from closedloop.device import queue_push_one as _queue_push_one
-from closedloop import loop as _loop
 from closedloop.loop import ModelDivergedError, whole_multiple
 from closedloop.models.brian import (
     BrianModel,
@@ -119,10 +117,13 @@ from closedloop.models.brian import (
 from closedloop.sensing import FIRST_FEATURE_ROW, SensingChain, record_features, sense_samples
 
 __all__ = [
+    "BRIAN_SECTION",
     "BRIAN_TARGETS",
     "BrianLoop",
     "OpenLoopRunner",
     "brian_cache_dir",
+    "is_brian_experiment",
+    "loop_from_config",
     "select_target",
 ]
 
@@ -222,9 +223,7 @@ def _set_dt(dt_s: float) -> None:
     defaultclock.dt = dt_s * second
 
 
-def _instance_seeds(
-    seed: int | Sequence, n: int
-) -> tuple[Any, list, list, list, int]:
+def _instance_seeds(seed: int | Sequence, n: int) -> tuple[Any, list, list, list, int]:
     """Seed roots as in ClosedLoop, plus Brian2's seed from the first root."""
     if isinstance(seed, int | np.integer):
         seed_out: Any = int(seed)
@@ -383,7 +382,10 @@ def _entry_point(dispatcher: Any, args: tuple) -> Any:
 
 
 def _checked(out: Any, key: str, previous: np.ndarray, shape: tuple) -> np.ndarray:
-    """The command array for ``key``: C-contiguous float64 of shape ``shape``."""
+    """The command array for ``key``: writeable C-contiguous float64 of shape ``shape``.
+
+    Always the same array type, so the compiled call's types never change.
+    """
     value = out.get(key, previous)
     if (
         type(value) is np.ndarray
@@ -391,14 +393,14 @@ def _checked(out: Any, key: str, previous: np.ndarray, shape: tuple) -> np.ndarr
         and value.dtype == np.float64
         and value.flags.c_contiguous
     ):
-        return value
+        return value if value.flags.writeable else value.copy()
     try:
         arr = np.broadcast_to(np.asarray(value, dtype=np.float64), shape)
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"controller returned {key!r} that is not a float array of shape {shape}: {value!r}"
         ) from exc
-    return np.ascontiguousarray(arr)
+    return np.array(arr, dtype=np.float64, order="C")
 
 
 # --------------------------------------------------------------------------------------
@@ -482,7 +484,9 @@ class BrianLoop:
         if engine not in ("auto", "python", "compiled"):
             raise ValueError(f"control.engine must be auto, python or compiled, got {engine!r}")
         if target not in BRIAN_TARGETS:
-            raise ValueError(f"brian.target must be one of {', '.join(BRIAN_TARGETS)}, got {target!r}")
+            raise ValueError(
+                f"brian.target must be one of {', '.join(BRIAN_TARGETS)}, got {target!r}"
+            )
         self.model = model
         self.sensing = sensing
         self.device = device
@@ -537,6 +541,9 @@ class BrianLoop:
             if problems:
                 raise ValueError("; ".join(problems))
         self.target_: str | None = None
+        #: Time every code object and the network operation (Brian2's profiler);
+        #: ``profiling_info_`` then lists (object name, seconds) of the last run.
+        self.profile = False
         self.compile_s_ = 0.0
         self.time_s = 0.0
         self._net = None
@@ -661,6 +668,7 @@ class BrianLoop:
             raise RuntimeError("call reset() before warm_up()")
         from brian2 import second
 
+        _set_dt(self.dt_s)  # the default clock is process-wide: ours again
         quiet = [self._operation_object, *(mon for mon, _ in self._monitors.values())]
         for obj in quiet:
             obj.active = False
@@ -733,7 +741,11 @@ class BrianLoop:
             from closedloop.controllers.brian_codegen import run_standalone
 
             return run_standalone(
-                self, duration_s, chunk_s=chunk_s, on_chunk=on_chunk, progress=progress,
+                self,
+                duration_s,
+                chunk_s=chunk_s,
+                on_chunk=on_chunk,
+                progress=progress,
                 on_spikes=on_spikes,
             )
         if self._net is None:
@@ -741,14 +753,21 @@ class BrianLoop:
         from brian2 import prefs, second
 
         prefs.codegen.target = self.target_
+        _set_dt(self.dt_s)  # the default clock is process-wide: ours again
         n_periods = int(round(duration_s / self.control_period_s))
         per_chunk = max(1, min(n_periods, int(round(chunk_s / self.control_period_s))))
         self._prepare_run(n_periods, per_chunk, on_chunk, progress, on_spikes)
         self._error: BaseException | None = None
         try:
-            self._net.run(n_periods * self.control_period_s * second, namespace=self._namespace)
+            self._net.run(
+                n_periods * self.control_period_s * second,
+                namespace=self._namespace,
+                profile=self.profile,
+            )
         finally:
             self._operation_object.active = True
+        if self.profile:
+            self.profiling_info_ = [(name, float(t)) for name, t in self._net.profiling_info]
         if self._error is not None:
             raise self._error
         # The last sample and period end with the run: no operation call follows.
@@ -771,13 +790,11 @@ class BrianLoop:
         self._python_controller = self._program_tuple[0] < 0
         self._calls = 0
         self._chunk_start = self._periods_done
-        # Commands: the last one, and a read-only NaN "no change" for pulses.
         state = self.device_state[0]
+        # The last command; pulses NaN: "no change" (never written by the compiled call).
         command = (*(state[:, c].copy() for c in (1, 2, 3)), np.full(n, np.nan))
-        no_trigger = command[3]
-        no_trigger.flags.writeable = False
         self._command = command
-        self._no_trigger = no_trigger
+        self._no_trigger = command[3]
         self._keys = tuple(COMMAND_KEYS)
         spp = self.steps_per_period
         self._scratch = (
@@ -895,15 +912,17 @@ class BrianLoop:
                 self._flush()
 
     def _dispatch(self, args: tuple) -> None:
+        """Call the compiled operation; Numba's type dispatch only on the first call.
+
+        Every argument keeps its type from call to call (the loop's own
+        arrays, and command arrays normalised by :func:`_checked`).
+        """
         call = self._call
         if call is None:
             _operation(*args)
             self._call = _entry_point(_operation, args)
         else:
-            try:
-                call(*args)
-            except TypeError:  # argument types changed (e.g. a new command dtype)
-                _operation(*args)
+            call(*args)
 
     def _flush(self) -> None:
         """Hand the periods done since the last chunk to ``on_chunk``."""
@@ -1001,7 +1020,9 @@ class OpenLoopRunner:
         from brian2 import Network, NetworkOperation, NeuronGroup, Synapses, second
 
         if target == "cpp_standalone":
-            raise ValueError("advance() runs open loop in the runtime; use BrianLoop for standalone")
+            raise ValueError(
+                "advance() runs open loop in the runtime; use BrianLoop for standalone"
+            )
         if seeds is None or isinstance(seeds, int | np.integer):
             root = np.random.SeedSequence(seeds)
             seeds = root.spawn(model.n)
@@ -1072,6 +1093,7 @@ class OpenLoopRunner:
 
         n = self.model.n
         prefs.codegen.target = self.target_
+        _set_dt(self.model.dt_s)
         if stimulation is not None:
             stimulation = np.ascontiguousarray(stimulation, dtype=np.float64)
             if stimulation.shape != (n, n_steps):
@@ -1102,3 +1124,120 @@ class OpenLoopRunner:
         self.step += n_steps
         self._abs_step += n_steps
         return out
+
+
+# --------------------------------------------------------------------------------------
+# Experiment files
+# --------------------------------------------------------------------------------------
+#: Keys of an experiment file's ``brian`` section, with defaults.
+BRIAN_SECTION: dict[str, Any] = {
+    "target": "auto",  # auto | cython | numpy | cpp_standalone
+    "record_rates": False,  # rate_<population> time series at the sensing rate
+    "record_spikes": [],  # populations whose spikes are recorded
+    "build_dir": None,  # parent of cpp_standalone build directories [system temp]
+    "keep_build": False,  # keep the cpp_standalone build directory
+    "stimulate": None,  # a user network: group, variable, gain, gain_unit, fraction|indices
+    "sense": None,  # a user network: group, reduce (rate|mean|sum), variable, unit
+}
+
+
+def is_brian_experiment(model_name: str, brian: Any = None) -> bool:
+    """Whether an experiment's model runs in Brian2 (a built-in Brian2 model or a user network)."""
+    from closedloop.models.brian import BRIAN_MODELS
+
+    section = dict(brian or {})
+    return model_name in BRIAN_MODELS or bool(section.get("stimulate") or section.get("sense"))
+
+
+def loop_from_config(
+    config: Any, sensing: SensingChain, device: Device, controller: Controller
+) -> tuple[BrianLoop | None, list[tuple[str, str]]]:
+    """Build the :class:`BrianLoop` of a validated experiment, or say what is wrong.
+
+    Parameters
+    ----------
+    config : closedloop.config.ExperimentConfig
+        The validated file: ``model`` (``name`` a Brian2 model's registry name
+        or dotted path, or, with ``brian.stimulate`` and ``brian.sense``, the
+        dotted path of a function that builds the user's network), ``seed``,
+        ``n_instances``, ``control``, ``output.record_baseline`` and the
+        ``brian`` section (:data:`BRIAN_SECTION`, as a dict).
+    sensing, device, controller
+        Built from their sections.
+
+    Returns
+    -------
+    loop : BrianLoop or None
+    problems : list of (key path, sentence)
+        Empty when the loop was built.
+    """
+    from closedloop.models.brian import ExternalNetwork, resolve_brian_model
+
+    problems: list[tuple[str, str]] = []
+    section = dict(getattr(config, "brian", None) or {})
+    for key in section:
+        if key not in BRIAN_SECTION:
+            import difflib
+
+            close = difflib.get_close_matches(key, list(BRIAN_SECTION), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            problems.append(
+                (f"brian.{key}", f"unknown key.{hint} Known keys here: {', '.join(BRIAN_SECTION)}.")
+            )
+    opts = {**BRIAN_SECTION, **{k: v for k, v in section.items() if k in BRIAN_SECTION}}
+    if opts["target"] not in BRIAN_TARGETS:
+        problems.append(("brian.target", f"must be one of {', '.join(BRIAN_TARGETS)}"))
+    if problems:
+        return None, problems
+    m = config.model
+    try:
+        if opts["stimulate"] or opts["sense"]:
+            if not (opts["stimulate"] and opts["sense"]):
+                raise ValueError("a user network needs both brian.stimulate and brian.sense")
+            model: BrianModel = ExternalNetwork(
+                m.name,
+                stimulate=opts["stimulate"],
+                sense=opts["sense"],
+                dt_s=m.dt_s,
+                n=config.n_instances,
+                params=dict(m.params),
+                regime=m.regime,
+            )
+        else:
+            model = resolve_brian_model(m.name)(
+                dt_s=m.dt_s, n=config.n_instances, params=dict(m.params), regime=m.regime
+            )
+    except ValueError as exc:
+        return None, [("model", str(exc))]
+    try:
+        loop = BrianLoop(
+            model,
+            sensing,
+            device,
+            controller,
+            control_period_s=config.control.period_s,
+            latency_s=config.control.latency_s,
+            seed=config.seed,
+            engine=config.control.engine,
+            target=opts["target"],
+            baseline=bool(config.output.record_baseline),
+            record_rates=bool(opts["record_rates"]),
+            record_spikes=tuple(opts["record_spikes"] or ()),
+            build_dir=opts["build_dir"],
+            keep_build=bool(opts["keep_build"]),
+        )
+        if opts["target"] != "cpp_standalone":
+            loop._program()
+    except ValueError as exc:
+        return None, [("control" if "control" in str(exc) else "brian", str(exc))]
+    unknown = [
+        p for p in loop.record_spikes if p not in getattr(model, "populations", loop.record_spikes)
+    ]
+    if unknown:
+        return None, [
+            (
+                "brian.record_spikes",
+                f"{unknown} are not populations of {model.name!r}: {list(model.populations)}",
+            )
+        ]
+    return loop, []

@@ -44,6 +44,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -259,7 +260,8 @@ def controller_code(controller: Controller) -> ControllerCode:
         code = f"""
         cl_up = cs_0 + cp_2 * cl_period
         cl_down = cs_0 - cp_3 * cl_period
-        cl_amp = cl_select(int(biomarker > cp_1), cl_up, cl_select(int(biomarker < cp_0), cl_down, cs_0))
+        cl_hold = cl_select(int(biomarker < cp_0), cl_down, cs_0)
+        cl_amp = cl_select(int(biomarker > cp_1), cl_up, cl_hold)
         cs_0 = cl_select({g}, clip(cl_amp, cp_4, cp_5), cs_0)
         cmd_amp = cl_select({g}, cs_0, cmd_amp)
         cmd_freq = cl_select({g}, cp_6, cmd_freq)
@@ -378,7 +380,8 @@ def _standalone_device(build_dir: str | os.PathLike | None, keep: bool = False):
     """Switch to a fresh ``cpp_standalone`` device in its own directory.
 
     Returns ``(build, restore)``: ``build()`` compiles and runs the project
-    and returns (compile seconds, run seconds); ``restore()`` goes back to
+    and returns the compilation's wall time, the run's wall time and the
+    run's CPU time (s); ``restore()`` goes back to
     the runtime device and removes the directory (unless ``keep``).
     """
     from brian2 import set_device
@@ -392,12 +395,15 @@ def _standalone_device(build_dir: str | os.PathLike | None, keep: bool = False):
     standalone.reinit()
     set_device("cpp_standalone", directory=directory, build_on_run=False)
 
-    def build() -> tuple[float, float]:
+    def build() -> tuple[float, float, float]:
         t0 = time.perf_counter()
         standalone.build(directory=directory, compile=True, run=False, with_output=False)
         t1 = time.perf_counter()
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         standalone.run(directory=directory, with_output=False)
-        return t1 - t0, time.perf_counter() - t1
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+        return t1 - t0, time.perf_counter() - t1, cpu
 
     def restore() -> None:
         reset_device("runtime")
@@ -447,7 +453,8 @@ def sensing_code(sos: np.ndarray) -> tuple[str, str, dict[str, float]]:
         ns[f"cl_a{s}2"] = float(sos[s, 5])
         code += [
             f"cl_o = cl_b{s}0 * cl_y + zi_{s}_0",
-            f"zi_{s}_0 = cl_select(cl_valid, cl_b{s}1 * cl_y - cl_a{s}1 * cl_o + zi_{s}_1, zi_{s}_0)",
+            f"cl_z = cl_b{s}1 * cl_y - cl_a{s}1 * cl_o + zi_{s}_1",
+            f"zi_{s}_0 = cl_select(cl_valid, cl_z, zi_{s}_0)",
             f"zi_{s}_1 = cl_select(cl_valid, cl_b{s}2 * cl_y - cl_a{s}2 * cl_o, zi_{s}_1)",
             "cl_y = cl_o",
         ]
@@ -511,7 +518,8 @@ def device_code() -> tuple[str, str]:
     cl_start = int(d_next < cl_t1)
     d_pstart = cl_select(cl_start, d_next, d_pstart)
     cl_pw = d_tgtpw * 1e-6
-    cl_pw = cl_select(int(d_amp > 0), cl_fmin(cl_pw, dp_qmax / cl_fmax(d_amp, 1e-300) * 0.001), cl_pw)
+    cl_pw_cap = dp_qmax / cl_fmax(d_amp, 1e-300) * 0.001
+    cl_pw = cl_select(int(d_amp > 0), cl_fmin(cl_pw, cl_pw_cap), cl_pw)
     d_ppw = cl_select(cl_start, cl_pw, d_ppw)
     d_pamp = cl_select(cl_start, d_amp, d_pamp)
     d_next = cl_select(cl_start, d_pstart + 1.0 / d_freq, d_next)
@@ -664,8 +672,12 @@ def run_standalone(
                 extra, holder = _probe(src, n_tot, sample_dt, f"rate_{name}")
                 objects += extra
                 mon = StateMonitor(
-                    holder, "cum" if extra else src.variable, record=np.arange(n),
-                    dt=sample_dt, when="end", name=f"cl_rate_mon_{name}",
+                    holder,
+                    "cum" if extra else src.variable,
+                    record=np.arange(n),
+                    dt=sample_dt,
+                    when="end",
+                    name=f"cl_rate_mon_{name}",
                 )
                 objects.append(mon)
                 rate_mons[name] = (mon, src.scale)
@@ -680,7 +692,10 @@ def run_standalone(
         ops = [
             cl.run_regularly(
                 "cl_valid = int(timestep(t, cl_sample_dt) > cl_q0)\n" + sens_code,
-                dt=sample_dt, when="groups", order=-8, name="cl_sense",
+                dt=sample_dt,
+                when="groups",
+                order=-8,
+                name="cl_sense",
             ),
             cl.run_regularly(
                 "cl_gate = int(timestep(t, cl_period_dt) > cl_k0)\n"
@@ -694,17 +709,28 @@ def run_standalone(
                 "c_pw = cl_select(cl_gate, cmd_pw, c_pw)\n"
                 "c_eff = cl_select(cl_gate, timestep(t, cl_dt) - cl_step0 + cl_latency, c_eff)\n"
                 "c_has = cl_select(cl_gate, 1.0, c_has)\n",
-                dt=loop.control_period_s * second, when="groups", order=-7, name="cl_control",
+                dt=loop.control_period_s * second,
+                when="groups",
+                order=-7,
+                name="cl_control",
             ),
             cl.run_regularly(dev_code, dt=dt_s * second, when="groups", order=-6, name="cl_device"),
         ]
         sample_mon = StateMonitor(
-            cl, ["lfp_x", "sensed_v"], record=np.arange(n_tot), dt=sample_dt, when="end",
+            cl,
+            ["lfp_x", "sensed_v"],
+            record=np.arange(n_tot),
+            dt=sample_dt,
+            when="end",
             name="cl_sample_mon",
         )
         control_mon = StateMonitor(
-            cl, ["env", "rec_amp", "cmd_amp", "cmd_freq", "cmd_pw"], record=np.arange(n),
-            dt=loop.control_period_s * second, when="end", name="cl_control_mon",
+            cl,
+            ["env", "rec_amp", "cmd_amp", "cmd_freq", "cmd_pw"],
+            record=np.arange(n),
+            dt=loop.control_period_s * second,
+            when="end",
+            name="cl_control_mon",
         )
         objects += [sample_mon, control_mon]
         spike_mons = {}
@@ -732,7 +758,7 @@ def run_standalone(
         # One step more, so that the ticks at the end of the last period fire.
         network.run((n_periods * spp + 1) * dt_s * second, namespace=dict(net.namespace))
         loop.build_directory_ = build.directory
-        loop.compile_s_, loop.run_wall_s_ = build()
+        loop.compile_s_, loop.run_wall_s_, loop.run_cpu_s_ = build()
         lfp_all = np.array(sample_mon.variables["lfp_x"].get_value()).T  # (n_tot, ticks)
         sensed = np.array(sample_mon.variables["sensed_v"].get_value()).T[:n]
         ctrl = {

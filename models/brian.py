@@ -387,6 +387,25 @@ class BrianModel:
         self._check(self.param_values)
         self._runner = None
 
+    def like(
+        self, n: int | None = None, params: Mapping[str, float | Sequence[float]] | None = None
+    ) -> BrianModel:
+        """A new model of the same kind and settings (e.g. a no-stimulation baseline).
+
+        Parameters
+        ----------
+        n : int, optional
+            Batch size (default: this model's).
+        params : mapping, optional
+            Parameter values (default: this model's, per instance).
+        """
+        return type(self)(
+            dt_s=self.dt_s,
+            n=self.n if n is None else n,
+            params=self.param_values if params is None else params,
+            regime=None,
+        )
+
     def _broadcast(self, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
         out = {}
         for key, value in values.items():
@@ -602,9 +621,7 @@ class ExternalNetwork(BrianModel):
         if reduce != "rate":
             _unit(self.sense["unit"], "sense.unit")
         self.signal_units = "spikes/s" if reduce == "rate" else str(self.sense["unit"])
-        what = (
-            "population rate" if reduce == "rate" else f"{reduce} of {self.sense['variable']}"
-        )
+        what = "population rate" if reduce == "rate" else f"{reduce} of {self.sense['variable']}"
         self.signal_description = f"{what} over group {self.sense['group']!r}"
         self.name = getattr(builder, "__module__", "") + "." + getattr(builder, "__name__", "?")
         super().__init__(dt_s=dt_s, n=n, params=None, regime=None)
@@ -614,6 +631,19 @@ class ExternalNetwork(BrianModel):
             for k, v in self.builder_params.items()
             if isinstance(v, int | float) and not isinstance(v, bool)
         }
+
+    def like(
+        self, n: int | None = None, params: Mapping[str, Any] | None = None
+    ) -> ExternalNetwork:
+        """A new user network of the same builder, specs and settings."""
+        return type(self)(
+            self.builder,
+            stimulate=self.stimulate,
+            sense=self.sense,
+            dt_s=self.dt_s,
+            n=self.n if n is None else n,
+            params=self.builder_params if params is None else params,
+        )
 
     def build(self, ctx: BuildContext) -> ModelNetwork:
         """Call the builder and wire stimulation and sensing (see the class notes)."""

@@ -96,7 +96,8 @@ _HERE = "closedloop (see module notes)"
 
 def _lif_equations(inputs: str) -> str:
     return f"""
-    dv/dt = (E_L - v) / tau_m + ({inputs}) / C + sigma * sqrt(2 / tau_m) * xi : volt (unless refractory)
+    dv/dt = (E_L - v) / tau_m + ({inputs}) / C
+            + sigma * sqrt(2 / tau_m) * xi : volt (unless refractory)
     E_L : volt (constant)
     V_th : volt (constant)
     V_reset : volt (constant)
@@ -271,9 +272,7 @@ class BrianSTNGPe(BrianModel):
         stimulated = np.flatnonzero(np.asarray(stn.dbs_w[:]) > 0)
         return ModelNetwork(
             objects=[stn, gpe, sg, gs, gg],
-            signal=CumulativeSource(
-                stn, "lfp_cum", inst_s, 1.0, "nA", self.signal_description
-            ),
+            signal=CumulativeSource(stn, "lfp_cum", inst_s, 1.0, "nA", self.signal_description),
             populations={
                 "stn": CumulativeSource(stn, "nspk", inst_s, 1.0 / n_s, "spikes/s", "STN rate"),
                 "gpe": CumulativeSource(gpe, "nspk", inst_g, 1.0 / n_g, "spikes/s", "GPe rate"),

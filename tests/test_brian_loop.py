@@ -107,9 +107,7 @@ def test_rates_and_spikes_are_streamed_chunk_by_chunk():
         OpenLoop(amplitude_ma=2.0), n=2, params=SMALL, record_rates=True, record_spikes=["stn"]
     )
     spikes = []
-    data, _, starts = _collect(
-        loop, 1.0, chunk_s=0.2, on_spikes=lambda *args: spikes.append(args)
-    )
+    data, _, starts = _collect(loop, 1.0, chunk_s=0.2, on_spikes=lambda *args: spikes.append(args))
     assert len(spikes) == len(starts) == 5
     for (name, t, inst, neuron), t0 in zip(spikes, starts, strict=True):
         assert name == "stn"
@@ -143,23 +141,32 @@ def test_commands_take_effect_after_the_latency():
 # -- bring your own network ----------------------------------------------------------------
 def build_user_network(n_instances=1, n_exc=40, n_inh=10, drive_na=0.6):
     """A small E-I network, written the way a Brian2 user writes one."""
-    from brian2 import NeuronGroup, Synapses, mV, ms, nA
+    from brian2 import NeuronGroup, Synapses, ms, mV, nA
 
     eqs = """
-    dv/dt = (-65*mV - v) / (10*ms) + (I_drive + I_stim - I_inh) / (100*pfarad) : volt (unless refractory)
+    dv/dt = (-65*mV - v) / (10*ms)
+            + (I_drive + I_stim - I_inh) / (100*pfarad) : volt (unless refractory)
     dI_inh/dt = -I_inh / (4*ms) : amp
     dI_exc/dt = -I_exc / (2*ms) : amp
     I_stim : amp
     I_drive : amp (constant)
     """
     exc = NeuronGroup(
-        n_instances * n_exc, eqs.replace("- I_inh", "- I_inh + I_exc"),
-        threshold="v > -50*mV", reset="v = -65*mV", refractory=2 * ms, method="euler",
+        n_instances * n_exc,
+        eqs.replace("- I_inh", "- I_inh + I_exc"),
+        threshold="v > -50*mV",
+        reset="v = -65*mV",
+        refractory=2 * ms,
+        method="euler",
         name="exc",
     )
     inh = NeuronGroup(
-        n_instances * n_inh, eqs.replace("- I_inh", "- I_inh + I_exc"),
-        threshold="v > -50*mV", reset="v = -65*mV", refractory=1 * ms, method="euler",
+        n_instances * n_inh,
+        eqs.replace("- I_inh", "- I_inh + I_exc"),
+        threshold="v > -50*mV",
+        reset="v = -65*mV",
+        refractory=1 * ms,
+        method="euler",
         name="inh",
     )
     exc.I_drive = drive_na * nA
@@ -210,8 +217,12 @@ def test_user_network_rate_sensor_counts_the_spikes_stimulation_evokes():
             params={"drive_na": 0.12},  # below rheobase: silent unless stimulated
         )
         loop = BrianLoop(
-            model, SensingChain(), Device(), OpenLoop(amplitude_ma=amplitude),
-            control_period_s=0.01, seed=0,
+            model,
+            SensingChain(),
+            Device(),
+            OpenLoop(amplitude_ma=amplitude),
+            control_period_s=0.01,
+            seed=0,
         )
         data, _, _ = _collect(loop, 0.5)
         rates.append(data["lfp"][:, 100:].mean())
@@ -241,9 +252,7 @@ def test_user_network_mistakes_are_named_before_the_run(stimulate, sense, messag
 
 def test_objects_whose_dt_does_not_divide_the_sensing_interval_are_named():
     def build(n_instances=1):
-        from brian2 import ms
-
-        from brian2 import StateMonitor
+        from brian2 import StateMonitor, ms
 
         net = build_user_network(n_instances)
         exc = net["objects"][0]
@@ -301,3 +310,45 @@ def test_bad_loop_settings_are_refused_before_building(kwargs, message):
             control_period_s=kwargs.pop("control_period_s", 0.01),
             **kwargs,
         )
+
+
+# -- experiment files -----------------------------------------------------------------
+def _config(name="brian_stn_gpe", brian=None, params=None, period=0.02):
+    from types import SimpleNamespace as NS
+
+    return NS(
+        model=NS(name=name, dt_s=DT, regime=None, params=params or {}),
+        n_instances=2,
+        seed=3,
+        control=NS(period_s=period, latency_s=0.0, engine="auto"),
+        output=NS(record_baseline=True),
+        brian=brian,
+    )
+
+
+def test_experiment_sections_build_the_loop_or_name_the_problem():
+    from closedloop.brian_loop import is_brian_experiment, loop_from_config
+
+    controller = OpenLoop()
+    controller.reset(2, np.random.default_rng(0))  # as the config validation does
+    args = (SensingChain(), Device(), controller)
+    loop, problems = loop_from_config(_config(brian={"record_rates": True}), *args)
+    assert problems == [] and isinstance(loop, BrianLoop)
+    assert loop.baseline and loop.record_rates and loop.n == 2
+    assert set(loop.extra_timeseries()) == {"lfp_baseline", "rate_stn", "rate_gpe"}
+    assert is_brian_experiment("brian_ping") and not is_brian_experiment("stn_gpe")
+    assert is_brian_experiment("pkg.build", {"stimulate": STIM, "sense": SENSE})
+
+    _, problems = loop_from_config(_config(brian={"targt": "numpy"}), *args)
+    assert problems[0][0] == "brian.targt" and "Did you mean 'target'" in problems[0][1]
+    _, problems = loop_from_config(_config(brian={"target": "gpu"}), *args)
+    assert problems[0][0] == "brian.target"
+    _, problems = loop_from_config(_config(params={"w_GS_nA": -1.0}), *args)
+    assert problems[0][0] == "model" and "w_GS_nA" in problems[0][1]
+    _, problems = loop_from_config(_config(period=0.0105), *args)
+    assert problems[0][0] == "control" and "control.period_s" in problems[0][1]
+    _, problems = loop_from_config(_config(brian={"record_spikes": ["snr"]}), *args)
+    assert problems[0][0] == "brian.record_spikes"
+    user = _config("test_brian_loop.build_user_network", brian={"stimulate": STIM, "sense": SENSE})
+    loop, problems = loop_from_config(user, *args)
+    assert problems == [] and loop.model.signal_units == "mV"
