@@ -14,17 +14,18 @@ every integration step:
 
 * **Signal.** The model keeps a running integral of its signal per neuron
   inside its own state update (e.g. ``d lfp_cum/dt = I_syn / (nA*second)``),
-  or per instance for a user's network. At every sensing sample a
-  summed-variable :class:`brian2.Synapses` adds the per-neuron integrals of
-  each instance into a probe group (one row per instance) that runs on the
-  sensing clock; the sample is the increment since the previous sample
-  divided by the sampling interval: the boxcar mean over the interval of
-  :mod:`closedloop.sensing`, without any per-step code.
-* **Network operation.** One :class:`brian2.NetworkOperation` on the sensing
-  clock reads the probes' raw arrays (no unit-checked state access) and makes
-  one compiled (Numba) call: it takes the samples and, at the end of a
-  control period, runs the sensing chain (:func:`closedloop.sensing.sense_samples`),
-  records, runs a compiled controller twin if there is one
+  or per instance for a user's network. At every sensing sample the loop
+  sums each instance's integrals and takes the increment since the previous
+  sample divided by the sampling interval: the boxcar mean over the interval
+  of :mod:`closedloop.sensing`, without any per-step code.
+* **Network operation.** One :class:`brian2.NetworkOperation` on the
+  network's own clock (a second clock would cost Brian2's multi-clock
+  scheduling at every step, about 10 % at 1,000 neurons) returns at once
+  between samples; at a sample it reads the running integrals' raw arrays
+  (no unit-checked state access) and makes one compiled (Numba) call: it
+  takes the samples and, at the end of a control period, runs the sensing
+  chain (:func:`closedloop.sensing.sense_samples`), records, runs a compiled
+  controller twin if there is one
   (:func:`closedloop.controllers.compiled.controller_update`) and lets the
   device (:func:`closedloop.device.device_fill`) compute the exact drive of
   every step of the next period: limits, ramp, charge limit, pulse edges and
@@ -38,10 +39,10 @@ every integration step:
   it through a summed-variable synapse into a parameter it names.
 
 A loop of short ``net.run`` calls costs about 500 times a single run, which
-is why none is used here. The scheduling slot is ``groups``: probes' summed
-updates (order -10), the network operation (order -8), a user network's
-stimulation synapses (order -1), then the network's own state updates
-(order 0).
+is why none is used here. The scheduling slot is ``groups``: a user
+network's sensor probe (orders -10 and -9), the network operation (order
+-8), a user network's stimulation synapses (order -1), then the network's
+own state updates (order 0).
 
 cpp_standalone
 --------------
@@ -290,6 +291,7 @@ def _raw(group: Any, variable: str) -> np.ndarray:
 def _operation(
     take,
     cums,
+    blocks,
     prev,
     scales,
     inv_sample,
@@ -318,7 +320,9 @@ def _operation(
 ):
     """One call of the network operation: sample, end a period, fill the next.
 
-    ``buf[s, i, slot]`` receives source ``s``'s sample for instance ``i``.
+    ``buf[s, i, slot]`` receives source ``s``'s sample for instance ``i``:
+    the increment since the previous sample of the sum of the running
+    integrals ``cums[s]`` over the instance's ``blocks[s]`` consecutive rows.
     With ``end``, the period in ``buf`` is sensed, recorded (columns
     ``out_col`` at the sensing rate, ``per_col`` at the control rate) and a
     compiled controller's command queued for step ``step + latency``. With
@@ -331,9 +335,12 @@ def _operation(
     if take:
         for s in range(len(cums)):
             c = cums[s]
+            block = blocks[s]
             scale = scales[s] * inv_sample
             for i in range(n_tot):
-                v = c[i]
+                v = 0.0
+                for k in range(i * block, (i + 1) * block):
+                    v += c[k]
                 buf[s, i, slot] = (v - prev[s, i]) * scale
                 prev[s, i] = v
     if end:
@@ -591,7 +598,7 @@ class BrianLoop:
 
     def _build_runtime(self) -> None:
         import brian2
-        from brian2 import Network, NetworkOperation, SpikeMonitor, second
+        from brian2 import Network, NetworkOperation, SpikeMonitor
 
         self.target_ = select_target(self.target)
         _set_dt(self.dt_s)
@@ -601,20 +608,30 @@ class BrianLoop:
         self._ring = stim.ring
         self._n_columns = n_tot
         net = self.model.build(self._build_context(stim))
-        sample_dt = self.sample_s * second
         self._check_clocks(net)
         sources = [("signal", net.signal)]
         if self.record_rates:
             sources += [(f"rate_{name}", src) for name, src in net.populations.items()]
         objects = list(net.objects)
-        cums, scales = [], []
+        cums, blocks, scales = [], [], []
         for name, src in sources:
-            extra, holder = _probe(src, n_tot, sample_dt, name)
-            objects += extra
-            cums.append(_raw(holder, "cum" if extra else src.variable))
+            # The operation sums each instance's block of running integrals
+            # itself: no probe group, no second clock.
+            size = len(src.group)
+            block = size // n_tot
+            if size % n_tot or not np.array_equal(
+                np.asarray(src.instance_of), np.repeat(np.arange(n_tot), block)
+            ):
+                raise ValueError(
+                    f"{name}: group {src.group.name!r} must hold the {n_tot} instances in "
+                    "equal consecutive blocks"
+                )
+            cums.append(_raw(src.group, src.variable))
+            blocks.append(block)
             scales.append(src.scale)
         self._source_names = [name for name, _ in sources[1:]]
         self._cums = tuple(cums)
+        self._blocks = np.asarray(blocks, dtype=np.int64)
         self._scales = np.asarray(scales, dtype=np.float64)
         self._monitors = {}
         for name in self.record_spikes:
@@ -627,8 +644,12 @@ class BrianLoop:
             mon = SpikeMonitor(group, name=f"cl_spikes_{name}")
             self._monitors[name] = (mon, per_inst)
             objects.append(mon)
+        # On the network's own clock: a second clock would cost Brian2's
+        # multi-clock scheduling at every step (about 10 % at 1,000 neurons);
+        # the operation returns at once between samples.
+        self._countdown = 1
         self._operation_object = NetworkOperation(
-            self._on_sample, dt=sample_dt, when="groups", order=_ORDER_OPERATION
+            self._on_step, when="groups", order=_ORDER_OPERATION
         )
         objects.append(self._operation_object)
         self._net = Network(*objects)
@@ -678,9 +699,9 @@ class BrianLoop:
             for obj in quiet:
                 obj.active = True
         self._warm_steps += periods * self.steps_per_period
-        # The probes keep summing during the warm-up: start from where they are.
+        # The running integrals grew during the warm-up: start from where they are.
         for s, c in enumerate(self._cums):
-            self._prev[s] = c
+            self._prev[s] = c.reshape(self.n_total, -1).sum(axis=1)
 
     def _program(self) -> tuple[int, np.ndarray, np.ndarray]:
         """The controller's compiled program, or kind ``NONE`` to run it in Python."""
@@ -789,6 +810,7 @@ class BrianLoop:
         self._program_tuple = self._program()
         self._python_controller = self._program_tuple[0] < 0
         self._calls = 0
+        self._countdown = 1
         self._chunk_start = self._periods_done
         state = self.device_state[0]
         # The last command; pulses NaN: "no change" (never written by the compiled call).
@@ -819,8 +841,15 @@ class BrianLoop:
         )
         self._io = (*self._chunk, *self._scratch)
 
+    def _on_step(self) -> None:
+        """The network operation, at every step: works at sensing samples only."""
+        self._countdown -= 1
+        if self._countdown == 0:
+            self._countdown = self.steps_per_sample
+            self._on_sample()
+
     def _on_sample(self) -> None:
-        """The network operation: runs at every sensing sample (see the module notes)."""
+        """Sample, and at the end of a control period sense, control and fill."""
         try:
             self._sample()
         except BaseException as exc:  # stop the run; re-raised by run()
@@ -847,6 +876,7 @@ class BrianLoop:
         args = (
             take,
             self._cums,
+            self._blocks,
             self._prev,
             self._scales,
             1.0 / self.sample_s,
@@ -894,11 +924,11 @@ class BrianLoop:
                 # Only the fill now: the sample was taken and the period ended.
                 args = (
                     False,
-                    *args[1:7],
+                    *args[1:8],
                     False,
-                    *args[8:21],
+                    *args[9:22],
                     True,
-                    *args[22:25],
+                    *args[23:26],
                     self._command,
                     step_end + self.latency_steps,
                 )

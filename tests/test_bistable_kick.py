@@ -136,7 +136,7 @@ def test_closed_loop_returns_instances_to_low_state_and_cuts_time_in_high_state(
         def keep(t0, data, chunks=chunks):
             chunks.append(data["lfp"].copy())
 
-        loop.run(10.0, on_chunk=keep)
+        loop.run(6.0, on_chunk=keep)
         runs[label] = np.hstack(chunks)  # E at 1 kHz
     # Kicked back to the low state within 100 ms (20 ms dwell + 50 ms kick + settling).
     assert np.all(runs["kick"][:, 100] < 0.12)
