@@ -20,6 +20,8 @@ Schema (defaults in brackets)::
     metrics:    {band_hz [13, 30], discard_s [0.5], segment_s [1.0],
                  reference: {amplitude_ma [2.0], frequency_hz [130], pulse_width_us [60]}}
     output:     {chunk_s [1.0], record_baseline [true], figure [true]}
+    brian:      {target, record_rates, record_spikes, build_dir, keep_build,
+                 stimulate, sense}  [none]  Brian2 models, see closedloop.brian_loop
     sweep:      {seed, replicates, batch_size, grid, zip, random}  [none]
                 parameter sweep, see closedloop.sweep; ignored by a single run
 """
@@ -135,6 +137,7 @@ class ExperimentConfig(_Section):
     device: dict[str, Any] = {}
     metrics: MetricsSection = MetricsSection()
     output: OutputSection = OutputSection()
+    brian: dict[str, Any] | None = None
     sweep: dict[str, Any] | None = None
 
 
@@ -243,10 +246,16 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     sensing = _dataclass_section(SensingChain, cfg.sensing, "sensing", problems)
     device = _dataclass_section(Device, cfg.device, "device", problems)
     model_cls = controller_cls = None
-    try:
-        model_cls = resolve_model(cfg.model.name)
-    except ValueError as exc:
-        problems.append(("model.name", str(exc)))
+    from closedloop.brian_loop import is_brian_experiment
+
+    brian = is_brian_experiment(cfg.model.name, cfg.brian)
+    if not brian:
+        if cfg.brian is not None:
+            problems.append(("brian", "this section is only for Brian2 models"))
+        try:
+            model_cls = resolve_model(cfg.model.name)
+        except ValueError as exc:
+            problems.append(("model.name", str(exc)))
     try:
         controller_cls = resolve_controller(cfg.controller.name)
     except ValueError as exc:
@@ -277,7 +286,12 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
                     )
                 )
     loop = None
-    if not problems:
+    if not problems and brian:
+        from closedloop.brian_loop import loop_from_config
+
+        loop, brian_problems = loop_from_config(cfg, sensing, device, controller)
+        problems += brian_problems
+    elif not problems:
         from closedloop.loop import ClosedLoop
 
         try:

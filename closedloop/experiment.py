@@ -127,7 +127,10 @@ def simulate_runs(
     control_rate = 1.0 / loop.control_period_s
     units = model.signal_units
     baseline = None
-    if cfg.output.record_baseline:
+    # A Brian2 loop simulates unstimulated copies in its own network and
+    # delivers their signal as "lfp_baseline".
+    in_loop_baseline = bool(getattr(loop, "baseline", False))
+    if cfg.output.record_baseline and not in_loop_baseline:
         baseline = model.like()
     loop.reset()
     loop.warm_up(cfg.warmup_s)
@@ -141,7 +144,7 @@ def simulate_runs(
     psd_stim = [StreamingPSD(size, sensing_rate, cfg.metrics.segment_s) for size in sizes]
     psd_base = (
         [StreamingPSD(size, sensing_rate, cfg.metrics.segment_s) for size in sizes]
-        if baseline
+        if baseline or in_loop_baseline
         else None
     )
     discard = int(round(cfg.metrics.discard_s * sensing_rate))
@@ -167,7 +170,21 @@ def simulate_runs(
                 )
             )
             recorders.append(rec)
-            _create_datasets(rec, run.exp, loop, sensing_rate, control_rate, units, baseline)
+            _create_datasets(
+                rec, run.exp, loop, sensing_rate, control_rate, units,
+                baseline if baseline is not None else (in_loop_baseline or None),
+            )
+            for name, (unit, rate, what) in getattr(loop, "extra_timeseries", dict)().items():
+                if name != "lfp_baseline":
+                    rec.create_timeseries(name, units=unit, sampling_rate_hz=rate, description=what)
+            for name in getattr(loop, "record_spikes", ()):
+                rec.create_events(
+                    f"spikes_{name}",
+                    {"time_s": ("f8", "s"), "instance": ("i4", "1"), "neuron": ("i4", "1")},
+                    description=f"spikes of population {name!r}; neuron index within its instance",
+                )
+            if getattr(loop, "target_", None) is not None:
+                rec.set_attr("brian_target", loop.target_)
 
         def on_chunk(t0: float, data: dict[str, np.ndarray]) -> None:
             nonlocal seen, amp_count
@@ -179,6 +196,9 @@ def simulate_runs(
             skip = max(0, min(m, discard - seen))
             for psd, sl in zip(psd_stim, slices, strict=True):
                 psd.feed(lfp[sl, skip:])
+            if in_loop_baseline:
+                for psd, sl in zip(psd_base, slices, strict=True):
+                    psd.feed(data["lfp_baseline"][sl, skip:])
             if baseline is not None:
                 steps = m * loop.steps_per_sample
                 raw = baseline.advance(steps)
@@ -194,9 +214,19 @@ def simulate_runs(
             if bar is not None:
                 bar.update(round(t - bar.n, 6))
 
+        def on_spikes(name, t, instance, neuron) -> None:
+            for rec, sl in zip(recorders, slices, strict=True):
+                keep = (instance >= sl.start) & (instance < sl.stop)
+                rec.append_events(
+                    f"spikes_{name}",
+                    time_s=t[keep], instance=instance[keep] - sl.start, neuron=neuron[keep],
+                )
+
+        extra = {"on_spikes": on_spikes} if getattr(loop, "record_spikes", ()) else {}
         try:
             totals = loop.run(
-                cfg.duration_s, chunk_s=cfg.output.chunk_s, on_chunk=on_chunk, progress=tick
+                cfg.duration_s, chunk_s=cfg.output.chunk_s, on_chunk=on_chunk, progress=tick,
+                **extra,
             )
         finally:
             if bar is not None:

@@ -446,6 +446,28 @@ class RunRecorder:
         ds.resize(start + m, axis=1)
         ds[:, start : start + m] = block
 
+    # ---------------------------------------------------------------- events
+
+    def create_events(self, name: str, fields: Mapping[str, tuple[str, str]], *,
+                      description: str = "") -> None:
+        """Create ``events/<name>/<field>``: growable 1-D datasets (dtype, units)."""
+        f = self._require_open()
+        group = f.require_group("events").create_group(name)
+        group.attrs["description"] = description
+        for field_name, (dtype, units) in fields.items():
+            ds = group.create_dataset(field_name, shape=(0,), maxshape=(None,),
+                                      chunks=(65536,), dtype=dtype)
+            ds.attrs["units"] = units
+
+    def append_events(self, name: str, **columns: np.ndarray) -> None:
+        """Append equal-length columns to ``events/<name>``."""
+        group = self._require_open()["events"][name]
+        for field_name, values in columns.items():
+            ds = group[field_name]
+            start = ds.shape[0]
+            ds.resize(start + len(values), axis=0)
+            ds[start:] = values
+
     # ------------------------------------------------------- other datasets
 
     def write_array(self, path_in_file: str, data: Any, *, units: str, **attrs: Any) -> None:

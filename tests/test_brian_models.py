@@ -142,8 +142,12 @@ def test_same_seed_same_result_different_seed_different():
 
 
 def test_instance_structure_does_not_depend_on_the_batch():
+    from brian2 import BrianLogger
+
     from closedloop.models.brian import BuildContext, StimulationInput
 
+    # The networks are built, not run: Brian2 would warn about unused objects.
+    BrianLogger.suppress_name("unused_brian_object")
     seeds = np.random.SeedSequence(4).spawn(3)
 
     def synapses(n):
