@@ -85,10 +85,9 @@ import numpy as np
 from numba import njit, prange
 
 from closedloop._numba import normal
-from closedloop.controllers.compiled import controller_update
-from closedloop.device import device_fill, device_record, queue_push, queue_push_one
+from closedloop.device import device_fill, queue_push
+from closedloop.kernels import close_period
 from closedloop.model import NumbaModel, Parameter
-from closedloop.sensing import record_features, sense_period
 
 __all__ = ["JansenRit"]
 
@@ -254,25 +253,13 @@ def _advance_parallel(n_steps, step0, dt, model, drive, out):
 def _periods_one(
     i, n_periods, spp, step0, dt, model, device, sensing, io, k0, program, latency_steps, period_s
 ):
-    drive, net, signal, samples, art, lfp_out, sensed_out, per_period = io
-    kind, c_params, c_state = program
-    spk = samples.shape[1]
+    drive, net, signal = io[0], io[1], io[2]
     step = step0
     for k in range(k0, k0 + n_periods):
         device_fill(i, spp, step, dt, device, drive, net)
         _advance_one(i, spp, step, dt, model, drive, signal)
-        biomarker = sense_period(
-            i, spp, spp // spk, signal, net, samples, art, sensing, lfp_out, sensed_out, k * spk
-        )
-        per_period[i, 0, k] = biomarker
-        device_record(i, device, per_period, k)
-        record_features(i, sensing, per_period, k)
         step += spp
-        if kind >= 0:  # a compiled controller: its command queued here
-            amp, freq, width, pulses = controller_update(
-                i, kind, c_params, c_state, biomarker, period_s
-            )
-            queue_push_one(device, i, amp, freq, width, pulses, step + latency_steps)
+        close_period(i, k, spp, step, device, sensing, io, program, latency_steps, period_s)
 
 
 @njit(cache=True)

@@ -74,10 +74,9 @@ import numpy as np
 from numba import njit, prange
 
 from closedloop._numba import normal
-from closedloop.controllers.compiled import controller_update
-from closedloop.device import device_fill, device_record, queue_push, queue_push_one
+from closedloop.device import device_fill, queue_push
+from closedloop.kernels import close_period
 from closedloop.model import NumbaModel, Parameter
-from closedloop.sensing import record_features, sense_period
 
 __all__ = ["STNGPe"]
 
@@ -129,14 +128,23 @@ class STNGPe(NumbaModel):
         # 1 - med_depth * L(t), L a Bateman curve (first-order absorption and
         # elimination, peak normalised to 1) starting at med_onset_s. Time is
         # compressed: real doses act over hours (Nutt et al. 1984).
-        "med_depth": Parameter(0.0, "1", "fraction of STN-GPe coupling a dose removes at its "
-                               "peak (0: no medication)", _HERE, minimum=0, maximum=1),
-        "med_onset_s": Parameter(0.0, "s", "dose time, from the start of the recorded run",
-                                 _HERE, minimum=0),
-        "med_rise_s": Parameter(1.0, "s", "absorption time constant of the dose", _HERE,
-                                positive=True),
-        "med_decay_s": Parameter(4.0, "s", "elimination time constant of the dose", _HERE,
-                                 positive=True),
+        "med_depth": Parameter(
+            0.0,
+            "1",
+            "fraction of STN-GPe coupling a dose removes at its peak (0: no medication)",
+            _HERE,
+            minimum=0,
+            maximum=1,
+        ),
+        "med_onset_s": Parameter(
+            0.0, "s", "dose time, from the start of the recorded run", _HERE, minimum=0
+        ),
+        "med_rise_s": Parameter(
+            1.0, "s", "absorption time constant of the dose", _HERE, positive=True
+        ),
+        "med_decay_s": Parameter(
+            4.0, "s", "elimination time constant of the dose", _HERE, positive=True
+        ),
     }
     regimes = {
         # Beta limit cycle near 20 Hz, mean STN rate near 130 spikes/s.
@@ -239,8 +247,10 @@ def _advance_one(i, n_steps, step0, dt, model, drive, out):
         s_del_sg = hist[i, 0, k_sg]
         g_del_gg = hist[i, 1, k_gg]
         if medicated:
-            level = _bateman((step0 + j) * dt - rec.med_onset_s, rec.med_rise_s,
-                             rec.med_decay_s) / med_peak
+            level = (
+                _bateman((step0 + j) * dt - rec.med_onset_s, rec.med_rise_s, rec.med_decay_s)
+                / med_peak
+            )
             scale = 1.0 - rec.med_depth * level
             w_gs = rec.w_GS * scale
             w_sg = rec.w_SG * scale
@@ -286,25 +296,13 @@ def _advance_parallel(n_steps, step0, dt, model, drive, out):
 def _periods_one(
     i, n_periods, spp, step0, dt, model, device, sensing, io, k0, program, latency_steps, period_s
 ):
-    drive, net, signal, samples, art, lfp_out, sensed_out, per_period = io
-    kind, c_params, c_state = program
-    spk = samples.shape[1]
+    drive, net, signal = io[0], io[1], io[2]
     step = step0
     for k in range(k0, k0 + n_periods):
         device_fill(i, spp, step, dt, device, drive, net)
         _advance_one(i, spp, step, dt, model, drive, signal)
-        biomarker = sense_period(
-            i, spp, spp // spk, signal, net, samples, art, sensing, lfp_out, sensed_out, k * spk
-        )
-        per_period[i, 0, k] = biomarker
-        device_record(i, device, per_period, k)
-        record_features(i, sensing, per_period, k)
         step += spp
-        if kind >= 0:  # a compiled controller: its command queued here
-            amp, freq, width, pulses = controller_update(
-                i, kind, c_params, c_state, biomarker, period_s
-            )
-            queue_push_one(device, i, amp, freq, width, pulses, step + latency_steps)
+        close_period(i, k, spp, step, device, sensing, io, program, latency_steps, period_s)
 
 
 @njit(cache=True)
