@@ -41,11 +41,11 @@ import time
 
 import numpy as np
 
-from closedloop.brian_loop import BrianLoop, _set_dt, select_target
+from closedloop.brian_loop import BrianLoop
 from closedloop.controllers import PID
 from closedloop.device import Device
-from closedloop.models.brian import StimulationInput
 from closedloop.models.brian_ping import BrianPING
+from closedloop.perf import BrianOpenLoop
 from closedloop.sensing import SensingChain
 
 DT = 1e-4
@@ -79,24 +79,9 @@ def _loop(n_neurons: int, engine: str, target: str = "auto", n: int = 1) -> Bria
     )
 
 
-class _OpenLoop:
-    """The model's network alone, as the loop builds it, run in one ``Network.run``."""
-
-    def __init__(self, n_neurons: int) -> None:
-        import brian2
-        from brian2 import Network
-
-        loop = _loop(n_neurons, "auto")
-        select_target("auto")
-        _set_dt(DT)
-        brian2.seed(1)
-        stim = StimulationInput("ring", steps=loop.steps_per_period, columns=1, dt_s=DT)
-        self.net = Network(*loop.model.build(loop._build_context(stim)).objects)
-
-    def run(self, seconds: float) -> None:
-        from brian2 import second
-
-        self.net.run(seconds * second, namespace={})
+def _open_loop(n_neurons: int) -> BrianOpenLoop:
+    """The network alone, as the loop builds it (plain Brian2)."""
+    return BrianOpenLoop(_loop(n_neurons, "auto"))
 
 
 def _first(make, seconds: float):
@@ -123,7 +108,7 @@ def _timed_run(obj, seconds: float) -> tuple[float, float]:
 def runtime_rows(n_neurons: int, seconds: float) -> list[dict]:
     """Open loop and both closed loops, interleaved, best of REPEATS."""
     cases = {
-        "open": lambda: _OpenLoop(n_neurons),
+        "open": lambda: _open_loop(n_neurons),
         "closed, twin": lambda: _loop(n_neurons, "auto"),
         "closed, python": lambda: _loop(n_neurons, "python"),
     }

@@ -8,14 +8,15 @@ Set ``CLOSEDLOOP_NUMBA_CACHE`` (or numba's own ``NUMBA_CACHE_DIR``) to choose
 the parent directory.
 
 Random numbers come from one xoroshiro128+ stream per instance (two uint64
-words, plus a spare normal deviate), seeded through :class:`numpy.random.SeedSequence`, so results
-do not depend on the number of threads or on how a run is chunked.
+words), seeded through :class:`numpy.random.SeedSequence`, so results do not
+depend on the number of threads or on how a run is chunked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,29 +81,74 @@ def _next(state, i):
     return result
 
 
+def _ziggurat_tables(layers: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Layer edges and edge ratios of Doornik's (2005) normal ziggurat.
+
+    ``R`` (right edge of the base layer) and ``V`` (area of each layer) for
+    128 layers are Marsaglia & Tsang's (2000) constants.
+    """
+    r, v = 3.442619855899, 9.91256303526217e-3
+    x = np.zeros(layers + 1)
+    f = math.exp(-0.5 * r * r)
+    x[0] = v / f  # the base layer's pseudo-width: base rectangle plus tail
+    x[1] = r
+    for k in range(2, layers):
+        x[k] = math.sqrt(-2.0 * math.log(v / x[k - 1] + f))
+        f = math.exp(-0.5 * x[k] * x[k])
+    return x, x[1:] / x[:-1]
+
+
+# Module-level arrays are frozen into the compiled kernels as constants.
+_ZIG_X, _ZIG_RATIO = _ziggurat_tables()
+_ZIG_R = _ZIG_X[1]
+
+
 @njit(cache=True, inline="always")
 def uniform(state, i):
     """Uniform deviate in (0, 1] from instance ``i``'s stream."""
     return (float(_next(state, i) >> np.uint64(11)) + 1.0) * _U53
 
 
+@njit(cache=True)
+def _normal_slow(state, i, u, k):
+    """The ziggurat's rare branches (about 1 draw in 100): wedge or tail."""
+    while True:
+        if k == 0:
+            # Tail beyond R (Marsaglia 1964).
+            while True:
+                x = math.log(uniform(state, i)) / _ZIG_R
+                y = math.log(uniform(state, i))
+                if -2.0 * y >= x * x:
+                    return x - _ZIG_R if u < 0.0 else _ZIG_R - x
+        x = u * _ZIG_X[k]
+        f0 = math.exp(-0.5 * (_ZIG_X[k] * _ZIG_X[k] - x * x))
+        f1 = math.exp(-0.5 * (_ZIG_X[k + 1] * _ZIG_X[k + 1] - x * x))
+        if f1 + uniform(state, i) * (f0 - f1) < 1.0:
+            return x
+        bits = _next(state, i)
+        u = 2.0 * (float(bits >> np.uint64(11)) + 0.5) * _U53 - 1.0
+        k = np.int64((bits >> np.uint64(4)) & np.uint64(127))
+        if abs(u) < _ZIG_RATIO[k]:
+            return u * _ZIG_X[k]
+
+
 @njit(cache=True, inline="always")
 def normal(state, i):
     """Standard normal deviate from instance ``i``'s stream.
 
-    Box-Muller yields deviates in pairs: the second is kept in the state
-    (column 2 flags it, column 3 holds its bits) for the next call, so chunked
-    and whole runs draw the same sequence.
+    Ziggurat method (Marsaglia & Tsang 2000) in Doornik's (2005) form, which
+    takes the layer from bits independent of the uniform: one generator call
+    and a table look-up for 99 % of draws, about four times faster than
+    Box-Muller's logarithm, square root and sine. The uniform uses the top 53
+    bits of the output, the layer bits 4 to 10 (xoroshiro128+'s lowest bits
+    are its weakest).
     """
-    if state[i, 2] != 0:
-        state[i, 2] = 0
-        return state.view(np.float64)[i, 3]
-    u1 = uniform(state, i)
-    u2 = uniform(state, i)
-    r = np.sqrt(-2.0 * np.log(u1))
-    state.view(np.float64)[i, 3] = r * np.sin(2.0 * np.pi * u2)
-    state[i, 2] = 1
-    return r * np.cos(2.0 * np.pi * u2)
+    bits = _next(state, i)
+    u = 2.0 * (float(bits >> np.uint64(11)) + 0.5) * _U53 - 1.0
+    k = np.int64((bits >> np.uint64(4)) & np.uint64(127))
+    if abs(u) < _ZIG_RATIO[k]:
+        return u * _ZIG_X[k]
+    return _normal_slow(state, i, u, k)
 
 
 def rng_states(seeds: Sequence[np.random.SeedSequence]) -> np.ndarray:
@@ -115,11 +161,10 @@ def rng_states(seeds: Sequence[np.random.SeedSequence]) -> np.ndarray:
 
     Returns
     -------
-    ndarray of uint64, shape (len(seeds), 4)
-        Generator words in columns 0 and 1; columns 2 and 3 hold the spare
-        normal deviate of :func:`normal`.
+    ndarray of uint64, shape (len(seeds), 2)
+        The generator's two words.
     """
-    out = np.zeros((len(seeds), 4), dtype=np.uint64)
+    out = np.zeros((len(seeds), 2), dtype=np.uint64)
     for i, seq in enumerate(seeds):
         words = seq.generate_state(2, np.uint64)
         if not words.any():  # the all-zero state is a fixed point of the generator

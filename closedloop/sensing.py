@@ -233,7 +233,7 @@ class SensingChain:
         ----------
         n : int
             Batch size.
-        rng_state : ndarray of uint64, shape (n, 4)
+        rng_state : ndarray of uint64, shape (n, 2)
             Sensor-noise streams (see :func:`closedloop._numba.rng_states`).
         """
         params = np.zeros(9)

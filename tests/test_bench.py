@@ -15,7 +15,15 @@ from closedloop.bench import (
     write_results,
 )
 from closedloop.config import ConfigError
-from closedloop.perf import PERF_FORMAT_VERSION, compare, load_baseline
+from closedloop.perf import (
+    PERF_FORMAT_VERSION,
+    BrianOpenLoop,
+    _brian_ping_loop,
+    _serial_kernel,
+    compare,
+    load_baseline,
+    parallel_rates,
+)
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "benchmarks" / "scenarios"
 
@@ -111,6 +119,43 @@ def test_perf_compare_flags_only_regressions_beyond_tolerance():
     assert not bad and "new" in table
     table, bad = compare(_record(a=0.5, b=0.5, c=2.0), base, tolerance=0.35)
     assert bad and "REGRESSED" in table.splitlines()[1]
+
+
+def test_the_parallel_reference_workers_run_the_same_kernel():
+    import numba
+
+    from closedloop.models import WilsonCowan
+
+    # The independent workers' serial loop computes what the model's kernel does.
+    runs = []
+    for kernel in ("model", "reference"):
+        model = WilsonCowan(n=3, regime="bistable")
+        model.reset(4)
+        drive = np.zeros((3, 200))
+        out = np.zeros((3, 200))
+        fn = model._advance_serial if kernel == "model" else _serial_kernel(WilsonCowan)
+        fn(200, 0, model.dt_s, model.kernel_state(), drive, out)
+        runs.append(out)
+    np.testing.assert_array_equal(runs[0], runs[1])
+    threads = numba.get_num_threads()
+    model = WilsonCowan(n=40)
+    model.reset(0)
+    rates = parallel_rates(model, repeats=1, wall_s=0.01)
+    assert set(rates["rate"]) == {"one", "all", "workers"}
+    assert all(r > 0 for r in rates["rate"].values())
+    assert numba.get_num_threads() == threads  # restored
+
+
+def test_brian_open_loop_reference_is_the_network_without_the_loop():
+    loop = _brian_ping_loop(100, "auto")
+    plain = BrianOpenLoop(loop)
+    names = [obj.name for obj in plain.net.objects]
+    assert names and not [n for n in names if n.startswith(("cl_", "networkoperation"))]
+    plain.run(0.01)
+    assert float(plain.net.t) == pytest.approx(0.01)
+    # The loop's model: 80 % of 100 neurons excitatory.
+    sizes = sorted(len(g) for g in plain.net.objects if type(g).__name__ == "NeuronGroup")
+    assert sizes == [20, 80]
 
 
 def test_incompatible_baseline_is_refused(tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from matplotlib.image import imread
 
 from closedloop.cli import main
 from closedloop.config import load_config
@@ -217,7 +218,9 @@ def test_plot_seizures_draws_both_runs_and_z_when_recorded(demo, tmp_path):
         ds = f.create_dataset("timeseries/state_z", data=np.full((2, 120), 3.5))
         ds.attrs.update(units="1", sampling_rate_hz=1.0, start_time_s=1.0)
     taller = plot_seizures(copy, tmp_path / "with_z.png")
-    assert taller.stat().st_size > out.stat().st_size
+    # The extra panel makes the figure taller (10 in against 8.5 in).
+    height = imread(out).shape[0]
+    assert imread(taller).shape[0] == pytest.approx(height * 10 / 8.5, rel=0.02)
 
 
 def test_closed_loop_chunking_does_not_change_the_run(tmp_path):
