@@ -157,6 +157,11 @@ def simulate_runs(
 
         bar = tqdm(total=round(cfg.duration_s, 6), unit="sim s", desc=cfg.name, leave=False)
 
+    # Slow state a model offers (e.g. the Epileptor's permittivity z), sampled
+    # at the end of every recorded chunk on a regular grid.
+    chunk_s = cfg.output.chunk_s
+    observed = list(model.observables()) if hasattr(model, "observables") else []
+
     with contextlib.ExitStack() as stack:
         recorders = []
         for run in runs:
@@ -177,6 +182,23 @@ def simulate_runs(
             for name, (unit, rate, what) in getattr(loop, "extra_timeseries", dict)().items():
                 if name != "lfp_baseline":
                     rec.create_timeseries(name, units=unit, sampling_rate_hz=rate, description=what)
+            for name in observed:
+                unit = getattr(model, "state_variables", {}).get(name, "1")
+                rec.create_timeseries(
+                    f"state_{name}",
+                    units=unit,
+                    sampling_rate_hz=1.0 / chunk_s,
+                    start_time_s=chunk_s,
+                    description=f"model state {name!r} at the end of each {chunk_s:g} s chunk",
+                )
+                if baseline is not None:
+                    rec.create_timeseries(
+                        f"state_{name}_baseline",
+                        units=unit,
+                        sampling_rate_hz=1.0 / chunk_s,
+                        start_time_s=chunk_s,
+                        description=f"model state {name!r} without stimulation, same seed",
+                    )
             for name in getattr(loop, "record_spikes", ()):
                 rec.create_events(
                     f"spikes_{name}",
@@ -207,6 +229,18 @@ def simulate_runs(
                     rec.append("lfp_baseline", base[sl])
                     psd.feed(base[sl, skip:])
             seen += m
+            if observed:
+                # A last, shorter chunk would break the regular grid: left out.
+                end = seen / sensing_rate
+                if abs(end / chunk_s - round(end / chunk_s)) < 1e-9:
+                    states = {f"state_{k}": v for k, v in model.observables().items()}
+                    if baseline is not None:
+                        states.update(
+                            (f"state_{k}_baseline", v) for k, v in baseline.observables().items()
+                        )
+                    for rec, sl in zip(recorders, slices, strict=True):
+                        for key, value in states.items():
+                            rec.append(key, value[sl, None])
             amp_sum[:] += data["amplitude"].sum(axis=1)
             amp_count += data["amplitude"].shape[1]
 

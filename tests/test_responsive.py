@@ -206,21 +206,36 @@ def test_replayed_detections_are_the_bursts_the_device_delivered(demo):
         assert 20 * (detections.size - 1) < delivered <= 20 * detections.size
 
 
+def test_the_permittivity_z_is_recorded_with_and_without_stimulation(demo):
+    # One sample at the end of every 1 s chunk, both runs from the same state.
+    z, z0 = demo.timeseries["state_z"], demo.timeseries["state_z_baseline"]
+    assert z.shape == z0.shape == (2, 120)
+    np.testing.assert_allclose(demo.time("state_z"), np.arange(1.0, 121.0))
+    # Without stimulation z follows the Epileptor's slow cycle (Jirsa et al.
+    # 2014): it falls during seizures and recovers between them.
+    assert z0.min() < 3.0 < 3.6 < z0.max()
+    # Until the first burst the two runs are the same simulation.
+    first_on = demo.time("amplitude")[np.argmax(demo.timeseries["amplitude"][0] > 0)]
+    before = demo.time("state_z") < first_on
+    assert before.any()
+    np.testing.assert_array_equal(z[0, before], z0[0, before])
+    assert not np.array_equal(z[0], z0[0])
+
+
 def test_plot_seizures_draws_both_runs_and_z_when_recorded(demo, tmp_path):
     out = plot_seizures(demo, tmp_path / "seizures.png", instance=1)
     assert out.stat().st_size > 20_000
     with pytest.raises(IndexError):
         plot_seizures(demo, tmp_path / "bad.png", instance=2)
-    # A file that records z (timeseries/state_z) gets a fourth panel.
-    copy = tmp_path / "with_z.h5"
+    # Without z in the file, the z panel is left out and the figure is shorter.
+    copy = tmp_path / "without_z.h5"
     shutil.copy(demo.path, copy)
     with h5py.File(copy, "a") as f:
-        ds = f.create_dataset("timeseries/state_z", data=np.full((2, 120), 3.5))
-        ds.attrs.update(units="1", sampling_rate_hz=1.0, start_time_s=1.0)
-    taller = plot_seizures(copy, tmp_path / "with_z.png")
-    # The extra panel makes the figure taller (10 in against 8.5 in).
+        del f["timeseries/state_z"], f["timeseries/state_z_baseline"]
+    shorter = plot_seizures(copy, tmp_path / "without_z.png", instance=1)
+    # The z panel makes the figure taller (10 in against 8.5 in).
     height = imread(out).shape[0]
-    assert imread(taller).shape[0] == pytest.approx(height * 10 / 8.5, rel=0.02)
+    assert imread(shorter).shape[0] == pytest.approx(height * 8.5 / 10, rel=0.02)
 
 
 def test_closed_loop_chunking_does_not_change_the_run(tmp_path):
