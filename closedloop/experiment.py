@@ -184,20 +184,16 @@ def simulate_runs(
                     rec.create_timeseries(name, units=unit, sampling_rate_hz=rate, description=what)
             for name in observed:
                 unit = getattr(model, "state_variables", {}).get(name, "1")
-                rec.create_timeseries(
-                    f"state_{name}",
-                    units=unit,
-                    sampling_rate_hz=1.0 / chunk_s,
-                    start_time_s=chunk_s,
-                    description=f"model state {name!r} at the end of each {chunk_s:g} s chunk",
-                )
+                kinds = [("", "")]
                 if baseline is not None:
+                    kinds.append(("_baseline", " without stimulation, same seed"))
+                for suffix, what in kinds:
                     rec.create_timeseries(
-                        f"state_{name}_baseline",
+                        f"state_{name}{suffix}",
                         units=unit,
                         sampling_rate_hz=1.0 / chunk_s,
                         start_time_s=chunk_s,
-                        description=f"model state {name!r} without stimulation, same seed",
+                        description=f"model state {name!r}{what}, end of each {chunk_s:g} s chunk",
                     )
             for name in getattr(loop, "record_spikes", ()):
                 rec.create_events(
