@@ -74,27 +74,25 @@ def throughput(cls, repeats: int, wall_s: float) -> dict:
         rates = parallel_rates(_model(cls, N_BATCH), repeats, wall_s)
     finally:
         numba.set_num_threads(previous)
-    best = {1: rates["rate"]["one"], 2: rates["rate"]["all"], "workers": rates["rate"]["workers"]}
-    cores = {1: rates["cores"]["one"], 2: rates["cores"]["all"]}
-    seconds = rates["simulated_s"]
+    rate, cores = rates["rate"], rates["cores"]
     return {
         "dt_s": rates["dt_s"],
         "regime": rates["regime"],
-        "simulated_s_per_repeat": seconds,
-        "threads_1_instance_s_per_s": best[1],
-        "threads_2_instance_s_per_s": best[2],
-        "ratio_2_over_1": best[2] / best[1],
-        "two_workers_instance_s_per_s": best["workers"],
+        "simulated_s_per_repeat": rates["simulated_s"],
+        "threads_1_instance_s_per_s": rate["one"],
+        "threads_2_instance_s_per_s": rate["all"],
+        "ratio_2_over_1": rate["all"] / rate["one"],
+        "two_workers_instance_s_per_s": rate["workers"],
         # What the machine gave two independent workers, against one thread:
         # the ceiling of ratio_2_over_1 at the time of the run.
-        "machine_ratio_2_over_1": best["workers"] / best[1],
+        "machine_ratio_2_over_1": rate["workers"] / rate["one"],
         # The 2-thread kernel's share of that ceiling (1: scales as well as
         # two independent processes could).
-        "efficiency_vs_two_workers": best[2] / best["workers"],
+        "efficiency_vs_two_workers": rate["all"] / rate["workers"],
         # Below about 2 the 2-thread run did not get two cores to itself (other
         # processes took them), whatever the kernel's scaling.
-        "cores_used_1_thread": cores[1],
-        "cores_used_2_threads": cores[2],
+        "cores_used_1_thread": cores["one"],
+        "cores_used_2_threads": cores["all"],
     }
 
 

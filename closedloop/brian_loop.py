@@ -95,14 +95,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 from numba import njit
 
 from closedloop import loop as _loop
 from closedloop._numba import cache_dir as _numba_cache_dir
 from closedloop._numba import rng_states
-from closedloop.controllers import compiled as _compiled
 from closedloop.controllers.base import COMMAND_KEYS, Controller
 from closedloop.controllers.compiled import controller_update
 from closedloop.device import DEVICE_STATE, Device, device_fill, device_record, queue_push
@@ -379,35 +377,6 @@ def _operation(
             device_fill(i, spp, step, dt, device, drive, net)
             for j in range(spp):
                 ring[((ring_offset + j) % spp) * n_tot + i] = drive[i, j]
-
-
-def _entry_point(dispatcher: Any, args: tuple) -> Any:
-    """The compiled function for these argument types, skipping Numba's dispatch."""
-    sig = tuple(numba.typeof(a) for a in args)
-    compiled = dispatcher.overloads.get(sig)
-    return dispatcher if compiled is None else compiled.entry_point
-
-
-def _checked(out: Any, key: str, previous: np.ndarray, shape: tuple) -> np.ndarray:
-    """The command array for ``key``: writeable C-contiguous float64 of shape ``shape``.
-
-    Always the same array type, so the compiled call's types never change.
-    """
-    value = out.get(key, previous)
-    if (
-        type(value) is np.ndarray
-        and value.shape == shape
-        and value.dtype == np.float64
-        and value.flags.c_contiguous
-    ):
-        return value if value.flags.writeable else value.copy()
-    try:
-        arr = np.broadcast_to(np.asarray(value, dtype=np.float64), shape)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"controller returned {key!r} that is not a float array of shape {shape}: {value!r}"
-        ) from exc
-    return np.array(arr, dtype=np.float64, order="C")
 
 
 # --------------------------------------------------------------------------------------
@@ -705,21 +674,7 @@ class BrianLoop:
 
     def _program(self) -> tuple[int, np.ndarray, np.ndarray]:
         """The controller's compiled program, or kind ``NONE`` to run it in Python."""
-        if self.engine != "python":
-            program = self.controller.compiled()
-            if program is not None:
-                kind, params, state = program
-                return (
-                    int(kind),
-                    np.ascontiguousarray(params, dtype=np.float64),
-                    np.ascontiguousarray(state, dtype=np.float64),
-                )
-            if self.engine == "compiled":
-                raise ValueError(
-                    f"control.engine is 'compiled' but controller {type(self.controller).__name__}"
-                    " has no compiled twin; use 'auto' or 'python'"
-                )
-        return (_compiled.NONE, np.zeros((self.n, 1)), np.zeros((self.n, 1)))
+        return _loop.controller_program(self.controller, self.engine, self.n)
 
     # -- running --------------------------------------------------------------------
     def run(
@@ -915,10 +870,10 @@ class BrianLoop:
             shape = (self.n,)
             prev = self._command
             self._command = (
-                _checked(out, self._keys[0], prev[0], shape),
-                _checked(out, self._keys[1], prev[1], shape),
-                _checked(out, self._keys[2], prev[2], shape),
-                _checked(out, self._keys[3], self._no_trigger, shape),
+                _loop.command_array(out, self._keys[0], prev[0], shape),
+                _loop.command_array(out, self._keys[1], prev[1], shape),
+                _loop.command_array(out, self._keys[2], prev[2], shape),
+                _loop.command_array(out, self._keys[3], self._no_trigger, shape),
             )
             if fill:
                 # Only the fill now: the sample was taken and the period ended.
@@ -945,12 +900,13 @@ class BrianLoop:
         """Call the compiled operation; Numba's type dispatch only on the first call.
 
         Every argument keeps its type from call to call (the loop's own
-        arrays, and command arrays normalised by :func:`_checked`).
+        arrays, and command arrays normalised by
+        :func:`closedloop.loop.command_array`).
         """
         call = self._call
         if call is None:
             _operation(*args)
-            self._call = _entry_point(_operation, args)
+            self._call = _loop.entry_point(_operation, args)
         else:
             call(*args)
 

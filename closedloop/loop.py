@@ -16,8 +16,9 @@ whole batch.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -30,7 +31,15 @@ from closedloop.metrics import StreamingPSD, band_power
 from closedloop.model import PARALLEL_MIN_BATCH, NumbaModel
 from closedloop.sensing import FIRST_FEATURE_ROW, SensingChain
 
-__all__ = ["ClosedLoop", "ModelDivergedError", "summarize", "whole_multiple"]
+__all__ = [
+    "ClosedLoop",
+    "ModelDivergedError",
+    "command_array",
+    "controller_program",
+    "entry_point",
+    "summarize",
+    "whole_multiple",
+]
 
 _PER_PERIOD = ("biomarker", "amplitude", "frequency", "pulse_width", "pulse_count")
 _PER_PERIOD_UNITS = ("signal", "mA", "Hz", "us")
@@ -194,21 +203,7 @@ class ClosedLoop:
 
     def _program(self) -> tuple[int, np.ndarray, np.ndarray]:
         """The controller's compiled program, or kind ``NONE`` to run it in Python."""
-        if self.engine != "python":
-            program = self.controller.compiled()
-            if program is not None:
-                kind, params, state = program
-                return (
-                    int(kind),
-                    np.ascontiguousarray(params, dtype=np.float64),
-                    np.ascontiguousarray(state, dtype=np.float64),
-                )
-            if self.engine == "compiled":
-                raise ValueError(
-                    f"control.engine is 'compiled' but controller {type(self.controller).__name__}"
-                    " has no compiled twin; use 'auto' or 'python'"
-                )
-        return (_compiled.NONE, np.zeros((self.n, 1)), np.zeros((self.n, 1)))
+        return controller_program(self.controller, self.engine, self.n)
 
     # -- running --------------------------------------------------------------------
     def run(
@@ -332,7 +327,7 @@ class ClosedLoop:
                     )
                     if call is kernel and effective >= 0:
                         # Argument types are settled once the controller has answered.
-                        call = _entry_point(kernel, args)
+                        call = entry_point(kernel, args)
                     call(*args)
                     step += spp
                     features = {"biomarker": biomarker_rows[:, k]}
@@ -340,10 +335,10 @@ class ClosedLoop:
                         features[name] = values[:, k]
                     out = controller.update(step * dt, features)
                     command = (
-                        _checked(out, keys[0], command[0], shape),
-                        _checked(out, keys[1], command[1], shape),
-                        _checked(out, keys[2], command[2], shape),
-                        _checked(out, keys[3], no_trigger, shape),
+                        command_array(out, keys[0], command[0], shape),
+                        command_array(out, keys[1], command[1], shape),
+                        command_array(out, keys[2], command[2], shape),
+                        command_array(out, keys[3], no_trigger, shape),
                     )
                     effective = step + latency
             self.model.step_ = step
@@ -370,21 +365,65 @@ class ClosedLoop:
         return {name: state[:, c].copy() for c, name in enumerate(DEVICE_STATE)}
 
 
-def _entry_point(dispatcher, args):
+def controller_program(controller: Any, engine: str, n: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """The controller's compiled program, or kind ``NONE`` to run it in Python.
+
+    Parameters
+    ----------
+    controller : closedloop.controllers.Controller
+        The loop's controller.
+    engine : {"auto", "compiled", "python"}
+        ``control.engine``: ``"python"`` always runs ``update()``; ``"compiled"``
+        requires a compiled twin.
+    n : int
+        Batch size (shape of the placeholder program).
+
+    Returns
+    -------
+    tuple
+        ``(kind, params, state)`` as the compiled kernels take them.
+    """
+    if engine != "python":
+        program = controller.compiled()
+        if program is not None:
+            kind, params, state = program
+            return (
+                int(kind),
+                np.ascontiguousarray(params, dtype=np.float64),
+                np.ascontiguousarray(state, dtype=np.float64),
+            )
+        if engine == "compiled":
+            raise ValueError(
+                f"control.engine is 'compiled' but controller {type(controller).__name__}"
+                " has no compiled twin; use 'auto' or 'python'"
+            )
+    return (_compiled.NONE, np.zeros((n, 1)), np.zeros((n, 1)))
+
+
+def entry_point(dispatcher: Any, args: tuple) -> Any:
     """The compiled function for these argument types, skipping Numba's type dispatch.
 
     Dispatch re-types every argument on every call (about 2 us for the ~30
-    arrays of a period kernel, a fifth of a 1 ms period's budget). The loop
-    only passes arguments of fixed types: state arrays it owns and command
-    arrays that :func:`_checked` makes C-contiguous float64 of shape ``(n,)``.
+    arrays of a period kernel, a fifth of a 1 ms period's budget). The loops
+    only pass arguments of fixed types: state arrays they own and command
+    arrays that :func:`command_array` makes C-contiguous float64 of shape
+    ``(n,)`` (read-only or not: both share Numba's data model, and the
+    kernels only read commands).
     """
     sig = tuple(numba.typeof(a) for a in args)
     compiled = dispatcher.overloads.get(sig)
     return dispatcher if compiled is None else compiled.entry_point
 
 
-def _checked(out, key, previous, shape):
-    """The command array for ``key``: C-contiguous float64 of shape ``shape``."""
+def command_array(
+    out: Mapping[str, Any], key: str, previous: np.ndarray, shape: tuple
+) -> np.ndarray:
+    """The command array for ``key``: C-contiguous float64 of shape ``shape``.
+
+    ``out`` is what the controller returned; a missing key keeps ``previous``.
+    Raises TypeError naming the key when the value is not a float array of
+    that shape (or a scalar).
+    """
     value = out.get(key, previous)
     if value is previous:  # checked last period (controllers often return the same array)
         return value

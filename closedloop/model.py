@@ -24,7 +24,7 @@ import numpy as np
 
 from closedloop._numba import rng_states
 
-__all__ = ["NumbaModel", "Parameter"]
+__all__ = ["NumbaModel", "Parameter", "resolve_parameters"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,73 @@ class Parameter:
                 )
 
 
+def resolve_parameters(
+    model: Any,
+    params: Mapping[str, float | Sequence[float]] | None,
+    regime: str | None,
+) -> tuple[str | None, dict[str, np.ndarray]]:
+    """A model's regime and per-instance parameter values, checked.
+
+    Starts from each :class:`Parameter`'s default, applies the regime
+    (``model.default_regime`` when ``regime`` is None), then ``params``;
+    broadcasts every value to one per instance and checks it against its
+    :class:`Parameter` (units, range, whole steps of ``model.dt_s``).
+
+    Parameters
+    ----------
+    model : NumbaModel or closedloop.models.brian.BrianModel
+        Provides ``name``, ``parameters``, ``regimes``, ``default_regime``,
+        ``n`` and ``dt_s`` (s).
+    params : mapping, optional
+        Parameter name to a scalar or one value per instance.
+    regime : str, optional
+        One of ``model.regimes``.
+
+    Returns
+    -------
+    regime : str or None
+        The regime applied.
+    param_values : dict of str to ndarray
+        Every parameter, shape ``(n,)``.
+
+    Raises
+    ------
+    ValueError
+        Naming the unknown regime or parameter, or the parameter whose value
+        has the wrong shape or is out of its documented range.
+    """
+    regime = regime if regime is not None else model.default_regime
+    values: dict[str, Any] = {k: p.value for k, p in model.parameters.items()}
+    if regime is not None:
+        if regime not in model.regimes:
+            raise ValueError(
+                f"model.regime {regime!r} is not one of {sorted(model.regimes)} "
+                f"for model {model.name!r}"
+            )
+        values.update(model.regimes[regime])
+    for key, value in (params or {}).items():
+        if key not in model.parameters:
+            raise ValueError(
+                f"model parameter {key!r} is unknown to model {model.name!r}; "
+                f"known: {', '.join(sorted(model.parameters))}"
+            )
+        values[key] = value
+    out = {}
+    for key, value in values.items():
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.ndim == 0:
+            arr = np.full(model.n, float(arr))
+        if arr.shape != (model.n,):
+            raise ValueError(
+                f"model parameter {key!r} has shape {arr.shape}; expected a scalar or "
+                f"one value per instance ({model.n})"
+            )
+        out[key] = arr
+    for key, spec in model.parameters.items():
+        spec.check(key, out[key], model.dt_s)
+    return regime, out
+
+
 class NumbaModel:
     """Base class of the Numba-compiled population models.
 
@@ -129,26 +196,7 @@ class NumbaModel:
             raise ValueError(f"model batch size n must be a positive integer, got {n!r}")
         self.dt_s = float(dt_s)
         self.n = int(n)
-        regime = regime if regime is not None else self.default_regime
-        values: dict[str, Any] = {k: p.value for k, p in self.parameters.items()}
-        if regime is not None:
-            if regime not in self.regimes:
-                raise ValueError(
-                    f"model.regime {regime!r} is not one of {sorted(self.regimes)} "
-                    f"for model {self.name!r}"
-                )
-            values.update(self.regimes[regime])
-        self.regime = regime
-        for key, value in (params or {}).items():
-            if key not in self.parameters:
-                raise ValueError(
-                    f"model parameter {key!r} is unknown to model {self.name!r}; "
-                    f"known: {', '.join(sorted(self.parameters))}"
-                )
-            values[key] = value
-        self.param_values = self._broadcast(values)
-        for key, spec in self.parameters.items():
-            spec.check(key, self.param_values[key], self.dt_s)
+        self.regime, self.param_values = resolve_parameters(self, params, regime)
         self.record = self._make_record()
         self.state: dict[str, np.ndarray] = {}
         self.step_ = 0
@@ -176,20 +224,6 @@ class NumbaModel:
             params=self.param_values if params is None else params,
             regime=None,
         )
-
-    def _broadcast(self, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        out = {}
-        for key, value in values.items():
-            arr = np.asarray(value, dtype=np.float64)
-            if arr.ndim == 0:
-                arr = np.full(self.n, float(arr))
-            if arr.shape != (self.n,):
-                raise ValueError(
-                    f"model parameter {key!r} has shape {arr.shape}; expected a scalar or "
-                    f"one value per instance ({self.n})"
-                )
-            out[key] = arr
-        return out
 
     def _make_record(self) -> np.ndarray:
         fields = [(k, np.float64) for k in self.parameters] + list(self.derived_fields)

@@ -56,7 +56,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from closedloop.model import Parameter
+from closedloop.model import Parameter, resolve_parameters
 
 __all__ = [
     "BRIAN_MODELS",
@@ -358,26 +358,7 @@ class BrianModel:
             raise ValueError(f"model batch size n must be a positive integer, got {n!r}")
         self.dt_s = float(dt_s)
         self.n = int(n)
-        regime = regime if regime is not None else self.default_regime
-        values: dict[str, Any] = {k: p.value for k, p in self.parameters.items()}
-        if regime is not None:
-            if regime not in self.regimes:
-                raise ValueError(
-                    f"model.regime {regime!r} is not one of {sorted(self.regimes)} "
-                    f"for model {self.name!r}"
-                )
-            values.update(self.regimes[regime])
-        self.regime = regime
-        for key, value in (params or {}).items():
-            if key not in self.parameters:
-                raise ValueError(
-                    f"model parameter {key!r} is unknown to model {self.name!r}; "
-                    f"known: {', '.join(sorted(self.parameters))}"
-                )
-            values[key] = value
-        self.param_values = self._broadcast(values)
-        for key, spec in self.parameters.items():
-            spec.check(key, self.param_values[key], self.dt_s)
+        self.regime, self.param_values = resolve_parameters(self, params, regime)
         for key in self.shared_parameters:
             if np.ptp(self.param_values[key]) != 0:
                 raise ValueError(
@@ -405,20 +386,6 @@ class BrianModel:
             params=self.param_values if params is None else params,
             regime=None,
         )
-
-    def _broadcast(self, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        out = {}
-        for key, value in values.items():
-            arr = np.asarray(value, dtype=np.float64)
-            if arr.ndim == 0:
-                arr = np.full(self.n, float(arr))
-            if arr.shape != (self.n,):
-                raise ValueError(
-                    f"model parameter {key!r} has shape {arr.shape}; expected a scalar or "
-                    f"one value per instance ({self.n})"
-                )
-            out[key] = arr
-        return out
 
     def _check(self, values: dict[str, np.ndarray]) -> None:
         """Model-specific checks across parameters (raise ValueError naming them)."""
