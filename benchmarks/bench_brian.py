@@ -6,7 +6,7 @@ real-time factor (simulated seconds per wall second) of
 
 * ``open``: the network alone, run open loop in one ``Network.run`` (the
   same objects the loop builds, stimulation input included, driven by zeros);
-* ``closed, twin``: :class:`~closedloop.brian_loop.BrianLoop` with a PI
+* ``closed, twin``: :class:`~closedloop.brian.loop.BrianLoop` with a PI
   controller at a 1 ms control period and 1 kHz sensing, the controller's
   Numba twin inside the network operation's compiled call;
 * ``closed, python``: the same with the controller's ``update`` in Python;
@@ -41,12 +41,12 @@ import time
 
 import numpy as np
 
-from closedloop.brian_loop import BrianLoop
+from closedloop.bench.perf import BrianOpenLoop
+from closedloop.brian.loop import BrianLoop
 from closedloop.controllers import PID
 from closedloop.device import Device
 from closedloop.models.brian_ping import BrianPING
-from closedloop.perf import BrianOpenLoop
-from closedloop.sensing import SensingChain
+from closedloop.sensing.chain import SensingChain
 
 DT = 1e-4
 PERIOD = 1e-3

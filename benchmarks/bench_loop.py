@@ -20,8 +20,8 @@ import json
 import platform
 import time
 
+from closedloop.bench.perf import closed_loop_runner, open_loop_runner
 from closedloop.models import STNGPe
-from closedloop.perf import closed_loop_runner, open_loop_runner
 
 DT = 1e-4
 REPEATS = 7

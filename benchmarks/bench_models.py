@@ -41,7 +41,7 @@ import time
 import numba
 import numpy as np
 
-from closedloop.perf import parallel_rates
+from closedloop.bench.perf import parallel_rates
 
 N_BATCH = 256
 #: Wall time each throughput repeat aims at, s (``--quick``: a third). Many
@@ -64,7 +64,7 @@ def _model(cls, n: int):
 def throughput(cls, repeats: int, wall_s: float) -> dict:
     """Best-of-``repeats`` instance-seconds per wall second with 1 and 2 threads.
 
-    See :func:`closedloop.perf.parallel_rates`: the parallel ``advance``
+    See :func:`closedloop.bench.perf.parallel_rates`: the parallel ``advance``
     kernel itself on preallocated arrays, and two independent serial workers
     as the machine's own reference.
     """
@@ -99,10 +99,10 @@ def throughput(cls, repeats: int, wall_s: float) -> dict:
 def first_calls(name: str) -> dict:
     """Child process: time the first advance and the first closed-loop periods."""
     from closedloop.controllers import OpenLoop
+    from closedloop.core.loop import ClosedLoop
     from closedloop.device import Device
-    from closedloop.loop import ClosedLoop
     from closedloop.models import BUILTIN_MODELS
-    from closedloop.sensing import SensingChain
+    from closedloop.sensing.chain import SensingChain
 
     cls = BUILTIN_MODELS[name]
     model = _model(cls, N_BATCH)

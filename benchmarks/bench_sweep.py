@@ -40,8 +40,8 @@ from pathlib import Path
 
 import yaml
 
-from closedloop.executors import DaskExecutor, LocalPool, cpu_count
-from closedloop.sweep import expand_sweep, run_sweep
+from closedloop.sweep.executors import DaskExecutor, LocalPool, cpu_count
+from closedloop.sweep.runner import expand_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,7 +137,7 @@ def process_per_run(plan, workers: int, n_runs: int) -> float:
                 time.sleep(0.002)
             running.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "closedloop.cli", "run", str(path), "--out",
+                    [sys.executable, "-m", "closedloop.cli.main", "run", str(path), "--out",
                      str(tmp / "out"), "--no-progress"],
                     stdout=subprocess.DEVNULL,
                 )

@@ -17,13 +17,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "ClosedLoop": "closedloop.loop",
+    "ClosedLoop": "closedloop.core.loop",
     "Controller": "closedloop.controllers",
     "Device": "closedloop.device",
     "SensingChain": "closedloop.sensing",
-    "check_controller": "closedloop.conformance",
+    "check_controller": "closedloop.testing",
     "load_config": "closedloop.config",
-    "load_run": "closedloop.recording",
+    "load_run": "closedloop.io",
     "plot_run": "closedloop.plotting",
     "run_experiment": "closedloop.experiment",
 }

@@ -54,7 +54,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numba import njit
 
-from closedloop import _numba  # noqa: F401  (sets the kernel cache directory first)
+from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
 
 __all__ = [
     "DEVICE_STATE",

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 import closedloop
-from closedloop.config import ResolvedExperiment
-from closedloop.loop import summarize
+from closedloop.config.schema import ResolvedExperiment
+from closedloop.core.loop import summarize
+from closedloop.io.hdf5 import RunRecorder
 from closedloop.metrics import METRIC_INFO, StreamingPSD
-from closedloop.recording import RunRecorder
-from closedloop.sensing import FEATURES
+from closedloop.sensing.chain import FEATURES
 
 __all__ = ["RunOutcome", "RunSpec", "metrics_table", "run_experiment", "simulate_runs"]
 
@@ -66,7 +66,7 @@ def run_experiment(
     Parameters
     ----------
     exp : ResolvedExperiment
-        From :func:`closedloop.config.load_config`.
+        From :func:`closedloop.config.schema.load_config`.
     out_dir : str or Path
         Output directory (created).
     progress : bool
@@ -78,7 +78,7 @@ def run_experiment(
 
     Raises
     ------
-    closedloop.loop.ModelDivergedError
+    closedloop.core.loop.ModelDivergedError
         After writing the file with status ``failed``.
     """
     path = Path(out_dir) / f"{exp.config.name}.h5"
@@ -92,7 +92,7 @@ def simulate_runs(
 
     Parameters
     ----------
-    loop : closedloop.loop.ClosedLoop
+    loop : closedloop.core.loop.ClosedLoop
         The loop to run: its instances are the runs' instances, in order
         (run ``k`` owns the ``n_instances`` rows after those of runs
         ``0..k-1``). For a single run, the run's own ``exp.loop``.
@@ -110,7 +110,7 @@ def simulate_runs(
 
     Raises
     ------
-    closedloop.loop.ModelDivergedError
+    closedloop.core.loop.ModelDivergedError
         After writing every run's file with status ``failed``.
     """
     if not runs:
@@ -176,7 +176,12 @@ def simulate_runs(
             )
             recorders.append(rec)
             _create_datasets(
-                rec, run.exp, loop, sensing_rate, control_rate, units,
+                rec,
+                run.exp,
+                loop,
+                sensing_rate,
+                control_rate,
+                units,
                 baseline if baseline is not None else (in_loop_baseline or None),
             )
             for name, (unit, rate, what) in getattr(loop, "extra_timeseries", dict)().items():
@@ -249,13 +254,18 @@ def simulate_runs(
                 keep = (instance >= sl.start) & (instance < sl.stop)
                 rec.append_events(
                     f"spikes_{name}",
-                    time_s=t[keep], instance=instance[keep] - sl.start, neuron=neuron[keep],
+                    time_s=t[keep],
+                    instance=instance[keep] - sl.start,
+                    neuron=neuron[keep],
                 )
 
         extra = {"on_spikes": on_spikes} if getattr(loop, "record_spikes", ()) else {}
         try:
             totals = loop.run(
-                cfg.duration_s, chunk_s=cfg.output.chunk_s, on_chunk=on_chunk, progress=tick,
+                cfg.duration_s,
+                chunk_s=cfg.output.chunk_s,
+                on_chunk=on_chunk,
+                progress=tick,
                 **extra,
             )
         finally:
@@ -300,7 +310,7 @@ def simulate_runs(
     for run, metrics in zip(runs, all_metrics, strict=True):
         figure = None
         if run.exp.config.output.figure:
-            from closedloop.plotting import plot_run
+            from closedloop.plotting.run import plot_run
 
             figure = plot_run(run.path)
         outcomes.append(RunOutcome(path=run.path, figure=figure, metrics=metrics))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 from closedloop.controllers import BUILTIN_CONTROLLERS, Controller
-from closedloop.model import NumbaModel
+from closedloop.core.model import NumbaModel
 from closedloop.models import BUILTIN_MODELS
 
 __all__ = ["resolve_controller", "resolve_model", "resolve_object"]
@@ -60,5 +60,5 @@ def resolve_model(name: str) -> type[NumbaModel]:
         )
     obj = resolve_object(name)
     if not (isinstance(obj, type) and issubclass(obj, NumbaModel)):
-        raise ValueError(f"{name!r} is not a subclass of closedloop.model.NumbaModel")
+        raise ValueError(f"{name!r} is not a subclass of closedloop.core.model.NumbaModel")
     return obj

@@ -4,7 +4,7 @@ The built-in controllers follow the adaptive deep brain stimulation
 literature; :data:`BUILTIN_CONTROLLERS` maps each registry name (as used in an
 experiment file) to its class. A user's own controller subclasses
 :class:`Controller` and can be checked with
-:func:`closedloop.conformance.check_controller`.
+:func:`closedloop.testing.controller.check_controller`.
 """
 
 from closedloop.controllers.base import COMMAND_KEYS, Controller

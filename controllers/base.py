@@ -3,7 +3,7 @@
 A controller turns biomarker features into stimulation commands, once per
 control period, for a whole batch of ``n`` independent instances at a time.
 
-The contract (also checked by :func:`closedloop.conformance.check_controller`):
+The contract (also checked by :func:`closedloop.testing.controller.check_controller`):
 
 * ``__init__`` only stores its keyword parameters (scikit-learn style); it
   validates nothing that depends on the run.

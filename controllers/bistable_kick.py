@@ -22,7 +22,7 @@ import numpy as np
 
 from closedloop.controllers.base import Controller
 from closedloop.controllers.base import real_parameter as _real
-from closedloop.sensing import FEATURES
+from closedloop.sensing.chain import FEATURES
 
 __all__ = ["StateKick"]
 
@@ -39,7 +39,7 @@ class StateKick(Controller):
         Feature whose level is watched: ``"signal"`` (the last sensed sample:
         the model's activity level, to be listed in ``sensing.features``),
         ``"biomarker"`` (the band envelope) or another of
-        :data:`closedloop.sensing.FEATURES`.
+        :data:`closedloop.sensing.chain.FEATURES`.
     threshold : float, default 0.2
         Level above which an instance counts as in the pathological state,
         in the feature's units (the default sits between the two states of
@@ -102,7 +102,7 @@ class StateKick(Controller):
 
     The kick is gated by the amplitude over the device's continuous pulse
     train: ``pulses`` is not commanded, because every command must be finite
-    for :func:`closedloop.conformance.check_controller` and no finite
+    for :func:`closedloop.testing.controller.check_controller` and no finite
     ``pulses`` value leaves a burst under way alone. The device must
     therefore switch its amplitude fast compared with the kick: give it a
     fast ramp (e.g. ``device.ramp_rate_ma_per_s: 1000``, 3 mA in 3 ms).

@@ -17,7 +17,7 @@ import math
 
 from numba import njit
 
-from closedloop import _numba  # noqa: F401  (sets the kernel cache directory first)
+from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
 
 __all__ = ["DUAL_THRESHOLD", "NONE", "ON_OFF", "OPEN_LOOP", "PID", "controller_update"]
 

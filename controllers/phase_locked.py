@@ -39,7 +39,7 @@ class PhaseLocked(Controller):
     target_phase_rad : float, default pi
         Phase of the band-passed signal at which to stimulate, rad, in the
         sensing chain's convention (0 at the peaks, pi at the troughs,
-        increasing with time; see :mod:`closedloop.sensing`). Any finite
+        increasing with time; see :mod:`closedloop.sensing.chain`). Any finite
         value, taken modulo 2 pi.
     amplitude_ma : float, default 2.0
         Pulse amplitude, mA, non-negative.
@@ -94,7 +94,7 @@ class PhaseLocked(Controller):
     set. Zero rather than NaN ("no change") keeps the device from the
     continuous pulse train it starts in (``pulses = inf``) once the amplitude
     is set, and cannot cut short a pulse already delivered; it also keeps
-    every command finite, as :func:`closedloop.conformance.check_controller`
+    every command finite, as :func:`closedloop.testing.controller.check_controller`
     requires.
 
     Timing. The crossing happens somewhere in the period before the one in

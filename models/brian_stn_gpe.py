@@ -78,14 +78,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from closedloop.model import Parameter
-from closedloop.models.brian import (
+from closedloop.brian.model import (
     BrianModel,
     BuildContext,
     CumulativeSource,
     ModelNetwork,
     fixed_indegree,
 )
+from closedloop.core.model import Parameter
 
 __all__ = ["BrianSTNGPe"]
 

@@ -116,10 +116,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numba import njit, prange
 
-from closedloop._numba import normal
+from closedloop.core.model import NumbaModel, Parameter
+from closedloop.core.period import close_period
+from closedloop.core.random import normal
 from closedloop.device import device_fill, queue_push
-from closedloop.kernels import close_period
-from closedloop.model import NumbaModel, Parameter
 
 __all__ = ["Epileptor"]
 

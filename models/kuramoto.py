@@ -107,10 +107,10 @@ from numba import njit, prange
 from numpy.typing import ArrayLike
 from scipy import signal as _signal
 
-from closedloop._numba import normal, uniform
+from closedloop.core.model import NumbaModel, Parameter
+from closedloop.core.period import close_period
+from closedloop.core.random import normal, uniform
 from closedloop.device import device_fill, queue_push
-from closedloop.kernels import close_period
-from closedloop.model import NumbaModel, Parameter
 
 __all__ = ["KuramotoEnsemble", "order_parameter_from_lfp"]
 

@@ -21,7 +21,7 @@ white noise (``sigma_E``, ``sigma_I``, in 1/sqrt(s), stochastic Heun) is
 drawn from each instance's own seeded stream. The initial state is the
 resting state ``E = I = u = 0``; to start elsewhere, set
 ``model.state["x"][:, 0]`` (E) and ``[:, 1]`` (I) after
-:meth:`~closedloop.model.NumbaModel.reset`.
+:meth:`~closedloop.core.model.NumbaModel.reset`.
 
 Stimulation
 -----------
@@ -97,10 +97,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from closedloop._numba import normal
+from closedloop.core.model import NumbaModel, Parameter
+from closedloop.core.period import close_period
+from closedloop.core.random import normal
 from closedloop.device import device_fill, queue_push
-from closedloop.kernels import close_period
-from closedloop.model import NumbaModel, Parameter
 
 __all__ = ["WilsonCowan"]
 

@@ -7,15 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from closedloop.bench import (
-    leaderboard_markdown,
-    load_scenario,
-    plot_scenario,
-    run_bench,
-    write_results,
-)
-from closedloop.config import ConfigError
-from closedloop.perf import (
+from closedloop.bench.perf import (
     PERF_FORMAT_VERSION,
     BrianOpenLoop,
     _brian_ping_loop,
@@ -24,6 +16,14 @@ from closedloop.perf import (
     load_baseline,
     parallel_rates,
 )
+from closedloop.bench.scenarios import (
+    leaderboard_markdown,
+    load_scenario,
+    plot_scenario,
+    run_bench,
+    write_results,
+)
+from closedloop.config.schema import ConfigError
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "benchmarks" / "scenarios"
 
@@ -168,7 +168,7 @@ def test_incompatible_baseline_is_refused(tmp_path):
 
 
 def test_bench_command_refuses_bad_input_with_exit_2(tmp_path, capsys):
-    from closedloop.cli import main
+    from closedloop.cli.main import main
 
     assert main(["bench", "--controllers", "nowhere.Missing", "--out", str(tmp_path)]) == 2
     assert "nowhere" in capsys.readouterr().err
@@ -182,7 +182,7 @@ def test_bench_command_refuses_bad_input_with_exit_2(tmp_path, capsys):
 
 
 def test_bench_command_writes_the_leaderboard(tmp_path, capsys):
-    from closedloop.cli import main
+    from closedloop.cli.main import main
 
     scn = _scenario(tmp_path, **{"scenario.quick": {"duration_s": 1.5, "n_instances": 1}})
     code = main(

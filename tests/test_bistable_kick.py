@@ -5,14 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from closedloop.cli import main
-from closedloop.conformance import check_controller
+from closedloop.cli.main import main
 from closedloop.controllers import BUILTIN_CONTROLLERS, OpenLoop, StateKick
+from closedloop.core.loop import ClosedLoop
 from closedloop.device import Device
-from closedloop.loop import ClosedLoop
+from closedloop.io.hdf5 import load_run
 from closedloop.models import WilsonCowan
-from closedloop.recording import load_run
-from closedloop.sensing import SensingChain
+from closedloop.sensing.chain import SensingChain
+from closedloop.testing.controller import check_controller
 
 DT = 1e-4
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "wc_bistable_kick.yaml"

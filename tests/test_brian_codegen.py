@@ -6,9 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from closedloop.brian_loop import BrianLoop
-from closedloop.controllers import PID, Controller, DualThreshold, OnOff, OpenLoop
-from closedloop.controllers.brian_codegen import (
+from closedloop.brian.codegen import (
     FUNCTIONS,
     device_code,
     device_initial,
@@ -16,9 +14,11 @@ from closedloop.controllers.brian_codegen import (
     sensing_code,
     simulate_controller_code,
 )
+from closedloop.brian.loop import BrianLoop
+from closedloop.controllers import PID, Controller, DualThreshold, OnOff, OpenLoop
 from closedloop.device import Device, device_fill, queue_push
 from closedloop.models.brian_stn_gpe import BrianSTNGPe
-from closedloop.sensing import SensingChain
+from closedloop.sensing.chain import SensingChain
 
 DT = 1e-4
 CONTROLLERS = [
@@ -92,7 +92,7 @@ def test_controllers_without_a_twin_are_refused_plainly():
 def test_generated_device_delivers_what_the_reference_device_delivers():
     from brian2 import Network, NeuronGroup, StateMonitor, TimedArray, second
 
-    from closedloop.brian_loop import select_target
+    from closedloop.brian.loop import select_target
 
     select_target("numpy")
     device = Device(ramp_rate_ma_per_s=20.0)
@@ -159,7 +159,7 @@ def test_generated_device_delivers_what_the_reference_device_delivers():
 def test_generated_sensing_chain_matches_the_sensing_chain():
     from brian2 import Network, NeuronGroup, StateMonitor, TimedArray, second
 
-    from closedloop.brian_loop import select_target
+    from closedloop.brian.loop import select_target
 
     select_target("numpy")
     chain = SensingChain(envelope="power", envelope_tau_s=0.03, band_hz=(13.0, 30.0))

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from closedloop import brian_loop
-from closedloop.brian_loop import BrianLoop, brian_cache_dir, select_target
+from closedloop.brian import loop as brian_loop
+from closedloop.brian.loop import BrianLoop, brian_cache_dir, select_target
+from closedloop.brian.model import ExternalNetwork
 from closedloop.controllers import PID, DualThreshold, OnOff, OpenLoop
 from closedloop.device import Device
-from closedloop.models.brian import ExternalNetwork
 from closedloop.models.brian_stn_gpe import BrianSTNGPe
-from closedloop.sensing import SensingChain
+from closedloop.sensing.chain import SensingChain
 
 DT = 1e-4
 SMALL = {"N_STN": 50, "N_GPe": 50, "K_SG": 10, "K_GS": 10, "K_GG": 10}
@@ -327,7 +327,7 @@ def _config(name="brian_stn_gpe", brian=None, params=None, period=0.02):
 
 
 def test_experiment_sections_build_the_loop_or_name_the_problem():
-    from closedloop.brian_loop import is_brian_experiment, loop_from_config
+    from closedloop.brian.loop import is_brian_experiment, loop_from_config
 
     controller = OpenLoop()
     controller.reset(2, np.random.default_rng(0))  # as the config validation does

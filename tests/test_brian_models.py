@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from closedloop.models.brian import BRIAN_MODELS, ExternalNetwork, resolve_brian_model
+from closedloop.brian.model import BRIAN_MODELS, ExternalNetwork, resolve_brian_model
 from closedloop.models.brian_ping import BrianPING
 from closedloop.models.brian_stn_gpe import BrianSTNGPe
 
@@ -57,10 +57,10 @@ def test_stn_gpe_parkinsonian_beta_peak_healthy_little_beta_and_rates():
 
 
 def test_stn_gpe_firing_rates_lie_in_recorded_ranges():
-    from closedloop.brian_loop import BrianLoop
+    from closedloop.brian.loop import BrianLoop
     from closedloop.controllers import OpenLoop
     from closedloop.device import Device
-    from closedloop.sensing import SensingChain
+    from closedloop.sensing.chain import SensingChain
 
     loop = BrianLoop(
         BrianSTNGPe(dt_s=DT, n=1),
@@ -144,7 +144,7 @@ def test_same_seed_same_result_different_seed_different():
 def test_instance_structure_does_not_depend_on_the_batch():
     from brian2 import BrianLogger
 
-    from closedloop.models.brian import BuildContext, StimulationInput
+    from closedloop.brian.model import BuildContext, StimulationInput
 
     # The networks are built, not run: Brian2 would warn about unused objects.
     BrianLogger.suppress_name("unused_brian_object")

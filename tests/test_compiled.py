@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from test_loop import EXPERIMENT
 
-from closedloop.config import ConfigError, load_config
+from closedloop.config.schema import ConfigError, load_config
 from closedloop.controllers import PID, DualThreshold, OnOff, OpenLoop
 from closedloop.controllers.compiled import controller_update
+from closedloop.core.loop import ClosedLoop
 from closedloop.device import Device
-from closedloop.loop import ClosedLoop
 from closedloop.models import STNGPe
-from closedloop.sensing import SensingChain
+from closedloop.sensing.chain import SensingChain
 
 CONTROLLERS = [
     OpenLoop(amplitude_ma=1.7, frequency_hz=140.0, pulse_width_us=90.0),

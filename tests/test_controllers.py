@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from closedloop.conformance import ConformanceError, check_controller, conformance_report
 from closedloop.controllers import (
     BUILTIN_CONTROLLERS,
     PID,
@@ -16,6 +15,7 @@ from closedloop.controllers import (
     OnOff,
     OpenLoop,
 )
+from closedloop.testing.controller import ConformanceError, check_controller, conformance_report
 
 DT = 0.01  # control period, s
 

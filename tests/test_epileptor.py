@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from closedloop.analysis.seizures import EPILEPTOR_CRITERION, seizure_durations, seizure_intervals
 from closedloop.models import Epileptor
-from closedloop.seizures import EPILEPTOR_CRITERION, seizure_durations, seizure_intervals
 
 DT = 2e-4  # s: 0.01 model time units at 20 ms per unit
 FS = 250.0  # Hz, the rate the LFP is analysed at

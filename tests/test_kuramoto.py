@@ -195,8 +195,9 @@ def test_bad_parameters_are_refused_with_their_name(kwargs, message):
 def test_like_keeps_the_coupling_matrix_for_a_baseline():
     n_osc = 20
     matrix = np.random.default_rng(1).uniform(0, 2, size=(n_osc, n_osc))
-    model = KuramotoEnsemble(dt_s=1e-4, n=2, params={"n_oscillators": n_osc},
-                             coupling_matrix=matrix)
+    model = KuramotoEnsemble(
+        dt_s=1e-4, n=2, params={"n_oscillators": n_osc}, coupling_matrix=matrix
+    )
     twin = model.like()
     np.testing.assert_array_equal(twin.coupling_matrix, model.coupling_matrix)
     for m in (model, twin):

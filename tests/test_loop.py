@@ -6,10 +6,10 @@ import h5py
 import numpy as np
 import pytest
 
-from closedloop.cli import main
-from closedloop.config import ConfigError, load_config
+from closedloop.cli.main import main
+from closedloop.config.schema import ConfigError, load_config
 from closedloop.experiment import run_experiment
-from closedloop.recording import load_run
+from closedloop.io.hdf5 import load_run
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "pd_beta_adbs.yaml"
 SHORT = ["duration_s=2.0", "output.figure=false"]

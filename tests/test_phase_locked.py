@@ -6,13 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from closedloop.cli import main
-from closedloop.config import load_config
-from closedloop.conformance import check_controller
+from closedloop.analysis.phase import plot_phase_histogram, pulse_phases
+from closedloop.cli.main import main
+from closedloop.config.schema import load_config
 from closedloop.controllers import BUILTIN_CONTROLLERS, PhaseLocked
 from closedloop.experiment import run_experiment
-from closedloop.plot_phase import plot_phase_histogram, pulse_phases
-from closedloop.recording import load_run
+from closedloop.io.hdf5 import load_run
+from closedloop.testing.controller import check_controller
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "kuramoto_phase_locked.yaml"
 # Instant device ramp: every pulse at the full 1 mA, so pulses can be counted

@@ -5,7 +5,7 @@ import pytest
 from numba import njit, prange
 from scipy import stats
 
-from closedloop._numba import normal, rng_states, uniform
+from closedloop.core.random import normal, rng_states, uniform
 
 
 @njit

@@ -15,8 +15,8 @@ import h5py
 import numpy as np
 import pytest
 
-from closedloop.plotting import format_info, plot_run
-from closedloop.recording import FORMAT_VERSION, RunData, RunRecorder, load_run
+from closedloop.io.hdf5 import FORMAT_VERSION, RunData, RunRecorder, load_run
+from closedloop.plotting.run import format_info, plot_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CONFIG = {
@@ -214,7 +214,7 @@ def test_killed_process_leaves_only_partial(tmp_path: Path) -> None:
         f"""
         import os, signal
         import numpy as np
-        from closedloop.recording import RunRecorder
+        from closedloop.io.hdf5 import RunRecorder
         rec = RunRecorder({str(path)!r}, config={{}}, seed=0, n=2, closedloop_version="0")
         rec.create_timeseries("lfp", units="mV", sampling_rate_hz=1000.0)
         for _ in range(10):

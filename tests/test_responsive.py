@@ -8,13 +8,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from closedloop.cli import main
-from closedloop.config import load_config
-from closedloop.conformance import check_controller
-from closedloop.controllers import BUILTIN_CONTROLLERS, Responsive
-from closedloop.experiment import run_experiment
-from closedloop.recording import RunData, load_run
-from closedloop.seizures import (
+from closedloop.analysis.seizures import (
     detection_latencies,
     detection_times,
     false_detections,
@@ -24,6 +18,12 @@ from closedloop.seizures import (
     seizure_metrics,
     seizure_summary,
 )
+from closedloop.cli.main import main
+from closedloop.config.schema import load_config
+from closedloop.controllers import BUILTIN_CONTROLLERS, Responsive
+from closedloop.experiment import run_experiment
+from closedloop.io.hdf5 import RunData, load_run
+from closedloop.testing.controller import check_controller
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "epileptor_responsive.yaml"
 PERIOD = 0.02  # s

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from closedloop._numba import rng_states
-from closedloop.sensing import SensingChain
+from closedloop.core.random import rng_states
+from closedloop.sensing.chain import SensingChain
 
 FS = 1000.0
 

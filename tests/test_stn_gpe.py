@@ -121,8 +121,11 @@ def test_delays_must_be_whole_steps_of_dt():
 
 
 def test_medication_dose_suppresses_beta_while_it_acts():
-    model = STNGPe(dt_s=DT, n=1, params={"med_depth": 0.8, "med_onset_s": 2.0,
-                                         "med_rise_s": 0.3, "med_decay_s": 2.0})
+    model = STNGPe(
+        dt_s=DT,
+        n=1,
+        params={"med_depth": 0.8, "med_onset_s": 2.0, "med_rise_s": 0.3, "med_decay_s": 2.0},
+    )
     model.reset(0)
     y = model.advance(80000)[0, ::10]  # 8 s at 1 kHz
     before = y[1000:2000]  # 1-2 s: no drug yet

@@ -22,13 +22,13 @@ import numpy as np
 import pytest
 import yaml
 
-from closedloop.cli import main
-from closedloop.config import ConfigError, validate_config
+from closedloop.cli.main import main
+from closedloop.config.schema import ConfigError, validate_config
 from closedloop.controllers import DualThreshold
-from closedloop.executors import LocalPool
-from closedloop.recording import load_run
-from closedloop.summary import load_summary, pareto_front
-from closedloop.sweep import derive_seed, expand_sweep, make_tasks
+from closedloop.io.hdf5 import load_run
+from closedloop.sweep.executors import LocalPool
+from closedloop.sweep.runner import derive_seed, expand_sweep, make_tasks
+from closedloop.sweep.summary import load_summary, pareto_front
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -330,7 +330,7 @@ def test_one_worker_and_two_workers_give_bit_identical_results(reference, tmp_pa
 def test_sigkill_partway_then_rerun_equals_an_uninterrupted_sweep(reference, tmp_path, capsys):
     config, ref_out = reference
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "closedloop.cli", "sweep", str(config), "--out", str(out),
+    cmd = [sys.executable, "-m", "closedloop.cli.main", "sweep", str(config), "--out", str(out),
            "--workers", "1", "--batch-size", "1", "--no-progress"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -359,7 +359,7 @@ def test_sigkill_partway_then_rerun_equals_an_uninterrupted_sweep(reference, tmp
 def test_ctrl_c_stops_cleanly_and_the_manifest_says_what_is_missing(reference, tmp_path):
     config, _ = reference
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "closedloop.cli", "sweep", str(config), "--out", str(out),
+    cmd = [sys.executable, "-m", "closedloop.cli.main", "sweep", str(config), "--out", str(out),
            "--workers", "1", "--batch-size", "1", "--no-progress"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     while len(list((out / "runs").glob("*.h5"))) < 2:

@@ -2,7 +2,7 @@
 
 Both executors take tasks with :meth:`submit` and hand back, one at a time
 from :meth:`next_result`, ``(task_id, outcome)`` where the outcome is the
-list of per-run results of :func:`closedloop.batch.execute_task`, a
+list of per-run results of :func:`closedloop.sweep.worker.execute_task`, a
 :class:`WorkerLost` (the process running the task died: killed, out of
 memory, segfault) or a :class:`TaskError` (the task raised outside any run).
 
@@ -63,7 +63,7 @@ def cpu_count() -> int:
 
 
 #: Modules a fork server imports once, so that the workers it forks start ready.
-_PRELOAD = ["closedloop.batch", "closedloop.experiment", "closedloop.registry"]
+_PRELOAD = ["closedloop.sweep.worker", "closedloop.experiment", "closedloop.registry"]
 
 
 def _start_method() -> str:
@@ -106,7 +106,7 @@ def _die_with_parent(parent_pid: int | None) -> None:
 def _worker_main(conn: Any, parent_pid: int | None, numba_threads: int | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent_pid)
-    from closedloop.batch import execute_task
+    from closedloop.sweep.worker import execute_task
 
     if numba_threads:  # the worker's share of the cores for parallel kernels
         import numba
@@ -359,7 +359,7 @@ class DaskExecutor:
         return f"{where} ({self.workers} worker(s))"
 
     def submit(self, task_id: int, task: dict[str, Any]) -> None:
-        from closedloop.batch import execute_task
+        from closedloop.sweep.worker import execute_task
 
         future = self.client.submit(execute_task, task, pure=False, retries=0)
         self._task_of[future.key] = task_id

@@ -1,66 +1,21 @@
-"""Numba set-up shared by every compiled kernel: on-disk cache and random numbers.
+"""Random numbers for compiled kernels: one xoroshiro128+ stream per instance.
 
-Kernels compile once per machine and load from disk afterwards. Numba's cache
-index only watches the file that defines a function, not the helpers it calls,
-so the cache lives in a directory named after a hash of every kernel source
-file: editing any of them moves to a fresh cache instead of loading stale code.
-Set ``CLOSEDLOOP_NUMBA_CACHE`` (or numba's own ``NUMBA_CACHE_DIR``) to choose
-the parent directory.
-
-Random numbers come from one xoroshiro128+ stream per instance (two uint64
-words), seeded through :class:`numpy.random.SeedSequence`, so results do not
-depend on the number of threads or on how a run is chunked.
+Each instance has its own stream (two uint64 words), seeded through
+:class:`numpy.random.SeedSequence`, so results do not depend on the number of
+threads or on how a run is chunked. Normal deviates come from a ziggurat.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import math
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
-import numba
 import numpy as np
 from numba import njit
 
-__all__ = [
-    "cache_dir",
-    "normal",
-    "rng_states",
-    "uniform",
-]
+from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
 
-_PKG = Path(__file__).resolve().parent
-
-
-def cache_dir() -> Path:
-    """Return the directory that holds this version's compiled kernels.
-
-    Returns
-    -------
-    pathlib.Path
-        ``<parent>/<hash of kernel sources>``.
-    """
-    parent = os.environ.get("CLOSEDLOOP_NUMBA_CACHE") or os.environ.get("NUMBA_CACHE_DIR")
-    if not parent:
-        parent = str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "closedloop")
-    digest = hashlib.sha256()
-    # closedloop.models is mapped from another folder: find it without importing it.
-    models = Path(importlib.util.find_spec("closedloop.models").origin).parent
-    files = sorted({*_PKG.glob("*.py"), *models.glob("*.py")})
-    for path in files:
-        source = path.read_bytes()
-        if b"njit" in source:  # only files that define kernels
-            digest.update(path.name.encode())
-            digest.update(source)
-    return Path(parent) / "numba" / digest.hexdigest()[:16]
-
-
-# Must be set before any kernel is decorated: numba reads it when it builds a
-# function's cache locator.
-numba.config.CACHE_DIR = str(cache_dir())
+__all__ = ["normal", "rng_states", "uniform"]
 
 _U53 = 1.0 / 9007199254740992.0  # 2**-53
 

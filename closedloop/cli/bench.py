@@ -28,17 +28,32 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     """Add the ``bench`` subcommand to the ``closedloop`` parser."""
     p = sub.add_parser("bench", help="controller leaderboard, or --perf for the speed suite")
     p.add_argument("--quick", action="store_true", help="short runs (about two minutes)")
-    p.add_argument("--controllers", default=None,
-                   help="comma-separated registry names or dotted paths [each scenario's own]")
-    p.add_argument("--scenarios", nargs="*", default=None,
-                   help=f"scenario files or folders [{_DEFAULT_SCENARIOS}]")
+    p.add_argument(
+        "--controllers",
+        default=None,
+        help="comma-separated registry names or dotted paths [each scenario's own]",
+    )
+    p.add_argument(
+        "--scenarios",
+        nargs="*",
+        default=None,
+        help=f"scenario files or folders [{_DEFAULT_SCENARIOS}]",
+    )
     p.add_argument("--out", default="bench_results", help="output folder [bench_results]")
     p.add_argument("--json", default=None, help="write the figures as JSON here")
     p.add_argument("--perf", action="store_true", help="run the performance suite instead")
-    p.add_argument("--compare", default=None, metavar="BASELINE",
-                   help="with --perf: compare ratios with a baseline JSON file")
-    p.add_argument("--tolerance", type=float, default=None,
-                   help="with --compare: largest accepted fall of a ratio [0.35]")
+    p.add_argument(
+        "--compare",
+        default=None,
+        metavar="BASELINE",
+        help="with --perf: compare ratios with a baseline JSON file",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="with --compare: largest accepted fall of a ratio [0.35]",
+    )
 
 
 def _error(message: str) -> None:
@@ -54,7 +69,7 @@ def _scenario_files(items: list[str] | None) -> list[Path]:
 
 
 def _cmd_perf(args: argparse.Namespace) -> int:
-    from closedloop.perf import TOLERANCE, compare, load_baseline, run_perf
+    from closedloop.bench.perf import TOLERANCE, compare, load_baseline, run_perf
 
     baseline = None
     if args.compare:
@@ -82,14 +97,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Run ``closedloop bench``; returns the exit code."""
     if args.perf:
         return _cmd_perf(args)
-    from closedloop.bench import (
+    from closedloop.bench.scenarios import (
         leaderboard_markdown,
         load_scenario,
         plot_scenario,
         run_bench,
         write_results,
     )
-    from closedloop.config import ConfigError
+    from closedloop.config.schema import ConfigError
     from closedloop.registry import resolve_controller
 
     controllers = [c.strip() for c in args.controllers.split(",")] if args.controllers else None
@@ -114,14 +129,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
         _error("no scenario files found")
         return 2
     out = Path(args.out)
-    results = run_bench(scenarios, out, controllers=controllers, quick=args.quick,
-                        progress=lambda line: print(line, file=sys.stderr, flush=True))
+    results = run_bench(
+        scenarios,
+        out,
+        controllers=controllers,
+        quick=args.quick,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     board = leaderboard_markdown(results, scenarios)
     print(board)
     (out / "leaderboard.md").write_text(board)
     write_results(results, scenarios, args.json or out / "bench.json", out / "bench.h5")
     for scn in scenarios:
         plot_scenario(results, scn, out / f"{scn.name}.png")
-    print(f"wrote {out / 'leaderboard.md'}, {args.json or out / 'bench.json'}, "
-          f"{out / 'bench.h5'} and one figure per scenario in {out}")
+    print(
+        f"wrote {out / 'leaderboard.md'}, {args.json or out / 'bench.json'}, "
+        f"{out / 'bench.h5'} and one figure per scenario in {out}"
+    )
     return 1 if any(r.error for r in results) else 0

@@ -136,10 +136,10 @@ def closed_loop_runner(n: int, period_s: float, seconds: float, engine: str) -> 
     function is returned.
     """
     from closedloop.controllers import PID
+    from closedloop.core.loop import ClosedLoop
     from closedloop.device import Device
-    from closedloop.loop import ClosedLoop
     from closedloop.models import STNGPe
-    from closedloop.sensing import SensingChain
+    from closedloop.sensing.chain import SensingChain
 
     loop = ClosedLoop(
         STNGPe(dt_s=_DT, n=n),
@@ -200,7 +200,7 @@ def parallel_rates(model: object, repeats: int, wall_s: float) -> dict:
 
     Parameters
     ----------
-    model : closedloop.model.NumbaModel
+    model : closedloop.core.model.NumbaModel
         A reset model; its batch size is used.
     repeats : int
         Each figure is the best of this many runs, the three kinds interleaved.
@@ -288,7 +288,7 @@ def parallel_rates(model: object, repeats: int, wall_s: float) -> dict:
 
 
 def _hdf5_ratio(repeats: int) -> float:
-    from closedloop.recording import RunRecorder
+    from closedloop.io.hdf5 import RunRecorder
 
     n, block, blocks = 16, 2000, 50
     data = np.random.default_rng(0).normal(size=(n, block))
@@ -317,22 +317,22 @@ def _hdf5_ratio(repeats: int) -> float:
 class BrianOpenLoop:
     """A Brian2 loop's network alone, run open loop in one ``Network.run``.
 
-    The same objects :class:`closedloop.brian_loop.BrianLoop` builds for its
+    The same objects :class:`closedloop.brian.loop.BrianLoop` builds for its
     model, stimulation input included (a ring of zeros), without the loop's
     probes and network operation: plain Brian2, the reference for the loop's
     overhead.
 
     Parameters
     ----------
-    loop : closedloop.brian_loop.BrianLoop
+    loop : closedloop.brian.loop.BrianLoop
         The loop whose model to build (its target and ``dt_s`` are used).
     """
 
     def __init__(self, loop: object) -> None:
         import brian2
 
-        from closedloop.brian_loop import _set_dt, select_target
-        from closedloop.models.brian import StimulationInput
+        from closedloop.brian.loop import _set_dt, select_target
+        from closedloop.brian.model import StimulationInput
 
         self.target_ = select_target(loop.target)
         _set_dt(loop.dt_s)
@@ -348,11 +348,11 @@ class BrianOpenLoop:
 
 
 def _brian_ping_loop(n_neurons: int, engine: str) -> object:
-    from closedloop.brian_loop import BrianLoop
+    from closedloop.brian.loop import BrianLoop
     from closedloop.controllers import PID
     from closedloop.device import Device
     from closedloop.models.brian_ping import BrianPING
-    from closedloop.sensing import SensingChain
+    from closedloop.sensing.chain import SensingChain
 
     n_e = int(round(0.8 * n_neurons))
     return BrianLoop(
@@ -397,7 +397,7 @@ def brian_overhead_ratio(n_neurons: int, seconds: float, engine: str, repeats: i
 def _sweep_plan(n_runs: int = 12) -> object:
     import yaml
 
-    from closedloop.sweep import expand_sweep
+    from closedloop.sweep.runner import expand_sweep
 
     experiments = Path(__file__).resolve().parents[1] / "experiments"
     raw = yaml.safe_load((experiments / "pd_beta_sweep.yaml").read_text())
@@ -414,10 +414,10 @@ def _sweep_rates(repeats: int) -> dict[str, float]:
     """Runs per second: in this process one by one, and swept on 1 and 2 workers."""
     import shutil
 
-    from closedloop.config import validate_config
-    from closedloop.executors import LocalPool
+    from closedloop.config.schema import validate_config
     from closedloop.experiment import run_experiment
-    from closedloop.sweep import run_sweep
+    from closedloop.sweep.executors import LocalPool
+    from closedloop.sweep.runner import run_sweep
 
     plan = _sweep_plan()
 

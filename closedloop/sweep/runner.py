@@ -52,14 +52,14 @@ always finished; status ``complete`` or ``failed`` with the reason),
 seed, status ``complete``/``failed``/``pending``, wall time, error text;
 rewritten atomically, and rebuilt from the run files when a sweep is run
 again), ``DIR/sweep.yaml`` (the experiment the sweep came from) and, after
-:func:`closedloop.summary.summarize_sweep`, ``DIR/summary.h5`` and
+:func:`closedloop.sweep.summary.summarize_sweep`, ``DIR/summary.h5`` and
 ``DIR/summary.csv``.
 
 Running
 -------
 :func:`run_sweep` hands tasks (one run, or a batch of runs simulated
-together, see :mod:`closedloop.batch`) to an executor from
-:mod:`closedloop.executors`: a local process pool by default, a Dask cluster
+together, see :mod:`closedloop.sweep.worker`) to an executor from
+:mod:`closedloop.sweep.executors`: a local process pool by default, a Dask cluster
 on request. Completed runs are skipped when a sweep is run again; failed ones
 are retried only when asked.
 """
@@ -539,7 +539,7 @@ def check_sweep_block(block: Any, raw: dict, resolved: dict) -> list[tuple[str, 
     raw : dict
         The experiment as written (with overrides).
     resolved : dict
-        :meth:`closedloop.config.ResolvedExperiment.resolved_dict` of the
+        :meth:`closedloop.config.schema.ResolvedExperiment.resolved_dict` of the
         experiment, for the keys only set by defaults.
     """
     problems: list[tuple[str, str]] = []
@@ -706,11 +706,11 @@ def expand_sweep(raw: dict[str, Any], source: str = "", *, max_problems: int = 2
 
     Raises
     ------
-    closedloop.config.ConfigError
+    closedloop.config.schema.ConfigError
         When the experiment, the sweep block or any expanded point is
         invalid; nothing has run.
     """
-    from closedloop.config import ConfigError, validate_config
+    from closedloop.config.schema import ConfigError, validate_config
 
     base_exp = validate_config(raw, source)  # checks the block's structure and key paths
     if not isinstance(raw.get("sweep"), dict):
@@ -790,7 +790,7 @@ def _batchable(model: Any) -> bool:
     """Whether runs of this model can share one simulation: a Numba model
     (per-instance parameters on the batch axis) that does not opt out with
     ``batchable = False``."""
-    from closedloop.model import NumbaModel
+    from closedloop.core.model import NumbaModel
 
     return isinstance(model, NumbaModel) and bool(getattr(model, "batchable", True))
 
@@ -1022,7 +1022,7 @@ def run_sweep(
         From :func:`expand_sweep`.
     out_dir : path-like
         The sweep directory (created).
-    executor : closedloop.executors.LocalPool or closedloop.executors.DaskExecutor
+    executor : closedloop.sweep.executors.LocalPool or closedloop.sweep.executors.DaskExecutor
         Where tasks run; left open (the caller shuts it down).
     retry_failed : bool
         Run again the runs whose files say they failed.
@@ -1045,11 +1045,11 @@ def run_sweep(
     SweepInterrupted
         On Ctrl-C, after stopping the workers, removing unfinished files and
         writing the manifest (runs not finished are ``pending``).
-    closedloop.executors.ExecutorError
+    closedloop.sweep.executors.ExecutorError
         When the executor fails (e.g. the Dask scheduler goes away), after
         the same clean-up (manifest state ``stopped``).
     """
-    from closedloop.executors import TaskError, WorkerLost
+    from closedloop.sweep.executors import TaskError, WorkerLost
 
     if log is None:
 
@@ -1187,6 +1187,6 @@ def _result(
 
 def _record_failure_file(runs_dir: Path, tmp_root: Path, run: RunPoint, error: str) -> None:
     """Write a failed run file for a run whose worker could not (it died)."""
-    from closedloop.batch import write_failed_run
+    from closedloop.sweep.worker import write_failed_run
 
     write_failed_run(runs_dir, run.payload(), error, wall_s=math.nan, tmp_root=tmp_root)

@@ -11,7 +11,7 @@ it into C++ or Cython like any model equation, so with the sensing chain and
 the device also written as Brian2 code (:func:`sensing_code`,
 :func:`device_code`) a ``cpp_standalone`` program runs the whole closed loop
 with no Python in it (:func:`run_standalone`, used by
-:class:`closedloop.brian_loop.BrianLoop`).
+:class:`closedloop.brian.loop.BrianLoop`).
 
 Brian2's abstract code has no ``if``: choices go through :data:`FUNCTIONS`,
 ``cl_select(c, a, b)`` (``a`` where ``c != 0``, else ``b``), ``cl_fmin`` and
@@ -332,7 +332,7 @@ def simulate_controller_code(
     import brian2
     from brian2 import Network, NeuronGroup, StateMonitor, TimedArray, second
 
-    from closedloop.brian_loop import select_target
+    from closedloop.brian.loop import select_target
 
     biomarker = np.ascontiguousarray(biomarker, dtype=np.float64)
     n_periods, n = biomarker.shape
@@ -563,7 +563,7 @@ def device_initial(device: Any) -> dict[str, float]:
 # The standalone closed loop
 # --------------------------------------------------------------------------------------
 def standalone_problems(loop: Any) -> list[str]:
-    """What keeps a :class:`~closedloop.brian_loop.BrianLoop` from running in ``cpp_standalone``."""
+    """What keeps a :class:`~closedloop.brian.loop.BrianLoop` from running in ``cpp_standalone``."""
     problems = []
     s = loop.sensing
     if loop.engine == "python":
@@ -603,9 +603,9 @@ def run_standalone(
     progress: Callable[[float], None] | None = None,
     on_spikes: Callable[..., None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Run a :class:`~closedloop.brian_loop.BrianLoop` as one ``cpp_standalone`` program.
+    """Run a :class:`~closedloop.brian.loop.BrianLoop` as one ``cpp_standalone`` program.
 
-    See :meth:`closedloop.brian_loop.BrianLoop.run` for the parameters. The
+    See :meth:`closedloop.brian.loop.BrianLoop.run` for the parameters. The
     network, the sensing chain, the controller and the device are generated
     and compiled into one C++ program in a fresh directory, which runs the
     warm-up and the whole run; the results are then handed to ``on_chunk``
@@ -614,11 +614,11 @@ def run_standalone(
     import brian2
     from brian2 import Network, NeuronGroup, SpikeMonitor, StateMonitor, linked_var, second
 
-    from closedloop import loop as _loop_module
-    from closedloop.brian_loop import _probe, _set_dt
+    from closedloop.brian.loop import _probe, _set_dt
+    from closedloop.brian.model import StimulationInput
+    from closedloop.core import loop as _loop_module
     from closedloop.device import DEVICE_STATE, device_fill, device_record, queue_push
-    from closedloop.models.brian import StimulationInput
-    from closedloop.sensing import FIRST_FEATURE_ROW
+    from closedloop.sensing.chain import FIRST_FEATURE_ROW
 
     n, n_tot = loop.n, loop.n_total
     spp, sps, m = loop.steps_per_period, loop.steps_per_sample, loop.samples_per_period

@@ -33,7 +33,7 @@ oscillation small), so a zero-phase filter around the pulse would mix the
 phase after the pulse into the phase at it. The controller's own, causal
 estimate (``feature_phase`` of the triggering period) is returned too.
 Phase convention: 0 at the peaks of the oscillation, pi at its troughs (as
-:mod:`closedloop.sensing`).
+:mod:`closedloop.sensing.chain`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import signal as _signal
 
-from closedloop.recording import RunData, load_run
+from closedloop.io.hdf5 import RunData, load_run
 
 __all__ = ["band_amplitude", "plot_phase_histogram", "pulse_phases"]
 

@@ -3,7 +3,7 @@
 Runs of a sweep that differ only in model parameters, controller parameters
 and seeds can share one simulation: one model of all their instances (model
 parameters are per instance already), one :class:`ControllerStack` of their
-controllers, one :class:`~closedloop.loop.ClosedLoop` whose seed groups are
+controllers, one :class:`~closedloop.core.loop.ClosedLoop` whose seed groups are
 the runs' own seeds, so each run's instances get exactly the noise streams
 they get alone. Each run's file is then bit for bit what the run writes
 simulated alone (:func:`closedloop.experiment.simulate_runs` computes each
@@ -64,7 +64,7 @@ class ControllerStack(Controller):
         One per controller: :meth:`reset` gives controller ``k`` a generator
         from ``seeds[k]`` (what it gets in a run of its own), ignoring the
         generator it is given. Set from
-        :attr:`closedloop.loop.ClosedLoop.controller_seeds`.
+        :attr:`closedloop.core.loop.ClosedLoop.controller_seeds`.
     """
 
     name = "stack"
@@ -133,20 +133,20 @@ def batched_loop(exps: Sequence[Any]) -> Any:
 
     Parameters
     ----------
-    exps : sequence of closedloop.config.ResolvedExperiment
+    exps : sequence of closedloop.config.schema.ResolvedExperiment
         Runs that differ only in model parameters, controller parameters and
         seeds.
 
     Returns
     -------
-    closedloop.loop.ClosedLoop
+    closedloop.core.loop.ClosedLoop
 
     Raises
     ------
     ValueError
         When the runs cannot share a simulation.
     """
-    from closedloop.loop import ClosedLoop
+    from closedloop.core.loop import ClosedLoop
 
     first = exps[0]
     loop0 = first.loop
@@ -276,8 +276,8 @@ def write_failed_run(
         The file.
     """
     import closedloop
-    from closedloop.config import ConfigError, validate_config
-    from closedloop.recording import RunRecorder
+    from closedloop.config.schema import ConfigError, validate_config
+    from closedloop.io.hdf5 import RunRecorder
 
     runs_dir = Path(runs_dir)
     try:
@@ -308,7 +308,7 @@ class _BatchFailed(Exception):
 
 
 def _run_alone(run: Mapping[str, Any], runs_dir: Path, tmp_root: Path) -> dict[str, Any]:
-    from closedloop.config import validate_config
+    from closedloop.config.schema import validate_config
     from closedloop.experiment import RunSpec, simulate_runs
 
     t0 = time.perf_counter()
@@ -336,9 +336,9 @@ def _run_alone(run: Mapping[str, Any], runs_dir: Path, tmp_root: Path) -> dict[s
 def _run_batch(
     runs: Sequence[Mapping[str, Any]], runs_dir: Path, tmp_root: Path
 ) -> list[dict[str, Any]]:
-    from closedloop.config import validate_config
+    from closedloop.config.schema import validate_config
+    from closedloop.core.loop import ModelDivergedError
     from closedloop.experiment import RunSpec, simulate_runs
-    from closedloop.loop import ModelDivergedError
 
     t0 = time.perf_counter()
     exps = [validate_config(run["config"]) for run in runs]
@@ -380,7 +380,7 @@ def execute_task(task: Mapping[str, Any]) -> list[dict[str, Any]]:
     task : mapping
         ``runs_dir`` (the sweep's ``runs/`` directory, shared with the
         workers), ``runs``: run payloads
-        (:meth:`closedloop.sweep.RunPoint.payload`) to simulate together when
+        (:meth:`closedloop.sweep.runner.RunPoint.payload`) to simulate together when
         there are several, and optionally ``tmp_dir``: the sweep's scratch
         directory, which must exist (a sweep removes it when it stops, so a
         task still running after that writes nothing).

@@ -69,7 +69,7 @@ import numpy as np
 from numba import njit
 from scipy import signal
 
-from closedloop._numba import normal
+from closedloop.core.random import normal
 
 __all__ = [
     "FEATURES",
@@ -234,7 +234,7 @@ class SensingChain:
         n : int
             Batch size.
         rng_state : ndarray of uint64, shape (n, 2)
-            Sensor-noise streams (see :func:`closedloop._numba.rng_states`).
+            Sensor-noise streams (see :func:`closedloop.core.random.rng_states`).
         """
         params = np.zeros(9)
         params[_INV_RATE] = 1.0 / self.rate_hz

@@ -448,15 +448,17 @@ class RunRecorder:
 
     # ---------------------------------------------------------------- events
 
-    def create_events(self, name: str, fields: Mapping[str, tuple[str, str]], *,
-                      description: str = "") -> None:
+    def create_events(
+        self, name: str, fields: Mapping[str, tuple[str, str]], *, description: str = ""
+    ) -> None:
         """Create ``events/<name>/<field>``: growable 1-D datasets (dtype, units)."""
         f = self._require_open()
         group = f.require_group("events").create_group(name)
         group.attrs["description"] = description
         for field_name, (dtype, units) in fields.items():
-            ds = group.create_dataset(field_name, shape=(0,), maxshape=(None,),
-                                      chunks=(65536,), dtype=dtype)
+            ds = group.create_dataset(
+                field_name, shape=(0,), maxshape=(None,), chunks=(65536,), dtype=dtype
+            )
             ds.attrs["units"] = units
 
     def append_events(self, name: str, **columns: np.ndarray) -> None:

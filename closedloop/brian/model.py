@@ -2,9 +2,9 @@
 
 A Brian2 model is a recipe, not a network: it declares, as class attributes,
 its signal (with units), the stimulation it accepts and its parameters (each
-with units and source, :class:`closedloop.model.Parameter`), and builds its
+with units and source, :class:`closedloop.core.model.Parameter`), and builds its
 Brian2 objects on demand with :meth:`BrianModel.build`. The closed loop
-(:class:`closedloop.brian_loop.BrianLoop`) builds the network once, under the
+(:class:`closedloop.brian.loop.BrianLoop`) builds the network once, under the
 code-generation target it chose, for as many instances as it needs (the
 closed-loop instances and, optionally, unstimulated copies of them).
 
@@ -56,7 +56,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from closedloop.model import Parameter, resolve_parameters
+from closedloop.core.model import Parameter, resolve_parameters
 
 __all__ = [
     "BRIAN_MODELS",
@@ -328,7 +328,7 @@ class BrianModel:
     Subclasses set the class attributes and implement :meth:`build`. The
     constructor only validates; nothing is built or compiled until a loop (or
     :meth:`reset`) needs the network. :meth:`reset` and :meth:`advance` give
-    the same open-loop interface as :class:`closedloop.model.NumbaModel`.
+    the same open-loop interface as :class:`closedloop.core.model.NumbaModel`.
     """
 
     name: ClassVar[str]
@@ -417,10 +417,10 @@ class BrianModel:
             and seeds Brian2 from the same root; a sequence gives each
             instance's seed, and Brian2 is seeded from the first.
         target : str
-            Code-generation target (see :func:`closedloop.brian_loop.select_target`);
+            Code-generation target (see :func:`closedloop.brian.loop.select_target`);
             ``cpp_standalone`` is not available open loop.
         """
-        from closedloop.brian_loop import OpenLoopRunner
+        from closedloop.brian.loop import OpenLoopRunner
 
         self._runner = OpenLoopRunner(self, seeds, target=target)
 
@@ -872,5 +872,5 @@ def resolve_brian_model(name: str) -> type[BrianModel]:
         )
     obj = _resolve_callable(name)
     if not (isinstance(obj, type) and issubclass(obj, BrianModel)):
-        raise ValueError(f"{name!r} is not a subclass of closedloop.models.brian.BrianModel")
+        raise ValueError(f"{name!r} is not a subclass of closedloop.brian.model.BrianModel")
     return obj

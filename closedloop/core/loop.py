@@ -23,13 +23,13 @@ from typing import Any
 import numba
 import numpy as np
 
-from closedloop._numba import rng_states
 from closedloop.controllers import compiled as _compiled
 from closedloop.controllers.base import COMMAND_KEYS, Controller
+from closedloop.core.model import PARALLEL_MIN_BATCH, NumbaModel
+from closedloop.core.random import rng_states
 from closedloop.device import DEVICE_STATE, Device
 from closedloop.metrics import StreamingPSD, band_power
-from closedloop.model import PARALLEL_MIN_BATCH, NumbaModel
-from closedloop.sensing import FIRST_FEATURE_ROW, SensingChain
+from closedloop.sensing.chain import FIRST_FEATURE_ROW, SensingChain
 
 __all__ = [
     "ClosedLoop",

@@ -19,7 +19,7 @@ Scenario file (format version 1)::
     controllers:                 # registry name or dotted path -> parameters
       open_loop: {amplitude_ma: 2.5}
       dual_threshold: {lower_threshold: 25.0, upper_threshold: 35.0}
-    experiment: {...}            # a full experiment (closedloop.config schema)
+    experiment: {...}            # a full experiment (closedloop.config.schema schema)
 
 Standard metrics (per instance; the leaderboard shows means over instances)
 --------------------------------------------------------------------------
@@ -42,7 +42,7 @@ Standard metrics (per instance; the leaderboard shows means over instances)
 ``detection_latency_s``, ``false_detections``, ``seizure_time_reduction`` (seizure scenarios)
     Mean delay from seizure onset to the first stimulation, detections
     outside seizures, and ``1 - seizure time with / without stimulation``
-    by the model's seizure criterion (:mod:`closedloop.seizures`).
+    by the model's seizure criterion (:mod:`closedloop.analysis.seizures`).
 ``pathological_time_reduction`` (seizure scenarios)
     ``1 - time_pathological / time_pathological_none``: judged on the sensed
     band power, so discharges that stimulation provokes count against it.
@@ -72,7 +72,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from closedloop.config import ConfigError, validate_config
+from closedloop.config.schema import ConfigError, validate_config
 
 __all__ = [
     "BENCH_FORMAT_VERSION",
@@ -154,7 +154,7 @@ def load_scenario(path: str | Path) -> Scenario:
 
     Raises
     ------
-    closedloop.config.ConfigError
+    closedloop.config.schema.ConfigError
         Naming the key path of every problem, including in the experiment
         with each of the scenario's controllers.
     """
@@ -205,7 +205,7 @@ def _biomarker_without_stimulation(run: Any, exp: Any) -> np.ndarray:
     ``lfp_baseline`` (same model seed) through the same sensing chain with the
     same sensor-noise seeds, sampled at the end of each control period.
     """
-    from closedloop._numba import rng_states
+    from closedloop.core.random import rng_states
 
     loop = exp.loop
     base = run.timeseries["lfp_baseline"]
@@ -216,7 +216,7 @@ def _biomarker_without_stimulation(run: Any, exp: Any) -> np.ndarray:
 
 def score_run(path: str | Path, scenario: Scenario, exp: Any) -> dict[str, np.ndarray]:
     """Standard metrics of one run file (see the module docstring)."""
-    from closedloop.recording import load_run
+    from closedloop.io.hdf5 import load_run
 
     run = load_run(path)
     m = run.metrics
@@ -232,7 +232,7 @@ def score_run(path: str | Path, scenario: Scenario, exp: Any) -> dict[str, np.nd
     out["time_pathological_none"] = np.mean(_biomarker_without_stimulation(run, exp) > thr, axis=1)
     efficacy = out["biomarker_reduction"]
     if scenario.kind == "seizure":
-        from closedloop.seizures import seizure_metrics
+        from closedloop.analysis.seizures import seizure_metrics
 
         sz = seizure_metrics(run)
         out["detection_latency_s"] = sz["mean_detection_latency_s"]

@@ -11,7 +11,7 @@ from numba import njit
 
 from closedloop.controllers.compiled import controller_update
 from closedloop.device import device_record, queue_push_one
-from closedloop.sensing import record_features, sense_period
+from closedloop.sensing.chain import record_features, sense_period
 
 __all__ = ["close_period"]
 
@@ -21,7 +21,7 @@ def close_period(i, k, spp, step_end, device, sensing, io, program, latency_step
     """Sense period ``k`` of instance ``i``, record it, and run a compiled controller.
 
     ``io`` and ``program`` are the loop's buffers and controller program (see
-    :mod:`closedloop.loop`); ``step_end`` is the first step after the period.
+    :mod:`closedloop.core.loop`); ``step_end`` is the first step after the period.
     """
     drive, net, signal, samples, art, lfp_out, sensed_out, per_period = io
     kind, c_params, c_state = program

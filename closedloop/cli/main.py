@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from closedloop.cli_bench import add_bench_parser, cmd_bench
+from closedloop.cli.bench import add_bench_parser, cmd_bench
 
 __all__ = ["main"]
 
@@ -137,7 +137,7 @@ def _error(message: str) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from closedloop.config import ConfigError, load_config
+    from closedloop.config.schema import ConfigError, load_config
 
     try:
         return load_config(args.config, args.overrides)
@@ -151,8 +151,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     exp = _load(args)
     if exp is None:
         return EXIT_BAD_INPUT
+    from closedloop.core.loop import ModelDivergedError
     from closedloop.experiment import metrics_table, run_experiment
-    from closedloop.loop import ModelDivergedError
 
     if exp.config.sweep is not None:
         print(
@@ -198,7 +198,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _open_run(path: str):
-    from closedloop.recording import load_run
+    from closedloop.io.hdf5 import load_run
 
     try:
         return load_run(path)
@@ -212,11 +212,11 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     if run is None:
         return EXIT_BAD_INPUT
     if args.kind == "phase":
-        from closedloop.plot_phase import plot_phase_histogram as draw
+        from closedloop.analysis.phase import plot_phase_histogram as draw
     elif args.kind == "seizures":
-        from closedloop.seizures import plot_seizures as draw
+        from closedloop.analysis.seizures import plot_seizures as draw
     else:
-        from closedloop.plotting import plot_run as draw
+        from closedloop.plotting.run import plot_run as draw
     try:
         out = draw(run, args.output, instance=args.instance)
     except (IndexError, KeyError, ValueError) as exc:
@@ -230,15 +230,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
     run = _open_run(args.run)
     if run is None:
         return EXIT_BAD_INPUT
-    from closedloop.plotting import format_info
+    from closedloop.plotting.run import format_info
 
     print(format_info(run))
     return EXIT_OK
 
 
 def _expand(args: argparse.Namespace):
-    from closedloop.config import ConfigError, load_raw
-    from closedloop.sweep import expand_sweep
+    from closedloop.config.schema import ConfigError, load_raw
+    from closedloop.sweep.runner import expand_sweep
 
     try:
         return expand_sweep(load_raw(args.config, args.overrides), args.config)
@@ -269,8 +269,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         import yaml
 
-        from closedloop.executors import cpu_count
-        from closedloop.sweep import make_tasks
+        from closedloop.sweep.executors import cpu_count
+        from closedloop.sweep.runner import make_tasks
 
         workers = args.workers or cpu_count()
         size = args.batch_size if args.batch_size is not None else plan.batch_size
@@ -286,9 +286,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             print(yaml.safe_dump(run.config, sort_keys=False).rstrip())
         return EXIT_OK
 
-    from closedloop.executors import DaskExecutor, ExecutorError, LocalPool
-    from closedloop.summary import summarize_sweep
-    from closedloop.sweep import SweepBusyError, SweepInterrupted, run_sweep
+    from closedloop.sweep.executors import DaskExecutor, ExecutorError, LocalPool
+    from closedloop.sweep.runner import SweepBusyError, SweepInterrupted, run_sweep
+    from closedloop.sweep.summary import summarize_sweep
 
     try:
         if args.scheduler:
@@ -342,7 +342,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_summarize(args: argparse.Namespace) -> int:
-    from closedloop.summary import load_summary, summarize_sweep
+    from closedloop.sweep.summary import load_summary, summarize_sweep
 
     try:
         h5_path, csv_path = summarize_sweep(args.dir)
@@ -360,7 +360,7 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot_sweep(args: argparse.Namespace) -> int:
-    from closedloop.summary import plot_sweep
+    from closedloop.sweep.summary import plot_sweep
 
     try:
         out = plot_sweep(

@@ -13,7 +13,7 @@ Schema (defaults in brackets)::
     duration_s: float > 0                    recorded, closed-loop time, s
     warmup_s: float >= 0               [0.5] unrecorded open-loop settling, s
     model:      {name, dt_s, regime, params}
-    sensing:    fields of closedloop.sensing.SensingChain
+    sensing:    fields of closedloop.sensing.chain.SensingChain
     control:    {period_s [0.02], latency_s [0], engine [auto]}
     controller: {name, params}         # built-in name or dotted path
     device:     fields of closedloop.device.Device
@@ -21,9 +21,9 @@ Schema (defaults in brackets)::
                  reference: {amplitude_ma [2.0], frequency_hz [130], pulse_width_us [60]}}
     output:     {chunk_s [1.0], record_baseline [true], figure [true]}
     brian:      {target, record_rates, record_spikes, build_dir, keep_build,
-                 stimulate, sense}  [none]  Brian2 models, see closedloop.brian_loop
+                 stimulate, sense}  [none]  Brian2 models, see closedloop.brian.loop
     sweep:      {seed, replicates, batch_size, grid, zip, random}  [none]
-                parameter sweep, see closedloop.sweep; ignored by a single run
+                parameter sweep, see closedloop.sweep.runner; ignored by a single run
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from closedloop.device import Device
-from closedloop.sensing import SensingChain
+from closedloop.sensing.chain import SensingChain
 
 __all__ = [
     "ConfigError",
@@ -246,7 +246,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     sensing = _dataclass_section(SensingChain, cfg.sensing, "sensing", problems)
     device = _dataclass_section(Device, cfg.device, "device", problems)
     model_cls = controller_cls = None
-    from closedloop.brian_loop import is_brian_experiment
+    from closedloop.brian.loop import is_brian_experiment
 
     brian = is_brian_experiment(cfg.model.name, cfg.brian)
     if not brian:
@@ -287,12 +287,12 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
                 )
     loop = None
     if not problems and brian:
-        from closedloop.brian_loop import loop_from_config
+        from closedloop.brian.loop import loop_from_config
 
         loop, brian_problems = loop_from_config(cfg, sensing, device, controller)
         problems += brian_problems
     elif not problems:
-        from closedloop.loop import ClosedLoop
+        from closedloop.core.loop import ClosedLoop
 
         try:
             loop = ClosedLoop(
@@ -318,7 +318,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         raise ConfigError(problems, source)
     resolved = ResolvedExperiment(cfg, loop)
     if cfg.sweep is not None:
-        from closedloop.sweep import check_sweep_block
+        from closedloop.sweep.runner import check_sweep_block
 
         problems = check_sweep_block(cfg.sweep, raw, resolved.resolved_dict())
         if problems:
@@ -379,7 +379,7 @@ class ResolvedExperiment:
     ----------
     config : ExperimentConfig
         The validated configuration.
-    loop : closedloop.loop.ClosedLoop
+    loop : closedloop.core.loop.ClosedLoop
         Model, sensing chain, device and controller, wired up.
     """
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from closedloop._numba import rng_states
+from closedloop.core.random import rng_states
 
 __all__ = ["NumbaModel", "Parameter", "resolve_parameters"]
 
@@ -93,7 +93,7 @@ def resolve_parameters(
 
     Parameters
     ----------
-    model : NumbaModel or closedloop.models.brian.BrianModel
+    model : NumbaModel or closedloop.brian.model.BrianModel
         Provides ``name``, ``parameters``, ``regimes``, ``default_regime``,
         ``n`` and ``dt_s`` (s).
     params : mapping, optional

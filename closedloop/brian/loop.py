@@ -1,9 +1,9 @@
 """The closed loop inside Brian2: spiking networks under the same controllers.
 
-:class:`BrianLoop` runs a Brian2 network (a :class:`~closedloop.models.brian.BrianModel`:
+:class:`BrianLoop` runs a Brian2 network (a :class:`~closedloop.brian.model.BrianModel`:
 a built-in model or a user's own network) with the project's sensing chain,
 virtual stimulator and controllers, and offers the interface of
-:class:`closedloop.loop.ClosedLoop` (``reset``, ``warm_up``, ``run`` with
+:class:`closedloop.core.loop.ClosedLoop` (``reset``, ``warm_up``, ``run`` with
 ``on_chunk``), so the experiment runner, the recorder and the plots serve it
 unchanged.
 
@@ -17,14 +17,14 @@ every integration step:
   or per instance for a user's network. At every sensing sample the loop
   sums each instance's integrals and takes the increment since the previous
   sample divided by the sampling interval: the boxcar mean over the interval
-  of :mod:`closedloop.sensing`, without any per-step code.
+  of :mod:`closedloop.sensing.chain`, without any per-step code.
 * **Network operation.** One :class:`brian2.NetworkOperation` on the
   network's own clock (a second clock would cost Brian2's multi-clock
   scheduling at every step, about 10 % at 1,000 neurons) returns at once
   between samples; at a sample it reads the running integrals' raw arrays
   (no unit-checked state access) and makes one compiled (Numba) call: it
   takes the samples and, at the end of a control period, runs the sensing
-  chain (:func:`closedloop.sensing.sense_samples`), records, runs a compiled
+  chain (:func:`closedloop.sensing.chain.sense_samples`), records, runs a compiled
   controller twin if there is one
   (:func:`closedloop.controllers.compiled.controller_update`) and lets the
   device (:func:`closedloop.device.device_fill`) compute the exact drive of
@@ -48,7 +48,7 @@ cpp_standalone
 --------------
 With ``target="cpp_standalone"`` there is no Python in the loop: the sensing
 chain (sampling, band-pass as the same second-order sections, ``power``
-envelope), the controller (:mod:`closedloop.controllers.brian_codegen`,
+envelope), the controller (:mod:`closedloop.brian.codegen`,
 twins of ``open_loop``, ``on_off``, ``dual_threshold`` and ``pid``) and the
 device (continuous pulse trains with the same limits, ramp, charge limit and
 pulse-edge integration) run as ``run_regularly`` operations of a loop group,
@@ -69,7 +69,7 @@ records the choice). Compiled Cython modules are cached in
 
 Seeds
 -----
-As in :class:`~closedloop.loop.ClosedLoop`: each seed root spawns the model
+As in :class:`~closedloop.core.loop.ClosedLoop`: each seed root spawns the model
 instances' seeds (network structure and initial state), the sensor noise,
 the controller's generator and, from the first root, Brian2's own seed
 (:func:`brian2.seed`) for the noise drawn while the network runs. Same
@@ -98,22 +98,22 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from closedloop import loop as _loop
-from closedloop._numba import cache_dir as _numba_cache_dir
-from closedloop._numba import rng_states
-from closedloop.controllers.base import COMMAND_KEYS, Controller
-from closedloop.controllers.compiled import controller_update
-from closedloop.device import DEVICE_STATE, Device, device_fill, device_record, queue_push
-from closedloop.device import queue_push_one as _queue_push_one
-from closedloop.loop import ModelDivergedError, whole_multiple
-from closedloop.models.brian import (
+from closedloop.brian.model import (
     BrianModel,
     BuildContext,
     CumulativeSource,
     ModelNetwork,
     StimulationInput,
 )
-from closedloop.sensing import FIRST_FEATURE_ROW, SensingChain, record_features, sense_samples
+from closedloop.controllers.base import COMMAND_KEYS, Controller
+from closedloop.controllers.compiled import controller_update
+from closedloop.core import loop as _loop
+from closedloop.core.kernel_cache import cache_dir as _numba_cache_dir
+from closedloop.core.loop import ModelDivergedError, whole_multiple
+from closedloop.core.random import rng_states
+from closedloop.device import DEVICE_STATE, Device, device_fill, device_record, queue_push
+from closedloop.device import queue_push_one as _queue_push_one
+from closedloop.sensing.chain import FIRST_FEATURE_ROW, SensingChain, record_features, sense_samples
 
 __all__ = [
     "BRIAN_SECTION",
@@ -401,7 +401,7 @@ class BrianLoop:
         Delay from the end of a control period to the command taking effect,
         s (a whole number of integration steps).
     seed : int or sequence
-        Root seed(s), as for :class:`closedloop.loop.ClosedLoop`.
+        Root seed(s), as for :class:`closedloop.core.loop.ClosedLoop`.
     engine : {"auto", "python", "compiled"}
         Runtime targets: ``"python"`` calls :meth:`Controller.update` every
         period from the network operation; ``"compiled"`` runs its Numba twin
@@ -511,7 +511,7 @@ class BrianLoop:
         ) = _instance_seeds(seed, self.n)
         self._controller_seed = self.controller_seeds[0]
         if target == "cpp_standalone":
-            from closedloop.controllers.brian_codegen import standalone_problems
+            from closedloop.brian.codegen import standalone_problems
 
             problems = standalone_problems(self)
             if problems:
@@ -714,7 +714,7 @@ class BrianLoop:
             :data:`closedloop.device.DEVICE_STATE`).
         """
         if self.target == "cpp_standalone":
-            from closedloop.controllers.brian_codegen import run_standalone
+            from closedloop.brian.codegen import run_standalone
 
             return run_standalone(
                 self,
@@ -901,7 +901,7 @@ class BrianLoop:
 
         Every argument keeps its type from call to call (the loop's own
         arrays, and command arrays normalised by
-        :func:`closedloop.loop.command_array`).
+        :func:`closedloop.core.loop.command_array`).
         """
         call = self._call
         if call is None:
@@ -1129,7 +1129,7 @@ BRIAN_SECTION: dict[str, Any] = {
 
 def is_brian_experiment(model_name: str, brian: Any = None) -> bool:
     """Whether an experiment's model runs in Brian2 (a built-in Brian2 model or a user network)."""
-    from closedloop.models.brian import BRIAN_MODELS
+    from closedloop.brian.model import BRIAN_MODELS
 
     section = dict(brian or {})
     return model_name in BRIAN_MODELS or bool(section.get("stimulate") or section.get("sense"))
@@ -1142,7 +1142,7 @@ def loop_from_config(
 
     Parameters
     ----------
-    config : closedloop.config.ExperimentConfig
+    config : closedloop.config.schema.ExperimentConfig
         The validated file: ``model`` (``name`` a Brian2 model's registry name
         or dotted path, or, with ``brian.stimulate`` and ``brian.sense``, the
         dotted path of a function that builds the user's network), ``seed``,
@@ -1157,7 +1157,7 @@ def loop_from_config(
     problems : list of (key path, sentence)
         Empty when the loop was built.
     """
-    from closedloop.models.brian import ExternalNetwork, resolve_brian_model
+    from closedloop.brian.model import ExternalNetwork, resolve_brian_model
 
     problems: list[tuple[str, str]] = []
     section = dict(getattr(config, "brian", None) or {})

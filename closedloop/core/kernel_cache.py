@@ -1,0 +1,71 @@
+"""Where compiled kernels live on disk: one cache directory per version of their sources.
+
+Kernels compile once per machine and load from disk afterwards. Numba's cache
+index only watches the file that defines a function, not the helpers it calls
+(the compiled controller twins, the device and the sensing chain are inlined
+into every model's period kernels), so the cache lives in a directory named
+after a hash of every source file that holds compiled code, in
+``closedloop/``, ``models/`` and ``controllers/`` alike: editing any of them
+moves to a fresh cache instead of loading stale code. Set
+``CLOSEDLOOP_NUMBA_CACHE`` (or numba's own ``NUMBA_CACHE_DIR``) to choose the
+parent directory.
+
+Every module that defines a kernel imports this one first (directly or
+through :mod:`closedloop.core.random`), so the directory is set before Numba
+builds any function's cache locator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from pathlib import Path
+
+import numba
+
+__all__ = ["cache_dir", "kernel_sources"]
+
+#: Packages whose source files may hold compiled kernels (each may be mapped
+#: from its own folder, so they are found through the import system).
+KERNEL_PACKAGES = ("closedloop", "closedloop.models", "closedloop.controllers")
+
+
+def kernel_sources() -> list[Path]:
+    """Every source file of the packages that defines a compiled kernel.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Files under :data:`KERNEL_PACKAGES` (subpackages included) whose
+        text contains ``njit``, sorted.
+    """
+    files: set[Path] = set()
+    for name in KERNEL_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        for folder in spec.submodule_search_locations or ():
+            files.update(p.resolve() for p in Path(folder).rglob("*.py"))
+    return sorted(p for p in files if b"njit" in p.read_bytes())
+
+
+def cache_dir() -> Path:
+    """Return the directory that holds this version's compiled kernels.
+
+    Returns
+    -------
+    pathlib.Path
+        ``<parent>/<hash of kernel sources>``.
+    """
+    parent = os.environ.get("CLOSEDLOOP_NUMBA_CACHE") or os.environ.get("NUMBA_CACHE_DIR")
+    if not parent:
+        parent = str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "closedloop")
+    digest = hashlib.sha256()
+    for path in kernel_sources():
+        digest.update(f"{path.parent.name}/{path.name}".encode())
+        digest.update(path.read_bytes())
+    return Path(parent) / "numba" / digest.hexdigest()[:16]
+
+
+# Must be set before any kernel is decorated: numba reads it when it builds a
+# function's cache locator.
+numba.config.CACHE_DIR = str(cache_dir())
