@@ -19,9 +19,8 @@ import numpy as np
 
 import closedloop
 from closedloop.config.schema import ResolvedExperiment
-from closedloop.core.loop import summarize
 from closedloop.io.hdf5 import RunRecorder
-from closedloop.metrics import METRIC_INFO, StreamingPSD
+from closedloop.metrics import METRIC_INFO, StreamingPSD, summarize
 from closedloop.sensing.chain import FEATURES
 
 __all__ = ["RunOutcome", "RunSpec", "metrics_table", "run_experiment", "simulate_runs"]
@@ -127,9 +126,9 @@ def simulate_runs(
     control_rate = 1.0 / loop.control_period_s
     units = model.signal_units
     baseline = None
-    # A Brian2 loop simulates unstimulated copies in its own network and
-    # delivers their signal as "lfp_baseline".
-    in_loop_baseline = bool(getattr(loop, "baseline", False))
+    # A loop may simulate unstimulated copies itself (the Brian2 loop, in its
+    # own network) and deliver their signal as "lfp_baseline".
+    in_loop_baseline = loop.in_loop_baseline
     if cfg.output.record_baseline and not in_loop_baseline:
         baseline = model.like()
     loop.reset()
@@ -160,7 +159,7 @@ def simulate_runs(
     # Slow state a model offers (e.g. the Epileptor's permittivity z), sampled
     # at the end of every recorded chunk on a regular grid.
     chunk_s = cfg.output.chunk_s
-    observed = list(model.observables()) if hasattr(model, "observables") else []
+    observed = list(loop.observables())
 
     with contextlib.ExitStack() as stack:
         recorders = []
@@ -184,11 +183,11 @@ def simulate_runs(
                 units,
                 baseline if baseline is not None else (in_loop_baseline or None),
             )
-            for name, (unit, rate, what) in getattr(loop, "extra_timeseries", dict)().items():
+            for name, (unit, rate, what) in loop.extra_timeseries().items():
                 if name != "lfp_baseline":
                     rec.create_timeseries(name, units=unit, sampling_rate_hz=rate, description=what)
             for name in observed:
-                unit = getattr(model, "state_variables", {}).get(name, "1")
+                unit = model.state_variables.get(name, "1")
                 kinds = [("", "")]
                 if baseline is not None:
                     kinds.append(("_baseline", " without stimulation, same seed"))
@@ -200,14 +199,14 @@ def simulate_runs(
                         start_time_s=chunk_s,
                         description=f"model state {name!r}{what}, end of each {chunk_s:g} s chunk",
                     )
-            for name in getattr(loop, "record_spikes", ()):
+            for name in loop.record_spikes:
                 rec.create_events(
                     f"spikes_{name}",
                     {"time_s": ("f8", "s"), "instance": ("i4", "1"), "neuron": ("i4", "1")},
                     description=f"spikes of population {name!r}; neuron index within its instance",
                 )
-            if getattr(loop, "target_", None) is not None:
-                rec.set_attr("brian_target", loop.target_)
+            for key, value in loop.run_attributes().items():
+                rec.set_attr(key, value)
 
         def on_chunk(t0: float, data: dict[str, np.ndarray]) -> None:
             nonlocal seen, amp_count
@@ -234,7 +233,7 @@ def simulate_runs(
                 # A last, shorter chunk would break the regular grid: left out.
                 end = seen / sensing_rate
                 if abs(end / chunk_s - round(end / chunk_s)) < 1e-9:
-                    states = {f"state_{k}": v for k, v in model.observables().items()}
+                    states = {f"state_{k}": v for k, v in loop.observables().items()}
                     if baseline is not None:
                         states.update(
                             (f"state_{k}_baseline", v) for k, v in baseline.observables().items()
@@ -259,14 +258,13 @@ def simulate_runs(
                     neuron=neuron[keep],
                 )
 
-        extra = {"on_spikes": on_spikes} if getattr(loop, "record_spikes", ()) else {}
         try:
             totals = loop.run(
                 cfg.duration_s,
                 chunk_s=cfg.output.chunk_s,
                 on_chunk=on_chunk,
                 progress=tick,
-                **extra,
+                on_spikes=on_spikes if loop.record_spikes else None,
             )
         finally:
             if bar is not None:

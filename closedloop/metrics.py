@@ -29,10 +29,12 @@ Metrics (each an array over instances):
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import signal as _signal
 
-__all__ = ["METRIC_INFO", "StreamingPSD", "band_power"]
+__all__ = ["METRIC_INFO", "StreamingPSD", "band_power", "summarize"]
 
 #: Metric name to (units, description).
 METRIC_INFO: dict[str, tuple[str, str]] = {
@@ -117,3 +119,38 @@ def band_power(
     """
     sel = (frequency_hz >= band_hz[0]) & (frequency_hz <= band_hz[1])
     return psd[:, sel].sum(axis=1) * (frequency_hz[1] - frequency_hz[0])
+
+
+def summarize(
+    psd_stim: StreamingPSD,
+    psd_base: StreamingPSD | None,
+    device_totals: dict,
+    mean_amplitude_ma: np.ndarray,
+    duration_s: float,
+    device: Any,
+    reference: dict,
+    band_hz: tuple[float, float],
+) -> dict[str, np.ndarray]:
+    """Compute :data:`closedloop.metrics.METRIC_INFO` metrics for a finished run."""
+    f = psd_stim.frequency_hz
+    stim = band_power(f, psd_stim.psd(), band_hz)
+    out = {"beta_power_stim": stim}
+    if psd_base is not None:
+        base = band_power(f, psd_base.psd(), band_hz)
+        out["beta_power_baseline"] = base
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["beta_reduction"] = 1.0 - stim / base
+    teed_ref = device.teed_j(
+        reference["amplitude_ma"],
+        reference["frequency_hz"],
+        reference["pulse_width_us"],
+        duration_s,
+    )
+    out["teed_j"] = device_totals["energy_j"]
+    out["teed_relative"] = device_totals["energy_j"] / teed_ref
+    out["time_on_fraction"] = device_totals["time_on_s"] / duration_s
+    out["n_switches"] = device_totals["n_switches"]
+    out["mean_amplitude_ma"] = mean_amplitude_ma
+    out["charge_uc"] = device_totals["charge_uc"]
+    out["n_rejected_commands"] = device_totals["n_rejected"]
+    return out

@@ -209,7 +209,7 @@ def _biomarker_without_stimulation(run: Any, exp: Any) -> np.ndarray:
 
     loop = exp.loop
     base = run.timeseries["lfp_baseline"]
-    state = loop.sensing.new_state(loop.n, rng_states(loop._sensor_seeds))
+    state = loop.sensing.new_state(loop.n, rng_states(loop.seeds.sensor))
     env = loop.sensing.process(state, base)["envelope"]
     return env[:, loop.samples_per_period - 1 :: loop.samples_per_period]
 

@@ -616,7 +616,8 @@ def run_standalone(
 
     from closedloop.brian.loop import _probe, _set_dt
     from closedloop.brian.model import StimulationInput
-    from closedloop.core import loop as _loop_module
+    from closedloop.core.loop import PER_PERIOD_SERIES
+    from closedloop.core.protocol import ModelDivergedError
     from closedloop.device import DEVICE_STATE, device_fill, device_record, queue_push
     from closedloop.sensing.chain import FIRST_FEATURE_ROW
 
@@ -824,15 +825,12 @@ def run_standalone(
         if bad[:, a:b].any():
             inst = int(np.argmax(bad[:, a:b].any(axis=1)))
             first = int(np.argmax(bad[inst, a:b]))
-            raise _loop_module.ModelDivergedError(
-                f"model diverged: instance {inst} produced a non-finite value at "
-                f"t = {t0 + (first + 1) * loop.sample_s:.4f} s"
-            )
+            raise ModelDivergedError(inst, t0 + (first + 1) * loop.sample_s)
         if on_chunk is not None:
             data = {"lfp": lfp_all[:n, a:b], "lfp_sensed": sensed[:, a:b]}
             if loop.baseline:
                 data["lfp_baseline"] = lfp_all[n:, a:b]
-            for c, name in enumerate(_loop_module._PER_PERIOD):
+            for c, name in enumerate(PER_PERIOD_SERIES):
                 data[name] = record[:, c, start:stop]
             for name, values in rates.items():
                 data[f"rate_{name}"] = values[:, a:b]

@@ -91,7 +91,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +108,9 @@ from closedloop.brian.model import (
 from closedloop.controllers.base import COMMAND_KEYS, Controller
 from closedloop.controllers.compiled import controller_update
 from closedloop.core import loop as _loop
+from closedloop.core.clocks import Clocks, seed_layout
 from closedloop.core.kernel_cache import cache_dir as _numba_cache_dir
-from closedloop.core.loop import ModelDivergedError, whole_multiple
+from closedloop.core.protocol import Loop, check_finite
 from closedloop.core.random import rng_states
 from closedloop.device import DEVICE_STATE, Device, device_fill, device_record, queue_push
 from closedloop.device import queue_push_one as _queue_push_one
@@ -220,37 +221,6 @@ def _set_dt(dt_s: float) -> None:
     from brian2 import defaultclock, second
 
     defaultclock.dt = dt_s * second
-
-
-def _instance_seeds(seed: int | Sequence, n: int) -> tuple[Any, list, list, list, int]:
-    """Seed roots as in ClosedLoop, plus Brian2's seed from the first root."""
-    if isinstance(seed, int | np.integer):
-        seed_out: Any = int(seed)
-        roots = [np.random.SeedSequence(int(seed))]
-    else:
-        roots = [
-            np.random.SeedSequence(int(s))
-            if isinstance(s, int | np.integer)
-            else np.random.SeedSequence(s.entropy, spawn_key=s.spawn_key, pool_size=s.pool_size)
-            for s in seed
-        ]
-        if not roots or n % len(roots):
-            raise ValueError(
-                f"seed: {len(roots)} seed roots cannot split {n} instances into equal groups"
-            )
-        seed_out = tuple(seed)
-    per_root = n // len(roots)
-    model_seeds, sensor_seeds, controller_seeds = [], [], []
-    brian_seed = 0
-    for k, root in enumerate(roots):
-        # spawn(4) keeps the first three children equal to ClosedLoop's spawn(3).
-        model_seq, sensor_seq, controller_seq, brian_seq = root.spawn(4)
-        model_seeds += model_seq.spawn(per_root)
-        sensor_seeds += sensor_seq.spawn(per_root)
-        controller_seeds.append(controller_seq)
-        if k == 0:
-            brian_seed = int(brian_seq.generate_state(1, np.uint32)[0] % (2**31 - 1))
-    return seed_out, model_seeds, sensor_seeds, controller_seeds, brian_seed
 
 
 def _probe(source: CumulativeSource, n: int, sample_dt: Any, name: str) -> tuple[list, Any]:
@@ -382,7 +352,7 @@ def _operation(
 # --------------------------------------------------------------------------------------
 # The loop
 # --------------------------------------------------------------------------------------
-class BrianLoop:
+class BrianLoop(Loop):
     """Run a controller against a Brian2 network through a sensing chain and a device.
 
     Parameters
@@ -475,26 +445,7 @@ class BrianLoop:
         self.build_dir = build_dir
         self.keep_build = keep_build
         self.n = model.n
-        self.dt_s = model.dt_s
-        self.steps_per_sample = whole_multiple(
-            1.0 / sensing.rate_hz,
-            self.dt_s,
-            "the sensing interval 1/sensing.rate_hz",
-            "integration steps dt_s",
-        )
-        self.sample_s = self.steps_per_sample * self.dt_s
-        self.samples_per_period = whole_multiple(
-            control_period_s, self.sample_s, "control.period_s", "sensing intervals"
-        )
-        self.steps_per_period = self.steps_per_sample * self.samples_per_period
-        self.control_period_s = self.steps_per_period * self.dt_s
-        if latency_s < 0 or not math.isfinite(latency_s):
-            raise ValueError(f"control.latency_s must be zero or positive, got {latency_s!r}")
-        self.latency_steps = (
-            0
-            if latency_s == 0
-            else whole_multiple(latency_s, self.dt_s, "control.latency_s", "integration steps dt_s")
-        )
+        self.clocks = Clocks.from_config(model.dt_s, sensing.rate_hz, control_period_s, latency_s)
         # One pulse at most may start per step (the device kernel allows more,
         # the generated device does not).
         if device.frequency_max_hz * self.dt_s >= 1.0:
@@ -502,14 +453,11 @@ class BrianLoop:
                 f"device.frequency_max_hz ({device.frequency_max_hz:g} Hz) must stay below "
                 f"1/dt_s ({1 / self.dt_s:g} Hz) for a spiking network"
             )
-        (
-            self.seed,
-            self.model_instance_seeds,
-            self._sensor_seeds,
-            self.controller_seeds,
-            self.brian_seed,
-        ) = _instance_seeds(seed, self.n)
-        self._controller_seed = self.controller_seeds[0]
+        # One further seed child per root: Brian2's own generator (from the first root).
+        self.seeds = seed_layout(seed, self.n, extra=1)
+        self.seed = self.seeds.seed
+        brian_seq = self.seeds.extra[0][0]
+        self.brian_seed = int(brian_seq.generate_state(1, np.uint32)[0] % (2**31 - 1))
         if target == "cpp_standalone":
             from closedloop.brian.codegen import standalone_problems
 
@@ -523,6 +471,20 @@ class BrianLoop:
         self.compile_s_ = 0.0
         self.time_s = 0.0
         self._net = None
+
+    # -- declared hooks (closedloop.core.protocol.Loop) -------------------------------
+    @property
+    def in_loop_baseline(self) -> bool:
+        """True: the unstimulated copies run in the same network (``brian.baseline``)."""
+        return self.baseline
+
+    def run_attributes(self) -> dict[str, Any]:
+        """The Brian2 code-generation target the run used."""
+        return {} if self.target_ is None else {"brian_target": self.target_}
+
+    def step(self, command: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+        """Not offered by the Brian2 loop yet."""
+        raise NotImplementedError("BrianLoop.step() is not available yet")
 
     # -- set-up ---------------------------------------------------------------------
     @property
@@ -553,10 +515,10 @@ class BrianLoop:
         by :meth:`run`, when the device is switched to standalone.
         """
         n = self.n
-        self.sensing_state = self.sensing.new_state(n, rng_states(self._sensor_seeds))
+        self.sensing_state = self.sensing.new_state(n, rng_states(self.seeds.sensor))
         queue_len = self.latency_steps // self.steps_per_period + 3
         self.device_state = self.device.kernel_state(n, queue_len)
-        self.controller.reset(n, np.random.default_rng(self._controller_seed))
+        self.controller.reset(n, np.random.default_rng(self.seeds.controller[0]))
         self.time_s = 0.0
         self._warm_steps = 0
         self._periods_done = 0
@@ -672,7 +634,7 @@ class BrianLoop:
         for s, c in enumerate(self._cums):
             self._prev[s] = c.reshape(self.n_total, -1).sum(axis=1)
 
-    def _program(self) -> tuple[int, np.ndarray, np.ndarray]:
+    def program(self) -> tuple[int, np.ndarray, np.ndarray]:
         """The controller's compiled program, or kind ``NONE`` to run it in Python."""
         return _loop.controller_program(self.controller, self.engine, self.n)
 
@@ -762,7 +724,7 @@ class BrianLoop:
         self._on_chunk = on_chunk
         self._progress = progress
         self._on_spikes = on_spikes
-        self._program_tuple = self._program()
+        self._program_tuple = self.program()
         self._python_controller = self._program_tuple[0] < 0
         self._calls = 0
         self._countdown = 1
@@ -919,20 +881,13 @@ class BrianLoop:
         lfp, sensed, base, rates, per_period = self._chunk
         t0 = self._chunk_start * self.control_period_s
         lfp_done = lfp[:, : done * m]
-        bad = ~np.isfinite(lfp_done)
-        if bad.any():
-            inst = int(np.argmax(bad.any(axis=1)))
-            first = int(np.argmax(bad[inst]))
-            raise ModelDivergedError(
-                f"model diverged: instance {inst} produced a non-finite value at "
-                f"t = {t0 + (first + 1) * self.sample_s:.4f} s"
-            )
+        check_finite(lfp_done, t0, self.sample_s)
         if self._on_chunk is not None:
             data = {"lfp": lfp_done, "lfp_sensed": sensed[:, : done * m]}
             if self.baseline:
                 data["lfp_baseline"] = base[:, : done * m]
             # Rows as ClosedLoop delivers them (biomarker, device record).
-            for c, name in enumerate(_loop._PER_PERIOD):
+            for c, name in enumerate(_loop.PER_PERIOD_SERIES):
                 data[name] = per_period[:, c, :done]
             for f, name in enumerate(self.sensing.features):
                 data[f"feature_{name}"] = per_period[:, FIRST_FEATURE_ROW + f, :done]
@@ -1213,7 +1168,7 @@ def loop_from_config(
             keep_build=bool(opts["keep_build"]),
         )
         if opts["target"] != "cpp_standalone":
-            loop._program()
+            loop.program()
     except ValueError as exc:
         return None, [("control" if "control" in str(exc) else "brian", str(exc))]
     unknown = [

@@ -345,6 +345,10 @@ class BrianModel:
     #: Parameters that must be the same for every instance (network sizes).
     shared_parameters: ClassVar[tuple[str, ...]] = ()
 
+    def observables(self) -> dict[str, np.ndarray]:
+        """Slow state worth recording beside the signal: none for Brian2 models."""
+        return {}
+
     def __init__(
         self,
         dt_s: float = 1e-4,

@@ -309,7 +309,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
             problems.append(("control", str(exc)))
         else:
             try:
-                loop._program()
+                loop.program()
             except ValueError as exc:
                 problems.append(("control.engine", str(exc)))
     if not problems and cfg.metrics.band_hz[1] >= sensing.rate_hz / 2:

@@ -1,21 +1,15 @@
-"""The closed loop: model, sensing chain, device and controller on three clocks.
+"""The closed loop of a Numba model: model, sensing chain, device and controller.
 
-Clocks, all in seconds: the integration step ``dt_s`` (model and device), the
-sensing sample interval ``1 / sensing.rate_hz`` (a whole number of steps) and
-the control period (a whole number of sensing samples). At the end of every
-control period the controller receives the features sensed up to then; its
-command reaches the device ``latency_s`` later (a whole number of steps,
-zero meaning the first step of the next period).
-
-Per control period the model, the device and the sensing chain of every
-instance advance in one compiled call; only the controller runs in Python
-(numpy over the batch), so the Python cost per period is paid once for the
-whole batch.
+Clocks and seeds follow :mod:`closedloop.core.clocks`; the contract is
+:class:`closedloop.core.protocol.Loop`. Per control period the model, the
+device and the sensing chain of every instance advance in one compiled call;
+only the controller runs in Python (numpy over the batch), so the Python cost
+per period is paid once for the whole batch. A controller with a compiled
+twin runs inside the kernels instead, a whole chunk of periods per call.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,41 +17,32 @@ from typing import Any
 import numba
 import numpy as np
 
-from closedloop.controllers import compiled as _compiled
+from closedloop.controllers import compiled as compiled_twins
 from closedloop.controllers.base import COMMAND_KEYS, Controller
+from closedloop.core.clocks import Clocks, seed_layout
 from closedloop.core.model import PARALLEL_MIN_BATCH, NumbaModel
+from closedloop.core.protocol import (
+    ChunkCallback,
+    Loop,
+    ModelDivergedError,
+    SpikeCallback,
+    check_finite,
+)
 from closedloop.core.random import rng_states
 from closedloop.device import DEVICE_STATE, Device
-from closedloop.metrics import StreamingPSD, band_power
 from closedloop.sensing.chain import FIRST_FEATURE_ROW, SensingChain
 
 __all__ = [
+    "PER_PERIOD_SERIES",
     "ClosedLoop",
     "ModelDivergedError",
     "command_array",
     "controller_program",
     "entry_point",
-    "summarize",
-    "whole_multiple",
 ]
 
-_PER_PERIOD = ("biomarker", "amplitude", "frequency", "pulse_width", "pulse_count")
-_PER_PERIOD_UNITS = ("signal", "mA", "Hz", "us")
-
-
-class ModelDivergedError(RuntimeError):
-    """A model instance produced NaN or infinite values."""
-
-
-def whole_multiple(value: float, unit: float, what: str, unit_name: str) -> int:
-    """Return ``value / unit`` as an int, or raise ValueError naming ``what``."""
-    ratio = value / unit
-    k = int(round(ratio))
-    if k < 1 or abs(ratio - k) > 1e-6 * max(1.0, ratio):
-        raise ValueError(
-            f"{what} ({value:g} s) must be a whole, positive number of {unit_name} ({unit:g} s)"
-        )
-    return k
+#: Rows of the per-period record before the sensing features, in order.
+PER_PERIOD_SERIES = ("biomarker", "amplitude", "frequency", "pulse_width", "pulse_count")
 
 
 @dataclass
@@ -67,8 +52,8 @@ class _Chunk:
     per_period: np.ndarray
 
 
-class ClosedLoop:
-    """Run a controller against a model through a sensing chain and a device.
+class ClosedLoop(Loop):
+    """Run a controller against a Numba model through a sensing chain and a device.
 
     Parameters
     ----------
@@ -90,23 +75,16 @@ class ClosedLoop:
         whole chunk of periods per call; ``"auto"`` compiles when the
         controller offers a twin.
     seed : int or sequence of int or numpy.random.SeedSequence
-        Root seed: model noise, sensor noise and the controller's generator
-        are spawned from it with :class:`numpy.random.SeedSequence`. A
-        sequence of ``g`` roots (``g`` dividing ``n``) seeds ``g`` groups of
-        ``n / g`` consecutive instances, each group exactly as a loop of
-        ``n / g`` instances given that root alone would be seeded (a
-        :class:`~numpy.random.SeedSequence` root is used as a fresh copy, its
-        own spawn counter untouched). This is how a batch of sweep runs
-        simulated together reproduces each run simulated alone, bit for bit.
+        Root seed, or one root per group of instances
+        (:func:`closedloop.core.clocks.seed_layout`).
 
-    Attributes
-    ----------
-    model_instance_seeds : list of numpy.random.SeedSequence
-        Model noise seed of each instance (reuse them for a no-stimulation
-        baseline).
-    controller_seeds : list of numpy.random.SeedSequence
-        Controller generator seed of each seed group (one for an int seed);
-        :meth:`reset` gives the controller a generator from the first.
+    Notes
+    -----
+    :meth:`run` continues where the last :meth:`run` or :meth:`step` stopped:
+    ``run(a)`` then ``run(b)`` equals ``run(a + b)`` bit for bit, and the
+    device's pulse schedule, the recorded times and the controller's ``t``
+    go on from there. :meth:`step` drives one period with a command from
+    outside (an agent, a notebook) instead of the controller.
     """
 
     def __init__(
@@ -129,62 +107,21 @@ class ClosedLoop:
             raise ValueError(f"control.engine must be auto, python or compiled, got {engine!r}")
         self.engine = engine
         self.n = model.n
-        self.dt_s = model.dt_s
-        self.steps_per_sample = whole_multiple(
-            1.0 / sensing.rate_hz,
-            self.dt_s,
-            "the sensing interval 1/sensing.rate_hz",
-            "integration steps dt_s",
-        )
-        self.sample_s = self.steps_per_sample * self.dt_s
-        self.samples_per_period = whole_multiple(
-            control_period_s, self.sample_s, "control.period_s", "sensing intervals"
-        )
-        self.steps_per_period = self.steps_per_sample * self.samples_per_period
-        self.control_period_s = self.steps_per_period * self.dt_s
-        if latency_s < 0 or not math.isfinite(latency_s):
-            raise ValueError(f"control.latency_s must be zero or positive, got {latency_s!r}")
-        self.latency_steps = (
-            0
-            if latency_s == 0
-            else whole_multiple(latency_s, self.dt_s, "control.latency_s", "integration steps dt_s")
-        )
-        if isinstance(seed, int | np.integer):
-            self.seed = int(seed)
-            roots = [np.random.SeedSequence(self.seed)]
-        else:
-            roots = [
-                np.random.SeedSequence(int(s))
-                if isinstance(s, int | np.integer)
-                else np.random.SeedSequence(s.entropy, spawn_key=s.spawn_key, pool_size=s.pool_size)
-                for s in seed
-            ]
-            if not roots or self.n % len(roots):
-                raise ValueError(
-                    f"seed: {len(roots)} seed roots cannot split {self.n} instances into "
-                    "equal groups"
-                )
-            self.seed = tuple(seed)
-        per_root = self.n // len(roots)
-        self.model_instance_seeds = []
-        self._sensor_seeds = []
-        self.controller_seeds = []
-        for root in roots:
-            model_seq, sensor_seq, controller_seq = root.spawn(3)
-            self.model_instance_seeds += model_seq.spawn(per_root)
-            self._sensor_seeds += sensor_seq.spawn(per_root)
-            self.controller_seeds.append(controller_seq)
-        self._controller_seed = self.controller_seeds[0]
+        self.clocks = Clocks.from_config(model.dt_s, sensing.rate_hz, control_period_s, latency_s)
+        self.seeds = seed_layout(seed, self.n)
+        self.seed = self.seeds.seed
+        self.time_s = 0.0
+        self._step: int | None = None  # integration steps since t = 0; None before reset()
 
     # -- set-up ---------------------------------------------------------------------
     def reset(self) -> None:
         """Reset model, device, sensing chain and controller for a new run."""
         n = self.n
-        self.model.reset(self.model_instance_seeds)
-        self.sensing_state = self.sensing.new_state(n, rng_states(self._sensor_seeds))
+        self.model.reset(self.seeds.model)
+        self.sensing_state = self.sensing.new_state(n, rng_states(self.seeds.sensor))
         queue_len = self.latency_steps // self.steps_per_period + 3
         self.device_state = self.device.kernel_state(n, queue_len)
-        self.controller.reset(n, np.random.default_rng(self._controller_seed))
+        self.controller.reset(n, np.random.default_rng(self.seeds.controller[0]))
         spp = self.steps_per_period
         self._scratch = (
             np.zeros((n, spp)),
@@ -193,17 +130,66 @@ class ClosedLoop:
             np.zeros((n, self.samples_per_period)),
             np.zeros((n, self.samples_per_period)),
         )
+        # The last command issued and not yet queued (the Python controller's
+        # answer at the end of the last period), and the step it takes effect.
+        self._command = (
+            *(self.device_state[0][:, c].copy() for c in (1, 2, 3)),
+            np.full(n, np.nan),  # pulses: no change
+        )
+        self._effective = -1
+        self._program: tuple | None = None
+        self._no_program = (compiled_twins.NONE, np.zeros((n, 1)), np.zeros((n, 1)))
+        self._entry = None
+        # The kernels' state arrays, updated in place from here on.
+        self._model_state = self.model.kernel_state()
+        self._sensing_tuple = self.sensing_state.as_tuple()
+        self._step = 0
+        self._periods = 0
         self.time_s = 0.0
 
     def warm_up(self, seconds: float) -> None:
         """Advance the model open loop, unrecorded, e.g. past its initial transient."""
+        self._require_reset("warm_up")
         if seconds > 0:
             self.model.advance(int(round(seconds / self.dt_s)))
         self.model.step_ = 0  # the recorded run starts at t = 0
 
-    def _program(self) -> tuple[int, np.ndarray, np.ndarray]:
+    def program(self) -> tuple[int, np.ndarray, np.ndarray]:
         """The controller's compiled program, or kind ``NONE`` to run it in Python."""
         return controller_program(self.controller, self.engine, self.n)
+
+    def _require_reset(self, what: str) -> None:
+        if self._step is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.{what}() before reset(): call loop.reset() first "
+                "(and warm_up(seconds) if the run should start past the initial transient)"
+            )
+
+    def _kernel(self) -> Any:
+        if self.n >= PARALLEL_MIN_BATCH:
+            return self.model._periods_parallel
+        return self.model._periods_serial
+
+    def _chunk(self, m: int) -> _Chunk:
+        spk = self.samples_per_period
+        rows = FIRST_FEATURE_ROW + len(self.sensing.features)
+        return _Chunk(
+            np.empty((self.n, m * spk)),
+            np.empty((self.n, m * spk)),
+            np.empty((self.n, rows, m)),
+        )
+
+    def _series(self, chunk: _Chunk) -> dict[str, np.ndarray]:
+        per_period = chunk.per_period
+        return {
+            "lfp": chunk.lfp,
+            "lfp_sensed": chunk.sensed,
+            **{name: per_period[:, c, :] for c, name in enumerate(PER_PERIOD_SERIES)},
+            **{
+                f"feature_{name}": per_period[:, FIRST_FEATURE_ROW + f, :]
+                for f, name in enumerate(self.sensing.features)
+            },
+        }
 
     # -- running --------------------------------------------------------------------
     def run(
@@ -211,10 +197,11 @@ class ClosedLoop:
         duration_s: float,
         *,
         chunk_s: float = 1.0,
-        on_chunk: Callable[[float, dict[str, np.ndarray]], None] | None = None,
+        on_chunk: ChunkCallback | None = None,
         progress: Callable[[float], None] | None = None,
+        on_spikes: SpikeCallback | None = None,
     ) -> dict[str, np.ndarray]:
-        """Run for ``duration_s`` seconds, handing each chunk to ``on_chunk``.
+        """Run ``duration_s`` more seconds, handing each chunk to ``on_chunk``.
 
         Parameters
         ----------
@@ -227,142 +214,185 @@ class ClosedLoop:
             sensing rate and ``biomarker``, ``amplitude``, ``frequency``,
             ``pulse_width``, ``pulse_count`` (pulses delivered so far) and
             ``feature_<name>`` for each extra sensing feature at the control
-            rate, each of shape ``(n, m)``.
+            rate, each of shape ``(n, m)``; ``t_start_s`` counts from the
+            start of the run (the first :meth:`run` after :meth:`reset`).
         progress : callable, optional
-            Called with the simulated seconds done after each chunk.
+            Called with the simulated seconds done so far after each chunk.
+        on_spikes : callable, optional
+            Not used: a rate model has no spikes.
 
         Returns
         -------
         dict of ndarray
-            Final device accounting per instance (see
+            Device accounting per instance since :meth:`reset` (see
             :data:`closedloop.device.DEVICE_STATE`).
 
         Raises
         ------
+        RuntimeError
+            Before :meth:`reset`.
         ModelDivergedError
             When an instance's signal becomes NaN or infinite; the chunks
             before it have been handed over.
         """
-        n_periods = int(round(duration_s / self.control_period_s))
+        self._require_reset("run")
+        n_periods = self.clocks.periods_in(duration_s)
         per_chunk = max(1, min(n_periods, int(round(chunk_s / self.control_period_s))))
-        kernel = (
-            self.model._periods_parallel
-            if self.n >= PARALLEL_MIN_BATCH
-            else self.model._periods_serial
-        )
-        program = self._program()
-        model_state = self.model.kernel_state()
-        device = self.device_state
-        sensing = self.sensing_state.as_tuple()
-        controller = self.controller
-        spp, spk = self.steps_per_period, self.samples_per_period
-        shape = (self.n,)
-        latency = self.latency_steps
-        period_s = self.control_period_s
-        dt = self.dt_s
-        command = (
-            *(self.device_state[0][:, c].copy() for c in (1, 2, 3)),
-            np.full(self.n, np.nan),  # pulses: no change
-        )
-        no_trigger = command[3]
-        no_trigger.flags.writeable = False
-        keys = tuple(COMMAND_KEYS)
-        feature_names = self.sensing.features
-        step = 0
-        effective = -1  # nothing to queue before the first controller call
-        call = kernel
+        if self._program is None:
+            self._program = self.program()
         done = 0
         while done < n_periods:
             m = min(per_chunk, n_periods - done)
-            chunk = _Chunk(
-                np.empty((self.n, m * spk)),
-                np.empty((self.n, m * spk)),
-                np.empty((self.n, FIRST_FEATURE_ROW + len(feature_names), m)),
-            )
-            io = (*self._scratch, chunk.lfp, chunk.sensed, chunk.per_period)
-            if program[0] >= 0:
+            chunk = self._chunk(m)
+            if self._program[0] >= 0:
                 # Compiled controller: the whole chunk in one call.
-                kernel(
-                    m,
-                    spp,
-                    step,
-                    dt,
-                    model_state,
-                    device,
-                    sensing,
-                    io,
-                    0,
-                    program,
-                    latency,
-                    period_s,
-                    command,
-                    -1,
-                )
-                step += m * spp
+                self._call(chunk, m, 0, self._program)
             else:
-                # Controllers get read-only views: they cannot corrupt the recording.
-                rows = chunk.per_period.view()
-                rows.flags.writeable = False
-                biomarker_rows = rows[:, 0, :]
-                feature_rows = [
-                    (name, rows[:, FIRST_FEATURE_ROW + f, :])
-                    for f, name in enumerate(feature_names)
-                ]
-                for k in range(m):
-                    args = (
-                        1,
-                        spp,
-                        step,
-                        dt,
-                        model_state,
-                        device,
-                        sensing,
-                        io,
-                        k,
-                        program,
-                        latency,
-                        period_s,
-                        command,
-                        effective,
-                    )
-                    if call is kernel and effective >= 0:
-                        # Argument types are settled once the controller has answered.
-                        call = entry_point(kernel, args)
-                    call(*args)
-                    step += spp
-                    features = {"biomarker": biomarker_rows[:, k]}
-                    for name, values in feature_rows:
-                        features[name] = values[:, k]
-                    out = controller.update(step * dt, features)
-                    command = (
-                        command_array(out, keys[0], command[0], shape),
-                        command_array(out, keys[1], command[1], shape),
-                        command_array(out, keys[2], command[2], shape),
-                        command_array(out, keys[3], no_trigger, shape),
-                    )
-                    effective = step + latency
-            self.model.step_ = step
-            t0 = done * period_s
-            _check_finite(chunk.lfp, t0, self.sample_s)
-            if on_chunk is not None:
-                on_chunk(
-                    t0,
-                    {
-                        "lfp": chunk.lfp,
-                        "lfp_sensed": chunk.sensed,
-                        **{name: chunk.per_period[:, c, :] for c, name in enumerate(_PER_PERIOD)},
-                        **{
-                            f"feature_{name}": chunk.per_period[:, FIRST_FEATURE_ROW + f, :]
-                            for f, name in enumerate(feature_names)
-                        },
-                    },
-                )
+                self._periods_python(chunk, m)
+            self._hand_over(chunk, on_chunk)
             done += m
-            self.time_s = done * period_s
             if progress is not None:
                 progress(self.time_s)
-        state = device[0]
+        return self.totals()
+
+    def step(self, command: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+        """Run one control period with ``command`` instead of the controller's.
+
+        Parameters
+        ----------
+        command : mapping, optional
+            As a controller returns it (``amplitude_ma``, ``frequency_hz``,
+            ``pulse_width_us``, ``pulses``; arrays over the batch or
+            scalars). It takes effect ``latency_s`` from now and replaces any
+            command the controller issued at the end of the last period and
+            not yet delivered; a missing key keeps the last command's value.
+            None keeps the last command.
+
+        Returns
+        -------
+        dict of ndarray
+            The features at the end of the period, each ``(n,)``:
+            ``biomarker`` and each of ``sensing.features``, as a controller
+            would receive them, plus ``t_s`` (the period's end, s).
+
+        Raises
+        ------
+        RuntimeError
+            Before :meth:`reset`.
+        TypeError
+            Naming the command key whose value is not a float array over the batch.
+        """
+        self._require_reset("step")
+        step = self._step
+        if command is not None:
+            self._command = self._checked_command(command, self._command)
+            self._effective = step + self.latency_steps
+        chunk = self._chunk(1)
+        self._call(chunk, 1, 0, self._no_program)
+        self._hand_over(chunk, None)
+        rows = chunk.per_period[:, :, 0]
+        out = {"biomarker": rows[:, 0].copy(), "t_s": np.full(self.n, self.time_s)}
+        for f, name in enumerate(self.sensing.features):
+            out[name] = rows[:, FIRST_FEATURE_ROW + f].copy()
+        return out
+
+    def totals(self) -> dict[str, np.ndarray]:
+        """Device accounting per instance since :meth:`reset` (:data:`DEVICE_STATE`)."""
+        state = self.device_state[0]
         return {name: state[:, c].copy() for c, name in enumerate(DEVICE_STATE)}
+
+    # -- the periods ------------------------------------------------------------------
+    def _call(self, chunk: _Chunk, m: int, k: int, program: tuple) -> None:
+        """Periods ``k .. k + m - 1`` of ``chunk``, the pending command queued first."""
+        args = (
+            m,
+            self.steps_per_period,
+            self._step,
+            self.dt_s,
+            self._model_state,
+            self.device_state,
+            self._sensing_tuple,
+            (*self._scratch, chunk.lfp, chunk.sensed, chunk.per_period),
+            k,
+            program,
+            self.latency_steps,
+            self.control_period_s,
+            self._command,
+            self._effective,
+        )
+        call = self._entry
+        if call is None:
+            call = self._kernel()
+            if self._effective >= 0:
+                # Argument types are settled once a command exists: skip the
+                # dispatcher's re-typing from now on (see entry_point).
+                call = self._entry = entry_point(call, args)
+        call(*args)
+        self._effective = -1
+        self._step += m * self.steps_per_period
+
+    def _periods_python(self, chunk: _Chunk, m: int) -> None:
+        """A chunk one period at a time, the controller called after each."""
+        # Controllers get read-only views: they cannot corrupt the recording.
+        rows = chunk.per_period.view()
+        rows.flags.writeable = False
+        biomarker_rows = rows[:, 0, :]
+        feature_rows = [
+            (name, rows[:, FIRST_FEATURE_ROW + f, :])
+            for f, name in enumerate(self.sensing.features)
+        ]
+        controller = self.controller
+        program = self._program
+        dt = self.dt_s
+        latency = self.latency_steps
+        for k in range(m):
+            self._call(chunk, 1, k, program)
+            features = {"biomarker": biomarker_rows[:, k]}
+            for name, values in feature_rows:
+                features[name] = values[:, k]
+            out = controller.update(self._step * dt, features)
+            self._command = self._checked_command(out, self._command)
+            self._effective = self._step + latency
+
+    def _checked_command(self, out: Mapping[str, Any], previous: tuple) -> tuple:
+        """The command arrays of ``out``; a missing key keeps ``previous`` (pulses: NaN)."""
+        shape = (self.n,)
+        amplitude, frequency, width, pulses = _KEYS
+        return (
+            command_array(out, amplitude, previous[0], shape),
+            command_array(out, frequency, previous[1], shape),
+            command_array(out, width, previous[2], shape),
+            command_array(out, pulses, _NO_TRIGGER.get(self.n), shape),
+        )
+
+    def _hand_over(self, chunk: _Chunk, on_chunk: ChunkCallback | None) -> None:
+        """Check the chunk, advance the clock, hand it over."""
+        self.model.step_ = self._step
+        t0 = self.time_s
+        check_finite(chunk.lfp, t0, self.sample_s)
+        self._periods += chunk.per_period.shape[2]
+        self.time_s = self._periods * self.control_period_s
+        if on_chunk is not None:
+            on_chunk(t0, self._series(chunk))
+
+
+class _NoTrigger:
+    """Read-only NaN arrays (pulses: no change) per batch size, made once."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[int, np.ndarray] = {}
+
+    def get(self, n: int) -> np.ndarray:
+        arr = self._arrays.get(n)
+        if arr is None:
+            arr = np.full(n, np.nan)
+            arr.flags.writeable = False
+            self._arrays[n] = arr
+        return arr
+
+
+_NO_TRIGGER = _NoTrigger()
+_KEYS = tuple(COMMAND_KEYS)  # amplitude, frequency, pulse width, pulses
 
 
 def controller_program(controller: Any, engine: str, n: int) -> tuple[int, np.ndarray, np.ndarray]:
@@ -397,7 +427,7 @@ def controller_program(controller: Any, engine: str, n: int) -> tuple[int, np.nd
                 f"control.engine is 'compiled' but controller {type(controller).__name__}"
                 " has no compiled twin; use 'auto' or 'python'"
             )
-    return (_compiled.NONE, np.zeros((n, 1)), np.zeros((n, 1)))
+    return (compiled_twins.NONE, np.zeros((n, 1)), np.zeros((n, 1)))
 
 
 def entry_point(dispatcher: Any, args: tuple) -> Any:
@@ -441,49 +471,3 @@ def command_array(
             f"controller returned {key!r} that is not a float array of shape {shape}: {value!r}"
         ) from exc
     return np.ascontiguousarray(arr)
-
-
-def _check_finite(lfp: np.ndarray, t0: float, sample_s: float) -> None:
-    bad = ~np.isfinite(lfp)
-    if bad.any():
-        inst = int(np.argmax(bad.any(axis=1)))
-        first = int(np.argmax(bad[inst]))
-        raise ModelDivergedError(
-            f"model diverged: instance {inst} produced a non-finite value at "
-            f"t = {t0 + (first + 1) * sample_s:.4f} s"
-        )
-
-
-def summarize(
-    psd_stim: StreamingPSD,
-    psd_base: StreamingPSD | None,
-    device_totals: dict,
-    mean_amplitude_ma: np.ndarray,
-    duration_s: float,
-    device: Device,
-    reference: dict,
-    band_hz: tuple[float, float],
-) -> dict[str, np.ndarray]:
-    """Compute :data:`closedloop.metrics.METRIC_INFO` metrics for a finished run."""
-    f = psd_stim.frequency_hz
-    stim = band_power(f, psd_stim.psd(), band_hz)
-    out = {"beta_power_stim": stim}
-    if psd_base is not None:
-        base = band_power(f, psd_base.psd(), band_hz)
-        out["beta_power_baseline"] = base
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["beta_reduction"] = 1.0 - stim / base
-    teed_ref = device.teed_j(
-        reference["amplitude_ma"],
-        reference["frequency_hz"],
-        reference["pulse_width_us"],
-        duration_s,
-    )
-    out["teed_j"] = device_totals["energy_j"]
-    out["teed_relative"] = device_totals["energy_j"] / teed_ref
-    out["time_on_fraction"] = device_totals["time_on_s"] / duration_s
-    out["n_switches"] = device_totals["n_switches"]
-    out["mean_amplitude_ma"] = mean_amplitude_ma
-    out["charge_uc"] = device_totals["charge_uc"]
-    out["n_rejected_commands"] = device_totals["n_rejected"]
-    return out

@@ -180,6 +180,9 @@ class NumbaModel:
     regimes: ClassVar[dict[str, dict[str, float]]] = {}
     default_regime: ClassVar[str | None] = None
     references: ClassVar[tuple[str, ...]] = ()
+    #: Whether sweep runs that differ only in parameters and seeds may share one
+    #: batched simulation (False for a model with settings outside its parameters).
+    batchable: ClassVar[bool] = True
     #: Record fields derived from parameters (e.g. delays in steps), added by subclasses.
     derived_fields: ClassVar[tuple[tuple[str, Any], ...]] = ()
 
@@ -294,6 +297,15 @@ class NumbaModel:
         kernel(n_steps, self.step_, self.dt_s, self.kernel_state(), stimulation, out)
         self.step_ += n_steps
         return out
+
+    def observables(self) -> dict[str, np.ndarray]:
+        """Slow state worth recording beside the signal, each of shape ``(n,)``.
+
+        The runner records each as ``timeseries/state_<name>`` once per
+        chunk. None by default; a model with a slow variable (the
+        Epileptor's permittivity z) overrides this.
+        """
+        return {}
 
     def describe(self) -> dict[str, Any]:
         """Return the model's declaration: signal, input, state and parameters."""

@@ -788,11 +788,11 @@ def expand_sweep(raw: dict[str, Any], source: str = "", *, max_problems: int = 2
 
 def _batchable(model: Any) -> bool:
     """Whether runs of this model can share one simulation: a Numba model
-    (per-instance parameters on the batch axis) that does not opt out with
-    ``batchable = False``."""
+    (per-instance parameters on the batch axis) that does not opt out
+    (:attr:`~closedloop.core.model.NumbaModel.batchable`)."""
     from closedloop.core.model import NumbaModel
 
-    return isinstance(model, NumbaModel) and bool(getattr(model, "batchable", True))
+    return isinstance(model, NumbaModel) and model.batchable
 
 
 def _short(value: Any) -> str:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -113,7 +112,7 @@ class ControllerStack(Controller):
 
     def compiled(self) -> tuple[int, np.ndarray, np.ndarray] | None:
         """One program for the kernels from the controllers' own, row blocks stacked."""
-        programs = [getattr(c, "compiled", lambda: None)() for c in self.controllers]
+        programs = [c.compiled() for c in self.controllers]
         if all(p is None for p in programs):
             return None
         if any(p is None for p in programs):
@@ -161,7 +160,7 @@ def batched_loop(exps: Sequence[Any]) -> Any:
             or type(loop.controller) is not type(loop0.controller)
             or loop.control_period_s != loop0.control_period_s
             or loop.latency_steps != loop0.latency_steps
-            or getattr(loop, "engine", None) != getattr(loop0, "engine", None)
+            or loop.engine != loop0.engine
         ):
             raise ValueError("these runs differ in more than model and controller parameters")
     sizes = [exp.loop.n for exp in exps]
@@ -172,7 +171,6 @@ def batched_loop(exps: Sequence[Any]) -> Any:
     # like() carries settings outside the parameters (and refuses what it cannot).
     model = model0.like(n=sum(sizes), params=params)
     stack = ControllerStack([exp.loop.controller for exp in exps], sizes)
-    extra = {"engine": loop0.engine} if hasattr(loop0, "engine") else {}
     loop = ClosedLoop(
         model,
         loop0.sensing,
@@ -181,7 +179,7 @@ def batched_loop(exps: Sequence[Any]) -> Any:
         control_period_s=first.config.control.period_s,
         latency_s=first.config.control.latency_s,
         seed=[exp.config.seed for exp in exps],
-        **extra,
+        engine=loop0.engine,
     )
     stack.seeds = loop.controller_seeds
     return loop
@@ -337,7 +335,7 @@ def _run_batch(
     runs: Sequence[Mapping[str, Any]], runs_dir: Path, tmp_root: Path
 ) -> list[dict[str, Any]]:
     from closedloop.config.schema import validate_config
-    from closedloop.core.loop import ModelDivergedError
+    from closedloop.core.protocol import ModelDivergedError
     from closedloop.experiment import RunSpec, simulate_runs
 
     t0 = time.perf_counter()
@@ -353,11 +351,8 @@ def _run_batch(
         try:
             simulate_runs(loop, specs)
         except ModelDivergedError as exc:
-            match = re.search(r"instance (\d+)", str(exc))
-            culprit = None
-            if match:
-                bounds = np.cumsum([exp.config.n_instances for exp in exps])
-                culprit = int(np.searchsorted(bounds, int(match.group(1)), side="right"))
+            bounds = np.cumsum([exp.config.n_instances for exp in exps])
+            culprit = int(np.searchsorted(bounds, exc.instance, side="right"))
             raise _BatchFailed(culprit, str(exc)) from exc
         except Exception as exc:
             raise _BatchFailed(None, str(exc)) from exc
