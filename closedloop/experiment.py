@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import closedloop
-from closedloop.config.schema import ResolvedExperiment
+from closedloop.config import ResolvedExperiment
 from closedloop.io.hdf5 import RunRecorder
 from closedloop.metrics import METRIC_INFO, StreamingPSD, summarize
 from closedloop.sensing.chain import FEATURES
@@ -65,7 +65,7 @@ def run_experiment(
     Parameters
     ----------
     exp : ResolvedExperiment
-        From :func:`closedloop.config.schema.load_config`.
+        From :func:`closedloop.config.load_config`.
     out_dir : str or Path
         Output directory (created).
     progress : bool

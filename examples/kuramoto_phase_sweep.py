@@ -36,7 +36,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from closedloop.analysis.phase import pulse_phases
-from closedloop.config.schema import load_config
+from closedloop.config import load_config
 from closedloop.experiment import run_experiment
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "kuramoto_phase_locked.yaml"

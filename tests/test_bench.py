@@ -23,7 +23,7 @@ from closedloop.bench.scenarios import (
     run_bench,
     write_results,
 )
-from closedloop.config.schema import ConfigError
+from closedloop.config import ConfigError
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "benchmarks" / "scenarios"
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from test_loop import EXPERIMENT
 
-from closedloop.config.schema import ConfigError, load_config
+from closedloop.config import ConfigError, load_config
 from closedloop.controllers import PID, DualThreshold, OnOff, OpenLoop
 from closedloop.controllers.compiled import controller_update
 from closedloop.core.loop import ClosedLoop

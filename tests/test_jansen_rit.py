@@ -7,7 +7,7 @@ import pytest
 from scipy import signal
 from scipy.integrate import solve_ivp
 
-from closedloop.config.schema import load_config
+from closedloop.config import load_config
 from closedloop.experiment import run_experiment
 from closedloop.models import JansenRit
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from closedloop.cli.main import main
-from closedloop.config.schema import ConfigError, load_config
+from closedloop.config import ConfigError, load_config
 from closedloop.experiment import run_experiment
 from closedloop.io.hdf5 import load_run
 

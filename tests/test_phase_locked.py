@@ -8,7 +8,7 @@ import pytest
 
 from closedloop.analysis.phase import plot_phase_histogram, pulse_phases
 from closedloop.cli.main import main
-from closedloop.config.schema import load_config
+from closedloop.config import load_config
 from closedloop.controllers import BUILTIN_CONTROLLERS, PhaseLocked
 from closedloop.experiment import run_experiment
 from closedloop.io.hdf5 import load_run

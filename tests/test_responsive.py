@@ -19,7 +19,7 @@ from closedloop.analysis.seizures import (
     seizure_summary,
 )
 from closedloop.cli.main import main
-from closedloop.config.schema import load_config
+from closedloop.config import load_config
 from closedloop.controllers import BUILTIN_CONTROLLERS, Responsive
 from closedloop.experiment import run_experiment
 from closedloop.io.hdf5 import RunData, load_run

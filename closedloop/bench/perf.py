@@ -414,7 +414,7 @@ def _sweep_rates(repeats: int) -> dict[str, float]:
     """Runs per second: in this process one by one, and swept on 1 and 2 workers."""
     import shutil
 
-    from closedloop.config.schema import validate_config
+    from closedloop.config import validate_config
     from closedloop.experiment import run_experiment
     from closedloop.sweep.executors import LocalPool
     from closedloop.sweep.runner import run_sweep

@@ -72,7 +72,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from closedloop.config.schema import ConfigError, validate_config
+from closedloop.config import ConfigError, validate_config
 
 __all__ = [
     "BENCH_FORMAT_VERSION",

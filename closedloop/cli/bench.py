@@ -104,7 +104,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         run_bench,
         write_results,
     )
-    from closedloop.config.schema import ConfigError
+    from closedloop.config import ConfigError
     from closedloop.registry import resolve_controller
 
     controllers = [c.strip() for c in args.controllers.split(",")] if args.controllers else None

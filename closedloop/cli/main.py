@@ -137,7 +137,7 @@ def _error(message: str) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from closedloop.config.schema import ConfigError, load_config
+    from closedloop.config import ConfigError, load_config
 
     try:
         return load_config(args.config, args.overrides)
@@ -237,7 +237,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _expand(args: argparse.Namespace):
-    from closedloop.config.schema import ConfigError, load_raw
+    from closedloop.config import ConfigError, load_raw
     from closedloop.sweep.runner import expand_sweep
 
     try:

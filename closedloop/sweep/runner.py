@@ -710,7 +710,7 @@ def expand_sweep(raw: dict[str, Any], source: str = "", *, max_problems: int = 2
         When the experiment, the sweep block or any expanded point is
         invalid; nothing has run.
     """
-    from closedloop.config.schema import ConfigError, validate_config
+    from closedloop.config import ConfigError, validate_config
 
     base_exp = validate_config(raw, source)  # checks the block's structure and key paths
     if not isinstance(raw.get("sweep"), dict):

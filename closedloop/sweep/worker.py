@@ -274,7 +274,7 @@ def write_failed_run(
         The file.
     """
     import closedloop
-    from closedloop.config.schema import ConfigError, validate_config
+    from closedloop.config import ConfigError, validate_config
     from closedloop.io.hdf5 import RunRecorder
 
     runs_dir = Path(runs_dir)
@@ -306,7 +306,7 @@ class _BatchFailed(Exception):
 
 
 def _run_alone(run: Mapping[str, Any], runs_dir: Path, tmp_root: Path) -> dict[str, Any]:
-    from closedloop.config.schema import validate_config
+    from closedloop.config import validate_config
     from closedloop.experiment import RunSpec, simulate_runs
 
     t0 = time.perf_counter()
@@ -334,7 +334,7 @@ def _run_alone(run: Mapping[str, Any], runs_dir: Path, tmp_root: Path) -> dict[s
 def _run_batch(
     runs: Sequence[Mapping[str, Any]], runs_dir: Path, tmp_root: Path
 ) -> list[dict[str, Any]]:
-    from closedloop.config.schema import validate_config
+    from closedloop.config import validate_config
     from closedloop.core.protocol import ModelDivergedError
     from closedloop.experiment import RunSpec, simulate_runs
 

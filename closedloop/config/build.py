@@ -1,0 +1,242 @@
+"""The one step that turns a validated experiment into a runnable loop.
+
+:func:`validate_config` checks a parsed file against the schema
+(:mod:`closedloop.config.schema`), then builds its sensing chain, device,
+model, controller and loop, reporting every problem by key path. It is the
+only factory: the command line, the sweep worker, the benchmark and the
+Brian2 side all get their loops from it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Mapping
+from dataclasses import fields as dc_fields
+from typing import Any
+
+import numpy as np
+import pydantic
+
+from closedloop.brian.loop import is_brian_experiment, loop_from_config
+from closedloop.config.schema import (
+    ConfigError,
+    ExperimentConfig,
+    class_hints,
+    parse_experiment,
+    type_adapter,
+    unknown_key,
+)
+from closedloop.core.loop import ClosedLoop
+from closedloop.device import Device
+from closedloop.registry import resolve_controller, resolve_model
+from closedloop.sensing.chain import SensingChain
+from closedloop.sweep.runner import check_sweep_block
+
+__all__ = ["ResolvedExperiment", "validate_config"]
+
+
+def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
+    """Validate a parsed experiment and resolve every name in it.
+
+    Parameters
+    ----------
+    raw : dict
+        The parsed YAML.
+    source : str
+        Where it came from, for messages.
+
+    Returns
+    -------
+    ResolvedExperiment
+
+    Raises
+    ------
+    ConfigError
+        Listing every problem found, each with its key path.
+    """
+    cfg = parse_experiment(raw, source)
+    problems: list[tuple[str, str]] = []
+    sensing = _dataclass_section(SensingChain, cfg.sensing, "sensing", problems)
+    device = _dataclass_section(Device, cfg.device, "device", problems)
+    model_cls = controller_cls = None
+    brian = is_brian_experiment(cfg.model.name, cfg.brian)
+    if not brian:
+        if cfg.brian is not None:
+            problems.append(("brian", "this section is only for Brian2 models"))
+        try:
+            model_cls = resolve_model(cfg.model.name)
+        except ValueError as exc:
+            problems.append(("model.name", str(exc)))
+    try:
+        controller_cls = resolve_controller(cfg.controller.name)
+    except ValueError as exc:
+        problems.append(("controller.name", str(exc)))
+    model = None
+    if model_cls is not None:
+        try:
+            model = model_cls(
+                dt_s=cfg.model.dt_s,
+                n=cfg.n_instances,
+                params=cfg.model.params,
+                regime=cfg.model.regime,
+            )
+        except ValueError as exc:
+            problems.append(("model", str(exc)))
+    controller = None
+    if controller_cls is not None:
+        controller = _build_controller(controller_cls, cfg, problems)
+    if controller is not None and sensing is not None:
+        available = {"biomarker", *sensing.features}
+        for name in getattr(controller, "required_features", ()):
+            if name not in available:
+                problems.append(
+                    (
+                        "sensing.features",
+                        f"controller {cfg.controller.name!r} needs feature {name!r}; add it to "
+                        f"sensing.features (now {list(sensing.features)})",
+                    )
+                )
+    loop = None
+    if not problems and brian:
+        loop, brian_problems = loop_from_config(cfg, sensing, device, controller)
+        problems += brian_problems
+    elif not problems:
+        try:
+            loop = ClosedLoop(
+                model,
+                sensing,
+                device,
+                controller,
+                control_period_s=cfg.control.period_s,
+                latency_s=cfg.control.latency_s,
+                engine=cfg.control.engine,
+                seed=cfg.seed,
+            )
+        except ValueError as exc:
+            problems.append(("control", str(exc)))
+        else:
+            try:
+                loop.program()
+            except ValueError as exc:
+                problems.append(("control.engine", str(exc)))
+    if not problems and cfg.metrics.band_hz[1] >= sensing.rate_hz / 2:
+        problems.append(("metrics.band_hz", "the band must lie below half the sensing rate"))
+    if problems:
+        raise ConfigError(problems, source)
+    resolved = ResolvedExperiment(cfg, loop)
+    if cfg.sweep is not None:
+        problems = check_sweep_block(cfg.sweep, raw, resolved.resolved_dict())
+        if problems:
+            raise ConfigError(problems, source)
+    return resolved
+
+
+def _build_controller(cls: type, cfg: ExperimentConfig, problems: list[tuple[str, str]]) -> Any:
+    sig = inspect.signature(cls.__init__)
+    params = {k: p for k, p in sig.parameters.items() if k != "self"}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    hints = _type_hints(cls.__init__)
+    clean = {}
+    bad = False
+    for key, value in cfg.controller.params.items():
+        where = f"controller.params.{key}"
+        if key not in params and not takes_any:
+            problems.append(
+                (
+                    where,
+                    unknown_key(key, [k for k, p in params.items() if p.kind is not p.VAR_KEYWORD]),
+                )
+            )
+            bad = True
+            continue
+        hint = hints.get(key)
+        if hint is not None:
+            try:
+                value = type_adapter(hint).validate_python(value)
+            except pydantic.ValidationError as exc:
+                problems.append((where, exc.errors()[0]["msg"]))
+                bad = True
+                continue
+        clean[key] = value
+    if bad:
+        return None
+    try:
+        controller = cls(**clean)
+        # reset() validates values that depend on each other (thresholds, bounds).
+        controller.reset(cfg.n_instances, np.random.default_rng(0))
+    except (TypeError, ValueError) as exc:
+        problems.append(("controller.params", str(exc)))
+        return None
+    return controller
+
+
+def _type_hints(func: Any) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(func)
+    except Exception:  # unresolvable annotations in a user's class: skip type checks
+        return {}
+
+
+class ResolvedExperiment:
+    """A validated experiment with its components built (nothing compiled yet).
+
+    Attributes
+    ----------
+    config : ExperimentConfig
+        The validated configuration.
+    loop : closedloop.core.loop.ClosedLoop
+        Model, sensing chain, device and controller, wired up.
+    """
+
+    def __init__(self, config: ExperimentConfig, loop: Any) -> None:
+        self.config = config
+        self.loop = loop
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """The full configuration with every default filled in (for the HDF5 file)."""
+        out = self.config.model_dump(mode="json")
+        if out.get("sweep") is None:
+            out.pop("sweep", None)
+        out["sensing"] = self.loop.sensing.to_dict()
+        out["device"] = self.loop.device.to_dict()
+        out["controller"]["params"] = _jsonable(self.loop.controller.get_params())
+        out["model"]["regime"] = self.loop.model.regime
+        out["model"]["resolved_params"] = {
+            k: v.tolist() for k, v in self.loop.model.param_values.items()
+        }
+        return out
+
+
+def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in params.items():
+        out[k] = v.tolist() if isinstance(v, np.ndarray) else v
+    return out
+
+
+def _dataclass_section(
+    cls: type, values: Mapping[str, Any], where: str, problems: list[tuple[str, str]]
+) -> Any:
+    """Build a frozen config dataclass, reporting bad keys and values by path."""
+    known = {f.name: f for f in dc_fields(cls) if f.init}
+    hints = class_hints(cls)
+    ok = True
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            problems.append((f"{where}.{key}", unknown_key(key, known)))
+            ok = False
+            continue
+        try:
+            clean[key] = type_adapter(hints[key]).validate_python(value)
+        except pydantic.ValidationError as exc:
+            problems.append((f"{where}.{key}", exc.errors()[0]["msg"]))
+            ok = False
+    if not ok:
+        return None
+    try:
+        return cls(**clean)
+    except ValueError as exc:
+        problems.append((where, str(exc)))
+        return None
