@@ -281,7 +281,7 @@ class Epileptor(NumbaModel):
 
 
 @njit(cache=True)
-def _advance_one(i, n_steps, step0, dt, model, drive, out):
+def advance_one(i, n_steps, step0, dt, model, drive, out):
     x, p, rng = model
     rec = p[i]
     x1 = x[i, _X1]
@@ -345,21 +345,19 @@ def _advance_one(i, n_steps, step0, dt, model, drive, out):
     x[i, _U] = u
 
 
-# The loops below are the same for every model (see models/stn_gpe.py); Numba
-# cannot cache a kernel that takes another compiled function, so each model
-# module spells them out around its own ``_advance_one``.
+# Batch kernels: closedloop.core.batch_kernels.PATTERN, verbatim (tests check it).
 
 
 @njit(cache=True)
-def _advance_serial(n_steps, step0, dt, model, drive, out):
+def advance_serial(n_steps, step0, dt, model, drive, out):
     for i in range(out.shape[0]):
-        _advance_one(i, n_steps, step0, dt, model, drive, out)
+        advance_one(i, n_steps, step0, dt, model, drive, out)
 
 
 @njit(cache=True, parallel=True)
-def _advance_parallel(n_steps, step0, dt, model, drive, out):
+def advance_parallel(n_steps, step0, dt, model, drive, out):
     for i in prange(out.shape[0]):
-        _advance_one(i, n_steps, step0, dt, model, drive, out)
+        advance_one(i, n_steps, step0, dt, model, drive, out)
 
 
 @njit(cache=True, inline="always")
@@ -370,13 +368,13 @@ def _periods_one(
     step = step0
     for k in range(k0, k0 + n_periods):
         device_fill(i, spp, step, dt, device, drive, net)
-        _advance_one(i, spp, step, dt, model, drive, signal)
+        advance_one(i, spp, step, dt, model, drive, signal)
         step += spp
         close_period(i, k, spp, step, device, sensing, io, program, latency_steps, period_s)
 
 
 @njit(cache=True)
-def _periods_serial(
+def periods_serial(
     n_periods,
     spp,
     step0,
@@ -412,7 +410,7 @@ def _periods_serial(
 
 
 @njit(cache=True, parallel=True)
-def _periods_parallel(
+def periods_parallel(
     n_periods,
     spp,
     step0,
@@ -445,9 +443,3 @@ def _periods_parallel(
             latency_steps,
             period_s,
         )
-
-
-Epileptor._advance_serial = staticmethod(_advance_serial)
-Epileptor._advance_parallel = staticmethod(_advance_parallel)
-Epileptor._periods_serial = staticmethod(_periods_serial)
-Epileptor._periods_parallel = staticmethod(_periods_parallel)

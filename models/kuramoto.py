@@ -438,7 +438,7 @@ def _rotation(d):
 
 
 @njit(cache=True)
-def _advance_one(i, n_steps, step0, dt, model, drive, out):
+def advance_one(i, n_steps, step0, dt, model, drive, out):
     z, rotation, coupling, p, rng = model
     rec = p[i]
     n_osc = int(rec.n_oscillators)
@@ -526,21 +526,19 @@ def _advance_one(i, n_steps, step0, dt, model, drive, out):
         out[i, step] = sum_x * inv_n
 
 
-# The loops below are the same for every model; Numba cannot cache a kernel
-# that takes or closes over another compiled function, so each model module
-# spells them out around its own ``_advance_one`` (see models/stn_gpe.py).
+# Batch kernels: closedloop.core.batch_kernels.PATTERN, verbatim (tests check it).
 
 
 @njit(cache=True)
-def _advance_serial(n_steps, step0, dt, model, drive, out):
+def advance_serial(n_steps, step0, dt, model, drive, out):
     for i in range(out.shape[0]):
-        _advance_one(i, n_steps, step0, dt, model, drive, out)
+        advance_one(i, n_steps, step0, dt, model, drive, out)
 
 
 @njit(cache=True, parallel=True)
-def _advance_parallel(n_steps, step0, dt, model, drive, out):
+def advance_parallel(n_steps, step0, dt, model, drive, out):
     for i in prange(out.shape[0]):
-        _advance_one(i, n_steps, step0, dt, model, drive, out)
+        advance_one(i, n_steps, step0, dt, model, drive, out)
 
 
 @njit(cache=True, inline="always")
@@ -551,13 +549,13 @@ def _periods_one(
     step = step0
     for k in range(k0, k0 + n_periods):
         device_fill(i, spp, step, dt, device, drive, net)
-        _advance_one(i, spp, step, dt, model, drive, signal)
+        advance_one(i, spp, step, dt, model, drive, signal)
         step += spp
         close_period(i, k, spp, step, device, sensing, io, program, latency_steps, period_s)
 
 
 @njit(cache=True)
-def _periods_serial(
+def periods_serial(
     n_periods,
     spp,
     step0,
@@ -593,7 +591,7 @@ def _periods_serial(
 
 
 @njit(cache=True, parallel=True)
-def _periods_parallel(
+def periods_parallel(
     n_periods,
     spp,
     step0,
@@ -626,9 +624,3 @@ def _periods_parallel(
             latency_steps,
             period_s,
         )
-
-
-KuramotoEnsemble._advance_serial = staticmethod(_advance_serial)
-KuramotoEnsemble._advance_parallel = staticmethod(_advance_parallel)
-KuramotoEnsemble._periods_serial = staticmethod(_periods_serial)
-KuramotoEnsemble._periods_parallel = staticmethod(_periods_parallel)

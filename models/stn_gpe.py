@@ -212,7 +212,7 @@ def _bateman_peak(rise, decay):
 
 
 @njit(cache=True)
-def _advance_one(i, n_steps, step0, dt, model, drive, out):
+def advance_one(i, n_steps, step0, dt, model, drive, out):
     x, hist, p, rng = model
     rec = p[i]
     h_len = hist.shape[2]
@@ -272,24 +272,19 @@ def _advance_one(i, n_steps, step0, dt, model, drive, out):
     x[i, 2] = u
 
 
-# The loops below are the same for every model; Numba cannot cache a kernel
-# that takes or closes over another compiled function, so each model module
-# spells them out around its own ``_advance_one``. ``_periods_*`` runs control
-# periods of device, model and sensing for every instance: one period per call
-# when the controller runs in Python (its command arrives as ``command``), a
-# whole chunk per call when it is compiled (``program``).
+# Batch kernels: closedloop.core.batch_kernels.PATTERN, verbatim (tests check it).
 
 
 @njit(cache=True)
-def _advance_serial(n_steps, step0, dt, model, drive, out):
+def advance_serial(n_steps, step0, dt, model, drive, out):
     for i in range(out.shape[0]):
-        _advance_one(i, n_steps, step0, dt, model, drive, out)
+        advance_one(i, n_steps, step0, dt, model, drive, out)
 
 
 @njit(cache=True, parallel=True)
-def _advance_parallel(n_steps, step0, dt, model, drive, out):
+def advance_parallel(n_steps, step0, dt, model, drive, out):
     for i in prange(out.shape[0]):
-        _advance_one(i, n_steps, step0, dt, model, drive, out)
+        advance_one(i, n_steps, step0, dt, model, drive, out)
 
 
 @njit(cache=True, inline="always")
@@ -300,13 +295,13 @@ def _periods_one(
     step = step0
     for k in range(k0, k0 + n_periods):
         device_fill(i, spp, step, dt, device, drive, net)
-        _advance_one(i, spp, step, dt, model, drive, signal)
+        advance_one(i, spp, step, dt, model, drive, signal)
         step += spp
         close_period(i, k, spp, step, device, sensing, io, program, latency_steps, period_s)
 
 
 @njit(cache=True)
-def _periods_serial(
+def periods_serial(
     n_periods,
     spp,
     step0,
@@ -342,7 +337,7 @@ def _periods_serial(
 
 
 @njit(cache=True, parallel=True)
-def _periods_parallel(
+def periods_parallel(
     n_periods,
     spp,
     step0,
@@ -375,9 +370,3 @@ def _periods_parallel(
             latency_steps,
             period_s,
         )
-
-
-STNGPe._advance_serial = staticmethod(_advance_serial)
-STNGPe._advance_parallel = staticmethod(_advance_parallel)
-STNGPe._periods_serial = staticmethod(_periods_serial)
-STNGPe._periods_parallel = staticmethod(_periods_parallel)

@@ -210,7 +210,7 @@ def _rates(rec, e, inh, u):
 
 
 @njit(cache=True)
-def _advance_one(i, n_steps, step0, dt, model, drive, out):
+def advance_one(i, n_steps, step0, dt, model, drive, out):
     # Heun's method (stochastic Heun for additive noise: the same increments in
     # predictor and corrector). Euler at dt = 0.1 ms runs the 20 Hz cycle at
     # 19 Hz; Heun keeps the frequency within 0.1 %.
@@ -244,21 +244,19 @@ def _advance_one(i, n_steps, step0, dt, model, drive, out):
     x[i, 2] = u
 
 
-# The loops below are the same for every model (see models/stn_gpe.py): Numba
-# cannot cache a kernel that takes or closes over another compiled function,
-# so each model module spells them out around its own ``_advance_one``.
+# Batch kernels: closedloop.core.batch_kernels.PATTERN, verbatim (tests check it).
 
 
 @njit(cache=True)
-def _advance_serial(n_steps, step0, dt, model, drive, out):
+def advance_serial(n_steps, step0, dt, model, drive, out):
     for i in range(out.shape[0]):
-        _advance_one(i, n_steps, step0, dt, model, drive, out)
+        advance_one(i, n_steps, step0, dt, model, drive, out)
 
 
 @njit(cache=True, parallel=True)
-def _advance_parallel(n_steps, step0, dt, model, drive, out):
+def advance_parallel(n_steps, step0, dt, model, drive, out):
     for i in prange(out.shape[0]):
-        _advance_one(i, n_steps, step0, dt, model, drive, out)
+        advance_one(i, n_steps, step0, dt, model, drive, out)
 
 
 @njit(cache=True, inline="always")
@@ -269,13 +267,13 @@ def _periods_one(
     step = step0
     for k in range(k0, k0 + n_periods):
         device_fill(i, spp, step, dt, device, drive, net)
-        _advance_one(i, spp, step, dt, model, drive, signal)
+        advance_one(i, spp, step, dt, model, drive, signal)
         step += spp
         close_period(i, k, spp, step, device, sensing, io, program, latency_steps, period_s)
 
 
 @njit(cache=True)
-def _periods_serial(
+def periods_serial(
     n_periods,
     spp,
     step0,
@@ -311,7 +309,7 @@ def _periods_serial(
 
 
 @njit(cache=True, parallel=True)
-def _periods_parallel(
+def periods_parallel(
     n_periods,
     spp,
     step0,
@@ -344,9 +342,3 @@ def _periods_parallel(
             latency_steps,
             period_s,
         )
-
-
-WilsonCowan._advance_serial = staticmethod(_advance_serial)
-WilsonCowan._advance_parallel = staticmethod(_advance_parallel)
-WilsonCowan._periods_serial = staticmethod(_periods_serial)
-WilsonCowan._periods_parallel = staticmethod(_periods_parallel)

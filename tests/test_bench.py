@@ -133,7 +133,7 @@ def test_the_parallel_reference_workers_run_the_same_kernel():
         model.reset(4)
         drive = np.zeros((3, 200))
         out = np.zeros((3, 200))
-        fn = model._advance_serial if kernel == "model" else _serial_kernel(WilsonCowan)
+        fn = model.kernels.advance_serial if kernel == "model" else _serial_kernel(WilsonCowan)
         fn(200, 0, model.dt_s, model.kernel_state(), drive, out)
         runs.append(out)
     np.testing.assert_array_equal(runs[0], runs[1])

@@ -62,6 +62,8 @@ from pathlib import Path
 
 import numpy as np
 
+from closedloop.core.batch_kernels import model_kernels
+
 __all__ = [
     "PERF_FORMAT_VERSION",
     "TOLERANCE",
@@ -171,11 +173,9 @@ def closed_loop_rate(
 
 def _serial_kernel(model_cls: type) -> Callable:
     """The model's per-instance kernel in a serial loop that releases the GIL."""
-    import sys
-
     import numba
 
-    one = sys.modules[model_cls.__module__]._advance_one
+    one = model_kernels(model_cls.__module__).advance_one
 
     @numba.njit(nogil=True)
     def serial(n_steps, step0, dt, state, drive, out):
@@ -226,7 +226,7 @@ def parallel_rates(model: object, repeats: int, wall_s: float) -> dict:
     chunk = max(1, int(round(0.1 / model.dt_s)))  # 0.1 s pieces: bounded memory
     drive = np.zeros((n, chunk))
     out = np.zeros((n, chunk))
-    kernel = model._advance_parallel
+    kernel = model.kernels.advance_parallel
     state = model.kernel_state()
     serial = _serial_kernel(cls)
     shares = []

@@ -166,9 +166,8 @@ class ClosedLoop(Loop):
             )
 
     def _kernel(self) -> Any:
-        if self.n >= PARALLEL_MIN_BATCH:
-            return self.model._periods_parallel
-        return self.model._periods_serial
+        kernels = self.model.kernels
+        return kernels.periods_parallel if self.n >= PARALLEL_MIN_BATCH else kernels.periods_serial
 
     def _chunk(self, m: int) -> _Chunk:
         spk = self.samples_per_period

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from closedloop.core.batch_kernels import ModelKernels, model_kernels
 from closedloop.core.random import rng_states
 
 __all__ = ["NumbaModel", "Parameter", "resolve_parameters"]
@@ -164,9 +165,10 @@ class NumbaModel:
     Notes
     -----
     Subclasses define the class attributes below, :meth:`_initial_state`,
-    and the compiled kernels ``_advance_kernel`` (open loop over a chunk) and
-    ``_periods_serial`` / ``_periods_parallel`` (control periods of
-    device, model and sensing for every instance).
+    :meth:`kernel_state`, and, in their module, a compiled
+    ``advance_one`` followed by a copy of
+    :data:`closedloop.core.batch_kernels.PATTERN` (the batch loops, found
+    through :attr:`kernels`).
     """
 
     name: ClassVar[str]
@@ -293,7 +295,10 @@ class NumbaModel:
                 f"stimulation has shape {stimulation.shape}, expected {(self.n, n_steps)}"
             )
         out = np.empty((self.n, n_steps))
-        kernel = self._advance_parallel if self.n >= PARALLEL_MIN_BATCH else self._advance_serial
+        kernels = self.kernels
+        kernel = (
+            kernels.advance_parallel if self.n >= PARALLEL_MIN_BATCH else kernels.advance_serial
+        )
         kernel(n_steps, self.step_, self.dt_s, self.kernel_state(), stimulation, out)
         self.step_ += n_steps
         return out
@@ -306,6 +311,15 @@ class NumbaModel:
         Epileptor's permittivity z) overrides this.
         """
         return {}
+
+    @property
+    def kernels(self) -> ModelKernels:
+        """The compiled batch kernels, from the module that defines the model class.
+
+        A model whose kernels live elsewhere overrides this (see
+        :mod:`closedloop.core.batch_kernels`).
+        """
+        return model_kernels(type(self).__module__)
 
     def describe(self) -> dict[str, Any]:
         """Return the model's declaration: signal, input, state and parameters."""

@@ -1,8 +1,9 @@
 """The model-independent part of a control period, shared by every model kernel.
 
 Numba cannot cache a kernel that takes or closes over another compiled
-function, so each model module keeps its own small batch loops around its
-``_advance_one``; everything after the model step lives here, once.
+function, so each model module keeps its own copy of the batch loops around
+its ``advance_one`` (:mod:`closedloop.core.batch_kernels`); everything after
+the model step lives here, once.
 """
 
 from __future__ import annotations

@@ -1,0 +1,177 @@
+"""The batch loops every Numba model spells out around its own per-instance step.
+
+A Numba model module defines ``advance_one(i, n_steps, step0, dt, model,
+drive, out)``: advance instance ``i`` by ``n_steps`` integration steps,
+reading the stimulation ``drive[i, j]`` (the model's stimulation units) and
+writing its signal to ``out[i, j]``. The
+loops over the batch around it (open loop, and control periods of device,
+model and sensing chain with :func:`closedloop.core.period.close_period`)
+are the same for every model, but Numba cannot cache a kernel that takes or
+closes over another compiled function, so they cannot be written once and
+handed a model's step. Each model module therefore holds a verbatim copy of
+:data:`PATTERN` after the marker line :data:`MARKER`, with these imports::
+
+    from numba import njit, prange
+    from closedloop.core.period import close_period
+    from closedloop.device import device_fill, queue_push
+
+``tests/test_kernel_pattern.py`` checks that every registered model's copy
+equals :data:`PATTERN`, so the copies cannot drift apart. A model finds its
+kernels through :func:`model_kernels` (by default in the module that defines
+the model class).
+
+The entry points: ``advance_serial`` / ``advance_parallel`` run open loop over
+a chunk; ``periods_serial`` / ``periods_parallel`` run control periods of
+every instance, one period per call when the controller runs in Python (its
+command arrives as ``command``), a whole chunk per call when it is compiled
+(``program``). The parallel ones spread instances over threads (prange).
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Any, NamedTuple
+
+__all__ = ["KERNEL_NAMES", "MARKER", "PATTERN", "ModelKernels", "model_kernels"]
+
+#: The line after which a model module holds its copy of :data:`PATTERN`.
+MARKER = "# Batch kernels: closedloop.core.batch_kernels.PATTERN, verbatim (tests check it)."
+
+#: The batch loops, as every model module spells them out.
+PATTERN = """\
+@njit(cache=True)
+def advance_serial(n_steps, step0, dt, model, drive, out):
+    for i in range(out.shape[0]):
+        advance_one(i, n_steps, step0, dt, model, drive, out)
+
+
+@njit(cache=True, parallel=True)
+def advance_parallel(n_steps, step0, dt, model, drive, out):
+    for i in prange(out.shape[0]):
+        advance_one(i, n_steps, step0, dt, model, drive, out)
+
+
+@njit(cache=True, inline="always")
+def _periods_one(
+    i, n_periods, spp, step0, dt, model, device, sensing, io, k0, program, latency_steps, period_s
+):
+    drive, net, signal = io[0], io[1], io[2]
+    step = step0
+    for k in range(k0, k0 + n_periods):
+        device_fill(i, spp, step, dt, device, drive, net)
+        advance_one(i, spp, step, dt, model, drive, signal)
+        step += spp
+        close_period(i, k, spp, step, device, sensing, io, program, latency_steps, period_s)
+
+
+@njit(cache=True)
+def periods_serial(
+    n_periods,
+    spp,
+    step0,
+    dt,
+    model,
+    device,
+    sensing,
+    io,
+    k0,
+    program,
+    latency_steps,
+    period_s,
+    command,
+    effective_step,
+):
+    queue_push(device, command, effective_step)
+    for i in range(io[0].shape[0]):
+        _periods_one(
+            i,
+            n_periods,
+            spp,
+            step0,
+            dt,
+            model,
+            device,
+            sensing,
+            io,
+            k0,
+            program,
+            latency_steps,
+            period_s,
+        )
+
+
+@njit(cache=True, parallel=True)
+def periods_parallel(
+    n_periods,
+    spp,
+    step0,
+    dt,
+    model,
+    device,
+    sensing,
+    io,
+    k0,
+    program,
+    latency_steps,
+    period_s,
+    command,
+    effective_step,
+):
+    queue_push(device, command, effective_step)
+    for i in prange(io[0].shape[0]):
+        _periods_one(
+            i,
+            n_periods,
+            spp,
+            step0,
+            dt,
+            model,
+            device,
+            sensing,
+            io,
+            k0,
+            program,
+            latency_steps,
+            period_s,
+        )
+"""
+
+
+class ModelKernels(NamedTuple):
+    """A model's compiled kernels: its per-instance step and the batch loops."""
+
+    advance_one: Any
+    advance_serial: Any
+    advance_parallel: Any
+    periods_serial: Any
+    periods_parallel: Any
+
+
+#: Entry-point names a model module defines (the fields of :class:`ModelKernels`).
+KERNEL_NAMES = ModelKernels._fields
+
+_BY_MODULE: dict[str, ModelKernels] = {}
+
+
+def model_kernels(module: str | ModuleType) -> ModelKernels:
+    """The batch kernels defined in ``module`` (a module or its import name).
+
+    Raises
+    ------
+    AttributeError
+        Naming the kernels the module lacks, and what to copy there.
+    """
+    name = module if isinstance(module, str) else module.__name__
+    kernels = _BY_MODULE.get(name)
+    if kernels is None:
+        mod = sys.modules[name]
+        missing = [k for k in KERNEL_NAMES if not hasattr(mod, k)]
+        if missing:
+            raise AttributeError(
+                f"module {name!r} defines no {', '.join(missing)}: a Numba model module "
+                "holds a copy of closedloop.core.batch_kernels.PATTERN after its "
+                "advance_one (see that module)"
+            )
+        kernels = _BY_MODULE[name] = ModelKernels(*(getattr(mod, k) for k in KERNEL_NAMES))
+    return kernels
