@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from closedloop.io.hdf5 import FORMAT_VERSION, RunData, RunRecorder, load_run
+from closedloop.io import FORMAT_VERSION, RunData, RunRecorder, load_run
 from closedloop.plotting.run import format_info, plot_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

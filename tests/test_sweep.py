@@ -25,9 +25,9 @@ import yaml
 from closedloop.cli.main import main
 from closedloop.config.schema import ConfigError, validate_config
 from closedloop.controllers import DualThreshold
-from closedloop.io.hdf5 import load_run
+from closedloop.io import load_run
 from closedloop.sweep.executors import LocalPool
-from closedloop.sweep.runner import derive_seed, expand_sweep, make_tasks
+from closedloop.sweep.plan import derive_seed, expand_sweep, make_tasks
 from closedloop.sweep.summary import load_summary, pareto_front
 
 HERE = Path(__file__).resolve().parent

@@ -47,7 +47,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import signal as _signal
 
-from closedloop.io.hdf5 import RunData, load_run
+from closedloop.io import RunData, load_run
 
 __all__ = ["band_amplitude", "plot_phase_histogram", "pulse_phases"]
 

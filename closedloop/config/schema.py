@@ -23,7 +23,7 @@ Schema (defaults in brackets)::
     brian:      {target, record_rates, record_spikes, build_dir, keep_build,
                  stimulate, sense}  [none]  Brian2 models, see closedloop.brian.loop
     sweep:      {seed, replicates, batch_size, grid, zip, random}  [none]
-                parameter sweep, see closedloop.sweep.runner; ignored by a single run
+                parameter sweep, see closedloop.sweep.spec; ignored by a single run
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from closedloop.device import Device
 from closedloop.sensing.chain import SensingChain
+from closedloop.sweep.spec import check_sweep_block
 
 __all__ = [
     "ConfigError",
@@ -318,8 +319,6 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         raise ConfigError(problems, source)
     resolved = ResolvedExperiment(cfg, loop)
     if cfg.sweep is not None:
-        from closedloop.sweep.runner import check_sweep_block
-
         problems = check_sweep_block(cfg.sweep, raw, resolved.resolved_dict())
         if problems:
             raise ConfigError(problems, source)
