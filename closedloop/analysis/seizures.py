@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
+from closedloop.controllers.responsive import Responsive
 from closedloop.io import RunData, load_run
 
 __all__ = [
@@ -308,8 +309,6 @@ def _all_detections(run: RunData) -> list[np.ndarray]:
 
 def _replay_responsive(run: RunData, params: Mapping[str, Any]) -> list[np.ndarray]:
     """Detections of every instance, from the features the run recorded."""
-    from closedloop.controllers.responsive import Responsive
-
     controller = Responsive(**params)
     feature = controller.feature
     name = "biomarker" if feature == "biomarker" else f"feature_{feature}"

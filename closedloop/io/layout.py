@@ -2,6 +2,7 @@
 
 File layout, format version 1
 -----------------------------
+Written by :class:`closedloop.io.hdf5.RunRecorder` (``RunRecorder`` below).
 Shapes use ``n`` for the number of instances (the batch axis) and ``T`` for the
 number of samples of one time series. Strings are variable-length UTF-8.
 
@@ -48,6 +49,10 @@ name                   type     meaning
 ``/metrics/<name>``: float dataset, shape ``(n,)`` (one value per instance) or
 ``()`` (one value for the run), e.g. ``beta_reduction``, ``teed_relative``,
 ``time_on_fraction``. Attributes ``units`` (str) and ``description`` (str).
+
+``/events/<name>/<field>``: growable 1-D datasets of equal length (attribute
+``units``; group attribute ``description``), e.g. ``events/spikes_<population>``
+with ``time_s`` (s), ``instance`` and ``neuron``.
 
 Any other dataset (written by :meth:`RunRecorder.write_array`), e.g.
 ``/spectra/frequency_hz`` (shape ``(n_freq,)``, Hz), ``/spectra/psd_stim`` and

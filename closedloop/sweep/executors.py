@@ -26,6 +26,8 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
+import threading
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -74,9 +76,6 @@ def _start_method() -> str:
     Forking is safe on Linux from a process with a single thread whose Numba
     thread pool, if started, is fork-safe (GNU OpenMP's is not).
     """
-    import sys
-    import threading
-
     if not sys.platform.startswith("linux"):
         return "spawn"
     if threading.active_count() == 1:
