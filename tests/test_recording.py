@@ -439,7 +439,7 @@ def test_read_run_status_sees_only_finished_files(tmp_path: Path) -> None:
 
 def test_a_run_file_holds_exactly_the_series_io_series_defines(tmp_path: Path) -> None:
     """Names, units, rates and descriptions of a real run's series come from one place."""
-    from closedloop.config.schema import load_config
+    from closedloop.config import load_config
     from closedloop.experiment import run_experiment
     from closedloop.io.series import run_series, state_series
     from closedloop.sensing.chain import FEATURES

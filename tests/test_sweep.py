@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from closedloop.cli.main import main
-from closedloop.config.schema import ConfigError, validate_config
+from closedloop.config import ConfigError, validate_config
 from closedloop.controllers import DualThreshold
 from closedloop.io import load_run
 from closedloop.sweep.executors import LocalPool

@@ -72,7 +72,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from closedloop.config.schema import ConfigError, validate_config
+from closedloop.config import ConfigError, validate_config
 from closedloop.io import load_run
 from closedloop.io.tables import write_grouped_arrays
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from closedloop.config.schema import ConfigError, validate_config
+from closedloop.config import ConfigError, validate_config
 from closedloop.core.model import NumbaModel
 from closedloop.sweep.spec import drop_key_path, parse_sweep_block, set_key_path
 

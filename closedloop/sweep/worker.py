@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 import closedloop
-from closedloop.config.schema import ConfigError, validate_config
+from closedloop.config import ConfigError, validate_config
 from closedloop.core.protocol import ModelDivergedError
 from closedloop.experiment import RunSpec, simulate_runs
 from closedloop.io import DEFAULT_FORMAT, add_run_attrs, open_recorder
