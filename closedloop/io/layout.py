@@ -85,6 +85,7 @@ __all__ = [
     "TIMESERIES",
     "attr_value",
     "check_name",
+    "json_default",
     "partial_path",
     "plain",
     "to_json",
@@ -122,7 +123,7 @@ RESERVED_ATTRS = frozenset(
 )
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
     """Convert numpy values and paths for :func:`json.dumps`."""
     if isinstance(obj, np.generic):
         return obj.item()
@@ -137,7 +138,7 @@ def _json_default(obj: Any) -> Any:
 
 def to_json(value: Any) -> str:
     """Sorted-key JSON of ``value`` (numpy values, paths and sets converted)."""
-    return json.dumps(value, sort_keys=True, default=_json_default)
+    return json.dumps(value, sort_keys=True, default=json_default)
 
 
 def partial_path(path: Path) -> Path:

@@ -22,10 +22,13 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from closedloop.io.layout import json_default
 from closedloop.io.provenance import utc_now
-from closedloop.sweep.plan import SweepPlan, json_default
+
+if TYPE_CHECKING:
+    from closedloop.sweep.plan import SweepPlan
 
 __all__ = [
     "MANIFEST",

@@ -36,6 +36,7 @@ import numpy as np
 
 from closedloop.config import ConfigError, validate_config
 from closedloop.core.model import NumbaModel
+from closedloop.io.layout import json_default
 from closedloop.sweep.spec import drop_key_path, parse_sweep_block, set_key_path
 
 __all__ = [
@@ -48,7 +49,6 @@ __all__ = [
     "canonical_json",
     "derive_seed",
     "expand_sweep",
-    "json_default",
     "make_tasks",
     "run_id_of",
 ]
@@ -71,15 +71,6 @@ BATCHABLE_KEYS = (
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no spaces: the form run ids hash."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=json_default)
-
-
-def json_default(obj: Any) -> Any:
-    """Convert numpy values for :func:`json.dumps`."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
 
 
 def run_id_of(config: dict, replicate: int, sweep_seed: int) -> str:
