@@ -41,7 +41,8 @@ from pathlib import Path
 import yaml
 
 from closedloop.sweep.executors import DaskExecutor, LocalPool, cpu_count
-from closedloop.sweep.runner import expand_sweep, run_sweep
+from closedloop.sweep.plan import expand_sweep
+from closedloop.sweep.runner import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

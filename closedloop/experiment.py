@@ -19,7 +19,8 @@ import numpy as np
 
 import closedloop
 from closedloop.config import ResolvedExperiment
-from closedloop.io.hdf5 import RunRecorder
+from closedloop.io import DEFAULT_FORMAT, open_recorder
+from closedloop.io.series import create_series, run_series, spike_events, state_series
 from closedloop.metrics import METRIC_INFO, StreamingPSD, summarize
 from closedloop.sensing.chain import FEATURES
 
@@ -165,7 +166,8 @@ def simulate_runs(
         recorders = []
         for run in runs:
             rec = stack.enter_context(
-                RunRecorder(
+                open_recorder(
+                    DEFAULT_FORMAT,
                     run.path,
                     config=run.exp.resolved_dict(),
                     seed=run.exp.config.seed,
@@ -188,23 +190,10 @@ def simulate_runs(
                     rec.create_timeseries(name, units=unit, sampling_rate_hz=rate, description=what)
             for name in observed:
                 unit = model.state_variables.get(name, "1")
-                kinds = [("", "")]
-                if baseline is not None:
-                    kinds.append(("_baseline", " without stimulation, same seed"))
-                for suffix, what in kinds:
-                    rec.create_timeseries(
-                        f"state_{name}{suffix}",
-                        units=unit,
-                        sampling_rate_hz=1.0 / chunk_s,
-                        start_time_s=chunk_s,
-                        description=f"model state {name!r}{what}, end of each {chunk_s:g} s chunk",
-                    )
+                create_series(rec, state_series(name, unit, chunk_s, baseline=baseline is not None))
             for name in loop.record_spikes:
-                rec.create_events(
-                    f"spikes_{name}",
-                    {"time_s": ("f8", "s"), "instance": ("i4", "1"), "neuron": ("i4", "1")},
-                    description=f"spikes of population {name!r}; neuron index within its instance",
-                )
+                events, fields, what = spike_events(name)
+                rec.create_events(events, fields, description=what)
             for key, value in loop.run_attributes().items():
                 rec.set_attr(key, value)
 
@@ -316,7 +305,7 @@ def simulate_runs(
 
 
 def _create_datasets(
-    rec: RunRecorder,
+    rec: Any,
     exp: ResolvedExperiment,
     loop: Any,
     sensing_rate: float,
@@ -328,52 +317,19 @@ def _create_datasets(
     cfg = exp.config
     rec.set_attr("thresholds", exp.loop.controller.thresholds())
     rec.set_attr("beta_band_hz", list(cfg.metrics.band_hz))
-    desc = loop.model.signal_description
-    rec.create_timeseries(
-        "lfp",
-        units=units,
-        sampling_rate_hz=sensing_rate,
-        description=f"{desc}, mean over each sensing interval",
+    create_series(
+        rec,
+        run_series(
+            signal_units=units,
+            signal_description=loop.model.signal_description,
+            sensing_rate_hz=sensing_rate,
+            control_rate_hz=control_rate,
+            envelope=loop.sensing.envelope,
+            band_hz=loop.sensing.band_hz,
+            features={name: FEATURES[name] for name in loop.sensing.features},
+            baseline=baseline is not None,
+        ),
     )
-    rec.create_timeseries(
-        "lfp_sensed",
-        units=units,
-        sampling_rate_hz=sensing_rate,
-        description="LFP proxy with sensor noise and artefact",
-    )
-    if baseline is not None:
-        rec.create_timeseries(
-            "lfp_baseline",
-            units=units,
-            sampling_rate_hz=sensing_rate,
-            description="LFP proxy without stimulation, same seed",
-        )
-    rec.create_timeseries(
-        "biomarker",
-        units=units,
-        sampling_rate_hz=control_rate,
-        description=f"{loop.sensing.envelope} envelope of the "
-        f"{list(loop.sensing.band_hz)} Hz band, end of each period",
-    )
-    for name, unit, what in (
-        ("amplitude", "mA", "delivered amplitude"),
-        ("frequency", "Hz", "delivered pulse frequency"),
-        ("pulse_width", "us", "delivered pulse width per phase"),
-        ("pulse_count", "1", "pulses delivered since the start"),
-    ):
-        rec.create_timeseries(
-            name,
-            units=unit,
-            sampling_rate_hz=control_rate,
-            description=f"{what}, end of each control period",
-        )
-    for name in loop.sensing.features:
-        rec.create_timeseries(
-            f"feature_{name}",
-            units=FEATURES[name].replace("signal", units),
-            sampling_rate_hz=control_rate,
-            description=f"sensing feature {name!r}, end of each control period",
-        )
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:

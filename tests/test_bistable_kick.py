@@ -9,7 +9,7 @@ from closedloop.cli.main import main
 from closedloop.controllers import BUILTIN_CONTROLLERS, OpenLoop, StateKick
 from closedloop.core.loop import ClosedLoop
 from closedloop.device import Device
-from closedloop.io.hdf5 import load_run
+from closedloop.io import load_run
 from closedloop.models import WilsonCowan
 from closedloop.sensing.chain import SensingChain
 from closedloop.testing.controller import check_controller

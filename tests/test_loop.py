@@ -9,7 +9,7 @@ import pytest
 from closedloop.cli.main import main
 from closedloop.config import ConfigError, load_config
 from closedloop.experiment import run_experiment
-from closedloop.io.hdf5 import load_run
+from closedloop.io import load_run
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "pd_beta_adbs.yaml"
 SHORT = ["duration_s=2.0", "output.figure=false"]

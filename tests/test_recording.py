@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from closedloop.io.hdf5 import FORMAT_VERSION, RunData, RunRecorder, load_run
+from closedloop.io import FORMAT_VERSION, RunData, RunRecorder, load_run
 from closedloop.plotting.run import format_info, plot_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -371,3 +371,105 @@ def test_rundata_is_frozen(tmp_path: Path) -> None:
     with pytest.raises(AttributeError):
         run.status = "complete"  # type: ignore[misc]
     assert os.fspath(run.path) == os.fspath(path)
+
+
+# ----------------------------------------------------------------- the io seams
+
+
+def test_open_recorder_picks_the_writer_by_format_and_names_the_known_ones(
+    tmp_path: Path,
+) -> None:
+    from closedloop.io import RECORDERS, open_recorder
+
+    with open_recorder(
+        "hdf5", tmp_path / "r.h5", config=CONFIG, seed=3, n=2, closedloop_version="0.1.0"
+    ) as rec:
+        assert isinstance(rec, RECORDERS["hdf5"])
+        rec.create_timeseries("lfp", units="mV", sampling_rate_hz=100.0)
+        rec.append("lfp", np.ones((2, 5)))
+    run = load_run(tmp_path / "r.h5")
+    assert run.status == "complete"
+    assert run.timeseries["lfp"].shape == (2, 5)
+    with pytest.raises(ValueError, match=r"output format 'nwb'.*known: hdf5"):
+        open_recorder("nwb", tmp_path / "r.nwb", config=CONFIG, seed=3, n=2, closedloop_version="0")
+    assert not (tmp_path / "r.nwb").exists()
+
+
+def test_load_run_without_data_reads_attributes_and_metrics_only(tmp_path: Path) -> None:
+    path = _synthetic_run(tmp_path / "run.h5")
+    full = load_run(path)
+    light = load_run(path, data=False)
+    assert light.timeseries == {} and light.arrays == {}
+    assert light.config == CONFIG and light.status == full.status == "complete"
+    assert set(light.attrs) == set(full.attrs)
+    assert set(light.metrics) == set(full.metrics) != set()
+    for name in full.metrics:
+        np.testing.assert_array_equal(light.metrics[name], full.metrics[name])
+        assert light.metric_units[name] == full.metric_units[name]
+
+
+def test_add_run_attrs_adds_to_a_finished_file_and_keeps_managed_names(tmp_path: Path) -> None:
+    from closedloop.io import add_run_attrs
+
+    path = tmp_path / "failed.h5"
+    _recorder(path).close("failed", "diverged")
+    status = add_run_attrs(path, {"run_id": "abc", "sweep_params": {"x": 1.5}, "wall_s": 2.0})
+    assert status == ("failed", "diverged")
+    run = load_run(path)
+    assert run.attrs["run_id"] == "abc"
+    assert run.attrs["sweep_params"] == {"x": 1.5}
+    assert run.attrs["wall_s"] == 2.0
+    with pytest.raises(ValueError, match="status"):
+        add_run_attrs(path, {"status": "complete"})
+    assert load_run(path).status == "failed"
+
+
+def test_read_run_status_sees_only_finished_files(tmp_path: Path) -> None:
+    from closedloop.io import read_run_status
+
+    path = tmp_path / "run.h5"
+    rec = _recorder(path)
+    assert read_run_status(path) is None  # only the .partial file exists
+    assert read_run_status(rec.partial_path) is None  # status "running"
+    rec.close("failed", "boom")
+    found = read_run_status(path)
+    assert found["status"] == "failed" and found["error"] == "boom"
+    assert np.isnan(found["wall_s"])
+
+
+def test_a_run_file_holds_exactly_the_series_io_series_defines(tmp_path: Path) -> None:
+    """Names, units, rates and descriptions of a real run's series come from one place."""
+    from closedloop.config import load_config
+    from closedloop.experiment import run_experiment
+    from closedloop.io.series import run_series, state_series
+    from closedloop.sensing.chain import FEATURES
+
+    root = Path(__file__).resolve().parents[1]
+    exp = load_config(
+        root / "experiments" / "epileptor_responsive.yaml",
+        ["duration_s=2.0", "output.figure=false"],
+    )
+    run = load_run(run_experiment(exp, tmp_path).path)
+    loop = exp.loop
+    specs = run_series(
+        signal_units=loop.model.signal_units,
+        signal_description=loop.model.signal_description,
+        sensing_rate_hz=1.0 / loop.sample_s,
+        control_rate_hz=1.0 / loop.control_period_s,
+        envelope=loop.sensing.envelope,
+        band_hz=loop.sensing.band_hz,
+        features={name: FEATURES[name] for name in loop.sensing.features},
+        baseline=True,
+    )
+    for name in loop.observables():
+        units = loop.model.state_variables.get(name, "1")
+        specs += state_series(name, units, exp.config.output.chunk_s, baseline=True)
+    assert "feature_line_length" in {s.name for s in specs}
+    assert "state_z_baseline" in {s.name for s in specs}
+    assert set(run.timeseries) == {s.name for s in specs}
+    for spec in specs:
+        attrs = run.timeseries_attrs[spec.name]
+        assert attrs["units"] == spec.units, spec.name
+        assert attrs["sampling_rate_hz"] == spec.rate_hz, spec.name
+        assert attrs["description"] == spec.description, spec.name
+        assert attrs["start_time_s"] == spec.start_time_s, spec.name

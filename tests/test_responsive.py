@@ -22,7 +22,7 @@ from closedloop.cli.main import main
 from closedloop.config import load_config
 from closedloop.controllers import BUILTIN_CONTROLLERS, Responsive
 from closedloop.experiment import run_experiment
-from closedloop.io.hdf5 import RunData, load_run
+from closedloop.io import RunData, load_run
 from closedloop.testing.controller import check_controller
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "epileptor_responsive.yaml"

@@ -25,9 +25,9 @@ import yaml
 from closedloop.cli.main import main
 from closedloop.config import ConfigError, validate_config
 from closedloop.controllers import DualThreshold
-from closedloop.io.hdf5 import load_run
+from closedloop.io import load_run
 from closedloop.sweep.executors import LocalPool
-from closedloop.sweep.runner import derive_seed, expand_sweep, make_tasks
+from closedloop.sweep.plan import derive_seed, expand_sweep, make_tasks
 from closedloop.sweep.summary import load_summary, pareto_front
 
 HERE = Path(__file__).resolve().parent
@@ -544,3 +544,39 @@ def test_unreachable_scheduler_exits_2_before_any_run(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"closedloop: error: {config}: --scheduler: cannot reach the Dask scheduler" in err
     assert not out.exists()
+
+
+# ----------------------------------------------------------------- structure
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module an ``import`` statement of ``path`` names, function-level ones too."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add("." * node.level + (node.module or ""))
+    return names
+
+
+def test_only_closedloop_io_opens_hdf5_files():
+    """Run files (and summary tables) are touched through closedloop.io alone."""
+    package = ROOT / "closedloop"
+    offenders = sorted(
+        str(path.relative_to(ROOT))
+        for path in package.rglob("*.py")
+        if path.parent != package / "io"
+        and any(name.split(".")[0] == "h5py" for name in _imported_modules(path))
+    )
+    assert offenders == []
+    assert "h5py" in _imported_modules(package / "io" / "hdf5.py")
+
+
+def test_the_sweep_block_module_imports_nothing_of_closedloop():
+    """The config schema imports sweep.spec; sweep.spec importing closedloop would close a cycle."""
+    names = _imported_modules(ROOT / "closedloop" / "sweep" / "spec.py")
+    assert "numpy" in names
+    assert not [n for n in names if n.startswith(("closedloop", "."))]

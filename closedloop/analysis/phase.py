@@ -47,7 +47,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import signal as _signal
 
-from closedloop.io.hdf5 import RunData, load_run
+from closedloop.io import RunData, load_run
+from closedloop.registry import resolve_controller
 
 __all__ = ["band_amplitude", "plot_phase_histogram", "pulse_phases"]
 
@@ -95,8 +96,6 @@ def _replayed_commands(run: RunData) -> np.ndarray:
     Returns an array of shape ``(n, periods)``: the pulses commanded at the
     end of each control period (0 where none).
     """
-    from closedloop.registry import resolve_controller
-
     spec = run.config["controller"]
     controller = resolve_controller(spec["name"])(**spec.get("params", {}))
     n = run.n_instances

@@ -1,6 +1,6 @@
 """Seizures in recorded runs: intervals, durations, detection latency, false detections.
 
-Offline analysis of run files (see :mod:`closedloop.io.hdf5`): it may look
+Offline analysis of run files (see :mod:`closedloop.io.layout`): it may look
 at the whole record, unlike the causal sensing chain a device runs.
 
 Seizure criterion
@@ -61,7 +61,8 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
-from closedloop.io.hdf5 import RunData, load_run
+from closedloop.controllers.responsive import Responsive
+from closedloop.io import RunData, load_run
 
 __all__ = [
     "EPILEPTOR_CRITERION",
@@ -308,8 +309,6 @@ def _all_detections(run: RunData) -> list[np.ndarray]:
 
 def _replay_responsive(run: RunData, params: Mapping[str, Any]) -> list[np.ndarray]:
     """Detections of every instance, from the features the run recorded."""
-    from closedloop.controllers.responsive import Responsive
-
     controller = Responsive(**params)
     feature = controller.feature
     name = "biomarker" if feature == "biomarker" else f"feature_{feature}"

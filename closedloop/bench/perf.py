@@ -397,7 +397,7 @@ def brian_overhead_ratio(n_neurons: int, seconds: float, engine: str, repeats: i
 def _sweep_plan(n_runs: int = 12) -> object:
     import yaml
 
-    from closedloop.sweep.runner import expand_sweep
+    from closedloop.sweep.plan import expand_sweep
 
     experiments = Path(__file__).resolve().parents[1] / "experiments"
     raw = yaml.safe_load((experiments / "pd_beta_sweep.yaml").read_text())

@@ -73,6 +73,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from closedloop.config import ConfigError, validate_config
+from closedloop.io import load_run
+from closedloop.io.tables import write_grouped_arrays
 
 __all__ = [
     "BENCH_FORMAT_VERSION",
@@ -216,8 +218,6 @@ def _biomarker_without_stimulation(run: Any, exp: Any) -> np.ndarray:
 
 def score_run(path: str | Path, scenario: Scenario, exp: Any) -> dict[str, np.ndarray]:
     """Standard metrics of one run file (see the module docstring)."""
-    from closedloop.io.hdf5 import load_run
-
     run = load_run(path)
     m = run.metrics
     duration_min = run.timeseries["amplitude"].shape[1] * exp.loop.control_period_s / 60.0
@@ -422,14 +422,15 @@ def write_results(
     Path(json_path).parent.mkdir(parents=True, exist_ok=True)
     Path(json_path).write_text(json.dumps(record, indent=2, allow_nan=True))
     if h5_path is not None:
-        import h5py
-
-        with h5py.File(h5_path, "w") as f:
-            f.attrs["format_version"] = BENCH_FORMAT_VERSION
-            f.attrs["score_weights"] = json.dumps(SCORE_WEIGHTS)
-            for r in results:
-                g = f.require_group(f"{r.scenario}/{r.controller.replace('/', '_')}")
-                g.attrs["error"] = r.error
-                g.attrs["scenario_version"] = r.scenario_version
-                for k, v in r.metrics.items():
-                    g.create_dataset(k, data=np.asarray(v, dtype=float))
+        write_grouped_arrays(
+            h5_path,
+            {"format_version": BENCH_FORMAT_VERSION, "score_weights": json.dumps(SCORE_WEIGHTS)},
+            (
+                (
+                    f"{r.scenario}/{r.controller.replace('/', '_')}",
+                    {"error": r.error, "scenario_version": r.scenario_version},
+                    r.metrics,
+                )
+                for r in results
+            ),
+        )

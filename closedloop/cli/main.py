@@ -198,7 +198,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _open_run(path: str):
-    from closedloop.io.hdf5 import load_run
+    from closedloop.io import load_run
 
     try:
         return load_run(path)
@@ -238,7 +238,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _expand(args: argparse.Namespace):
     from closedloop.config import ConfigError, load_raw
-    from closedloop.sweep.runner import expand_sweep
+    from closedloop.sweep.plan import expand_sweep
 
     try:
         return expand_sweep(load_raw(args.config, args.overrides), args.config)
@@ -270,7 +270,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         import yaml
 
         from closedloop.sweep.executors import cpu_count
-        from closedloop.sweep.runner import make_tasks
+        from closedloop.sweep.plan import make_tasks
 
         workers = args.workers or cpu_count()
         size = args.batch_size if args.batch_size is not None else plan.batch_size
@@ -287,7 +287,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     from closedloop.sweep.executors import DaskExecutor, ExecutorError, LocalPool
-    from closedloop.sweep.runner import SweepBusyError, SweepInterrupted, run_sweep
+    from closedloop.sweep.manifest import SweepBusyError
+    from closedloop.sweep.runner import SweepInterrupted, run_sweep
     from closedloop.sweep.summary import summarize_sweep
 
     try:
@@ -360,7 +361,7 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot_sweep(args: argparse.Namespace) -> int:
-    from closedloop.sweep.summary import plot_sweep
+    from closedloop.plotting.sweep import plot_sweep
 
     try:
         out = plot_sweep(

@@ -31,7 +31,7 @@ from closedloop.core.loop import ClosedLoop
 from closedloop.device import Device
 from closedloop.registry import resolve_controller, resolve_model
 from closedloop.sensing.chain import SensingChain
-from closedloop.sweep.runner import check_sweep_block
+from closedloop.sweep.spec import check_sweep_block
 
 __all__ = ["ResolvedExperiment", "validate_config"]
 

@@ -24,7 +24,7 @@ Schema (defaults in brackets)::
     brian:      {target, record_rates, record_spikes, build_dir, keep_build,
                  stimulate, sense}  [none]  Brian2 models, see closedloop.brian.loop
     sweep:      {seed, replicates, batch_size, grid, zip, random}  [none]
-                parameter sweep, see closedloop.sweep.runner; ignored by a single run
+                parameter sweep, see closedloop.sweep.spec; ignored by a single run
 """
 
 from __future__ import annotations

@@ -1,5 +1,69 @@
-"""Run files: the only code that writes or reads them."""
+"""Run files: the only code that writes or reads them.
 
-from closedloop.io.hdf5 import FORMAT_VERSION, RunData, RunRecorder, load_run
+Modules: :mod:`~closedloop.io.layout` (the documented layout, its version and
+names), :mod:`~closedloop.io.series` (the series of a run, defined once),
+:mod:`~closedloop.io.hdf5` (the HDF5 writer), :mod:`~closedloop.io.reader`
+(:func:`load_run` and friends), :mod:`~closedloop.io.provenance` and
+:mod:`~closedloop.io.tables` (column tables: sweep summaries, benchmark
+results).
 
-__all__ = ["FORMAT_VERSION", "RunData", "RunRecorder", "load_run"]
+A writer is chosen by ``output.format`` through :data:`RECORDERS`: a new
+format is one module with a recorder class (the :class:`RunRecorder`
+interface) plus one line in that mapping.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from closedloop.io.hdf5 import RunRecorder, add_run_attrs
+from closedloop.io.layout import FORMAT_VERSION
+from closedloop.io.reader import RunData, load_run, read_run_status
+
+__all__ = [
+    "DEFAULT_FORMAT",
+    "FORMAT_VERSION",
+    "RECORDERS",
+    "RunData",
+    "RunRecorder",
+    "add_run_attrs",
+    "load_run",
+    "open_recorder",
+    "read_run_status",
+]
+
+#: Output format name to recorder class.
+RECORDERS: dict[str, type] = {"hdf5": RunRecorder}
+#: Format written when a config names none.
+DEFAULT_FORMAT = "hdf5"
+
+
+def open_recorder(fmt: str, path: str | os.PathLike[str], **kwargs: Any) -> Any:
+    """Open a recorder of output format ``fmt`` for one run.
+
+    Parameters
+    ----------
+    fmt : str
+        A key of :data:`RECORDERS`, e.g. ``"hdf5"``.
+    path : path-like
+        The run's final file path.
+    **kwargs
+        ``config``, ``seed``, ``n``, ``closedloop_version`` and optionally
+        ``provenance``: see :class:`~closedloop.io.hdf5.RunRecorder`.
+
+    Returns
+    -------
+    RunRecorder or another recorder of the same interface
+
+    Raises
+    ------
+    ValueError
+        For a format with no recorder.
+    """
+    try:
+        cls = RECORDERS[fmt]
+    except KeyError:
+        known = ", ".join(sorted(RECORDERS))
+        raise ValueError(f"no recorder for output format {fmt!r}; known: {known}") from None
+    return cls(path, **kwargs)

@@ -1,4 +1,4 @@
-"""Streaming HDF5 output for closed-loop runs, and loading it back.
+"""The HDF5 run file writer: streamed while the run goes, temporary name, then rename.
 
 A :class:`RunRecorder` writes one run (``n`` instances simulated together) to
 one HDF5 file while the run goes: time series grow by appending blocks, so
@@ -10,81 +10,16 @@ final path that looks finished. A run that raised is still closed and renamed,
 with ``status = "failed"`` and the reason in ``message``, so a sweep can record
 why it failed.
 
-:func:`load_run` reads a finished file into a :class:`RunData`.
-
-File layout, format version 1
------------------------------
-Shapes use ``n`` for the number of instances (the batch axis) and ``T`` for the
-number of samples of one time series. Strings are variable-length UTF-8.
-
-``/`` (root) attributes
-
-=====================  =======  ====================================================
-name                   type     meaning
-=====================  =======  ====================================================
-``format_version``     int      layout version, ``1`` (this document)
-``closedloop_version`` str      version of closedloop that wrote the file
-``config``             str      JSON of the fully resolved config
-                                (``json.dumps(config, sort_keys=True)``)
-``seed``               int      root random seed of the run
-``n_instances``        int      ``n``, the batch size
-``status``             str      ``"running"`` while written, then ``"complete"``
-                                or ``"failed"``
-``message``            str      why the run failed (``""`` when complete); set on close
-``created``            str      ISO 8601 UTC time the file was opened
-``finished``           str      ISO 8601 UTC time the file was closed
-``provenance``         str      JSON object: python, numpy, numba, brian2 and h5py
-                                versions, hostname, platform, command line, plus
-                                what the caller added
-``json_attrs``         str      JSON list of further root attributes stored as JSON
-                                (written by :meth:`RunRecorder.set_attr` for dicts)
-(any)                  any      further attributes set with
-                                :meth:`RunRecorder.set_attr`, e.g. ``thresholds``
-                                (JSON object, threshold name to biomarker value),
-                                ``beta_band_hz`` (float[2], Hz), ``failure`` (str)
-=====================  =======  ====================================================
-
-``/timeseries/<name>``: float64 (by default) dataset, shape ``(n, T)``, maxshape
-``(n, None)``, chunked along time, one per recorded signal (e.g. ``lfp``,
-``lfp_sensed``, ``biomarker``, ``amplitude``, ``frequency``). Attributes:
-
-* ``units`` (str): physical units of the values, e.g. ``"mV"``, ``"mA"``,
-  ``"Hz"``, ``"1"`` for dimensionless;
-* ``sampling_rate_hz`` (float, Hz) and ``sampling_rate`` (float, Hz, same
-  number; the name asked for by users);
-* ``start_time_s`` (float, s): time of sample 0, default 0. Sample ``k`` is at
-  ``start_time_s + k / sampling_rate_hz`` seconds;
-* ``description`` (str);
-* ``dims`` (str): ``"instance,time"``.
-
-``/metrics/<name>``: float dataset, shape ``(n,)`` (one value per instance) or
-``()`` (one value for the run), e.g. ``beta_reduction``, ``teed_relative``,
-``time_on_fraction``. Attributes ``units`` (str) and ``description`` (str).
-
-Any other dataset (written by :meth:`RunRecorder.write_array`), e.g.
-``/spectra/frequency_hz`` (shape ``(n_freq,)``, Hz), ``/spectra/psd_stim`` and
-``/spectra/psd_baseline`` (shape ``(n, n_freq)``, signal units squared per Hz):
-attribute ``units`` (str), optionally ``dims`` (str, comma-separated axis names,
-e.g. ``"instance,frequency"``) and any caller-given attributes.
-
-Compatibility: readers refuse files whose ``format_version`` is newer than
-:data:`FORMAT_VERSION`. Adding attributes or datasets does not change the
-version; renaming, removing or changing the meaning of one does.
+:func:`add_run_attrs` adds root attributes to a finished file (a sweep's run
+id and parameters on a file closed as failed). The layout is documented in
+:mod:`closedloop.io.layout` and ``docs/hdf5-layout.md``; files are read back
+with :func:`closedloop.io.reader.load_run`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import datetime as _dt
-import functools
-import importlib.metadata
 import json
 import os
-import platform
-import shlex
-import socket
-import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -94,40 +29,23 @@ from typing import Any
 import h5py
 import numpy as np
 
-__all__ = [
-    "FORMAT_VERSION",
-    "PARTIAL_SUFFIX",
-    "RunData",
-    "RunRecorder",
-    "collect_provenance",
-    "load_run",
-]
-
-#: Version of the file layout documented in this module and docs/hdf5-layout.md.
-FORMAT_VERSION: int = 1
-
-#: Suffix appended to the final file name while a run is being written.
-PARTIAL_SUFFIX: str = ".partial"
-
-_TIMESERIES = "timeseries"
-_METRICS = "metrics"
-_STATUSES = ("complete", "failed")
-#: Root attributes managed by the recorder itself, not settable with set_attr.
-_RESERVED_ATTRS = frozenset(
-    {
-        "format_version",
-        "closedloop_version",
-        "config",
-        "seed",
-        "n_instances",
-        "status",
-        "message",
-        "created",
-        "finished",
-        "provenance",
-        "json_attrs",
-    }
+from closedloop.io.layout import (
+    FORMAT_VERSION,
+    JSON_ATTRS,
+    METRICS,
+    PARTIAL_SUFFIX,
+    RESERVED_ATTRS,
+    STATUSES,
+    TIMESERIES,
+    attr_value,
+    check_name,
+    partial_path,
+    to_json,
 )
+from closedloop.io.provenance import collect_provenance, utc_now
+
+__all__ = ["RunRecorder", "add_run_attrs"]
+
 #: Target size of one chunk of a time series, in bytes.
 _CHUNK_BYTES = 64 * 1024
 #: Fewest samples along time in one chunk (when many instances share a chunk row).
@@ -135,86 +53,6 @@ _MIN_CHUNK_SAMPLES = 256
 #: Bounds of the per-dataset HDF5 chunk cache, in bytes.
 _MIN_CACHE_BYTES = 1024 * 1024
 _MAX_CACHE_BYTES = 64 * 1024 * 1024
-
-_PACKAGES = ("numpy", "numba", "brian2", "h5py")
-
-
-def _utc_now() -> str:
-    """Return the current UTC time in ISO 8601, to the second, with a ``Z``."""
-    now = _dt.datetime.now(_dt.UTC).replace(microsecond=0)
-    return now.isoformat().replace("+00:00", "Z")
-
-
-def _json_default(obj: Any) -> Any:
-    """Convert numpy values and paths for :func:`json.dumps`."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, set | frozenset):
-        return sorted(obj)
-    raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
-
-
-def _to_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=_json_default)
-
-
-def collect_provenance() -> dict[str, str | None]:
-    """Describe the software and machine a run is produced on.
-
-    Returns
-    -------
-    dict
-        ``python``, ``numpy``, ``numba``, ``brian2`` and ``h5py`` versions
-        (``None`` for a package that is not installed), ``hostname``,
-        ``platform`` and ``command_line`` (the process's ``sys.argv``, shell
-        quoted).
-
-    Notes
-    -----
-    Package versions come from the installed distributions' metadata, so
-    collecting them imports nothing (importing brian2 takes seconds).
-    """
-    info = dict(_static_provenance())
-    info["command_line"] = shlex.join(sys.argv) if sys.argv else ""
-    return info
-
-
-@functools.cache
-def _static_provenance() -> tuple[tuple[str, str | None], ...]:
-    # Metadata look-ups cost ~10 ms: once per process, not once per run file.
-    info: dict[str, str | None] = {"python": platform.python_version()}
-    for package in _PACKAGES:
-        try:
-            info[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            info[package] = None
-    info["hostname"] = socket.gethostname()
-    info["platform"] = platform.platform()
-    return tuple(info.items())
-
-
-def _partial_path(path: Path) -> Path:
-    return path.with_name(path.name + PARTIAL_SUFFIX)
-
-
-def _check_name(name: str, what: str) -> None:
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-        raise ValueError(f"{what} name must be a non-empty string without '/', got {name!r}")
-
-
-def _attr_value(value: Any) -> Any:
-    """Convert a Python value to something h5py stores as an attribute."""
-    if isinstance(value, Mapping):
-        return _to_json(dict(value))
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, list | tuple):
-        return np.asarray(value)
-    return value
 
 
 class RunRecorder:
@@ -279,14 +117,14 @@ class RunRecorder:
                 f"{self.path}: the final path must not end in {PARTIAL_SUFFIX!r}; "
                 "that suffix is reserved for the file while it is written"
             )
-        self.partial_path = _partial_path(self.path)
+        self.partial_path = partial_path(self.path)
         self.n = n_int
         self._closed = False
         self._timeseries: dict[str, h5py.Dataset] = {}
         self._json_attrs: list[str] = []
 
-        config_json = _to_json(config)  # fail before creating any file
-        provenance_json = _to_json({**collect_provenance(), **(provenance or {})})
+        config_json = to_json(config)  # fail before creating any file
+        provenance_json = to_json({**collect_provenance(), **(provenance or {})})
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = h5py.File(self.partial_path, "w")
@@ -299,11 +137,11 @@ class RunRecorder:
             attrs["n_instances"] = self.n
             attrs["status"] = "running"
             attrs["message"] = ""
-            attrs["created"] = _utc_now()
+            attrs["created"] = utc_now()
             attrs["provenance"] = provenance_json
-            attrs["json_attrs"] = "[]"
-            self._file.create_group(_TIMESERIES)
-            self._file.create_group(_METRICS)
+            attrs[JSON_ATTRS] = "[]"
+            self._file.create_group(TIMESERIES)
+            self._file.create_group(METRICS)
             self._file.flush()
         except BaseException:
             self._file.close()
@@ -365,8 +203,8 @@ class RunRecorder:
             If the name is invalid or taken, or the rate is not positive.
         """
         f = self._require_open()
-        _check_name(name, "time series")
-        group = f[_TIMESERIES]
+        check_name(name, "time series")
+        group = f[TIMESERIES]
         if name in group:
             raise ValueError(f"time series {name!r} already exists in {self.partial_path}")
         rate = float(sampling_rate_hz)
@@ -498,17 +336,17 @@ class RunRecorder:
         if not key:
             raise ValueError("write_array: path_in_file must not be empty")
         top = key.split("/", 1)[0]
-        if top in (_TIMESERIES, _METRICS):
+        if top in (TIMESERIES, METRICS):
             raise ValueError(
                 f"write_array: {key!r} is inside '{top}/'; use "
-                + ("create_timeseries/append" if top == _TIMESERIES else "write_metrics")
+                + ("create_timeseries/append" if top == TIMESERIES else "write_metrics")
             )
         if key in f:
             raise ValueError(f"write_array: {key!r} already exists in {self.partial_path}")
         ds = f.create_dataset(key, data=np.asarray(data))
         ds.attrs["units"] = str(units)
         for attr_name, value in attrs.items():
-            ds.attrs[attr_name] = _attr_value(value)
+            ds.attrs[attr_name] = attr_value(value)
 
     def write_metrics(
         self,
@@ -538,10 +376,10 @@ class RunRecorder:
         missing = sorted(set(metrics) - set(units))
         if missing:
             raise ValueError(f"write_metrics: no units given for {', '.join(missing)}")
-        group = f[_METRICS]
+        group = f[METRICS]
         values: dict[str, np.ndarray] = {}
         for name, value in metrics.items():
-            _check_name(name, "metric")
+            check_name(name, "metric")
             arr = np.asarray(value)
             if arr.shape not in ((), (self.n,)):
                 raise ValueError(
@@ -568,15 +406,15 @@ class RunRecorder:
             JSON, decoded again by :func:`load_run`).
         """
         f = self._require_open()
-        if key in _RESERVED_ATTRS:
+        if key in RESERVED_ATTRS:
             raise ValueError(f"set_attr: {key!r} is managed by the recorder and cannot be set")
         if isinstance(value, Mapping):
             if key not in self._json_attrs:
                 self._json_attrs.append(key)
         elif key in self._json_attrs:
             self._json_attrs.remove(key)
-        f.attrs[key] = _attr_value(value)
-        f.attrs["json_attrs"] = json.dumps(self._json_attrs)
+        f.attrs[key] = attr_value(value)
+        f.attrs[JSON_ATTRS] = json.dumps(self._json_attrs)
 
     # ------------------------------------------------------------------ close
 
@@ -607,8 +445,8 @@ class RunRecorder:
         """
         if self._closed:
             return self.path
-        if status not in _STATUSES:
-            raise ValueError(f"status must be one of {_STATUSES}, got {status!r}")
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
         if not self._file.id.valid:
             self._closed = True
             raise RuntimeError(
@@ -618,7 +456,7 @@ class RunRecorder:
         try:
             self._file.attrs["status"] = status
             self._file.attrs["message"] = str(message)
-            self._file.attrs["finished"] = _utc_now()
+            self._file.attrs["finished"] = utc_now()
             self._file.flush()
         finally:
             self._file.close()
@@ -653,257 +491,32 @@ class RunRecorder:
             )
 
 
-# ---------------------------------------------------------------------- load
-
-
-def _plain(value: Any) -> Any:
-    """Convert an h5py attribute value to a plain Python value where possible."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray) and value.dtype.kind in ("O", "S"):
-        return [_plain(v) for v in value.tolist()]
-    return value
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class RunData:
-    """Contents of a run file, as read by :func:`load_run`.
-
-    Attributes
-    ----------
-    path : pathlib.Path
-        File read.
-    attrs : dict
-        Root attributes; JSON ones (``config``, ``provenance``, and those in
-        ``json_attrs``) decoded.
-    config : dict
-        Fully resolved config of the run.
-    status : str
-        ``"complete"`` or ``"failed"``.
-    timeseries : dict of str to ndarray
-        Time series by name, each of shape ``(n, T)``.
-    timeseries_attrs : dict of str to dict
-        Attributes of each time series (``units``, ``sampling_rate_hz``, ...).
-    metrics : dict of str to ndarray
-        Metrics by name, shape ``(n,)`` or ``()``.
-    metric_units : dict of str to str
-        Units of each metric.
-    metric_descriptions : dict of str to str
-        Description of each metric.
-    arrays : dict of str to ndarray
-        Every other dataset, keyed by its path in the file (``"spectra/psd_stim"``).
-    array_attrs : dict of str to dict
-        Attributes of each of :attr:`arrays` (``units``, ...).
-    """
-
-    path: Path
-    attrs: dict[str, Any]
-    config: dict[str, Any]
-    status: str
-    timeseries: dict[str, np.ndarray]
-    timeseries_attrs: dict[str, dict[str, Any]]
-    metrics: dict[str, np.ndarray]
-    metric_units: dict[str, str]
-    metric_descriptions: dict[str, str] = dataclasses.field(default_factory=dict)
-    arrays: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
-    array_attrs: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-
-    @property
-    def n_instances(self) -> int:
-        """Number of instances ``n``."""
-        return int(self.attrs["n_instances"])
-
-    def time(self, name: str) -> np.ndarray:
-        """Sample times of a time series.
-
-        Parameters
-        ----------
-        name : str
-            Time series name.
-
-        Returns
-        -------
-        ndarray, shape (T,)
-            Times in seconds: ``start_time_s + k / sampling_rate_hz``.
-        """
-        if name not in self.timeseries:
-            known = ", ".join(sorted(self.timeseries)) or "none"
-            raise KeyError(f"no time series {name!r} in {self.path} (present: {known})")
-        ts_attrs = self.timeseries_attrs[name]
-        rate = float(ts_attrs.get("sampling_rate_hz", ts_attrs.get("sampling_rate")))
-        start = float(ts_attrs.get("start_time_s", 0.0))
-        return start + np.arange(self.timeseries[name].shape[-1]) / rate
-
-    def to_xarray(self) -> Any:
-        """Return the run as an :class:`xarray.Dataset`.
-
-        Time series ``<name>`` have dims ``("instance", "time_<name>")`` with a
-        ``time_<name>`` coordinate in seconds; metrics have dims
-        ``("instance",)`` or none (a metric whose name clashes with a time
-        series is called ``metric_<name>``); other arrays are named by their
-        path with ``/`` replaced by ``_`` and take their dims from their
-        ``dims`` attribute when it has one (a dim named like a variable is
-        prefixed with the array's group, e.g. ``spectra_frequency``). Units
-        and descriptions are in each variable's ``attrs``; root attributes in
-        the dataset's ``attrs`` (dicts as JSON strings).
-
-        Returns
-        -------
-        xarray.Dataset
-
-        Raises
-        ------
-        ImportError
-            If xarray is not installed.
-        """
-        try:
-            import xarray as xr
-        except ImportError as err:
-            raise ImportError(
-                "RunData.to_xarray needs xarray, which is not installed: pip install xarray"
-            ) from err
-        n = self.n_instances
-        data_vars: dict[str, Any] = {}
-        coords: dict[str, Any] = {"instance": np.arange(n)}
-        for name, values in self.timeseries.items():
-            time_dim = f"time_{name}"
-            coords[time_dim] = (time_dim, self.time(name), {"units": "s"})
-            data_vars[name] = (
-                ("instance", time_dim),
-                values,
-                {k: _plain(v) for k, v in self.timeseries_attrs[name].items()},
-            )
-        for name, values in self.metrics.items():
-            var = f"metric_{name}" if name in data_vars else name
-            dims: tuple[str, ...] = ("instance",) if values.ndim == 1 else ()
-            data_vars[var] = (
-                dims,
-                values,
-                {
-                    "units": self.metric_units.get(name, ""),
-                    "description": self.metric_descriptions.get(name, ""),
-                },
-            )
-        taken = set(data_vars) | {key.replace("/", "_") for key in self.arrays}
-        for key, values in self.arrays.items():
-            var = key.replace("/", "_")
-            attrs = {k: _plain(v) for k, v in self.array_attrs.get(key, {}).items()}
-            dims_attr = attrs.get("dims")
-            dims = tuple(d.strip() for d in dims_attr.split(",")) if dims_attr else ()
-            if len(dims) != values.ndim:
-                dims = tuple(f"{var}_dim_{i}" for i in range(values.ndim))
-            # A dimension named like a variable would turn that variable into a
-            # coordinate: prefix such a dimension with the array's group.
-            group = key.rsplit("/", 1)[0].replace("/", "_") if "/" in key else var
-            dims = tuple(f"{group}_{d}" if d in taken and d != "instance" else d for d in dims)
-            data_vars[var] = (dims, values, attrs)
-        attrs = {
-            k: (_to_json(v) if isinstance(v, dict | list) else v) for k, v in self.attrs.items()
-        }
-        return xr.Dataset(data_vars=data_vars, coords=coords, attrs=attrs)
-
-
-def load_run(path: str | os.PathLike[str]) -> RunData:
-    """Read a finished run file.
+def add_run_attrs(path: str | os.PathLike[str], attrs: Mapping[str, Any]) -> tuple[str, str]:
+    """Add root attributes to a finished run file, as :meth:`RunRecorder.set_attr` would.
 
     Parameters
     ----------
-    path : str or path-like
-        File written by :class:`RunRecorder`.
+    path : path-like
+        A closed run file (not ``.partial``).
+    attrs : mapping
+        Attribute name to value; dicts are stored as JSON and listed in
+        ``json_attrs``. Names the recorder manages are refused.
 
     Returns
     -------
-    RunData
-        Everything in the file, in memory.
-
-    Raises
-    ------
-    ValueError
-        If ``path`` is a ``.partial`` file (the run did not finish), has no
-        ``format_version``, or a ``format_version`` newer than
-        :data:`FORMAT_VERSION`.
-    FileNotFoundError
-        If there is no file at ``path``.
+    (str, str)
+        The file's ``status`` and ``message``.
     """
-    path = Path(path)
-    if path.name.endswith(PARTIAL_SUFFIX):
-        raise ValueError(
-            f"{path} is a partial file: the run did not finish (it is still running, "
-            "or its process was killed); there are no complete results to load"
-        )
-    if not path.exists():
-        partial = _partial_path(path)
-        if partial.exists():
-            raise FileNotFoundError(
-                f"{path} does not exist, but {partial.name} does: the run did not finish "
-                "(it is still running, or its process was killed)"
-            )
-        raise FileNotFoundError(f"{path}: no such run file")
-
-    with h5py.File(path, "r") as f:
-        raw_attrs = {k: _plain(v) for k, v in f.attrs.items()}
-        version = raw_attrs.get("format_version")
-        if version is None:
-            raise ValueError(
-                f"{path} has no 'format_version' attribute: not a closedloop run file "
-                f"(this closedloop reads format versions up to {FORMAT_VERSION})"
-            )
-        if int(version) > FORMAT_VERSION:
-            raise ValueError(
-                f"{path} has format_version {int(version)}, newer than this closedloop "
-                f"reads ({FORMAT_VERSION}); upgrade closedloop to load it"
-            )
-
-        json_keys = ["config", "provenance"]
-        with contextlib.suppress(TypeError, ValueError):
-            json_keys += list(json.loads(raw_attrs.get("json_attrs", "[]")))
-        attrs = dict(raw_attrs)
-        for key in json_keys:
-            if isinstance(attrs.get(key), str):
-                try:
-                    attrs[key] = json.loads(attrs[key])
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}: root attribute {key!r} is not valid JSON") from err
-
-        timeseries: dict[str, np.ndarray] = {}
-        timeseries_attrs: dict[str, dict[str, Any]] = {}
-        metrics: dict[str, np.ndarray] = {}
-        metric_units: dict[str, str] = {}
-        metric_descriptions: dict[str, str] = {}
-        arrays: dict[str, np.ndarray] = {}
-        array_attrs: dict[str, dict[str, Any]] = {}
-
-        def visit(name: str, obj: Any) -> None:
-            if not isinstance(obj, h5py.Dataset):
-                return
-            ds_attrs = {k: _plain(v) for k, v in obj.attrs.items()}
-            top, _, rest = name.partition("/")
-            if top == _TIMESERIES and rest and "/" not in rest:
-                timeseries[rest] = obj[()]
-                timeseries_attrs[rest] = ds_attrs
-            elif top == _METRICS and rest and "/" not in rest:
-                metrics[rest] = np.asarray(obj[()])
-                metric_units[rest] = str(ds_attrs.get("units", ""))
-                metric_descriptions[rest] = str(ds_attrs.get("description", ""))
-            else:
-                arrays[name] = np.asarray(obj[()])
-                array_attrs[name] = ds_attrs
-
-        f.visititems(visit)
-
-    config = attrs.get("config")
-    return RunData(
-        path=path,
-        attrs=attrs,
-        config=config if isinstance(config, dict) else {},
-        status=str(attrs.get("status", "")),
-        timeseries=timeseries,
-        timeseries_attrs=timeseries_attrs,
-        metrics=metrics,
-        metric_units=metric_units,
-        metric_descriptions=metric_descriptions,
-        arrays=arrays,
-        array_attrs=array_attrs,
-    )
+    reserved = sorted(set(attrs) & RESERVED_ATTRS)
+    if reserved:
+        raise ValueError(f"add_run_attrs: {', '.join(reserved)} managed by the recorder")
+    with h5py.File(path, "r+") as f:
+        json_attrs = json.loads(f.attrs.get(JSON_ATTRS, "[]"))
+        for key, value in attrs.items():
+            if isinstance(value, dict):
+                value = json.dumps(value, sort_keys=True)
+                if key not in json_attrs:
+                    json_attrs.append(key)
+            f.attrs[key] = value
+        f.attrs[JSON_ATTRS] = json.dumps(json_attrs)
+        return str(f.attrs["status"]), str(f.attrs["message"])

@@ -1,7 +1,7 @@
 """Figures and text summaries of recorded runs.
 
 :func:`plot_run` draws one instance of a run file (see
-:mod:`closedloop.io.hdf5` for the layout) as a four-panel PNG: the LFP, the
+:mod:`closedloop.io.layout` for the layout) as a four-panel PNG: the LFP, the
 biomarker with its thresholds, the delivered stimulation and the power spectral
 density with and without stimulation. :func:`format_info` is the text behind
 ``closedloop info RUN.h5``.
@@ -24,7 +24,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from closedloop.io.hdf5 import RunData, load_run
+from closedloop.io import RunData, load_run
 
 __all__ = ["format_info", "plot_run"]
 

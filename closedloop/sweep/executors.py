@@ -26,9 +26,13 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
+import threading
 import traceback
 from dataclasses import dataclass
 from typing import Any
+
+from closedloop.sweep.worker import execute_task
 
 __all__ = ["DaskExecutor", "ExecutorError", "LocalPool", "TaskError", "WorkerLost", "cpu_count"]
 
@@ -72,9 +76,6 @@ def _start_method() -> str:
     Forking is safe on Linux from a process with a single thread whose Numba
     thread pool, if started, is fork-safe (GNU OpenMP's is not).
     """
-    import sys
-    import threading
-
     if not sys.platform.startswith("linux"):
         return "spawn"
     if threading.active_count() == 1:
@@ -106,8 +107,6 @@ def _die_with_parent(parent_pid: int | None) -> None:
 def _worker_main(conn: Any, parent_pid: int | None, numba_threads: int | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent_pid)
-    from closedloop.sweep.worker import execute_task
-
     if numba_threads:  # the worker's share of the cores for parallel kernels
         import numba
 
@@ -359,8 +358,6 @@ class DaskExecutor:
         return f"{where} ({self.workers} worker(s))"
 
     def submit(self, task_id: int, task: dict[str, Any]) -> None:
-        from closedloop.sweep.worker import execute_task
-
         future = self.client.submit(execute_task, task, pure=False, retries=0)
         self._task_of[future.key] = task_id
         self._futures[future.key] = future

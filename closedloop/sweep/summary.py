@@ -1,4 +1,4 @@
-"""A sweep's results in one table, and the figures drawn from it.
+"""A sweep's results in one table.
 
 :func:`summarize_sweep` reads every run file of a sweep directory
 (``DIR/runs/*.h5``, nothing else, so the table can always be rebuilt) into
@@ -16,14 +16,13 @@ column under ``/columns/<name>``, shape ``(n_runs,)``, float64 for numbers
 (NaN where missing) or variable-length UTF-8 strings (lists and mappings as
 JSON). Rows are sorted by run id.
 
-:func:`plot_sweep` draws a heatmap of a metric over two swept parameters, a
-line over one, or efficacy against energy with the Pareto front marked.
+
+Figures of a summary are drawn by :func:`closedloop.plotting.sweep.plot_sweep`.
 """
 
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import json
 import math
 import os
@@ -33,14 +32,22 @@ from typing import Any
 
 import numpy as np
 
+from closedloop.io import load_run
+from closedloop.io.provenance import utc_now
+from closedloop.io.tables import read_column_table, read_table_attrs, write_column_table
+from closedloop.metrics import METRIC_INFO
+from closedloop.sweep.manifest import MANIFEST, RUNS_DIR
+
 __all__ = [
+    "RUN_COLUMNS",
     "SUMMARY_CSV",
+    "SUMMARY_FORMAT",
     "SUMMARY_H5",
+    "SUMMARY_VERSION",
     "collect_summary",
     "load_summary",
     "load_summary_meta",
     "pareto_front",
-    "plot_sweep",
     "summarize_sweep",
 ]
 
@@ -52,39 +59,22 @@ SUMMARY_VERSION = 1
 RUN_COLUMNS = ("run_id", "status", "error", "replicate", "seed", "n_instances", "wall_s")
 
 
-def _attr(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def _read_run(path: Path) -> dict[str, Any] | None:
-    import h5py
-
+    """One row of the table from a run file; None for a file that is not a sweep's run."""
     try:
-        with h5py.File(path, "r") as f:
-            attrs = {k: _attr(v) for k, v in f.attrs.items()}
-            metrics = {}
-            units = {}
-            if "metrics" in f:
-                for name, ds in f["metrics"].items():
-                    values = np.asarray(ds[()], dtype=float)
-                    metrics[name] = (
-                        float(np.nanmean(values))
-                        if values.size and np.isfinite(values).any()
-                        else math.nan
-                    )
-                    units[name] = _attr(ds.attrs.get("units", ""))
-    except OSError:
+        run = load_run(path, data=False)
+    except (OSError, ValueError):
         return None
+    attrs = run.attrs
     if "run_id" not in attrs:
         return None
-    try:
-        params = json.loads(attrs.get("sweep_params", "{}"))
-    except (TypeError, json.JSONDecodeError):
-        params = {}
+    params = attrs.get("sweep_params", {})
+    metrics = {}
+    for name, value in run.metrics.items():
+        values = np.asarray(value, dtype=float)
+        metrics[name] = (
+            float(np.nanmean(values)) if values.size and np.isfinite(values).any() else math.nan
+        )
     return {
         "run_id": str(attrs["run_id"]),
         "status": str(attrs.get("status", "")),
@@ -93,9 +83,9 @@ def _read_run(path: Path) -> dict[str, Any] | None:
         "seed": str(attrs.get("seed", "")),
         "n_instances": attrs.get("n_instances", math.nan),
         "wall_s": attrs.get("wall_s", math.nan),
-        "params": params,
+        "params": params if isinstance(params, dict) else {},
         "metrics": metrics,
-        "units": units,
+        "units": dict(run.metric_units),
     }
 
 
@@ -123,8 +113,6 @@ def _int_or(value: Any, default: int) -> int:
 
 
 def _metric_order(names: set[str]) -> list[str]:
-    from closedloop.metrics import METRIC_INFO
-
     known = [m for m in METRIC_INFO if m in names]
     return known + sorted(names - set(known))
 
@@ -142,7 +130,7 @@ def collect_summary(
         ``param_columns``, ``metric_columns`` and ``metric_units``.
     """
     out_dir = Path(out_dir)
-    runs_dir = out_dir / "runs"
+    runs_dir = out_dir / RUNS_DIR
     rows = []
     for path in sorted(runs_dir.glob("*.h5")):
         row = _read_run(path)
@@ -150,7 +138,7 @@ def collect_summary(
             rows.append(row)
     rows.sort(key=lambda r: r["run_id"])
     param_order: list[str] = []
-    manifest = out_dir / "manifest.json"
+    manifest = out_dir / MANIFEST
     if manifest.exists():
         try:
             param_order = list(json.loads(manifest.read_text()).get("parameters", []))
@@ -198,32 +186,23 @@ def summarize_sweep(out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
     FileNotFoundError
         When the directory has no ``runs/`` subdirectory.
     """
-    import h5py
-
     out_dir = Path(out_dir)
-    if not (out_dir / "runs").is_dir():
+    if not (out_dir / RUNS_DIR).is_dir():
         raise FileNotFoundError(f"{out_dir}: not a sweep directory (no runs/ in it)")
     columns, meta = collect_summary(out_dir)
-    h5_path = out_dir / SUMMARY_H5
-    tmp = h5_path.with_name(f".{SUMMARY_H5}.{os.getpid()}.tmp")
-    with h5py.File(tmp, "w") as f:
-        f.attrs["format"] = SUMMARY_FORMAT
-        f.attrs["format_version"] = SUMMARY_VERSION
-        f.attrs["columns"] = json.dumps(list(columns))
-        f.attrs["param_columns"] = json.dumps(meta["param_columns"])
-        f.attrs["metric_columns"] = json.dumps(meta["metric_columns"])
-        f.attrs["metric_units"] = json.dumps(meta["metric_units"])
-        now = _dt.datetime.now(_dt.UTC).replace(microsecond=0)
-        f.attrs["created"] = now.isoformat().replace("+00:00", "Z")
-        group = f.create_group("columns")
-        for name, values in columns.items():
-            if values.dtype == object:
-                group.create_dataset(
-                    name, data=values.astype(str).tolist(), dtype=h5py.string_dtype()
-                )
-            else:
-                group.create_dataset(name, data=values)
-    os.replace(tmp, h5_path)
+    h5_path = write_column_table(
+        out_dir / SUMMARY_H5,
+        columns,
+        {
+            "format": SUMMARY_FORMAT,
+            "format_version": SUMMARY_VERSION,
+            "columns": json.dumps(list(columns)),
+            "param_columns": json.dumps(meta["param_columns"]),
+            "metric_columns": json.dumps(meta["metric_columns"]),
+            "metric_units": json.dumps(meta["metric_units"]),
+            "created": utc_now(),
+        },
+    )
     csv_path = out_dir / SUMMARY_CSV
     tmp = csv_path.with_name(f".{SUMMARY_CSV}.{os.getpid()}.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
@@ -266,8 +245,6 @@ def load_summary(path: str | os.PathLike[str], *, as_frame: bool | None = None) 
     ImportError
         When ``as_frame=True`` and pandas is not installed.
     """
-    import h5py
-
     path = Path(path)
     if path.is_dir():
         path = path / SUMMARY_H5
@@ -275,15 +252,8 @@ def load_summary(path: str | os.PathLike[str], *, as_frame: bool | None = None) 
         raise FileNotFoundError(
             f"{path}: no sweep summary; run: closedloop summarize {path.parent}"
         )
-    with h5py.File(path, "r") as f:
-        names = json.loads(f.attrs["columns"])
-        columns = {}
-        for name in names:
-            ds = f["columns"][name]
-            if h5py.check_string_dtype(ds.dtype) is not None:
-                columns[name] = np.array(ds.asstr()[()], dtype=object)
-            else:
-                columns[name] = ds[()]
+    columns, _ = read_column_table(path)
+    names = list(columns)
     if as_frame is False:
         return columns
     try:
@@ -299,19 +269,13 @@ def load_summary(path: str | os.PathLike[str], *, as_frame: bool | None = None) 
 
 def load_summary_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Column groups of a summary: ``param_columns``, ``metric_columns``, ``metric_units``."""
-    import h5py
-
     path = Path(path)
     if path.is_dir():
         path = path / SUMMARY_H5
-    with h5py.File(path, "r") as f:
-        return {
-            key: json.loads(f.attrs[key])
-            for key in ("param_columns", "metric_columns", "metric_units")
-        }
-
-
-# ----------------------------------------------------------------------- figures
+    attrs = read_table_attrs(path)
+    return {
+        key: json.loads(attrs[key]) for key in ("param_columns", "metric_columns", "metric_units")
+    }
 
 
 def pareto_front(energy: np.ndarray, efficacy: np.ndarray) -> np.ndarray:
@@ -338,174 +302,3 @@ def pareto_front(energy: np.ndarray, efficacy: np.ndarray) -> np.ndarray:
             front[i] = True
             best = efficacy[i]
     return front
-
-
-def _aggregate(
-    columns: dict[str, np.ndarray], keys: Sequence[str], metric: str
-) -> tuple[list[tuple], np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, standard deviation and count of ``metric`` for each distinct value of ``keys``."""
-    complete = columns["status"] == "complete"
-    groups: dict[tuple, list[float]] = {}
-    for i in np.flatnonzero(complete):
-        key = tuple(columns[k][i] for k in keys)
-        groups.setdefault(key, []).append(float(columns[metric][i]))
-    order = sorted(groups, key=lambda t: tuple(_sort_key(v) for v in t))
-    mean = np.array(
-        [np.nanmean(groups[k]) if np.isfinite(groups[k]).any() else np.nan for k in order]
-    )
-    std = np.array(
-        [np.nanstd(groups[k]) if np.isfinite(groups[k]).any() else np.nan for k in order]
-    )
-    count = np.array([len(groups[k]) for k in order])
-    return order, mean, std, count
-
-
-def _sort_key(value: Any) -> tuple:
-    if isinstance(value, float | np.floating | int):
-        return (0, float(value), "")
-    return (1, 0.0, str(value))
-
-
-def _label(value: Any) -> str:
-    if isinstance(value, float | np.floating):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def plot_sweep(
-    out_dir: str | os.PathLike[str],
-    *,
-    x: str | None = None,
-    y: str | None = None,
-    metric: str = "beta_reduction",
-    kind: str = "auto",
-    efficacy: str = "beta_reduction",
-    energy: str = "teed_relative",
-    output: str | os.PathLike[str] | None = None,
-) -> Path:
-    """Draw a sweep's summary.
-
-    Parameters
-    ----------
-    out_dir : path-like
-        A sweep directory (its summary is built from the run files if missing).
-    x, y : str, optional
-        Swept parameters (key paths).
-    metric : str
-        Metric drawn by heatmaps and lines.
-    kind : {"auto", "heatmap", "line", "pareto"}
-        ``heatmap``: mean ``metric`` over ``x`` and ``y`` (other parameters
-        and replicates averaged). ``line``: mean and standard deviation of
-        ``metric`` against ``x``. ``pareto``: ``efficacy`` against
-        ``energy`` for each parameter point (mean over replicates) with the
-        Pareto front (least energy for the efficacy) marked. ``auto``:
-        heatmap with ``x`` and ``y``, line with ``x`` only, else pareto.
-    efficacy, energy : str
-        Metrics of the Pareto plot (higher and lower is better).
-    output : path-like, optional
-        Figure file (default ``DIR/sweep_<kind>_<names>.png``).
-
-    Returns
-    -------
-    Path
-
-    Raises
-    ------
-    ValueError
-        For a name that is not a swept parameter or a metric of the summary.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    if not (out_dir / SUMMARY_H5).exists():
-        summarize_sweep(out_dir)
-    columns = load_summary(out_dir, as_frame=False)
-    meta = load_summary_meta(out_dir)
-    params, metrics, units = meta["param_columns"], meta["metric_columns"], meta["metric_units"]
-    if kind == "auto":
-        kind = "heatmap" if x and y else "line" if x else "pareto"
-    if kind not in ("heatmap", "line", "pareto"):
-        raise ValueError(f"kind must be auto, heatmap, line or pareto, got {kind!r}")
-
-    def need_param(name: str | None, flag: str) -> str:
-        if not name:
-            raise ValueError(f"a {kind} plot needs {flag} PARAM; swept: {', '.join(params)}")
-        if name not in params:
-            raise ValueError(
-                f"{flag} {name!r} is not a swept parameter; swept: {', '.join(params)}"
-            )
-        return name
-
-    def need_metric(name: str, flag: str) -> str:
-        if name not in metrics:
-            raise ValueError(f"{flag} {name!r} is not a metric; metrics: {', '.join(metrics)}")
-        return name
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")
-    n_complete = int(np.sum(columns["status"] == "complete"))
-    if kind == "heatmap":
-        x, y = need_param(x, "--x"), need_param(y, "--y")
-        metric = need_metric(metric, "--metric")
-        keys, mean, _, _ = _aggregate(columns, [x, y], metric)
-        xs = sorted({k[0] for k in keys}, key=_sort_key)
-        ys = sorted({k[1] for k in keys}, key=_sort_key)
-        grid = np.full((len(ys), len(xs)), np.nan)
-        for (vx, vy), value in zip(keys, mean, strict=True):
-            grid[ys.index(vy), xs.index(vx)] = value
-        image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
-        ax.set_xticks(range(len(xs)), [_label(v) for v in xs], rotation=45 if len(xs) > 6 else 0)
-        ax.set_yticks(range(len(ys)), [_label(v) for v in ys])
-        if len(xs) * len(ys) <= 64:
-            for (i, j), value in np.ndenumerate(grid):
-                if np.isfinite(value):
-                    ax.text(j, i, f"{value:.3g}", ha="center", va="center", color="w", fontsize=8)
-        fig.colorbar(image, ax=ax, label=f"{metric} ({units.get(metric, '')})")
-        ax.set_xlabel(x)
-        ax.set_ylabel(y)
-        ax.set_title(f"{metric}, mean over the other parameters and replicates")
-        name = f"heatmap_{metric}_{x}_{y}"
-    elif kind == "line":
-        x = need_param(x, "--x")
-        metric = need_metric(metric, "--metric")
-        keys, mean, std, _ = _aggregate(columns, [x], metric)
-        xs = [k[0] for k in keys]
-        numeric = all(isinstance(v, float | np.floating) for v in xs)
-        pos = np.asarray(xs, dtype=float) if numeric else np.arange(len(xs))
-        ax.plot(pos, mean, "o-", color="C0", label="mean")
-        ax.fill_between(pos, mean - std, mean + std, color="C0", alpha=0.25, label="± 1 s.d.")
-        if not numeric:
-            ax.set_xticks(pos, [_label(v) for v in xs])
-        elif len(xs) > 2 and np.all(pos > 0) and pos.max() / pos.min() > 50:
-            ax.set_xscale("log")
-        ax.set_xlabel(x)
-        ax.set_ylabel(f"{metric} ({units.get(metric, '')})")
-        ax.legend()
-        ax.set_title(f"{metric} over {x}")
-        name = f"line_{metric}_{x}"
-    else:
-        efficacy = need_metric(efficacy, "--efficacy")
-        energy = need_metric(energy, "--energy")
-        keys_e, eff, _, _ = _aggregate(columns, params, efficacy)
-        keys_n, eng, _, _ = _aggregate(columns, params, energy)
-        assert keys_e == keys_n
-        front = pareto_front(eng, eff)
-        ax.scatter(eng[~front], eff[~front], color="0.6", s=18, label="parameter point")
-        order = np.flatnonzero(front)[np.argsort(eng[front])]
-        ax.plot(eng[order], eff[order], "o-", color="C3", label="Pareto front")
-        ax.set_xlabel(f"{energy} ({units.get(energy, '')}), lower is better")
-        ax.set_ylabel(f"{efficacy} ({units.get(efficacy, '')}), higher is better")
-        ax.legend()
-        ax.set_title(f"efficacy against energy, {len(keys_e)} parameter points")
-        name = f"pareto_{efficacy}_{energy}"
-    fig.suptitle(f"{out_dir.name}: {n_complete} complete runs", fontsize=9)
-    path = Path(output) if output is not None else out_dir / f"sweep_{_safe(name)}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)

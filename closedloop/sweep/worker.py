@@ -1,20 +1,7 @@
 """Run sweep tasks: one run alone, or several runs simulated together as one batch.
 
-Runs of a sweep that differ only in model parameters, controller parameters
-and seeds can share one simulation: one model of all their instances (model
-parameters are per instance already), one :class:`ControllerStack` of their
-controllers, one :class:`~closedloop.core.loop.ClosedLoop` whose seed groups are
-the runs' own seeds, so each run's instances get exactly the noise streams
-they get alone. Each run's file is then bit for bit what the run writes
-simulated alone (:func:`closedloop.experiment.simulate_runs` computes each
-run's metrics on its own rows).
-
-Controller parameters: when every controller of the batch has a compiled
-twin of the same kind (the built-in controllers do), the stack hands the
-kernels one program whose parameter rows are the runs' own, so the whole
-batch runs in one compiled call per chunk. Otherwise each run's controller
-is called in Python on its own rows every period, which still shares the
-kernel calls.
+Runs that may share a simulation (see :mod:`closedloop.sweep.batch`) are run
+as one batch; each run's file is bit for bit what the run writes alone.
 
 A batch that fails (a run diverges, a controller raises) is not recorded as
 such: the culprit is run alone (and recorded with its own reason) and the
@@ -27,7 +14,6 @@ unknown, every run of the batch is run alone. Run files are written under
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -39,151 +25,18 @@ from typing import Any
 
 import numpy as np
 
-from closedloop.controllers.base import Controller
+import closedloop
+from closedloop.config import ConfigError, validate_config
+from closedloop.core.protocol import ModelDivergedError
+from closedloop.experiment import RunSpec, simulate_runs
+from closedloop.io import DEFAULT_FORMAT, add_run_attrs, open_recorder
+from closedloop.sweep.batch import batched_loop
+from closedloop.sweep.manifest import TMP_DIR
 
-__all__ = ["ControllerStack", "batched_loop", "execute_task", "write_failed_run"]
+__all__ = ["MAX_BATCH_RETRIES", "execute_task", "write_failed_run"]
 
 #: Divergences tolerated in one batch before its remaining runs are run alone.
 MAX_BATCH_RETRIES = 2
-
-
-class ControllerStack(Controller):
-    """Several controllers side by side over consecutive slices of the batch.
-
-    Parameters
-    ----------
-    controllers : sequence of Controller
-        One per run, in instance order.
-    sizes : sequence of int
-        Instances of each.
-
-    Attributes
-    ----------
-    seeds : list of numpy.random.SeedSequence or None
-        One per controller: :meth:`reset` gives controller ``k`` a generator
-        from ``seeds[k]`` (what it gets in a run of its own), ignoring the
-        generator it is given. Set from
-        :attr:`closedloop.core.loop.ClosedLoop.controller_seeds`.
-    """
-
-    name = "stack"
-
-    def __init__(self, controllers: Sequence[Controller], sizes: Sequence[int]) -> None:
-        if len(controllers) != len(sizes) or not controllers:
-            raise ValueError("ControllerStack needs one size per controller")
-        self.controllers = list(controllers)
-        self.sizes = [int(s) for s in sizes]
-        self.seeds: list[np.random.SeedSequence] | None = None
-
-    def get_params(self) -> dict[str, Any]:
-        return {}
-
-    def reset(self, n: int, rng: np.random.Generator) -> None:
-        if n != sum(self.sizes):
-            raise ValueError(f"the stack covers {sum(self.sizes)} instances, not {n}")
-        bounds = np.cumsum([0, *self.sizes])
-        self.slices_ = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        seeds = self.seeds if self.seeds is not None else [None] * len(self.controllers)
-        for controller, size, seed in zip(self.controllers, self.sizes, seeds, strict=True):
-            controller.reset(size, rng if seed is None else np.random.default_rng(seed))
-        self.n_ = n
-
-    def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        keys = None
-        for k, (controller, sl) in enumerate(zip(self.controllers, self.slices_, strict=True)):
-            part = controller.update(t, {name: value[sl] for name, value in features.items()})
-            if keys is None:
-                keys = set(part)
-                for key in keys:
-                    out[key] = np.empty(self.n_)
-            elif set(part) != keys:
-                # Alone, a left-out key keeps each run's own last command; a
-                # stack cannot tell the loop that for some rows only.
-                raise ValueError(
-                    f"controllers of one batch returned different command keys "
-                    f"({sorted(keys)} and {sorted(part)}); run them one by one"
-                )
-            for key, value in part.items():
-                out[key][sl] = np.broadcast_to(
-                    np.asarray(value, dtype=np.float64), (self.sizes[k],)
-                )
-        return out
-
-    def compiled(self) -> tuple[int, np.ndarray, np.ndarray] | None:
-        """One program for the kernels from the controllers' own, row blocks stacked."""
-        programs = [c.compiled() for c in self.controllers]
-        if all(p is None for p in programs):
-            return None
-        if any(p is None for p in programs):
-            raise ValueError("some controllers of the batch have a compiled twin and some not")
-        kinds = {int(p[0]) for p in programs}
-        if len(kinds) != 1:
-            raise ValueError("controllers of one batch compile to different kinds")
-        params = [np.asarray(p[1], dtype=np.float64) for p in programs]
-        states = [np.asarray(p[2], dtype=np.float64) for p in programs]
-        if len({a.shape[1:] for a in params}) != 1 or len({a.shape[1:] for a in states}) != 1:
-            raise ValueError("controllers of one batch compile to programs of different shapes")
-        return kinds.pop(), np.concatenate(params), np.concatenate(states)
-
-
-def batched_loop(exps: Sequence[Any]) -> Any:
-    """One loop simulating several validated experiments' runs together.
-
-    Parameters
-    ----------
-    exps : sequence of closedloop.config.schema.ResolvedExperiment
-        Runs that differ only in model parameters, controller parameters and
-        seeds.
-
-    Returns
-    -------
-    closedloop.core.loop.ClosedLoop
-
-    Raises
-    ------
-    ValueError
-        When the runs cannot share a simulation.
-    """
-    from closedloop.core.loop import ClosedLoop
-
-    first = exps[0]
-    loop0 = first.loop
-    model0 = loop0.model
-    for exp in exps[1:]:
-        loop = exp.loop
-        if (
-            type(loop.model) is not type(model0)
-            or loop.model.dt_s != model0.dt_s
-            or loop.sensing != loop0.sensing
-            or loop.device != loop0.device
-            or type(loop.controller) is not type(loop0.controller)
-            or loop.control_period_s != loop0.control_period_s
-            or loop.latency_steps != loop0.latency_steps
-            or loop.engine != loop0.engine
-        ):
-            raise ValueError("these runs differ in more than model and controller parameters")
-    sizes = [exp.loop.n for exp in exps]
-    params = {
-        key: np.concatenate([exp.loop.model.param_values[key] for exp in exps])
-        for key in model0.param_values
-    }
-    # like() carries settings outside the parameters (and refuses what it cannot).
-    model = model0.like(n=sum(sizes), params=params)
-    stack = ControllerStack([exp.loop.controller for exp in exps], sizes)
-    loop = ClosedLoop(
-        model,
-        loop0.sensing,
-        loop0.device,
-        stack,
-        control_period_s=first.config.control.period_s,
-        latency_s=first.config.control.latency_s,
-        seed=[exp.config.seed for exp in exps],
-        engine=loop0.engine,
-    )
-    stack.seeds = loop.controller_seeds
-    return loop
-
 
 # ----------------------------------------------------------------------- files
 
@@ -229,18 +82,7 @@ def _finish(
     For files closed before the attributes could be set (failed runs).
     Returns the file's ``status`` and ``message``: the file is the record.
     """
-    import h5py
-
-    with h5py.File(tmp_path, "r+") as f:
-        json_attrs = json.loads(f.attrs.get("json_attrs", "[]"))
-        for key, value in _sweep_attrs(run, float(wall_s), k).items():
-            if isinstance(value, dict):
-                value = json.dumps(value, sort_keys=True)
-                if key not in json_attrs:
-                    json_attrs.append(key)
-            f.attrs[key] = value
-        f.attrs["json_attrs"] = json.dumps(json_attrs)
-        status, message = (str(f.attrs["status"]), str(f.attrs["message"]))
+    status, message = add_run_attrs(tmp_path, _sweep_attrs(run, float(wall_s), k))
     _move(tmp_path, runs_dir)
     return status, message
 
@@ -273,21 +115,22 @@ def write_failed_run(
     Path
         The file.
     """
-    import closedloop
-    from closedloop.config import ConfigError, validate_config
-    from closedloop.io.hdf5 import RunRecorder
-
     runs_dir = Path(runs_dir)
     try:
         config = validate_config(run["config"]).resolved_dict()
     except ConfigError:
         config = run["config"]
     n = int(run["config"].get("n_instances", 1))
-    tmp_dir = Path(tempfile.mkdtemp(dir=tmp_root if tmp_root is not None else runs_dir / ".tmp"))
+    tmp_dir = Path(tempfile.mkdtemp(dir=tmp_root if tmp_root is not None else runs_dir / TMP_DIR))
     try:
         path = tmp_dir / f"{run['run_id']}.h5"
-        rec = RunRecorder(
-            path, config=config, seed=run["seed"], n=n, closedloop_version=closedloop.__version__
+        rec = open_recorder(
+            DEFAULT_FORMAT,
+            path,
+            config=config,
+            seed=run["seed"],
+            n=n,
+            closedloop_version=closedloop.__version__,
         )
         rec.close("failed", error)
         _finish(path, runs_dir, run, wall_s, batch_size)
@@ -306,9 +149,6 @@ class _BatchFailed(Exception):
 
 
 def _run_alone(run: Mapping[str, Any], runs_dir: Path, tmp_root: Path) -> dict[str, Any]:
-    from closedloop.config import validate_config
-    from closedloop.experiment import RunSpec, simulate_runs
-
     t0 = time.perf_counter()
     tmp_dir = Path(tempfile.mkdtemp(dir=tmp_root))
     path = tmp_dir / f"{run['run_id']}.h5"
@@ -334,10 +174,6 @@ def _run_alone(run: Mapping[str, Any], runs_dir: Path, tmp_root: Path) -> dict[s
 def _run_batch(
     runs: Sequence[Mapping[str, Any]], runs_dir: Path, tmp_root: Path
 ) -> list[dict[str, Any]]:
-    from closedloop.config import validate_config
-    from closedloop.core.protocol import ModelDivergedError
-    from closedloop.experiment import RunSpec, simulate_runs
-
     t0 = time.perf_counter()
     exps = [validate_config(run["config"]) for run in runs]
     loop = batched_loop(exps)
@@ -375,7 +211,7 @@ def execute_task(task: Mapping[str, Any]) -> list[dict[str, Any]]:
     task : mapping
         ``runs_dir`` (the sweep's ``runs/`` directory, shared with the
         workers), ``runs``: run payloads
-        (:meth:`closedloop.sweep.runner.RunPoint.payload`) to simulate together when
+        (:meth:`closedloop.sweep.plan.RunPoint.payload`) to simulate together when
         there are several, and optionally ``tmp_dir``: the sweep's scratch
         directory, which must exist (a sweep removes it when it stops, so a
         task still running after that writes nothing).
@@ -392,7 +228,7 @@ def execute_task(task: Mapping[str, Any]) -> list[dict[str, Any]]:
         if not tmp_root.is_dir():
             raise FileNotFoundError(f"{tmp_root}: the sweep that sent this task has stopped")
     else:
-        tmp_root = runs_dir / ".tmp"
+        tmp_root = runs_dir / TMP_DIR
         tmp_root.mkdir(parents=True, exist_ok=True)
     pending = list(task["runs"])
     results: list[dict[str, Any]] = []
