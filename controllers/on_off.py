@@ -12,9 +12,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from closedloop.controllers import compiled as _compiled
 from closedloop.controllers.base import Controller
 from closedloop.controllers.base import real_parameter as _real
+from closedloop.controllers.compiled import ON_OFF as TWIN_KIND
 
 __all__ = ["OnOff"]
 
@@ -189,7 +189,7 @@ class OnOff(Controller):
             self._rate,
         ]
         params = np.tile(np.asarray(row, dtype=float), (self.n_, 1))
-        return _compiled.ON_OFF, params, self.amplitude_ma_.reshape(-1, 1).copy()
+        return TWIN_KIND, params, self.amplitude_ma_.reshape(-1, 1).copy()
 
     def thresholds(self) -> dict[str, float]:
         """Return the switching threshold.

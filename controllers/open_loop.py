@@ -11,9 +11,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from closedloop.controllers import compiled as _compiled
 from closedloop.controllers.base import Controller
 from closedloop.controllers.base import real_parameter as _real
+from closedloop.controllers.compiled import OPEN_LOOP as TWIN_KIND
 
 __all__ = ["OpenLoop"]
 
@@ -130,4 +130,4 @@ class OpenLoop(Controller):
         """Program for the compiled kernels (see :meth:`Controller.compiled`)."""
         row = [self.amplitude_ma, self.frequency_hz, self.pulse_width_us]
         params = np.tile(np.asarray(row, dtype=float), (self.n_, 1))
-        return _compiled.OPEN_LOOP, params, np.zeros((self.n_, 1))
+        return TWIN_KIND, params, np.zeros((self.n_, 1))

@@ -12,9 +12,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from closedloop.controllers import compiled as _compiled
 from closedloop.controllers.base import Controller
 from closedloop.controllers.base import real_parameter as _real
+from closedloop.controllers.compiled import PID as TWIN_KIND
 
 __all__ = ["PID"]
 
@@ -266,7 +266,7 @@ class PID(Controller):
             state[:, 1] = self.error_prev_
             state[:, 2] = 1.0
         params = np.tile(np.asarray(row, dtype=float), (self.n_, 1))
-        return _compiled.PID, params, state
+        return TWIN_KIND, params, state
 
     def thresholds(self) -> dict[str, float]:
         """Return the set point.

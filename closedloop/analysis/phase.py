@@ -47,8 +47,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import signal as _signal
 
+from closedloop.analysis.replay import replay_controller
 from closedloop.io import RunData, load_run
-from closedloop.registry import resolve_controller
 
 __all__ = ["band_amplitude", "plot_phase_histogram", "pulse_phases"]
 
@@ -96,29 +96,13 @@ def _replayed_commands(run: RunData) -> np.ndarray:
     Returns an array of shape ``(n, periods)``: the pulses commanded at the
     end of each control period (0 where none).
     """
-    spec = run.config["controller"]
-    controller = resolve_controller(spec["name"])(**spec.get("params", {}))
-    n = run.n_instances
-    seed = run.config.get("seed", 0)
-    rng_seed = np.random.SeedSequence(int(seed)).spawn(3)[2] if np.ndim(seed) == 0 else None
-    controller.reset(n, np.random.default_rng(rng_seed))
-    biomarker = run.timeseries["biomarker"]
-    periods = biomarker.shape[1]
-    period_s = 1.0 / float(run.timeseries_attrs["biomarker"]["sampling_rate_hz"])
-    features = {
-        name[len("feature_") :]: run.timeseries[name]
-        for name in run.timeseries
-        if name.startswith("feature_")
-    }
-    out = np.zeros((n, periods))
-    for k in range(periods):
-        now = {"biomarker": biomarker[:, k].copy()}
-        for name, values in features.items():
-            now[name] = values[:, k].copy()
-        command = controller.update((k + 1) * period_s, now)
-        pulses = command.get("pulses")
+    out = np.zeros(run.timeseries["biomarker"].shape)
+    for step in replay_controller(run):
+        pulses = step.command.get("pulses")
         if pulses is not None:
-            out[:, k] = np.nan_to_num(np.asarray(pulses, dtype=float), nan=0.0, posinf=0.0)
+            out[:, step.period] = np.nan_to_num(
+                np.asarray(pulses, dtype=float), nan=0.0, posinf=0.0
+            )
     return out
 
 

@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
+from closedloop.analysis.replay import replay_controller
 from closedloop.controllers.responsive import Responsive
 from closedloop.io import RunData, load_run
 
@@ -314,16 +315,10 @@ def _replay_responsive(run: RunData, params: Mapping[str, Any]) -> list[np.ndarr
     name = "biomarker" if feature == "biomarker" else f"feature_{feature}"
     if name not in run.timeseries:
         raise ValueError(f"{run.path}: no timeseries/{name} to replay the responsive detector on")
-    values = np.asarray(run.timeseries[name], dtype=float)
-    rate = _rate(run, name)
-    n, periods = values.shape
-    controller.reset(n, np.random.default_rng(0))
-    hits: list[list[float]] = [[] for _ in range(n)]
-    for k in range(periods):
-        t = (k + 1) / rate
-        controller.update(t, {feature: values[:, k]})
+    hits: list[list[float]] = [[] for _ in range(run.n_instances)]
+    for step in replay_controller(run, controller):
         for i in np.flatnonzero(controller.triggered_):
-            hits[i].append(t)
+            hits[i].append(step.t_s)
     return [np.asarray(h, dtype=float) for h in hits]
 
 
