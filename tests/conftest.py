@@ -5,6 +5,9 @@
   and hand to ``write_experiment``.
 * ``write_experiment(config, name="experiment")``: write a dict or YAML text
   to ``<tmp_path>/<name>.yaml`` and return the path.
+* ``feed_controller(controller, features, period_s=..., command="amplitude_ma")``:
+  reset a controller for the batch, call ``update`` once per period with
+  row ``k`` of every feature series and return that command per period.
 * ``pulse_drive(n_steps, dt_s, onsets_s, amplitude_ma, width_s)``: the mean
   cathodic current per integration step (mA) of square pulses, what the
   device hands a model; a pulse that straddles a step boundary puts the rest
@@ -90,3 +93,35 @@ def _pulse_drive(
 def pulse_drive() -> Callable[..., np.ndarray]:
     """``pulse_drive(n_steps, dt_s, onsets_s, amplitude_ma, width_s)``, mA per step."""
     return _pulse_drive
+
+
+def _feed_controller(
+    controller: Any,
+    features: Mapping[str, Any],
+    *,
+    period_s: float,
+    command: str = "amplitude_ma",
+) -> np.ndarray:
+    series = {}
+    for name, values in features.items():
+        values = np.asarray(values, dtype=float)
+        series[name] = values[:, None] if values.ndim == 1 else values
+    periods, n = next(iter(series.values())).shape
+    controller.reset(n, np.random.default_rng(0))
+    out = []
+    for k in range(periods):
+        rows = {name: values[k].copy() for name, values in series.items()}
+        out.append(controller.update((k + 1) * period_s, rows)[command])
+    return np.array(out)
+
+
+@pytest.fixture
+def feed_controller() -> Callable[..., np.ndarray]:
+    """``feed_controller(controller, {name: (periods, n) or (periods,)}, period_s=...)``.
+
+    Resets the controller for ``n`` instances (generator seeded with 0),
+    calls ``update((k + 1) * period_s, row k of each feature)`` for every
+    period ``k`` and returns the ``command`` (default ``"amplitude_ma"``) of
+    each call, shape ``(periods, n)``.
+    """
+    return _feed_controller

@@ -22,18 +22,10 @@ def test_registered_and_conforms():
     check_controller(StateKick(feature="biomarker", dwell_s=0.0, refractory_s=0.0))
 
 
-def _amplitudes(controller, values, period=0.01, feature="signal"):
-    values = np.asarray(values, dtype=float)
-    controller.reset(values.shape[1], np.random.default_rng(0))
-    return np.array(
-        [
-            controller.update(period * (k + 1), {feature: row})["amplitude_ma"]
-            for k, row in enumerate(values)
-        ]
-    )
+PERIOD_S = 0.01
 
 
-def test_dwell_kick_duration_and_refractory_per_instance():
+def test_dwell_kick_duration_and_refractory_per_instance(feed_controller):
     c = StateKick(threshold=0.2, dwell_s=0.02, kick_duration_s=0.03, refractory_s=0.05)
     high, low = 0.3, 0.0
     values = np.array(
@@ -48,7 +40,7 @@ def test_dwell_kick_duration_and_refractory_per_instance():
         ]
         + [[high, low, high]] * 8
     )
-    amp = _amplitudes(c, values)
+    amp = feed_controller(c, {"signal": values}, period_s=PERIOD_S)
     # Instance 0: kicked at the 2nd period (20 ms above) for 3 periods, then
     # refractory for 50 ms after the kick ends (t = 0.05 s), kicked again at 0.10 s.
     np.testing.assert_array_equal(amp[:, 0], [0, 3, 3, 3, 0, 0, 0, 0, 0, 3, 3, 3, 0, 0])
@@ -59,9 +51,9 @@ def test_dwell_kick_duration_and_refractory_per_instance():
     np.testing.assert_array_equal(c.n_kicks_, [2, 0, 2])
 
 
-def test_nan_counts_as_below_and_start_s_holds_kicks_back():
+def test_nan_counts_as_below_and_start_s_holds_kicks_back(feed_controller):
     c = StateKick(threshold=0.2, dwell_s=0.0, kick_duration_s=0.01, start_s=0.05)
-    amp = _amplitudes(c, [[np.nan, 0.3]] * 8)
+    amp = feed_controller(c, {"signal": [[np.nan, 0.3]] * 8}, period_s=PERIOD_S)
     assert not amp[:, 0].any()
     np.testing.assert_array_equal(amp[:, 1], [0, 0, 0, 0, 3, 0, 0, 0])  # first at t = 0.05 s
 
