@@ -92,6 +92,12 @@ class NaNTolerant(WilsonCowan):
     }
 
 
+class StrayRegime(WilsonCowan):
+    """A regime that sets a parameter the model does not declare."""
+
+    regimes = {**WilsonCowan.regimes, "stray": {"tau_X": 0.01}}
+
+
 class Anonymous(WilsonCowan):
     """Refuses bad parameters without saying which."""
 
@@ -148,13 +154,25 @@ def _problems(model, **kwargs):
         (Unitless, "declarations", "parameter 'tau_E' has no units"),
         (Unitless, "declarations", "parameter 'c1' has no reference"),
         (NaNTolerant, "bad_parameters", "NaN for 'c2' (nan) was accepted"),
+        (StrayRegime, "parameter_defaults", "regime 'stray' sets undeclared parameter(s)"),
         (Anonymous, "bad_parameters", "does not name it"),
         (Unseeded, "seed_determinism", "two models reset with seed 0 differ"),
         (Crosstalk, "batch_independence", "instance 20 of a batch of 40"),
         (Deaf, "stimulation_effect", "leaves the signal unchanged"),
         (lambda n, params=None: Scaled(n=n, params=params, gain=2.0), "like", "runs differently"),
     ],
-    ids=["state", "units", "reference", "nan", "unnamed", "seed", "batch", "stimulation", "like"],
+    ids=[
+        "state",
+        "units",
+        "reference",
+        "nan",
+        "regime",
+        "unnamed",
+        "seed",
+        "batch",
+        "stimulation",
+        "like",
+    ],
 )
 def test_check_model_reports_a_planted_defect_by_check_name(model, check, says):
     if isinstance(model, type):

@@ -215,9 +215,8 @@ def _subject(
         def build_regime(regime: str) -> NumbaModel:
             return cls(n=1, params=base, regime=regime, **settings)
 
-        regimes = True
     else:
-        make, build_regime, regimes = model, None, False
+        make, build_regime = model, None
     cls = type(make(1, None))
     return ModelUnderTest(
         label=label,
@@ -227,6 +226,5 @@ def _subject(
         seed=seed,
         stimulation=stimulation,
         noisy=noisy,
-        regimes=regimes,
         build_regime=build_regime,
     )

@@ -22,9 +22,13 @@ import numpy as np
 from closedloop.core.model import PARALLEL_MIN_BATCH, NumbaModel, Parameter
 
 __all__ = [
+    "LARGE_BATCH",
     "OPEN_LOOP_CHECKS",
+    "SMALL_BATCH",
+    "UNKNOWN_PARAMETER",
     "ModelFactory",
     "ModelUnderTest",
+    "advance_in_chunks",
     "check_advance_output",
     "check_bad_parameters",
     "check_batch_independence",
@@ -36,6 +40,9 @@ __all__ = [
     "check_seed_sensitivity",
     "check_stimulation_effect",
     "first_difference",
+    "out_of_range",
+    "state_difference",
+    "varied_parameter",
 ]
 
 #: ``factory(n, params)``: a model of ``n`` instances with these parameter
@@ -73,9 +80,9 @@ class ModelUnderTest:
         ``stimulation_units``.
     noisy : bool
         Whether different seeds must give different signals.
-    regimes : bool
-        Whether every declared regime can be built (only for a class: a
-        factory takes no regime).
+    build_regime : callable, optional
+        ``build_regime(name)`` builds one instance in a declared regime
+        (a class only: a factory takes no regime); None skips that check.
     """
 
     label: str
@@ -85,7 +92,6 @@ class ModelUnderTest:
     seed: int = 0
     stimulation: float = 0.05
     noisy: bool = True
-    regimes: bool = True
     build_regime: Callable[[str], NumbaModel] | None = None
     _drives: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
 
@@ -110,10 +116,13 @@ class ModelUnderTest:
         """A fresh model reset with ``seeds`` and advanced ``n_steps``, in chunks of ``chunk``."""
         model = self.make(n, params)
         model.reset(seeds)
-        return model, advance(model, self.n_steps, self.drive(n) if drive is None else drive, chunk)
+        drive = self.drive(n) if drive is None else drive
+        return model, advance_in_chunks(model, self.n_steps, drive, chunk)
 
 
-def advance(model: NumbaModel, n_steps: int, drive: np.ndarray, chunk: int | None) -> np.ndarray:
+def advance_in_chunks(
+    model: NumbaModel, n_steps: int, drive: np.ndarray, chunk: int | None
+) -> np.ndarray:
     """``model.advance`` over ``drive`` in one call or in chunks of ``chunk`` steps."""
     if chunk is None:
         return model.advance(n_steps, drive)
@@ -232,7 +241,7 @@ def check_parameter_defaults(subject: ModelUnderTest) -> list[str]:
         unknown = sorted(set(values) - set(params))
         if unknown:
             problems.append(f"regime {regime!r} sets undeclared parameter(s) {unknown}")
-        elif subject.regimes and subject.build_regime is not None:
+        elif subject.build_regime is not None:
             try:
                 subject.build_regime(regime)
             except Exception as exc:
