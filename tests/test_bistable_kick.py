@@ -1,7 +1,5 @@
 """State kicks: the controller's logic, the mechanism, and the closed loop on bistable WC."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -15,7 +13,6 @@ from closedloop.sensing.chain import SensingChain
 from closedloop.testing.controller import check_controller
 
 DT = 1e-4
-EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "wc_bistable_kick.yaml"
 LOW_E, HIGH_E = 0.035, 0.364  # the bistable regime's stable states (tests/test_wilson_cowan.py)
 
 
@@ -25,18 +22,10 @@ def test_registered_and_conforms():
     check_controller(StateKick(feature="biomarker", dwell_s=0.0, refractory_s=0.0))
 
 
-def _amplitudes(controller, values, period=0.01, feature="signal"):
-    values = np.asarray(values, dtype=float)
-    controller.reset(values.shape[1], np.random.default_rng(0))
-    return np.array(
-        [
-            controller.update(period * (k + 1), {feature: row})["amplitude_ma"]
-            for k, row in enumerate(values)
-        ]
-    )
+PERIOD_S = 0.01
 
 
-def test_dwell_kick_duration_and_refractory_per_instance():
+def test_dwell_kick_duration_and_refractory_per_instance(feed_controller):
     c = StateKick(threshold=0.2, dwell_s=0.02, kick_duration_s=0.03, refractory_s=0.05)
     high, low = 0.3, 0.0
     values = np.array(
@@ -51,7 +40,7 @@ def test_dwell_kick_duration_and_refractory_per_instance():
         ]
         + [[high, low, high]] * 8
     )
-    amp = _amplitudes(c, values)
+    amp = feed_controller(c, {"signal": values}, period_s=PERIOD_S)
     # Instance 0: kicked at the 2nd period (20 ms above) for 3 periods, then
     # refractory for 50 ms after the kick ends (t = 0.05 s), kicked again at 0.10 s.
     np.testing.assert_array_equal(amp[:, 0], [0, 3, 3, 3, 0, 0, 0, 0, 0, 3, 3, 3, 0, 0])
@@ -62,9 +51,9 @@ def test_dwell_kick_duration_and_refractory_per_instance():
     np.testing.assert_array_equal(c.n_kicks_, [2, 0, 2])
 
 
-def test_nan_counts_as_below_and_start_s_holds_kicks_back():
+def test_nan_counts_as_below_and_start_s_holds_kicks_back(feed_controller):
     c = StateKick(threshold=0.2, dwell_s=0.0, kick_duration_s=0.01, start_s=0.05)
-    amp = _amplitudes(c, [[np.nan, 0.3]] * 8)
+    amp = feed_controller(c, {"signal": [[np.nan, 0.3]] * 8}, period_s=PERIOD_S)
     assert not amp[:, 0].any()
     np.testing.assert_array_equal(amp[:, 1], [0, 0, 0, 0, 3, 0, 0, 0])  # first at t = 0.05 s
 
@@ -84,18 +73,7 @@ def test_bad_parameters_are_refused_with_their_name(params, message):
         StateKick(**params).reset(2, np.random.default_rng(0))
 
 
-def _burst(n_steps, start_s, duration_s, amplitude_ma=3.0, frequency_hz=130.0, width_s=100e-6):
-    """Mean cathodic current per step of a pulse burst (what the device sends)."""
-    drive = np.zeros(n_steps)
-    for onset in np.arange(start_s, start_s + duration_s - 1e-12, 1.0 / frequency_hz):
-        k = int(onset / DT + 1e-9)
-        covered = min(width_s, (k + 1) * DT - onset)
-        drive[k] += amplitude_ma * covered / DT
-        drive[k + 1] += amplitude_ma * (width_s - covered) / DT
-    return drive
-
-
-def test_a_burst_ends_the_high_state_through_inhibition_and_spares_the_low_one():
+def test_a_burst_ends_the_high_state_through_inhibition_and_spares_the_low_one(pulse_drive):
     # Deterministic: the two states and a 50 ms, 3 mA, 130 Hz burst. Row 2
     # recruits only E (g_I = 0): then the burst cannot end the high state,
     # which is why the model lets stimulation recruit I.
@@ -109,7 +87,9 @@ def test_a_burst_ends_the_high_state_through_inhibition_and_spares_the_low_one()
     model.state["x"][:, :2] = [[0.5, 0.2], [0.0, 0.0], [0.5, 0.2]]
     model.advance(3000)  # settle in each state
     assert model.state["x"][:, 0] == pytest.approx([HIGH_E, LOW_E, HIGH_E], abs=1e-3)
-    drive = np.tile(_burst(5000, 0.05, 0.05), (3, 1))
+    # 3 mA, 100 us pulses at 130 Hz from 50 ms for 50 ms.
+    onsets = np.arange(0.05, 0.1 - 1e-12, 1.0 / 130.0)
+    drive = np.tile(pulse_drive(5000, DT, onsets, 3.0, 100e-6), (3, 1))
     e = model.advance(5000, drive)
     assert e[:, -1] == pytest.approx([LOW_E, LOW_E, HIGH_E], abs=1e-3)
 
@@ -146,11 +126,11 @@ def test_closed_loop_returns_instances_to_low_state_and_cuts_time_in_high_state(
     assert frac["kick"] < 0.1 * frac["none"], frac
 
 
-def test_experiment_runs_and_shows_kicks(tmp_path):
+def test_experiment_runs_and_shows_kicks(tmp_path, experiment_path):
     code = main(
         [
             "run",
-            str(EXPERIMENT),
+            str(experiment_path("wc_bistable_kick")),
             "--out",
             str(tmp_path),
             "--set",

@@ -1,6 +1,7 @@
-"""Jansen-Rit column: alpha rhythm, the equations, input noise, stimulation, safety."""
+"""Jansen-Rit column: alpha rhythm, the equations, input noise, stimulation.
 
-from pathlib import Path
+The contract (chunking, seeds, batches, parameter checks) is in test_models_contract.py.
+"""
 
 import numpy as np
 import pytest
@@ -12,7 +13,6 @@ from closedloop.experiment import run_experiment
 from closedloop.models import JansenRit
 
 DT = 1e-4
-EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "jr_alpha_tacs.yaml"
 
 
 def _rhs(model, drive_ma=0.0):
@@ -125,63 +125,21 @@ def test_weak_alpha_regime_has_less_alpha_and_10hz_trains_restore_it():
     assert powers["weak_stimulated"] > powers["healthy"]
 
 
-@pytest.mark.parametrize("chunk", [1, 7, 1000])
-def test_chunked_advance_equals_one_call(chunk):
-    n_steps = 3000
-    drive = np.random.default_rng(0).uniform(0, 0.05, size=(3, n_steps))
-    whole = JansenRit(dt_s=DT, n=3)
-    whole.reset(11)
-    y_whole = whole.advance(n_steps, drive)
-    parts = JansenRit(dt_s=DT, n=3)
-    parts.reset(11)
-    pieces = [
-        parts.advance(min(chunk, n_steps - s), drive[:, s : s + chunk])
-        for s in range(0, n_steps, chunk)
-    ]
-    np.testing.assert_array_equal(np.hstack(pieces), y_whole)
-    np.testing.assert_array_equal(parts.state["x"], whole.state["x"])
-
-
-def test_same_seed_same_result_different_seed_different():
-    runs = []
-    for seed in (1, 1, 2):
-        m = JansenRit(dt_s=DT, n=2)
-        m.reset(seed)
-        runs.append(m.advance(2000))
-    np.testing.assert_array_equal(runs[0], runs[1])
-    assert not np.array_equal(runs[0], runs[2])
-
-
-def test_parallel_batch_equals_serial_instances():
-    seeds = np.random.SeedSequence(9).spawn(40)  # 40 >= the parallel threshold
-    c = np.linspace(100, 170, 40)  # per-instance parameters too
-    big = JansenRit(dt_s=DT, n=40, params={"C": c})
-    big.reset(seeds)
-    y_big = big.advance(2000)
-    one = JansenRit(dt_s=DT, n=1, params={"C": c[17]})
-    one.reset([seeds[17]])
-    np.testing.assert_array_equal(one.advance(2000)[0], y_big[17])
-
-
 @pytest.mark.parametrize(
-    ("params", "dt", "message"),
-    [
-        ({"a": -100.0}, DT, "'a'"),
-        ({"tau_stim": 0.0}, DT, "tau_stim"),
-        ({"p_std": -1.0}, DT, "p_std"),
-        ({"p_hold_s": 1.05e-3}, DT, "p_hold_s"),
-        ({"p_hold_s": 1e-3}, 3e-4, "whole number"),
-        ({"C": [135.0, 135.0, 135.0]}, DT, "'C'"),
-        ({"g_stim": float("inf")}, DT, "g_stim"),
-    ],
+    ("p_hold_s", "dt"),
+    [(1.05e-3, DT), (1e-3, 3e-4)],
+    ids=["not-whole-steps", "dt-does-not-divide"],
 )
-def test_bad_parameters_are_refused_with_their_name(params, dt, message):
-    with pytest.raises(ValueError, match=message):
-        JansenRit(dt_s=dt, n=2, params=params)
+def test_input_hold_must_be_whole_steps(p_hold_s, dt):
+    with pytest.raises(ValueError, match="'p_hold_s'.*whole number"):
+        JansenRit(dt_s=dt, n=2, params={"p_hold_s": p_hold_s})
 
 
-def test_experiment_restores_alpha_in_closed_loop(tmp_path):
-    exp = load_config(EXPERIMENT, ["duration_s=6.0", "output.figure=false"])
+def test_experiment_restores_alpha_in_closed_loop(tmp_path, experiment_config, write_experiment):
+    config = experiment_config("jr_alpha_tacs")
+    config["duration_s"] = 6.0
+    config["output"]["figure"] = False
+    exp = load_config(write_experiment(config))
     metrics = run_experiment(exp, tmp_path).metrics
     # Alpha (8-12 Hz) power at least doubled against the same seed unstimulated,
     # for a fraction of the energy of continuous 2 mA trains.

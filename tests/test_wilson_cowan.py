@@ -1,4 +1,7 @@
-"""Wilson-Cowan model: the equations, each regime's dynamics, chunk invariance, safety."""
+"""Wilson-Cowan model: the equations and each regime's dynamics.
+
+The contract (chunking, seeds, batches, parameter checks) is in test_models_contract.py.
+"""
 
 import numpy as np
 import pytest
@@ -149,61 +152,6 @@ def test_noise_switches_between_the_states_both_ways():
     assert 0.4 < high.mean() < 0.8
     quiet = _model("bistable", n=8, sigma_E=0.0)
     assert not _in_high_state(quiet.advance(20000)[:, ::10]).any()
-
-
-@pytest.mark.parametrize("chunk", [1, 7, 1000])
-def test_chunked_advance_equals_one_call(chunk):
-    n_steps = 3000
-    drive = np.random.default_rng(0).uniform(0, 0.05, size=(3, n_steps))
-    params = {"sigma_E": 0.3, "sigma_I": 0.1}
-    whole = WilsonCowan(dt_s=DT, n=3, regime="bistable", params=params)
-    whole.reset(11)
-    y_whole = whole.advance(n_steps, drive)
-    parts = WilsonCowan(dt_s=DT, n=3, regime="bistable", params=params)
-    parts.reset(11)
-    pieces = [
-        parts.advance(min(chunk, n_steps - s), drive[:, s : s + chunk])
-        for s in range(0, n_steps, chunk)
-    ]
-    np.testing.assert_array_equal(np.hstack(pieces), y_whole)
-    np.testing.assert_array_equal(parts.state["x"], whole.state["x"])
-
-
-def test_same_seed_same_result_different_seed_different():
-    runs = []
-    for seed in (1, 1, 2):
-        m = WilsonCowan(dt_s=DT, n=2, regime="bistable")
-        m.reset(seed)
-        runs.append(m.advance(2000))
-    np.testing.assert_array_equal(runs[0], runs[1])
-    assert not np.array_equal(runs[0], runs[2])
-
-
-def test_parallel_batch_equals_serial_instances():
-    seeds = np.random.SeedSequence(9).spawn(40)  # 40 >= the parallel threshold
-    sigma = np.linspace(0.1, 0.5, 40)  # per-instance parameters too
-    big = WilsonCowan(dt_s=DT, n=40, regime="bistable", params={"sigma_E": sigma})
-    big.reset(seeds)
-    y_big = big.advance(2000)
-    one = WilsonCowan(dt_s=DT, n=1, regime="bistable", params={"sigma_E": sigma[17]})
-    one.reset([seeds[17]])
-    np.testing.assert_array_equal(one.advance(2000)[0], y_big[17])
-
-
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        ({"tau_E": -0.01}, "tau_E"),
-        ({"tau_stim": 0.0}, "tau_stim"),
-        ({"c2": -1.0}, "c2"),
-        ({"sigma_E": float("nan")}, "sigma_E"),
-        ({"a_I": [1.0, 2.0, 3.0]}, "a_I"),
-        ({"bogus": 1.0}, "bogus"),
-    ],
-)
-def test_bad_parameters_are_refused_with_their_name(params, message):
-    with pytest.raises(ValueError, match=message):
-        WilsonCowan(dt_s=DT, n=2, params=params)
 
 
 def test_unknown_regime_is_refused():

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from closedloop.controllers.base import COMMAND_KEYS, Controller
+from closedloop.testing.errors import ConformanceError
 
 __all__ = ["ConformanceError", "check_controller", "conformance_report"]
 
@@ -52,30 +53,6 @@ _LARGE = 1e6
 #: One run: per step, command name to a copy of the returned array (None
 #: where the step returned no usable mapping).
 _Run = list[dict[str, np.ndarray] | None]
-
-
-class ConformanceError(AssertionError):
-    """A controller does not follow the controller contract.
-
-    Parameters
-    ----------
-    problems : list of str
-        One plain sentence per problem found.
-    label : str
-        How the controller is named in the message.
-
-    Attributes
-    ----------
-    problems : list of str
-        The problems found, in the order they were found.
-    """
-
-    def __init__(self, problems: list[str], label: str = "controller") -> None:
-        self.problems = list(problems)
-        count = len(self.problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        plural = "" if count == 1 else "s"
-        super().__init__(f"{label} failed {count} conformance check{plural}:\n{lines}")
 
 
 def check_controller(
