@@ -22,6 +22,7 @@ _EXPORTS = {
     "Device": "closedloop.device",
     "SensingChain": "closedloop.sensing",
     "check_controller": "closedloop.testing",
+    "check_model": "closedloop.testing",
     "load_config": "closedloop.config",
     "load_run": "closedloop.io",
     "plot_run": "closedloop.plotting",

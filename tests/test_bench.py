@@ -146,6 +146,7 @@ def test_the_parallel_reference_workers_run_the_same_kernel():
     assert numba.get_num_threads() == threads  # restored
 
 
+@pytest.mark.brian
 def test_brian_open_loop_reference_is_the_network_without_the_loop():
     loop = _brian_ping_loop(100, "auto")
     plain = BrianOpenLoop(loop)

@@ -103,6 +103,7 @@ def test_bad_parameters_are_refused_with_their_name(params, name):
         PhaseLocked(**params).reset(1, np.random.default_rng(0))
 
 
+@pytest.mark.slow
 def test_trough_stimulation_desynchronises_and_peak_stimulation_synchronises(tmp_path, capsys):
     # Same seeds, same three ensembles: band power (<r^2>/2 of the mean field)
     # against the no-stimulation baseline. Pulses at the trough (pi) spread

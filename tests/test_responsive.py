@@ -29,18 +29,6 @@ EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "epileptor_re
 PERIOD = 0.02  # s
 
 
-def _amplitudes(controller, values, feature="biomarker", n=None):
-    """Feed a feature series (steps,) or (steps, n); return the commanded amplitude."""
-    values = np.asarray(values, dtype=float)
-    if values.ndim == 1:
-        values = values[:, None]
-    controller.reset(values.shape[1], np.random.default_rng(0))
-    out = []
-    for k, row in enumerate(values):
-        out.append(controller.update((k + 1) * PERIOD, {feature: row.copy()})["amplitude_ma"])
-    return np.array(out)
-
-
 # -- the controller ------------------------------------------------------------------
 
 
@@ -62,14 +50,14 @@ def test_registered_for_experiment_files():
     assert Responsive(feature="line_length").required_features == ("line_length",)
 
 
-def test_detection_needs_n_consecutive_periods_then_bursts_for_its_duration():
+def test_detection_needs_n_consecutive_periods_then_bursts_for_its_duration(feed_controller):
     c = Responsive(
         threshold=1.0, detection_periods=3, amplitude_ma=1.5, burst_duration_s=0.1, refractory_s=0.0
     )
     # Above threshold for 2 periods (no detection), a dip, then for good;
     # NaN and the threshold itself count as below.
     feature = [2, 2, 0.5, 2, np.nan, 2, 2, 1.0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]
-    amp = _amplitudes(c, feature)[:, 0]
+    amp = feed_controller(c, {"biomarker": feature}, period_s=PERIOD)[:, 0]
     # Third consecutive period above at index 10: burst of 0.1 s = 5 periods
     # (10..14); the feature is still above, so the next detection comes as soon
     # as the burst is over (no refractory): index 15 again.
@@ -79,21 +67,21 @@ def test_detection_needs_n_consecutive_periods_then_bursts_for_its_duration():
     assert c.n_detections_[0] == 2
 
 
-def test_refractory_period_blocks_new_detections():
+def test_refractory_period_blocks_new_detections(feed_controller):
     c = Responsive(threshold=1.0, detection_periods=1, burst_duration_s=0.04, refractory_s=0.1)
-    amp = _amplitudes(c, np.full(20, 5.0))[:, 0]
+    amp = feed_controller(c, {"biomarker": np.full(20, 5.0)}, period_s=PERIOD)[:, 0]
     # Burst of 2 periods, refractory of 5 periods, burst again: a cycle of 7.
     on = np.flatnonzero(amp > 0)
     np.testing.assert_array_equal(on, [0, 1, 7, 8, 14, 15])
     assert c.n_detections_[0] == 3
 
 
-def test_instances_detect_independently_and_frequency_width_are_fixed():
+def test_instances_detect_independently_and_frequency_width_are_fixed(feed_controller):
     c = Responsive(threshold=1.0, detection_periods=2, burst_duration_s=0.02, refractory_s=1.0)
     values = np.zeros((6, 3))
     values[1:3, 0] = 2.0  # detects at index 2
     values[3:5, 2] = 2.0  # detects at index 4
-    amp = _amplitudes(c, values)
+    amp = feed_controller(c, {"biomarker": values}, period_s=PERIOD)
     np.testing.assert_array_equal(np.flatnonzero(amp[:, 0]), [2])
     np.testing.assert_array_equal(np.flatnonzero(amp[:, 1]), [])
     np.testing.assert_array_equal(np.flatnonzero(amp[:, 2]), [4])

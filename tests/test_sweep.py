@@ -514,6 +514,8 @@ def test_example_sweep_file_is_valid():
 # spawn their workers instead of forking them (slower to start).
 
 
+@pytest.mark.dask
+@pytest.mark.slow
 def test_dask_local_cluster_gives_bit_identical_results(reference, tmp_path):
     config, ref_out = reference
     ref = summary_without_wall_time(ref_out)

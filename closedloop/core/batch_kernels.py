@@ -33,7 +33,7 @@ import sys
 from types import ModuleType
 from typing import Any, NamedTuple
 
-__all__ = ["KERNEL_NAMES", "MARKER", "PATTERN", "ModelKernels", "model_kernels"]
+__all__ = ["KERNEL_NAMES", "MARKER", "PATTERN", "ModelKernels", "has_kernels", "model_kernels"]
 
 #: The line after which a model module holds its copy of :data:`PATTERN`.
 MARKER = "# Batch kernels: closedloop.core.batch_kernels.PATTERN, verbatim (tests check it)."
@@ -152,6 +152,12 @@ class ModelKernels(NamedTuple):
 KERNEL_NAMES = ModelKernels._fields
 
 _BY_MODULE: dict[str, ModelKernels] = {}
+
+
+def has_kernels(module: str) -> bool:
+    """Whether the module ``module`` (an import name) defines every kernel."""
+    mod = sys.modules.get(module)
+    return mod is not None and all(hasattr(mod, k) for k in KERNEL_NAMES)
 
 
 def model_kernels(module: str | ModuleType) -> ModelKernels:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from closedloop.core.batch_kernels import ModelKernels, model_kernels
+from closedloop.core.batch_kernels import ModelKernels, has_kernels, model_kernels
 from closedloop.core.random import rng_states
 
 __all__ = ["NumbaModel", "Parameter", "resolve_parameters"]
@@ -314,12 +314,19 @@ class NumbaModel:
 
     @property
     def kernels(self) -> ModelKernels:
-        """The compiled batch kernels, from the module that defines the model class.
+        """The compiled kernels, from the module that defines the model class.
 
+        A subclass defined elsewhere (a built-in model with a changed method,
+        say) uses those of the nearest base class whose module defines them.
         A model whose kernels live elsewhere overrides this (see
         :mod:`closedloop.core.batch_kernels`).
         """
-        return model_kernels(type(self).__module__)
+        for cls in type(self).__mro__:
+            if cls is NumbaModel:
+                break
+            if has_kernels(cls.__module__):
+                return model_kernels(cls.__module__)
+        return model_kernels(type(self).__module__)  # raises, naming what is missing
 
     def describe(self) -> dict[str, Any]:
         """Return the model's declaration: signal, input, state and parameters."""
