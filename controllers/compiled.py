@@ -7,7 +7,7 @@ kernels then call :func:`controller_update` at the end of every control
 period inside one compiled call per chunk of periods, so a whole second of
 closed loop costs one call from Python instead of one per period.
 
-Each twin follows its numpy class step for step; ``tests/test_compiled.py``
+Each twin follows its numpy class step for step; ``tests/test_compiled_twins.py``
 checks that both, fed the same biomarker sequence, issue the same commands.
 """
 
