@@ -21,7 +21,7 @@ Schema (defaults in brackets)::
                  reference: {amplitude_ma [2.0], frequency_hz [130], pulse_width_us [60]}}
     output:     {chunk_s [1.0], record_baseline [true], figure [true]}
     brian:      {target, record_rates, record_spikes, build_dir, keep_build,
-                 stimulate, sense}  [none]  Brian2 models, see closedloop.brian.loop
+                 stimulate, sense}  [none]  Brian2 models, see closedloop.brian.config
     sweep:      {seed, replicates, batch_size, grid, zip, random}  [none]
                 parameter sweep, see closedloop.sweep.runner; ignored by a single run
 """
@@ -246,7 +246,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     sensing = _dataclass_section(SensingChain, cfg.sensing, "sensing", problems)
     device = _dataclass_section(Device, cfg.device, "device", problems)
     model_cls = controller_cls = None
-    from closedloop.brian.loop import is_brian_experiment
+    from closedloop.brian.config import is_brian_experiment
 
     brian = is_brian_experiment(cfg.model.name, cfg.brian)
     if not brian:
@@ -287,7 +287,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
                 )
     loop = None
     if not problems and brian:
-        from closedloop.brian.loop import loop_from_config
+        from closedloop.brian.config import loop_from_config
 
         loop, brian_problems = loop_from_config(cfg, sensing, device, controller)
         problems += brian_problems
