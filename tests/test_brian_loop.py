@@ -382,7 +382,6 @@ def _drive(loop, calls, chunk_s=0.05):
     loop.reset()
     loop.warm_up(0.05)
     chunks, spikes, features = [], [], []
-    totals = None
 
     def on_chunk(t0, data):
         chunks.append((t0, {k: v.copy() for k, v in data.items()}))
@@ -390,17 +389,16 @@ def _drive(loop, calls, chunk_s=0.05):
     for call in calls:
         if isinstance(call, tuple):
             features.append(loop.step(call[1]))
-            continue
-        totals = loop.run(
-            call, chunk_s=chunk_s, on_chunk=on_chunk, on_spikes=lambda *a: spikes.append(a)
-        )
-    totals = loop.totals()
-    data = {k: np.hstack([c[1][k] for c in chunks]) for k in chunks[0][1]} if chunks else {}
+        else:
+            loop.run(
+                call, chunk_s=chunk_s, on_chunk=on_chunk, on_spikes=lambda *a: spikes.append(a)
+            )
+    data = {k: np.hstack([c[1][k] for c in chunks]) for k in chunks[0][1]}
     spikes = {
-        "t": np.concatenate([s[1] for s in spikes]),
-        "neuron": np.concatenate([s[3] for s in spikes]),
+        "t": np.concatenate([s[1] for s in spikes] or [[]]),
+        "neuron": np.concatenate([s[3] for s in spikes] or [[]]),
     }
-    return data, [c[0] for c in chunks], spikes, features, totals
+    return data, [c[0] for c in chunks], spikes, features, loop.totals()
 
 
 @pytest.mark.parametrize("engine", ["python", "compiled"])
@@ -429,6 +427,7 @@ def test_run_continues_where_the_last_run_stopped(engine):
     assert whole[1] == pytest.approx([0.0, 0.05, 0.1, 0.15, 0.2, 0.25])
     assert parts[1] == pytest.approx([0.0, 0.05, 0.1, 0.125, 0.175, 0.225, 0.275])
     assert whole[4]["n_pulses"].min() > 10 and whole[0]["amplitude"].max() > 0.1
+    assert whole[2]["t"].size > 100
 
 
 def test_run_after_steps_equals_a_run_whose_controller_issued_those_commands():
