@@ -127,8 +127,13 @@ class NetworkDriver:
         Integration steps of the warm-up.
     last_period : ndarray, shape (n, rows)
         The per-period record (biomarker, device, features) of the last period.
+    source_names : list of str
+        Names of the recorded population rates (``rate_<population>``).
     target_ : str
         The code-generation target used.
+    profiling_info_ : list of (str, float)
+        Brian2's profile of the last run (object name, s), when the loop's
+        ``profile`` is set.
     """
 
     def __init__(self, loop: Any) -> None:
