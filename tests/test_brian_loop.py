@@ -430,6 +430,26 @@ def test_run_continues_where_the_last_run_stopped(engine):
     assert whole[2]["t"].size > 100
 
 
+@pytest.mark.parametrize("sense", [SENSE, {"group": "exc", "reduce": "rate"}], ids=["mean", "rate"])
+def test_user_network_run_continues_where_the_last_run_stopped(sense):
+    def loop():
+        return BrianLoop(
+            ExternalNetwork(build_user_network, stimulate=STIM, sense=sense, dt_s=DT, n=2),
+            SensingChain(band_hz=(30.0, 80.0)),
+            Device(),
+            PID(setpoint=0.5, kp=0.5, ki=5.0, max_amplitude_ma=2.0),
+            control_period_s=0.001,
+            seed=2,
+        )
+
+    whole = _drive(loop(), [0.2])
+    parts = _drive(loop(), [0.1, 0.1])
+    for key in whole[0]:
+        np.testing.assert_array_equal(parts[0][key], whole[0][key], err_msg=key)
+    for key in whole[4]:
+        np.testing.assert_array_equal(parts[4][key], whole[4][key], err_msg=key)
+
+
 def test_run_after_steps_equals_a_run_whose_controller_issued_those_commands():
     period = 0.01
 

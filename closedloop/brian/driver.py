@@ -29,10 +29,11 @@ Nothing it adds runs at every integration step:
   summed-variable synapse into a parameter it names.
 
 A loop of short ``net.run`` calls costs about 500 times a single run, which
-is why none is used here. The scheduling slot is ``groups``: a user
-network's sensor probe (orders -10 and -9), the network operation (order
--8), a user network's stimulation synapses (order -1), then the network's
-own state updates (order 0).
+is why none is used here. The scheduling slot is ``groups``: the network
+operation (order -8), then a user network's integrating sensor probe
+(orders -7 and -6), its stimulation synapses (order -1) and the network's
+own state updates (order 0): at the start of a step the operation reads
+running integrals that hold every step before it and none after.
 
 State carried from run to run (so that runs continue one another bit for
 bit): the periods done, the last command, the running integrals' last

@@ -19,7 +19,7 @@ import numpy as np
 
 from closedloop.brian.build import BuildContext, CumulativeSource, ModelNetwork
 from closedloop.brian.model import BrianModel
-from closedloop.brian.runtime import ORDER_PROBE
+from closedloop.brian.runtime import ORDER_INTEGRATOR
 
 __all__ = ["ExternalNetwork", "resolve_callable"]
 
@@ -284,7 +284,7 @@ class ExternalNetwork(BrianModel):
                 method="euler",
                 namespace={"cl_unit": unit},
                 name="cl_sense_probe",
-                order=ORDER_PROBE,
+                order=ORDER_INTEGRATOR,
             )
             summer = Synapses(
                 sensed,

@@ -30,6 +30,7 @@ from closedloop.core.kernel_cache import cache_dir as numba_cache_dir
 
 __all__ = [
     "BRIAN_TARGETS",
+    "ORDER_INTEGRATOR",
     "ORDER_OPERATION",
     "ORDER_PROBE",
     "brian_cache_dir",
@@ -52,6 +53,12 @@ ORDER_PROBE = -9
 #: Scheduling order of the loop's network operation or generated sensing step:
 #: after the probes, before stimulation synapses (-1) and state updates (0).
 ORDER_OPERATION = -8
+#: Scheduling order of a probe that integrates a state variable (a user
+#: network's mean or sum sensor; its summed updater runs at -7): after the
+#: operation, so that what the operation reads at the start of a step holds
+#: the steps before it, as the models' own running integrals do (and a run
+#: split in two reads what one run reads).
+ORDER_INTEGRATOR = -6
 
 
 # --------------------------------------------------------------------------------------
