@@ -20,6 +20,8 @@ from closedloop.device import Device, device_fill, queue_push
 from closedloop.models.brian_stn_gpe import BrianSTNGPe
 from closedloop.sensing.chain import SensingChain
 
+pytestmark = pytest.mark.brian
+
 DT = 1e-4
 CONTROLLERS = [
     OpenLoop(amplitude_ma=1.7, frequency_hz=140.0, pulse_width_us=90.0),
@@ -92,7 +94,7 @@ def test_controllers_without_a_twin_are_refused_plainly():
 def test_generated_device_delivers_what_the_reference_device_delivers():
     from brian2 import Network, NeuronGroup, StateMonitor, TimedArray, second
 
-    from closedloop.brian.loop import select_target
+    from closedloop.brian.runtime import select_target
 
     select_target("numpy")
     device = Device(ramp_rate_ma_per_s=20.0)
@@ -159,7 +161,7 @@ def test_generated_device_delivers_what_the_reference_device_delivers():
 def test_generated_sensing_chain_matches_the_sensing_chain():
     from brian2 import Network, NeuronGroup, StateMonitor, TimedArray, second
 
-    from closedloop.brian.loop import select_target
+    from closedloop.brian.runtime import select_target
 
     select_target("numpy")
     chain = SensingChain(envelope="power", envelope_tau_s=0.03, band_hz=(13.0, 30.0))
@@ -261,3 +263,9 @@ def test_standalone_closed_loop_runs_without_python_and_matches_its_twins(tmp_pa
         loop.commands_["amplitude_ma"], expected["amplitude_ma"].T, rtol=1e-9, atol=1e-12
     )
     assert data["amplitude"].max() > 0.05 and totals["energy_j"][0] > 0
+    # One compiled program per run: a second run, or a step, is refused plainly.
+    with pytest.raises(RuntimeError, match=r"run\(\) twice with cpp_standalone.*reset\(\) first"):
+        loop.run(0.1)
+    with pytest.raises(RuntimeError, match="step.*needs Python in the loop"):
+        loop.step({"amplitude_ma": 1.0})
+    assert loop.time_s == pytest.approx(0.6)

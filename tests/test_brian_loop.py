@@ -6,13 +6,17 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from closedloop.brian import loop as brian_loop
-from closedloop.brian.loop import BrianLoop, brian_cache_dir, select_target
-from closedloop.brian.model import ExternalNetwork
-from closedloop.controllers import PID, DualThreshold, OnOff, OpenLoop
+from closedloop.brian import runtime
+from closedloop.brian.config import is_brian_experiment, loop_from_config
+from closedloop.brian.loop import BrianLoop
+from closedloop.brian.network import ExternalNetwork
+from closedloop.brian.runtime import brian_cache_dir, select_target
+from closedloop.controllers import PID, Controller, DualThreshold, OnOff, OpenLoop
 from closedloop.device import Device
 from closedloop.models.brian_stn_gpe import BrianSTNGPe
 from closedloop.sensing.chain import SensingChain
+
+pytestmark = pytest.mark.brian
 
 DT = 1e-4
 SMALL = {"N_STN": 50, "N_GPe": 50, "K_SG": 10, "K_GS": 10, "K_GG": 10}
@@ -114,7 +118,7 @@ def test_rates_and_spikes_are_streamed_chunk_by_chunk():
         assert np.all((t >= t0 - 1e-9) & (t < t0 + 0.2 + 1e-9))
         assert set(np.unique(inst)) <= {0, 1} and neuron.max() < 50
     # The monitor is emptied at every chunk: memory does not grow with the run.
-    mon, _ = loop._monitors["stn"]
+    mon = loop.spike_monitors["stn"]
     assert len(mon.i[:]) < sum(len(s[1]) for s in spikes) / 2
     # The population rate is the spike count per neuron per second.
     counts = np.bincount(np.concatenate([s[2] for s in spikes]), minlength=2)
@@ -267,7 +271,7 @@ def test_objects_whose_dt_does_not_divide_the_sensing_interval_are_named():
 
 # -- targets, caches, bad configurations -----------------------------------------------
 def test_numpy_fallback_is_announced_and_explicit_cython_refused(monkeypatch):
-    monkeypatch.setattr(brian_loop, "_COMPILER_OK", False)
+    monkeypatch.setattr(runtime, "compiler_works", lambda: False)
     with pytest.warns(RuntimeWarning, match="numpy target"):
         assert select_target("auto") == "numpy"
     with pytest.raises(ValueError, match="needs a working C compiler"):
@@ -327,8 +331,6 @@ def _config(name="brian_stn_gpe", brian=None, params=None, period=0.02):
 
 
 def test_experiment_sections_build_the_loop_or_name_the_problem():
-    from closedloop.brian.loop import is_brian_experiment, loop_from_config
-
     controller = OpenLoop()
     controller.reset(2, np.random.default_rng(0))  # as the config validation does
     args = (SensingChain(), Device(), controller)
@@ -352,3 +354,186 @@ def test_experiment_sections_build_the_loop_or_name_the_problem():
     user = _config("test_brian_loop.build_user_network", brian={"stimulate": STIM, "sense": SENSE})
     loop, problems = loop_from_config(user, *args)
     assert problems == [] and loop.model.signal_units == "mV"
+
+
+# -- driving the loop: resumption, step(), reset() first -------------------------------
+class Scripted(Controller):
+    """Issues ``script(k)`` at the end of period ``k - 1`` (time ``k * period_s``); logs ``t``."""
+
+    def __init__(self, script, period_s):
+        self.script = script
+        self.period_s = period_s
+
+    def reset(self, n, rng):
+        super().reset(n, rng)
+        self.t_ = []
+
+    def update(self, t, features):
+        self.t_.append(t)
+        return self.script(int(round(t / self.period_s)))
+
+
+def _drive(loop, calls, chunk_s=0.05):
+    """Reset, warm up, then ``calls`` (durations for run, or ("step", command)).
+
+    Returns what run() handed over (joined), the chunk start times, the
+    spikes, the features step() returned and the final totals.
+    """
+    loop.reset()
+    loop.warm_up(0.05)
+    chunks, spikes, features = [], [], []
+
+    def on_chunk(t0, data):
+        chunks.append((t0, {k: v.copy() for k, v in data.items()}))
+
+    for call in calls:
+        if isinstance(call, tuple):
+            features.append(loop.step(call[1]))
+        else:
+            loop.run(
+                call, chunk_s=chunk_s, on_chunk=on_chunk, on_spikes=lambda *a: spikes.append(a)
+            )
+    data = {k: np.hstack([c[1][k] for c in chunks]) for k in chunks[0][1]}
+    spikes = {
+        "t": np.concatenate([s[1] for s in spikes] or [[]]),
+        "neuron": np.concatenate([s[3] for s in spikes] or [[]]),
+    }
+    return data, [c[0] for c in chunks], spikes, features, loop.totals()
+
+
+@pytest.mark.parametrize("engine", ["python", "compiled"])
+def test_run_continues_where_the_last_run_stopped(engine):
+    def loop():
+        return _loop(
+            PID(setpoint=10.0, kp=0.02, ki=0.5, max_amplitude_ma=3.0),
+            n=2,
+            params=SMALL,
+            engine=engine,
+            control_period_s=0.005,
+            latency_s=0.002,
+            record_rates=True,
+            record_spikes=["stn"],
+        )
+
+    whole = _drive(loop(), [0.3])
+    parts = _drive(loop(), [0.125, 0.1, 0.075])
+    for key in whole[0]:
+        np.testing.assert_array_equal(parts[0][key], whole[0][key], err_msg=key)
+    for key in whole[4]:
+        np.testing.assert_array_equal(parts[4][key], whole[4][key], err_msg=key)
+    for key in ("t", "neuron"):
+        np.testing.assert_array_equal(parts[2][key], whole[2][key])
+    # Chunk times go on from where the last run stopped.
+    assert whole[1] == pytest.approx([0.0, 0.05, 0.1, 0.15, 0.2, 0.25])
+    assert parts[1] == pytest.approx([0.0, 0.05, 0.1, 0.125, 0.175, 0.225, 0.275])
+    assert whole[4]["n_pulses"].min() > 10 and whole[0]["amplitude"].max() > 0.1
+    assert whole[2]["t"].size > 100
+
+
+@pytest.mark.parametrize("sense", [SENSE, {"group": "exc", "reduce": "rate"}], ids=["mean", "rate"])
+def test_user_network_run_continues_where_the_last_run_stopped(sense):
+    def loop():
+        return BrianLoop(
+            ExternalNetwork(build_user_network, stimulate=STIM, sense=sense, dt_s=DT, n=2),
+            SensingChain(band_hz=(30.0, 80.0)),
+            Device(),
+            PID(setpoint=0.5, kp=0.5, ki=5.0, max_amplitude_ma=2.0),
+            control_period_s=0.001,
+            seed=2,
+        )
+
+    whole = _drive(loop(), [0.2])
+    parts = _drive(loop(), [0.1, 0.1])
+    for key in whole[0]:
+        np.testing.assert_array_equal(parts[0][key], whole[0][key], err_msg=key)
+    for key in whole[4]:
+        np.testing.assert_array_equal(parts[4][key], whole[4][key], err_msg=key)
+
+
+def test_run_after_steps_equals_a_run_whose_controller_issued_those_commands():
+    period = 0.01
+
+    def script(k):
+        amplitudes = {1: 1.0, 2: 2.0, 3: 2.0, 4: 0.5, 5: 1.5}
+        frequency = 100.0 if k in (2, 3) else 130.0
+        return {
+            "amplitude_ma": np.full(2, amplitudes.get(k, 1.0 + 0.1 * k)),
+            "frequency_hz": frequency,
+        }
+
+    def loop():
+        return _loop(
+            Scripted(script, period),
+            n=2,
+            params=SMALL,
+            engine="python",
+            control_period_s=period,
+            latency_s=0.002,
+            device=Device(ramp_rate_ma_per_s=1e9),
+        )
+
+    # Period 0 without a command, 1 and 2 with the script's, then the controller
+    # from the end of period 3 on. The script repeats at k = 3 what step() said
+    # last, since nothing is issued at the end of period 2 in the stepped run.
+    stepped_loop = loop()
+    stepped = _drive(stepped_loop, [("step", None), ("step", script(1)), ("step", script(2)), 0.2])
+    ruled_loop = loop()
+    ruled = _drive(ruled_loop, [0.23])
+    for key in ruled[0]:
+        np.testing.assert_array_equal(
+            stepped[0][key], ruled[0][key][..., -stepped[0][key].shape[-1] :]
+        )
+    for key in ruled[4]:
+        np.testing.assert_array_equal(stepped[4][key], ruled[4][key], err_msg=key)
+    # step() returned what the controller was handed, at the periods' ends.
+    for k, features in enumerate(stepped[3]):
+        np.testing.assert_array_equal(features["biomarker"], ruled[0]["biomarker"][:, k])
+        np.testing.assert_allclose(features["t_s"], (k + 1) * period)
+    assert stepped_loop.controller.t_ == pytest.approx(ruled_loop.controller.t_[3:])
+    assert np.unique(ruled[0]["amplitude"]).size > 4
+
+
+def test_step_replaces_the_command_the_controller_left_pending():
+    period = 0.05  # 6 to 7 pulses at 130 Hz
+
+    def burst_then(later):
+        # A burst of three pulses at the end of period 0; ``later`` at the end of period 1.
+        return lambda k: {"amplitude_ma": 2.0, "pulses": 3.0} if k == 1 else later
+
+    def drive(script, command):
+        loop = _loop(
+            Scripted(script, period),
+            params=SMALL,
+            control_period_s=period,
+            latency_s=0.002,
+            device=Device(ramp_rate_ma_per_s=1e9),
+        )
+        loop.reset()
+        loop.run(2 * period)  # the controller's command of period 1's end is pending
+        loop.step(command)
+        return loop.totals()
+
+    replaced = drive(burst_then({"amplitude_ma": 2.0, "pulses": 3.0}), {"amplitude_ma": 2.0})
+    asked = drive(burst_then({"amplitude_ma": 2.0}), None)
+    for key in asked:
+        np.testing.assert_array_equal(replaced[key], asked[key], err_msg=key)
+    # One burst of three: the second burst the controller asked for never came.
+    assert asked["n_pulses"][0] == 3
+
+
+def test_run_step_and_warm_up_before_reset_say_to_call_reset():
+    for target in ("auto", "cpp_standalone"):
+        loop = _loop(
+            OpenLoop(), params=SMALL, target=target, sensing=SensingChain(envelope="power")
+        )
+        calls = {"run": (loop.run, 0.1), "warm_up": (loop.warm_up, 0.1), "step": (loop.step, None)}
+        for name, (method, arg) in calls.items():
+            with pytest.raises(
+                RuntimeError, match=rf"{name}\(\) before reset\(\): call loop.reset"
+            ):
+                method(arg)
+    loop = _loop(OpenLoop(), params=SMALL)
+    loop.reset()
+    loop.run(0.02)
+    with pytest.raises(RuntimeError, match=r"warm_up\(\) after run\(\) or step\(\)"):
+        loop.warm_up(0.1)

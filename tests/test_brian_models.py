@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from closedloop.brian.model import BRIAN_MODELS, ExternalNetwork, resolve_brian_model
+from closedloop.brian.network import ExternalNetwork
+from closedloop.brian.registry import BRIAN_MODELS, resolve_brian_model
 from closedloop.models.brian_ping import BrianPING
 from closedloop.models.brian_stn_gpe import BrianSTNGPe
+
+pytestmark = pytest.mark.brian
 
 DT = 1e-4
 
@@ -144,7 +147,7 @@ def test_same_seed_same_result_different_seed_different():
 def test_instance_structure_does_not_depend_on_the_batch():
     from brian2 import BrianLogger
 
-    from closedloop.brian.model import BuildContext, StimulationInput
+    from closedloop.brian.build import BuildContext, StimulationInput
 
     # The networks are built, not run: Brian2 would warn about unused objects.
     BrianLogger.suppress_name("unused_brian_object")

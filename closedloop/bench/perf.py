@@ -331,14 +331,14 @@ class BrianOpenLoop:
     def __init__(self, loop: object) -> None:
         import brian2
 
-        from closedloop.brian.loop import _set_dt, select_target
-        from closedloop.brian.model import StimulationInput
+        from closedloop.brian.build import StimulationInput
+        from closedloop.brian.runtime import select_target, set_default_dt
 
         self.target_ = select_target(loop.target)
-        _set_dt(loop.dt_s)
+        set_default_dt(loop.dt_s)
         brian2.seed(1)
         stim = StimulationInput("ring", steps=loop.steps_per_period, columns=loop.n, dt_s=loop.dt_s)
-        self.net = brian2.Network(*loop.model.build(loop._build_context(stim)).objects)
+        self.net = brian2.Network(*loop.model.build(loop.build_context(stim)).objects)
 
     def run(self, seconds: float) -> None:
         """Advance the network by ``seconds`` (s)."""
@@ -399,7 +399,7 @@ def _sweep_plan(n_runs: int = 12) -> object:
 
     from closedloop.sweep.plan import expand_sweep
 
-    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    experiments = Path(__file__).resolve().parents[2] / "experiments"
     raw = yaml.safe_load((experiments / "pd_beta_sweep.yaml").read_text())
     raw["duration_s"] = 1.0
     raw["output"] = {"figure": False}

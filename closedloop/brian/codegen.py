@@ -10,8 +10,8 @@ kernels as a program (:meth:`closedloop.controllers.Controller.compiled`).
 it into C++ or Cython like any model equation, so with the sensing chain and
 the device also written as Brian2 code (:func:`sensing_code`,
 :func:`device_code`) a ``cpp_standalone`` program runs the whole closed loop
-with no Python in it (:func:`run_standalone`, used by
-:class:`closedloop.brian.loop.BrianLoop`).
+with no Python in it (:func:`closedloop.brian.standalone.run_standalone`,
+used by :class:`closedloop.brian.loop.BrianLoop`).
 
 Brian2's abstract code has no ``if``: choices go through :data:`FUNCTIONS`,
 ``cl_select(c, a, b)`` (``a`` where ``c != 0``, else ``b``), ``cl_fmin`` and
@@ -41,21 +41,14 @@ than a control period (one pending command per instance).
 
 from __future__ import annotations
 
-import copy
-import math
 import os
-import resource
-import shutil
-import tempfile
-import time
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from closedloop.controllers import compiled as _compiled
+from closedloop.brian.runtime import select_target, standalone_device
+from closedloop.controllers import compiled as compiled_twins
 from closedloop.controllers.base import Controller
 
 __all__ = [
@@ -63,17 +56,18 @@ __all__ = [
     "ControllerCode",
     "controller_code",
     "device_code",
-    "run_standalone",
+    "device_initial",
+    "device_namespace",
     "sensing_code",
     "simulate_controller_code",
-    "standalone_problems",
+    "twin_program",
 ]
 
 _KINDS = {
-    _compiled.OPEN_LOOP: "open_loop",
-    _compiled.ON_OFF: "on_off",
-    _compiled.DUAL_THRESHOLD: "dual_threshold",
-    _compiled.PID: "pid",
+    compiled_twins.OPEN_LOOP: "open_loop",
+    compiled_twins.ON_OFF: "on_off",
+    compiled_twins.DUAL_THRESHOLD: "dual_threshold",
+    compiled_twins.PID: "pid",
 }
 
 
@@ -204,7 +198,14 @@ class ControllerCode:
             getattr(group, f"cs_{k}")[rows] = self.state[:, k]
 
 
-def _program(controller: Controller) -> tuple[int, np.ndarray, np.ndarray]:
+def twin_program(controller: Controller) -> tuple[int, np.ndarray, np.ndarray]:
+    """The controller's compiled program ``(kind, params, state)``, if it has a Brian2 twin.
+
+    Raises
+    ------
+    ValueError
+        Saying which controllers have a twin and what to use instead.
+    """
     program = controller.compiled()
     if program is None or int(program[0]) not in _KINDS:
         raise ValueError(
@@ -233,18 +234,18 @@ def controller_code(controller: Controller) -> ControllerCode:
     ValueError
         If the controller has no twin.
     """
-    kind, params, state = _program(controller)
-    if kind == _compiled.PID:
+    kind, params, state = twin_program(controller)
+    if kind == compiled_twins.PID:
         # One more parameter: whether the derivative term is on (kd != 0).
         params = np.column_stack([params, (params[:, 3] != 0).astype(float)])
     g = "cl_gate"
-    if kind == _compiled.OPEN_LOOP:
+    if kind == compiled_twins.OPEN_LOOP:
         code = f"""
         cmd_amp = cl_select({g}, cp_0, cmd_amp)
         cmd_freq = cl_select({g}, cp_1, cmd_freq)
         cmd_pw = cl_select({g}, cp_2, cmd_pw)
         """
-    elif kind == _compiled.ON_OFF:
+    elif kind == compiled_twins.ON_OFF:
         # cp: threshold, amplitude, frequency, width, ramp rate (mA/s); cs: amplitude.
         code = f"""
         cl_up = cs_0 + cp_4 * cl_period
@@ -255,7 +256,7 @@ def controller_code(controller: Controller) -> ControllerCode:
         cmd_freq = cl_select({g}, cp_2, cmd_freq)
         cmd_pw = cl_select({g}, cp_3, cmd_pw)
         """
-    elif kind == _compiled.DUAL_THRESHOLD:
+    elif kind == compiled_twins.DUAL_THRESHOLD:
         # cp: lower, upper, up rate, down rate, min, max, frequency, width; cs: amplitude.
         code = f"""
         cl_up = cs_0 + cp_2 * cl_period
@@ -332,14 +333,12 @@ def simulate_controller_code(
     import brian2
     from brian2 import Network, NeuronGroup, StateMonitor, TimedArray, second
 
-    from closedloop.brian.loop import select_target
-
     biomarker = np.ascontiguousarray(biomarker, dtype=np.float64)
     n_periods, n = biomarker.shape
     spec = controller_code(controller)
     chosen = select_target(target)
     standalone = chosen == "cpp_standalone"
-    build, restore = _standalone_device(build_dir) if standalone else (None, None)
+    build, restore = standalone_device(build_dir) if standalone else (None, None)
     try:
         period = period_s * second
         feed = TimedArray(biomarker, dt=period, name="cl_feed")
@@ -374,45 +373,6 @@ def simulate_controller_code(
             restore()
     del brian2
     return out
-
-
-def _standalone_device(build_dir: str | os.PathLike | None, keep: bool = False):
-    """Switch to a fresh ``cpp_standalone`` device in its own directory.
-
-    Returns ``(build, restore)``: ``build()`` compiles and runs the project
-    and returns the compilation's wall time, the run's wall time and the
-    run's CPU time (s); ``restore()`` goes back to
-    the runtime device and removes the directory (unless ``keep``).
-    """
-    from brian2 import set_device
-    from brian2.devices.device import all_devices, reset_device
-
-    parent = os.fspath(build_dir) if build_dir is not None else None
-    if parent is not None:
-        os.makedirs(parent, exist_ok=True)
-    directory = tempfile.mkdtemp(prefix="closedloop_brian_", dir=parent)
-    standalone = all_devices["cpp_standalone"]
-    standalone.reinit()
-    set_device("cpp_standalone", directory=directory, build_on_run=False)
-
-    def build() -> tuple[float, float, float]:
-        t0 = time.perf_counter()
-        standalone.build(directory=directory, compile=True, run=False, with_output=False)
-        t1 = time.perf_counter()
-        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        standalone.run(directory=directory, with_output=False)
-        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-        return t1 - t0, time.perf_counter() - t1, cpu
-
-    def restore() -> None:
-        reset_device("runtime")
-        standalone.reinit()
-        if not keep:
-            shutil.rmtree(directory, ignore_errors=True)
-
-    build.directory = directory  # type: ignore[attr-defined]
-    return build, restore
 
 
 # --------------------------------------------------------------------------------------
@@ -557,292 +517,3 @@ def device_initial(device: Any) -> dict[str, float]:
         max(device.initial_pulse_width_us, device.pulse_width_min_us), device.pulse_width_max_us
     )
     return {"d_freq": freq, "d_tgtpw": pw, "d_ppw": pw * 1e-6, "d_pstart": -1.0}
-
-
-# --------------------------------------------------------------------------------------
-# The standalone closed loop
-# --------------------------------------------------------------------------------------
-def standalone_problems(loop: Any) -> list[str]:
-    """What keeps a :class:`~closedloop.brian.loop.BrianLoop` from running in ``cpp_standalone``."""
-    problems = []
-    s = loop.sensing
-    if loop.engine == "python":
-        problems.append(
-            "control.engine 'python' needs Python in the loop, which cpp_standalone has not; "
-            "use engine auto (the controller's Brian2 code twin)"
-        )
-    if s.envelope != "power":
-        problems.append(
-            "sensing.envelope must be 'power' for brian.target cpp_standalone (the 'arv' "
-            "sliding window is not generated)"
-        )
-    if s.smoothing_window_s:
-        problems.append("sensing.smoothing_window_s must be 0 for brian.target cpp_standalone")
-    if s.features:
-        problems.append("sensing.features are not available with brian.target cpp_standalone")
-    if loop.latency_steps >= loop.steps_per_period:
-        problems.append(
-            "control.latency_s must be shorter than control.period_s for brian.target "
-            "cpp_standalone (one pending command per instance)"
-        )
-    probe = copy.deepcopy(loop.controller)
-    try:
-        probe.reset(loop.n, np.random.default_rng(0))
-        _program(probe)
-    except ValueError as exc:
-        problems.append(f"controller: {exc}")
-    return problems
-
-
-def run_standalone(
-    loop: Any,
-    duration_s: float,
-    *,
-    chunk_s: float = 1.0,
-    on_chunk: Callable[[float, dict[str, np.ndarray]], None] | None = None,
-    progress: Callable[[float], None] | None = None,
-    on_spikes: Callable[..., None] | None = None,
-) -> dict[str, np.ndarray]:
-    """Run a :class:`~closedloop.brian.loop.BrianLoop` as one ``cpp_standalone`` program.
-
-    See :meth:`closedloop.brian.loop.BrianLoop.run` for the parameters. The
-    network, the sensing chain, the controller and the device are generated
-    and compiled into one C++ program in a fresh directory, which runs the
-    warm-up and the whole run; the results are then handed to ``on_chunk``
-    chunk by chunk.
-    """
-    import brian2
-    from brian2 import Network, NeuronGroup, SpikeMonitor, StateMonitor, linked_var, second
-
-    from closedloop.brian.loop import _probe, _set_dt
-    from closedloop.brian.model import StimulationInput
-    from closedloop.core.loop import PER_PERIOD_SERIES
-    from closedloop.core.protocol import ModelDivergedError
-    from closedloop.device import DEVICE_STATE, device_fill, device_record, queue_push
-    from closedloop.sensing.chain import FIRST_FEATURE_ROW
-
-    n, n_tot = loop.n, loop.n_total
-    spp, sps, m = loop.steps_per_period, loop.steps_per_sample, loop.samples_per_period
-    dt_s = loop.dt_s
-    n_periods = int(round(duration_s / loop.control_period_s))
-    warm = loop._warm_steps
-    spec = controller_code(loop.controller)
-    build, restore = _standalone_device(loop.build_dir, keep=loop.keep_build)
-    try:
-        _set_dt(dt_s)
-        brian2.seed(loop.brian_seed)
-        sens_eqs, sens_code, sens_ns = sensing_code(loop.sensing.sos)
-        dev_eqs, dev_code = device_code()
-        sensing = loop.sensing
-        ns = {
-            **FUNCTIONS,
-            **sens_ns,
-            **device_namespace(loop.device, dt_s),
-            "cl_dt": dt_s * second,
-            "cl_sample_dt": loop.sample_s * second,
-            "cl_period_dt": loop.control_period_s * second,
-            "cl_step0": warm,
-            "cl_q0": warm // sps,
-            "cl_k0": warm // spp,
-            "cl_latency": loop.latency_steps,
-            "cl_period": loop.control_period_s,
-            "cl_inv_sps": 1.0 / sps,
-            "cl_gain": float(sensing.artifact_gain),
-            "cl_noise": float(sensing.noise_std),
-            "cl_alpha": math.exp(-1.0 / (sensing.rate_hz * sensing.envelope_tau_s)),
-        }
-        cl = NeuronGroup(
-            n_tot,
-            sens_eqs + dev_eqs + spec.equations + "cl_scale_per_s : 1 (constant)\n",
-            namespace=ns,
-            name="cl_loop",
-        )
-        stim = StimulationInput("linked", source=cl)
-        net = loop.model.build(loop._build_context(stim))
-        loop._check_clocks(net)
-        sample_dt = loop.sample_s * second
-        objects = list(net.objects) + [cl]
-        extra, holder = _probe(net.signal, n_tot, sample_dt, "signal")
-        objects += extra
-        var = "cum" if extra else net.signal.variable
-        cl.cum_src = linked_var(holder, var, index=np.arange(n_tot, dtype=np.int64))
-        cl.cl_scale_per_s = net.signal.scale / loop.sample_s
-        rate_mons = {}
-        if loop.record_rates:
-            for name, src in net.populations.items():
-                extra, holder = _probe(src, n_tot, sample_dt, f"rate_{name}")
-                objects += extra
-                mon = StateMonitor(
-                    holder,
-                    "cum" if extra else src.variable,
-                    record=np.arange(n),
-                    dt=sample_dt,
-                    when="end",
-                    name=f"cl_rate_mon_{name}",
-                )
-                objects.append(mon)
-                rate_mons[name] = (mon, src.scale)
-        active = np.zeros(n_tot)
-        active[:n] = 1.0
-        cl.cl_active = active
-        for key, value in device_initial(loop.device).items():
-            setattr(cl, key, value)
-        spec.initialise(cl, slice(0, n))
-        if n_tot > n:
-            spec.initialise(cl, slice(n, n_tot))
-        ops = [
-            cl.run_regularly(
-                "cl_valid = int(timestep(t, cl_sample_dt) > cl_q0)\n" + sens_code,
-                dt=sample_dt,
-                when="groups",
-                order=-8,
-                name="cl_sense",
-            ),
-            cl.run_regularly(
-                "cl_gate = int(timestep(t, cl_period_dt) > cl_k0)\n"
-                "biomarker = env\n"
-                "rec_amp = cl_select(cl_gate, d_amp, rec_amp)\n"
-                "rec_freq = cl_select(cl_gate, d_freq, rec_freq)\n"
-                "rec_pw = cl_select(cl_gate, d_ppw * 1e6, rec_pw)\n"
-                + spec.code
-                + "c_amp = cl_select(cl_gate, cmd_amp, c_amp)\n"
-                "c_freq = cl_select(cl_gate, cmd_freq, c_freq)\n"
-                "c_pw = cl_select(cl_gate, cmd_pw, c_pw)\n"
-                "c_eff = cl_select(cl_gate, timestep(t, cl_dt) - cl_step0 + cl_latency, c_eff)\n"
-                "c_has = cl_select(cl_gate, 1.0, c_has)\n",
-                dt=loop.control_period_s * second,
-                when="groups",
-                order=-7,
-                name="cl_control",
-            ),
-            cl.run_regularly(dev_code, dt=dt_s * second, when="groups", order=-6, name="cl_device"),
-        ]
-        sample_mon = StateMonitor(
-            cl,
-            ["lfp_x", "sensed_v"],
-            record=np.arange(n_tot),
-            dt=sample_dt,
-            when="end",
-            name="cl_sample_mon",
-        )
-        control_mon = StateMonitor(
-            cl,
-            ["env", "rec_amp", "cmd_amp", "cmd_freq", "cmd_pw"],
-            record=np.arange(n),
-            dt=loop.control_period_s * second,
-            when="end",
-            name="cl_control_mon",
-        )
-        objects += [sample_mon, control_mon]
-        spike_mons = {}
-        for name in loop.record_spikes:
-            if name not in net.spike_groups:
-                raise ValueError(
-                    f"brian.record_spikes: {name!r} is not a population of model "
-                    f"{loop.model.name!r}; populations: {sorted(net.spike_groups)}"
-                )
-            group, per_inst = net.spike_groups[name]
-            mon = SpikeMonitor(group, name=f"cl_spikes_{name}")
-            spike_mons[name] = (mon, per_inst)
-            objects.append(mon)
-        network = Network(*objects)
-        if warm:
-            for op in ops:
-                op.active = False
-            for mon in (sample_mon, control_mon, *(m_[0] for m_ in rate_mons.values())):
-                mon.active = False
-            network.run(warm * dt_s * second, namespace=dict(net.namespace))
-            for op in ops:
-                op.active = True
-            for mon in (sample_mon, control_mon, *(m_[0] for m_ in rate_mons.values())):
-                mon.active = True
-        # One step more, so that the ticks at the end of the last period fire.
-        network.run((n_periods * spp + 1) * dt_s * second, namespace=dict(net.namespace))
-        loop.build_directory_ = build.directory
-        loop.compile_s_, loop.run_wall_s_, loop.run_cpu_s_ = build()
-        lfp_all = np.array(sample_mon.variables["lfp_x"].get_value()).T  # (n_tot, ticks)
-        sensed = np.array(sample_mon.variables["sensed_v"].get_value()).T[:n]
-        ctrl = {
-            k: np.array(control_mon.variables[k].get_value()).T
-            for k in ("env", "rec_amp", "cmd_amp", "cmd_freq", "cmd_pw")
-        }
-        rates = {}
-        for name, (mon, scale) in rate_mons.items():
-            values = np.array(mon.variables[mon.record_variables[0]].get_value()).T
-            rates[name] = np.diff(values, axis=1) * (scale / loop.sample_s)
-        spikes = {}
-        for name, (mon, per_inst) in spike_mons.items():
-            idx = np.array(mon.variables["i"].get_value(), dtype=np.int64)
-            t = np.array(mon.variables["t"].get_value()) - warm * dt_s
-            spikes[name] = (t, idx // per_inst, idx % per_inst)
-    finally:
-        restore()
-    # Ticks: sample q0 .. q0 + n_periods * m, control k0 .. k0 + n_periods; the
-    # first of each is the loop's start, where no interval has ended.
-    n_samples = n_periods * m
-    lfp_all = lfp_all[:, 1 : n_samples + 1]
-    sensed = sensed[:, 1 : n_samples + 1]
-    ctrl = {k: v[:, 1 : n_periods + 1] for k, v in ctrl.items()}
-    rates = {k: v[:, :n_samples] for k, v in rates.items()}
-    # The reference device replays the commands: exact totals and records.
-    queue_len = loop.latency_steps // spp + 3
-    dev = loop.device.kernel_state(n, queue_len)
-    loop.device_state = dev
-    drive = np.zeros((n, spp))
-    net_i = np.zeros((n, spp))
-    record = np.zeros((n, FIRST_FEATURE_ROW, n_periods))
-    for k in range(n_periods):
-        for i in range(n):
-            device_fill(i, spp, k * spp, dt_s, dev, drive, net_i)
-            device_record(i, dev, record, k)
-        command = (
-            np.ascontiguousarray(ctrl["cmd_amp"][:, k]),
-            np.ascontiguousarray(ctrl["cmd_freq"][:, k]),
-            np.ascontiguousarray(ctrl["cmd_pw"][:, k]),
-            np.full(n, np.nan),
-        )
-        queue_push(dev, command, (k + 1) * spp + loop.latency_steps)
-    record[:, 0, :] = ctrl["env"]
-    loop.commands_ = {
-        "amplitude_ma": ctrl["cmd_amp"],
-        "frequency_hz": ctrl["cmd_freq"],
-        "pulse_width_us": ctrl["cmd_pw"],
-    }
-    loop.device_mismatch_ma_ = float(np.max(np.abs(record[:, 1, :] - ctrl["rec_amp"]), initial=0.0))
-    if loop.device_mismatch_ma_ > 1e-6:
-        warnings.warn(
-            f"the generated device's amplitude differs from the reference device's by up to "
-            f"{loop.device_mismatch_ma_:.3g} mA",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    per_chunk = max(1, min(n_periods, int(round(chunk_s / loop.control_period_s))))
-    bad = ~np.isfinite(lfp_all[:n])
-    for start in range(0, n_periods, per_chunk):
-        stop = min(n_periods, start + per_chunk)
-        a, b = start * m, stop * m
-        t0 = start * loop.control_period_s
-        if bad[:, a:b].any():
-            inst = int(np.argmax(bad[:, a:b].any(axis=1)))
-            first = int(np.argmax(bad[inst, a:b]))
-            raise ModelDivergedError(inst, t0 + (first + 1) * loop.sample_s)
-        if on_chunk is not None:
-            data = {"lfp": lfp_all[:n, a:b], "lfp_sensed": sensed[:, a:b]}
-            if loop.baseline:
-                data["lfp_baseline"] = lfp_all[n:, a:b]
-            for c, name in enumerate(PER_PERIOD_SERIES):
-                data[name] = record[:, c, start:stop]
-            for name, values in rates.items():
-                data[f"rate_{name}"] = values[:, a:b]
-            on_chunk(t0, data)
-        if on_spikes is not None:
-            t_lo, t_hi = t0, stop * loop.control_period_s
-            for name, (t, inst_idx, neuron) in spikes.items():
-                sel = (t >= t_lo - 1e-12) & (t < t_hi - 1e-12) & (inst_idx < n)
-                on_spikes(name, t[sel], inst_idx[sel], neuron[sel])
-        loop.time_s = stop * loop.control_period_s
-        if progress is not None:
-            progress(loop.time_s)
-    loop._periods_done = n_periods
-    state = dev[0]
-    return {name: state[:, c].copy() for c, name in enumerate(DEVICE_STATE)}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 __all__ = ["add_bench_parser", "cmd_bench"]
 
-_DEFAULT_SCENARIOS = Path(__file__).resolve().parents[1] / "benchmarks" / "scenarios"
+_DEFAULT_SCENARIOS = Path(__file__).resolve().parents[2] / "benchmarks" / "scenarios"
 
 
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pydantic
 
-from closedloop.brian.loop import is_brian_experiment, loop_from_config
+from closedloop.brian.config import is_brian_experiment, loop_from_config
 from closedloop.config.schema import (
     ConfigError,
     ExperimentConfig,
