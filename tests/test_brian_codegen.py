@@ -68,6 +68,7 @@ def test_brian_code_twin_issues_the_same_commands(controller):
         np.testing.assert_allclose(got[key], want, rtol=1e-12, atol=1e-12, err_msg=key)
 
 
+@pytest.mark.slow
 def test_brian_code_twin_in_cython():
     controller = CONTROLLERS[-1]
     biomarker, period_s = _biomarker(100), 0.01
@@ -91,6 +92,7 @@ def test_controllers_without_a_twin_are_refused_plainly():
         simulate_controller_code(c, np.zeros((3, 1)), 0.01)
 
 
+@pytest.mark.slow
 def test_generated_device_delivers_what_the_reference_device_delivers():
     from brian2 import Network, NeuronGroup, StateMonitor, TimedArray, second
 
@@ -228,6 +230,7 @@ def test_standalone_refuses_what_it_cannot_generate(kwargs, message):
         )
 
 
+@pytest.mark.slow
 def test_standalone_closed_loop_runs_without_python_and_matches_its_twins(tmp_path):
     controller = PID(setpoint=50.0, kp=0.001, ki=0.02, max_amplitude_ma=3.0)
     loop = BrianLoop(

@@ -192,6 +192,7 @@ STIM = {"group": "inh", "variable": "I_stim", "gain": 40.0, "gain_unit": "nA", "
 SENSE = {"group": "exc", "reduce": "mean", "variable": "v", "unit": "mV"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("builder", [build_user_network, "test_brian_loop.build_user_network"])
 def test_user_network_runs_under_any_controller(builder):
     model = ExternalNetwork(builder, stimulate=STIM, sense=SENSE, dt_s=DT, n=2)
@@ -210,6 +211,7 @@ def test_user_network_runs_under_any_controller(builder):
     assert data["amplitude"].max() > 0 and totals["n_pulses"].min() > 0
 
 
+@pytest.mark.slow
 def test_user_network_rate_sensor_counts_the_spikes_stimulation_evokes():
     rates = []
     for amplitude in (0.0, 2.5):

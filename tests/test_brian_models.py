@@ -44,6 +44,7 @@ def test_registry_names_both_models():
         resolve_brian_model("stn_gpe")
 
 
+@pytest.mark.slow
 def test_stn_gpe_parkinsonian_beta_peak_healthy_little_beta_and_rates():
     # Instance 0 Parkinsonian, instance 1 healthy, in one network.
     healthy = BrianSTNGPe.regimes["healthy"]
@@ -100,6 +101,7 @@ def test_continuous_130hz_dbs_suppresses_stn_beta():
     assert reduction >= 0.5, f"beta reduced by only {reduction:.0%}"
 
 
+@pytest.mark.slow
 def test_ping_gamma_peak_asynchronous_regime_and_interneuron_stimulation():
     asynchronous = BrianPING.regimes["asynchronous"]
     params = {k: [BrianPING.parameters[k].value] * 2 + [v] for k, v in asynchronous.items()}
