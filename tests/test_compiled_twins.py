@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from test_loop import EXPERIMENT
+from test_experiment import EXPERIMENT
 
 from closedloop.config import ConfigError, load_config
 from closedloop.controllers import PID, DualThreshold, OnOff, OpenLoop
