@@ -112,18 +112,7 @@ def conformance_report(
 ) -> list[str]:
     """Return the problems :func:`check_controller` would raise for.
 
-    Parameters
-    ----------
-    controller_or_class : Controller or type
-        A controller instance, or a class to instantiate with its default
-        parameters. An instance is not modified: the checks run on copies.
-    n : int, default 4
-        Batch size of the synthetic runs.
-    seed : int, default 0
-        Seed of the synthetic features and of the generator given to
-        ``reset``.
-    n_steps : int, default 200
-        Control periods per synthetic run (of 10 ms each).
+    Parameters are those of :func:`check_controller`.
 
     Returns
     -------
