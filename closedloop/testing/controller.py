@@ -132,6 +132,15 @@ def conformance_report(
     return _Checker(int(n), seed, int(n_steps)).run(controller_or_class)
 
 
+def _mutation_attempt(exc: Exception, where: str) -> str | None:
+    """What ``update`` tried on its read-only features, or None for another error."""
+    if isinstance(exc, ValueError) and "read-only" in str(exc):
+        return f"writing into it raised {exc!r} {where}"
+    if isinstance(exc, TypeError) and "item assignment" in str(exc):
+        return f"assigning to the features mapping {where}"
+    return None
+
+
 def _label(controller_or_class: object) -> str:
     if isinstance(controller_or_class, type):
         return controller_or_class.__name__
@@ -485,19 +494,11 @@ class _Checker:
             )
             try:
                 command = controller.update((k + 1) * _PERIOD_S, features)
-            except ValueError as exc:
-                if read_only and "read-only" in str(exc):
-                    self.report_mutation(f"writing into it raised {exc!r} {where}")
-                    return "read-only"
-                self.report("update", f"update raised {exc!r} {where}.")
-                return "error"
-            except TypeError as exc:
-                if read_only and "item assignment" in str(exc):
-                    self.report_mutation(f"assigning to the features mapping {where}")
-                    return "read-only"
-                self.report("update", f"update raised {exc!r} {where}.")
-                return "error"
             except Exception as exc:
+                mutation = _mutation_attempt(exc, where) if read_only else None
+                if mutation is not None:
+                    self.report_mutation(mutation)
+                    return "read-only"
                 self.report("update", f"update raised {exc!r} {where}.")
                 return "error"
             if not read_only:
