@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
+from typing import TypeVar
 
 from closedloop.controllers import BUILTIN_CONTROLLERS, Controller
 from closedloop.core.model import NumbaModel
 from closedloop.models import BUILTIN_MODELS
 
 __all__ = ["resolve_controller", "resolve_model", "resolve_object"]
+
+_C = TypeVar("_C")
 
 
 def resolve_object(path: str) -> object:
@@ -36,29 +40,44 @@ def resolve_object(path: str) -> object:
 
 def resolve_controller(name: str) -> type[Controller]:
     """Return the controller class registered as ``name`` or found at a dotted path."""
-    if name in BUILTIN_CONTROLLERS:
-        return BUILTIN_CONTROLLERS[name]
-    if "." not in name and ":" not in name:
-        raise ValueError(
-            f"unknown controller {name!r}; built-in controllers are "
-            f"{', '.join(sorted(BUILTIN_CONTROLLERS))}, or give a dotted path "
-            "such as mypackage.mymodule.MyController"
-        )
-    obj = resolve_object(name)
-    if not (isinstance(obj, type) and issubclass(obj, Controller)):
-        raise ValueError(f"{name!r} is not a subclass of closedloop.controllers.Controller")
-    return obj
+    return _resolve_class(
+        name,
+        BUILTIN_CONTROLLERS,
+        Controller,
+        "closedloop.controllers.Controller",
+        kind="controller",
+        hint=", or give a dotted path such as mypackage.mymodule.MyController",
+    )
 
 
 def resolve_model(name: str) -> type[NumbaModel]:
     """Return the model class registered as ``name`` or found at a dotted path."""
-    if name in BUILTIN_MODELS:
-        return BUILTIN_MODELS[name]
+    return _resolve_class(
+        name, BUILTIN_MODELS, NumbaModel, "closedloop.core.model.NumbaModel", kind="model"
+    )
+
+
+def _resolve_class(
+    name: str,
+    builtins: Mapping[str, type[_C]],
+    base: type[_C],
+    base_path: str,
+    *,
+    kind: str,
+    hint: str = "",
+) -> type[_C]:
+    """The class registered as ``name`` in ``builtins``, or a subclass of ``base`` at a dotted path.
+
+    ``kind`` names what is resolved in messages ("unknown {kind} ..."); ``hint``
+    ends the message for an unknown bare name.
+    """
+    if name in builtins:
+        return builtins[name]
     if "." not in name and ":" not in name:
         raise ValueError(
-            f"unknown model {name!r}; built-in models are {', '.join(sorted(BUILTIN_MODELS))}"
+            f"unknown {kind} {name!r}; built-in {kind}s are {', '.join(sorted(builtins))}{hint}"
         )
     obj = resolve_object(name)
-    if not (isinstance(obj, type) and issubclass(obj, NumbaModel)):
-        raise ValueError(f"{name!r} is not a subclass of closedloop.core.model.NumbaModel")
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        raise ValueError(f"{name!r} is not a subclass of {base_path}")
     return obj

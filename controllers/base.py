@@ -24,12 +24,24 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
-from typing import Any, ClassVar
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-__all__ = ["COMMAND_KEYS", "Controller", "real_parameter"]
+__all__ = [
+    "COMMAND_KEYS",
+    "DOCS",
+    "STIMULATION_SETTINGS",
+    "Controller",
+    "check_order",
+    "check_settings",
+    "fill_doc",
+    "fixed_command",
+    "real_parameter",
+    "twin_program",
+]
 
 #: Command keys a controller may return, with their units.
 COMMAND_KEYS: dict[str, str] = {
@@ -42,6 +54,60 @@ COMMAND_KEYS: dict[str, str] = {
     # nothing rather than repeating the last value.
     "pulses": "1",
 }
+
+#: Unit and sign of each stimulation setting, checked alike by every controller.
+STIMULATION_SETTINGS: dict[str, tuple[str, str]] = {
+    "amplitude_ma": ("mA", "non-negative"),
+    "min_amplitude_ma": ("mA", "non-negative"),
+    "max_amplitude_ma": ("mA", "non-negative"),
+    "frequency_hz": ("Hz", "positive"),
+    "pulse_width_us": ("microseconds", "positive"),
+}
+
+#: Docstring fragments shared by the built-in controllers, MNE-style: a line
+#: holding only ``%(key)s`` is replaced by the fragment by :func:`fill_doc`.
+DOCS: dict[str, str] = {
+    "frequency_hz": """frequency_hz : float, default 130.0
+    Pulse frequency in Hz, positive.""",
+    "pulse_width_us": """pulse_width_us : float, default 60.0
+    Pulse width in microseconds, positive.""",
+    "n_": """n_ : int
+    Batch size given to :meth:`reset`.""",
+    "t_prev_": """t_prev_ : float
+    Time in seconds of the last update (0 after :meth:`reset`).""",
+    "reset_parameters": """Parameters
+----------
+n : int
+    Batch size.
+rng : numpy.random.Generator
+    Unused: the controller is deterministic.""",
+    "reset_raises": """Raises
+------
+ValueError
+    If a parameter is out of its range.""",
+    "update_t": """t : float
+    Time in seconds at the end of the control period just sensed.""",
+    "update_biomarker": """Parameters
+----------
+t : float
+    Time in seconds at the end of the control period just sensed.
+features : mapping of str to ndarray
+    Must contain ``biomarker``, shape ``(n,)``.""",
+    "update_feature": """Parameters
+----------
+t : float
+    Time in seconds at the end of the control period just sensed.
+features : mapping of str to ndarray
+    Must contain :attr:`feature`, shape ``(n,)``.""",
+    "returns_command": """Returns
+-------
+dict of str to ndarray
+    ``amplitude_ma``, ``frequency_hz`` and ``pulse_width_us``, shape ``(n,)``.""",
+}
+
+_PLACEHOLDER = re.compile(r"^([ \t]*)%\((\w+)\)s[ \t]*$", re.MULTILINE)
+
+_Documented = TypeVar("_Documented", bound=Callable[..., Any])
 
 
 class Controller:
@@ -154,3 +220,122 @@ def real_parameter(name: str, value: object, unit: str, sign: str = "any") -> fl
         kind = "finite number" if sign == "any" else f"finite {sign} number"
         raise ValueError(f"{name} must be a {kind} of {unit}, got {value!r}.")
     return x
+
+
+def check_settings(controller: Controller, *names: str) -> dict[str, float]:
+    """Check stimulation settings of ``controller`` by name, in the order given.
+
+    Parameters
+    ----------
+    controller : Controller
+        Holds each setting as the attribute of the same name.
+    *names : str
+        Keys of :data:`STIMULATION_SETTINGS`.
+
+    Returns
+    -------
+    dict of str to float
+        Each setting as a float, in the order of ``names``.
+
+    Raises
+    ------
+    ValueError
+        Naming the first setting that is not a finite number of its sign.
+    """
+    return {
+        name: real_parameter(name, getattr(controller, name), *STIMULATION_SETTINGS[name])
+        for name in names
+    }
+
+
+def check_order(low_name: str, low: float, high_name: str, high: float) -> None:
+    """Raise ValueError naming both parameters if ``low`` exceeds ``high``."""
+    if low > high:
+        raise ValueError(f"{low_name} ({low!r}) must not exceed {high_name} ({high!r}).")
+
+
+def fixed_command(n: int, settings: Mapping[str, float], *names: str) -> dict[str, np.ndarray]:
+    """Read-only command arrays of shape ``(n,)``, one per name, in the order given.
+
+    A controller returns the same arrays on every call for the settings that
+    do not change during a run, so an update costs no allocation for them.
+
+    Parameters
+    ----------
+    n : int
+        Batch size.
+    settings : mapping of str to float
+        Value of each setting (e.g. from :func:`check_settings`).
+    *names : str
+        Command keys to build, all of ``settings`` when none are given.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``np.full(n, settings[name])`` for each name, not writeable.
+    """
+    command = {}
+    for name in names or tuple(settings):
+        value = np.full(n, settings[name])
+        value.flags.writeable = False
+        command[name] = value
+    return command
+
+
+def twin_program(
+    kind: int, row: list[float], state: np.ndarray
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """The ``(kind, params, state)`` program of :meth:`Controller.compiled`.
+
+    Parameters
+    ----------
+    kind : int
+        Program kind (:mod:`closedloop.controllers.compiled`).
+    row : list of float
+        Parameters, the same for every instance.
+    state : ndarray of shape (n, S)
+        Per-instance state.
+
+    Returns
+    -------
+    tuple
+        ``kind``, ``row`` tiled to shape ``(n, P)`` and ``state``.
+    """
+    params = np.tile(np.asarray(row, dtype=float), (state.shape[0], 1))
+    return kind, params, state
+
+
+def fill_doc(obj: _Documented) -> _Documented:
+    """Fill the ``%(key)s`` lines of docstrings with :data:`DOCS` fragments.
+
+    A line holding only ``%(key)s`` becomes the fragment, every line of it
+    indented like the placeholder. On a class, the docstrings of the
+    methods it defines are filled too.
+
+    Parameters
+    ----------
+    obj : class or function
+        What to document.
+
+    Returns
+    -------
+    class or function
+        ``obj``, its docstrings filled.
+    """
+
+    def fill(doc: str | None) -> str | None:
+        if doc is None:  # python -OO
+            return None
+
+        def fragment(match: re.Match[str]) -> str:
+            indent, key = match.groups()
+            return "\n".join(indent + line if line else line for line in DOCS[key].splitlines())
+
+        return _PLACEHOLDER.sub(fragment, doc)
+
+    obj.__doc__ = fill(obj.__doc__)
+    if isinstance(obj, type):
+        for member in vars(obj).values():
+            if callable(member) and getattr(member, "__doc__", None):
+                member.__doc__ = fill(member.__doc__)
+    return obj

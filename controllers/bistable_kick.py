@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from closedloop.controllers.base import Controller
+from closedloop.controllers.base import Controller, check_settings, fill_doc, fixed_command
 from closedloop.controllers.base import real_parameter as _real
 from closedloop.sensing.chain import FEATURES
 
@@ -30,6 +30,7 @@ __all__ = ["StateKick"]
 _SLACK_S = 1e-9
 
 
+@fill_doc
 class StateKick(Controller):
     """Kick each instance out of a pathological high state with a stimulation burst.
 
@@ -66,8 +67,7 @@ class StateKick(Controller):
 
     Attributes
     ----------
-    n_ : int
-        Batch size given to :meth:`reset`.
+    %(n_)s
     above_s_ : ndarray of shape (n,)
         Time in seconds the feature has stayed above the threshold.
     kick_end_s_ : ndarray of shape (n,)
@@ -75,8 +75,7 @@ class StateKick(Controller):
         before the first).
     n_kicks_ : ndarray of shape (n,)
         Kicks given since :meth:`reset`.
-    t_prev_ : float
-        Time in seconds of the last update (0 after :meth:`reset`).
+    %(t_prev_)s
 
     Notes
     -----
@@ -171,26 +170,17 @@ class StateKick(Controller):
     def reset(self, n: int, rng: np.random.Generator) -> None:
         """Check the parameters and clear every detector.
 
-        Parameters
-        ----------
-        n : int
-            Batch size.
-        rng : numpy.random.Generator
-            Unused: the controller is deterministic.
+        %(reset_parameters)s
 
-        Raises
-        ------
-        ValueError
-            If a parameter is out of its range.
+        %(reset_raises)s
         """
         known = ("biomarker", *FEATURES)
         if self.feature not in known:
             raise ValueError(f"feature must be one of {', '.join(known)}, got {self.feature!r}.")
         threshold = _real("threshold", self.threshold, "the feature's units")
         dwell = _real("dwell_s", self.dwell_s, "s", "non-negative")
-        amplitude = _real("amplitude_ma", self.amplitude_ma, "mA", "non-negative")
-        frequency = _real("frequency_hz", self.frequency_hz, "Hz", "positive")
-        width = _real("pulse_width_us", self.pulse_width_us, "microseconds", "positive")
+        settings = check_settings(self, "amplitude_ma", "frequency_hz", "pulse_width_us")
+        amplitude = settings["amplitude_ma"]
         kick = _real("kick_duration_s", self.kick_duration_s, "s", "positive")
         refractory = _real("refractory_s", self.refractory_s, "s", "non-negative")
         start = _real("start_s", self.start_s, "s", "non-negative")
@@ -205,22 +195,12 @@ class StateKick(Controller):
         self._wait = refractory - _SLACK_S  # after kick_end_s_
         self._start = start - _SLACK_S
         self._amplitude = amplitude
-        frequency_cmd = np.full(self.n_, frequency)
-        width_cmd = np.full(self.n_, width)
-        frequency_cmd.flags.writeable = False
-        width_cmd.flags.writeable = False
-        self._frequency = frequency_cmd
-        self._width = width_cmd
+        self._fixed = fixed_command(self.n_, settings, "frequency_hz", "pulse_width_us")
 
     def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Update the detectors and command each instance's kick amplitude.
 
-        Parameters
-        ----------
-        t : float
-            Time in seconds at the end of the control period just sensed.
-        features : mapping of str to ndarray
-            Must contain :attr:`feature`, shape ``(n,)``.
+        %(update_feature)s
 
         Returns
         -------
@@ -238,11 +218,7 @@ class StateKick(Controller):
         self.kick_end_s_ = np.where(trigger, t + self._kick, self.kick_end_s_)
         self.n_kicks_ = self.n_kicks_ + trigger
         kicking = t < self.kick_end_s_ - _SLACK_S
-        return {
-            "amplitude_ma": np.where(kicking, self._amplitude, 0.0),
-            "frequency_hz": self._frequency,
-            "pulse_width_us": self._width,
-        }
+        return {"amplitude_ma": np.where(kicking, self._amplitude, 0.0), **self._fixed}
 
     def thresholds(self) -> dict[str, float]:
         """Return the detection threshold when the watched feature is the biomarker.

@@ -12,13 +12,21 @@ from typing import ClassVar
 
 import numpy as np
 
-from closedloop.controllers.base import Controller
+from closedloop.controllers.base import (
+    Controller,
+    check_order,
+    check_settings,
+    fill_doc,
+    fixed_command,
+    twin_program,
+)
 from closedloop.controllers.base import real_parameter as _real
 from closedloop.controllers.compiled import DUAL_THRESHOLD as TWIN_KIND
 
 __all__ = ["DualThreshold"]
 
 
+@fill_doc
 class DualThreshold(Controller):
     """Ramp the amplitude up above one threshold and down below another.
 
@@ -41,20 +49,16 @@ class DualThreshold(Controller):
         :meth:`reset`.
     max_amplitude_ma : float, default 3.0
         Highest amplitude in mA, at least ``min_amplitude_ma``.
-    frequency_hz : float, default 130.0
-        Pulse frequency in Hz, positive.
-    pulse_width_us : float, default 60.0
-        Pulse width in microseconds, positive.
+    %(frequency_hz)s
+    %(pulse_width_us)s
 
     Attributes
     ----------
-    n_ : int
-        Batch size given to :meth:`reset`.
+    %(n_)s
     amplitude_ma_ : ndarray of shape (n,)
         Amplitude in mA commanded at the last update (``min_amplitude_ma``
         after :meth:`reset`).
-    t_prev_ : float
-        Time in seconds of the last update (0 after :meth:`reset`).
+    %(t_prev_)s
 
     Notes
     -----
@@ -123,12 +127,7 @@ class DualThreshold(Controller):
     def reset(self, n: int, rng: np.random.Generator) -> None:
         """Check the parameters and set every instance to ``min_amplitude_ma``.
 
-        Parameters
-        ----------
-        n : int
-            Batch size.
-        rng : numpy.random.Generator
-            Unused: the controller is deterministic.
+        %(reset_parameters)s
 
         Raises
         ------
@@ -142,18 +141,12 @@ class DualThreshold(Controller):
         upper = _real("upper_threshold", self.upper_threshold, units)
         up_rate = _real("ramp_up_ma_per_s", self.ramp_up_ma_per_s, "mA/s", "non-negative")
         down_rate = _real("ramp_down_ma_per_s", self.ramp_down_ma_per_s, "mA/s", "non-negative")
-        low = _real("min_amplitude_ma", self.min_amplitude_ma, "mA", "non-negative")
-        high = _real("max_amplitude_ma", self.max_amplitude_ma, "mA", "non-negative")
-        frequency_hz = _real("frequency_hz", self.frequency_hz, "Hz", "positive")
-        pulse_width_us = _real("pulse_width_us", self.pulse_width_us, "microseconds", "positive")
-        if lower > upper:
-            raise ValueError(
-                f"lower_threshold ({lower!r}) must not exceed upper_threshold ({upper!r})."
-            )
-        if low > high:
-            raise ValueError(
-                f"min_amplitude_ma ({low!r}) must not exceed max_amplitude_ma ({high!r})."
-            )
+        settings = check_settings(
+            self, "min_amplitude_ma", "max_amplitude_ma", "frequency_hz", "pulse_width_us"
+        )
+        low, high = settings["min_amplitude_ma"], settings["max_amplitude_ma"]
+        check_order("lower_threshold", lower, "upper_threshold", upper)
+        check_order("min_amplitude_ma", low, "max_amplitude_ma", high)
         super().reset(n, rng)
         self.amplitude_ma_ = np.full(self.n_, low)
         self.t_prev_ = 0.0
@@ -169,25 +162,14 @@ class DualThreshold(Controller):
         self._low = np.full(self.n_, low)
         self._high = np.full(self.n_, high)
         self._scratch = np.zeros(self.n_)
-        self._frequency = np.full(self.n_, frequency_hz)
-        self._pulse_width = np.full(self.n_, pulse_width_us)
-        self._frequency.flags.writeable = False
-        self._pulse_width.flags.writeable = False
+        self._fixed = fixed_command(self.n_, settings, "frequency_hz", "pulse_width_us")
 
     def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Ramp, hold or lower each instance's amplitude.
 
-        Parameters
-        ----------
-        t : float
-            Time in seconds at the end of the control period just sensed.
-        features : mapping of str to ndarray
-            Must contain ``biomarker``, shape ``(n,)``.
+        %(update_biomarker)s
 
-        Returns
-        -------
-        dict of str to ndarray
-            ``amplitude_ma``, ``frequency_hz`` and ``pulse_width_us``, shape ``(n,)``.
+        %(returns_command)s
         """
         b = features["biomarker"]
         dt = t - self.t_prev_
@@ -201,11 +183,7 @@ class DualThreshold(Controller):
         level = np.add(self.amplitude_ma_, self._steps.take(self._edges.searchsorted(b, "right")))
         np.minimum(level, self._high, self._scratch)
         amp = np.maximum(self._scratch, self._low, self.amplitude_ma_)
-        return {
-            "amplitude_ma": amp.copy(),
-            "frequency_hz": self._frequency,
-            "pulse_width_us": self._pulse_width,
-        }
+        return {"amplitude_ma": amp.copy(), **self._fixed}
 
     def compiled(self) -> tuple[int, np.ndarray, np.ndarray]:
         """Program for the compiled kernels (see :meth:`Controller.compiled`)."""
@@ -219,8 +197,7 @@ class DualThreshold(Controller):
             self.frequency_hz,
             self.pulse_width_us,
         ]
-        params = np.tile(np.asarray(row, dtype=float), (self.n_, 1))
-        return TWIN_KIND, params, self.amplitude_ma_.reshape(-1, 1).copy()
+        return twin_program(TWIN_KIND, row, self.amplitude_ma_.reshape(-1, 1).copy())
 
     def thresholds(self) -> dict[str, float]:
         """Return both thresholds.

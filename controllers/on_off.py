@@ -12,13 +12,20 @@ from typing import ClassVar
 
 import numpy as np
 
-from closedloop.controllers.base import Controller
+from closedloop.controllers.base import (
+    Controller,
+    check_settings,
+    fill_doc,
+    fixed_command,
+    twin_program,
+)
 from closedloop.controllers.base import real_parameter as _real
 from closedloop.controllers.compiled import ON_OFF as TWIN_KIND
 
 __all__ = ["OnOff"]
 
 
+@fill_doc
 class OnOff(Controller):
     """Switch stimulation on above a biomarker threshold, with ramped transitions.
 
@@ -31,22 +38,18 @@ class OnOff(Controller):
         amplitude recorded without stimulation.
     amplitude_ma : float, default 2.0
         Amplitude in mA when stimulation is fully on, non-negative.
-    frequency_hz : float, default 130.0
-        Pulse frequency in Hz, positive.
-    pulse_width_us : float, default 60.0
-        Pulse width in microseconds, positive.
+    %(frequency_hz)s
+    %(pulse_width_us)s
     ramp_time_s : float, default 0.25
         Time in seconds for the commanded amplitude to go from 0 to
         ``amplitude_ma`` (and back), non-negative; 0 switches instantly.
 
     Attributes
     ----------
-    n_ : int
-        Batch size given to :meth:`reset`.
+    %(n_)s
     amplitude_ma_ : ndarray of shape (n,)
         Amplitude in mA commanded at the last update (0 after :meth:`reset`).
-    t_prev_ : float
-        Time in seconds of the last update (0 after :meth:`reset`).
+    %(t_prev_)s
 
     Notes
     -----
@@ -105,22 +108,13 @@ class OnOff(Controller):
     def reset(self, n: int, rng: np.random.Generator) -> None:
         """Check the parameters and switch every instance off.
 
-        Parameters
-        ----------
-        n : int
-            Batch size.
-        rng : numpy.random.Generator
-            Unused: the controller is deterministic.
+        %(reset_parameters)s
 
-        Raises
-        ------
-        ValueError
-            If a parameter is out of its range.
+        %(reset_raises)s
         """
         threshold = _real("threshold", self.threshold, "the biomarker's units")
-        amplitude_ma = _real("amplitude_ma", self.amplitude_ma, "mA", "non-negative")
-        frequency_hz = _real("frequency_hz", self.frequency_hz, "Hz", "positive")
-        pulse_width_us = _real("pulse_width_us", self.pulse_width_us, "microseconds", "positive")
+        settings = check_settings(self, "amplitude_ma", "frequency_hz", "pulse_width_us")
+        amplitude_ma = settings["amplitude_ma"]
         ramp_time_s = _real("ramp_time_s", self.ramp_time_s, "s", "non-negative")
         super().reset(n, rng)
         self.amplitude_ma_ = np.zeros(self.n_)
@@ -137,25 +131,14 @@ class OnOff(Controller):
         self._zero = np.zeros(self.n_)
         self._scratch = np.zeros(self.n_)
         self._full = np.full(self.n_, amplitude_ma)
-        self._frequency = np.full(self.n_, frequency_hz)
-        self._pulse_width = np.full(self.n_, pulse_width_us)
-        self._frequency.flags.writeable = False
-        self._pulse_width.flags.writeable = False
+        self._fixed = fixed_command(self.n_, settings, "frequency_hz", "pulse_width_us")
 
     def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Ramp each instance's amplitude towards on or off.
 
-        Parameters
-        ----------
-        t : float
-            Time in seconds at the end of the control period just sensed.
-        features : mapping of str to ndarray
-            Must contain ``biomarker``, shape ``(n,)``.
+        %(update_biomarker)s
 
-        Returns
-        -------
-        dict of str to ndarray
-            ``amplitude_ma``, ``frequency_hz`` and ``pulse_width_us``, shape ``(n,)``.
+        %(returns_command)s
         """
         b = features["biomarker"]
         dt = t - self.t_prev_
@@ -173,11 +156,7 @@ class OnOff(Controller):
         level = np.add(self.amplitude_ma_, self._steps.take(self._edges.searchsorted(b, "right")))
         np.minimum(level, self._full, self._scratch)
         amp = np.maximum(self._scratch, self._zero, self.amplitude_ma_)
-        return {
-            "amplitude_ma": amp.copy(),
-            "frequency_hz": self._frequency,
-            "pulse_width_us": self._pulse_width,
-        }
+        return {"amplitude_ma": amp.copy(), **self._fixed}
 
     def compiled(self) -> tuple[int, np.ndarray, np.ndarray]:
         """Program for the compiled kernels (see :meth:`Controller.compiled`)."""
@@ -188,8 +167,7 @@ class OnOff(Controller):
             self.pulse_width_us,
             self._rate,
         ]
-        params = np.tile(np.asarray(row, dtype=float), (self.n_, 1))
-        return TWIN_KIND, params, self.amplitude_ma_.reshape(-1, 1).copy()
+        return twin_program(TWIN_KIND, row, self.amplitude_ma_.reshape(-1, 1).copy())
 
     def thresholds(self) -> dict[str, float]:
         """Return the switching threshold.

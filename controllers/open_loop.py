@@ -11,13 +11,19 @@ from typing import ClassVar
 
 import numpy as np
 
-from closedloop.controllers.base import Controller
-from closedloop.controllers.base import real_parameter as _real
+from closedloop.controllers.base import (
+    Controller,
+    check_settings,
+    fill_doc,
+    fixed_command,
+    twin_program,
+)
 from closedloop.controllers.compiled import OPEN_LOOP as TWIN_KIND
 
 __all__ = ["OpenLoop"]
 
 
+@fill_doc
 class OpenLoop(Controller):
     """Continuous stimulation at a fixed amplitude, frequency and pulse width.
 
@@ -25,15 +31,12 @@ class OpenLoop(Controller):
     ----------
     amplitude_ma : float, default 2.0
         Stimulation amplitude in mA, non-negative.
-    frequency_hz : float, default 130.0
-        Pulse frequency in Hz, positive.
-    pulse_width_us : float, default 60.0
-        Pulse width in microseconds, positive.
+    %(frequency_hz)s
+    %(pulse_width_us)s
 
     Attributes
     ----------
-    n_ : int
-        Batch size given to :meth:`reset`.
+    %(n_)s
     command_ : dict of str to ndarray
         The command returned by every call of :meth:`update`: read-only
         arrays of shape ``(n,)`` created by :meth:`reset`.
@@ -83,30 +86,13 @@ class OpenLoop(Controller):
     def reset(self, n: int, rng: np.random.Generator) -> None:
         """Check the parameters and build the constant command.
 
-        Parameters
-        ----------
-        n : int
-            Batch size.
-        rng : numpy.random.Generator
-            Unused: the controller is deterministic.
+        %(reset_parameters)s
 
-        Raises
-        ------
-        ValueError
-            If a parameter is out of its range.
+        %(reset_raises)s
         """
-        amplitude_ma = _real("amplitude_ma", self.amplitude_ma, "mA", "non-negative")
-        frequency_hz = _real("frequency_hz", self.frequency_hz, "Hz", "positive")
-        pulse_width_us = _real("pulse_width_us", self.pulse_width_us, "microseconds", "positive")
+        settings = check_settings(self, "amplitude_ma", "frequency_hz", "pulse_width_us")
         super().reset(n, rng)
-        command = {
-            "amplitude_ma": np.full(self.n_, amplitude_ma),
-            "frequency_hz": np.full(self.n_, frequency_hz),
-            "pulse_width_us": np.full(self.n_, pulse_width_us),
-        }
-        for value in command.values():
-            value.flags.writeable = False
-        self.command_ = command
+        self.command_ = fixed_command(self.n_, settings)
 
     def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Return the fixed command.
@@ -129,5 +115,4 @@ class OpenLoop(Controller):
     def compiled(self) -> tuple[int, np.ndarray, np.ndarray]:
         """Program for the compiled kernels (see :meth:`Controller.compiled`)."""
         row = [self.amplitude_ma, self.frequency_hz, self.pulse_width_us]
-        params = np.tile(np.asarray(row, dtype=float), (self.n_, 1))
-        return TWIN_KIND, params, np.zeros((self.n_, 1))
+        return twin_program(TWIN_KIND, row, np.zeros((self.n_, 1)))

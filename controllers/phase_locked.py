@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from closedloop.controllers.base import Controller
+from closedloop.controllers.base import Controller, check_settings, fill_doc, fixed_command
 from closedloop.controllers.base import real_parameter as _real
 
 __all__ = ["PhaseLocked"]
@@ -31,6 +31,7 @@ def _wrap(angle: np.ndarray) -> np.ndarray:
     return np.mod(angle + math.pi, _TWO_PI) - math.pi
 
 
+@fill_doc
 class PhaseLocked(Controller):
     """Deliver a pulse each time the oscillation's phase crosses a target phase.
 
@@ -67,8 +68,7 @@ class PhaseLocked(Controller):
 
     Attributes
     ----------
-    n_ : int
-        Batch size given to :meth:`reset`.
+    %(n_)s
     previous_phase_ : ndarray of shape (n,)
         Phase at the last update, rad (NaN after :meth:`reset`).
     frequency_hz_ : ndarray of shape (n,)
@@ -167,22 +167,12 @@ class PhaseLocked(Controller):
     def reset(self, n: int, rng: np.random.Generator) -> None:
         """Check the parameters and forget the phase history.
 
-        Parameters
-        ----------
-        n : int
-            Batch size.
-        rng : numpy.random.Generator
-            Unused: the controller is deterministic.
+        %(reset_parameters)s
 
-        Raises
-        ------
-        ValueError
-            If a parameter is out of its range.
+        %(reset_raises)s
         """
         target = _real("target_phase_rad", self.target_phase_rad, "rad")
-        amplitude = _real("amplitude_ma", self.amplitude_ma, "mA", "non-negative")
-        width = _real("pulse_width_us", self.pulse_width_us, "microseconds", "positive")
-        frequency = _real("frequency_hz", self.frequency_hz, "Hz", "positive")
+        settings = check_settings(self, "amplitude_ma", "pulse_width_us", "frequency_hz")
         burst = _real("pulses_per_trigger", self.pulses_per_trigger, "pulses", "positive")
         if burst != round(burst):
             raise ValueError(
@@ -200,19 +190,14 @@ class PhaseLocked(Controller):
         self.last_trigger_s_ = np.full(self.n_, -np.inf)
         self.n_triggers_ = np.zeros(self.n_)
         self.t_prev_ = math.nan
-        self._amplitude = np.full(self.n_, amplitude)
-        self._width = np.full(self.n_, width)
-        self._frequency = np.full(self.n_, frequency)
-        for arr in (self._amplitude, self._width, self._frequency):
-            arr.flags.writeable = False
+        self._fixed = fixed_command(self.n_, settings)
 
     def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Command a pulse where the phase crossed the trigger phase this period.
 
         Parameters
         ----------
-        t : float
-            Time in seconds at the end of the control period just sensed.
+        %(update_t)s
         features : mapping of str to ndarray
             ``biomarker`` and ``phase`` (rad), each of shape ``(n,)``.
 
@@ -263,12 +248,7 @@ class PhaseLocked(Controller):
         self.n_triggers_ = self.n_triggers_ + fire
         self.previous_phase_ = phase.copy()
         self.t_prev_ = t
-        return {
-            "amplitude_ma": self._amplitude,
-            "pulse_width_us": self._width,
-            "frequency_hz": self._frequency,
-            "pulses": np.where(fire, self._burst, 0.0),
-        }
+        return {**self._fixed, "pulses": np.where(fire, self._burst, 0.0)}
 
     def thresholds(self) -> dict[str, float]:
         """Return the biomarker gate, if any.

@@ -12,13 +12,21 @@ from typing import ClassVar
 
 import numpy as np
 
-from closedloop.controllers.base import Controller
+from closedloop.controllers.base import (
+    Controller,
+    check_order,
+    check_settings,
+    fill_doc,
+    fixed_command,
+    twin_program,
+)
 from closedloop.controllers.base import real_parameter as _real
 from closedloop.controllers.compiled import PID as TWIN_KIND
 
 __all__ = ["PID"]
 
 
+@fill_doc
 class PID(Controller):
     """PID control of the amplitude towards a biomarker set point.
 
@@ -36,23 +44,19 @@ class PID(Controller):
         Lowest amplitude in mA, non-negative.
     max_amplitude_ma : float, default 3.0
         Highest amplitude in mA, at least ``min_amplitude_ma``.
-    frequency_hz : float, default 130.0
-        Pulse frequency in Hz, positive.
-    pulse_width_us : float, default 60.0
-        Pulse width in microseconds, positive.
+    %(frequency_hz)s
+    %(pulse_width_us)s
 
     Attributes
     ----------
-    n_ : int
-        Batch size given to :meth:`reset`.
+    %(n_)s
     integral_ma_ : ndarray of shape (n,)
         Integral term ``ki * integral(e dt)`` in mA, after anti-windup
         (0 after :meth:`reset`).
     error_prev_ : ndarray of shape (n,) or None
         Error at the last update, kept for the derivative term when
         ``kd != 0`` (None after :meth:`reset`).
-    t_prev_ : float
-        Time in seconds of the last update (0 after :meth:`reset`).
+    %(t_prev_)s
 
     Notes
     -----
@@ -149,12 +153,7 @@ class PID(Controller):
     def reset(self, n: int, rng: np.random.Generator) -> None:
         """Check the parameters and clear the integral and derivative state.
 
-        Parameters
-        ----------
-        n : int
-            Batch size.
-        rng : numpy.random.Generator
-            Unused: the controller is deterministic.
+        %(reset_parameters)s
 
         Raises
         ------
@@ -166,14 +165,11 @@ class PID(Controller):
         kp = _real("kp", self.kp, "mA per biomarker unit")
         ki = _real("ki", self.ki, "mA per biomarker unit per second")
         kd = _real("kd", self.kd, "mA s per biomarker unit")
-        low = _real("min_amplitude_ma", self.min_amplitude_ma, "mA", "non-negative")
-        high = _real("max_amplitude_ma", self.max_amplitude_ma, "mA", "non-negative")
-        frequency_hz = _real("frequency_hz", self.frequency_hz, "Hz", "positive")
-        pulse_width_us = _real("pulse_width_us", self.pulse_width_us, "microseconds", "positive")
-        if low > high:
-            raise ValueError(
-                f"min_amplitude_ma ({low!r}) must not exceed max_amplitude_ma ({high!r})."
-            )
+        settings = check_settings(
+            self, "min_amplitude_ma", "max_amplitude_ma", "frequency_hz", "pulse_width_us"
+        )
+        low, high = settings["min_amplitude_ma"], settings["max_amplitude_ma"]
+        check_order("min_amplitude_ma", low, "max_amplitude_ma", high)
         super().reset(n, rng)
         self.integral_ma_ = np.zeros(self.n_)
         self.error_prev_: np.ndarray | None = None
@@ -190,25 +186,14 @@ class PID(Controller):
         self._error_bound_neg = np.full(self.n_, -1e150)
         self._low = np.full(self.n_, low)
         self._high = np.full(self.n_, high)
-        self._frequency = np.full(self.n_, frequency_hz)
-        self._pulse_width = np.full(self.n_, pulse_width_us)
-        self._frequency.flags.writeable = False
-        self._pulse_width.flags.writeable = False
+        self._fixed = fixed_command(self.n_, settings, "frequency_hz", "pulse_width_us")
 
     def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Compute each instance's amplitude from the biomarker error.
 
-        Parameters
-        ----------
-        t : float
-            Time in seconds at the end of the control period just sensed.
-        features : mapping of str to ndarray
-            Must contain ``biomarker``, shape ``(n,)``.
+        %(update_biomarker)s
 
-        Returns
-        -------
-        dict of str to ndarray
-            ``amplitude_ma``, ``frequency_hz`` and ``pulse_width_us``, shape ``(n,)``.
+        %(returns_command)s
         """
         dt = t - self.t_prev_
         self.t_prev_ = t
@@ -241,11 +226,7 @@ class PID(Controller):
         lower = np.fmin(np.subtract(self._low, p), integral)
         np.fmax(np.fmin(candidate, upper), lower, integral)
         amplitude = np.maximum(np.minimum(np.add(p, integral), self._high), self._low)
-        return {
-            "amplitude_ma": amplitude,
-            "frequency_hz": self._frequency,
-            "pulse_width_us": self._pulse_width,
-        }
+        return {"amplitude_ma": amplitude, **self._fixed}
 
     def compiled(self) -> tuple[int, np.ndarray, np.ndarray]:
         """Program for the compiled kernels (see :meth:`Controller.compiled`)."""
@@ -265,8 +246,7 @@ class PID(Controller):
         if self.error_prev_ is not None:
             state[:, 1] = self.error_prev_
             state[:, 2] = 1.0
-        params = np.tile(np.asarray(row, dtype=float), (self.n_, 1))
-        return TWIN_KIND, params, state
+        return twin_program(TWIN_KIND, row, state)
 
     def thresholds(self) -> dict[str, float]:
         """Return the set point.

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from closedloop.controllers.base import Controller
+from closedloop.controllers.base import Controller, check_settings, fill_doc, fixed_command
 from closedloop.controllers.base import real_parameter as _real
 
 __all__ = ["DETECTION_FEATURES", "Responsive"]
@@ -30,6 +30,7 @@ DETECTION_FEATURES: tuple[str, ...] = ("biomarker", "line_length", "area")
 _TIME_SLACK_S = 1e-9
 
 
+@fill_doc
 class Responsive(Controller):
     """Detect when a feature stays above a threshold, then deliver a burst.
 
@@ -61,8 +62,7 @@ class Responsive(Controller):
 
     Attributes
     ----------
-    n_ : int
-        Batch size given to :meth:`reset`.
+    %(n_)s
     count_ : ndarray of shape (n,)
         Consecutive periods the feature has been above the threshold.
     burst_end_s_ : ndarray of shape (n,)
@@ -157,17 +157,9 @@ class Responsive(Controller):
     def reset(self, n: int, rng: np.random.Generator) -> None:
         """Check the parameters and clear every detector.
 
-        Parameters
-        ----------
-        n : int
-            Batch size.
-        rng : numpy.random.Generator
-            Unused: the controller is deterministic.
+        %(reset_parameters)s
 
-        Raises
-        ------
-        ValueError
-            If a parameter is out of its range.
+        %(reset_raises)s
         """
         if self.feature not in DETECTION_FEATURES:
             raise ValueError(
@@ -180,9 +172,8 @@ class Responsive(Controller):
                 f"detection_periods must be a whole number of control periods >= 1, "
                 f"got {periods!r}."
             )
-        amplitude = _real("amplitude_ma", self.amplitude_ma, "mA", "non-negative")
-        frequency = _real("frequency_hz", self.frequency_hz, "Hz", "positive")
-        width = _real("pulse_width_us", self.pulse_width_us, "microseconds", "positive")
+        settings = check_settings(self, "amplitude_ma", "frequency_hz", "pulse_width_us")
+        amplitude = settings["amplitude_ma"]
         self._burst_s = _real("burst_duration_s", self.burst_duration_s, "s", "positive")
         self._refractory_s = _real("refractory_s", self.refractory_s, "s", "non-negative")
         super().reset(n, rng)
@@ -199,20 +190,12 @@ class Responsive(Controller):
         self._above = np.zeros(self.n_, dtype=bool)
         self._ready = np.zeros(self.n_, dtype=bool)
         self._on = np.zeros(self.n_, dtype=bool)
-        self._frequency = np.full(self.n_, frequency)
-        self._pulse_width = np.full(self.n_, width)
-        self._frequency.flags.writeable = False
-        self._pulse_width.flags.writeable = False
+        self._fixed = fixed_command(self.n_, settings, "frequency_hz", "pulse_width_us")
 
     def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Count, detect, trigger and gate the burst amplitude.
 
-        Parameters
-        ----------
-        t : float
-            Time in seconds at the end of the control period just sensed.
-        features : mapping of str to ndarray
-            Must contain :attr:`feature`, shape ``(n,)``.
+        %(update_feature)s
 
         Returns
         -------
@@ -233,11 +216,7 @@ class Responsive(Controller):
             self._ready_at[trigger] = t + self._burst_s + self._refractory_s - _TIME_SLACK_S
             self.n_detections_ += trigger
         on = np.less(t, self._off_at, out=self._on)
-        return {
-            "amplitude_ma": on * self._amplitude,
-            "frequency_hz": self._frequency,
-            "pulse_width_us": self._pulse_width,
-        }
+        return {"amplitude_ma": on * self._amplitude, **self._fixed}
 
     def thresholds(self) -> dict[str, float]:
         """Return the detection threshold when the detector watches the biomarker.

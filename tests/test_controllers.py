@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -62,6 +65,18 @@ def test_registry_names_are_the_names_experiment_files_use():
     assert all(name == cls.name for name, cls in BUILTIN_CONTROLLERS.items())
     assert {"open_loop", "on_off", "dual_threshold", "pid"} <= set(BUILTIN_CONTROLLERS)
     assert all(cls.references for cls in BUILTIN_CONTROLLERS.values())
+
+
+@pytest.mark.parametrize("cls", list(BUILTIN_CONTROLLERS.values()), ids=list(BUILTIN_CONTROLLERS))
+def test_help_shows_every_parameter_in_full(cls):
+    # Shared descriptions are filled in at import (fill_doc): help() shows no
+    # placeholder, and each __init__ parameter has its own numpydoc entry.
+    docs = [inspect.getdoc(cls), inspect.getdoc(cls.reset), inspect.getdoc(cls.update)]
+    assert not any("%(" in doc for doc in docs)
+    parameters = docs[0].split("Parameters\n----------\n")[1].split("\n\n")[0]
+    for name in inspect.signature(cls).parameters:
+        assert re.search(rf"^{name} : \S.*\n    \S", parameters, re.MULTILINE), name
+    assert "n : int\n    Batch size.\nrng : numpy.random.Generator\n" in docs[1]
 
 
 @pytest.mark.parametrize(

@@ -69,10 +69,10 @@ from typing import Any, Literal
 
 import numpy as np
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from closedloop.config import ConfigError, validate_config
+from closedloop.config.files import read_yaml
 from closedloop.io import load_run
 from closedloop.io.tables import write_grouped_arrays
 
@@ -161,12 +161,7 @@ def load_scenario(path: str | Path) -> Scenario:
         with each of the scenario's controllers.
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError([("(file)", "no such scenario file")], str(path)) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([("(file)", f"not valid YAML: {exc}")], str(path)) from None
+    raw = read_yaml(path, "scenario file")
     try:
         parsed = _ScenarioFile.model_validate(raw)
     except pydantic.ValidationError as exc:

@@ -19,6 +19,9 @@ import json
 import sys
 from pathlib import Path
 
+from closedloop.cli.report import error as _error
+from closedloop.cli.report import report_config_error
+
 __all__ = ["add_bench_parser", "cmd_bench"]
 
 _DEFAULT_SCENARIOS = Path(__file__).resolve().parents[2] / "benchmarks" / "scenarios"
@@ -54,10 +57,6 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="with --compare: largest accepted fall of a ratio [0.35]",
     )
-
-
-def _error(message: str) -> None:
-    print(f"closedloop: error: {message}", file=sys.stderr)
 
 
 def _scenario_files(items: list[str] | None) -> list[Path]:
@@ -120,8 +119,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         try:
             scenarios.append(load_scenario(path))
         except ConfigError as exc:
-            for where, msg in exc.problems:
-                _error(f"{exc.source}: {where}: {msg}")
+            report_config_error(exc)
             bad = True
     if bad:
         return 2

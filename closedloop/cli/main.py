@@ -11,14 +11,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from closedloop.cli.bench import add_bench_parser, cmd_bench
+from closedloop.cli.report import error as _error
+from closedloop.cli.report import report_config_error
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+_T = TypeVar("_T")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -132,25 +137,29 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _error(message: str) -> None:
-    print(f"closedloop: error: {message}", file=sys.stderr)
+class _BadInput(Exception):
+    """Bad input whose problems are already reported: :func:`main` exits with 2."""
+
+
+def _config_or_exit(read: Callable[[], _T]) -> _T:
+    """``read()``, or each problem of its ConfigError reported and :class:`_BadInput`."""
+    from closedloop.config import ConfigError
+
+    try:
+        return read()
+    except ConfigError as exc:
+        report_config_error(exc)
+        raise _BadInput from exc
 
 
 def _load(args: argparse.Namespace):
-    from closedloop.config import ConfigError, load_config
+    from closedloop.config import load_config
 
-    try:
-        return load_config(args.config, args.overrides)
-    except ConfigError as exc:
-        for path, msg in exc.problems:
-            _error(f"{exc.source}: {path}: {msg}")
-        return None
+    return _config_or_exit(lambda: load_config(args.config, args.overrides))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     exp = _load(args)
-    if exp is None:
-        return EXIT_BAD_INPUT
     from closedloop.core.loop import ModelDivergedError
     from closedloop.experiment import metrics_table, run_experiment
 
@@ -179,8 +188,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     exp = _load(args)
-    if exp is None:
-        return EXIT_BAD_INPUT
     cfg = exp.config
     loop = exp.loop
     print(
@@ -190,10 +197,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         f"{loop.control_period_s:g} s, latency {loop.latency_steps * loop.dt_s:g} s"
     )
     if cfg.sweep is not None:
-        plan = _expand(args)
-        if plan is None:
-            return EXIT_BAD_INPUT
-        print(f"sweep: {_plan_size(plan)}")
+        print(f"sweep: {_plan_size(_expand(args))}")
     return EXIT_OK
 
 
@@ -204,13 +208,11 @@ def _open_run(path: str):
         return load_run(path)
     except (OSError, ValueError, KeyError) as exc:
         _error(f"{path}: {exc}")
-        return None
+        raise _BadInput from exc
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
     run = _open_run(args.run)
-    if run is None:
-        return EXIT_BAD_INPUT
     if args.kind == "phase":
         from closedloop.analysis.phase import plot_phase_histogram as draw
     elif args.kind == "seizures":
@@ -228,8 +230,6 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     run = _open_run(args.run)
-    if run is None:
-        return EXIT_BAD_INPUT
     from closedloop.plotting.run import format_info
 
     print(format_info(run))
@@ -237,15 +237,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _expand(args: argparse.Namespace):
-    from closedloop.config import ConfigError, load_raw
+    from closedloop.config import load_raw
     from closedloop.sweep.plan import expand_sweep
 
-    try:
-        return expand_sweep(load_raw(args.config, args.overrides), args.config)
-    except ConfigError as exc:
-        for path, msg in exc.problems:
-            _error(f"{exc.source}: {path}: {msg}")
-        return None
+    return _config_or_exit(lambda: expand_sweep(load_raw(args.config, args.overrides), args.config))
 
 
 def _plan_size(plan) -> str:
@@ -262,8 +257,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             _error(f"{args.config}: {flag}: must be 1 or more, got {value}")
             return EXIT_BAD_INPUT
     plan = _expand(args)
-    if plan is None:
-        return EXIT_BAD_INPUT
     name = plan.base.get("name", "sweep")
     out = Path(args.out) if args.out else Path("results") / str(name)
     if args.dry_run:
@@ -400,6 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }[args.command]
     try:
         return handler(args)
+    except _BadInput:
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         _error("interrupted")
         return 130

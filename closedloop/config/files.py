@@ -11,8 +11,9 @@ import yaml
 
 from closedloop.config.build import ResolvedExperiment, validate_config
 from closedloop.config.schema import ConfigError
+from closedloop.sweep.spec import set_key_path
 
-__all__ = ["apply_overrides", "load_config", "load_raw"]
+__all__ = ["apply_overrides", "load_config", "load_raw", "read_yaml"]
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -28,16 +29,37 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError([(item, "an override must look like key.path=value")], "--set")
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            nxt = node.get(part)
-            if not isinstance(nxt, dict):
-                nxt = {}
-                node[part] = nxt
-            node = nxt
-        node[parts[-1]] = yaml.safe_load(text)
+        set_key_path(out, key, yaml.safe_load(text))
     return out
+
+
+def read_yaml(path: str | Path, what: str = "file") -> Any:
+    """Parse a YAML file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+    what : str, default "file"
+        What the file is, for the message when it is missing (``"no such <what>"``).
+
+    Returns
+    -------
+    object
+        The parsed document (None for an empty file).
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing or is not YAML, with the path as its source.
+    """
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError([("(file)", f"no such {what}")], str(path)) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([("(file)", f"not valid YAML: {exc}")], str(path)) from None
 
 
 def load_raw(path: str | Path, overrides: Iterable[str] = ()) -> Any:
@@ -48,13 +70,7 @@ def load_raw(path: str | Path, overrides: Iterable[str] = ()) -> Any:
     ConfigError
         When the file is missing or is not YAML.
     """
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError([("(file)", "no such file")], str(path)) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([("(file)", f"not valid YAML: {exc}")], str(path)) from None
+    raw = read_yaml(path)
     if raw is None:
         raw = {}
     if isinstance(raw, dict):

@@ -39,7 +39,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,6 +271,33 @@ def _unknown(key: str, known: Sequence[str] | Mapping[str, Any], what: str = "ke
     return f"unknown {what} {key!r}.{hint} Known: {', '.join(known)}."
 
 
+def _parse_paths(
+    group: Mapping[Any, Any],
+    prefix: str,
+    parse: Callable[[Any, str, list[tuple[str, str]]], Any],
+    keys: list[tuple[str, str]],
+    problems: list[tuple[str, str]],
+) -> dict[str, Any]:
+    """Parse the spec of each key path in ``group``, recording the path in ``keys``.
+
+    Returns the parsed value of each key path that parsed; ``parse`` adds the
+    problems of the others to ``problems`` and returns None for them.
+    """
+    parsed = {}
+    for path, spec in group.items():
+        where = f"{prefix}.{path}"
+        keys.append((where, str(path)))
+        value = parse(spec, where, problems)
+        if value is not None:
+            parsed[str(path)] = value
+    return parsed
+
+
+def _zipped_axis(columns: Mapping[str, Sequence[Any]]) -> SweepAxis:
+    """One axis whose i-th point sets every key path to its i-th value."""
+    return SweepAxis(tuple(columns), tuple(zip(*columns.values(), strict=True)))
+
+
 def parse_sweep_block(
     block: Any, base_seed: int, problems: list[tuple[str, str]]
 ) -> tuple[SweepSpec | None, list[tuple[str, str]]]:
@@ -325,12 +352,8 @@ def parse_sweep_block(
     if not isinstance(grid, dict):
         problems.append(("sweep.grid", "must be a mapping of key path to values or range"))
         grid = {}
-    for path, spec in grid.items():
-        where = f"sweep.grid.{path}"
-        keys.append((where, str(path)))
-        values = _axis_values(spec, where, problems)
-        if values is not None:
-            axes.append(SweepAxis((str(path),), tuple((v,) for v in values)))
+    for path, values in _parse_paths(grid, "sweep.grid", _axis_values, keys, problems).items():
+        axes.append(SweepAxis((path,), tuple((v,) for v in values)))
 
     zipped = block.get("zip", [])
     if zipped is None:
@@ -345,13 +368,7 @@ def parse_sweep_block(
         if not isinstance(group, dict) or not group:
             problems.append((gwhere, "must be a non-empty mapping of key path to values"))
             continue
-        columns = {}
-        for path, spec in group.items():
-            where = f"{gwhere}.{path}"
-            keys.append((where, str(path)))
-            values = _axis_values(spec, where, problems)
-            if values is not None:
-                columns[str(path)] = values
+        columns = _parse_paths(group, gwhere, _axis_values, keys, problems)
         if len(columns) != len(group):
             continue
         lengths = {k: len(v) for k, v in columns.items()}
@@ -364,7 +381,7 @@ def parse_sweep_block(
                 )
             )
             continue
-        axes.append(SweepAxis(tuple(columns), tuple(zip(*columns.values(), strict=True))))
+        axes.append(_zipped_axis(columns))
 
     rand = block.get("random")
     if rand is not None:
@@ -387,17 +404,10 @@ def parse_sweep_block(
                     )
                 )
                 params = {}
-            dists = {}
-            for path, spec in params.items():
-                where = f"sweep.random.params.{path}"
-                keys.append((where, str(path)))
-                dist = _distribution(spec, where, problems)
-                if dist is not None:
-                    dists[str(path)] = dist
+            dists = _parse_paths(params, "sweep.random.params", _distribution, keys, problems)
             if n is not None and dists and len(dists) == len(params):
                 rng = np.random.default_rng(np.random.SeedSequence(sweep_seed, spawn_key=(0,)))
-                columns = {path: _draw(dist, rng, n) for path, dist in dists.items()}
-                axes.append(SweepAxis(tuple(columns), tuple(zip(*columns.values(), strict=True))))
+                axes.append(_zipped_axis({p: _draw(d, rng, n) for p, d in dists.items()}))
 
     seen: dict[str, str] = {}
     for where, path in keys:

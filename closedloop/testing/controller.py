@@ -112,18 +112,7 @@ def conformance_report(
 ) -> list[str]:
     """Return the problems :func:`check_controller` would raise for.
 
-    Parameters
-    ----------
-    controller_or_class : Controller or type
-        A controller instance, or a class to instantiate with its default
-        parameters. An instance is not modified: the checks run on copies.
-    n : int, default 4
-        Batch size of the synthetic runs.
-    seed : int, default 0
-        Seed of the synthetic features and of the generator given to
-        ``reset``.
-    n_steps : int, default 200
-        Control periods per synthetic run (of 10 ms each).
+    Parameters are those of :func:`check_controller`.
 
     Returns
     -------
@@ -141,6 +130,15 @@ def conformance_report(
     if not isinstance(n_steps, numbers.Integral) or n_steps < 1:
         raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}.")
     return _Checker(int(n), seed, int(n_steps)).run(controller_or_class)
+
+
+def _mutation_attempt(exc: Exception, where: str) -> str | None:
+    """What ``update`` tried on its read-only features, or None for another error."""
+    if isinstance(exc, ValueError) and "read-only" in str(exc):
+        return f"writing into it raised {exc!r} {where}"
+    if isinstance(exc, TypeError) and "item assignment" in str(exc):
+        return f"assigning to the features mapping {where}"
+    return None
 
 
 def _label(controller_or_class: object) -> str:
@@ -496,19 +494,11 @@ class _Checker:
             )
             try:
                 command = controller.update((k + 1) * _PERIOD_S, features)
-            except ValueError as exc:
-                if read_only and "read-only" in str(exc):
-                    self.report_mutation(f"writing into it raised {exc!r} {where}")
-                    return "read-only"
-                self.report("update", f"update raised {exc!r} {where}.")
-                return "error"
-            except TypeError as exc:
-                if read_only and "item assignment" in str(exc):
-                    self.report_mutation(f"assigning to the features mapping {where}")
-                    return "read-only"
-                self.report("update", f"update raised {exc!r} {where}.")
-                return "error"
             except Exception as exc:
+                mutation = _mutation_attempt(exc, where) if read_only else None
+                if mutation is not None:
+                    self.report_mutation(mutation)
+                    return "read-only"
                 self.report("update", f"update raised {exc!r} {where}.")
                 return "error"
             if not read_only:
