@@ -11,7 +11,7 @@ they build a network).
 from __future__ import annotations
 
 from closedloop.brian.model import BrianModel
-from closedloop.core.plugins import resolve_object
+from closedloop.core.plugins import resolve_class
 from closedloop.models.brian_ping import BrianPING
 from closedloop.models.brian_stn_gpe import BrianSTNGPe
 
@@ -34,14 +34,10 @@ def resolve_brian_model(name: str) -> type[BrianModel]:
     ValueError
         With a plain sentence when the name is unknown or not a BrianModel.
     """
-    if name in BRIAN_MODELS:
-        return BRIAN_MODELS[name]
-    if "." not in name and ":" not in name:
-        raise ValueError(
-            f"unknown Brian2 model {name!r}; built-in Brian2 models are "
-            f"{', '.join(sorted(BRIAN_MODELS))}"
-        )
-    obj = resolve_object(name)
-    if not (isinstance(obj, type) and issubclass(obj, BrianModel)):
-        raise ValueError(f"{name!r} is not a subclass of closedloop.brian.model.BrianModel")
-    return obj
+    return resolve_class(
+        name,
+        BRIAN_MODELS,
+        BrianModel,
+        "closedloop.brian.model.BrianModel",
+        kind="Brian2 model",
+    )
