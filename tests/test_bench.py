@@ -10,11 +10,11 @@ import yaml
 from closedloop.bench.perf import (
     PERF_FORMAT_VERSION,
     BrianOpenLoop,
-    _brian_ping_loop,
-    _serial_kernel,
+    brian_ping_loop,
     compare,
     load_baseline,
     parallel_rates,
+    serial_kernel,
 )
 from closedloop.bench.scenarios import (
     leaderboard_markdown,
@@ -133,7 +133,7 @@ def test_the_parallel_reference_workers_run_the_same_kernel():
         model.reset(4)
         drive = np.zeros((3, 200))
         out = np.zeros((3, 200))
-        fn = model.kernels.advance_serial if kernel == "model" else _serial_kernel(WilsonCowan)
+        fn = model.kernels.advance_serial if kernel == "model" else serial_kernel(WilsonCowan)
         fn(200, 0, model.dt_s, model.kernel_state(), drive, out)
         runs.append(out)
     np.testing.assert_array_equal(runs[0], runs[1])
@@ -148,7 +148,7 @@ def test_the_parallel_reference_workers_run_the_same_kernel():
 
 @pytest.mark.brian
 def test_brian_open_loop_reference_is_the_network_without_the_loop():
-    loop = _brian_ping_loop(100, "auto")
+    loop = brian_ping_loop(100, "auto")
     plain = BrianOpenLoop(loop)
     names = [obj.name for obj in plain.net.objects]
     assert names and not [n for n in names if n.startswith(("cl_", "networkoperation"))]

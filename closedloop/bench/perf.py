@@ -68,6 +68,7 @@ __all__ = [
     "PERF_FORMAT_VERSION",
     "TOLERANCE",
     "BrianOpenLoop",
+    "brian_ping_loop",
     "brian_overhead_ratio",
     "parallel_rates",
     "closed_loop_rate",
@@ -77,6 +78,7 @@ __all__ = [
     "open_loop_rate",
     "open_loop_runner",
     "run_perf",
+    "serial_kernel",
 ]
 
 PERF_FORMAT_VERSION = 1
@@ -171,7 +173,7 @@ def closed_loop_rate(
     return _best(closed_loop_runner(n, period_s, seconds, engine), repeats)
 
 
-def _serial_kernel(model_cls: type) -> Callable:
+def serial_kernel(model_cls: type) -> Callable:
     """The model's per-instance kernel in a serial loop that releases the GIL."""
     import numba
 
@@ -228,7 +230,7 @@ def parallel_rates(model: object, repeats: int, wall_s: float) -> dict:
     out = np.zeros((n, chunk))
     kernel = model.kernels.advance_parallel
     state = model.kernel_state()
-    serial = _serial_kernel(cls)
+    serial = serial_kernel(cls)
     shares = []
     for k in range(threads):
         part = cls(n=len(range(k, n, threads)), dt_s=model.dt_s, regime=model.regime)
@@ -347,7 +349,7 @@ class BrianOpenLoop:
         self.net.run(seconds * second, namespace={})
 
 
-def _brian_ping_loop(n_neurons: int, engine: str) -> object:
+def brian_ping_loop(n_neurons: int, engine: str) -> object:
     from closedloop.brian.loop import BrianLoop
     from closedloop.controllers import PID
     from closedloop.device import Device
@@ -376,7 +378,7 @@ def brian_overhead_ratio(n_neurons: int, seconds: float, engine: str, repeats: i
     CPU time, since Brian2's runtime is single-threaded and other processes
     inflate it least.
     """
-    loop = _brian_ping_loop(n_neurons, engine)
+    loop = brian_ping_loop(n_neurons, engine)
     loop.reset()
     loop.run(0.02)
     plain = BrianOpenLoop(loop)

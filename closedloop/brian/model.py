@@ -46,9 +46,8 @@ The registry of built-in models: :mod:`closedloop.brian.registry`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -60,7 +59,7 @@ from closedloop.brian.build import (
     fixed_indegree,
 )
 from closedloop.brian.open_loop import OpenLoopRunner
-from closedloop.core.model import Parameter, resolve_parameters
+from closedloop.core.model import PopulationModel
 
 __all__ = [
     "BrianModel",
@@ -76,7 +75,7 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 # The model base class
 # --------------------------------------------------------------------------------------
-class BrianModel:
+class BrianModel(PopulationModel):
     """Base class of the Brian2 spiking-network models.
 
     Parameters
@@ -98,23 +97,9 @@ class BrianModel:
     the same open-loop interface as :class:`closedloop.core.model.NumbaModel`.
     """
 
-    name: ClassVar[str]
-    signal_name: ClassVar[str] = "lfp"
-    signal_units: ClassVar[str]
-    signal_description: ClassVar[str]
-    stimulation_units: ClassVar[str] = "mA"
-    stimulation_description: ClassVar[str]
-    state_variables: ClassVar[dict[str, str]] = {}
-    parameters: ClassVar[dict[str, Parameter]] = {}
-    regimes: ClassVar[dict[str, dict[str, float]]] = {}
-    default_regime: ClassVar[str | None] = None
-    references: ClassVar[tuple[str, ...]] = ()
     #: Parameters that must be the same for every instance (network sizes).
     shared_parameters: ClassVar[tuple[str, ...]] = ()
-
-    def observables(self) -> dict[str, np.ndarray]:
-        """Slow state worth recording beside the signal: none for Brian2 models."""
-        return {}
+    description_extra: ClassVar[dict[str, str]] = {"simulator": "brian2"}
 
     def __init__(
         self,
@@ -123,13 +108,7 @@ class BrianModel:
         params: Mapping[str, float | Sequence[float]] | None = None,
         regime: str | None = None,
     ) -> None:
-        if not (isinstance(dt_s, int | float) and dt_s > 0 and math.isfinite(dt_s)):
-            raise ValueError(f"model.dt_s must be a positive number of seconds, got {dt_s!r}")
-        if int(n) != n or n < 1:
-            raise ValueError(f"model batch size n must be a positive integer, got {n!r}")
-        self.dt_s = float(dt_s)
-        self.n = int(n)
-        self.regime, self.param_values = resolve_parameters(self, params, regime)
+        super().__init__(dt_s, n, params, regime)
         for key in self.shared_parameters:
             if np.ptp(self.param_values[key]) != 0:
                 raise ValueError(
@@ -138,25 +117,6 @@ class BrianModel:
                 )
         self._check(self.param_values)
         self._runner = None
-
-    def like(
-        self, n: int | None = None, params: Mapping[str, float | Sequence[float]] | None = None
-    ) -> BrianModel:
-        """A new model of the same kind and settings (e.g. a no-stimulation baseline).
-
-        Parameters
-        ----------
-        n : int, optional
-            Batch size (default: this model's).
-        params : mapping, optional
-            Parameter values (default: this model's, per instance).
-        """
-        return type(self)(
-            dt_s=self.dt_s,
-            n=self.n if n is None else n,
-            params=self.param_values if params is None else params,
-            regime=None,
-        )
 
     def _check(self, values: dict[str, np.ndarray]) -> None:
         """Model-specific checks across parameters (raise ValueError naming them)."""
@@ -223,30 +183,3 @@ class BrianModel:
     def step_(self, value: int) -> None:
         if self._runner is not None:
             self._runner.step = int(value)
-
-    def describe(self) -> dict[str, Any]:
-        """Return the model's declaration: signal, input and parameters."""
-        return {
-            "name": self.name,
-            "simulator": "brian2",
-            "signal": {
-                "name": self.signal_name,
-                "units": self.signal_units,
-                "description": self.signal_description,
-            },
-            "stimulation": {
-                "units": self.stimulation_units,
-                "description": self.stimulation_description,
-            },
-            "parameters": {
-                k: {
-                    "value": self.param_values[k].tolist(),
-                    "units": p.units,
-                    "description": p.description,
-                    "reference": p.reference,
-                }
-                for k, p in self.parameters.items()
-            },
-            "regime": self.regime,
-            "references": list(self.references),
-        }

@@ -25,7 +25,7 @@ import numpy as np
 from closedloop.core.batch_kernels import ModelKernels, has_kernels, model_kernels
 from closedloop.core.random import rng_states
 
-__all__ = ["NumbaModel", "Parameter", "resolve_parameters"]
+__all__ = ["PARALLEL_MIN_BATCH", "NumbaModel", "Parameter", "PopulationModel", "resolve_parameters"]
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,123 @@ def resolve_parameters(
     return regime, out
 
 
-class NumbaModel:
+class PopulationModel:
+    """What every model declares and how it is configured, whatever simulates it.
+
+    Parameters
+    ----------
+    dt_s : float
+        Integration step, s.
+    n : int
+        Number of independent instances.
+    params : mapping, optional
+        Parameter overrides: a scalar for all instances or a sequence of
+        length ``n``.
+    regime : str, optional
+        A named parameter set from :attr:`regimes`.
+
+    Notes
+    -----
+    The base of :class:`NumbaModel` and of
+    :class:`closedloop.brian.model.BrianModel`: the declarations (class
+    attributes), parameter resolution (:func:`resolve_parameters`),
+    :meth:`like`, :meth:`observables` and :meth:`describe` are written once
+    here. ``__init__`` only validates and stores: nothing is built or
+    compiled until a run needs it.
+    """
+
+    name: ClassVar[str]
+    state_variables: ClassVar[dict[str, str]] = {}
+    signal_name: ClassVar[str] = "lfp"
+    signal_units: ClassVar[str]
+    signal_description: ClassVar[str]
+    stimulation_units: ClassVar[str] = "mA"
+    stimulation_description: ClassVar[str]
+    parameters: ClassVar[dict[str, Parameter]] = {}
+    regimes: ClassVar[dict[str, dict[str, float]]] = {}
+    default_regime: ClassVar[str | None] = None
+    references: ClassVar[tuple[str, ...]] = ()
+    #: Extra entries of :meth:`describe` (e.g. which simulator runs the model).
+    description_extra: ClassVar[dict[str, str]] = {}
+
+    def __init__(
+        self,
+        dt_s: float = 1e-4,
+        n: int = 1,
+        params: Mapping[str, float | Sequence[float]] | None = None,
+        regime: str | None = None,
+    ) -> None:
+        if not (isinstance(dt_s, int | float) and dt_s > 0 and math.isfinite(dt_s)):
+            raise ValueError(f"model.dt_s must be a positive number of seconds, got {dt_s!r}")
+        if int(n) != n or n < 1:
+            raise ValueError(f"model batch size n must be a positive integer, got {n!r}")
+        self.dt_s = float(dt_s)
+        self.n = int(n)
+        self.regime, self.param_values = resolve_parameters(self, params, regime)
+
+    def like(
+        self, n: int | None = None, params: Mapping[str, float | Sequence[float]] | None = None
+    ) -> PopulationModel:
+        """A new model of the same kind and settings (e.g. a no-stimulation baseline).
+
+        Parameters
+        ----------
+        n : int, optional
+            Batch size (default: this model's).
+        params : mapping, optional
+            Parameter values (default: this model's, per instance).
+
+        Notes
+        -----
+        Subclasses with settings outside :attr:`parameters` (a coupling
+        matrix, say) override this to pass them on.
+        """
+        return type(self)(
+            dt_s=self.dt_s,
+            n=self.n if n is None else n,
+            params=self.param_values if params is None else params,
+            regime=None,
+        )
+
+    def observables(self) -> dict[str, np.ndarray]:
+        """Slow state worth recording beside the signal, each of shape ``(n,)``.
+
+        The runner records each as ``timeseries/state_<name>`` once per
+        chunk. None by default; a model with a slow variable (the
+        Epileptor's permittivity z) overrides this.
+        """
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        """Return the model's declaration: signal, input, state and parameters."""
+        return {
+            "name": self.name,
+            **self.description_extra,
+            "signal": {
+                "name": self.signal_name,
+                "units": self.signal_units,
+                "description": self.signal_description,
+            },
+            "stimulation": {
+                "units": self.stimulation_units,
+                "description": self.stimulation_description,
+            },
+            "state_variables": dict(self.state_variables),
+            "parameters": {
+                k: {
+                    "value": self.param_values[k].tolist(),
+                    "units": p.units,
+                    "description": p.description,
+                    "reference": p.reference,
+                }
+                for k, p in self.parameters.items()
+            },
+            "regime": self.regime,
+            "references": list(self.references),
+        }
+
+
+class NumbaModel(PopulationModel):
     """Base class of the Numba-compiled population models.
 
     Parameters
@@ -171,17 +287,6 @@ class NumbaModel:
     through :attr:`kernels`).
     """
 
-    name: ClassVar[str]
-    state_variables: ClassVar[dict[str, str]]
-    signal_name: ClassVar[str]
-    signal_units: ClassVar[str]
-    signal_description: ClassVar[str]
-    stimulation_units: ClassVar[str] = "mA"
-    stimulation_description: ClassVar[str]
-    parameters: ClassVar[dict[str, Parameter]]
-    regimes: ClassVar[dict[str, dict[str, float]]] = {}
-    default_regime: ClassVar[str | None] = None
-    references: ClassVar[tuple[str, ...]] = ()
     #: Whether sweep runs that differ only in parameters and seeds may share one
     #: batched simulation (False for a model with settings outside its parameters).
     batchable: ClassVar[bool] = True
@@ -195,40 +300,10 @@ class NumbaModel:
         params: Mapping[str, float | Sequence[float]] | None = None,
         regime: str | None = None,
     ) -> None:
-        if not dt_s > 0:
-            raise ValueError(f"model.dt_s must be positive, got {dt_s!r}")
-        if int(n) != n or n < 1:
-            raise ValueError(f"model batch size n must be a positive integer, got {n!r}")
-        self.dt_s = float(dt_s)
-        self.n = int(n)
-        self.regime, self.param_values = resolve_parameters(self, params, regime)
+        super().__init__(dt_s, n, params, regime)
         self.record = self._make_record()
         self.state: dict[str, np.ndarray] = {}
         self.step_ = 0
-
-    def like(
-        self, n: int | None = None, params: Mapping[str, float | Sequence[float]] | None = None
-    ) -> NumbaModel:
-        """A new model of the same kind and settings (e.g. a no-stimulation baseline).
-
-        Parameters
-        ----------
-        n : int, optional
-            Batch size (default: this model's).
-        params : mapping, optional
-            Parameter values (default: this model's, per instance).
-
-        Notes
-        -----
-        Subclasses with settings outside :attr:`parameters` (a coupling
-        matrix, say) override this to pass them on.
-        """
-        return type(self)(
-            dt_s=self.dt_s,
-            n=self.n if n is None else n,
-            params=self.param_values if params is None else params,
-            regime=None,
-        )
 
     def _make_record(self) -> np.ndarray:
         fields = [(k, np.float64) for k in self.parameters] + list(self.derived_fields)
@@ -303,15 +378,6 @@ class NumbaModel:
         self.step_ += n_steps
         return out
 
-    def observables(self) -> dict[str, np.ndarray]:
-        """Slow state worth recording beside the signal, each of shape ``(n,)``.
-
-        The runner records each as ``timeseries/state_<name>`` once per
-        chunk. None by default; a model with a slow variable (the
-        Epileptor's permittivity z) overrides this.
-        """
-        return {}
-
     @property
     def kernels(self) -> ModelKernels:
         """The compiled kernels, from the module that defines the model class.
@@ -327,33 +393,6 @@ class NumbaModel:
             if has_kernels(cls.__module__):
                 return model_kernels(cls.__module__)
         return model_kernels(type(self).__module__)  # raises, naming what is missing
-
-    def describe(self) -> dict[str, Any]:
-        """Return the model's declaration: signal, input, state and parameters."""
-        return {
-            "name": self.name,
-            "signal": {
-                "name": self.signal_name,
-                "units": self.signal_units,
-                "description": self.signal_description,
-            },
-            "stimulation": {
-                "units": self.stimulation_units,
-                "description": self.stimulation_description,
-            },
-            "state_variables": dict(self.state_variables),
-            "parameters": {
-                k: {
-                    "value": self.param_values[k].tolist(),
-                    "units": p.units,
-                    "description": p.description,
-                    "reference": p.reference,
-                }
-                for k, p in self.parameters.items()
-            },
-            "regime": self.regime,
-            "references": list(self.references),
-        }
 
 
 #: Batch size from which the kernels run on all cores (threads cost a few
