@@ -618,8 +618,8 @@ def run_standalone(
     from closedloop.brian.model import StimulationInput
     from closedloop.core.loop import PER_PERIOD_SERIES
     from closedloop.core.protocol import ModelDivergedError
+    from closedloop.core.record import FIRST_FEATURE_ROW
     from closedloop.device import DEVICE_STATE, device_fill, device_record, queue_push
-    from closedloop.sensing.chain import FIRST_FEATURE_ROW
 
     n, n_tot = loop.n, loop.n_total
     spp, sps, m = loop.steps_per_period, loop.steps_per_sample, loop.samples_per_period

@@ -112,9 +112,11 @@ from closedloop.core.clocks import Clocks, seed_layout
 from closedloop.core.kernel_cache import cache_dir as _numba_cache_dir
 from closedloop.core.protocol import Loop, check_finite
 from closedloop.core.random import rng_states
+from closedloop.core.record import FIRST_FEATURE_ROW
 from closedloop.device import DEVICE_STATE, Device, device_fill, device_record, queue_push
 from closedloop.device import queue_push_one as _queue_push_one
-from closedloop.sensing.chain import FIRST_FEATURE_ROW, SensingChain, record_features, sense_samples
+from closedloop.sensing.chain import SensingChain
+from closedloop.sensing.kernels import no_feature_output, record_features, sense_samples
 
 __all__ = [
     "BRIAN_SECTION",
@@ -315,7 +317,7 @@ def _operation(
         kind, c_params, c_state = program
         signal = buf[0]
         empty = signal[:, :0]
-        no_features = sensing[9][:, :, :0]
+        no_features = no_feature_output(sensing)
         inv_sps = 1.0 / sps
         for i in range(n_loop):
             for k in range(spk):
@@ -741,7 +743,7 @@ class BrianLoop(Loop):
             np.zeros((n, spp)),  # net current per step
             np.zeros((n, spp)),  # cathodic drive per step
         )
-        self._sensing_tuple = self.sensing_state.as_tuple()
+        self._sensing_tuple = self.sensing_state
         self._new_chunk_buffers()
         self._call = None
 

@@ -7,29 +7,64 @@ function, so each model module keeps its own small batch loops around its
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import numpy as np
 from numba import njit
 
 from closedloop.controllers.compiled import controller_update
+from closedloop.core.record import BIOMARKER_ROW
 from closedloop.device import device_record, queue_push_one
-from closedloop.sensing.chain import record_features, sense_period
+from closedloop.sensing.kernels import record_features, sense_period
 
-__all__ = ["close_period"]
+__all__ = ["PeriodIO", "close_period"]
+
+
+class PeriodIO(NamedTuple):
+    """The loop's buffers for a chunk of periods, each with one row per instance.
+
+    The first five are scratch for one period; the last three receive the
+    chunk's record.
+    """
+
+    drive: np.ndarray  #: (n, spp): cathodic current per integration step, mA
+    net: np.ndarray  #: (n, spp): net current per step, mA (the artefact's source)
+    signal: np.ndarray  #: (n, spp): the model signal per step
+    samples: np.ndarray  #: (n, spk): the signal per sensing sample
+    art: np.ndarray  #: (n, spk): net current per sensing sample, mA
+    lfp_out: np.ndarray  #: (n, m * spk): the sampled signal of the chunk
+    sensed_out: np.ndarray  #: (n, m * spk): after sensor noise and artefact
+    per_period: np.ndarray  #: (n, rows, m): rows of :mod:`closedloop.core.record`
 
 
 @njit(cache=True, inline="always")
 def close_period(i, k, spp, step_end, device, sensing, io, program, latency_steps, period_s):
     """Sense period ``k`` of instance ``i``, record it, and run a compiled controller.
 
-    ``io`` and ``program`` are the loop's buffers and controller program (see
-    :mod:`closedloop.core.loop`); ``step_end`` is the first step after the period.
+    ``device`` is a :class:`closedloop.device.DeviceState`, ``sensing`` a
+    :class:`closedloop.sensing.kernels.SensingState`, ``io`` a
+    :class:`PeriodIO` and ``program`` the controller program ``(kind, params,
+    state)`` (see :mod:`closedloop.core.loop`); ``step_end`` is the first
+    step after the period.
     """
-    drive, net, signal, samples, art, lfp_out, sensed_out, per_period = io
     kind, c_params, c_state = program
+    samples = io.samples
+    per_period = io.per_period
     spk = samples.shape[1]
     biomarker = sense_period(
-        i, spp, spp // spk, signal, net, samples, art, sensing, lfp_out, sensed_out, k * spk
+        i,
+        spp,
+        spp // spk,
+        io.signal,
+        io.net,
+        samples,
+        io.art,
+        sensing,
+        io.lfp_out,
+        io.sensed_out,
+        k * spk,
     )
-    per_period[i, 0, k] = biomarker
+    per_period[i, BIOMARKER_ROW, k] = biomarker
     device_record(i, device, per_period, k)
     record_features(i, sensing, per_period, k)
     if kind >= 0:  # a compiled controller: its command queued here
