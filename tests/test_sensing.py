@@ -354,3 +354,39 @@ def test_every_registered_feature_computes_its_own_values(order):
             assert np.max(np.abs(error)) < 0.15, name
         else:
             np.testing.assert_allclose(out[name], expected, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+def test_features_are_the_same_through_the_parallel_and_the_serial_kernel(monkeypatch):
+    # Batches of PARALLEL_MIN_BATCH and more run the model's prange kernel,
+    # which takes the sensing state apart and puts it back together (Numba
+    # unpacks tuple arguments of parallel loops): instances must not notice.
+    from closedloop.controllers import PID
+    from closedloop.core import loop as loop_module
+    from closedloop.core.model import PARALLEL_MIN_BATCH
+    from closedloop.device import Device
+    from closedloop.models import STNGPe
+
+    def run(parallel: bool) -> dict[str, np.ndarray]:
+        if not parallel:
+            monkeypatch.setattr(loop_module, "PARALLEL_MIN_BATCH", 10**9)
+        loop = loop_module.ClosedLoop(
+            STNGPe(dt_s=1e-4, n=PARALLEL_MIN_BATCH),
+            SensingChain(features=tuple(f.name for f in REGISTRY), noise_std=0.1),
+            Device(),
+            PID(setpoint=10.0, kp=0.01, ki=0.1, max_amplitude_ma=2.0),
+            control_period_s=0.01,
+            seed=4,
+        )
+        loop.reset()
+        chunks: list[dict[str, np.ndarray]] = []
+        loop.run(0.3, on_chunk=lambda t0, data: chunks.append(dict(data)))
+        assert loop._kernel() is (
+            loop.model._periods_parallel if parallel else loop.model._periods_serial
+        )
+        return {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]}
+
+    parallel, serial = run(True), run(False)
+    assert set(parallel) >= {f"feature_{f.name}" for f in REGISTRY}
+    for key, values in serial.items():
+        np.testing.assert_array_equal(parallel[key], values, err_msg=key)
+    assert np.ptp(parallel["amplitude"]) > 0  # the controller acted on what was sensed

@@ -24,7 +24,7 @@ every integration step:
   between samples; at a sample it reads the running integrals' raw arrays
   (no unit-checked state access) and makes one compiled (Numba) call: it
   takes the samples and, at the end of a control period, runs the sensing
-  chain (:func:`closedloop.sensing.chain.sense_samples`), records, runs a compiled
+  chain (:func:`closedloop.sensing.kernels.sense_samples`), records, runs a compiled
   controller twin if there is one
   (:func:`closedloop.controllers.compiled.controller_update`) and lets the
   device (:func:`closedloop.device.device_fill`) compute the exact drive of

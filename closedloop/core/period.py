@@ -37,7 +37,11 @@ class PeriodIO(NamedTuple):
     per_period: np.ndarray  #: (n, rows, m): rows of :mod:`closedloop.core.record`
 
 
-@njit(cache=True, inline="always")
+# Not inlined: the model's parallel loop calls it, and Numba loses writes made
+# through a NamedTuple's attributes directly in a prange body (numba#5872,
+# numba#7135); inside a called function they are ordinary code. The models'
+# loops touch the states only through calls and io[0], io[1], io[2].
+@njit(cache=True)
 def close_period(i, k, spp, step_end, device, sensing, io, program, latency_steps, period_s):
     """Sense period ``k`` of instance ``i``, record it, and run a compiled controller.
 

@@ -52,7 +52,7 @@ from scipy import signal
 
 from closedloop.sensing.kernels import SensingState, sense_samples
 from closedloop.sensing.phase import phase_filter
-from closedloop.sensing.registry import FEATURES, new_feature_state
+from closedloop.sensing.registry import FEATURES, new_feature_fields
 
 # FEATURES: imported from here by existing callers; declared in the registry.
 __all__ = ["FEATURES", "SensingChain"]
@@ -198,7 +198,7 @@ class SensingChain:
             power_value=np.zeros(n),
             envelope=np.zeros(n),
             rng=np.array(rng_state, dtype=np.uint64, copy=True),
-            features=new_feature_state(
+            **new_feature_fields(
                 self.features,
                 n,
                 self.rate_hz,

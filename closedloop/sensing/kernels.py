@@ -16,7 +16,7 @@ from numba import njit
 
 from closedloop.core.random import normal
 from closedloop.core.record import FIRST_FEATURE_ROW
-from closedloop.sensing.registry import FeatureState, feature_value
+from closedloop.sensing.registry import feature_value
 
 __all__ = [
     "SensingState",
@@ -31,7 +31,10 @@ class SensingState(NamedTuple):
     """Carried state of a sensing chain for a batch of ``n`` (arrays updated in place).
 
     Built by :meth:`closedloop.sensing.chain.SensingChain.new_state`; the
-    scalars are the chain's settings, fixed for a run.
+    scalars are settings, fixed for a run. Flat, not nested: Numba's parallel
+    loops unpack a tuple argument one level deep only. The ``feature_*``,
+    ``window_*`` and ``phase_*`` fields belong to the features
+    (:mod:`closedloop.sensing.registry`), described where they are made.
     """
 
     noise_std: float  #: sensor noise, signal units
@@ -50,7 +53,26 @@ class SensingState(NamedTuple):
     power_value: np.ndarray  #: (n,): smoothed power
     envelope: np.ndarray  #: (n,): the envelope at the last sample
     rng: np.ndarray  #: (n, 2) uint64: sensor-noise streams
-    features: FeatureState
+    # Features: registry.new_feature_fields
+    feature_codes: np.ndarray
+    feature_values: np.ndarray
+    # Windowed features: windowed.new_windowed_fields
+    window_ring: np.ndarray
+    window_total: np.ndarray
+    window_count: np.ndarray
+    window_previous: np.ndarray
+    # Phase: phase.new_phase_fields
+    phase_taps: np.ndarray
+    phase_table: np.ndarray
+    phase_ring: np.ndarray
+    phase_re: np.ndarray
+    phase_im: np.ndarray
+    phase_frequency_hz: np.ndarray
+    phase_count: np.ndarray
+    phase_alpha: float
+    phase_f_lo_hz: float
+    phase_f_hi_hz: float
+    phase_per_hz: float
 
 
 @njit(cache=True, inline="always")
@@ -74,7 +96,7 @@ def sense_samples(
     Writes sample ``k`` to column ``col0 + k - start`` of the outputs (any
     output may have zero columns to skip it; ``features_out`` has shape
     ``(n, F, m)``) and returns the last envelope. The features' values at the
-    last sample stay in the state (``sensing.features.values``).
+    last sample stay in the state (``sensing.feature_values``).
     """
     noise = sensing.noise_std
     gain = sensing.artifact_gain
@@ -84,9 +106,8 @@ def sense_samples(
     sos = sensing.sos
     zi = sensing.zi
     rng = sensing.rng
-    feats = sensing.features
-    codes = feats.codes
-    values = feats.values
+    codes = sensing.feature_codes
+    values = sensing.feature_values
     n_sec = sos.shape[0]
     n_feat = codes.shape[0]
     smoothing = sensing.sm_ring.shape[1] > 1
@@ -111,7 +132,7 @@ def sense_samples(
             env = _moving_average(sensing.sm_ring, sensing.sm_sum, sensing.sm_count, i, env)
         c = col0 + k - start
         for f in range(n_feat):
-            value = feature_value(codes[f], i, f, v, y, inv_rate, feats)
+            value = feature_value(codes[f], i, f, v, y, inv_rate, sensing)
             values[i, f] = value
             if features_out.shape[2] > 0:
                 features_out[i, f, c] = value
@@ -128,7 +149,7 @@ def sense_samples(
 @njit(cache=True, inline="always")
 def no_feature_output(sensing):
     """A ``features_out`` of zero columns for :func:`sense_samples`: keep no per-sample features."""
-    return sensing.features.windowed.ring[:, :, :0]
+    return sensing.window_ring[:, :, :0]
 
 
 @njit(cache=True)
@@ -182,6 +203,6 @@ def sense_period(
 @njit(cache=True, inline="always")
 def record_features(i, sensing, per_period, k):
     """Copy instance ``i``'s current features to ``per_period[i, FIRST_FEATURE_ROW + f, k]``."""
-    values = sensing.features.values
+    values = sensing.feature_values
     for f in range(values.shape[1]):
         per_period[i, FIRST_FEATURE_ROW + f, k] = values[i, f]

@@ -34,7 +34,7 @@ phase-locked disruption of its temporal coherence. Nat Commun 12:363.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -45,8 +45,7 @@ from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache d
 __all__ = [
     "PHASE_FREQUENCY_TAU_S",
     "PHASE_TABLE_POINTS",
-    "PhaseState",
-    "new_phase_state",
+    "new_phase_fields",
     "phase_filter",
     "phase_sample",
 ]
@@ -55,22 +54,6 @@ __all__ = [
 PHASE_FREQUENCY_TAU_S = 0.05
 #: Points of the phase-correction table across the band.
 PHASE_TABLE_POINTS = 512
-
-
-class PhaseState(NamedTuple):
-    """Taps, correction table and per-instance state of the phase estimator."""
-
-    taps: np.ndarray  #: (W,) complex: the ecHT as a FIR, ``taps[d]`` weighs ``d`` samples ago
-    table: np.ndarray  #: (T,): ``arg T(f)`` (rad) on a uniform grid over the band
-    ring: np.ndarray  #: (n, W): the last W band-passed samples
-    analytic_re: np.ndarray  #: (n,): previous analytic sample, real part
-    analytic_im: np.ndarray  #: (n,): ... and imaginary part
-    frequency_hz: np.ndarray  #: (n,): smoothed instantaneous frequency, Hz
-    count: np.ndarray  #: (n,): samples seen (float)
-    alpha: float  #: coefficient of the frequency smoother
-    f_lo_hz: float  #: band edges, Hz
-    f_hi_hz: float
-    table_per_hz: float  #: table points per Hz
 
 
 def phase_filter(
@@ -121,49 +104,60 @@ def phase_filter(
     return taps, table
 
 
-def new_phase_state(
+def new_phase_fields(
     n: int,
     rate_hz: float,
     band_hz: tuple[float, float],
     sos: np.ndarray,
     width: int,
     enabled: bool,
-) -> PhaseState:
-    """Initial state for ``n`` instances (empty taps and ring unless ``enabled``)."""
+) -> dict[str, Any]:
+    """Initial ``phase_*`` fields of :class:`closedloop.sensing.kernels.SensingState`.
+
+    ``phase_taps`` (W,) complex and ``phase_table`` (T,) from
+    :func:`phase_filter` (empty unless ``enabled``); per instance
+    ``phase_ring`` (n, W), the last band-passed samples, ``phase_re`` and
+    ``phase_im`` (n,), the previous analytic sample, ``phase_frequency_hz``
+    (n,), the smoothed instantaneous frequency, and ``phase_count`` (n,),
+    samples seen; and the constants ``phase_alpha`` (frequency smoother),
+    ``phase_f_lo_hz``, ``phase_f_hi_hz`` (band edges) and ``phase_per_hz``
+    (table points per Hz).
+    """
     lo, hi = band_hz
     if enabled:
         taps, table = phase_filter(rate_hz, band_hz, sos, width)
     else:
         taps, table = np.zeros(0, dtype=np.complex128), np.zeros(0)
-    return PhaseState(
-        taps=taps,
-        table=table,
-        ring=np.zeros((n, taps.size)),
-        analytic_re=np.zeros(n),
-        analytic_im=np.zeros(n),
-        frequency_hz=np.full(n, math.sqrt(lo * hi)),
-        count=np.zeros(n),
-        alpha=math.exp(-1.0 / (rate_hz * PHASE_FREQUENCY_TAU_S)),
-        f_lo_hz=float(lo),
-        f_hi_hz=float(hi),
-        table_per_hz=(PHASE_TABLE_POINTS - 1) / (hi - lo),
-    )
+    return {
+        "phase_taps": taps,
+        "phase_table": table,
+        "phase_ring": np.zeros((n, taps.size)),
+        "phase_re": np.zeros(n),
+        "phase_im": np.zeros(n),
+        "phase_frequency_hz": np.full(n, math.sqrt(lo * hi)),
+        "phase_count": np.zeros(n),
+        "phase_alpha": math.exp(-1.0 / (rate_hz * PHASE_FREQUENCY_TAU_S)),
+        "phase_f_lo_hz": float(lo),
+        "phase_f_hi_hz": float(hi),
+        "phase_per_hz": (PHASE_TABLE_POINTS - 1) / (hi - lo),
+    }
 
 
 @njit(cache=True)
-def phase_sample(i, y, state, rate):
+def phase_sample(i, y, s, rate):
     """Push band-passed sample ``y`` of instance ``i``; return its phase, rad.
 
-    ``rate`` is the sensing rate, Hz.
+    ``s`` is the :class:`~closedloop.sensing.kernels.SensingState` (its
+    ``phase_*`` fields) and ``rate`` the sensing rate, Hz.
     """
-    taps = state.taps
-    table = state.table
-    ring = state.ring
+    taps = s.phase_taps
+    table = s.phase_table
+    ring = s.phase_ring
     w = taps.shape[0]
-    count = state.count[i]
+    count = s.phase_count[i]
     pos = int(count % w)
     ring[i, pos] = y
-    state.count[i] = count + 1.0
+    s.phase_count[i] = count + 1.0
     # Analytic signal at this sample: the ecHT as a complex FIR over the ring.
     re = 0.0
     im = 0.0
@@ -176,19 +170,19 @@ def phase_sample(i, y, state, rate):
         re += taps[d].real * v
         im += taps[d].imag * v
     # Instantaneous frequency from the phase advance since the last sample.
-    p_re = state.analytic_re[i]
-    p_im = state.analytic_im[i]
+    p_re = s.phase_re[i]
+    p_im = s.phase_im[i]
     if p_re != 0.0 or p_im != 0.0:
         advance = math.atan2(im * p_re - re * p_im, re * p_re + im * p_im)
-        alpha = state.alpha
-        freq = alpha * state.frequency_hz[i] + (1.0 - alpha) * advance * rate / (2.0 * math.pi)
-        state.frequency_hz[i] = freq
-    state.analytic_re[i] = re
-    state.analytic_im[i] = im
+        alpha = s.phase_alpha
+        freq = alpha * s.phase_frequency_hz[i] + (1.0 - alpha) * advance * rate / (2.0 * math.pi)
+        s.phase_frequency_hz[i] = freq
+    s.phase_re[i] = re
+    s.phase_im[i] = im
     # Remove the filters' phase shift at that frequency (table over the band).
-    f_lo = state.f_lo_hz
-    f = min(max(state.frequency_hz[i], f_lo), state.f_hi_hz)
-    x = (f - f_lo) * state.table_per_hz
+    f_lo = s.phase_f_lo_hz
+    f = min(max(s.phase_frequency_hz[i], f_lo), s.phase_f_hi_hz)
+    x = (f - f_lo) * s.phase_per_hz
     k = min(int(x), table.shape[0] - 2)
     shift = table[k] + (x - k) * (table[k + 1] - table[k])
     phase = math.atan2(im, re) - shift

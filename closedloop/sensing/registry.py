@@ -12,10 +12,14 @@ that names every feature. Adding a feature:
 
 - to an existing family: its kernel in the family's module, a line in
   :data:`REGISTRY`, a branch in :func:`feature_value`;
-- in a new family: a new module with its kernel, its state (a NamedTuple) and
-  a constructor, then here a line in :data:`REGISTRY`, a field in
-  :class:`FeatureState`, a line in :func:`new_feature_state` and a branch in
-  :func:`feature_value`.
+- in a new family: a new module with its kernel and a constructor of its
+  state fields, then here a line in :data:`REGISTRY`, a line in
+  :func:`new_feature_fields` and a branch in :func:`feature_value`, and its
+  fields in :class:`closedloop.sensing.kernels.SensingState`.
+
+The state is one flat NamedTuple: Numba's parallel loops (``prange``) unpack
+a tuple argument one level deep only, so the families' fields sit side by
+side in it, each family's under its own prefix.
 
 ``tests/test_sensing.py`` checks every registered feature against a NumPy
 reference, so a feature registered without its branch fails there.
@@ -23,15 +27,15 @@ reference, so a feature registered without its branch fails there.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
 from closedloop.sensing import instantaneous, windowed
-from closedloop.sensing.phase import PhaseState, new_phase_state, phase_sample
-from closedloop.sensing.windowed import WindowedState, new_windowed_state
+from closedloop.sensing.phase import new_phase_fields, phase_sample
+from closedloop.sensing.windowed import new_windowed_fields
 
 __all__ = [
     "AREA",
@@ -43,9 +47,8 @@ __all__ = [
     "REGISTRY",
     "SIGNAL",
     "Feature",
-    "FeatureState",
     "feature_value",
-    "new_feature_state",
+    "new_feature_fields",
 ]
 
 
@@ -77,16 +80,7 @@ FILTERED = CODES["filtered"]
 PHASE = CODES["phase"]
 
 
-class FeatureState(NamedTuple):
-    """The features' part of the sensing state (feature ``f``: slot ``f``)."""
-
-    codes: np.ndarray  #: (F,) int64: code of each requested feature
-    values: np.ndarray  #: (n, F): each feature at the last sample
-    windowed: WindowedState
-    phase: PhaseState
-
-
-def new_feature_state(
+def new_feature_fields(
     names: tuple[str, ...],
     n: int,
     rate_hz: float,
@@ -94,37 +88,41 @@ def new_feature_state(
     sos: np.ndarray,
     window_samples: int,
     phase_window_samples: int,
-) -> FeatureState:
-    """Initial state of features ``names`` for ``n`` instances.
+) -> dict[str, Any]:
+    """Initial feature fields of the sensing state for features ``names``, ``n`` instances.
 
-    ``window_samples`` is the window of the windowed features and
-    ``phase_window_samples`` that of the phase estimator, in sensing samples.
+    ``feature_codes`` (F,) int64, the code of each requested feature (slot
+    ``f``); ``feature_values`` (n, F), each at the last sample; then each
+    family's fields. ``window_samples`` is the window of the windowed
+    features and ``phase_window_samples`` that of the phase estimator, in
+    sensing samples.
     """
     f = len(names)
-    return FeatureState(
-        codes=np.array([CODES[name] for name in names], dtype=np.int64),
-        values=np.zeros((n, f)),
-        windowed=new_windowed_state(n, f, window_samples),
-        phase=new_phase_state(n, rate_hz, band_hz, sos, phase_window_samples, "phase" in names),
-    )
+    return {
+        "feature_codes": np.array([CODES[name] for name in names], dtype=np.int64),
+        "feature_values": np.zeros((n, f)),
+        **new_windowed_fields(n, f, window_samples),
+        **new_phase_fields(n, rate_hz, band_hz, sos, phase_window_samples, "phase" in names),
+    }
 
 
 @njit(cache=True, inline="always")
-def feature_value(code, i, f, v, y, inv_rate, state):
+def feature_value(code, i, f, v, y, inv_rate, s):
     """Feature ``code`` in slot ``f`` of instance ``i`` after one sample.
 
     ``v`` is the sensed sample, ``y`` the band-passed one, ``inv_rate`` the
-    sampling interval (s) and ``state`` the :class:`FeatureState`. An
-    unregistered code gives NaN.
+    sampling interval (s) and ``s`` the
+    :class:`~closedloop.sensing.kernels.SensingState`. An unregistered code
+    gives NaN.
     """
     if code == LINE_LENGTH:
-        return windowed.line_length(state.windowed, i, f, v)
+        return windowed.line_length(s, i, f, v)
     elif code == AREA:
-        return windowed.area(state.windowed, i, f, v, inv_rate)
+        return windowed.area(s, i, f, v, inv_rate)
     elif code == SIGNAL:
         return instantaneous.signal(v, y)
     elif code == PHASE:
-        return phase_sample(i, y, state.phase, 1.0 / inv_rate)
+        return phase_sample(i, y, s, 1.0 / inv_rate)
     elif code == FILTERED:
         return instantaneous.filtered(v, y)
     return np.nan

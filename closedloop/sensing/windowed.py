@@ -15,57 +15,57 @@ detection. Proc 23rd IEEE EMBS 2:1707-1710.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 from numba import njit
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
 
-__all__ = ["WindowedState", "area", "line_length", "moving_sum", "new_windowed_state"]
+__all__ = ["area", "line_length", "moving_sum", "new_windowed_fields"]
 
 
-class WindowedState(NamedTuple):
-    """Per-instance state of the windowed features (one slot ``f`` per feature)."""
+def new_windowed_fields(n: int, n_features: int, width: int) -> dict[str, np.ndarray]:
+    """Empty windows of ``width`` samples for ``n_features`` slots of ``n`` instances.
 
-    ring: np.ndarray  #: (n, F, W): the window's last W terms
-    total: np.ndarray  #: (n, F): running sum of the window
-    count: np.ndarray  #: (n, F): terms pushed so far (float)
-    previous: np.ndarray  #: (n, F): the previous sample (line length)
-
-
-def new_windowed_state(n: int, n_features: int, width: int) -> WindowedState:
-    """Empty windows of ``width`` samples for ``n_features`` slots of ``n`` instances."""
-    return WindowedState(
-        ring=np.zeros((n, n_features, width)),
-        total=np.zeros((n, n_features)),
-        count=np.zeros((n, n_features)),
-        previous=np.zeros((n, n_features)),
-    )
+    Returns the ``window_*`` fields of
+    :class:`closedloop.sensing.kernels.SensingState`: ``window_ring`` (n, F,
+    W), the window's last terms; ``window_total`` (n, F), its running sum;
+    ``window_count`` (n, F), terms pushed so far; ``window_previous`` (n, F),
+    the previous sample (for line length).
+    """
+    return {
+        "window_ring": np.zeros((n, n_features, width)),
+        "window_total": np.zeros((n, n_features)),
+        "window_count": np.zeros((n, n_features)),
+        "window_previous": np.zeros((n, n_features)),
+    }
 
 
 @njit(cache=True, inline="always")
-def moving_sum(state, i, f, value):
-    """Push ``value`` into window ``f`` of instance ``i``; return the window's sum."""
-    ring = state.ring
+def moving_sum(s, i, f, value):
+    """Push ``value`` into window ``f`` of instance ``i``; return the window's sum.
+
+    ``s`` is the :class:`~closedloop.sensing.kernels.SensingState` (its
+    ``window_*`` fields).
+    """
+    ring = s.window_ring
     width = ring.shape[2]
-    count = state.count[i, f]
+    count = s.window_count[i, f]
     idx = int(count) % width
-    state.total[i, f] += value - ring[i, f, idx]
+    s.window_total[i, f] += value - ring[i, f, idx]
     ring[i, f, idx] = value
-    state.count[i, f] = count + 1.0
-    return state.total[i, f]
+    s.window_count[i, f] = count + 1.0
+    return s.window_total[i, f]
 
 
 @njit(cache=True, inline="always")
-def line_length(state, i, f, v):
+def line_length(s, i, f, v):
     """Line length over the window after sensed sample ``v``, signal units."""
-    step = abs(v - state.previous[i, f]) if state.count[i, f] > 0 else 0.0
-    state.previous[i, f] = v
-    return moving_sum(state, i, f, step)
+    step = abs(v - s.window_previous[i, f]) if s.window_count[i, f] > 0 else 0.0
+    s.window_previous[i, f] = v
+    return moving_sum(s, i, f, step)
 
 
 @njit(cache=True, inline="always")
-def area(state, i, f, v, inv_rate):
+def area(s, i, f, v, inv_rate):
     """Area over the window after sensed sample ``v``, signal units x s."""
-    return moving_sum(state, i, f, abs(v) * inv_rate)
+    return moving_sum(s, i, f, abs(v) * inv_rate)
