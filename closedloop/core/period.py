@@ -24,7 +24,8 @@ class PeriodIO(NamedTuple):
     """The loop's buffers for a chunk of periods, each with one row per instance.
 
     The first five are scratch for one period; the last three receive the
-    chunk's record.
+    chunk's record. The models' batch loops read ``io[0]``, ``io[1]`` and
+    ``io[2]`` (drive, net, signal) by position: keep them first.
     """
 
     drive: np.ndarray  #: (n, spp): cathodic current per integration step, mA

@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import signal
 
-from closedloop.sensing.kernels import SensingState, sense_samples
+from closedloop.sensing.kernels import ENVELOPE_STATE, SensingState, sense_samples
 from closedloop.sensing.phase import phase_filter
 from closedloop.sensing.registry import FEATURES, new_feature_fields
 
@@ -190,13 +190,8 @@ class SensingChain:
             sos=self.sos,
             zi=np.zeros((n, self.sos.shape[0], 2)),
             env_ring=np.zeros((n, env_w)),
-            env_sum=np.zeros(n),
-            env_count=np.zeros(n),
             sm_ring=np.zeros((n, sm_w)),
-            sm_sum=np.zeros(n),
-            sm_count=np.zeros(n),
-            power_value=np.zeros(n),
-            envelope=np.zeros(n),
+            envelope=np.zeros((n, len(ENVELOPE_STATE))),
             rng=np.array(rng_state, dtype=np.uint64, copy=True),
             **new_feature_fields(
                 self.features,

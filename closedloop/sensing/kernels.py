@@ -19,6 +19,7 @@ from closedloop.core.record import FIRST_FEATURE_ROW
 from closedloop.sensing.registry import feature_value
 
 __all__ = [
+    "ENVELOPE_STATE",
     "SensingState",
     "no_feature_output",
     "record_features",
@@ -27,12 +28,23 @@ __all__ = [
 ]
 
 
+#: Columns of ``SensingState.envelope``, per instance: running sum and count
+#: of the rectified-value window and of the smoothing window, the smoothed
+#: power, and the envelope at the last sample.
+ENVELOPE_STATE = ("env_sum", "env_count", "sm_sum", "sm_count", "power", "last")
+_ENV_SUM, _ENV_COUNT, _SM_SUM, _SM_COUNT, _POWER, _LAST = (
+    ENVELOPE_STATE.index(c) for c in ENVELOPE_STATE
+)
+
+
 class SensingState(NamedTuple):
     """Carried state of a sensing chain for a batch of ``n`` (arrays updated in place).
 
     Built by :meth:`closedloop.sensing.chain.SensingChain.new_state`; the
     scalars are settings, fixed for a run. Flat, not nested: Numba's parallel
-    loops unpack a tuple argument one level deep only. The ``feature_*``,
+    loops unpack a tuple argument one level deep only; per-instance scalars
+    share one array per stage (named columns), since every array is one more
+    argument to unbox and pass on each call. The ``feature_*``,
     ``window_*`` and ``phase_*`` fields belong to the features
     (:mod:`closedloop.sensing.registry`), described where they are made.
     """
@@ -45,30 +57,20 @@ class SensingState(NamedTuple):
     sos: np.ndarray  #: (S, 6): band-pass second-order sections
     zi: np.ndarray  #: (n, S, 2): band-pass state
     env_ring: np.ndarray  #: (n, E): window of the average rectified value
-    env_sum: np.ndarray  #: (n,)
-    env_count: np.ndarray  #: (n,)
     sm_ring: np.ndarray  #: (n, M): window of the moving average (M = 1: off)
-    sm_sum: np.ndarray  #: (n,)
-    sm_count: np.ndarray  #: (n,)
-    power_value: np.ndarray  #: (n,): smoothed power
-    envelope: np.ndarray  #: (n,): the envelope at the last sample
+    envelope: np.ndarray  #: (n, 6): columns :data:`ENVELOPE_STATE`
     rng: np.ndarray  #: (n, 2) uint64: sensor-noise streams
     # Features: registry.new_feature_fields
     feature_codes: np.ndarray
     feature_values: np.ndarray
     # Windowed features: windowed.new_windowed_fields
     window_ring: np.ndarray
-    window_total: np.ndarray
-    window_count: np.ndarray
-    window_previous: np.ndarray
+    window_sums: np.ndarray
     # Phase: phase.new_phase_fields
     phase_taps: np.ndarray
     phase_table: np.ndarray
     phase_ring: np.ndarray
-    phase_re: np.ndarray
-    phase_im: np.ndarray
-    phase_frequency_hz: np.ndarray
-    phase_count: np.ndarray
+    phase_state: np.ndarray
     phase_alpha: float
     phase_f_lo_hz: float
     phase_f_hi_hz: float
@@ -76,15 +78,15 @@ class SensingState(NamedTuple):
 
 
 @njit(cache=True, inline="always")
-def _moving_average(ring, total, count_arr, i, value):
+def _moving_average(ring, scalars, i, sum_col, count_col, value):
     width = ring.shape[1]
-    count = count_arr[i]
+    count = scalars[i, count_col]
     idx = int(count) % width
-    total[i] += value - ring[i, idx]
+    scalars[i, sum_col] += value - ring[i, idx]
     ring[i, idx] = value
     count += 1.0
-    count_arr[i] = count
-    return total[i] / min(count, width)
+    scalars[i, count_col] = count
+    return scalars[i, sum_col] / min(count, width)
 
 
 @njit(cache=True)
@@ -111,7 +113,8 @@ def sense_samples(
     n_sec = sos.shape[0]
     n_feat = codes.shape[0]
     smoothing = sensing.sm_ring.shape[1] > 1
-    env = sensing.envelope[i]
+    scalars = sensing.envelope
+    env = scalars[i, _LAST]
     for k in range(start, stop):
         v = x[i, k] + gain * art[i, k]
         if noise > 0.0:
@@ -123,13 +126,12 @@ def sense_samples(
             zi[i, s, 1] = sos[s, 2] * y - sos[s, 5] * out
             y = out
         if power:
-            pv = alpha * sensing.power_value[i] + (1.0 - alpha) * y * y
-            sensing.power_value[i] = pv
-            env = pv
+            scalars[i, _POWER] = alpha * scalars[i, _POWER] + (1.0 - alpha) * y * y
+            env = scalars[i, _POWER]
         else:
-            env = _moving_average(sensing.env_ring, sensing.env_sum, sensing.env_count, i, abs(y))
+            env = _moving_average(sensing.env_ring, scalars, i, _ENV_SUM, _ENV_COUNT, abs(y))
         if smoothing:
-            env = _moving_average(sensing.sm_ring, sensing.sm_sum, sensing.sm_count, i, env)
+            env = _moving_average(sensing.sm_ring, scalars, i, _SM_SUM, _SM_COUNT, env)
         c = col0 + k - start
         for f in range(n_feat):
             value = feature_value(codes[f], i, f, v, y, inv_rate, sensing)
@@ -142,7 +144,7 @@ def sense_samples(
             filtered_out[i, c] = y
         if envelope_out.shape[1] > 0:
             envelope_out[i, c] = env
-    sensing.envelope[i] = env
+    scalars[i, _LAST] = env
     return env
 
 

@@ -44,6 +44,7 @@ from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache d
 
 __all__ = [
     "PHASE_FREQUENCY_TAU_S",
+    "PHASE_STATE",
     "PHASE_TABLE_POINTS",
     "new_phase_fields",
     "phase_filter",
@@ -54,6 +55,10 @@ __all__ = [
 PHASE_FREQUENCY_TAU_S = 0.05
 #: Points of the phase-correction table across the band.
 PHASE_TABLE_POINTS = 512
+#: Columns of ``phase_state``, per instance: the previous analytic sample
+#: (real, imaginary), the smoothed instantaneous frequency (Hz), samples seen.
+PHASE_STATE = ("re", "im", "frequency_hz", "count")
+_RE, _IM, _FREQ, _COUNT = (PHASE_STATE.index(c) for c in PHASE_STATE)
 
 
 def phase_filter(
@@ -116,10 +121,8 @@ def new_phase_fields(
 
     ``phase_taps`` (W,) complex and ``phase_table`` (T,) from
     :func:`phase_filter` (empty unless ``enabled``); per instance
-    ``phase_ring`` (n, W), the last band-passed samples, ``phase_re`` and
-    ``phase_im`` (n,), the previous analytic sample, ``phase_frequency_hz``
-    (n,), the smoothed instantaneous frequency, and ``phase_count`` (n,),
-    samples seen; and the constants ``phase_alpha`` (frequency smoother),
+    ``phase_ring`` (n, W), the last band-passed samples, and ``phase_state``
+    (n, 4), columns :data:`PHASE_STATE`; and the constants ``phase_alpha`` (frequency smoother),
     ``phase_f_lo_hz``, ``phase_f_hi_hz`` (band edges) and ``phase_per_hz``
     (table points per Hz).
     """
@@ -128,14 +131,13 @@ def new_phase_fields(
         taps, table = phase_filter(rate_hz, band_hz, sos, width)
     else:
         taps, table = np.zeros(0, dtype=np.complex128), np.zeros(0)
+    state = np.zeros((n, len(PHASE_STATE)))
+    state[:, _FREQ] = math.sqrt(lo * hi)
     return {
         "phase_taps": taps,
         "phase_table": table,
         "phase_ring": np.zeros((n, taps.size)),
-        "phase_re": np.zeros(n),
-        "phase_im": np.zeros(n),
-        "phase_frequency_hz": np.full(n, math.sqrt(lo * hi)),
-        "phase_count": np.zeros(n),
+        "phase_state": state,
         "phase_alpha": math.exp(-1.0 / (rate_hz * PHASE_FREQUENCY_TAU_S)),
         "phase_f_lo_hz": float(lo),
         "phase_f_hi_hz": float(hi),
@@ -153,11 +155,12 @@ def phase_sample(i, y, s, rate):
     taps = s.phase_taps
     table = s.phase_table
     ring = s.phase_ring
+    state = s.phase_state
     w = taps.shape[0]
-    count = s.phase_count[i]
+    count = state[i, _COUNT]
     pos = int(count % w)
     ring[i, pos] = y
-    s.phase_count[i] = count + 1.0
+    state[i, _COUNT] = count + 1.0
     # Analytic signal at this sample: the ecHT as a complex FIR over the ring.
     re = 0.0
     im = 0.0
@@ -170,18 +173,18 @@ def phase_sample(i, y, s, rate):
         re += taps[d].real * v
         im += taps[d].imag * v
     # Instantaneous frequency from the phase advance since the last sample.
-    p_re = s.phase_re[i]
-    p_im = s.phase_im[i]
+    p_re = state[i, _RE]
+    p_im = state[i, _IM]
     if p_re != 0.0 or p_im != 0.0:
         advance = math.atan2(im * p_re - re * p_im, re * p_re + im * p_im)
         alpha = s.phase_alpha
-        freq = alpha * s.phase_frequency_hz[i] + (1.0 - alpha) * advance * rate / (2.0 * math.pi)
-        s.phase_frequency_hz[i] = freq
-    s.phase_re[i] = re
-    s.phase_im[i] = im
+        freq = alpha * state[i, _FREQ] + (1.0 - alpha) * advance * rate / (2.0 * math.pi)
+        state[i, _FREQ] = freq
+    state[i, _RE] = re
+    state[i, _IM] = im
     # Remove the filters' phase shift at that frequency (table over the band).
     f_lo = s.phase_f_lo_hz
-    f = min(max(s.phase_frequency_hz[i], f_lo), s.phase_f_hi_hz)
+    f = min(max(state[i, _FREQ], f_lo), s.phase_f_hi_hz)
     x = (f - f_lo) * s.phase_per_hz
     k = min(int(x), table.shape[0] - 2)
     shift = table[k] + (x - k) * (table[k + 1] - table[k])

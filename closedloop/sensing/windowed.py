@@ -20,7 +20,12 @@ from numba import njit
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
 
-__all__ = ["area", "line_length", "moving_sum", "new_windowed_fields"]
+__all__ = ["WINDOW_SUMS", "area", "line_length", "moving_sum", "new_windowed_fields"]
+
+#: Columns of ``window_sums``: running sum of the window, terms pushed so far,
+#: previous sample (for line length).
+WINDOW_SUMS = ("total", "count", "previous")
+_TOTAL, _COUNT, _PREVIOUS = (WINDOW_SUMS.index(c) for c in WINDOW_SUMS)
 
 
 def new_windowed_fields(n: int, n_features: int, width: int) -> dict[str, np.ndarray]:
@@ -28,15 +33,12 @@ def new_windowed_fields(n: int, n_features: int, width: int) -> dict[str, np.nda
 
     Returns the ``window_*`` fields of
     :class:`closedloop.sensing.kernels.SensingState`: ``window_ring`` (n, F,
-    W), the window's last terms; ``window_total`` (n, F), its running sum;
-    ``window_count`` (n, F), terms pushed so far; ``window_previous`` (n, F),
-    the previous sample (for line length).
+    W), the window's last terms, and ``window_sums`` (n, F, 3), columns
+    :data:`WINDOW_SUMS`.
     """
     return {
         "window_ring": np.zeros((n, n_features, width)),
-        "window_total": np.zeros((n, n_features)),
-        "window_count": np.zeros((n, n_features)),
-        "window_previous": np.zeros((n, n_features)),
+        "window_sums": np.zeros((n, n_features, len(WINDOW_SUMS))),
     }
 
 
@@ -48,20 +50,22 @@ def moving_sum(s, i, f, value):
     ``window_*`` fields).
     """
     ring = s.window_ring
+    sums = s.window_sums
     width = ring.shape[2]
-    count = s.window_count[i, f]
+    count = sums[i, f, _COUNT]
     idx = int(count) % width
-    s.window_total[i, f] += value - ring[i, f, idx]
+    sums[i, f, _TOTAL] += value - ring[i, f, idx]
     ring[i, f, idx] = value
-    s.window_count[i, f] = count + 1.0
-    return s.window_total[i, f]
+    sums[i, f, _COUNT] = count + 1.0
+    return sums[i, f, _TOTAL]
 
 
 @njit(cache=True, inline="always")
 def line_length(s, i, f, v):
     """Line length over the window after sensed sample ``v``, signal units."""
-    step = abs(v - s.window_previous[i, f]) if s.window_count[i, f] > 0 else 0.0
-    s.window_previous[i, f] = v
+    sums = s.window_sums
+    step = abs(v - sums[i, f, _PREVIOUS]) if sums[i, f, _COUNT] > 0 else 0.0
+    sums[i, f, _PREVIOUS] = v
     return moving_sum(s, i, f, step)
 
 
