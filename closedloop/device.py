@@ -129,6 +129,14 @@ class DeviceState(NamedTuple):
     queue_tail: np.ndarray  #: (n,) int64: next free entry
 
 
+# Positions of the queue's fields, for queue_push_one: it is inlined into the
+# models' parallel loops, where Numba loses writes made through a
+# NamedTuple's attributes (numba#5872, numba#7135).
+_Q_STEP, _Q_COMMAND, _Q_TAIL = (
+    DeviceState._fields.index(name) for name in ("queue_step", "queue_command", "queue_tail")
+)
+
+
 def device_targets(device: DeviceState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Copies of the programmed amplitude (mA), frequency (Hz) and pulse width (us)."""
     ds = device.state
@@ -333,18 +341,20 @@ def queue_push_one(device, i, amplitude_ma, frequency_hz, pulse_width_us, pulses
     Commands apply in order, each from its step on, which is how the
     sensing-to-stimulation latency is kept.
     """
-    q_eff, q_cmd = device.queue_step, device.queue_command
+    q_eff = device[_Q_STEP]
+    q_cmd = device[_Q_COMMAND]
+    tail = device[_Q_TAIL]
     q_len = q_eff.shape[1]
     # No overflow check here: raising inside a prange body keeps Numba from
     # parallelising it. The loop sizes the queue for its latency (one command
     # per period, latency / period + 3 entries); queue_push checks.
-    slot = device.queue_tail[i] % q_len
+    slot = tail[i] % q_len
     q_eff[i, slot] = effective_step
     q_cmd[i, slot, _CMD_AMP] = amplitude_ma
     q_cmd[i, slot, _CMD_FREQ] = frequency_hz
     q_cmd[i, slot, _CMD_PW] = pulse_width_us
     q_cmd[i, slot, _CMD_PULSES] = pulses
-    device.queue_tail[i] += 1
+    tail[i] += 1
 
 
 @njit(cache=True)

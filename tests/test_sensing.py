@@ -356,10 +356,12 @@ def test_every_registered_feature_computes_its_own_values(order):
             np.testing.assert_allclose(out[name], expected, rtol=1e-9, atol=1e-9, err_msg=name)
 
 
-def test_features_are_the_same_through_the_parallel_and_the_serial_kernel(monkeypatch):
+@pytest.mark.parametrize("engine", ["compiled", "python"])
+def test_features_are_the_same_through_the_parallel_and_the_serial_kernel(monkeypatch, engine):
     # Batches of PARALLEL_MIN_BATCH and more run the model's prange kernel,
-    # which takes the sensing state apart and puts it back together (Numba
-    # unpacks tuple arguments of parallel loops): instances must not notice.
+    # which takes the states apart and puts them back together (Numba
+    # unpacks tuple arguments of parallel loops, and loses writes through
+    # NamedTuple attributes there, numba#5872): instances must not notice.
     from closedloop.controllers import PID
     from closedloop.core import loop as loop_module
     from closedloop.core.model import PARALLEL_MIN_BATCH
@@ -376,6 +378,7 @@ def test_features_are_the_same_through_the_parallel_and_the_serial_kernel(monkey
             PID(setpoint=10.0, kp=0.01, ki=0.1, max_amplitude_ma=2.0),
             control_period_s=0.01,
             seed=4,
+            engine=engine,
         )
         loop.reset()
         chunks: list[dict[str, np.ndarray]] = []

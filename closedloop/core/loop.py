@@ -130,6 +130,7 @@ class ClosedLoop(Loop):
             "samples": np.zeros((n, self.samples_per_period)),
             "art": np.zeros((n, self.samples_per_period)),
         }
+        self._io: PeriodIO | None = None
         # The last command issued and not yet queued (the Python controller's
         # answer at the end of the last period), and the step it takes effect.
         self._command = (
@@ -305,6 +306,14 @@ class ClosedLoop(Loop):
     # -- the periods ------------------------------------------------------------------
     def _call(self, chunk: _Chunk, m: int, k: int, program: tuple) -> None:
         """Periods ``k .. k + m - 1`` of ``chunk``, the pending command queued first."""
+        io = self._io
+        if io is None or io.per_period is not chunk.per_period:  # made once per chunk
+            io = self._io = PeriodIO(
+                **self._scratch,
+                lfp_out=chunk.lfp,
+                sensed_out=chunk.sensed,
+                per_period=chunk.per_period,
+            )
         args = (
             m,
             self.steps_per_period,
@@ -313,12 +322,7 @@ class ClosedLoop(Loop):
             self._model_state,
             self.device_state,
             self.sensing_state,
-            PeriodIO(
-                **self._scratch,
-                lfp_out=chunk.lfp,
-                sensed_out=chunk.sensed,
-                per_period=chunk.per_period,
-            ),
+            io,
             k,
             program,
             self.latency_steps,

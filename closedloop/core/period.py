@@ -38,11 +38,17 @@ class PeriodIO(NamedTuple):
     per_period: np.ndarray  #: (n, rows, m): rows of :mod:`closedloop.core.record`
 
 
-# Not inlined: the model's parallel loop calls it, and Numba loses writes made
-# through a NamedTuple's attributes directly in a prange body (numba#5872,
-# numba#7135); inside a called function they are ordinary code. The models'
-# loops touch the states only through calls and io[0], io[1], io[2].
-@njit(cache=True)
+# Positions of the PeriodIO fields. close_period is inlined into the models'
+# parallel loops (a call per period costs a fifth of the loop's speed at a
+# 1 ms period), and there Numba loses writes made through a NamedTuple's
+# attributes (numba#5872, numba#7135): it takes io's arrays by position.
+_SIGNAL, _NET, _SAMPLES, _ART, _LFP_OUT, _SENSED_OUT, _PER_PERIOD = (
+    PeriodIO._fields.index(name)
+    for name in ("signal", "net", "samples", "art", "lfp_out", "sensed_out", "per_period")
+)
+
+
+@njit(cache=True, inline="always")
 def close_period(i, k, spp, step_end, device, sensing, io, program, latency_steps, period_s):
     """Sense period ``k`` of instance ``i``, record it, and run a compiled controller.
 
@@ -53,20 +59,20 @@ def close_period(i, k, spp, step_end, device, sensing, io, program, latency_step
     step after the period.
     """
     kind, c_params, c_state = program
-    samples = io.samples
-    per_period = io.per_period
+    samples = io[_SAMPLES]
+    per_period = io[_PER_PERIOD]
     spk = samples.shape[1]
     biomarker = sense_period(
         i,
         spp,
         spp // spk,
-        io.signal,
-        io.net,
+        io[_SIGNAL],
+        io[_NET],
         samples,
-        io.art,
+        io[_ART],
         sensing,
-        io.lfp_out,
-        io.sensed_out,
+        io[_LFP_OUT],
+        io[_SENSED_OUT],
         k * spk,
     )
     per_period[i, BIOMARKER_ROW, k] = biomarker
