@@ -50,16 +50,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
+from closedloop.core.record import AMPLITUDE_ROW, FREQUENCY_ROW, PULSE_COUNT_ROW, PULSE_WIDTH_ROW
 
 __all__ = [
     "DEVICE_STATE",
     "Device",
+    "DeviceState",
     "apply_command",
+    "device_targets",
+    "device_totals",
+    "retract_commands",
     "device_fill",
     "device_record",
     "queue_push",
@@ -69,6 +75,8 @@ __all__ = [
 # Columns of the per-instance device parameter array.
 _AMP_MAX, _F_MIN, _F_MAX, _PW_MIN, _PW_MAX, _RAMP, _QMAX, _R = range(8)
 _N_PARAMS = 8
+# Columns of a queued command.
+_CMD_AMP, _CMD_FREQ, _CMD_PW, _CMD_PULSES = range(4)
 
 #: Columns of the per-instance device state array, with units.
 DEVICE_STATE: dict[str, str] = {
@@ -105,6 +113,54 @@ DEVICE_STATE: dict[str, str] = {
     _NSW,
     _REMAIN,
 ) = range(len(DEVICE_STATE))
+
+
+class DeviceState(NamedTuple):
+    """What the device kernels carry for a batch of ``n`` (arrays updated in place).
+
+    Made by :meth:`Device.kernel_state`. Commands wait in a ring per instance
+    until their step: entries ``head .. tail - 1`` (mod ``Q``) are pending.
+    """
+
+    state: np.ndarray  #: (n, len(DEVICE_STATE)): columns of :data:`DEVICE_STATE`
+    params: np.ndarray  #: (n, 8): limits (amplitude, frequency, width, ramp, charge, impedance)
+    queue_step: np.ndarray  #: (n, Q) int64: step from which each entry applies
+    queue_command: np.ndarray  #: (n, Q, 4): amplitude mA, frequency Hz, width us, pulses
+    queue_head: np.ndarray  #: (n,) int64: next entry to apply
+    queue_tail: np.ndarray  #: (n,) int64: next free entry
+
+
+# Positions of the queue's fields, for queue_push_one: it is inlined into the
+# models' parallel loops, where Numba loses writes made through a
+# NamedTuple's attributes (numba#5872, numba#7135).
+_Q_STEP, _Q_COMMAND, _Q_TAIL = (
+    DeviceState._fields.index(name) for name in ("queue_step", "queue_command", "queue_tail")
+)
+
+
+def device_targets(device: DeviceState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Copies of the programmed amplitude (mA), frequency (Hz) and pulse width (us)."""
+    ds = device.state
+    return ds[:, _TGT_AMP].copy(), ds[:, _FREQ].copy(), ds[:, _TGT_PW].copy()
+
+
+def retract_commands(device: DeviceState, from_step: int) -> None:
+    """Drop the queued commands that would apply from ``from_step`` on (not yet applied).
+
+    Each instance's queue holds its pending commands in order of their steps;
+    the last ones are dropped (a command from outside replacing the
+    controller's, e.g. :meth:`closedloop.brian.loop.BrianLoop.step`).
+    """
+    steps, head, tail = device.queue_step, device.queue_head, device.queue_tail
+    q_len = steps.shape[1]
+    for i in range(tail.shape[0]):
+        while tail[i] > head[i] and steps[i, (tail[i] - 1) % q_len] >= from_step:
+            tail[i] -= 1
+
+
+def device_totals(device: DeviceState) -> dict[str, np.ndarray]:
+    """Each column of :data:`DEVICE_STATE` per instance, copied."""
+    return {name: device.state[:, c].copy() for c, name in enumerate(DEVICE_STATE)}
 
 
 @dataclass(frozen=True)
@@ -219,7 +275,7 @@ class Device:
         row[_R] = self.impedance_ohm
         return np.tile(row, (n, 1))
 
-    def kernel_state(self, n: int, queue_len: int) -> tuple:
+    def kernel_state(self, n: int, queue_len: int) -> DeviceState:
         """Arrays the kernels take: state, parameters and an empty command queue.
 
         Parameters
@@ -229,12 +285,13 @@ class Device:
         queue_len : int
             Commands that may be pending at once (latency / control period + 2).
         """
-        return (
-            self.initial_state(n),
-            self.param_array(n),
-            np.zeros((n, queue_len), dtype=np.int64),
-            np.zeros((n, queue_len, 4)),
-            np.zeros((n, 2), dtype=np.int64),
+        return DeviceState(
+            state=self.initial_state(n),
+            params=self.param_array(n),
+            queue_step=np.zeros((n, queue_len), dtype=np.int64),
+            queue_command=np.zeros((n, queue_len, 4)),
+            queue_head=np.zeros(n, dtype=np.int64),
+            queue_tail=np.zeros(n, dtype=np.int64),
         )
 
     def initial_state(self, n: int) -> np.ndarray:
@@ -299,18 +356,20 @@ def queue_push_one(device, i, amplitude_ma, frequency_hz, pulse_width_us, pulses
     Commands apply in order, each from its step on, which is how the
     sensing-to-stimulation latency is kept.
     """
-    q_eff, q_cmd, qptr = device[2], device[3], device[4]
+    q_eff = device[_Q_STEP]
+    q_cmd = device[_Q_COMMAND]
+    tail = device[_Q_TAIL]
     q_len = q_eff.shape[1]
     # No overflow check here: raising inside a prange body keeps Numba from
     # parallelising it. The loop sizes the queue for its latency (one command
     # per period, latency / period + 3 entries); queue_push checks.
-    slot = qptr[i, 1] % q_len
+    slot = tail[i] % q_len
     q_eff[i, slot] = effective_step
-    q_cmd[i, slot, 0] = amplitude_ma
-    q_cmd[i, slot, 1] = frequency_hz
-    q_cmd[i, slot, 2] = pulse_width_us
-    q_cmd[i, slot, 3] = pulses
-    qptr[i, 1] += 1
+    q_cmd[i, slot, _CMD_AMP] = amplitude_ma
+    q_cmd[i, slot, _CMD_FREQ] = frequency_hz
+    q_cmd[i, slot, _CMD_PW] = pulse_width_us
+    q_cmd[i, slot, _CMD_PULSES] = pulses
+    tail[i] += 1
 
 
 @njit(cache=True)
@@ -321,28 +380,30 @@ def queue_push(device, command, effective_step):
     """
     if effective_step < 0:
         return
-    q_len = device[2].shape[1]
-    for i in range(device[0].shape[0]):
-        if device[4][i, 1] - device[4][i, 0] >= q_len:
+    q_len = device.queue_step.shape[1]
+    n = device.state.shape[0]
+    for i in range(n):
+        if device.queue_tail[i] - device.queue_head[i] >= q_len:
             raise ValueError("device command queue is full")
     # Unpacked one by one: the three arrays may differ in type (e.g. read-only).
     amplitude, frequency, width, pulses = command
-    for i in range(device[0].shape[0]):
+    for i in range(n):
         queue_push_one(device, i, amplitude[i], frequency[i], width[i], pulses[i], effective_step)
 
 
 @njit(cache=True, inline="always")
 def device_record(i, device, out, k):
-    """Write what was delivered to ``out[i, 1:5, k]``.
+    """Write what was delivered to column ``k`` of the per-period record ``out``.
 
     Amplitude (mA), frequency (Hz), pulse width of the last pulse (us) and
-    the number of pulses delivered so far.
+    the number of pulses delivered so far, in their rows of
+    :mod:`closedloop.core.record`.
     """
-    ds = device[0]
-    out[i, 1, k] = ds[i, _AMP]
-    out[i, 2, k] = ds[i, _FREQ]
-    out[i, 3, k] = ds[i, _P_PW] * 1e6
-    out[i, 4, k] = ds[i, _NPULSE]
+    ds = device.state
+    out[i, AMPLITUDE_ROW, k] = ds[i, _AMP]
+    out[i, FREQUENCY_ROW, k] = ds[i, _FREQ]
+    out[i, PULSE_WIDTH_ROW, k] = ds[i, _P_PW] * 1e6
+    out[i, PULSE_COUNT_ROW, k] = ds[i, _NPULSE]
 
 
 @njit(cache=True)
@@ -359,21 +420,19 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
         Global index of the first step (time ``step0 * dt`` seconds).
     dt : float
         Integration step, s.
-    device : tuple
-        From :meth:`Device.kernel_state`: ``(state, params, queue_steps,
-        queue_commands, queue_pointers)``: device state and parameters (one
-        row per instance), and each instance's command queue: the step from
-        which each entry applies, shape ``(n, Q)``, the commands, shape
-        ``(n, Q, 4)`` (amplitude mA, frequency Hz, width us, pulses), and the
-        ``[head, tail]`` indices of the pending entries, shape ``(n, 2)``.
+    device : DeviceState
+        From :meth:`Device.kernel_state`: state, limits and command queue.
     drive, net : ndarray
         Output, shape ``(n, >= n_steps)``: average cathodic current and
         average net current over each step, mA.
     """
-    ds, dp, q_eff, q_cmd, qptr = device
+    ds = device.state
+    dp = device.params
+    q_eff = device.queue_step
+    q_cmd = device.queue_command
     q_len = q_eff.shape[1]
-    head = qptr[i, 0]
-    q_tail = qptr[i, 1]
+    head = device.queue_head[i]
+    q_tail = device.queue_tail[i]
     ramp = dp[i, _RAMP] * dt
     r_ohm = dp[i, _R]
     q_max = dp[i, _QMAX]
@@ -407,10 +466,10 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
                 ds,
                 dp,
                 i,
-                q_cmd[i, slot, 0],
-                q_cmd[i, slot, 1],
-                q_cmd[i, slot, 2],
-                q_cmd[i, slot, 3],
+                q_cmd[i, slot, _CMD_AMP],
+                q_cmd[i, slot, _CMD_FREQ],
+                q_cmd[i, slot, _CMD_PW],
+                q_cmd[i, slot, _CMD_PULSES],
                 step * dt,
             )
             target = ds[i, _TGT_AMP]
@@ -462,4 +521,4 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
     ds[i, _TON] = time_on
     ds[i, _NSW] = switches
     ds[i, _REMAIN] = remaining
-    qptr[i, 0] = head
+    device.queue_head[i] = head

@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 from closedloop.device import (
     DEVICE_STATE,
     Device,
+    DeviceState,
     device_fill,
+    device_targets,
+    device_totals,
     queue_push,
 )
 
@@ -36,15 +39,15 @@ ULP_TOL = 1e-12
 DRIVE_TOL = 1e-9
 
 
-def new_device(dev: Device, n: int = 1, queue_len: int = 8) -> tuple:
-    """Device tuple as the loop builds it: state, params, queue steps, commands, pointers."""
+def new_device(dev: Device, n: int = 1, queue_len: int = 8) -> DeviceState:
+    """Device kernel state as the loop builds it: state, limits, command queue."""
     return dev.kernel_state(n, queue_len)
 
 
 def push(
-    device: tuple, amplitude_ma, frequency_hz, pulse_width_us, step: int, pulses=math.nan
+    device: DeviceState, amplitude_ma, frequency_hz, pulse_width_us, step: int, pulses=math.nan
 ) -> None:
-    n = device[0].shape[0]
+    n = device.state.shape[0]
     command = tuple(
         np.full(n, v, dtype=np.float64)
         for v in (amplitude_ma, frequency_hz, pulse_width_us, pulses)
@@ -52,9 +55,9 @@ def push(
     queue_push(device, command, step)
 
 
-def fill(device: tuple, step0: int, n_steps: int, dt: float) -> tuple[np.ndarray, np.ndarray]:
+def fill(device: DeviceState, step0: int, n_steps: int, dt: float) -> tuple[np.ndarray, np.ndarray]:
     """Fill ``n_steps`` steps for every instance (which drops the commands used)."""
-    n = device[0].shape[0]
+    n = device.state.shape[0]
     drive = np.full((n, n_steps), np.nan)
     net = np.full((n, n_steps), np.nan)
     for i in range(n):
@@ -66,7 +69,7 @@ def run_constant(dev: Device, amplitude_ma, frequency_hz, pulse_width_us, dt, n_
     device = new_device(dev)
     push(device, amplitude_ma, frequency_hz, pulse_width_us, 0)
     drive, net = fill(device, 0, n_steps, dt)
-    return device[0][0], drive[0], net[0]
+    return device.state[0], drive[0], net[0]
 
 
 # ---------------------------------------------------------------------------
@@ -143,16 +146,16 @@ def test_delivered_stimulation_stays_within_limits(dev, cmds, dt, chunks):
         expected_rejected += sum(not math.isfinite(v) for v in (amp, freq, pw))
         push(device, amp, freq, pw, step)
         for _ in range(hold):
-            before = device[0][0].copy()
+            before = device.state[0].copy()
             drive, net = fill(device, step, 1, dt)
-            check_safe(dev, device[0][0], before, 1, dt)
+            check_safe(dev, device.state[0], before, 1, dt)
             assert np.all(np.isfinite(drive)) and np.all(np.isfinite(net))
             assert 0.0 <= drive[0, 0] <= dev.amplitude_max_ma * (1 + DRIVE_TOL)
             drives.append(drive[0, 0])
             nets.append(net[0, 0])
             step += 1
     n_total = step
-    assert device[0][0, N_REJECTED] == expected_rejected
+    assert device.state[0, N_REJECTED] == expected_rejected
 
     # The same commands queued ahead and filled in chunks of several steps.
     chunked = new_device(dev, queue_len=len(cmds) + 1)
@@ -163,16 +166,16 @@ def test_delivered_stimulation_stays_within_limits(dev, cmds, dt, chunks):
     k = 0
     while step < n_total:
         size = min(chunks[k % len(chunks)], n_total - step)
-        before = chunked[0][0].copy()
+        before = chunked.state[0].copy()
         drive, net = fill(chunked, step, size, dt)
-        check_safe(dev, chunked[0][0], before, size, dt)
+        check_safe(dev, chunked.state[0], before, size, dt)
         drive_c.extend(drive[0])
         net_c.extend(net[0])
         step += size
         k += 1
     np.testing.assert_array_equal(drive_c, drives)
     np.testing.assert_array_equal(net_c, nets)
-    np.testing.assert_array_equal(chunked[0], device[0])
+    np.testing.assert_array_equal(chunked.state, device.state)
 
 
 def test_ramp_reaches_target_at_the_ramp_rate():
@@ -183,7 +186,7 @@ def test_ramp_reaches_target_at_the_ramp_rate():
     amps = []
     for step in range(4000):
         fill(device, step, 1, dt)
-        amps.append(device[0][0, AMP])
+        amps.append(device.state[0, AMP])
     amps = np.array(amps)
     # 10 mA/s: 3 mA is reached after 0.3 s (3000 steps), not before.
     assert amps[2990] < 3.0
@@ -275,19 +278,19 @@ def test_width_raised_at_high_amplitude_is_shortened_to_the_limit():
     device = new_device(dev)
     push(device, 4.5, 130.0, 60.0, 0)  # 0.27 uC per phase: within the 1.8 uC limit
     fill(device, 0, 5000, dt)
-    assert device[0][0, AMP] == pytest.approx(4.5)
+    assert device.state[0, AMP] == pytest.approx(4.5)
     # 450 us allows 1.8 uC / 450 us = 4 mA: the target drops at once, the amplitude
     # ramps down over 50 ms, and the pulses meanwhile are shortened instead.
     push(device, 5.0, 130.0, 450.0, 5000)
     widths = []
     for step in range(5000, 6000):
         fill(device, step, 1, dt)
-        state = device[0][0]
+        state = device.state[0]
         assert state[P_AMP] * state[P_PW] * 1e3 <= dev.charge_limit_uc * (1 + ULP_TOL)
         widths.append(state[P_PW] * 1e6)
     cap = dev.charge_limit_uc / 0.45
-    assert device[0][0, TGT_AMP] == pytest.approx(cap, rel=1e-12)
-    assert device[0][0, AMP] == pytest.approx(cap, rel=1e-12)
+    assert device.state[0, TGT_AMP] == pytest.approx(cap, rel=1e-12)
+    assert device.state[0, AMP] == pytest.approx(cap, rel=1e-12)
     assert min(widths) < 450.0 * (1 - 1e-3)  # shortened during the ramp
     assert widths[-1] == pytest.approx(450.0, rel=1e-9)
 
@@ -302,18 +305,18 @@ def test_command_takes_effect_at_its_step():
     device = new_device(dev, n=2)
     effective = 37
     push(device, 2.0, 100.0, 90.0, effective)
-    before = device[0].copy()
+    before = device.state.copy()
     for step in range(effective):
         fill(device, step, 1, dt)
-        np.testing.assert_array_equal(device[0][:, TGT_AMP], before[:, TGT_AMP])
-        np.testing.assert_array_equal(device[0][:, FREQ], before[:, FREQ])
-        np.testing.assert_array_equal(device[0][:, TGT_PW], before[:, TGT_PW])
-        assert np.all(device[0][:, AMP] == 0.0)
+        np.testing.assert_array_equal(device.state[:, TGT_AMP], before[:, TGT_AMP])
+        np.testing.assert_array_equal(device.state[:, FREQ], before[:, FREQ])
+        np.testing.assert_array_equal(device.state[:, TGT_PW], before[:, TGT_PW])
+        assert np.all(device.state[:, AMP] == 0.0)
     fill(device, effective, 1, dt)
-    np.testing.assert_array_equal(device[0][:, TGT_AMP], 2.0)
-    np.testing.assert_array_equal(device[0][:, FREQ], 100.0)
-    np.testing.assert_array_equal(device[0][:, TGT_PW], 90.0)
-    assert np.all(device[0][:, AMP] > 0.0)
+    np.testing.assert_array_equal(device.state[:, TGT_AMP], 2.0)
+    np.testing.assert_array_equal(device.state[:, FREQ], 100.0)
+    np.testing.assert_array_equal(device.state[:, TGT_PW], 90.0)
+    assert np.all(device.state[:, AMP] > 0.0)
 
 
 def test_queued_commands_apply_in_order_inside_one_fill():
@@ -329,17 +332,17 @@ def test_queued_commands_apply_in_order_inside_one_fill():
     amps = []
     for step in range(40):
         fill(reference, step, 1, 1e-4)
-        amps.append(reference[0][0, AMP])
+        amps.append(reference.state[0, AMP])
     assert amps[9] == 0.0 and amps[10] == 1.0 and amps[20] == 2.0 and amps[39] == 3.0
     fill(device, 0, 40, 1e-4)
-    np.testing.assert_array_equal(device[0], reference[0])
-    assert device[4][0, 0] == device[4][0, 1]  # every command used and dropped
+    np.testing.assert_array_equal(device.state, reference.state)
+    assert device.queue_head[0] == device.queue_tail[0]  # every command used and dropped
 
 
 def test_negative_effective_step_queues_nothing():
     device = new_device(Device())
     push(device, 2.0, 130.0, 60.0, -1)
-    assert device[4][0, 1] == 0
+    assert device.queue_tail[0] == 0
 
 
 def test_full_queue_raises():
@@ -381,8 +384,26 @@ def test_chunked_fill_is_bit_identical():
     net_c = np.concatenate([p[1] for p in parts], axis=1)
     np.testing.assert_array_equal(drive_c, drive_w)
     np.testing.assert_array_equal(net_c, net_w)
-    np.testing.assert_array_equal(chunked[0], whole[0])
+    np.testing.assert_array_equal(chunked.state, whole.state)
     assert drive_w.max() > 0
+
+
+def test_targets_and_totals_report_the_clamped_command_and_what_was_delivered():
+    dev = Device(amplitude_max_ma=3.0, frequency_max_hz=200.0, ramp_rate_ma_per_s=math.inf)
+    device = new_device(dev, n=2)
+    push(device, 9.0, 500.0, 60.0, 0)  # above the amplitude and frequency limits
+    fill(device, 0, 1000, 1e-4)  # 0.1 s at 200 Hz: 20 pulses
+    amplitude, frequency, width = device_targets(device)
+    np.testing.assert_array_equal(amplitude, 3.0)
+    np.testing.assert_array_equal(frequency, 200.0)
+    np.testing.assert_array_equal(width, 60.0)
+    totals = device_totals(device)
+    assert list(totals) == list(DEVICE_STATE)
+    np.testing.assert_array_equal(totals["n_pulses"], 20.0)
+    # Copies: a caller cannot change the device's state through them.
+    amplitude[:] = 0.0
+    totals["n_pulses"][:] = 0.0
+    assert device.state[0, TGT_AMP] == 3.0 and device.state[0, N_PULSES] == 20.0
 
 
 # ---------------------------------------------------------------------------
@@ -456,8 +477,8 @@ def test_burst_delivers_exactly_k_pulses_then_stops():
     # 100 Hz from the trigger (a pulse edge on a step boundary may round either way).
     np.testing.assert_allclose(onsets, [1000, 1100, 1200], atol=1)
     assert onsets[0] == 1000
-    assert device[0][0, N_PULSES] == 3
-    assert device[0][0, COL["pulses_remaining"]] == 0
+    assert device.state[0, N_PULSES] == 3
+    assert device.state[0, COL["pulses_remaining"]] == 0
 
 
 def test_single_pulses_on_demand_and_continuous_again():
@@ -483,9 +504,9 @@ def test_zero_pulses_stops_and_negative_is_rejected():
     push(device, 2.0, 130.0, 60.0, 1500, pulses=-4)
     drive, _ = fill(device, 0, 3000, 1e-4)
     assert _pulse_onsets(drive[0]).max() < 1000
-    assert device[0][0, N_REJECTED] == 1
+    assert device.state[0, N_REJECTED] == 1
     # Stopped pulses count as stimulation off: one switch on, one off.
-    assert device[0][0, COL["n_switches"]] == 2
+    assert device.state[0, COL["n_switches"]] == 2
 
 
 @settings(max_examples=60, deadline=None)
@@ -507,7 +528,7 @@ def test_any_pulse_counts_keep_limits(commands):
         push(device, 3.0, 200.0, 90.0, step, pulses=pulses)
         step += gap
     drive, net = fill(device, 0, step + 500, 1e-4)
-    state = device[0][0]
+    state = device.state[0]
     remaining = state[COL["pulses_remaining"]]
     assert remaining == math.inf or (remaining >= 0 and remaining == math.floor(remaining))
     assert np.all(np.isfinite(drive)) and drive.max() <= dev.amplitude_max_ma + DRIVE_TOL

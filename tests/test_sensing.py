@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -10,6 +11,7 @@ from scipy import signal
 
 from closedloop.core.random import rng_states
 from closedloop.sensing.chain import SensingChain
+from closedloop.sensing.registry import CODES, FEATURES, REGISTRY
 
 FS = 1000.0
 
@@ -290,3 +292,103 @@ def test_filtered_feature_is_the_band_passed_signal():
     x = np.random.default_rng(8).normal(size=(1, 500))
     out = chain.process(new_state(chain, 1), x)
     np.testing.assert_allclose(out["filtered"], signal.sosfilt(chain.sos, x), atol=1e-10)
+
+
+# ---------------------------------------------------------------------------
+# The feature registry and the kernel's dispatch
+
+
+def _windowed_sum(terms: np.ndarray, width: int) -> np.ndarray:
+    """Sum of the last ``width`` terms at every sample (fewer at the start)."""
+    c = np.cumsum(terms, axis=1)
+    out = c.copy()
+    out[:, width:] -= c[:, :-width]
+    return out
+
+
+# NumPy reference of every registered feature on the sensed signal ``v`` (n, m)
+# and the band-passed signal ``y``, for a chain with window ``w`` samples, at
+# rate FS; ``phase`` gives the true phase of the test cosine.
+FEATURE_REFERENCES = {
+    "line_length": lambda v, y, w, phase: _windowed_sum(
+        np.abs(np.diff(v, axis=1, prepend=v[:, :1])), w
+    ),
+    "area": lambda v, y, w, phase: _windowed_sum(np.abs(v) / FS, w),
+    "signal": lambda v, y, w, phase: v,
+    "filtered": lambda v, y, w, phase: y,
+    "phase": lambda v, y, w, phase: np.angle(np.exp(1j * phase)),
+}
+
+
+def test_registry_codes_units_and_families_are_consistent():
+    assert [CODES[f.name] for f in REGISTRY] == list(range(len(REGISTRY)))
+    assert FEATURES == {f.name: f.units for f in REGISTRY}
+    for feature in REGISTRY:
+        # The family names the module that computes the feature.
+        module = importlib.import_module(f"closedloop.sensing.{feature.family}")
+        assert module.__doc__ and feature.name in module.__doc__, feature
+        assert feature.units.startswith(("signal", "rad")), feature
+
+
+@pytest.mark.parametrize("order", ["registry", "reversed"])
+def test_every_registered_feature_computes_its_own_values(order):
+    # A registered feature without its branch in the kernel's dispatch, or a
+    # branch computing another feature, fails here: every feature differs
+    # from every other on this signal (a cosine in the band, an offset and
+    # noise), and each is checked in every slot.
+    assert set(FEATURE_REFERENCES) == set(FEATURES), "add a reference for each new feature"
+    names = tuple(f.name for f in REGISTRY)
+    if order == "reversed":
+        names = names[::-1]
+    chain = SensingChain(rate_hz=FS, features=names, feature_window_s=0.05, noise_std=0.05)
+    m = 3000
+    phase = 2 * np.pi * 20.0 * np.arange(m) / FS + np.array([[0.3], [2.0]])
+    x = np.cos(phase) + 0.5
+    out = chain.process(new_state(chain, 2), x)
+    w = chain.window_samples(chain.feature_window_s)
+    for name in names:
+        expected = FEATURE_REFERENCES[name](out["sensed"], out["filtered"], w, phase)
+        if name == "phase":
+            # After the window fills and the frequency tracker settles.
+            error = np.angle(np.exp(1j * (out[name] - expected)))[:, 1000:]
+            assert np.max(np.abs(error)) < 0.15, name
+        else:
+            np.testing.assert_allclose(out[name], expected, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize("engine", ["compiled", "python"])
+def test_features_are_the_same_through_the_parallel_and_the_serial_kernel(monkeypatch, engine):
+    # Batches of PARALLEL_MIN_BATCH and more run the model's prange kernel,
+    # which takes the states apart and puts them back together (Numba
+    # unpacks tuple arguments of parallel loops, and loses writes through
+    # NamedTuple attributes there, numba#5872): instances must not notice.
+    from closedloop.controllers import PID
+    from closedloop.core import loop as loop_module
+    from closedloop.core.model import PARALLEL_MIN_BATCH
+    from closedloop.device import Device
+    from closedloop.models import STNGPe
+
+    def run(parallel: bool) -> dict[str, np.ndarray]:
+        if not parallel:
+            monkeypatch.setattr(loop_module, "PARALLEL_MIN_BATCH", 10**9)
+        loop = loop_module.ClosedLoop(
+            STNGPe(dt_s=1e-4, n=PARALLEL_MIN_BATCH),
+            SensingChain(features=tuple(f.name for f in REGISTRY), noise_std=0.1),
+            Device(),
+            PID(setpoint=10.0, kp=0.01, ki=0.1, max_amplitude_ma=2.0),
+            control_period_s=0.01,
+            seed=4,
+            engine=engine,
+        )
+        loop.reset()
+        chunks: list[dict[str, np.ndarray]] = []
+        loop.run(0.3, on_chunk=lambda t0, data: chunks.append(dict(data)))
+        kernels = loop.model.kernels
+        assert loop._kernel() is (kernels.periods_parallel if parallel else kernels.periods_serial)
+        return {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]}
+
+    parallel, serial = run(True), run(False)
+    assert set(parallel) >= {f"feature_{f.name}" for f in REGISTRY}
+    for key, values in serial.items():
+        np.testing.assert_array_equal(parallel[key], values, err_msg=key)
+    assert np.ptp(parallel["amplitude"]) > 0  # the controller acted on what was sensed

@@ -61,8 +61,8 @@ from closedloop.brian.runtime import (
 from closedloop.controllers.base import COMMAND_KEYS
 from closedloop.core.loop import PER_PERIOD_SERIES, command_array, entry_point
 from closedloop.core.protocol import check_finite
-from closedloop.device import queue_push
-from closedloop.sensing.chain import FIRST_FEATURE_ROW
+from closedloop.core.record import FIRST_FEATURE_ROW
+from closedloop.device import device_targets, queue_push, retract_commands
 
 __all__ = ["NetworkDriver"]
 
@@ -87,22 +87,6 @@ _LOOP_SETTINGS = (
     "steps_per_sample",
     "target",
 )
-
-
-def _retract_commands(device_state: tuple, from_step: int) -> None:
-    """Drop the queued commands that would apply from ``from_step`` on (not yet applied).
-
-    The queue of each instance holds the pending commands in order of their
-    steps (``device_state[2]``, pointers ``[head, tail]`` in ``device_state[4]``,
-    see :func:`closedloop.device.device_fill`); the last ones are dropped.
-    """
-    q_eff, pointers = device_state[2], device_state[4]
-    q_len = q_eff.shape[1]
-    for i in range(pointers.shape[0]):
-        while (
-            pointers[i, 1] > pointers[i, 0] and q_eff[i, (pointers[i, 1] - 1) % q_len] >= from_step
-        ):
-            pointers[i, 1] -= 1
 
 
 class NetworkDriver:
@@ -150,8 +134,7 @@ class NetworkDriver:
         self.last_period: np.ndarray | None = None
         # The last command: what a command's missing keys keep (pulses: NaN,
         # "no change", never written by the compiled call).
-        state = loop.device_state[0]
-        self._command = (*(state[:, c].copy() for c in (1, 2, 3)), np.full(loop.n, np.nan))
+        self._command = (*device_targets(loop.device_state), np.full(loop.n, np.nan))
         self._no_trigger = self._command[3]
         self._effective = -1  # step from which a command from set_command() applies
         self.profiling_info_: list[tuple[str, float]] = []
@@ -238,7 +221,7 @@ class NetworkDriver:
         last command's value, ``pulses`` none.
         """
         effective = self.periods_done * self.steps_per_period + self.latency_steps
-        _retract_commands(self.loop.device_state, effective)
+        retract_commands(self.loop.device_state, effective)
         prev, shape = self._command, (self.n,)
         self._command = tuple(
             command_array(command, key, old, shape)
@@ -305,7 +288,7 @@ class NetworkDriver:
             np.zeros((n, spp)),  # net current per step
             np.zeros((n, spp)),  # cathodic drive per step
         )
-        self._sensing_tuple = self.loop.sensing_state.as_tuple()
+        self._sensing_state = self.loop.sensing_state
         self._new_chunk_buffers()
         self._call = None
 
@@ -370,7 +353,7 @@ class NetworkDriver:
             step_end,
             self.dt_s,
             self.loop.device_state,
-            self._sensing_tuple,
+            self._sensing_state,
             self._io,
             chunk_col * m,
             chunk_col,

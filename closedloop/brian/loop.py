@@ -70,8 +70,9 @@ from closedloop.core import loop as core_loop
 from closedloop.core.clocks import Clocks, seed_layout
 from closedloop.core.protocol import ChunkCallback, Loop, SpikeCallback
 from closedloop.core.random import rng_states
-from closedloop.device import DEVICE_STATE, Device
-from closedloop.sensing.chain import FIRST_FEATURE_ROW, SensingChain
+from closedloop.core.record import FIRST_FEATURE_ROW
+from closedloop.device import Device, device_totals
+from closedloop.sensing.chain import SensingChain
 
 __all__ = ["BrianLoop"]
 
@@ -453,8 +454,7 @@ class BrianLoop(Loop):
 
     def totals(self) -> dict[str, np.ndarray]:
         """Device accounting per instance since :meth:`reset` (:data:`DEVICE_STATE`)."""
-        state = self.device_state[0]
-        return {name: state[:, c].copy() for c, name in enumerate(DEVICE_STATE)}
+        return device_totals(self.device_state)
 
     def _run_standalone(self, n_periods, per_chunk, on_chunk, progress, on_spikes) -> dict:
         if self._standalone_periods:

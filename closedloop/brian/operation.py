@@ -15,7 +15,7 @@ from numba import njit
 from closedloop.controllers.compiled import controller_update
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
 from closedloop.device import device_fill, device_record, queue_push, queue_push_one
-from closedloop.sensing.chain import record_features, sense_samples
+from closedloop.sensing.kernels import no_feature_output, record_features, sense_samples
 
 __all__ = ["loop_operation"]
 
@@ -80,7 +80,7 @@ def loop_operation(
         kind, c_params, c_state = program
         signal = buf[0]
         empty = signal[:, :0]
-        no_features = sensing[9][:, :, :0]
+        no_features = no_feature_output(sensing)
         inv_sps = 1.0 / sps
         for i in range(n_loop):
             for k in range(spk):

@@ -47,8 +47,8 @@ from closedloop.brian.runtime import (
 )
 from closedloop.core.loop import PER_PERIOD_SERIES
 from closedloop.core.protocol import ChunkCallback, ModelDivergedError, SpikeCallback
+from closedloop.core.record import FIRST_FEATURE_ROW
 from closedloop.device import device_fill, device_record, queue_push
-from closedloop.sensing.chain import FIRST_FEATURE_ROW
 
 __all__ = ["StandaloneRun", "run_standalone", "standalone_problems"]
 

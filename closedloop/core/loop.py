@@ -21,6 +21,7 @@ from closedloop.controllers import compiled as compiled_twins
 from closedloop.controllers.base import COMMAND_KEYS, Controller
 from closedloop.core.clocks import Clocks, seed_layout
 from closedloop.core.model import PARALLEL_MIN_BATCH, NumbaModel
+from closedloop.core.period import PeriodIO
 from closedloop.core.protocol import (
     ChunkCallback,
     Loop,
@@ -29,8 +30,9 @@ from closedloop.core.protocol import (
     check_finite,
 )
 from closedloop.core.random import rng_states
-from closedloop.device import DEVICE_STATE, Device
-from closedloop.sensing.chain import FIRST_FEATURE_ROW, SensingChain
+from closedloop.core.record import BIOMARKER_ROW, FIRST_FEATURE_ROW, PER_PERIOD_SERIES
+from closedloop.device import Device, device_targets, device_totals
+from closedloop.sensing.chain import SensingChain
 
 __all__ = [
     "PER_PERIOD_SERIES",
@@ -40,9 +42,6 @@ __all__ = [
     "controller_program",
     "entry_point",
 ]
-
-#: Rows of the per-period record before the sensing features, in order.
-PER_PERIOD_SERIES = ("biomarker", "amplitude", "frequency", "pulse_width", "pulse_count")
 
 
 @dataclass
@@ -123,17 +122,19 @@ class ClosedLoop(Loop):
         self.device_state = self.device.kernel_state(n, queue_len)
         self.controller.reset(n, np.random.default_rng(self.seeds.controller[0]))
         spp = self.steps_per_period
-        self._scratch = (
-            np.zeros((n, spp)),
-            np.zeros((n, spp)),
-            np.zeros((n, spp)),
-            np.zeros((n, self.samples_per_period)),
-            np.zeros((n, self.samples_per_period)),
-        )
+        # The scratch part of the io buffers (PeriodIO), reused by every period.
+        self._scratch = {
+            "drive": np.zeros((n, spp)),
+            "net": np.zeros((n, spp)),
+            "signal": np.zeros((n, spp)),
+            "samples": np.zeros((n, self.samples_per_period)),
+            "art": np.zeros((n, self.samples_per_period)),
+        }
+        self._io: PeriodIO | None = None
         # The last command issued and not yet queued (the Python controller's
         # answer at the end of the last period), and the step it takes effect.
         self._command = (
-            *(self.device_state[0][:, c].copy() for c in (1, 2, 3)),
+            *device_targets(self.device_state),
             np.full(n, np.nan),  # pulses: no change
         )
         self._effective = -1
@@ -142,7 +143,6 @@ class ClosedLoop(Loop):
         self._entry = None
         # The kernels' state arrays, updated in place from here on.
         self._model_state = self.model.kernel_state()
-        self._sensing_tuple = self.sensing_state.as_tuple()
         self._step = 0
         self._periods = 0
         self.time_s = 0.0
@@ -290,19 +290,29 @@ class ClosedLoop(Loop):
         self._call(chunk, 1, 0, self._no_program)
         self._hand_over(chunk, None)
         rows = chunk.per_period[:, :, 0]
-        out = {"biomarker": rows[:, 0].copy(), "t_s": np.full(self.n, self.time_s)}
+        out = {"biomarker": rows[:, BIOMARKER_ROW].copy(), "t_s": np.full(self.n, self.time_s)}
         for f, name in enumerate(self.sensing.features):
             out[name] = rows[:, FIRST_FEATURE_ROW + f].copy()
         return out
 
     def totals(self) -> dict[str, np.ndarray]:
-        """Device accounting per instance since :meth:`reset` (:data:`DEVICE_STATE`)."""
-        state = self.device_state[0]
-        return {name: state[:, c].copy() for c, name in enumerate(DEVICE_STATE)}
+        """Device accounting per instance since :meth:`reset`.
+
+        See :data:`closedloop.device.DEVICE_STATE`.
+        """
+        return device_totals(self.device_state)
 
     # -- the periods ------------------------------------------------------------------
     def _call(self, chunk: _Chunk, m: int, k: int, program: tuple) -> None:
         """Periods ``k .. k + m - 1`` of ``chunk``, the pending command queued first."""
+        io = self._io
+        if io is None or io.per_period is not chunk.per_period:  # made once per chunk
+            io = self._io = PeriodIO(
+                **self._scratch,
+                lfp_out=chunk.lfp,
+                sensed_out=chunk.sensed,
+                per_period=chunk.per_period,
+            )
         args = (
             m,
             self.steps_per_period,
@@ -310,8 +320,8 @@ class ClosedLoop(Loop):
             self.dt_s,
             self._model_state,
             self.device_state,
-            self._sensing_tuple,
-            (*self._scratch, chunk.lfp, chunk.sensed, chunk.per_period),
+            self.sensing_state,
+            io,
             k,
             program,
             self.latency_steps,
@@ -335,7 +345,7 @@ class ClosedLoop(Loop):
         # Controllers get read-only views: they cannot corrupt the recording.
         rows = chunk.per_period.view()
         rows.flags.writeable = False
-        biomarker_rows = rows[:, 0, :]
+        biomarker_rows = rows[:, BIOMARKER_ROW, :]
         feature_rows = [
             (name, rows[:, FIRST_FEATURE_ROW + f, :])
             for f, name in enumerate(self.sensing.features)

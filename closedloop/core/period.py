@@ -8,29 +8,75 @@ the model step lives here, once.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import numpy as np
 from numba import njit
 
 from closedloop.controllers.compiled import controller_update
+from closedloop.core.record import BIOMARKER_ROW
 from closedloop.device import device_record, queue_push_one
-from closedloop.sensing.chain import record_features, sense_period
+from closedloop.sensing.kernels import record_features, sense_period
 
-__all__ = ["close_period"]
+__all__ = ["PeriodIO", "close_period"]
+
+
+class PeriodIO(NamedTuple):
+    """The loop's buffers for a chunk of periods, each with one row per instance.
+
+    The first five are scratch for one period; the last three receive the
+    chunk's record. The models' batch loops read ``io[0]``, ``io[1]`` and
+    ``io[2]`` (drive, net, signal) by position: keep them first.
+    """
+
+    drive: np.ndarray  #: (n, spp): cathodic current per integration step, mA
+    net: np.ndarray  #: (n, spp): net current per step, mA (the artefact's source)
+    signal: np.ndarray  #: (n, spp): the model signal per step
+    samples: np.ndarray  #: (n, spk): the signal per sensing sample
+    art: np.ndarray  #: (n, spk): net current per sensing sample, mA
+    lfp_out: np.ndarray  #: (n, m * spk): the sampled signal of the chunk
+    sensed_out: np.ndarray  #: (n, m * spk): after sensor noise and artefact
+    per_period: np.ndarray  #: (n, rows, m): rows of :mod:`closedloop.core.record`
+
+
+# Positions of the PeriodIO fields. close_period is inlined into the models'
+# parallel loops (a call per period costs a fifth of the loop's speed at a
+# 1 ms period), and there Numba loses writes made through a NamedTuple's
+# attributes (numba#5872, numba#7135): it takes io's arrays by position.
+_SIGNAL, _NET, _SAMPLES, _ART, _LFP_OUT, _SENSED_OUT, _PER_PERIOD = (
+    PeriodIO._fields.index(name)
+    for name in ("signal", "net", "samples", "art", "lfp_out", "sensed_out", "per_period")
+)
 
 
 @njit(cache=True, inline="always")
 def close_period(i, k, spp, step_end, device, sensing, io, program, latency_steps, period_s):
     """Sense period ``k`` of instance ``i``, record it, and run a compiled controller.
 
-    ``io`` and ``program`` are the loop's buffers and controller program (see
-    :mod:`closedloop.core.loop`); ``step_end`` is the first step after the period.
+    ``device`` is a :class:`closedloop.device.DeviceState`, ``sensing`` a
+    :class:`closedloop.sensing.kernels.SensingState`, ``io`` a
+    :class:`PeriodIO` and ``program`` the controller program ``(kind, params,
+    state)`` (see :mod:`closedloop.core.loop`); ``step_end`` is the first
+    step after the period.
     """
-    drive, net, signal, samples, art, lfp_out, sensed_out, per_period = io
     kind, c_params, c_state = program
+    samples = io[_SAMPLES]
+    per_period = io[_PER_PERIOD]
     spk = samples.shape[1]
     biomarker = sense_period(
-        i, spp, spp // spk, signal, net, samples, art, sensing, lfp_out, sensed_out, k * spk
+        i,
+        spp,
+        spp // spk,
+        io[_SIGNAL],
+        io[_NET],
+        samples,
+        io[_ART],
+        sensing,
+        io[_LFP_OUT],
+        io[_SENSED_OUT],
+        k * spk,
     )
-    per_period[i, 0, k] = biomarker
+    per_period[i, BIOMARKER_ROW, k] = biomarker
     device_record(i, device, per_period, k)
     record_features(i, sensing, per_period, k)
     if kind >= 0:  # a compiled controller: its command queued here
