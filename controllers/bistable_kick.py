@@ -22,7 +22,7 @@ import numpy as np
 
 from closedloop.controllers.base import Controller, check_settings, fill_doc, fixed_command
 from closedloop.controllers.base import real_parameter as _real
-from closedloop.sensing.chain import FEATURES
+from closedloop.sensing import FEATURES
 
 __all__ = ["StateKick"]
 
@@ -40,7 +40,7 @@ class StateKick(Controller):
         Feature whose level is watched: ``"signal"`` (the last sensed sample:
         the model's activity level, to be listed in ``sensing.features``),
         ``"biomarker"`` (the band envelope) or another of
-        :data:`closedloop.sensing.chain.FEATURES`.
+        :data:`closedloop.sensing.FEATURES`.
     threshold : float, default 0.2
         Level above which an instance counts as in the pathological state,
         in the feature's units (the default sits between the two states of

@@ -40,7 +40,7 @@ class PhaseLocked(Controller):
     target_phase_rad : float, default pi
         Phase of the band-passed signal at which to stimulate, rad, in the
         sensing chain's convention (0 at the peaks, pi at the troughs,
-        increasing with time; see :mod:`closedloop.sensing.chain`). Any finite
+        increasing with time; see :mod:`closedloop.sensing.phase`). Any finite
         value, taken modulo 2 pi.
     amplitude_ma : float, default 2.0
         Pulse amplitude, mA, non-negative.

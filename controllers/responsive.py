@@ -23,7 +23,7 @@ __all__ = ["DETECTION_FEATURES", "Responsive"]
 
 #: Features the detector may watch: the sensing chain's band envelope
 #: (``biomarker``; band power with ``sensing.envelope: power``) and its
-#: windowed line length and area (:data:`closedloop.sensing.chain.FEATURES`).
+#: windowed line length and area (:data:`closedloop.sensing.FEATURES`).
 DETECTION_FEATURES: tuple[str, ...] = ("biomarker", "line_length", "area")
 
 # Slack, in seconds, on comparisons of times built from sums of control periods.

@@ -33,7 +33,7 @@ oscillation small), so a zero-phase filter around the pulse would mix the
 phase after the pulse into the phase at it. The controller's own, causal
 estimate (``feature_phase`` of the triggering period) is returned too.
 Phase convention: 0 at the peaks of the oscillation, pi at its troughs (as
-:mod:`closedloop.sensing.chain`).
+:mod:`closedloop.sensing.phase`).
 """
 
 from __future__ import annotations
