@@ -19,7 +19,7 @@ import numpy as np
 
 import closedloop
 from closedloop.config import ResolvedExperiment
-from closedloop.io import DEFAULT_FORMAT, open_recorder
+from closedloop.io import open_recorder
 from closedloop.io.series import create_series, run_series, spike_events, state_series
 from closedloop.metrics import METRIC_INFO, StreamingPSD, summarize
 from closedloop.sensing.chain import FEATURES
@@ -167,7 +167,7 @@ def simulate_runs(
         for run in runs:
             rec = stack.enter_context(
                 open_recorder(
-                    DEFAULT_FORMAT,
+                    run.exp.config.output.format,
                     run.path,
                     config=run.exp.resolved_dict(),
                     seed=run.exp.config.seed,

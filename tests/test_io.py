@@ -473,3 +473,19 @@ def test_a_run_file_holds_exactly_the_series_io_series_defines(tmp_path: Path) -
         assert attrs["sampling_rate_hz"] == spec.rate_hz, spec.name
         assert attrs["description"] == spec.description, spec.name
         assert attrs["start_time_s"] == spec.start_time_s, spec.name
+
+
+def test_output_format_chooses_the_writer_and_an_unknown_one_is_refused_by_key_path(
+    tmp_path, experiment_path
+):
+    from closedloop.config import ConfigError, load_config
+    from closedloop.experiment import run_experiment
+
+    path = experiment_path("pd_beta_adbs")
+    exp = load_config(path, ["duration_s=1.0", "output.figure=false", "output.format=hdf5"])
+    run = load_run(run_experiment(exp, tmp_path).path)
+    assert run.status == "complete" and run.config["output"]["format"] == "hdf5"
+    with pytest.raises(ConfigError) as err:
+        load_config(path, ["output.format=nwb"])
+    assert [p for p, _ in err.value.problems] == ["output.format"]
+    assert "hdf5" in err.value.problems[0][1]

@@ -29,6 +29,7 @@ from closedloop.config.schema import (
 )
 from closedloop.core.loop import ClosedLoop
 from closedloop.device import Device
+from closedloop.io import RECORDERS
 from closedloop.registry import resolve_controller, resolve_model
 from closedloop.sensing.chain import SensingChain
 from closedloop.sweep.spec import check_sweep_block
@@ -120,6 +121,14 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
                 loop.program()
             except ValueError as exc:
                 problems.append(("control.engine", str(exc)))
+    if cfg.output.format not in RECORDERS:
+        problems.append(
+            (
+                "output.format",
+                f"unknown run file format {cfg.output.format!r}; known: "
+                f"{', '.join(sorted(RECORDERS))}",
+            )
+        )
     if not problems and cfg.metrics.band_hz[1] >= sensing.rate_hz / 2:
         problems.append(("metrics.band_hz", "the band must lie below half the sensing rate"))
     if problems:

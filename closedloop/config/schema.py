@@ -20,7 +20,7 @@ Schema (defaults in brackets)::
     device:     fields of closedloop.device.Device
     metrics:    {band_hz [13, 30], discard_s [0.5], segment_s [1.0],
                  reference: {amplitude_ma [2.0], frequency_hz [130], pulse_width_us [60]}}
-    output:     {chunk_s [1.0], record_baseline [true], figure [true]}
+    output:     {chunk_s [1.0], record_baseline [true], figure [true], format [hdf5]}
     brian:      {target, record_rates, record_spikes, build_dir, keep_build,
                  stimulate, sense}  [none]  Brian2 models, see closedloop.brian.loop
     sweep:      {seed, replicates, batch_size, grid, zip, random}  [none]
@@ -111,6 +111,7 @@ class OutputSection(_Section):
     chunk_s: float = Field(1.0, gt=0, description="simulated time per HDF5 write, s")
     record_baseline: bool = True
     figure: bool = True
+    format: str = Field("hdf5", description="run file format, a key of closedloop.io.RECORDERS")
 
 
 class ExperimentConfig(_Section):

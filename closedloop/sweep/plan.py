@@ -10,7 +10,7 @@ Identity and seeds
 A run's id is the first 16 hex digits of the SHA-256 of the canonical JSON
 (sorted keys) of its resolved config (the experiment as written, with the
 sweep's values set at their key paths; output-only keys ``name``,
-``description``, ``output.figure`` and ``output.chunk_s`` left out), its
+``description``, ``output.figure``, ``output.chunk_s`` and ``output.format`` left out), its
 replicate index and the sweep seed. Defaults are not part of it, so a run
 keeps its id across closedloop versions that add settings; each run file
 records the fully resolved config it ran with. Its random seed is drawn from
@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 #: Keys that change what is written but not a run's results: left out of run ids.
-OUTPUT_ONLY_KEYS = ("name", "description", "output.figure", "output.chunk_s")
+OUTPUT_ONLY_KEYS = ("name", "description", "output.figure", "output.chunk_s", "output.format")
 #: Keys whose values may differ between runs simulated together in one batch.
 BATCHABLE_KEYS = (
     "name",

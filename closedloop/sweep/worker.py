@@ -29,7 +29,7 @@ import closedloop
 from closedloop.config import ConfigError, validate_config
 from closedloop.core.protocol import ModelDivergedError
 from closedloop.experiment import RunSpec, simulate_runs
-from closedloop.io import DEFAULT_FORMAT, add_run_attrs, open_recorder
+from closedloop.io import DEFAULT_FORMAT, RECORDERS, add_run_attrs, open_recorder
 from closedloop.sweep.batch import batched_loop
 from closedloop.sweep.manifest import TMP_DIR
 
@@ -120,12 +120,15 @@ def write_failed_run(
         config = validate_config(run["config"]).resolved_dict()
     except ConfigError:
         config = run["config"]
+    # A config that does not validate may name no usable format: the default then.
+    fmt = (config.get("output") or {}).get("format", DEFAULT_FORMAT)
+    fmt = fmt if fmt in RECORDERS else DEFAULT_FORMAT
     n = int(run["config"].get("n_instances", 1))
     tmp_dir = Path(tempfile.mkdtemp(dir=tmp_root if tmp_root is not None else runs_dir / TMP_DIR))
     try:
         path = tmp_dir / f"{run['run_id']}.h5"
         rec = open_recorder(
-            DEFAULT_FORMAT,
+            fmt,
             path,
             config=config,
             seed=run["seed"],
