@@ -445,7 +445,10 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
     p_amp = ds[i, _P_AMP]
     p_pw = ds[i, _P_PW]
     remaining = ds[i, _REMAIN]
-    was_on = ds[i, _AMP] > 0.0 and remaining > 0.0
+    # On or off at the end of the last fill: switches are counted from off, so an
+    # odd count means on. (Not from amplitude and pulses left: the last pulse of a
+    # burst still under way at the end of a fill counts as on.)
+    was_on = ds[i, _NSW] % 2.0 == 1.0
     # Running totals continue from the state, so chunked runs add in the same order.
     energy = ds[i, _ENERGY]
     charge = ds[i, _CHARGE]

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from closedloop.controllers import Controller
+from closedloop.core.loop import ClosedLoop
 from closedloop.device import (
     DEVICE_STATE,
     Device,
@@ -18,6 +20,8 @@ from closedloop.device import (
     device_totals,
     queue_push,
 )
+from closedloop.models import STNGPe
+from closedloop.sensing import SensingChain
 
 COL = {name: k for k, name in enumerate(DEVICE_STATE)}
 AMP = COL["amplitude_ma"]
@@ -533,3 +537,180 @@ def test_any_pulse_counts_keep_limits(commands):
     assert remaining == math.inf or (remaining >= 0 and remaining == math.floor(remaining))
     assert np.all(np.isfinite(drive)) and drive.max() <= dev.amplitude_max_ma + DRIVE_TOL
     assert abs(net.sum()) * 1e-4 <= 3.0 * 90e-6 + 1e-12  # charge-balanced but the last pulse
+
+
+# -- accounting that must follow each delivered pulse -----------------------------
+
+
+def _pulse_groups(drive: np.ndarray) -> list[np.ndarray]:
+    """The steps of each cathodic phase: runs of consecutive steps with drive > 0."""
+    steps = np.flatnonzero(drive > 0)
+    return np.split(steps, np.flatnonzero(np.diff(steps) > 1) + 1)
+
+
+def test_energy_and_charge_during_a_ramp_follow_each_pulse():
+    # 10 mA/s up to 3 mA (0.3 s, about 39 pulses at 130 Hz), then down to 0.5 mA
+    # (0.25 s), filled one 10 ms control period at a time as the loop does. Each
+    # pulse has the amplitude reached when it starts, neither the target nor the
+    # amplitude at the end of its period: TEED and charge must add up pulse by pulse.
+    dev = Device(ramp_rate_ma_per_s=10.0, impedance_ohm=1200.0)
+    dt, period_steps, pw_us, freq = 1e-4, 100, 60.0, 130.0
+    ramp_per_step = dev.ramp_rate_ma_per_s * dt
+    device = new_device(dev)
+    push(device, 3.0, freq, pw_us, 0)
+    push(device, 0.5, freq, pw_us, 3500)
+    n_steps = 7050  # 0.705 s: the last pulse (onset 91 / 130 s = 0.7 s) ends before
+    drives, nets = [], []
+    for step0 in range(0, n_steps, period_steps):  # the last period: 50 steps
+        size = min(period_steps, n_steps - step0)
+        drive, net = fill(device, step0, size, dt)
+        drives.append(drive[0])
+        nets.append(net[0])
+    drive = np.concatenate(drives)
+    net = np.concatenate(nets)
+    state = device.state[0]
+    groups = _pulse_groups(drive)
+    assert len(groups) == state[N_PULSES] == 92
+    assert abs(net.sum()) * dt <= 1e-9 * drive.sum() * dt  # every pulse complete
+
+    # Each pulse's amplitude, from the charge of its cathodic phase in the drive
+    # trace, and from first principles: the ramped amplitude of its onset step.
+    pw_s = pw_us * 1e-6
+    charge_per_pulse = np.array([drive[g].sum() * dt for g in groups])  # mA * s
+    amplitude = charge_per_pulse / pw_s  # mA
+    onset = np.array([g[0] for g in groups])
+    ramped = np.where(
+        onset < 3500,
+        np.minimum(3.0, (onset + 1) * ramp_per_step),
+        np.maximum(0.5, 3.0 - (onset - 3499) * ramp_per_step),
+    )
+    np.testing.assert_allclose(amplitude, ramped, rtol=1e-9)
+    ramping = (onset < 2999) | ((onset >= 3500) & (onset < 5999))
+    assert ramping.sum() >= 60  # most pulses fall in a ramp
+
+    # Biphasic: I^2 R over both phases of pw each.
+    expected_j = np.sum((amplitude * 1e-3) ** 2 * dev.impedance_ohm * 2.0 * pw_s)
+    assert state[ENERGY] == pytest.approx(expected_j, rel=1e-9)
+    assert state[CHARGE] == pytest.approx(charge_per_pulse.sum() * 1e3, rel=1e-9)  # uC
+
+    # What the accounting would give from the ramp target or from the amplitude at
+    # the end of each pulse's period: far outside the tolerance above.
+    target = np.where(onset < 3500, 3.0, 0.5)
+    end_of_period = ((onset // period_steps + 1) * period_steps).astype(float)
+    at_period_end = np.where(
+        onset < 3500,
+        np.minimum(3.0, end_of_period * ramp_per_step),
+        np.maximum(0.5, 3.0 - (end_of_period - 3500) * ramp_per_step),
+    )
+    for wrong in (target, at_period_end):
+        wrong_j = np.sum((wrong * 1e-3) ** 2 * dev.impedance_ohm * 2.0 * pw_s)
+        assert abs(wrong_j - expected_j) > 1e-4 * expected_j
+        assert abs(wrong.sum() * pw_s - charge_per_pulse.sum()) > 1e-4 * charge_per_pulse.sum()
+
+
+# Bursts (step of the trigger, pulses, Hz) placed so that the last pulse of a burst
+# ends in, or runs across, the last step of a 10 ms control period (100 steps of 0.1 ms).
+BURSTS = [
+    (146, 3, 130.0),  # last pulse at step 299.85: runs across the boundary at step 300
+    (498, 1, 130.0),  # a single pulse ending in step 499, the last of its period
+    (1250, 5, 130.0),  # 5 pulses over four periods
+    (2040, 4, 100.0),  # pulses at steps 2040, 2140, 2240, 2340
+    (2945, 2, 185.0),  # last pulse at step 2999.05: runs across the boundary at step 3000
+]
+
+
+def _burst_device(dev: Device) -> DeviceState:
+    device = new_device(dev, queue_len=len(BURSTS) + 2)
+    push(device, 1.5, 130.0, 60.0, 0, pulses=0)  # amplitude set, no pulses
+    for step, pulses, freq in BURSTS:
+        push(device, 1.5, freq, 60.0, step, pulses=pulses)
+    return device
+
+
+def _switches_by_step(drive: np.ndarray, net: np.ndarray, n_steps: int) -> np.ndarray:
+    """Switches counted once steps ``0 .. e - 1`` are filled, for every ``e`` (index ``e``).
+
+    From the schedule: each burst switches on at its trigger step and off at the
+    step after the last one in which its last pulse still carries current.
+    """
+    active = (drive > 0) | (net != 0)
+    count = np.zeros(n_steps + 1)
+    for b, (step, _, _) in enumerate(BURSTS):
+        end = BURSTS[b + 1][0] if b + 1 < len(BURSTS) else n_steps
+        off = step + np.flatnonzero(active[step:end])[-1] + 1
+        assert off < end  # the burst is over before the next one (or the end)
+        count[step + 1 :] += 1.0
+        count[off + 1 :] += 1.0
+    return count
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [[100], [1], [37, 100, 3, 250, 61], [50]],
+    ids=["periods", "steps", "irregular", "half_periods"],
+)
+def test_each_burst_counts_one_switch_on_and_one_off_in_any_chunking(chunks):
+    dev = Device(ramp_rate_ma_per_s=math.inf)
+    dt, n_steps = 1e-4, 3500
+    whole = _burst_device(dev)
+    drive_w, net_w = fill(whole, 0, n_steps, dt)
+    # The schedule as planned: every pulse delivered, from each trigger on.
+    assert whole.state[0, N_PULSES] == sum(pulses for _, pulses, _ in BURSTS)
+    onsets = _pulse_onsets(drive_w[0])
+    for step, _, _ in BURSTS:
+        assert step in onsets
+    expected = _switches_by_step(drive_w[0], net_w[0], n_steps)
+    assert expected[-1] == 2 * len(BURSTS) == whole.state[0, COL["n_switches"]]
+
+    # Filled in chunks: after every chunk, the switches so far of the schedule.
+    chunked = _burst_device(dev)
+    step, k = 0, 0
+    drives = []
+    while step < n_steps:
+        size = min(chunks[k % len(chunks)], n_steps - step)
+        drives.append(fill(chunked, step, size, dt)[0][0])
+        step += size
+        k += 1
+        assert chunked.state[0, COL["n_switches"]] == expected[step], f"after step {step}"
+    np.testing.assert_array_equal(np.concatenate(drives), drive_w[0])
+    np.testing.assert_array_equal(chunked.state, whole.state)
+
+
+class _Bursts(Controller):
+    """A burst of 3 pulses at 130 Hz after periods 1, 5, 9, ... (1.5 mA)."""
+
+    name = "bursts_switch_test"
+
+    def reset(self, n, rng):
+        self.n_ = n
+        self.k_ = 0
+
+    def update(self, t, features):
+        self.k_ += 1
+        pulses = 3.0 if self.k_ % 4 == 1 else np.nan
+        return {
+            "amplitude_ma": np.full(self.n_, 1.5),
+            "frequency_hz": np.full(self.n_, 130.0),
+            "pulses": np.full(self.n_, pulses),
+        }
+
+
+def test_the_loop_counts_two_switches_per_burst():
+    # A burst of 3 pulses at 130 Hz lasts 15.4 ms, across 10 ms control periods;
+    # with a 4.6 ms latency each burst's last pulse runs across a period boundary.
+    loop = ClosedLoop(
+        STNGPe(n=1, dt_s=1e-4),
+        SensingChain(rate_hz=1000.0),
+        Device(ramp_rate_ma_per_s=math.inf),
+        _Bursts(),
+        control_period_s=0.01,
+        latency_s=0.0046,
+        seed=3,
+        engine="python",
+    )
+    loop.reset()
+    totals = loop.run(0.4, chunk_s=0.07)
+    # Commands after periods 1, 5, ..., 37 (t = 0.01 .. 0.37 s): ten bursts, all
+    # delivered within the 0.4 s.
+    assert totals["n_pulses"][0] == 30
+    assert totals["n_switches"][0] == 20

@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 from scipy import signal
 
+from closedloop.controllers import OpenLoop
+from closedloop.core.loop import ClosedLoop
 from closedloop.core.random import rng_states
+from closedloop.device import Device
+from closedloop.models import STNGPe
 from closedloop.sensing.chain import SensingChain
 from closedloop.sensing.registry import CODES, FEATURES, REGISTRY
 
@@ -392,3 +396,59 @@ def test_features_are_the_same_through_the_parallel_and_the_serial_kernel(monkey
     for key, values in serial.items():
         np.testing.assert_array_equal(parallel[key], values, err_msg=key)
     assert np.ptp(parallel["amplitude"]) > 0  # the controller acted on what was sensed
+
+
+# ---------------------------------------------------------------------------
+# Stimulation artefact in the closed loop
+
+
+def _net_current(n_steps: int, dt: float, onsets_s, amplitude_ma: float, width_s: float):
+    """Mean net current per step (mA) of biphasic pulses: cathodic, then anodic."""
+    t0 = np.arange(n_steps)[:, None] * dt
+    t1 = t0 + dt
+    on = np.asarray(onsets_s)[None, :]
+
+    def overlap(a, b):
+        return np.clip(np.minimum(b, t1) - np.maximum(a, t0), 0.0, None).sum(axis=1)
+
+    cathodic = overlap(on, on + width_s)
+    anodic = overlap(on + width_s, on + 2 * width_s)
+    return amplitude_ma * (cathodic - anodic) / dt
+
+
+def test_loop_artifact_is_gain_times_mean_net_current_per_sample():
+    # dt = 0.1 ms and 1 kHz sensing: 10 integration steps per sample. Wide
+    # biphasic pulses (2 x 450 us) at 130 Hz often straddle a sample boundary, so
+    # many samples see net current of one sign. The artefact is the MEAN net
+    # current over the sample times the gain (a sum would be 10 times larger).
+    dt, gain, amp, freq, pw_s = 1e-4, 3.0, 2.0, 130.0, 450e-6
+    loop = ClosedLoop(
+        STNGPe(n=1, dt_s=dt),
+        SensingChain(rate_hz=FS, artifact_gain=gain),  # no sensor noise
+        Device(ramp_rate_ma_per_s=math.inf),
+        OpenLoop(amplitude_ma=amp, frequency_hz=freq, pulse_width_us=pw_s * 1e6),
+        control_period_s=0.01,
+        seed=5,
+        engine="python",
+    )
+    seen = {"lfp": [], "lfp_sensed": []}
+
+    def on_chunk(t0, data):
+        for key in seen:
+            seen[key].append(data[key].copy())
+
+    loop.reset()
+    duration_s = 0.31
+    totals = loop.run(duration_s, chunk_s=0.1, on_chunk=on_chunk)
+    lfp, sensed = (np.concatenate(seen[key], axis=1)[0] for key in ("lfp", "lfp_sensed"))
+    # The pulse clock runs from t = 0 at 130 Hz; OpenLoop's command, at the end of
+    # the first 10 ms period, sets the amplitude: pulses at k / 130 s from 10 ms on.
+    n_steps = int(round(duration_s / dt))
+    onsets = np.arange(2, 2 + int(totals["n_pulses"][0])) / freq
+    assert onsets[0] > 0.01 > onsets[0] - 1 / freq
+    assert onsets[-1] < duration_s - 2 * pw_s  # every pulse complete within the run
+    net = _net_current(n_steps, dt, onsets, amp, pw_s)
+    expected = gain * net.reshape(-1, 10).mean(axis=1)  # mA per sample, times the gain
+    assert lfp.shape == expected.shape
+    assert np.count_nonzero(np.abs(expected) > 0.1 * gain * amp) > 20
+    np.testing.assert_allclose(sensed - lfp, expected, rtol=0, atol=1e-9 * gain * amp)
