@@ -121,22 +121,71 @@ def test_perf_compare_flags_only_regressions_beyond_tolerance():
     assert bad and "REGRESSED" in table.splitlines()[1]
 
 
-def test_the_parallel_reference_workers_run_the_same_kernel():
+def _wilson_cowan_heun(p: dict, x0: np.ndarray, drive: np.ndarray, dt: float) -> np.ndarray:
+    """E of one noiseless Wilson-Cowan instance by Heun's method, in plain numpy.
+
+    The equations of ``models/wilson_cowan.py``'s docstring, written out
+    again: ``p`` holds the parameters, ``x0`` is ``(E, I, u)``, ``drive`` the
+    mean cathodic current per step (mA).
+    """
+
+    def sigmoid(x, a, theta):
+        return 1.0 / (1.0 + np.exp(-a * (x - theta))) - 1.0 / (1.0 + np.exp(a * theta))
+
+    k_e = 1.0 - 1.0 / (1.0 + np.exp(p["a_E"] * p["theta_E"]))
+    k_i = 1.0 - 1.0 / (1.0 + np.exp(p["a_I"] * p["theta_I"]))
+
+    def rhs(e, i, u, drive_ma):  # d/dt of (E, I, u)
+        x_e = p["c1"] * e - p["c2"] * i + p["P"] + p["g_E"] * u
+        x_i = p["c3"] * e - p["c4"] * i + p["Q"] + p["g_I"] * u
+        return np.array(
+            [
+                (-e + (k_e - p["r_E"] * e) * sigmoid(x_e, p["a_E"], p["theta_E"])) / p["tau_E"],
+                (-i + (k_i - p["r_I"] * i) * sigmoid(x_i, p["a_I"], p["theta_I"])) / p["tau_I"],
+                (drive_ma - u) / p["tau_stim"],
+            ]
+        )
+
+    y = np.array(x0, dtype=float)
+    out = np.empty(drive.size)
+    for j, d in enumerate(drive):
+        f = rhs(*y, d)
+        g = rhs(*(y + dt * f), d)
+        y = y + 0.5 * dt * (f + g)
+        out[j] = y[0]
+    return out
+
+
+def test_the_parallel_reference_workers_compute_the_model_equations():
     import numba
 
     from closedloop.models import WilsonCowan
 
-    # The independent workers' serial loop computes what the model's kernel does.
-    runs = []
-    for kernel in ("model", "reference"):
-        model = WilsonCowan(n=3, regime="bistable")
+    # The independent workers' serial loop and the model's parallel kernel
+    # (what "one" and "all" time) both compute the model's equations, checked
+    # against a plain-numpy Heun integration: three instances with their own
+    # input P, off rest, driven by an irregular current.
+    n, steps = 3, 400
+    rng = np.random.default_rng(5)
+    drive = rng.uniform(0.0, 0.05, (n, steps))
+    x0 = np.array([[0.1, 0.05, 0.0], [0.3, 0.2, 0.01], [0.25, 0.0, 0.02]])
+    outs = {}
+    for kernel in ("workers", "model"):
+        model = WilsonCowan(n=n, regime="oscillatory_beta", params={"P": [1.25, 2.5, 0.5]})
         model.reset(4)
-        drive = np.zeros((3, 200))
-        out = np.zeros((3, 200))
-        fn = model.kernels.advance_serial if kernel == "model" else serial_kernel(WilsonCowan)
-        fn(200, 0, model.dt_s, model.kernel_state(), drive, out)
-        runs.append(out)
-    np.testing.assert_array_equal(runs[0], runs[1])
+        model.state["x"][:] = x0
+        out = np.zeros((n, steps))
+        fn = serial_kernel(WilsonCowan) if kernel == "workers" else model.kernels.advance_parallel
+        fn(steps, 0, model.dt_s, model.kernel_state(), drive.copy(), out)
+        outs[kernel] = out
+    params = {name: model.param_values[name] for name in model.parameters}
+    for i in range(n):
+        expected = _wilson_cowan_heun(
+            {k: v[i] for k, v in params.items()}, x0[i], drive[i], model.dt_s
+        )
+        assert np.ptp(expected) > 0.005  # the trajectory moves: a real comparison
+        for kernel, out in outs.items():
+            np.testing.assert_allclose(out[i], expected, rtol=1e-10, atol=1e-13, err_msg=kernel)
     threads = numba.get_num_threads()
     model = WilsonCowan(n=40)
     model.reset(0)

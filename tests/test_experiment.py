@@ -20,6 +20,38 @@ def _run(tmp_path, *overrides, name="run"):
     return run_experiment(exp, tmp_path)
 
 
+def _band_powers_from_the_recorded_lfp(run) -> tuple[np.ndarray, np.ndarray]:
+    """(stimulated, baseline) band power per instance, recomputed with scipy.
+
+    The metrics' definition (closedloop.metrics) applied independently to the
+    LFP the run file holds: Welch PSD (Hann, 50 % overlap, constant detrend)
+    after ``metrics.discard_s``, integrated over the closed band ``band_hz``.
+    """
+    from scipy import signal
+
+    fs = run.timeseries_attrs["lfp"]["sampling_rate_hz"]
+    m = run.config["metrics"]
+    skip = int(round(m["discard_s"] * fs))
+    nperseg = int(round(m["segment_s"] * fs))
+    lo, hi = m["band_hz"]
+
+    def band_power(x):
+        f, psd = signal.welch(x[:, skip:], fs=fs, window="hann", nperseg=nperseg,
+                              noverlap=nperseg // 2, detrend="constant", axis=1)  # fmt: skip
+        return psd[:, (f >= lo) & (f <= hi)].sum(axis=1) * (f[1] - f[0])
+
+    return band_power(run.timeseries["lfp"]), band_power(run.timeseries["lfp_baseline"])
+
+
+def _assert_beta_metrics_match_the_lfp(run) -> None:
+    stim, base = _band_powers_from_the_recorded_lfp(run)
+    np.testing.assert_allclose(run.metrics["beta_power_stim"], stim, rtol=1e-9)
+    np.testing.assert_allclose(run.metrics["beta_power_baseline"], base, rtol=1e-9)
+    np.testing.assert_allclose(
+        run.metrics["beta_reduction"], 1.0 - stim / base, rtol=1e-9, atol=1e-12
+    )
+
+
 def test_default_experiment_writes_file_figure_and_metrics(tmp_path, capsys):
     code = main(["run", str(EXPERIMENT), "--out", str(tmp_path), "--set", "duration_s=2.0"])
     assert code == 0
@@ -35,7 +67,9 @@ def test_default_experiment_writes_file_figure_and_metrics(tmp_path, capsys):
     assert run.timeseries["lfp"].shape[1] == 2000  # 2 s at 1 kHz
     assert run.timeseries["amplitude"].shape[1] == 100  # 2 s at 20 ms
     assert run.config["controller"]["name"] == "dual_threshold"
-    # The controller brings beta down, for less energy than continuous DBS.
+    # The controller brings beta down (by the metric's definition, recomputed
+    # from the recorded LFP), for less energy than continuous DBS.
+    _assert_beta_metrics_match_the_lfp(run)
     assert run.metrics["beta_reduction"][0] > 0.3
     assert 0 < run.metrics["teed_relative"][0] < 1
 
@@ -53,6 +87,8 @@ def test_open_loop_beats_no_stimulation_and_costs_full_energy(tmp_path):
         "controller.params={amplitude_ma: 0.0}",
         name="dbs_off",
     )
+    for run in (on, off):
+        _assert_beta_metrics_match_the_lfp(load_run(run.path))
     assert on.metrics["beta_reduction"][0] > 0.5
     assert off.metrics["beta_reduction"][0] == pytest.approx(0.0, abs=1e-12)
     assert off.metrics["teed_j"][0] == 0.0
@@ -72,11 +108,37 @@ def test_same_config_same_seed_bit_identical(tmp_path):
     assert not np.array_equal(a.timeseries["lfp"], c.timeseries["lfp"])
 
 
+def _assert_same_results(a, b) -> None:
+    assert a.timeseries.keys() == b.timeseries.keys() and a.metrics.keys() == b.metrics.keys()
+    for group in ("timeseries", "metrics"):
+        for key, value in getattr(a, group).items():
+            np.testing.assert_array_equal(getattr(b, group)[key], value, err_msg=key)
+
+
 def test_chunk_size_and_batch_do_not_change_results(tmp_path):
     a = load_run(_run(tmp_path, "output.chunk_s=1.0", name="a").path)
     b = load_run(_run(tmp_path, "output.chunk_s=0.3", name="b").path)
-    np.testing.assert_array_equal(a.timeseries["lfp"], b.timeseries["lfp"])
-    np.testing.assert_array_equal(a.timeseries["amplitude"], b.timeseries["amplitude"])
+    _assert_same_results(a, b)
+    # Runs simulated together in one loop (as a sweep batches runs of equal
+    # size), with their own seeds and model and controller parameters, each
+    # equal the run alone, bit for bit.
+    from closedloop.experiment import RunSpec, simulate_runs
+    from closedloop.sweep.batch import batched_loop
+
+    overrides = [
+        ["seed=2", "n_instances=2"],
+        ["seed=5", "n_instances=2", "model.params.w_GS=9.0"],
+        ["seed=7", "n_instances=2", "controller.params.upper_threshold=40"],
+    ]
+    exps = [
+        load_config(EXPERIMENT, [*SHORT, f"name=together{k}", *o]) for k, o in enumerate(overrides)
+    ]
+    specs = [RunSpec(exp, tmp_path / f"together{k}.h5") for k, exp in enumerate(exps)]
+    simulate_runs(batched_loop(exps), specs)
+    for k, o in enumerate(overrides):
+        alone = load_run(_run(tmp_path, *o, name=f"alone{k}").path)
+        _assert_same_results(alone, load_run(specs[k].path))
+    assert not np.array_equal(alone.timeseries["lfp"][0], a.timeseries["lfp"][0])
 
 
 def test_batch_instances_are_independent_and_vary_by_seed(tmp_path):

@@ -21,13 +21,16 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from closedloop.cli.main import main
 from closedloop.config import ConfigError, validate_config
 from closedloop.controllers import DualThreshold
 from closedloop.io import load_run
 from closedloop.sweep.executors import LocalPool
-from closedloop.sweep.plan import derive_seed, expand_sweep, make_tasks
+from closedloop.sweep.plan import OUTPUT_ONLY_KEYS, expand_sweep, make_tasks, run_id_of
+from closedloop.sweep.spec import set_key_path
 from closedloop.sweep.summary import load_summary, pareto_front
 
 HERE = Path(__file__).resolve().parent
@@ -166,8 +169,8 @@ def test_expansion_of_grid_ranges_zip_random_and_replicates():
     assert exp.loop.device.ramp_rate_ma_per_s == run.params["device.ramp_rate_ma_per_s"]
     assert exp.loop.model.param_values["C"][0] == run.params["model.params.C"]
     assert exp.loop.controller.frequency_hz == run.params["controller.params.frequency_hz"]
-    # Seeds come from the sweep seed and the run id, nothing else.
-    assert run.seed == derive_seed(11, run.run_id) == exp.config.seed
+    # The run's seed is the one written into its config, one per run.
+    assert run.seed == exp.config.seed
     assert len({r.seed for r in plan.runs}) == len(plan.runs)
     again = expand_sweep(json.loads(json.dumps(raw)), "test")
     assert [(r.run_id, r.seed, r.params) for r in again.runs] == [
@@ -182,6 +185,133 @@ def test_expansion_of_grid_ranges_zip_random_and_replicates():
     reseeded["sweep"]["seed"] = 12
     other = expand_sweep(reseeded)
     assert not {r.run_id for r in other.runs} & {r.run_id for r in plan.runs}
+    assert not {r.seed for r in other.runs} & {r.seed for r in plan.runs}
+
+
+RANDOM_KEYS = ("model.params.sigma_S", "model.params.C", "controller.params.frequency_hz")
+
+
+def _random_draws(sweep_seed: int | None, experiment_seed: int = 3) -> list[tuple[float, ...]]:
+    """The random axis' draws of a sweep, in run order, one tuple per draw."""
+    raw = json.loads(json.dumps(BASE))
+    raw["seed"] = experiment_seed
+    raw["sweep"] = {
+        "random": {
+            "n": 6,
+            "params": {
+                "model.params.sigma_S": {"dist": "uniform", "low": 10.0, "high": 30.0},
+                "model.params.C": {"dist": "loguniform", "low": 50.0, "high": 200.0},
+                "controller.params.frequency_hz": {"dist": "normal", "mean": 130.0, "std": 5.0},
+            },
+        }
+    }
+    if sweep_seed is not None:
+        raw["sweep"]["seed"] = sweep_seed
+    plan = expand_sweep(raw)
+    return [tuple(r.params[k] for k in RANDOM_KEYS) for r in plan.runs]
+
+
+def test_random_draws_repeat_for_one_sweep_seed_and_differ_between_seeds():
+    draws = _random_draws(11)
+    assert len(set(draws)) == 6  # six distinct joint draws
+    assert _random_draws(11) == draws  # the same seed draws the same values
+    # ... whatever the experiment's own seed when the block gives one,
+    assert _random_draws(11, experiment_seed=99) == draws
+    # and any other sweep seed draws other values, for every parameter.
+    for seed in (0, 12, 2**40):
+        other = _random_draws(seed)
+        for k in range(len(RANDOM_KEYS)):
+            assert not {d[k] for d in other} & {d[k] for d in draws}, (seed, RANDOM_KEYS[k])
+    # Without a sweep seed the experiment's seed is the sweep seed.
+    assert _random_draws(None, experiment_seed=11) == draws
+    assert _random_draws(None, experiment_seed=12) == _random_draws(12)
+
+
+#: Keys that only change what is written, as documented in closedloop.sweep.plan.
+OUTPUT_ONLY = {"name", "description", "output.figure", "output.chunk_s", "output.format"}
+
+
+def _leaf_keys() -> dict[str, object]:
+    """Every settable key of the test experiment, with the value a run resolves it to."""
+    raw = {k: v for k, v in BASE.items() if k != "sweep"}
+    resolved = validate_config(raw).resolved_dict()
+    leaves: dict[str, object] = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            if path == "model.resolved_params":  # set through model.params
+                for name, values in value.items():
+                    leaves[f"model.params.{name}"] = values[0]
+            elif isinstance(value, dict) and value:
+                walk(value, path + ".")
+            elif value is not None and value != {}:
+                leaves[path] = value
+
+    walk(resolved, "")
+    return leaves
+
+
+LEAVES = _leaf_keys()
+
+
+def _changed(value: object, data) -> object:
+    """A value of the same kind as ``value`` and different from it."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + data.draw(st.integers(1, 10**6))
+    if isinstance(value, float):
+        return data.draw(
+            st.floats(allow_nan=False, allow_infinity=False).filter(lambda v: v != value)
+        )
+    if isinstance(value, str):
+        return value + data.draw(st.text(min_size=1, max_size=8))
+    if isinstance(value, list):
+        return [*value, 1.0] if not value or isinstance(value[0], float) else [*value, "x"]
+    raise AssertionError(f"no change for {value!r}")
+
+
+def test_output_only_keys_are_the_documented_ones():
+    assert set(OUTPUT_ONLY_KEYS) == OUTPUT_ONLY
+    # These are real keys of the experiment (a typo would drop nothing).
+    assert OUTPUT_ONLY <= set(LEAVES)
+    assert {"output.record_baseline", "duration_s", "seed"} <= set(LEAVES) - OUTPUT_ONLY
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=st.sampled_from(sorted(LEAVES)), data=st.data())
+@example(key="output.record_baseline", data=None)
+@example(key="duration_s", data=None)
+def test_any_result_changing_key_changes_the_run_id_and_output_only_keys_do_not(key, data):
+    config = {k: v for k, v in BASE.items() if k != "sweep"}
+    config = json.loads(json.dumps(config))
+    value = LEAVES[key]
+    if data is None:  # the pinned examples
+        new = {"output.record_baseline": False, "duration_s": 1.5}[key]
+    else:
+        new = _changed(value, data)
+    changed = json.loads(json.dumps(config))
+    set_key_path(changed, key, new)
+    before, after = run_id_of(config, 0, 7), run_id_of(changed, 0, 7)
+    if key in OUTPUT_ONLY:
+        assert after == before, key
+    else:
+        assert after != before, (key, value, new)
+    # The replicate and the sweep seed are part of the id too.
+    assert len({before, run_id_of(config, 1, 7), run_id_of(config, 0, 8)}) == 3
+
+
+def test_a_sweep_over_a_result_changing_output_key_runs_each_value():
+    raw = json.loads(json.dumps(BASE))
+    raw["sweep"] = {"grid": {"output.record_baseline": [True, False]}}
+    plan = expand_sweep(raw)
+    assert len(plan.runs) == 2 and plan.n_duplicates == 0
+    assert len({r.run_id for r in plan.runs}) == 2
+    # An output-only key resolves both values to one run.
+    raw["sweep"] = {"grid": {"output.chunk_s": [0.5, 1.0], "model.params.w_GS": [9.0, 11.0]}}
+    plan = expand_sweep(raw)
+    assert len(plan.runs) == 2 and plan.n_duplicates == 2
 
 
 def test_batches_group_runs_that_differ_only_in_model_and_controller_params():
@@ -356,12 +486,28 @@ def test_sigkill_partway_then_rerun_equals_an_uninterrupted_sweep(reference, tmp
     assert_same_table(summary_without_wall_time(ref_out), table)
 
 
+#: ``closedloop sweep ARGS...`` as a foreground job in a terminal runs it: a
+#: process started with SIGINT ignored (pytest as a background job, some CI
+#: runners) hands that on to its children, and Python then installs no
+#: KeyboardInterrupt handler; a shell puts the default back for a foreground job.
+FOREGROUND_CLI = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from closedloop.cli.main import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
 def test_ctrl_c_stops_cleanly_and_the_manifest_says_what_is_missing(reference, tmp_path):
     config, _ = reference
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "closedloop.cli.main", "sweep", str(config), "--out", str(out),
+    cmd = [sys.executable, "-c", FOREGROUND_CLI, "sweep", str(config), "--out", str(out),
            "--workers", "1", "--batch-size", "1", "--no-progress"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Spawned with SIGINT ignored here, as under a background pytest: the
+    # check must not depend on how pytest was started.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     while len(list((out / "runs").glob("*.h5"))) < 2:
         assert proc.poll() is None, "the sweep ended before it could be interrupted"
         time.sleep(0.005)
