@@ -456,6 +456,89 @@ def test_pid_leaves_saturation_within_one_period_when_the_error_changes_sign(
     assert stuck > 100  # the naive integrator stays saturated for seconds
 
 
+def _pid_trace(controller, biomarker, period_s):
+    """Amplitude and integral term after each update, at a fixed period."""
+    amplitude, integral = [], []
+    for k, b in enumerate(biomarker):
+        command = controller.update((k + 1) * period_s, {"biomarker": np.array([b])})
+        amplitude.append(command["amplitude_ma"][0])
+        integral.append(controller.integral_ma_[0])
+    return np.array(amplitude), np.array(integral)
+
+
+def test_pid_conditional_integration_matches_a_hand_computed_sequence():
+    # kp = 1, ki * period = 0.5 mA per unit error, set point 0 (error = biomarker),
+    # amplitude in [0, 2] mA. Each row: error, then P, candidate I, the rule that
+    # applies, and the resulting I and amplitude A = clip(P + I, 0, 2).
+    c = PID(setpoint=0.0, kp=1.0, ki=5.0, kd=0.0, min_amplitude_ma=0.0, max_amplitude_ma=2.0)
+    c.reset(1, np.random.default_rng(0))
+    rows = [
+        # e     I     A      P     cand  rule
+        (1.0, 0.5, 1.5),  # 1.0   0.5   in range: integrates
+        (1.0, 1.0, 2.0),  # 1.0   1.0   lands exactly on the max: integrates
+        (1.0, 1.0, 2.0),  # 1.0   1.5   saturated, error pushes further: frozen
+        (1.5, 1.0, 2.0),  # 1.5   1.75  P + I already above the max: frozen
+        (0.5, 1.25, 1.75),  # 0.5 1.25  back in range: integrates
+        (3.0, 1.25, 2.0),  # 3.0  2.75  saturated again: frozen
+        (-0.5, 1.0, 0.5),  # -0.5 1.0   error changes sign: integrates, leaves saturation
+        (-2.0, 1.0, 0.0),  # -2.0 0.0   P + I already below the min: frozen
+        (-0.2, 0.9, 0.7),  # -0.2 0.9   in range: integrates
+        (0.8, 1.2, 2.0),  # 0.8   1.3   would overshoot the max: cut to land on it
+        (0.0, 1.2, 1.2),  # 0.0   1.2   on the set point: holds
+    ]
+    errors = [r[0] for r in rows]
+    amplitude, integral = _pid_trace(c, errors, 0.1)
+    np.testing.assert_allclose(integral, [r[1] for r in rows], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(amplitude, [r[2] for r in rows], rtol=0, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(-3.0, 3.0), min_size=2, max_size=60),
+    st.floats(0.0, 2.0),
+    st.floats(0.1, 20.0),
+)
+def test_pid_integral_is_frozen_only_while_saturated_in_the_direction_of_the_error(errors, kp, ki):
+    low, high, period_s = 0.5, 2.0, 0.02
+    c = PID(setpoint=0.0, kp=kp, ki=ki, min_amplitude_ma=low, max_amplitude_ma=high)
+    c.reset(1, np.random.default_rng(0))
+    _, integral = _pid_trace(c, errors, period_s)
+    previous = np.r_[0.0, integral[:-1]]
+    for e, before, after in zip(errors, previous, integral, strict=True):
+        p = kp * e
+        grown = before + ki * e * period_s  # ki > 0: the increment has the sign of e
+        if e == 0:
+            assert after == before
+        elif (e > 0 and p + before >= high) or (e < 0 and p + before <= low):
+            assert after == before  # saturated and pushed further: no windup
+        elif low <= p + grown <= high or (e > 0) == (p + grown < low):
+            # In range, or still short of it coming from outside: plain integration.
+            assert after == pytest.approx(grown, rel=1e-12, abs=1e-15)
+        else:  # the step would cross a limit: it stops where P + I meets it
+            assert p + after == pytest.approx(high if e > 0 else low, rel=1e-12, abs=1e-12)
+
+
+def test_pid_derivative_on_error_matches_a_hand_computed_sequence():
+    # kp = 1, ki = 0, kd / period = 1: A = e + (e - e_prev), no derivative at first.
+    c = PID(setpoint=0.5, kp=1.0, ki=0.0, kd=0.1, max_amplitude_ma=3.0)
+    c.reset(1, np.random.default_rng(0))
+    amplitude, integral = _pid_trace(c, [1.0, 1.5, 1.3, 0.5], 0.1)
+    # errors 0.5, 1.0, 0.8, 0.0
+    np.testing.assert_allclose(amplitude, [0.5, 1.5, 0.6, 0.0], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(integral, 0.0)
+
+
+def test_pid_error_bound_keeps_a_falling_huge_biomarker_from_giving_nan():
+    # Unbounded, kp * e overflows to +inf while kd * de / dt is -inf: inf - inf = NaN.
+    # Bounded to +-1e150 both errors are equal, the derivative is 0 and P is huge.
+    big = np.finfo(float).max
+    c = PID(setpoint=0.0, kp=10.0, ki=0.0, kd=1.0, max_amplitude_ma=3.0)
+    c.reset(1, np.random.default_rng(0))
+    amplitude, _ = _pid_trace(c, [big, big / 2, -big, 1.0], 0.01)
+    np.testing.assert_array_equal(amplitude, [3.0, 3.0, 0.0, 3.0])  # last: +1e150 / period
+    np.testing.assert_array_equal(c.error_prev_, [1.0])
+
+
 def test_pid_derivative_term_is_kd_times_the_slope():
     c = PID(setpoint=0.0, kp=0.0, ki=0.0, kd=0.2, max_amplitude_ma=5.0)
     slope = 4.0  # biomarker units per second

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from closedloop.metrics import StreamingPSD, band_power
+from closedloop.device import Device
+from closedloop.metrics import METRIC_INFO, StreamingPSD, band_power, summarize
 
 
 def feed_in_random_chunks(psd: StreamingPSD, x: np.ndarray, seed: int) -> None:
@@ -104,3 +105,87 @@ def test_band_power_of_white_noise_is_variance_times_band_fraction():
     psd.feed(x)
     power = band_power(psd.frequency_hz, psd.psd(), (100.0, 299.0))  # 200 bins of 1 Hz
     np.testing.assert_allclose(power, std**2 * 200 / (fs / 2), rtol=0.05)
+
+
+# -- band power and the per-run metrics on spectra with known values ---------------------
+
+
+def test_band_power_counts_exactly_the_bins_within_the_edges_both_included():
+    # Bin k holds 2**k, so each sum says exactly which bins it took; bins 0.5 Hz apart.
+    frequency_hz = np.arange(21) * 0.5
+    psd = np.array([2.0 ** np.arange(21), 3 * 2.0 ** np.arange(21)])
+    # 1.0 and 2.5 Hz are bins 2 and 5: both ends count, the bin on the upper edge too.
+    np.testing.assert_array_equal(
+        band_power(frequency_hz, psd, (1.0, 2.5)), np.array([1, 3]) * (4 + 8 + 16 + 32) * 0.5
+    )
+    # Edges between bins: bins 3 and 4 (1.5 and 2.0 Hz) only.
+    np.testing.assert_array_equal(
+        band_power(frequency_hz, psd, (1.25, 2.25)), np.array([1, 3]) * (8 + 16) * 0.5
+    )
+    # A band of one bin, the last bin, and a band between two bins.
+    assert band_power(frequency_hz, psd, (2.5, 2.5))[0] == 32 * 0.5
+    assert band_power(frequency_hz, psd, (9.5, 10.0))[0] == (2.0**19 + 2.0**20) * 0.5
+    np.testing.assert_array_equal(band_power(frequency_hz, psd, (2.6, 2.9)), [0.0, 0.0])
+
+
+def _spectra(scale: float, fs: float = 500.0, seed: int = 3) -> StreamingPSD:
+    """Welch spectra of one fixed noisy signal times ``scale`` (power scales by scale**2)."""
+    x = np.random.default_rng(seed).standard_normal((2, 6000))
+    x += np.sin(2 * np.pi * 20.0 * np.arange(6000) / fs)
+    psd = StreamingPSD(2, fs, 1.0)
+    psd.feed(np.array([[scale], [2 * scale]]) * x)
+    return psd
+
+
+def test_summarize_gives_the_documented_definition_of_every_metric():
+    device = Device()
+    base, stim = _spectra(2.0), _spectra(1.0)  # a quarter of the baseline power
+    reference = {"amplitude_ma": 2.5, "frequency_hz": 130.0, "pulse_width_us": 60.0}
+    duration_s = 6.0
+    teed_ref = device.teed_j(2.5, 130.0, 60.0, duration_s)
+    totals = {
+        "energy_j": np.array([0.4, 0.0]) * teed_ref,
+        "time_on_s": np.array([1.5, 0.0]),
+        "n_switches": np.array([4, 0]),
+        "charge_uc": np.array([12.0, 0.0]),
+        "n_rejected": np.array([2, 0]),
+    }
+    mean_amplitude = np.array([0.7, 0.0])
+    band = (13.0, 30.0)
+    out = summarize(stim, base, totals, mean_amplitude, duration_s, device, reference, band)
+    assert set(out) == set(METRIC_INFO)
+    p_stim = band_power(stim.frequency_hz, stim.psd(), band)
+    p_base = band_power(base.frequency_hz, base.psd(), band)
+    np.testing.assert_allclose(p_stim / p_base, 0.25, rtol=1e-12)  # the premise
+    np.testing.assert_array_equal(out["beta_power_stim"], p_stim)
+    np.testing.assert_array_equal(out["beta_power_baseline"], p_base)
+    # 1 - P_stim / P_base: a quarter of the power left is a reduction of 0.75,
+    # not (base - stim) / stim = 3 nor stim / base = 0.25.
+    np.testing.assert_allclose(out["beta_reduction"], 0.75, rtol=1e-12)
+    # Relative to continuous stimulation at the reference settings, not the device's.
+    np.testing.assert_allclose(out["teed_relative"], [0.4, 0.0], rtol=1e-12)
+    np.testing.assert_array_equal(out["teed_j"], totals["energy_j"])
+    np.testing.assert_allclose(out["time_on_fraction"], [0.25, 0.0], rtol=1e-12)
+    np.testing.assert_array_equal(out["n_switches"], [4, 0])
+    np.testing.assert_array_equal(out["mean_amplitude_ma"], mean_amplitude)
+    np.testing.assert_array_equal(out["charge_uc"], [12.0, 0.0])
+    np.testing.assert_array_equal(out["n_rejected_commands"], [2, 0])
+
+
+def test_summarize_reports_no_reduction_without_a_baseline_and_negative_for_more_beta():
+    device = Device()
+    totals = {
+        "energy_j": np.zeros(2),
+        "time_on_s": np.zeros(2),
+        "n_switches": np.zeros(2),
+        "charge_uc": np.zeros(2),
+        "n_rejected": np.zeros(2),
+    }
+    reference = {"amplitude_ma": 2.0, "frequency_hz": 130.0, "pulse_width_us": 60.0}
+    out = summarize(_spectra(1.0), None, totals, np.zeros(2), 2.0, device, reference, (13, 30))
+    assert "beta_reduction" not in out and "beta_power_baseline" not in out
+    # Stimulation that leaves four times the baseline power: a reduction of -3.
+    more = summarize(
+        _spectra(2.0), _spectra(1.0), totals, np.zeros(2), 2.0, device, reference, (13, 30)
+    )
+    np.testing.assert_allclose(more["beta_reduction"], -3.0, rtol=1e-12)

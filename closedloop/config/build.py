@@ -9,7 +9,9 @@ Brian2 side all get their loops from it.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import fields as dc_fields
@@ -132,7 +134,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     if not problems and cfg.metrics.band_hz[1] >= sensing.rate_hz / 2:
         problems.append(("metrics.band_hz", "the band must lie below half the sensing rate"))
     if problems:
-        raise ConfigError(problems, source)
+        raise ConfigError([(_key_path(path, msg), msg) for path, msg in problems], source)
     resolved = ResolvedExperiment(cfg, loop)
     if cfg.sweep is not None:
         problems = check_sweep_block(cfg.sweep, raw, resolved.resolved_dict())
@@ -249,3 +251,35 @@ def _dataclass_section(
     except ValueError as exc:
         problems.append((where, str(exc)))
         return None
+
+
+@functools.lru_cache(maxsize=1)
+def _section_keys() -> dict[str, frozenset[str]]:
+    """The keys of each section whose objects check values that depend on each other."""
+    return {
+        "sensing": frozenset(f.name for f in dc_fields(SensingChain) if f.init),
+        "device": frozenset(f.name for f in dc_fields(Device) if f.init),
+        "control": frozenset(ExperimentConfig.model_fields["control"].annotation.model_fields),
+        "model": frozenset(ExperimentConfig.model_fields["model"].annotation.model_fields),
+    }
+
+
+_KEY_IN_SENTENCE = re.compile(r"\b(sensing|device|control|model)\.(\w+)")
+
+
+def _key_path(path: str, message: str) -> str:
+    """The key path of a problem filed under a whole section.
+
+    The sensing chain, the device and the loop check values that depend on
+    each other and raise sentences that name the key first at fault
+    (``sensing.band_hz must satisfy ...``); report that key, not just its
+    section, so a user (and a script) finds it by path.
+    """
+    keys = _section_keys()
+    if path not in keys:
+        return path
+    for match in _KEY_IN_SENTENCE.finditer(message):
+        section, key = match.groups()
+        if key in keys[section]:
+            return f"{section}.{key}"
+    return path
