@@ -3,10 +3,15 @@
 The contract (chunking, seeds, batches, parameter checks) is in test_models_contract.py.
 """
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from scipy import signal
 
+from closedloop.core.protocol import ModelDivergedError, check_finite
 from closedloop.models import STNGPe
 
 DT = 1e-4
@@ -73,3 +78,213 @@ def test_medication_dose_suppresses_beta_while_it_acts():
     late = y[7000:8000]  # largely worn off
     assert before.std() > 5 * peak.std()
     assert late.std() > 2 * peak.std()
+
+
+# -- the equations, against an independent plain-numpy reference ------------------
+#
+# The reference follows the module docstring, not the kernel: full histories
+# indexed by absolute step (values before the start equal the initial rates)
+# instead of ring buffers, the sigmoid written as in the paper, the Bateman
+# curve normalised by its analytic peak.
+
+
+def _sigmoid_ref(x, m, b):
+    """Nevado-Holgado et al. (2010): F(x) = M B / (B + (M - B) exp(-4 x / M))."""
+    return m * b / (b + (m - b) * np.exp(-4.0 * x / m))
+
+
+def _dose_ref(t, onset, rise, decay):
+    """Bateman curve of a dose at ``onset``, peak normalised to 1 (0 before the dose)."""
+    s = t - onset
+    if s <= 0.0:
+        return 0.0
+    if rise == decay:  # the limit of the curve below as rise -> decay
+        return (s / decay) * np.exp(1.0 - s / decay)
+    t_peak = rise * decay / (decay - rise) * np.log(decay / rise)
+    curve = np.exp(-s / decay) - np.exp(-s / rise)
+    return curve / (np.exp(-t_peak / decay) - np.exp(-t_peak / rise))
+
+
+def _stn_gpe_ref(p, dt, drive):
+    """Euler steps of the delayed STN-GPe equations for one parameter set.
+
+    Parameters
+    ----------
+    p : dict
+        Every STNGPe parameter (noise must be zero), delays in s.
+    dt : float
+        Integration step, s.
+    drive : ndarray, shape (n_steps,)
+        Mean cathodic current per step, mA.
+
+    Returns
+    -------
+    S, G, u : ndarray, shape (n_steps + 1,)
+        The states at the start and after every step (S, G in spikes/s, u in mA).
+    """
+    assert p["sigma_S"] == 0.0 and p["sigma_G"] == 0.0
+    n_steps = len(drive)
+    d = {k: round(p[f"T_{k}"] / dt) for k in ("SG", "GS", "GG", "CS")}
+    for k, steps in d.items():
+        assert abs(steps * dt - p[f"T_{k}"]) < 1e-12, f"T_{k} is not a whole number of steps"
+    S = np.empty(n_steps + 1)
+    G = np.empty(n_steps + 1)
+    u = np.empty(n_steps + 1)
+    S[0], G[0], u[0] = p["B_S"], p["B_G"], 0.0  # constant history at the baseline rates
+
+    def delayed(x, n, steps):
+        return x[max(n - steps, 0)]
+
+    for n in range(n_steps):
+        # Cortical input C is constant, so C(t - T_CS) = C: T_CS has no effect.
+        scale = 1.0
+        if p["med_depth"] > 0.0:
+            level = _dose_ref(n * dt, p["med_onset_s"], p["med_rise_s"], p["med_decay_s"])
+            scale = 1.0 - p["med_depth"] * level
+        w_gs, w_sg = p["w_GS"] * scale, p["w_SG"] * scale
+        in_s = p["w_CS"] * p["C"] - w_gs * delayed(G, n, d["GS"]) + p["g_DBS"] * u[n]
+        in_g = w_sg * delayed(S, n, d["SG"]) - p["w_GG"] * delayed(G, n, d["GG"]) - p["Str"]
+        ds = (_sigmoid_ref(in_s, p["M_S"], p["B_S"]) - S[n]) / p["tau_S"]
+        dg = (_sigmoid_ref(in_g, p["M_G"], p["B_G"]) - G[n]) / p["tau_G"]
+        du = (drive[n] - u[n]) / p["tau_DBS"]
+        S[n + 1] = max(S[n] + dt * ds, 0.0)
+        G[n + 1] = max(G[n] + dt * dg, 0.0)
+        u[n + 1] = u[n] + dt * du
+    return S, G, u
+
+
+QUIET = {"sigma_S": 0.0, "sigma_G": 0.0}
+# Parameter sets chosen so that each planted equation bug shows: delays all
+# different (a swap of any two changes the result) with T_CS the longest (the
+# ring buffer is longer than every delay used), M_S != M_G, B_S != B_G, DBS on,
+# a dose acting during the run (also with equal rise and decay), and STN or
+# GPe time constants shorter than dt so that the clipping of rates at 0 acts
+# even without noise.
+EQUATION_CASES = {
+    "default_delays": {},
+    "asymmetric_delays": {
+        "T_SG": 7e-3, "T_GS": 3e-3, "T_GG": 1.5e-3, "T_CS": 9e-3,
+        "M_S": 250.0, "B_S": 20.0, "M_G": 350.0, "B_G": 60.0, "w_GG": 8.0,
+    },
+    "reversed_delays": {
+        "T_SG": 2e-3, "T_GS": 8e-3, "T_GG": 5e-3, "T_CS": 1e-3, "w_SG": 14.0,
+    },
+    "medicated": {
+        "T_SG": 5e-3, "T_GS": 6.5e-3, "T_GG": 3.5e-3,
+        "med_depth": 0.7, "med_onset_s": 0.05, "med_rise_s": 0.04, "med_decay_s": 0.12,
+    },
+    "medicated_equal_times": {
+        "med_depth": 0.5, "med_onset_s": 0.02, "med_rise_s": 0.06, "med_decay_s": 0.06,
+    },
+    "clipped_gpe": {"T_SG": 3e-3, "T_GS": 4e-3, "w_GG": 2.0},  # tau_G, T_GG set per dt
+    "clipped_stn": {"T_SG": 2.5e-3, "T_GS": 1.5e-3, "w_GS": 40.0},  # tau_S set per dt
+}  # fmt: skip
+
+
+def _equation_drive(n_cases, n_steps, dt, pulse_drive):
+    """A different, non-trivial stimulation per case: pulse trains plus slow ramps, mA."""
+    rng = np.random.default_rng(11)
+    t = np.arange(n_steps) * dt
+    rows = []
+    for i in range(n_cases):
+        freq = 90.0 + 25.0 * i
+        onsets = np.arange(0.03, n_steps * dt, 1 / freq)
+        train = pulse_drive(n_steps, dt, onsets, 0.2 + 0.05 * i, 60e-6)
+        ramp = 4e-4 * np.clip(np.sin(2 * np.pi * 7.0 * t + i), 0, None)
+        rows.append(train + ramp + 1e-4 * rng.random(n_steps))
+    return np.vstack(rows)
+
+
+@pytest.mark.parametrize("dt", [1e-4, 5e-4])
+def test_stn_gpe_matches_a_plain_numpy_reference_of_its_equations(dt, pulse_drive):
+    cases = dict(EQUATION_CASES)  # every delay there is a whole number of 0.5 ms steps
+    # Euler overshoots below zero when tau < dt: the rate is clipped in some steps.
+    cases["clipped_gpe"] = {**cases["clipped_gpe"], "tau_G": 0.9 * dt, "T_GG": dt}
+    cases["clipped_stn"] = {**cases["clipped_stn"], "tau_S": 0.7 * dt}
+    names = list(cases)
+    base = {**{k: p.value for k, p in STNGPe.parameters.items()}, **QUIET}
+    sets = [{**base, **cases[k]} for k in names]
+    params = {key: [s[key] for s in sets] for key in base}
+    n_steps = round(0.3 / dt)  # 300 ms
+    drive = _equation_drive(len(names), n_steps, dt, pulse_drive)
+
+    model = STNGPe(dt_s=dt, n=len(names), params=params)
+    model.reset(0)
+    # Uneven chunks: the ring buffers wrap at different places within chunks.
+    edges = [0, 7, 8, 138, 141, n_steps]
+    got = np.hstack([model.advance(b - a, drive[:, a:b]) for a, b in pairwise(edges)])
+
+    for i, name in enumerate(names):
+        S, G, u = _stn_gpe_ref(sets[i], dt, drive[i])
+        # Rounding differs (dt/tau * (F - x) there, dt * (F - x)/tau here): about
+        # 1e-14 apart after 300 ms; overshooting Euler steps (tau < dt) amplify
+        # it to about 1e-11. Planted equation bugs move S by far more.
+        tol = {"rtol": 1e-9 if name.startswith("clipped") else 1e-12, "atol": 1e-9}
+        np.testing.assert_allclose(got[i], S[1:], **tol, err_msg=name)
+        np.testing.assert_allclose(model.state["x"][i], [S[-1], G[-1], u[-1]], **tol, err_msg=name)
+        assert S.std() > 1.0, f"{name}: the reference is too quiet to test anything"
+        if name.startswith("clipped"):
+            rate = G if name == "clipped_gpe" else S
+            assert np.mean(rate == 0.0) > 0.01, f"{name} no longer clips"
+
+
+@pytest.mark.parametrize("dt", [1e-4, 5e-4])
+def test_noise_increment_has_variance_sigma_squared_dt(dt):
+    # Euler-Maruyama: one step adds sigma * sqrt(dt) * N(0, 1) to each rate, so the
+    # step with the deterministic part removed (the same step without noise) has
+    # variance sigma^2 dt; sigma * dt would give sigma^2 dt^2, 1e3 to 1e4 times less.
+    # n = 40000 draws: the sample variance's relative standard error is
+    # sqrt(2 / n) = 0.7 %, so the 5 % tolerance is 7 standard errors (and the seed
+    # is fixed, so the result cannot change from run to run).
+    n, sigma_s, sigma_g = 40000, 30.0, 50.0
+    noisy = STNGPe(dt_s=dt, n=n, params={"sigma_S": sigma_s, "sigma_G": sigma_g})
+    quiet = STNGPe(dt_s=dt, n=n, params=QUIET)
+    for model in (noisy, quiet):
+        model.reset(7)
+        model.advance(1, np.full((n, 1), 1e-3))
+    step = noisy.state["x"][:, :2] - quiet.state["x"][:, :2]  # S and G noise
+    assert np.all(noisy.state["x"][:, :2] > 0.0)  # no draw was clipped at 0
+    expected = np.array([sigma_s, sigma_g]) ** 2 * dt
+    np.testing.assert_allclose(step.var(axis=0), expected, rtol=0.05)
+    assert np.all(np.abs(step.mean(axis=0)) < 5 * np.sqrt(expected / n))
+    assert abs(np.corrcoef(step.T)[0, 1]) < 5 / np.sqrt(n)  # independent draws
+
+
+# -- any admissible parameter value: rates never negative, overflow stays in its instance
+
+_FREE = {k: p for k, p in STNGPe.parameters.items() if not p.whole_steps}  # delays: grid only
+
+
+@st.composite
+def _one_parameter(draw):
+    name = draw(st.sampled_from(sorted(_FREE)))
+    p = _FREE[name]
+    low, high = max(p.minimum, 0.0), min(p.maximum, 1e308)
+    return name, draw(st.floats(low, high, exclude_min=p.positive, allow_infinity=False))
+
+
+@settings(max_examples=60, deadline=None)
+@given(_one_parameter())
+# Overflows found so far (the noise step and the sigmoid's M*B overflow): always tried.
+@example(("sigma_S", 1e308))
+@example(("sigma_G", 1e308))
+@example(("M_S", 1e308))
+@example(("M_G", 1e308))
+@example(("tau_S", 5e-324))
+def test_any_admissible_parameter_keeps_rates_non_negative_and_overflow_in_its_instance(case):
+    name, value = case
+    n_steps = 2000  # 0.2 s
+    default = STNGPe.parameters[name].value
+    model = STNGPe(dt_s=DT, n=2, params={name: [default, value]})
+    model.reset(0)
+    drive = np.full((2, n_steps), 5e-4)
+    y = model.advance(n_steps, drive)
+    assert not np.any(y < 0.0)  # NaN is not negative: the loop reports it (below)
+    # Instance 0 (default values) is untouched by whatever instance 1 does.
+    alone = STNGPe(dt_s=DT, n=1, params={name: default})
+    alone.reset([np.random.SeedSequence(0).spawn(2)[0]])
+    np.testing.assert_array_equal(y[0], alone.advance(n_steps, drive[:1])[0])
+    if not np.all(np.isfinite(y)):
+        with pytest.raises(ModelDivergedError) as info:
+            check_finite(y, 0.0, DT)
+        assert info.value.instance == 1
