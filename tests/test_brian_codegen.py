@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from twin_cases import TWIN_CONTROLLERS
 
 from closedloop.brian.codegen import (
     FUNCTIONS,
@@ -15,7 +16,7 @@ from closedloop.brian.codegen import (
     simulate_controller_code,
 )
 from closedloop.brian.loop import BrianLoop
-from closedloop.controllers import PID, Controller, DualThreshold, OnOff, OpenLoop
+from closedloop.controllers import PID, Controller
 from closedloop.device import Device, device_fill, queue_push
 from closedloop.models.brian_stn_gpe import BrianSTNGPe
 from closedloop.sensing.chain import SensingChain
@@ -23,20 +24,7 @@ from closedloop.sensing.chain import SensingChain
 pytestmark = pytest.mark.brian
 
 DT = 1e-4
-CONTROLLERS = [
-    OpenLoop(amplitude_ma=1.7, frequency_hz=140.0, pulse_width_us=90.0),
-    OnOff(threshold=30.0, amplitude_ma=2.5, ramp_time_s=0.1),
-    DualThreshold(
-        lower_threshold=20.0,
-        upper_threshold=35.0,
-        ramp_up_ma_per_s=3.0,
-        ramp_down_ma_per_s=1.5,
-        min_amplitude_ma=0.2,
-        max_amplitude_ma=3.0,
-    ),
-    PID(setpoint=30.0, kp=0.05, ki=0.4, max_amplitude_ma=3.0),
-    PID(setpoint=30.0, kp=0.05, ki=0.4, kd=0.002, min_amplitude_ma=0.5, max_amplitude_ma=2.5),
-]
+CONTROLLERS = TWIN_CONTROLLERS
 
 
 def _python_commands(controller, biomarker, period_s):

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 from test_experiment import EXPERIMENT
+from twin_cases import TWIN_CONTROLLERS
 
 from closedloop.config import ConfigError, load_config
 from closedloop.controllers import PID, DualThreshold, OnOff, OpenLoop
@@ -14,20 +15,7 @@ from closedloop.device import Device
 from closedloop.models import STNGPe
 from closedloop.sensing.chain import SensingChain
 
-CONTROLLERS = [
-    OpenLoop(amplitude_ma=1.7, frequency_hz=140.0, pulse_width_us=90.0),
-    OnOff(threshold=30.0, amplitude_ma=2.5, ramp_time_s=0.1),
-    DualThreshold(
-        lower_threshold=20.0,
-        upper_threshold=35.0,
-        ramp_up_ma_per_s=3.0,
-        ramp_down_ma_per_s=1.5,
-        min_amplitude_ma=0.2,
-        max_amplitude_ma=3.0,
-    ),
-    PID(setpoint=30.0, kp=0.05, ki=0.4, max_amplitude_ma=3.0),
-    PID(setpoint=30.0, kp=0.05, ki=0.4, kd=0.002, min_amplitude_ma=0.5, max_amplitude_ma=2.5),
-]
+CONTROLLERS = TWIN_CONTROLLERS
 
 
 @pytest.mark.parametrize("controller", CONTROLLERS, ids=lambda c: repr(c)[:40])
