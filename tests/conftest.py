@@ -14,6 +14,9 @@
   of its charge into the next step.
 * ``band_powers_from_lfp(run)``: (stimulated, baseline) band power per
   instance of a loaded run, recomputed from its recorded LFP with scipy.
+* ``teed_bounds_from_series(series, impedance_ohm)``: (lower, upper) bounds
+  on the TEED (J) per instance from recorded ``amplitude``, ``pulse_width``
+  and ``pulse_count`` series (per control period), by the device's formula.
 * ``assert_teed_matches_record(run)``: a loaded run's ``teed_j`` lies within
   the bounds its recorded amplitude, pulse width and pulse count series give
   by the device's documented formula, and ``teed_relative`` is ``teed_j``
@@ -162,7 +165,9 @@ def band_powers_from_lfp() -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
     return _band_powers_from_lfp
 
 
-def _teed_bounds_from_series(run: Any) -> tuple[np.ndarray, np.ndarray]:
+def _teed_bounds_from_series(
+    series: Mapping[str, np.ndarray], impedance_ohm: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Bounds on the TEED (J) each instance's device delivered, from its record.
 
     The documented formula (Koss et al. 2005; closedloop.device): each
@@ -175,23 +180,21 @@ def _teed_bounds_from_series(run: Any) -> tuple[np.ndarray, np.ndarray]:
     amplitude: the run may end inside a pulse, and a pulse may straddle a
     period boundary.
     """
-    ts = run.timeseries
-    r_ohm = run.config["device"]["impedance_ohm"]
-    amp = ts["amplitude"] * 1e-3  # A
-    width = ts["pulse_width"] * 1e-6  # s, per phase
+    amp = series["amplitude"] * 1e-3  # A
+    width = series["pulse_width"] * 1e-6  # s, per phase
     n = amp.shape[0]
     amp_before = np.hstack([np.zeros((n, 1)), amp[:, :-1]])
     width_before = np.hstack([width[:, :1], width[:, :-1]])
-    pulses = np.diff(ts["pulse_count"], axis=1, prepend=0.0)
+    pulses = np.diff(series["pulse_count"], axis=1, prepend=0.0)
     lo = np.minimum(amp, amp_before) ** 2 * np.minimum(width, width_before)
     hi = np.maximum(amp, amp_before) ** 2 * np.maximum(width, width_before)
-    lower = r_ohm * 2.0 * (pulses * lo).sum(axis=1) - r_ohm * 2.0 * hi.max(axis=1)
-    upper = r_ohm * 2.0 * (pulses * hi).sum(axis=1)
+    lower = impedance_ohm * 2.0 * ((pulses * lo).sum(axis=1) - hi.max(axis=1))
+    upper = impedance_ohm * 2.0 * (pulses * hi).sum(axis=1)
     return lower, upper
 
 
 def _assert_teed_matches_record(run: Any) -> None:
-    lower, upper = _teed_bounds_from_series(run)
+    lower, upper = _teed_bounds_from_series(run.timeseries, run.config["device"]["impedance_ohm"])
     teed = run.metrics["teed_j"]
     assert np.all((lower <= teed) & (teed <= upper)), (lower, teed, upper)
     # Continuous biphasic pulses at the reference settings for the run's
@@ -207,6 +210,12 @@ def _assert_teed_matches_record(run: Any) -> None:
         * run.config["duration_s"]
     )
     np.testing.assert_allclose(run.metrics["teed_relative"], teed / reference_j, rtol=1e-12)
+
+
+@pytest.fixture
+def teed_bounds_from_series() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """``teed_bounds_from_series(series, impedance_ohm)``: (lower, upper) TEED, J."""
+    return _teed_bounds_from_series
 
 
 @pytest.fixture
