@@ -12,6 +12,15 @@
   cathodic current per integration step (mA) of square pulses, what the
   device hands a model; a pulse that straddles a step boundary puts the rest
   of its charge into the next step.
+* ``band_powers_from_lfp(run)``: (stimulated, baseline) band power per
+  instance of a loaded run, recomputed from its recorded LFP with scipy.
+* ``teed_bounds_from_series(series, impedance_ohm)``: (lower, upper) bounds
+  on the TEED (J) per instance from recorded ``amplitude``, ``pulse_width``
+  and ``pulse_count`` series (per control period), by the device's formula.
+* ``assert_teed_matches_record(run)``: a loaded run's ``teed_j`` lies within
+  the bounds its recorded amplitude, pulse width and pulse count series give
+  by the device's documented formula, and ``teed_relative`` is ``teed_j``
+  over continuous stimulation at ``metrics.reference``.
 
 Markers (registered in pyproject.toml): ``slow`` (more than about 5 s),
 ``brian`` (builds Brian2 networks), ``dask`` (starts a Dask cluster). The
@@ -125,3 +134,91 @@ def feed_controller() -> Callable[..., np.ndarray]:
     each call, shape ``(periods, n)``.
     """
     return _feed_controller
+
+
+def _band_powers_from_lfp(run: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(stimulated, baseline) band power per instance, recomputed with scipy.
+
+    The metrics' definition (closedloop.metrics) applied independently to the
+    LFP the run file holds: Welch PSD (Hann, 50 % overlap, constant detrend)
+    after ``metrics.discard_s``, integrated over the closed band ``band_hz``.
+    """
+    from scipy import signal
+
+    fs = run.timeseries_attrs["lfp"]["sampling_rate_hz"]
+    m = run.config["metrics"]
+    skip = int(round(m["discard_s"] * fs))
+    nperseg = int(round(m["segment_s"] * fs))
+    lo, hi = m["band_hz"]
+
+    def band_power(x: np.ndarray) -> np.ndarray:
+        f, psd = signal.welch(x[:, skip:], fs=fs, window="hann", nperseg=nperseg,
+                              noverlap=nperseg // 2, detrend="constant", axis=1)  # fmt: skip
+        return psd[:, (f >= lo) & (f <= hi)].sum(axis=1) * (f[1] - f[0])
+
+    return band_power(run.timeseries["lfp"]), band_power(run.timeseries["lfp_baseline"])
+
+
+@pytest.fixture
+def band_powers_from_lfp() -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
+    """``band_powers_from_lfp(run)``: (stimulated, baseline) band power per instance."""
+    return _band_powers_from_lfp
+
+
+def _teed_bounds_from_series(
+    series: Mapping[str, np.ndarray], impedance_ohm: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds on the TEED (J) each instance's device delivered, from its record.
+
+    The documented formula (Koss et al. 2005; closedloop.device): each
+    biphasic pulse costs ``I**2 * R * 2 * pw``. The record holds, at the end
+    of every control period, the delivered amplitude, the pulse width and the
+    number of pulses so far; the amplitude starts at 0 mA. Within a period
+    with one command in force the amplitude moves monotonically, so each of
+    the period's pulses lies between the amplitudes (and widths) at the
+    period's two ends. The lower bound leaves out one pulse at the largest
+    amplitude: the run may end inside a pulse, and a pulse may straddle a
+    period boundary.
+    """
+    amp = series["amplitude"] * 1e-3  # A
+    width = series["pulse_width"] * 1e-6  # s, per phase
+    n = amp.shape[0]
+    amp_before = np.hstack([np.zeros((n, 1)), amp[:, :-1]])
+    width_before = np.hstack([width[:, :1], width[:, :-1]])
+    pulses = np.diff(series["pulse_count"], axis=1, prepend=0.0)
+    lo = np.minimum(amp, amp_before) ** 2 * np.minimum(width, width_before)
+    hi = np.maximum(amp, amp_before) ** 2 * np.maximum(width, width_before)
+    lower = impedance_ohm * 2.0 * ((pulses * lo).sum(axis=1) - hi.max(axis=1))
+    upper = impedance_ohm * 2.0 * (pulses * hi).sum(axis=1)
+    return lower, upper
+
+
+def _assert_teed_matches_record(run: Any) -> None:
+    lower, upper = _teed_bounds_from_series(run.timeseries, run.config["device"]["impedance_ohm"])
+    teed = run.metrics["teed_j"]
+    assert np.all((lower <= teed) & (teed <= upper)), (lower, teed, upper)
+    # Continuous biphasic pulses at the reference settings for the run's
+    # duration: I**2 * R * (2 * pw) * f * T.
+    ref = run.config["metrics"]["reference"]
+    reference_j = (
+        (ref["amplitude_ma"] * 1e-3) ** 2
+        * run.config["device"]["impedance_ohm"]
+        * 2.0
+        * ref["pulse_width_us"]
+        * 1e-6
+        * ref["frequency_hz"]
+        * run.config["duration_s"]
+    )
+    np.testing.assert_allclose(run.metrics["teed_relative"], teed / reference_j, rtol=1e-12)
+
+
+@pytest.fixture
+def teed_bounds_from_series() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    """``teed_bounds_from_series(series, impedance_ohm)``: (lower, upper) TEED, J."""
+    return _teed_bounds_from_series
+
+
+@pytest.fixture
+def assert_teed_matches_record() -> Callable[[Any], None]:
+    """``assert_teed_matches_record(run)``: TEED metrics recomputed from the record."""
+    return _assert_teed_matches_record

@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+from brian2 import nA
 from scipy import signal
 
 from closedloop.brian.network import ExternalNetwork
+from closedloop.brian.open_loop import OpenLoopRunner
 from closedloop.brian.registry import BRIAN_MODELS, resolve_brian_model
 from closedloop.models.brian_ping import BrianPING
 from closedloop.models.brian_stn_gpe import BrianSTNGPe
@@ -50,14 +52,36 @@ def test_stn_gpe_parkinsonian_beta_peak_healthy_little_beta_and_rates():
     healthy = BrianSTNGPe.regimes["healthy"]
     params = {k: [BrianSTNGPe.parameters[k].value, v] for k, v in healthy.items()}
     model = BrianSTNGPe(dt_s=DT, n=2, params=params)
-    model.reset(3)
-    model.advance(3000)
-    lfp = model.advance(20000)
+    # What model.reset(3) builds, held here to read the network's state.
+    runner = OpenLoopRunner(model, 3)
+    gpe, stn, gpe_stn = (runner.net[name] for name in ("gpe", "stn", "gpe_stn"))
+    lag = 60  # T_GS = 6 ms, in steps: a GPe spike reaches STN 60 steps later
+    runner.advance(3000 - lag, None)
+    spikes_before = np.asarray(gpe.nspk[:]).copy()
+    runner.advance(lag, None)
+    i_gs_start = np.asarray(stn.I_gs[:] / nA).reshape(2, -1).sum(axis=1)
+    lfp = runner.advance(20000 - lag, None)
+    spikes = np.asarray(gpe.nspk[:]) - spikes_before
+    lfp = np.hstack([lfp, runner.advance(lag, None)])
+    i_gs_end = np.asarray(stn.I_gs[:] / nA).reshape(2, -1).sum(axis=1)
     peak, beta = _spectrum(lfp, (13, 30))
     assert 13.0 <= peak[0] <= 30.0, f"Parkinsonian spectral peak at {peak[0]} Hz"
     assert beta[0] > 5 * beta[1]
-    # Summed GABAergic current onto 100 STN neurons: positive, a few hundred nA.
-    assert 10 < lfp[0].mean() < 1000
+    # The LFP proxy by its definition, the summed I_GS onto each instance's
+    # STN neurons: with dI/dt = -I / tau_GABA plus a jump of w at each spike
+    # arriving, its integral over the window is tau_GABA * (sum of the weights
+    # of the GPe spikes arriving in it - the rise of I over it). Spikes arrive
+    # T_GS after they are fired, hence the window of GPe spikes shifted by lag.
+    pre, post = np.asarray(gpe_stn.i[:]), np.asarray(gpe_stn.j[:])
+    n_stn = BrianSTNGPe.parameters["N_STN"].value  # STN neurons of instance k come k-th
+    arrived_na = np.bincount(
+        post // n_stn, weights=np.asarray(gpe_stn.w[:] / nA) * spikes[pre], minlength=2
+    )
+    tau_s = BrianSTNGPe.parameters["tau_GABA_s"].value
+    expected = tau_s * (arrived_na - (i_gs_end - i_gs_start)) / (lfp.shape[1] * DT)
+    # Within 1e-3: the order, within a step, of an arriving jump and the Euler
+    # update of I and of its running integral (measured: 5e-5).
+    np.testing.assert_allclose(lfp.mean(axis=1), expected, rtol=1e-3)
 
 
 def test_stn_gpe_firing_rates_lie_in_recorded_ranges():

@@ -149,7 +149,10 @@ def test_noise_switches_between_the_states_both_ways():
     ups = np.count_nonzero(~high[:, :-1] & high[:, 1:])
     downs = np.count_nonzero(high[:, :-1] & ~high[:, 1:])
     assert ups >= 20 and downs >= 20
-    assert 0.4 < high.mean() < 0.8
+    # Fraction of time high: the value the model gives for this seed (0.586 at
+    # commit 9a7b9dd; the 8 instances range 0.43-0.78, so a seeded pin, not
+    # the 0.4-0.8 any of them would pass).
+    assert high.mean() == pytest.approx(0.586, abs=0.02)
     quiet = _model("bistable", n=8, sigma_E=0.0)
     assert not _in_high_state(quiet.advance(20000)[:, ::10]).any()
 
