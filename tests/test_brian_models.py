@@ -25,17 +25,10 @@ def _spectrum(y_steps, band):
     return peak, p[:, sel].sum(axis=1)
 
 
-def _pulse_train(n_steps, amplitude_ma, frequency_hz=130.0, width_s=60e-6):
+def _pulse_train(pulse_drive, n_steps, amplitude_ma, frequency_hz=130.0, width_s=60e-6):
     """Average cathodic current per step of a pulse train (what the device sends)."""
     onsets = np.arange(0, n_steps * DT, 1.0 / frequency_hz)
-    drive = np.zeros(n_steps)
-    idx = np.floor(onsets / DT + 1e-9).astype(int)
-    covered = np.minimum(width_s, (idx + 1) * DT - onsets)
-    drive[idx] += amplitude_ma * covered / DT
-    spill = width_s - covered
-    nxt = idx + 1 < n_steps
-    drive[idx[nxt] + 1] += amplitude_ma * spill[nxt] / DT
-    return drive
+    return pulse_drive(n_steps, DT, onsets, amplitude_ma, width_s)
 
 
 def test_registry_names_both_models():
@@ -112,9 +105,9 @@ def test_stn_gpe_firing_rates_lie_in_recorded_ranges():
     assert gpe > stn
 
 
-def test_continuous_130hz_dbs_suppresses_stn_beta():
+def test_continuous_130hz_dbs_suppresses_stn_beta(pulse_drive):
     n_steps = 15000
-    drive = np.vstack([np.zeros(n_steps), _pulse_train(n_steps, 2.5)])
+    drive = np.vstack([np.zeros(n_steps), _pulse_train(pulse_drive, n_steps, 2.5)])
     model = BrianSTNGPe(dt_s=DT, n=2)
     seq = np.random.SeedSequence(7)
     model.reset([seq, seq])  # the same network twice: only stimulation differs
@@ -126,11 +119,13 @@ def test_continuous_130hz_dbs_suppresses_stn_beta():
 
 
 @pytest.mark.slow
-def test_ping_gamma_peak_asynchronous_regime_and_interneuron_stimulation():
+def test_ping_gamma_peak_asynchronous_regime_and_interneuron_stimulation(pulse_drive):
     asynchronous = BrianPING.regimes["asynchronous"]
     params = {k: [BrianPING.parameters[k].value] * 2 + [v] for k, v in asynchronous.items()}
     n_steps = 12000
-    drive = np.vstack([np.zeros(n_steps), _pulse_train(n_steps, 2.5), np.zeros(n_steps)])
+    drive = np.vstack(
+        [np.zeros(n_steps), _pulse_train(pulse_drive, n_steps, 2.5), np.zeros(n_steps)]
+    )
     model = BrianPING(dt_s=DT, n=3, params=params)
     seq = np.random.SeedSequence(2)
     model.reset([seq, seq, seq])
