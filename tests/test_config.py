@@ -99,9 +99,12 @@ def test_every_problem_names_its_key_with_the_right_kind_of_sentence(
     # Then the built objects' values: a controller parameter and a sensing field of a wrong type.
     build_bad = _with(config, "controller.params.upper_threshold", "high")
     build_bad = _with(build_bad, "sensing.rate_hz", "fast")
+    build_bad = _with(build_bad, "controller.params.uper_threshold", 40.0)  # a typo
     with pytest.raises(ConfigError) as info:
         load_config(write_experiment(build_bad, name="build_bad"))
     problems = dict(info.value.problems)
+    typo = problems.pop("controller.params.uper_threshold", "")
+    assert "Did you mean 'upper_threshold'?" in typo, info.value.problems
     assert set(problems) == {"controller.params.upper_threshold", "sensing.rate_hz"}, problems
     assert all("valid number" in message for message in problems.values()), problems
     # A required key left out, and a controller that needs a feature the chain does not compute.
