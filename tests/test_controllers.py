@@ -125,6 +125,13 @@ def test_ramping_controllers_do_not_move_when_no_time_has_passed():
         np.testing.assert_allclose(c.update(0.5, high)["amplitude_ma"], [after_half_a_second])
 
 
+def test_dual_threshold_ramps_at_a_one_second_control_period_too():
+    c = DualThreshold(lower_threshold=1.0, upper_threshold=2.0, ramp_up_ma_per_s=0.5)
+    c.reset(1, np.random.default_rng(0))
+    amps = [c.update(t, {"biomarker": np.array([3.0])})["amplitude_ma"][0] for t in (1.0, 2.0)]
+    np.testing.assert_allclose(amps, [0.5, 1.0], rtol=1e-12)
+
+
 def test_on_off_ramps_at_a_one_second_control_period_too():
     c = OnOff(threshold=1.0, amplitude_ma=2.0, ramp_time_s=4.0)
     c.reset(1, np.random.default_rng(0))
