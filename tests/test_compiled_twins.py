@@ -43,6 +43,23 @@ def test_twin_issues_the_same_commands(controller):
                     assert value == pytest.approx(want, rel=1e-12, abs=1e-12), (k, i, key)
 
 
+@pytest.mark.parametrize("controller", CONTROLLERS, ids=lambda c: repr(c)[:40])
+def test_twin_taken_over_mid_run_continues_with_the_class_commands(controller):
+    # run() after run() hands the controller's state to the twin: integral, last error, ramps.
+    n, period_s = 2, 0.005
+    rng = np.random.default_rng(9)
+    biomarker = 30 + np.cumsum(rng.normal(0, 3, size=(300, n)), axis=0)
+    controller.reset(n, np.random.default_rng(0))
+    for k in range(150):
+        controller.update((k + 1) * period_s, {"biomarker": biomarker[k]})
+    kind, params, state = controller.compiled()
+    for k in range(150, 300):
+        expected = controller.update((k + 1) * period_s, {"biomarker": biomarker[k]})
+        for i in range(n):
+            got = controller_update(i, kind, params, state, biomarker[k, i], period_s)
+            assert got[0] == pytest.approx(expected["amplitude_ma"][i], rel=1e-12, abs=1e-12)
+
+
 @pytest.mark.parametrize("controller", CONTROLLERS[1:4], ids=lambda c: type(c).__name__)
 def test_closed_loop_gives_the_same_run_with_either_engine(controller):
     runs = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 
+import pydantic
 import pytest
 
 from closedloop.cli.main import main
@@ -30,6 +31,8 @@ EDGES = [
     ("control.period_s", 0.0205, 0.021),  # a whole number of sensing samples
     ("control.period_s", 0.0, 0.001),
     ("sensing.rate_hz", 999.0, 1250.0),  # the sensing interval: whole integration steps
+    ("seed", -1, 0),
+    ("n_instances", 0, 2),
 ]
 
 
@@ -77,3 +80,78 @@ def test_every_problem_of_a_file_is_reported_by_its_own_key_path(experiment_path
     assert main(args) == 2
     err = capsys.readouterr().err
     assert all(f"{path}:" in err for path in ("duration_s", "control.latency_s"))
+
+
+def test_every_problem_names_its_key_with_the_right_kind_of_sentence(
+    experiment_config, write_experiment
+):
+    config = experiment_config(BASE)
+    # The schema's problems come first: a typo three levels down and a value past a limit.
+    schema_bad = _with(config, "metrics.reference.amplitud_ma", 2.0)
+    schema_bad = _with(schema_bad, "control.period_s", -1.0)
+    with pytest.raises(ConfigError) as info:
+        load_config(write_experiment(schema_bad, name="schema_bad"))
+    problems = dict(info.value.problems)
+    assert set(problems) == {"metrics.reference.amplitud_ma", "control.period_s"}, problems
+    assert "Did you mean 'amplitude_ma'?" in problems["metrics.reference.amplitud_ma"]
+    # A value past a limit is not an unknown key: pydantic's sentence names the bound.
+    assert "greater than 0" in problems["control.period_s"]
+    # Then the built objects' values: a controller parameter and a sensing field of a wrong type.
+    build_bad = _with(config, "controller.params.upper_threshold", "high")
+    build_bad = _with(build_bad, "sensing.rate_hz", "fast")
+    build_bad = _with(build_bad, "controller.params.uper_threshold", 40.0)  # a typo
+    with pytest.raises(ConfigError) as info:
+        load_config(write_experiment(build_bad, name="build_bad"))
+    problems = dict(info.value.problems)
+    typo = problems.pop("controller.params.uper_threshold", "")
+    assert "Did you mean 'upper_threshold'?" in typo, info.value.problems
+    assert set(problems) == {"controller.params.upper_threshold", "sensing.rate_hz"}, problems
+    assert all("valid number" in message for message in problems.values()), problems
+    # A required key left out, and a controller that needs a feature the chain does not compute.
+    missing = {k: v for k, v in config.items() if k != "duration_s"}
+    with pytest.raises(ConfigError) as info:
+        load_config(write_experiment(missing, name="missing"))
+    assert info.value.problems == [("duration_s", "this key is required")]
+    phase_locked = experiment_config("kuramoto_phase_locked")
+    phase_locked["sensing"]["features"] = []
+    with pytest.raises(ConfigError) as info:
+        load_config(write_experiment(phase_locked, name="no_phase"))
+    [(path, message)] = info.value.problems
+    assert path == "sensing.features" and "'phase'" in message
+
+
+def test_defaults_are_the_ones_the_schema_documents(experiment_config, write_experiment):
+    # Defaults in brackets in closedloop/config/schema.py's docstring.
+    minimal = {
+        "name": "minimal",
+        "duration_s": 1.0,
+        "model": {"name": "stn_gpe"},
+        "controller": {"name": "open_loop"},
+    }
+    resolved = load_config(write_experiment(minimal, name="minimal")).resolved_dict()
+    assert "sweep" not in resolved  # no sweep block: none written to the run file
+    assert (resolved["description"], resolved["seed"], resolved["n_instances"]) == ("", 0, 1)
+    assert resolved["warmup_s"] == 0.5
+    assert resolved["control"] == {"period_s": 0.02, "latency_s": 0.0, "engine": "auto"}
+    assert resolved["metrics"] == {
+        "band_hz": [13.0, 30.0],
+        "discard_s": 0.5,
+        "segment_s": 1.0,
+        "reference": {"amplitude_ma": 2.0, "frequency_hz": 130.0, "pulse_width_us": 60.0},
+    }
+    assert resolved["output"] == {
+        "chunk_s": 1.0,
+        "record_baseline": True,
+        "figure": True,
+        "format": "hdf5",
+    }
+    assert resolved["brian"] is None
+
+
+def test_a_loaded_config_cannot_be_changed_behind_the_run_files_back(experiment_path):
+    # The run file records the config the run used: sections are frozen.
+    config = load_config(experiment_path(BASE)).config
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        config.control.period_s = 0.001
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        config.seed = 7

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import re
 
 import numpy as np
@@ -77,6 +78,65 @@ def test_help_shows_every_parameter_in_full(cls):
     for name in inspect.signature(cls).parameters:
         assert re.search(rf"^{name} : \S.*\n    \S", parameters, re.MULTILINE), name
     assert "n : int\n    Batch size.\nrng : numpy.random.Generator\n" in docs[1]
+
+
+@pytest.mark.parametrize("cls", list(BUILTIN_CONTROLLERS.values()), ids=list(BUILTIN_CONTROLLERS))
+def test_every_default_is_the_one_the_docstring_states(cls):
+    # A user who leaves a parameter out gets what help() says ("x : float, default 1.0").
+    doc = inspect.getdoc(cls).split("Parameters\n----------\n")[1].split("\n\n")[0]
+    stated = dict(re.findall(r"^(\w+) : [^\n]*, default ([^\s,]+)$", doc, re.MULTILINE))
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(cls).parameters.items()
+        if isinstance(p.default, int | float) and not isinstance(p.default, bool)
+    }
+    assert defaults, "no numeric defaults found"
+    for name, value in defaults.items():
+        assert name in stated, f"{cls.__name__}.{name}: default {value!r} not documented"
+        text = stated[name]
+        assert (math.pi if text == "pi" else float(text)) == value, (name, text, value)
+
+
+@pytest.mark.parametrize("cls", list(BUILTIN_CONTROLLERS.values()), ids=list(BUILTIN_CONTROLLERS))
+def test_parameters_are_keyword_only(cls):
+    # DualThreshold(1.0, 2.0) must not guess which number is which threshold.
+    first = next(iter(inspect.signature(cls).parameters))
+    with pytest.raises(TypeError, match="positional"):
+        cls(getattr(cls(), first))
+
+
+def test_pid_second_update_at_the_same_time_adds_no_integral_or_derivative_step():
+    # No time has passed: kp * e plus the integral so far (not a division by zero).
+    c = PID(setpoint=1.0, kp=0.5, ki=2.0, kd=0.3, max_amplitude_ma=3.0)
+    c.reset(1, np.random.default_rng(0))
+    first = c.update(0.01, {"biomarker": np.array([3.0])})["amplitude_ma"]
+    np.testing.assert_allclose(first, [0.5 * 2.0 + 2.0 * 2.0 * 0.01], rtol=1e-12)
+    again = c.update(0.01, {"biomarker": np.array([5.0])})["amplitude_ma"]
+    np.testing.assert_allclose(again, [0.5 * 4.0 + 0.04], rtol=1e-12)
+
+
+def test_ramping_controllers_do_not_move_when_no_time_has_passed():
+    dual = DualThreshold(lower_threshold=1.0, upper_threshold=2.0, ramp_up_ma_per_s=1.0)
+    on_off = OnOff(threshold=1.0, amplitude_ma=2.0, ramp_time_s=1.0)
+    for c, after_half_a_second in ((dual, 0.5), (on_off, 1.0)):
+        c.reset(1, np.random.default_rng(0))
+        high = {"biomarker": np.array([3.0])}
+        np.testing.assert_allclose(c.update(0.5, high)["amplitude_ma"], [after_half_a_second])
+        np.testing.assert_allclose(c.update(0.5, high)["amplitude_ma"], [after_half_a_second])
+
+
+def test_dual_threshold_ramps_at_a_one_second_control_period_too():
+    c = DualThreshold(lower_threshold=1.0, upper_threshold=2.0, ramp_up_ma_per_s=0.5)
+    c.reset(1, np.random.default_rng(0))
+    amps = [c.update(t, {"biomarker": np.array([3.0])})["amplitude_ma"][0] for t in (1.0, 2.0)]
+    np.testing.assert_allclose(amps, [0.5, 1.0], rtol=1e-12)
+
+
+def test_on_off_ramps_at_a_one_second_control_period_too():
+    c = OnOff(threshold=1.0, amplitude_ma=2.0, ramp_time_s=4.0)
+    c.reset(1, np.random.default_rng(0))
+    amps = [c.update(t, {"biomarker": np.array([3.0])})["amplitude_ma"][0] for t in (1.0, 2.0)]
+    np.testing.assert_allclose(amps, [0.5, 1.0], rtol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import signal
@@ -76,11 +78,35 @@ def test_streaming_psd_chunking_does_not_matter():
         np.testing.assert_allclose(chunked.psd(), whole.psd(), rtol=1e-13, atol=0)
 
 
-def test_psd_before_a_full_segment_is_nan():
+def test_psd_before_a_full_segment_is_nan_without_a_warning():
     psd = StreamingPSD(2, 1000.0, 1.0)
-    psd.feed(np.ones((2, 999)))
-    assert psd.n_segments == 0
-    assert np.all(np.isnan(psd.psd()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NaN by design, not by a 0 / 0 that warns
+        assert np.all(np.isnan(psd.psd()))
+        psd.feed(np.ones((2, 100)))  # far less than a segment: still no segment
+        assert psd.n_segments == 0
+        psd.feed(np.ones((2, 899)))
+        assert psd.n_segments == 0
+        assert np.all(np.isnan(psd.psd()))
+
+
+def test_one_full_segment_gives_the_welch_estimate_of_that_segment():
+    fs = 1000.0
+    x = np.random.default_rng(8).standard_normal((2, 1000))
+    psd = StreamingPSD(2, fs, 1.0)
+    psd.feed(x[:, :10])  # a first chunk much shorter than a hop
+    psd.feed(x[:, 10:])
+    assert psd.n_segments == 1
+    _, expected = welch(x, fs, 1000)
+    np.testing.assert_allclose(psd.psd(), expected, rtol=1e-10, atol=1e-10 * expected.max())
+
+
+def test_default_segment_is_one_second_and_never_shorter_than_eight_samples():
+    psd = StreamingPSD(1, 250.0)
+    assert psd.nperseg == 250
+    np.testing.assert_allclose(np.diff(psd.frequency_hz), 1.0, rtol=1e-12)  # 1 Hz bins
+    assert StreamingPSD(1, 1000.0, 0.007).nperseg == 8
+    assert StreamingPSD(1, 1000.0, 0.009).nperseg == 9
 
 
 @pytest.mark.parametrize("freq_hz", [20.0, 21.3])  # on a bin and between bins
@@ -126,6 +152,13 @@ def test_band_power_counts_exactly_the_bins_within_the_edges_both_included():
     assert band_power(frequency_hz, psd, (2.5, 2.5))[0] == 32 * 0.5
     assert band_power(frequency_hz, psd, (9.5, 10.0))[0] == (2.0**19 + 2.0**20) * 0.5
     np.testing.assert_array_equal(band_power(frequency_hz, psd, (2.6, 2.9)), [0.0, 0.0])
+
+
+def test_band_power_uses_the_bin_width_on_an_axis_that_does_not_start_at_zero():
+    # A zoomed spectrum, bins 0.25 Hz apart from 10 Hz: the width is f[1] - f[0].
+    frequency_hz = 10.0 + 0.25 * np.arange(8)
+    psd = np.ones((1, 8))
+    np.testing.assert_array_equal(band_power(frequency_hz, psd, (10.5, 11.0)), [3 * 0.25])
 
 
 def _spectra(scale: float, fs: float = 500.0, seed: int = 3) -> StreamingPSD:
