@@ -137,6 +137,9 @@ class ClosedLoop(Loop):
             *device_targets(self.device_state),
             np.full(n, np.nan),  # pulses: no change
         )
+        # Pulses the controller leaves out mean "no change" (NaN), every period.
+        self._no_trigger = np.full(n, np.nan)
+        self._no_trigger.flags.writeable = False
         self._effective = -1
         self._program: tuple | None = None
         self._no_program = (compiled_twins.NONE, np.zeros((n, 1)), np.zeros((n, 1)))
@@ -371,7 +374,7 @@ class ClosedLoop(Loop):
             command_array(out, amplitude, previous[0], shape),
             command_array(out, frequency, previous[1], shape),
             command_array(out, width, previous[2], shape),
-            command_array(out, pulses, _NO_TRIGGER.get(self.n), shape),
+            command_array(out, pulses, self._no_trigger, shape),
         )
 
     def _hand_over(self, chunk: _Chunk, on_chunk: ChunkCallback | None) -> None:
@@ -385,22 +388,6 @@ class ClosedLoop(Loop):
             on_chunk(t0, self._series(chunk))
 
 
-class _NoTrigger:
-    """Read-only NaN arrays (pulses: no change) per batch size, made once."""
-
-    def __init__(self) -> None:
-        self._arrays: dict[int, np.ndarray] = {}
-
-    def get(self, n: int) -> np.ndarray:
-        arr = self._arrays.get(n)
-        if arr is None:
-            arr = np.full(n, np.nan)
-            arr.flags.writeable = False
-            self._arrays[n] = arr
-        return arr
-
-
-_NO_TRIGGER = _NoTrigger()
 _KEYS = tuple(COMMAND_KEYS)  # amplitude, frequency, pulse width, pulses
 
 
