@@ -57,6 +57,7 @@ from closedloop.brian.runtime import (
     raw_array,
     select_target,
     set_default_dt,
+    spike_monitors,
 )
 from closedloop.controllers.base import COMMAND_KEYS
 from closedloop.core.loop import PER_PERIOD_SERIES, command_array, entry_point
@@ -123,7 +124,7 @@ class NetworkDriver:
 
     def __init__(self, loop: Any) -> None:
         import brian2
-        from brian2 import Network, NetworkOperation, SpikeMonitor
+        from brian2 import Network, NetworkOperation
 
         self.loop = loop
         for name in _LOOP_SETTINGS:
@@ -171,17 +172,8 @@ class NetworkDriver:
         self._cums = tuple(cums)
         self._blocks = np.asarray(blocks, dtype=np.int64)
         self._scales = np.asarray(scales, dtype=np.float64)
-        self.monitors: dict[str, tuple[Any, int]] = {}
-        for name in self.record_spikes:
-            if name not in net.spike_groups:
-                raise ValueError(
-                    f"brian.record_spikes: {name!r} is not a population of model "
-                    f"{self.model.name!r}; populations: {sorted(net.spike_groups)}"
-                )
-            group, per_inst = net.spike_groups[name]
-            mon = SpikeMonitor(group, name=f"cl_spikes_{name}")
-            self.monitors[name] = (mon, per_inst)
-            objects.append(mon)
+        self.monitors = spike_monitors(net, self.record_spikes, self.model.name)
+        objects += [mon for mon, _ in self.monitors.values()]
         # On the network's own clock: a second clock would cost Brian2's
         # multi-clock scheduling at every step (about 10 % at 1,000 neurons);
         # the operation returns at once between samples.

@@ -29,6 +29,7 @@ from closedloop.brian.build import CumulativeSource, ModelNetwork
 from closedloop.core.kernel_cache import cache_dir as numba_cache_dir
 
 __all__ = [
+    "spike_monitors",
     "BRIAN_TARGETS",
     "ORDER_INTEGRATOR",
     "ORDER_OPERATION",
@@ -190,6 +191,35 @@ def sensor_probe(source: CumulativeSource, n: int, sample_dt: Any, name: str) ->
     )
     summed.connect(i=np.arange(len(group)), j=inst)
     return [probe, summed], probe
+
+
+def spike_monitors(
+    net: ModelNetwork, populations: tuple[str, ...], model_name: str
+) -> dict[str, tuple[Any, int]]:
+    """A spike monitor for each population in ``populations`` (``brian.record_spikes``).
+
+    Returns
+    -------
+    dict of str to (brian2.SpikeMonitor, int)
+        Each population's monitor and its neurons per instance.
+
+    Raises
+    ------
+    ValueError
+        Naming a population the model does not have.
+    """
+    from brian2 import SpikeMonitor
+
+    monitors = {}
+    for name in populations:
+        if name not in net.spike_groups:
+            raise ValueError(
+                f"brian.record_spikes: {name!r} is not a population of model "
+                f"{model_name!r}; populations: {sorted(net.spike_groups)}"
+            )
+        group, per_inst = net.spike_groups[name]
+        monitors[name] = (SpikeMonitor(group, name=f"cl_spikes_{name}"), per_inst)
+    return monitors
 
 
 def raw_array(group: Any, variable: str) -> np.ndarray:

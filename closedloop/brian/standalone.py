@@ -43,6 +43,7 @@ from closedloop.brian.runtime import (
     check_clocks,
     sensor_probe,
     set_default_dt,
+    spike_monitors,
     standalone_device,
 )
 from closedloop.core.loop import PER_PERIOD_SERIES
@@ -150,7 +151,7 @@ def run_standalone(
     StandaloneRun
     """
     import brian2
-    from brian2 import Network, NeuronGroup, SpikeMonitor, StateMonitor, linked_var, second
+    from brian2 import Network, NeuronGroup, StateMonitor, linked_var, second
 
     n, n_tot = loop.n, loop.n_total
     spp, sps, m = loop.steps_per_period, loop.steps_per_sample, loop.samples_per_period
@@ -264,17 +265,8 @@ def run_standalone(
             name="cl_control_mon",
         )
         objects += [sample_mon, control_mon]
-        spike_mons = {}
-        for name in loop.record_spikes:
-            if name not in net.spike_groups:
-                raise ValueError(
-                    f"brian.record_spikes: {name!r} is not a population of model "
-                    f"{loop.model.name!r}; populations: {sorted(net.spike_groups)}"
-                )
-            group, per_inst = net.spike_groups[name]
-            mon = SpikeMonitor(group, name=f"cl_spikes_{name}")
-            spike_mons[name] = (mon, per_inst)
-            objects.append(mon)
+        spike_mons = spike_monitors(net, loop.record_spikes, loop.model.name)
+        objects += [mon for mon, _ in spike_mons.values()]
         network = Network(*objects)
         if warm:
             for op in ops:
