@@ -194,6 +194,8 @@ def simulate_runs(
             for name in loop.record_spikes:
                 events, fields, what = spike_events(name)
                 rec.create_events(events, fields, description=what)
+            for name, (fields, what) in loop.event_tables().items():
+                rec.create_events(name, fields, description=what)
             for key, value in loop.run_attributes().items():
                 rec.set_attr(key, value)
 
@@ -210,7 +212,20 @@ def simulate_runs(
             if in_loop_baseline:
                 for psd, sl in zip(psd_base, slices, strict=True):
                     psd.feed(data["lfp_baseline"][sl, skip:])
+            for name, columns in loop.drain_events().items():
+                instance = np.asarray(columns["instance"])
+                for rec, sl in zip(recorders, slices, strict=True):
+                    keep = (instance >= sl.start) & (instance < sl.stop)
+                    rec.append_events(
+                        name,
+                        **{k: np.asarray(v)[keep] for k, v in columns.items() if k != "instance"},
+                        instance=instance[keep] - sl.start,
+                    )
             if baseline is not None:
+                # The no-stimulation copy sees what the slow processes (a
+                # drug's effect, say) set in the model during this chunk.
+                for key in model.modulatable:
+                    baseline.record[key] = model.record[key]
                 steps = m * loop.steps_per_sample
                 raw = baseline.advance(steps)
                 base = raw.reshape(n, m, loop.steps_per_sample).mean(axis=2)

@@ -30,6 +30,7 @@ from closedloop.config.schema import (
     unknown_key,
 )
 from closedloop.core.loop import ClosedLoop
+from closedloop.core.slow import EpochSchedule, SlowProcess
 from closedloop.device import Device
 from closedloop.io import RECORDERS
 from closedloop.registry import resolve_controller, resolve_model
@@ -64,6 +65,8 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     device = _dataclass_section(Device, cfg.device, "device", problems)
     model_cls = controller_cls = None
     brian = is_brian_experiment(cfg.model.name, cfg.brian)
+    if brian and cfg.slow is not None:
+        problems.append(("slow", "slow processes run only with Numba models for now"))
     if not brian:
         if cfg.brian is not None:
             problems.append(("brian", "this section is only for Brian2 models"))
@@ -105,6 +108,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         loop, brian_problems = loop_from_config(cfg, sensing, device, controller)
         problems += brian_problems
     elif not problems:
+        slow, epochs = slow_processes(cfg, model, problems)
         try:
             loop = ClosedLoop(
                 model,
@@ -115,9 +119,11 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
                 latency_s=cfg.control.latency_s,
                 engine=cfg.control.engine,
                 seed=cfg.seed,
+                slow=slow,
+                epochs=epochs,
             )
         except ValueError as exc:
-            problems.append(("control", str(exc)))
+            problems.append(("slow" if slow and "slow" in str(exc) else "control", str(exc)))
         else:
             try:
                 loop.program()
@@ -141,6 +147,37 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         if problems:
             raise ConfigError(problems, source)
     return resolved
+
+
+def slow_processes(
+    cfg: ExperimentConfig, model: Any, problems: list[tuple[str, str]]
+) -> tuple[list[SlowProcess], EpochSchedule | None]:
+    """The slow processes an experiment asks for, and its epoch schedule.
+
+    Problems are appended to ``problems`` as ``(key path, message)``.
+    """
+    processes: list[SlowProcess] = []
+    epochs = None
+    if cfg.slow is not None:
+        try:
+            epochs = EpochSchedule(cfg.slow.epoch_s, cfg.slow.every_s)
+        except ValueError as exc:
+            problems.append(("slow", str(exc)))
+        else:
+            n_epochs = cfg.duration_s / epochs.every_s
+            if abs(n_epochs - round(n_epochs)) > 1e-9 * max(1.0, n_epochs) or n_epochs < 0.5:
+                problems.append(
+                    (
+                        "duration_s",
+                        f"with an epoch schedule duration_s is slow time and must be a whole "
+                        f"number of slow.every_s ({epochs.every_s:g} s), got {cfg.duration_s:g}",
+                    )
+                )
+        if not processes:
+            problems.append(
+                ("slow", "an epoch schedule needs a slow process (drugs, a symptom state)")
+            )
+    return processes, epochs
 
 
 def _build_controller(cls: type, cfg: ExperimentConfig, problems: list[tuple[str, str]]) -> Any:

@@ -25,6 +25,9 @@ Schema (defaults in brackets)::
                  stimulate, sense}  [none]  Brian2 models, see closedloop.brian.loop
     sweep:      {seed, replicates, batch_size, grid, zip, random}  [none]
                 parameter sweep, see closedloop.sweep.spec; ignored by a single run
+    slow:       {epoch_s, every_s}  [none]  explicit time-scale separation for
+                long runs: the neural loop runs epoch_s of every every_s of slow
+                time (closedloop.core.slow.EpochSchedule); duration_s is then slow time
 """
 
 from __future__ import annotations
@@ -114,6 +117,13 @@ class OutputSection(_Section):
     format: str = Field("hdf5", description="run file format, a key of closedloop.io.RECORDERS")
 
 
+class SlowSection(_Section):
+    """Explicit time-scale separation (see closedloop.core.slow.EpochSchedule)."""
+
+    epoch_s: float = Field(gt=0, description="neural time simulated per slow step, s")
+    every_s: float = Field(gt=0, description="slow time covered per epoch, s")
+
+
 class ExperimentConfig(_Section):
     """A whole experiment file (see the module docstring)."""
 
@@ -132,6 +142,7 @@ class ExperimentConfig(_Section):
     output: OutputSection = OutputSection()
     brian: dict[str, Any] | None = None
     sweep: dict[str, Any] | None = None
+    slow: SlowSection | None = None
 
 
 def type_adapter(hint: Any) -> pydantic.TypeAdapter:

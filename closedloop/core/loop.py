@@ -31,6 +31,8 @@ from closedloop.core.protocol import (
 )
 from closedloop.core.random import rng_states
 from closedloop.core.record import BIOMARKER_ROW, FIRST_FEATURE_ROW, PER_PERIOD_SERIES
+from closedloop.core.slow import EpochSchedule, SlowProcess
+from closedloop.core.slow_clock import SlowClock
 from closedloop.device import Device, device_targets, device_totals
 from closedloop.sensing.chain import SensingChain
 
@@ -76,6 +78,14 @@ class ClosedLoop(Loop):
     seed : int or sequence of int or numpy.random.SeedSequence
         Root seed, or one root per group of instances
         (:func:`closedloop.core.clocks.seed_layout`).
+    slow : sequence of SlowProcess
+        States on slow clocks beside the neural one (drugs, symptom states;
+        see :mod:`closedloop.core.slow`).
+    epochs : EpochSchedule, optional
+        Explicit time-scale separation for long runs: with it, ``run(d)``
+        covers ``d`` s of slow time and simulates ``d / epochs.compression``
+        s of neural time (:attr:`time_s` counts neural time,
+        :attr:`slow_time_s` slow time).
 
     Notes
     -----
@@ -97,6 +107,8 @@ class ClosedLoop(Loop):
         latency_s: float = 0.0,
         seed: int | list | tuple = 0,
         engine: str = "auto",
+        slow: tuple[SlowProcess, ...] | list[SlowProcess] = (),
+        epochs: EpochSchedule | None = None,
     ) -> None:
         self.model = model
         self.sensing = sensing
@@ -107,8 +119,10 @@ class ClosedLoop(Loop):
         self.engine = engine
         self.n = model.n
         self.clocks = Clocks.from_config(model.dt_s, sensing.rate_hz, control_period_s, latency_s)
-        self.seeds = seed_layout(seed, self.n)
+        # The fourth child of each root seeds the slow processes.
+        self.seeds = seed_layout(seed, self.n, extra=1)
         self.seed = self.seeds.seed
+        self.slow_clock = SlowClock(tuple(slow), epochs, self.clocks.control_period_s, model)
         self.time_s = 0.0
         self._step: int | None = None  # integration steps since t = 0; None before reset()
 
@@ -149,6 +163,17 @@ class ClosedLoop(Loop):
         self._step = 0
         self._periods = 0
         self.time_s = 0.0
+        self.slow_clock.reset(self.seeds, self.device_state)
+
+    @property
+    def slow(self) -> tuple[SlowProcess, ...]:
+        """The slow processes beside the neural clock."""
+        return self.slow_clock.processes
+
+    @property
+    def slow_time_s(self) -> float:
+        """Slow time since :meth:`reset`, s (:attr:`time_s` without an epoch schedule)."""
+        return self.time_s + self.slow_clock.offset_s
 
     def warm_up(self, seconds: float) -> None:
         """Advance the model open loop, unrecorded, e.g. past its initial transient."""
@@ -238,13 +263,15 @@ class ClosedLoop(Loop):
             before it have been handed over.
         """
         self._require_reset("run")
-        n_periods = self.clocks.periods_in(duration_s)
+        n_periods = self.clocks.periods_in(self.slow_clock.neural_s(duration_s))
         per_chunk = max(1, min(n_periods, int(round(chunk_s / self.control_period_s))))
         if self._program is None:
             self._program = self.program()
         done = 0
         while done < n_periods:
-            m = min(per_chunk, n_periods - done)
+            # Chunks end on every slow step: slow steps fall on the same
+            # periods however the run is chunked.
+            m = self.slow_clock.periods_to_boundary(self._periods, min(per_chunk, n_periods - done))
             chunk = self._chunk(m)
             if self._program[0] >= 0:
                 # Compiled controller: the whole chunk in one call.
@@ -289,6 +316,7 @@ class ClosedLoop(Loop):
         if command is not None:
             self._command = self._checked_command(command, self._command)
             self._effective = step + self.latency_steps
+            self.slow_clock.command(self.slow_time_s, command)
         chunk = self._chunk(1)
         self._call(chunk, 1, 0, self._no_program)
         self._hand_over(chunk, None)
@@ -308,6 +336,7 @@ class ClosedLoop(Loop):
     # -- the periods ------------------------------------------------------------------
     def _call(self, chunk: _Chunk, m: int, k: int, program: tuple) -> None:
         """Periods ``k .. k + m - 1`` of ``chunk``, the pending command queued first."""
+        self.slow_clock.apply_pending()
         io = self._io
         if io is None or io.per_period is not chunk.per_period:  # made once per chunk
             io = self._io = PeriodIO(
@@ -357,6 +386,7 @@ class ClosedLoop(Loop):
         program = self._program
         dt = self.dt_s
         latency = self.latency_steps
+        slow_keys = self.slow_clock.command_keys
         for k in range(m):
             self._call(chunk, 1, k, program)
             features = {"biomarker": biomarker_rows[:, k]}
@@ -364,6 +394,8 @@ class ClosedLoop(Loop):
                 features[name] = values[:, k]
             out = controller.update(self._step * dt, features)
             self._command = self._checked_command(out, self._command)
+            if slow_keys:
+                self.slow_clock.command(self._step * dt + self.slow_clock.offset_s, out)
             self._effective = self._step + latency
 
     def _checked_command(self, out: Mapping[str, Any], previous: tuple) -> tuple:
@@ -384,8 +416,28 @@ class ClosedLoop(Loop):
         check_finite(chunk.lfp, t0, self.sample_s)
         self._periods += chunk.per_period.shape[2]
         self.time_s = self._periods * self.control_period_s
+        series = self._series(chunk)
+        if self.slow_clock.processes:
+            series.update(self.slow_clock.after_chunk(self._periods, series, self.device_state))
         if on_chunk is not None:
-            on_chunk(t0, self._series(chunk))
+            on_chunk(t0, series)
+
+    # -- optional hooks of the Loop contract ---------------------------------------
+    def extra_timeseries(self) -> dict[str, tuple[str, float, str]]:
+        """The slow processes' series, at their own rates (see :mod:`closedloop.core.slow`)."""
+        return self.slow_clock.timeseries()
+
+    def event_tables(self) -> dict[str, tuple[dict[str, tuple[str, str]], str]]:
+        """The slow processes' event tables, named ``<process>_<table>``."""
+        return self.slow_clock.event_tables()
+
+    def drain_events(self) -> dict[str, dict[str, np.ndarray]]:
+        """Events logged since the last call, per table."""
+        return self.slow_clock.drain_events()
+
+    def run_attributes(self) -> dict[str, Any]:
+        """The epoch schedule, when the run separates time scales."""
+        return self.slow_clock.run_attributes()
 
 
 _KEYS = tuple(COMMAND_KEYS)  # amplitude, frequency, pulse width, pulses

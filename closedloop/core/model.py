@@ -183,6 +183,10 @@ class PopulationModel:
     regimes: ClassVar[dict[str, dict[str, float]]] = {}
     default_regime: ClassVar[str | None] = None
     references: ClassVar[tuple[str, ...]] = ()
+    #: Parameters a slow process (a drug's effect, a symptom state) may change
+    #: while the model runs: ones the kernel reads from the record at every
+    #: step and that no derived record field depends on.
+    modulatable: ClassVar[tuple[str, ...]] = ()
     #: Extra entries of :meth:`describe` (e.g. which simulator runs the model).
     description_extra: ClassVar[dict[str, str]] = {}
 

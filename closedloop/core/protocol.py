@@ -203,3 +203,15 @@ class Loop(ABC):
     def run_attributes(self) -> dict[str, Any]:
         """Attributes a run file records about how this loop ran (after :meth:`run`)."""
         return {}
+
+    def event_tables(self) -> dict[str, tuple[dict[str, tuple[str, str]], str]]:
+        """Event tables the run file holds: name to (``{field: (dtype, units)}``, description).
+
+        Every table has ``time_s`` and ``instance`` fields; the runner
+        appends what :meth:`drain_events` returns after every chunk.
+        """
+        return {}
+
+    def drain_events(self) -> dict[str, dict[str, np.ndarray]]:
+        """Events logged since the last call: table name to equal-length columns."""
+        return {}
