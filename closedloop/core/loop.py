@@ -282,6 +282,8 @@ class ClosedLoop(Loop):
             done += m
             if progress is not None:
                 progress(self.time_s)
+        # What the slow processes set at the last step holds from now on.
+        self.slow_clock.apply_pending()
         return self.totals()
 
     def step(self, command: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
@@ -320,6 +322,7 @@ class ClosedLoop(Loop):
         chunk = self._chunk(1)
         self._call(chunk, 1, 0, self._no_program)
         self._hand_over(chunk, None)
+        self.slow_clock.apply_pending()
         rows = chunk.per_period[:, :, 0]
         out = {"biomarker": rows[:, BIOMARKER_ROW].copy(), "t_s": np.full(self.n, self.time_s)}
         for f, name in enumerate(self.sensing.features):
