@@ -274,6 +274,7 @@ def simulate_runs(
             if bar is not None:
                 bar.close()
         ref = cfg.metrics.reference
+        extra = loop.extra_metrics()
         all_metrics = []
         for k, (rec, sl) in enumerate(zip(recorders, slices, strict=True)):
             metrics = summarize(
@@ -286,12 +287,13 @@ def simulate_runs(
                 ref.model_dump(),
                 cfg.metrics.band_hz,
             )
+            units_of = {key: METRIC_INFO[key][0] for key in metrics}
+            what_of = {key: METRIC_INFO[key][1] for key in metrics}
+            for key, (value, unit, what) in extra.items():
+                metrics[key] = np.asarray(value)[sl]
+                units_of[key], what_of[key] = unit, what
             all_metrics.append(metrics)
-            rec.write_metrics(
-                metrics,
-                {key: METRIC_INFO[key][0] for key in metrics},
-                {key: METRIC_INFO[key][1] for key in metrics},
-            )
+            rec.write_metrics(metrics, units_of, what_of)
             rec.write_array("spectra/frequency_hz", psd_stim[k].frequency_hz, units="Hz")
             rec.write_array(
                 "spectra/psd_stim",

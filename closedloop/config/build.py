@@ -30,12 +30,14 @@ from closedloop.config.schema import (
     unknown_key,
 )
 from closedloop.core.loop import ClosedLoop
-from closedloop.core.slow import EpochSchedule, SlowProcess
+from closedloop.core.record import PER_PERIOD_SERIES
+from closedloop.core.slow import EpochSchedule, SlowProcess, readout_names
 from closedloop.device import Device
 from closedloop.io import RECORDERS
 from closedloop.registry import resolve_controller, resolve_model
 from closedloop.sensing.chain import SensingChain
 from closedloop.sweep.spec import check_sweep_block
+from closedloop.symptoms import SymptomState
 
 __all__ = ["ResolvedExperiment", "validate_config"]
 
@@ -158,6 +160,24 @@ def slow_processes(
     """
     processes: list[SlowProcess] = []
     epochs = None
+    for k, section in enumerate(cfg.symptoms):
+        where = f"symptoms.{k}"
+        try:
+            state = SymptomState(**section.model_dump())
+        except ValueError as exc:
+            problems.append((where, str(exc)))
+            continue
+        offered = loop_readouts(cfg, model)
+        if offered is not None and state.readout not in offered:
+            problems.append(
+                (
+                    f"{where}.readout",
+                    f"{state.readout!r} is not something the loop offers a slow process; "
+                    f"known: {', '.join(sorted(offered))}",
+                )
+            )
+            continue
+        processes.append(state)
     if cfg.slow is not None:
         try:
             epochs = EpochSchedule(cfg.slow.epoch_s, cfg.slow.every_s)
@@ -178,6 +198,20 @@ def slow_processes(
                 ("slow", "an epoch schedule needs a slow process (drugs, a symptom state)")
             )
     return processes, epochs
+
+
+def loop_readouts(cfg: ExperimentConfig, model: Any) -> tuple[str, ...] | None:
+    """The readout keys a slow process may read in this experiment (None: unknown).
+
+    The per-period series, each configured feature as ``feature_<name>``,
+    the model's observables (known after a reset) and ``delivered_charge_uc``.
+    """
+    if model is None:
+        return None
+    features = [f"feature_{name}" for name in cfg.sensing.get("features", ())]
+    probe = model.like(n=model.n)
+    probe.reset(0)
+    return readout_names((*PER_PERIOD_SERIES, *features), tuple(probe.observables()))
 
 
 def _build_controller(cls: type, cfg: ExperimentConfig, problems: list[tuple[str, str]]) -> Any:

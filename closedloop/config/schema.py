@@ -25,6 +25,10 @@ Schema (defaults in brackets)::
                  stimulate, sense}  [none]  Brian2 models, see closedloop.brian.loop
     sweep:      {seed, replicates, batch_size, grid, zip, random}  [none]
                 parameter sweep, see closedloop.sweep.spec; ignored by a single run
+    symptoms:   list of {name, readout, healthy_level, symptomatic_level, tau_s,
+                scale, initial_severity, report_every_s, report_sd, period_s}  [none]
+                slow symptom states read out as clinical scores
+                (closedloop.symptoms.SymptomState)
     slow:       {epoch_s, every_s}  [none]  explicit time-scale separation for
                 long runs: the neural loop runs epoch_s of every every_s of slow
                 time (closedloop.core.slow.EpochSchedule); duration_s is then slow time
@@ -124,6 +128,21 @@ class SlowSection(_Section):
     every_s: float = Field(gt=0, description="slow time covered per epoch, s")
 
 
+class SymptomSection(_Section):
+    """A slow symptom state (see closedloop.symptoms.SymptomState)."""
+
+    name: str = Field("mood", pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    readout: str = "biomarker"
+    healthy_level: float | list[float] = 0.0
+    symptomatic_level: float | list[float] = 1.0
+    tau_s: float | list[float] = Field(3 * 86400.0, description="severity time constant, s")
+    scale: typing.Literal["hamd17", "fear_index"] = "hamd17"
+    initial_severity: float | list[float] = 1.0
+    report_every_s: float = Field(8 * 3600.0, gt=0, description="self-report interval, s")
+    report_sd: float = Field(2.0, ge=0, description="self-report noise, score units")
+    period_s: float = Field(60.0, gt=0, description="slow step, s")
+
+
 class ExperimentConfig(_Section):
     """A whole experiment file (see the module docstring)."""
 
@@ -142,6 +161,7 @@ class ExperimentConfig(_Section):
     output: OutputSection = OutputSection()
     brian: dict[str, Any] | None = None
     sweep: dict[str, Any] | None = None
+    symptoms: list[SymptomSection] = []
     slow: SlowSection | None = None
 
 

@@ -438,6 +438,10 @@ class ClosedLoop(Loop):
         """Events logged since the last call, per table."""
         return self.slow_clock.drain_events()
 
+    def extra_metrics(self) -> dict[str, tuple[np.ndarray, str, str]]:
+        """The slow processes' summary metrics (a symptom score's change, say)."""
+        return self.slow_clock.metrics()
+
     def run_attributes(self) -> dict[str, Any]:
         """The epoch schedule, when the run separates time scales."""
         return self.slow_clock.run_attributes()

@@ -191,6 +191,8 @@ class Loop(ABC):
 
     #: Populations whose spikes :meth:`run` hands to ``on_spikes``.
     record_spikes: tuple[str, ...] = ()
+    #: Slow processes beside the neural clock (:mod:`closedloop.core.slow`).
+    slow: tuple = ()
 
     def extra_timeseries(self) -> dict[str, tuple[str, float, str]]:
         """Further series in every chunk: name to (units, rate Hz, description)."""
@@ -214,4 +216,8 @@ class Loop(ABC):
 
     def drain_events(self) -> dict[str, dict[str, np.ndarray]]:
         """Events logged since the last call: table name to equal-length columns."""
+        return {}
+
+    def extra_metrics(self) -> dict[str, tuple[np.ndarray, str, str]]:
+        """Further summary metrics after :meth:`run`: name to (per instance, units, description)."""
         return {}

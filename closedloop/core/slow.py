@@ -127,6 +127,10 @@ class SlowProcess(ABC):
         """Events since the last call: table name to equal-length columns."""
         return {}
 
+    def metrics(self) -> dict[str, tuple[np.ndarray, str, str]]:
+        """Summary metrics at the end of a run: name to (value per instance, units, description)."""
+        return {}
+
 
 def readout_names(per_period: Sequence[str], observables: Sequence[str]) -> tuple[str, ...]:
     """The keys of a slow process's readout (see :meth:`SlowProcess.advance`)."""

@@ -274,6 +274,16 @@ class SlowClock:
             for name, cols in p.drain_events().items()
         }
 
+    def metrics(self) -> dict[str, tuple[np.ndarray, str, str]]:
+        """Every process's summary metrics (names are the processes' own)."""
+        out: dict[str, tuple[np.ndarray, str, str]] = {}
+        for p in self.processes:
+            for key, value in p.metrics().items():
+                if key in out:
+                    raise ValueError(f"two slow processes both report metric {key!r}")
+                out[key] = value
+        return out
+
     def run_attributes(self) -> dict[str, Any]:
         """The epoch schedule (``slow_epoch_s``, ``slow_every_s``) when one is used."""
         if self.epochs is None:

@@ -133,6 +133,8 @@ def batched_loop(exps: Sequence[Any]) -> Any:
     first = exps[0]
     loop0 = first.loop
     model0 = loop0.model
+    if any(exp.loop.slow for exp in exps) and len(exps) > 1:
+        raise ValueError("runs with slow processes (drugs, symptom states) run one at a time")
     for exp in exps[1:]:
         loop = exp.loop
         if (

@@ -254,7 +254,7 @@ def expand_sweep(raw: dict[str, Any], source: str = "", *, max_problems: int = 2
             drop_key_path(group_tree, path)
         group = canonical_json(group_tree)
         group = cache.setdefault(group, group)
-        batchable = _batchable(exp.loop.model)
+        batchable = _batchable(exp.loop)
         for replicate in range(spec.replicates):
             run_id = run_id_of(config, replicate, sweep_seed)
             if run_id in ids:
@@ -290,11 +290,13 @@ def expand_sweep(raw: dict[str, Any], source: str = "", *, max_problems: int = 2
     )
 
 
-def _batchable(model: Any) -> bool:
-    """Whether runs of this model can share one simulation: a Numba model
+def _batchable(loop: Any) -> bool:
+    """Whether runs of this loop can share one simulation: a Numba model
     (per-instance parameters on the batch axis) that does not opt out
-    (:attr:`~closedloop.core.model.NumbaModel.batchable`)."""
-    return isinstance(model, NumbaModel) and model.batchable
+    (:attr:`~closedloop.core.model.NumbaModel.batchable`), with no slow
+    processes (their per-instance settings are not on the batch axis yet)."""
+    model = loop.model
+    return isinstance(model, NumbaModel) and model.batchable and not loop.slow
 
 
 def _short(value: Any) -> str:
