@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["EpochSchedule", "SlowProcess", "check_modulation", "readout_names"]
+__all__ = ["EpochSchedule", "SlowProcess", "batchable", "check_modulation", "readout_names"]
 
 
 class SlowProcess(ABC):
@@ -130,6 +130,27 @@ class SlowProcess(ABC):
     def metrics(self) -> dict[str, tuple[np.ndarray, str, str]]:
         """Summary metrics at the end of a run: name to (value per instance, units, description)."""
         return {}
+
+    @classmethod
+    def concatenate(cls, processes: Sequence[SlowProcess], sizes: Sequence[int]) -> SlowProcess:
+        """One process for several runs simulated as one batch (a sweep, a cohort).
+
+        ``processes[k]`` was configured for ``sizes[k]`` instances; the
+        result serves their concatenation, instance for instance. The
+        default refuses: runs with this process are then simulated one at a
+        time.
+
+        Raises
+        ------
+        NotImplementedError
+            When the process cannot be batched.
+        """
+        raise NotImplementedError(f"{cls.__name__} cannot be batched across runs")
+
+
+def batchable(process: SlowProcess) -> bool:
+    """Whether ``process`` can serve several runs in one batch (it overrides ``concatenate``)."""
+    return type(process).concatenate.__func__ is not SlowProcess.concatenate.__func__
 
 
 def readout_names(per_period: Sequence[str], observables: Sequence[str]) -> tuple[str, ...]:

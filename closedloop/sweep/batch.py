@@ -133,8 +133,9 @@ def batched_loop(exps: Sequence[Any]) -> Any:
     first = exps[0]
     loop0 = first.loop
     model0 = loop0.model
-    if any(exp.loop.slow for exp in exps) and len(exps) > 1:
-        raise ValueError("runs with slow processes (drugs, symptom states) run one at a time")
+    kinds = {tuple((type(p), p.name) for p in exp.loop.slow) for exp in exps}
+    if len(kinds) > 1:
+        raise ValueError("these runs have different slow processes")
     for exp in exps[1:]:
         loop = exp.loop
         if (
@@ -156,6 +157,12 @@ def batched_loop(exps: Sequence[Any]) -> Any:
     # like() carries settings outside the parameters (and refuses what it cannot).
     model = model0.like(n=sum(sizes), params=params)
     stack = ControllerStack([exp.loop.controller for exp in exps], sizes)
+    # Each slow process for all runs' instances (raises NotImplementedError
+    # for one that cannot be batched: the plan then never groups its runs).
+    slow = [
+        type(group[0]).concatenate(group, sizes)
+        for group in zip(*(exp.loop.slow for exp in exps), strict=True)
+    ]
     loop = ClosedLoop(
         model,
         loop0.sensing,
@@ -165,6 +172,8 @@ def batched_loop(exps: Sequence[Any]) -> Any:
         latency_s=first.config.control.latency_s,
         seed=[exp.config.seed for exp in exps],
         engine=loop0.engine,
+        slow=slow,
+        epochs=loop0.slow_clock.epochs,
     )
     stack.seeds = loop.controller_seeds
     return loop

@@ -36,8 +36,10 @@ import numpy as np
 
 from closedloop.config import ConfigError, validate_config
 from closedloop.core.model import NumbaModel
+from closedloop.core.slow import batchable
 from closedloop.io.layout import json_default
 from closedloop.sweep.spec import drop_key_path, parse_sweep_block, set_key_path
+from closedloop.symptoms import SymptomState
 
 __all__ = [
     "AUTO_BATCH_INSTANCES",
@@ -252,6 +254,10 @@ def expand_sweep(raw: dict[str, Any], source: str = "", *, max_problems: int = 2
         group_tree = copy.deepcopy(config)
         for path in BATCHABLE_KEYS:
             drop_key_path(group_tree, path)
+        # Per-instance symptom settings go on the batch axis too.
+        for block in group_tree.get("symptoms") or ():
+            for key in SymptomState.PER_INSTANCE:
+                block.pop(key, None)
         group = canonical_json(group_tree)
         group = cache.setdefault(group, group)
         batchable = _batchable(exp.loop)
@@ -293,10 +299,12 @@ def expand_sweep(raw: dict[str, Any], source: str = "", *, max_problems: int = 2
 def _batchable(loop: Any) -> bool:
     """Whether runs of this loop can share one simulation: a Numba model
     (per-instance parameters on the batch axis) that does not opt out
-    (:attr:`~closedloop.core.model.NumbaModel.batchable`), with no slow
-    processes (their per-instance settings are not on the batch axis yet)."""
+    (:attr:`~closedloop.core.model.NumbaModel.batchable`), with slow
+    processes that can be batched (:meth:`SlowProcess.concatenate`)."""
     model = loop.model
-    return isinstance(model, NumbaModel) and model.batchable and not loop.slow
+    if not (isinstance(model, NumbaModel) and model.batchable):
+        return False
+    return all(batchable(p) for p in loop.slow)
 
 
 def _short(value: Any) -> str:

@@ -429,9 +429,17 @@ def parse_sweep_block(
 # ----------------------------------------------------------------------- key paths
 
 
+def _is_index(node: Any, part: str) -> bool:
+    """Whether ``part`` indexes the list ``node`` (``symptoms.0.tau_s``)."""
+    return isinstance(node, list) and part.isdigit() and int(part) < len(node)
+
+
 def _walk(tree: Any, parts: Sequence[str]) -> bool:
     node = tree
     for part in parts:
+        if _is_index(node, part):
+            node = node[int(part)]
+            continue
         if not isinstance(node, dict) or part not in node:
             return False
         node = node[part]
@@ -457,6 +465,12 @@ def _key_problem(path: str, raw: dict, resolved: dict) -> str | None:
     # The deepest existing prefix, for a hint.
     node: Any = _merged(resolved, raw)
     for i, part in enumerate(parts):
+        if _is_index(node, part):
+            node = node[int(part)]
+            continue
+        if isinstance(node, list):
+            where = ".".join(parts[:i])
+            return f"{where} is a list of {len(node)}: {part!r} is not an index of it"
         if not isinstance(node, dict):
             where = ".".join(parts[:i])
             return f"{where} is a value, not a section: it has no key {part!r}"
@@ -480,27 +494,37 @@ def _merged(a: Any, b: Any) -> Any:
 
 
 def set_key_path(tree: dict, path: str, value: Any) -> None:
-    """Set ``tree[a][b][c] = value`` for ``path`` ``"a.b.c"``, creating mappings on the way."""
+    """Set ``tree[a][b][c] = value`` for ``path`` ``"a.b.c"``, creating mappings on the way.
+
+    A part that indexes an existing list (``symptoms.0.tau_s``) descends into it.
+    """
     parts = path.split(".")
-    node = tree
+    node: Any = tree
     for part in parts[:-1]:
+        if _is_index(node, part):
+            node = node[int(part)]
+            continue
         nxt = node.get(part)
-        if not isinstance(nxt, dict):
+        if not isinstance(nxt, dict | list):
             nxt = {}
             node[part] = nxt
         node = nxt
-    node[parts[-1]] = copy.deepcopy(value)
+    if _is_index(node, parts[-1]):
+        node[int(parts[-1])] = copy.deepcopy(value)
+    else:
+        node[parts[-1]] = copy.deepcopy(value)
 
 
 def drop_key_path(tree: dict, path: str) -> None:
     """Remove the key at ``path`` (``"a.b.c"``) if it is there."""
     parts = path.split(".")
-    node = tree
+    node: Any = tree
     for part in parts[:-1]:
-        node = node.get(part)
-        if not isinstance(node, dict):
+        node = node[int(part)] if _is_index(node, part) else node.get(part)
+        if not isinstance(node, dict | list):
             return
-    node.pop(parts[-1], None)
+    if isinstance(node, dict):
+        node.pop(parts[-1], None)
 
 
 def check_sweep_block(block: Any, raw: dict, resolved: dict) -> list[tuple[str, str]]:

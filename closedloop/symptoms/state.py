@@ -183,6 +183,29 @@ class SymptomState(SlowProcess):
         if np.any(np.asarray(healthy_level, float) == np.asarray(symptomatic_level, float)):
             raise ValueError("healthy_level and symptomatic_level must differ")
 
+    #: Settings that may differ per instance (the rest must agree to batch).
+    PER_INSTANCE = ("healthy_level", "symptomatic_level", "tau_s", "initial_severity")
+
+    @classmethod
+    def concatenate(cls, processes: Sequence[SymptomState], sizes: Sequence[int]) -> SymptomState:
+        """One symptom state for several runs' instances, each keeping its own settings."""
+        first = processes[0]
+        shared = ("name", "readout", "scale", "report_every_s", "report_sd", "period_s")
+        for other in processes[1:]:
+            for key in shared:
+                if getattr(other, key) != getattr(first, key):
+                    raise ValueError(f"symptom states differ in {key}: they cannot share a batch")
+        per_instance = {
+            key: np.concatenate(
+                [
+                    np.broadcast_to(np.asarray(getattr(p, key), dtype=float), (size,))
+                    for p, size in zip(processes, sizes, strict=True)
+                ]
+            )
+            for key in cls.PER_INSTANCE
+        }
+        return cls(**{key: getattr(first, key) for key in shared}, **per_instance)
+
     # -- the SlowProcess contract ------------------------------------------------
     def reset(self, n: int, seeds: Sequence[np.random.SeedSequence]) -> None:
         """Start ``n`` patients at their initial severity; one report stream each."""
