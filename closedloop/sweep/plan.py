@@ -52,6 +52,7 @@ __all__ = [
     "derive_seed",
     "expand_sweep",
     "make_tasks",
+    "plan_points",
     "run_id_of",
 ]
 
@@ -228,59 +229,22 @@ def expand_sweep(raw: dict[str, Any], source: str = "", *, max_problems: int = 2
     sweep_seed = spec.seed if spec.seed is not None else base_exp.config.seed
     base = {k: v for k, v in raw.items() if k != "sweep"}
     param_keys = [k for axis in spec.axes for k in axis.keys]
-    runs: list[RunPoint] = []
-    ids: set[str] = set()
-    n_dup = 0
-    cache: dict[str, Any] = {}
-    n_points = 0
+    points = []
     for combo in itertools.product(*(axis.values for axis in spec.axes)):
-        n_points += 1
         params: dict[str, Any] = {}
         for axis, values in zip(spec.axes, combo, strict=True):
             params.update(zip(axis.keys, values, strict=True))
-        config = copy.deepcopy(base)
-        for path, value in params.items():
-            set_key_path(config, path, value)
-        try:
-            exp = validate_config(config, source)
-        except ConfigError as exc:
-            shown = ", ".join(f"{k}={_short(v)}" for k, v in params.items())
-            for path, msg in exc.problems:
-                if len(problems) < max_problems:
-                    problems.append((path, f"in sweep point {n_points} ({shown}): {msg}"))
-                elif len(problems) == max_problems:
-                    problems.append(("sweep", "more points are invalid; fix the above first"))
-            continue
-        group_tree = copy.deepcopy(config)
-        for path in BATCHABLE_KEYS:
-            drop_key_path(group_tree, path)
-        # Per-instance symptom settings go on the batch axis too.
-        for block in group_tree.get("symptoms") or ():
-            for key in SymptomState.PER_INSTANCE:
-                block.pop(key, None)
-        group = canonical_json(group_tree)
-        group = cache.setdefault(group, group)
-        batchable = _batchable(exp.loop)
-        for replicate in range(spec.replicates):
-            run_id = run_id_of(config, replicate, sweep_seed)
-            if run_id in ids:
-                n_dup += 1
-                continue
-            ids.add(run_id)
-            seed = derive_seed(sweep_seed, run_id)
-            run_config = copy.deepcopy(config)
-            run_config["seed"] = seed
-            runs.append(
-                RunPoint(
-                    run_id=run_id,
-                    params=copy.deepcopy(params),
-                    replicate=replicate,
-                    seed=seed,
-                    config=run_config,
-                    group=group if batchable else run_id,
-                    n_instances=exp.config.n_instances,
-                )
-            )
+        points.append(params)
+    runs, n_dup = plan_points(
+        base,
+        points,
+        source,
+        replicates=spec.replicates,
+        run_seed=lambda run_id, params: derive_seed(sweep_seed, run_id),
+        id_seed=sweep_seed,
+        problems=problems,
+        max_problems=max_problems,
+    )
     if problems:
         raise ConfigError(problems, source)
     return SweepPlan(
@@ -294,6 +258,98 @@ def expand_sweep(raw: dict[str, Any], source: str = "", *, max_problems: int = 2
         axes=[(axis.keys, len(axis.values)) for axis in spec.axes],
         replicates=spec.replicates,
     )
+
+
+def plan_points(
+    base: dict[str, Any],
+    points: Sequence[dict[str, Any]],
+    source: str,
+    *,
+    replicates: int,
+    run_seed: Any,
+    id_seed: int,
+    problems: list[tuple[str, str]],
+    max_problems: int = 20,
+    label: str = "sweep point",
+) -> tuple[list[RunPoint], int]:
+    """Validated runs of ``base`` with each point's key paths set.
+
+    Parameters
+    ----------
+    base : dict
+        The experiment without its sweep (or cohort) block.
+    points : sequence of dict
+        Key path to value, one mapping per point.
+    source : str
+        Where the experiment came from, for messages.
+    replicates : int
+        Runs per point.
+    run_seed : callable
+        ``run_seed(run_id, params) -> int``: the seed of a run.
+    id_seed : int
+        Seed mixed into every run id (:func:`run_id_of`).
+    problems : list
+        Invalid points append ``(key path, sentence)`` here.
+    max_problems : int
+        Stop collecting after this many.
+    label : str
+        How a point is named in messages.
+
+    Returns
+    -------
+    runs : list of RunPoint
+    n_duplicates : int
+        Points left out because they resolve to a run already in the list.
+    """
+    runs: list[RunPoint] = []
+    ids: set[str] = set()
+    n_dup = 0
+    cache: dict[str, Any] = {}
+    for n_points, params in enumerate(points, start=1):
+        config = copy.deepcopy(base)
+        for path, value in params.items():
+            set_key_path(config, path, value)
+        try:
+            exp = validate_config(config, source)
+        except ConfigError as exc:
+            shown = ", ".join(f"{k}={_short(v)}" for k, v in params.items())
+            for path, msg in exc.problems:
+                if len(problems) < max_problems:
+                    problems.append((path, f"in {label} {n_points} ({shown}): {msg}"))
+                elif len(problems) == max_problems:
+                    problems.append(("sweep", "more points are invalid; fix the above first"))
+            continue
+        group_tree = copy.deepcopy(config)
+        for path in BATCHABLE_KEYS:
+            drop_key_path(group_tree, path)
+        # Per-instance symptom settings go on the batch axis too.
+        for block in group_tree.get("symptoms") or ():
+            for key in SymptomState.PER_INSTANCE:
+                block.pop(key, None)
+        group = canonical_json(group_tree)
+        group = cache.setdefault(group, group)
+        batchable = _batchable(exp.loop)
+        for replicate in range(replicates):
+            run_id = run_id_of(config, replicate, id_seed)
+            if run_id in ids:
+                n_dup += 1
+                continue
+            ids.add(run_id)
+            seed = int(run_seed(run_id, params))
+            run_config = copy.deepcopy(config)
+            run_config["seed"] = seed
+            runs.append(
+                RunPoint(
+                    run_id=run_id,
+                    params=copy.deepcopy(params),
+                    replicate=replicate,
+                    seed=seed,
+                    config=run_config,
+                    group=group if batchable else run_id,
+                    n_instances=exp.config.n_instances,
+                )
+            )
+    return runs, n_dup
 
 
 def _batchable(loop: Any) -> bool:
