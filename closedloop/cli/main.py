@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from closedloop.cli.bench import add_bench_parser, cmd_bench
+from closedloop.cli.cohort import add_cohort_parser, cmd_cohort
 from closedloop.cli.report import error as _error
 from closedloop.cli.report import report_config_error
 
@@ -134,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     psw.add_argument("-o", "--output", default=None, help="figure path [DIR/sweep_*.png]")
     add_bench_parser(sub)
+    add_cohort_parser(sub)
     return p
 
 
@@ -390,6 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "summarize": _cmd_summarize,
         "plot-sweep": _cmd_plot_sweep,
         "bench": cmd_bench,
+        "cohort": cmd_cohort,
     }[args.command]
     try:
         return handler(args)

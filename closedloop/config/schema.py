@@ -25,6 +25,9 @@ Schema (defaults in brackets)::
                  stimulate, sense}  [none]  Brian2 models, see closedloop.brian.loop
     sweep:      {seed, replicates, batch_size, grid, zip, random}  [none]
                 parameter sweep, see closedloop.sweep.spec; ignored by a single run
+    cohort:     {table | priors, rules, arms, responder, remission, held_out_fraction,
+                 seed}  [none]  virtual patients, see closedloop.cohort.plan; run by
+                `closedloop cohort`, ignored by a single run
     symptoms:   list of {name, readout, healthy_level, symptomatic_level, tau_s,
                 scale, initial_severity, report_every_s, report_sd, period_s}  [none]
                 slow symptom states read out as clinical scores
@@ -161,6 +164,7 @@ class ExperimentConfig(_Section):
     output: OutputSection = OutputSection()
     brian: dict[str, Any] | None = None
     sweep: dict[str, Any] | None = None
+    cohort: dict[str, Any] | None = None
     symptoms: list[SymptomSection] = []
     slow: SlowSection | None = None
 
