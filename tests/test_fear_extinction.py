@@ -5,9 +5,15 @@ this model in test_models_contract.py; here: the science, and the learned
 weights as state (chunk invariance, reset, batching, determinism).
 """
 
+from pathlib import Path
+
+import h5py
 import numpy as np
 import pytest
 
+from closedloop.config import ConfigError, load_config
+from closedloop.experiment import run_experiment
+from closedloop.io import load_run
 from closedloop.models import BUILTIN_MODELS, FearExtinction
 
 #: Mean rate of each population during each CS presentation, read by eye
@@ -248,3 +254,27 @@ def test_schedule_follows_the_parameters():
 def test_bad_protocol_parameters_are_refused_by_name(params, message):
     with pytest.raises(ValueError, match=message):
         FearExtinction(params=params)
+
+
+EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "fear_extinction_open_loop.yaml"
+
+
+def test_example_experiment_records_learned_weights_and_renewal(tmp_path):
+    exp = load_config(EXPERIMENT, ["output.figure=false"])
+    run_experiment(exp, tmp_path)
+    assert load_run(tmp_path / "fear_extinction_open_loop.h5").status == "complete"
+    with h5py.File(tmp_path / "fear_extinction_open_loop.h5") as f:
+        series = {k: f["timeseries"][k][0] for k in f["timeseries"]}
+    # The baseline (no stimulation) renews fear in context A; continuous IL
+    # stimulation leaves the extinction neurons ahead there.
+    assert series["state_cs_trials_baseline"][-1] == 11
+    assert series["state_cs_rate_A_baseline"][-1] > series["state_cs_rate_B_baseline"][-1] + 0.1
+    assert series["state_cs_rate_B"][-1] > series["state_cs_rate_A"][-1] + 0.1
+    assert series["state_w_cs_B"][-1] > series["state_w_cs_B_baseline"][-1]
+
+
+def test_bad_model_parameter_in_an_experiment_names_its_key(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(EXPERIMENT, ["model.params.n_extinction=2.5"])
+    problems = dict(info.value.problems)
+    assert any("n_extinction" in f"{k} {v}" for k, v in problems.items()), problems
