@@ -278,3 +278,18 @@ def test_bad_model_parameter_in_an_experiment_names_its_key(tmp_path):
         load_config(EXPERIMENT, ["model.params.n_extinction=2.5"])
     problems = dict(info.value.problems)
     assert any("n_extinction" in f"{k} {v}" for k, v in problems.items()), problems
+
+
+def test_modulatable_parameters_act_when_changed_while_running():
+    # A drug layer writes the parameter record between advances: blocking
+    # CS learning (alpha_hz = 0) after conditioning freezes the weights, so
+    # extinction never takes over.
+    model = FearExtinction(params={"sigma": 0.0})
+    model.reset(0)
+    model.advance(int(round(1.45 / model.dt_s)))
+    assert model.observables()["w_cs_A"][0] == pytest.approx(6.625)
+    model.record["alpha_hz"][:] = 0.0
+    model.advance(int(round(1.3 / model.dt_s)))
+    obs = model.observables()
+    assert obs["w_cs_B"][0] == 1.0 and obs["cs_trials"][0] == 11
+    assert obs["cs_rate_A"][0] > 0.5 > 0.1 > obs["cs_rate_B"][0]
