@@ -215,7 +215,7 @@ class FearExtinction(NumbaModel):
         "w_cs_B": "1",
         "cs_sum_A": "1",
         "cs_sum_B": "1",
-        "cs_steps": "1",
+        "cs_count": "1",
         "cs_rate_A": "1",
         "cs_rate_B": "1",
         "cs_trials": "1",
