@@ -1,6 +1,7 @@
 """Neural population models (Numba kernels), importable as ``closedloop.models``."""
 
 from closedloop.models.epileptor import Epileptor
+from closedloop.models.fear_extinction import FearExtinction
 from closedloop.models.jansen_rit import JansenRit
 from closedloop.models.kuramoto import KuramotoEnsemble
 from closedloop.models.stn_gpe import STNGPe
@@ -9,6 +10,7 @@ from closedloop.models.wilson_cowan import WilsonCowan
 __all__ = [
     "BUILTIN_MODELS",
     "Epileptor",
+    "FearExtinction",
     "JansenRit",
     "KuramotoEnsemble",
     "STNGPe",
@@ -16,4 +18,14 @@ __all__ = [
 ]
 
 #: Registry name to model class.
-BUILTIN_MODELS = {m.name: m for m in (STNGPe, Epileptor, KuramotoEnsemble, WilsonCowan, JansenRit)}
+BUILTIN_MODELS = {
+    m.name: m
+    for m in (
+        STNGPe,
+        Epileptor,
+        KuramotoEnsemble,
+        WilsonCowan,
+        JansenRit,
+        FearExtinction,
+    )
+}

@@ -20,6 +20,21 @@ from closedloop.testing import ConformanceError, check_model, loop_checks, model
 SETTINGS = {
     "wilson_cowan": {"params": {"sigma_E": 0.3, "sigma_I": 0.1}},
     "kuramoto": {"params": {"n_oscillators": 40, "sigma": 1.0}},
+    # A protocol squeezed into the 60 ms runs, so that the CS weights learn.
+    "fear_extinction": {
+        "params": {
+            "first_cs_s": 0.004,
+            "lead_s": 0.002,
+            "cs_duration_s": 0.004,
+            "cs_period_s": 0.008,
+            "tail_s": 0.002,
+            "gap_s": 0.002,
+            "n_conditioning": 2,
+            "n_extinction": 2,
+            "n_renewal": 1,
+            "alpha_hz": 3000.0,
+        }
+    },
 }
 #: Every registered model, and modes of one that run different kernel code.
 CASES = {name: (name, SETTINGS.get(name, {})) for name in sorted(BUILTIN_MODELS)} | {
