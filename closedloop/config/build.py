@@ -33,6 +33,7 @@ from closedloop.core.loop import ClosedLoop
 from closedloop.core.record import PER_PERIOD_SERIES
 from closedloop.core.slow import EpochSchedule, SlowProcess, readout_names
 from closedloop.device import Device
+from closedloop.drift import Drift
 from closedloop.io import RECORDERS
 from closedloop.registry import resolve_controller, resolve_model
 from closedloop.sensing.chain import SensingChain
@@ -178,6 +179,24 @@ def slow_processes(
             )
             continue
         processes.append(state)
+    if cfg.drift is not None and model is not None:
+        base = {}
+        for k, term in enumerate(cfg.drift.terms):
+            for key in term.params:
+                if key not in model.modulatable:
+                    problems.append(
+                        (
+                            f"drift.terms.{k}.params",
+                            f"model {model.name!r} does not let {key!r} change while it runs; "
+                            f"modulatable: {', '.join(model.modulatable) or 'none'}",
+                        )
+                    )
+                else:
+                    base[key] = model.param_values[key]
+        try:
+            processes.append(Drift(cfg.drift.terms, base, cfg.drift.period_s))
+        except ValueError as exc:
+            problems.append(("drift", str(exc)))
     if cfg.slow is not None:
         try:
             epochs = EpochSchedule(cfg.slow.epoch_s, cfg.slow.every_s)

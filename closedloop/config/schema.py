@@ -32,6 +32,8 @@ Schema (defaults in brackets)::
                 scale, initial_severity, report_every_s, report_sd, period_s}  [none]
                 slow symptom states read out as clinical scores
                 (closedloop.symptoms.SymptomState)
+    drift:      {period_s, terms: [{kind, params, ...}]}  [none]  electrode encapsulation,
+                disease progression, circadian rhythm (closedloop.drift.Drift)
     slow:       {epoch_s, every_s}  [none]  explicit time-scale separation for
                 long runs: the neural loop runs epoch_s of every every_s of slow
                 time (closedloop.core.slow.EpochSchedule); duration_s is then slow time
@@ -47,6 +49,8 @@ from typing import Any
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
+
+from closedloop.drift import DriftTerm
 
 __all__ = [
     "ConfigError",
@@ -124,6 +128,13 @@ class OutputSection(_Section):
     format: str = Field("hdf5", description="run file format, a key of closedloop.io.RECORDERS")
 
 
+class DriftSection(_Section):
+    """Parameter drift over days (see closedloop.drift)."""
+
+    period_s: float = Field(3600.0, gt=0, description="slow step, s")
+    terms: list[DriftTerm] = Field(min_length=1)
+
+
 class SlowSection(_Section):
     """Explicit time-scale separation (see closedloop.core.slow.EpochSchedule)."""
 
@@ -166,6 +177,7 @@ class ExperimentConfig(_Section):
     sweep: dict[str, Any] | None = None
     cohort: dict[str, Any] | None = None
     symptoms: list[SymptomSection] = []
+    drift: DriftSection | None = None
     slow: SlowSection | None = None
 
 

@@ -71,22 +71,31 @@ class SlowClock:
         self.control_period_s = control_period_s
         self.epoch_periods = 0
         self.gap_steps: list[int] = []
+        # Whether a process steps inside the neural epochs (always without a
+        # schedule); one whose step is longer than an epoch steps only at
+        # epoch ends, through the whole gap, on the epoch's readout.
+        self.in_epoch = [True] * len(processes)
+        self.boundaries = list(self.steps)
         if self.epochs is not None:
             e = self.epochs
             self.epoch_periods = whole_multiple(
                 e.epoch_s, control_period_s, "slow.epoch_s", "control periods"
             )
-            for p, k in zip(processes, self.steps, strict=True):
-                if self.epoch_periods % k:
+            self.in_epoch = [k <= self.epoch_periods for k in self.steps]
+            for p, k, inside in zip(processes, self.steps, self.in_epoch, strict=True):
+                if inside and self.epoch_periods % k:
                     raise ValueError(
                         f"slow.epoch_s ({e.epoch_s:g} s) must be a whole number of slow "
-                        f"process {p.name!r}'s period_s ({p.period_s:g} s)"
+                        f"process {p.name!r}'s period_s ({p.period_s:g} s) when it is longer"
                     )
             self.gap_steps = [
                 whole_multiple(e.every_s, p.period_s, "slow.every_s", f"{p.name!r} periods")
-                - self.epoch_periods // k
-                for p, k in zip(processes, self.steps, strict=True)
+                - (self.epoch_periods // k if inside else 0)
+                for p, k, inside in zip(processes, self.steps, self.in_epoch, strict=True)
             ]
+            self.boundaries = [
+                k for k, inside in zip(self.steps, self.in_epoch, strict=True) if inside
+            ] + [self.epoch_periods]
         self.command_keys = tuple(key for p in processes for key in p.command_keys)
         self.offset_s = 0.0
 
@@ -106,7 +115,7 @@ class SlowClock:
 
     def periods_to_boundary(self, periods_done: int, m: int) -> int:
         """At most ``m`` periods, ending no later than the next slow step of any process."""
-        for k in self.steps:
+        for k in self.boundaries:
             m = min(m, k - periods_done % k)
         return m
 
@@ -208,7 +217,9 @@ class SlowClock:
             acc = np.add.accumulate(np.concatenate([start[:, :, None], block], axis=2), axis=2)
             self.sums[j] = acc[:, :, -1]
             self.counts[j] += block.shape[2]
-            if periods_done % self.steps[j]:
+            epoch_end = self.epochs is not None and periods_done % self.epoch_periods == 0
+            due = periods_done % self.steps[j] == 0 if self.in_epoch[j] else epoch_end
+            if not due:
                 continue
             if charge is None:
                 charge = device_totals(device_state)["charge_uc"]
@@ -218,11 +229,13 @@ class SlowClock:
             self.charge_at[j] = charge
             self.sums[j] = None
             self.counts[j] = 0
-            columns = self._tick(j, readout)
-            if self.epochs is not None and periods_done % self.epoch_periods == 0:
-                held = dict(readout, delivered_charge_uc=np.zeros(n))
-                for _ in range(self.gap_steps[j]):
-                    columns += self._tick(j, held)
+            # Its own step (inside an epoch), then the gap's steps on the
+            # epoch's readout held (the charge counted once).
+            held = dict(readout, delivered_charge_uc=np.zeros(n))
+            n_ticks = int(self.in_epoch[j]) + (self.gap_steps[j] if epoch_end else 0)
+            columns = []
+            for tick in range(n_ticks):
+                columns += self._tick(j, readout if tick == 0 else held)
             for key, col in zip(self._series_names(p), zip(*columns, strict=True), strict=True):
                 out.setdefault(key, []).extend(col)
             stepped = True

@@ -37,6 +37,7 @@ import numpy as np
 from closedloop.config import ConfigError, validate_config
 from closedloop.core.model import NumbaModel
 from closedloop.core.slow import batchable
+from closedloop.drift import PER_INSTANCE as DRIFT_PER_INSTANCE
 from closedloop.io.layout import json_default
 from closedloop.sweep.spec import drop_key_path, parse_sweep_block, set_key_path
 from closedloop.symptoms import SymptomState
@@ -322,9 +323,12 @@ def plan_points(
         group_tree = copy.deepcopy(config)
         for path in BATCHABLE_KEYS:
             drop_key_path(group_tree, path)
-        # Per-instance symptom settings go on the batch axis too.
+        # Per-instance symptom and drift settings go on the batch axis too.
         for block in group_tree.get("symptoms") or ():
             for key in SymptomState.PER_INSTANCE:
+                block.pop(key, None)
+        for block in (group_tree.get("drift") or {}).get("terms") or ():
+            for key in DRIFT_PER_INSTANCE:
                 block.pop(key, None)
         group = canonical_json(group_tree)
         group = cache.setdefault(group, group)
