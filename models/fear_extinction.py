@@ -358,7 +358,8 @@ class FearExtinction(NumbaModel):
             ``w_cs_A``, ``w_cs_B``: the CS weights of fear and extinction
             neurons (dimensionless); ``cs_rate_A``, ``cs_rate_B``: each
             population's mean rate over the last complete CS presentation
-            (0 before the first); ``cs_trials``: CS presentations completed.
+            (0 before the first); ``cs_trials``: CS presentations completed;
+            ``cs_phase``: the :data:`PHASES` index of the last one (-1 before).
         """
         x = self.state["x"]
         return {
@@ -367,7 +368,15 @@ class FearExtinction(NumbaModel):
             "cs_rate_A": x[:, _LASTA].copy(),
             "cs_rate_B": x[:, _LASTB].copy(),
             "cs_trials": x[:, _TRIALS].copy(),
+            "cs_phase": self._phase_of(x[:, _TRIALS]),
         }
+
+    def _phase_of(self, trials: np.ndarray) -> np.ndarray:
+        """Index into :data:`PHASES` of the last completed CS (-1 before the first)."""
+        counts = np.stack([self.record[f"n{k}_"] for k in range(len(PHASES))], axis=1)
+        ends = np.cumsum(counts, axis=1)  # trials completed at the end of each phase
+        phase = (trials[:, None] > ends).sum(axis=1).astype(float)
+        return np.where(trials > 0, phase, -1.0)
 
 
 @njit(cache=True, inline="always")

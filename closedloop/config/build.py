@@ -38,7 +38,7 @@ from closedloop.io import RECORDERS
 from closedloop.registry import resolve_controller, resolve_model
 from closedloop.sensing.chain import SensingChain
 from closedloop.sweep.spec import check_sweep_block
-from closedloop.symptoms import SymptomState
+from closedloop.symptoms import FearExpression, SymptomState
 
 __all__ = ["ResolvedExperiment", "validate_config"]
 
@@ -179,6 +179,18 @@ def slow_processes(
             )
             continue
         processes.append(state)
+    if cfg.fear_expression is not None:
+        offered = loop_readouts(cfg, model) or ()
+        if model is not None and "cs_trials" not in offered:
+            problems.append(
+                (
+                    "fear_expression",
+                    f"model {model.name!r} has no CS responses to read: use a fear/extinction "
+                    "model (fear_extinction)",
+                )
+            )
+        else:
+            processes.append(FearExpression(cfg.fear_expression.period_s))
     if cfg.drift is not None and model is not None:
         base = {}
         for k, term in enumerate(cfg.drift.terms):

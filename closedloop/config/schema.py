@@ -32,6 +32,8 @@ Schema (defaults in brackets)::
                 scale, initial_severity, report_every_s, report_sd, period_s}  [none]
                 slow symptom states read out as clinical scores
                 (closedloop.symptoms.SymptomState)
+    fear_expression: {period_s}  [none]  per-CS fear index, extinction speed, renewal
+                (closedloop.symptoms.FearExpression; fear/extinction models)
     drift:      {period_s, terms: [{kind, params, ...}]}  [none]  electrode encapsulation,
                 disease progression, circadian rhythm (closedloop.drift.Drift)
     slow:       {epoch_s, every_s}  [none]  explicit time-scale separation for
@@ -128,6 +130,12 @@ class OutputSection(_Section):
     format: str = Field("hdf5", description="run file format, a key of closedloop.io.RECORDERS")
 
 
+class FearExpressionSection(_Section):
+    """Per-CS fear index and extinction outcomes (closedloop.symptoms.FearExpression)."""
+
+    period_s: float = Field(0.05, gt=0, description="how often CS responses are read, s")
+
+
 class DriftSection(_Section):
     """Parameter drift over days (see closedloop.drift)."""
 
@@ -178,6 +186,7 @@ class ExperimentConfig(_Section):
     cohort: dict[str, Any] | None = None
     symptoms: list[SymptomSection] = []
     drift: DriftSection | None = None
+    fear_expression: FearExpressionSection | None = None
     slow: SlowSection | None = None
 
 
