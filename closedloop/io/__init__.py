@@ -19,6 +19,7 @@ from typing import Any
 
 from closedloop.io.hdf5 import RunRecorder, add_run_attrs
 from closedloop.io.layout import FORMAT_VERSION
+from closedloop.io.nwb import NWBRunRecorder, export_nwb
 from closedloop.io.reader import RunData, load_run, read_run_status
 
 __all__ = [
@@ -27,14 +28,17 @@ __all__ = [
     "RECORDERS",
     "RunData",
     "RunRecorder",
+    "NWBRunRecorder",
     "add_run_attrs",
+    "export_nwb",
     "load_run",
     "open_recorder",
     "read_run_status",
 ]
 
-#: Output format name to recorder class.
-RECORDERS: dict[str, type] = {"hdf5": RunRecorder}
+#: Output format name to recorder class (``nwb``: the HDF5 run file and its
+#: NWB export beside it, :mod:`closedloop.io.nwb`; needs pynwb).
+RECORDERS: dict[str, type] = {"hdf5": RunRecorder, "nwb": NWBRunRecorder}
 #: Format written when a config names none.
 DEFAULT_FORMAT = "hdf5"
 
