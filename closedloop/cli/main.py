@@ -9,7 +9,6 @@ problem and no traceback, 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -377,10 +376,8 @@ def _cmd_plot_sweep(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``closedloop`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    # Plugins named by dotted path (controllers, models) may live beside the
-    # experiment, as with `python -m`: make the working directory importable.
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    # The working directory is searched for users' plugins by
+    # closedloop.core.plugins only, after the installed packages.
     handler = {
         "run": _cmd_run,
         "validate": _cmd_validate,

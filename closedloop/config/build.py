@@ -21,6 +21,7 @@ import numpy as np
 import pydantic
 
 from closedloop.brian.config import is_brian_experiment, loop_from_config
+from closedloop.config.checks import memory_problem, run_problems
 from closedloop.config.schema import (
     ConfigError,
     ExperimentConfig,
@@ -62,6 +63,12 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     problems: list[tuple[str, str]] = []
     sensing = _dataclass_section(SensingChain, cfg.sensing, "sensing", problems)
     device = _dataclass_section(Device, cfg.device, "device", problems)
+    early = run_problems(cfg, sensing.rate_hz if sensing is not None else None)
+    problems += early
+    # A step too small to count in, or more instances than memory holds: the
+    # model is not built (building it would allocate the arrays).
+    unbuildable = any(path == "model.dt_s" for path, _ in early)
+    too_many = False
     model_cls = controller_cls = None
     brian = is_brian_experiment(cfg.model.name, cfg.brian)
     if not brian:
@@ -76,7 +83,14 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     except ValueError as exc:
         problems.append(("controller.name", str(exc)))
     model = None
-    if model_cls is not None:
+    if model_cls is not None and sensing is not None and not unbuildable:
+        too_big = memory_problem(
+            cfg, 1.0 / sensing.rate_hz, lambda: _model_bytes_per_instance(model_cls, cfg)
+        )
+        if too_big is not None:
+            problems.append(too_big)
+            unbuildable = too_many = True
+    if model_cls is not None and not unbuildable:
         try:
             model = model_cls(
                 dt_s=cfg.model.dt_s,
@@ -87,7 +101,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         except ValueError as exc:
             problems.append(("model", str(exc)))
     controller = None
-    if controller_cls is not None:
+    if controller_cls is not None and not too_many:
         controller = _build_controller(controller_cls, cfg, problems)
     if controller is not None and sensing is not None:
         available = {"biomarker", *sensing.features}
@@ -141,6 +155,18 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         if problems:
             raise ConfigError(problems, source)
     return resolved
+
+
+def _model_bytes_per_instance(cls: type, cfg: ExperimentConfig) -> int:
+    """Bytes of one instance's model state, measured on a one-instance copy (0 if it fails)."""
+    params = {k: (v[0] if isinstance(v, list) and v else v) for k, v in cfg.model.params.items()}
+    try:
+        probe = cls(dt_s=cfg.model.dt_s, n=1, params=params, regime=cfg.model.regime)
+        probe.reset(0)
+        state = probe.kernel_state()
+    except Exception:  # the real build reports what is wrong
+        return 0
+    return int(sum(getattr(a, "nbytes", 0) for a in state))
 
 
 def _build_controller(cls: type, cfg: ExperimentConfig, problems: list[tuple[str, str]]) -> Any:

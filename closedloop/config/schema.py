@@ -59,7 +59,9 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and NaN are never a sensible duration, step or limit: refused here
+    # rather than failing mid-run (an infinite duration_s overflows the step count).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelSection(_Section):
@@ -133,6 +135,15 @@ class ExperimentConfig(_Section):
     brian: dict[str, Any] | None = None
     sweep: dict[str, Any] | None = None
 
+    @pydantic.field_validator("name")
+    @classmethod
+    def _not_a_directory_alias(cls, value: str) -> str:
+        # The name becomes a file or directory name: '.' and '..' would write
+        # into the output directory itself or its parent.
+        if set(value) == {"."}:
+            raise ValueError("a name made only of dots would name a directory, not a file")
+        return value
+
 
 def type_adapter(hint: Any) -> pydantic.TypeAdapter:
     """A validator for a type hint, cached: building one costs more than using it
@@ -177,6 +188,8 @@ def _pydantic_problems(exc: pydantic.ValidationError) -> list[tuple[str, str]]:
             out.append((loc, unknown_key(str(err["loc"][-1]), known)))
         elif err["type"] == "missing":
             out.append((loc, "this key is required"))
+        elif err["type"] == "value_error":
+            out.append((loc, str(err["ctx"]["error"]) if "ctx" in err else err["msg"]))
         else:
             out.append((loc, err["msg"]))
     return out
