@@ -37,13 +37,24 @@ from pathlib import Path
 __all__ = [
     "RunBusyError",
     "RunWriteError",
+    "MIN_FREE_BYTES",
     "claim_run_file",
+    "hdf5_unstable",
     "is_out_of_space",
     "lock_path",
+    "mark_hdf5_unstable",
     "quiet_release",
     "release_run_file",
+    "room_left",
     "write_failure",
 ]
+
+#: Free bytes always left on the device (and under a file size limit) beyond
+#: what a write needs, plus the recorder's chunk caches: HDF5 must still be
+#: able to flush and close the file cleanly once a run is refused for space.
+MIN_FREE_BYTES = 4 * 1024 * 1024
+
+_state = {"hdf5_unstable": False}
 
 #: errno values meaning "the file cannot grow": a full disk, a quota, a size limit.
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -63,6 +74,7 @@ class RunWriteError(OSError):
 
 
 def write_failure(final: Path, exc: BaseException) -> RunWriteError:
+    # (HDF5 gives errno only inside its message text.)
     """The one-sentence error for a run file that could not be written."""
     text = str(exc)
     if (isinstance(exc, OSError) and exc.errno == errno.EFBIG) or "File too large" in text:
@@ -74,6 +86,47 @@ def write_failure(final: Path, exc: BaseException) -> RunWriteError:
     else:
         reason = f"cannot write: {text.splitlines()[0] if text else type(exc).__name__}"
     return RunWriteError(f"{final}: {reason}; the partial file was removed, nothing was written")
+
+
+def room_left(partial: Path) -> tuple[int, int] | None:
+    """Bytes ``partial`` may still grow by, and the errno that would stop it.
+
+    The free space of its file system (``statvfs``, for an unprivileged
+    process) and the process's file size limit (``RLIMIT_FSIZE``), whichever
+    is smaller; None when neither is known.
+    """
+    best: tuple[int, int] | None = None
+    try:
+        st = os.statvfs(partial.parent)
+        best = (st.f_bavail * st.f_frsize, errno.ENOSPC)
+    except (OSError, AttributeError):
+        pass
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY:
+            left = limit - os.path.getsize(partial)
+            if best is None or left < best[0]:
+                best = (left, errno.EFBIG)
+    except (ImportError, OSError, ValueError):
+        pass
+    return best
+
+
+def mark_hdf5_unstable() -> None:
+    """Record that HDF5 failed to close a file: the library may crash at exit."""
+    _state["hdf5_unstable"] = True
+
+
+def hdf5_unstable() -> bool:
+    """Whether HDF5 failed to close a file in this process (see :func:`mark_hdf5_unstable`).
+
+    HDF5 retries the failed flush when the interpreter exits and may then
+    crash (exit 139); the command line ends such a process with
+    :func:`os._exit` once its message is out.
+    """
+    return _state["hdf5_unstable"]
 
 
 def is_out_of_space(exc: BaseException) -> bool:
@@ -146,8 +199,8 @@ def release_run_file(final: Path, fd: int | None) -> None:
     os.close(fd)
 
 
-def quiet_release(*objects: object) -> None:
-    """Drop h5py objects of a file that could not be written, without h5py's noise.
+def quiet_release(*objects: object) -> bool:
+    """Close h5py objects of a file that could not be written; whether they closed cleanly.
 
     When HDF5 cannot write, every h5py identifier it releases prints an
     "Exception ignored" traceback (and, left to interpreter shutdown, may
@@ -156,13 +209,26 @@ def quiet_release(*objects: object) -> None:
     """
     hook = sys.unraisablehook
     sys.unraisablehook = lambda _unraisable: None
+    clean = True
     try:
         for obj in objects:
             close = getattr(obj, "close", None)
             if close is not None:
-                with contextlib.suppress(Exception):
+                try:
                     close()
+                except Exception:
+                    clean = False
+        if not clean:
+            # Releasing the identifiers of a file HDF5 could not close crashes
+            # the library (HDF5 2.0): keep them, and mark the process.
+            _KEEP.extend(objects)
+            mark_hdf5_unstable()
         del objects
         gc.collect()
     finally:
         sys.unraisablehook = hook
+    return clean
+
+
+#: h5py objects of files HDF5 could not close (never released, see quiet_release).
+_KEEP: list[object] = []

@@ -31,11 +31,13 @@ import h5py
 import numpy as np
 
 from closedloop.io.atomic import (
+    MIN_FREE_BYTES,
     RunWriteError,
     claim_run_file,
     is_out_of_space,
     quiet_release,
     release_run_file,
+    room_left,
     write_failure,
 )
 from closedloop.io.layout import (
@@ -131,6 +133,10 @@ class RunRecorder:
         self._closed = False
         self._timeseries: dict[str, h5py.Dataset] = {}
         self._json_attrs: list[str] = []
+        self._lock_fd: int | None = None
+        self._file: h5py.File | None = None
+        # Bytes kept free for HDF5 to flush its caches and close cleanly.
+        self._reserve = MIN_FREE_BYTES
 
         config_json = to_json(config)  # fail before creating any file
         provenance_json = to_json({**collect_provenance(), **(provenance or {})})
@@ -254,6 +260,7 @@ class RunRecorder:
             rdcc_nbytes=cache_bytes,
             rdcc_nslots=max(521, 100 * chunks_in_cache + 1),
         )
+        self._reserve += cache_bytes
         ds.attrs["units"] = str(units)
         ds.attrs["sampling_rate_hz"] = rate
         ds.attrs["sampling_rate"] = rate
@@ -297,6 +304,7 @@ class RunRecorder:
         m = block.shape[1]
         if m == 0:
             return
+        self._check_room(block.size * ds.dtype.itemsize)
         start = ds.shape[1]
         ds.resize(start + m, axis=1)
         ds[:, start : start + m] = block
@@ -319,6 +327,7 @@ class RunRecorder:
     def append_events(self, name: str, **columns: np.ndarray) -> None:
         """Append equal-length columns to ``events/<name>``."""
         group = self._require_open()["events"][name]
+        self._check_room(sum(np.asarray(v).nbytes for v in columns.values()))
         for field_name, values in columns.items():
             ds = group[field_name]
             start = ds.shape[0]
@@ -492,6 +501,19 @@ class RunRecorder:
             self._release_lock()
         return self.path
 
+    def _check_room(self, nbytes: int) -> None:
+        """Refuse a write the disk (or the file size limit) has no room for.
+
+        Checked before HDF5 runs out of space: once it has, it can neither
+        finish nor close the file cleanly. The file is then abandoned while
+        the reserve still lets HDF5 close it.
+        """
+        room = room_left(self.partial_path)
+        if room is None or room[0] >= nbytes + self._reserve:
+            return
+        self._abandon()
+        raise write_failure(self.path, OSError(room[1], os.strerror(room[1])))
+
     def _release_lock(self) -> None:
         release_run_file(self.path, self._lock_fd)
         self._lock_fd = None
@@ -503,7 +525,10 @@ class RunRecorder:
         self._file = None
         datasets = list(self._timeseries.values())
         self._timeseries.clear()
-        quiet_release(*datasets, *([file] if file is not None else []))
+        if file is not None and not quiet_release(*datasets, file):
+            # HDF5 still holds the file: empty it to give back the space.
+            with contextlib.suppress(OSError):
+                os.truncate(self.partial_path, 0)
         if not keep_partial:
             with contextlib.suppress(OSError):
                 os.remove(self.partial_path)
