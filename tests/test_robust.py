@@ -405,3 +405,38 @@ class DualFromInstanceZero(Controller):
 def test_check_controller_finds_defects_at_any_threshold(controller, defect):
     problems = conformance_report(controller)
     assert any(defect in p for p in problems), problems
+
+
+# --- sweeps sharing a directory -----------------------------------------------
+
+
+def test_a_second_sweep_process_is_refused_the_directory(tmp_path):
+    # The flock a sweep holds on DIR/.sweep.lock, taken from another process
+    # (what two machines on an NFS mount with lock support see).
+    from closedloop.sweep.manifest import SweepBusyError, atomic_write_text, directory_lock
+
+    holder = subprocess.Popen(
+        [sys.executable, "-P", "-c",
+         "import sys, pathlib, time\n"
+         "from closedloop.sweep.manifest import directory_lock\n"
+         "d = pathlib.Path(sys.argv[1])\n"
+         "with directory_lock(d):\n"
+         "    (d / 'held').touch()\n"
+         "    while not (d / 'done').exists(): time.sleep(0.02)\n",
+         str(tmp_path)],
+    )  # fmt: skip
+    try:
+        _wait_for(tmp_path / "held", holder)
+        with pytest.raises(SweepBusyError, match="another closedloop sweep"):
+            with directory_lock(tmp_path):
+                pass
+    finally:
+        (tmp_path / "done").touch()
+        holder.wait(timeout=60)
+    with directory_lock(tmp_path):  # free again once the holder is gone
+        atomic_write_text(tmp_path / "manifest.json", "{}\n")
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".sweep")) == [
+        "done",
+        "held",
+        "manifest.json",
+    ]
