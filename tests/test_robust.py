@@ -91,6 +91,14 @@ BAD_INPUT = [
      ["name:", "only of dots"]),
     ("sweep named ..", ["sweep", "base.yaml", "--dry-run", "--set", "name=..",
                         "--set", "sweep={grid: {seed: [1, 2]}}"], 2, ["name:", "only of dots"]),
+    ("inf window", ["validate", "base.yaml", "--set", "sensing.envelope_window_s=.inf"], 2,
+     ["sensing.envelope_window_s:", "finite"]),
+    ("inf impedance", ["validate", "base.yaml", "--set", "device.impedance_ohm=.inf"], 2,
+     ["device.impedance_ohm:", "finite"]),
+    ("nan in a band", ["validate", "base.yaml", "--set", "sensing.band_hz=[13, .nan]"], 2,
+     ["sensing.band_hz:", "NaN"]),
+    ("nan parameter", ["validate", "base.yaml", "--set", "model.params={w_GS: .nan}"], 2,
+     ["model.params.w_GS:", "finite"]),
     ("--set not YAML", ["validate", "base.yaml", "--set", "duration_s=[1"], 2,
      ["--set: duration_s:", "not valid YAML"]),
     ("--set python tag", ["validate", "base.yaml", "--set", "duration_s=!!python/name:os.system"],
@@ -335,6 +343,13 @@ def test_reading_a_run_file_never_imports_code_named_in_it(workdir, capsys):
     # Asked for explicitly, the import happens (and is refused as no Controller).
     assert main(["plot", str(path), "--kind", "phase", "--import-controller"]) == 2
     assert (workdir / "evil_ran").exists()
+    # A damaged run file (cut in half) is one line too, for info and plot.
+    cut = workdir / "cut.h5"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    capsys.readouterr()
+    for argv in (["info", str(cut)], ["plot", str(cut)]):
+        assert main(argv) == 2
+        _one_error(capsys.readouterr().err, "cut.h5:")
 
 
 # --- the conformance checker at thresholds far from 1 ------------------------

@@ -270,6 +270,11 @@ def _dataclass_section(
         except pydantic.ValidationError as exc:
             problems.append((f"{where}.{key}", exc.errors()[0]["msg"]))
             ok = False
+            continue
+        bad = _non_finite(f"{where}.{key}", clean[key])
+        if bad:
+            problems.append((f"{where}.{key}", bad))
+            ok = False
     if not ok:
         return None
     try:
@@ -277,6 +282,21 @@ def _dataclass_section(
     except ValueError as exc:
         problems.append((where, str(exc)))
         return None
+
+
+#: Keys whose documented value ``inf`` means "no limit".
+_INF_MEANS_NONE = frozenset({"device.ramp_rate_ma_per_s", "device.max_charge_density_uc_per_cm2"})
+
+
+def _non_finite(path: str, value: Any) -> str:
+    """The sentence for a NaN (or, but where it means "none", infinite) value; else ""."""
+    values = value if isinstance(value, list | tuple) else [value]
+    floats = [v for v in values if isinstance(v, float)]
+    if any(np.isnan(v) for v in floats):
+        return "must be a number, got NaN"
+    if path not in _INF_MEANS_NONE and any(np.isinf(v) for v in floats):
+        return f"must be finite, got {value!r}"
+    return ""
 
 
 @functools.lru_cache(maxsize=1)

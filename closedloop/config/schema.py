@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 import typing
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -171,10 +172,22 @@ def unknown_key(key: str, known: Iterable[str]) -> str:
     return f"unknown key.{hint} Known keys here: {', '.join(sorted(known))}."
 
 
+#: Parts of a pydantic error location that name a branch of a union type
+#: (``float``, ``list[float]``), not a key: left out of the key path.
+_UNION_BRANCH = re.compile(r"^(float|int|str|bool|(list|dict|tuple)\[.*\])$")
+
+
 def _pydantic_problems(exc: pydantic.ValidationError) -> list[tuple[str, str]]:
     out = []
+    seen = set()
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts = [
+            str(p) for k, p in enumerate(err["loc"]) if k < 2 or not _UNION_BRANCH.match(str(p))
+        ]
+        loc = ".".join(parts) or "(top level)"
+        if loc in seen:  # one problem per key, not one per branch of a union
+            continue
+        seen.add(loc)
         if err["type"] == "extra_forbidden":
             section: Any = ExperimentConfig
             for part in err["loc"][:-1]:
