@@ -21,7 +21,7 @@ import numpy as np
 import pydantic
 
 from closedloop.brian.config import is_brian_experiment, loop_from_config
-from closedloop.config.checks import memory_problem, run_problems
+from closedloop.config.checks import memory_problem, model_bytes_per_instance, run_problems
 from closedloop.config.schema import (
     ConfigError,
     ExperimentConfig,
@@ -85,7 +85,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     model = None
     if model_cls is not None and sensing is not None and not unbuildable:
         too_big = memory_problem(
-            cfg, 1.0 / sensing.rate_hz, lambda: _model_bytes_per_instance(model_cls, cfg)
+            cfg, 1.0 / sensing.rate_hz, lambda: model_bytes_per_instance(model_cls, cfg)
         )
         if too_big is not None:
             problems.append(too_big)
@@ -155,18 +155,6 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         if problems:
             raise ConfigError(problems, source)
     return resolved
-
-
-def _model_bytes_per_instance(cls: type, cfg: ExperimentConfig) -> int:
-    """Bytes of one instance's model state, measured on a one-instance copy (0 if it fails)."""
-    params = {k: (v[0] if isinstance(v, list) and v else v) for k, v in cfg.model.params.items()}
-    try:
-        probe = cls(dt_s=cfg.model.dt_s, n=1, params=params, regime=cfg.model.regime)
-        probe.reset(0)
-        state = probe.kernel_state()
-    except Exception:  # the real build reports what is wrong
-        return 0
-    return int(sum(getattr(a, "nbytes", 0) for a in state))
 
 
 def _build_controller(cls: type, cfg: ExperimentConfig, problems: list[tuple[str, str]]) -> Any:

@@ -19,7 +19,13 @@ import numpy as np
 
 from closedloop.metrics import MIN_PSD_SAMPLES
 
-__all__ = ["available_memory_bytes", "format_bytes", "memory_problem", "run_problems"]
+__all__ = [
+    "available_memory_bytes",
+    "format_bytes",
+    "memory_problem",
+    "model_bytes_per_instance",
+    "run_problems",
+]
 
 #: Steps of a run must stay exact integers in float64 arithmetic (2**53).
 MAX_STEPS = 2**53
@@ -173,3 +179,18 @@ def memory_problem(
         f"more than the {format_bytes(available)} available on this machine; use fewer "
         "instances (or split them into a sweep's replicates) or a shorter output.chunk_s",
     )
+
+
+def model_bytes_per_instance(cls: type, cfg: Any) -> int:
+    """Bytes of one instance's model state, measured on a one-instance copy (0 if it fails).
+
+    Per-instance parameter lists are cut to their first value for the copy.
+    """
+    params = {k: (v[0] if isinstance(v, list) and v else v) for k, v in cfg.model.params.items()}
+    try:
+        probe = cls(dt_s=cfg.model.dt_s, n=1, params=params, regime=cfg.model.regime)
+        probe.reset(0)
+        state = probe.kernel_state()
+    except Exception:  # the real build reports what is wrong
+        return 0
+    return int(sum(getattr(a, "nbytes", 0) for a in state))
