@@ -96,7 +96,7 @@ BAD_INPUT = [
     ("inf impedance", ["validate", "base.yaml", "--set", "device.impedance_ohm=.inf"], 2,
      ["device.impedance_ohm:", "finite"]),
     ("nan in a band", ["validate", "base.yaml", "--set", "sensing.band_hz=[13, .nan]"], 2,
-     ["sensing.band_hz:", "NaN"]),
+     ["sensing.band_hz:", "nan"]),
     ("nan parameter", ["validate", "base.yaml", "--set", "model.params={w_GS: .nan}"], 2,
      ["model.params.w_GS:", "finite"]),
     ("--set not YAML", ["validate", "base.yaml", "--set", "duration_s=[1"], 2,

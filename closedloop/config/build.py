@@ -259,17 +259,19 @@ def _dataclass_section(
             problems.append((f"{where}.{key}", exc.errors()[0]["msg"]))
             ok = False
             continue
-        bad = _non_finite(f"{where}.{key}", clean[key])
-        if bad:
-            problems.append((f"{where}.{key}", bad))
-            ok = False
     if not ok:
         return None
     try:
-        return cls(**clean)
+        built = cls(**clean)
     except ValueError as exc:
         problems.append((where, str(exc)))
         return None
+    # What the section's own checks let through: NaN, and inf where it does
+    # not mean "no limit" (it would fail mid-run or give NaN metrics).
+    non_finite = [(f"{where}.{k}", _non_finite(f"{where}.{k}", v)) for k, v in clean.items()]
+    non_finite = [(path, msg) for path, msg in non_finite if msg]
+    problems += non_finite
+    return None if non_finite else built
 
 
 #: Keys whose documented value ``inf`` means "no limit".
