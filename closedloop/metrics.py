@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy import signal as _signal
 
-__all__ = ["METRIC_INFO", "StreamingPSD", "band_power", "summarize"]
+__all__ = ["METRIC_INFO", "MIN_PSD_SAMPLES", "StreamingPSD", "band_power", "summarize"]
 
 #: Metric name to (units, description).
 METRIC_INFO: dict[str, tuple[str, str]] = {
@@ -49,6 +49,10 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "charge_uc": ("uC", "total cathodic charge delivered"),
     "n_rejected_commands": ("1", "command values ignored for being NaN or infinite"),
 }
+
+
+#: Fewest samples a spectrum is estimated from (also the shortest segment).
+MIN_PSD_SAMPLES = 8
 
 
 class StreamingPSD:
@@ -66,7 +70,7 @@ class StreamingPSD:
 
     def __init__(self, n: int, fs_hz: float, segment_s: float = 1.0) -> None:
         self.fs_hz = float(fs_hz)
-        self.nperseg = max(8, int(round(segment_s * fs_hz)))
+        self.nperseg = max(MIN_PSD_SAMPLES, int(round(segment_s * fs_hz)))
         self.hop = self.nperseg - self.nperseg // 2  # scipy's noverlap = nperseg // 2
         self.window = _signal.get_window("hann", self.nperseg)
         self.scale = 1.0 / (self.fs_hz * np.sum(self.window**2))
@@ -91,8 +95,29 @@ class StreamingPSD:
     def psd(self) -> np.ndarray:
         """One-sided PSD, shape ``(n, n_freq)``, signal units squared per Hz."""
         if self.n_segments == 0:
-            return np.full_like(self._sum, np.nan)
+            return self._short_psd()
         out = self._sum / self.n_segments * self.scale
+        out[:, 1:] *= 2.0
+        if self.nperseg % 2 == 0:
+            out[:, -1] /= 2.0
+        return out
+
+    def _short_psd(self) -> np.ndarray:
+        """The PSD of a recording shorter than one segment: one shorter segment.
+
+        Our choice, not a paper's: rather than NaN, the samples there are
+        (at least 8) form one Hann-windowed segment, zero-padded to the
+        segment length so the frequency bins stay those of a full segment
+        (scipy's ``welch`` instead shrinks the segment and its bins). The
+        frequency resolution is that of the shorter segment, ``fs / m``.
+        """
+        m = self._buffer.shape[1]
+        if m < MIN_PSD_SAMPLES:
+            return np.full_like(self._sum, np.nan)
+        window = _signal.get_window("hann", m)
+        seg = self._buffer - self._buffer.mean(axis=-1, keepdims=True)
+        out = np.abs(np.fft.rfft(seg * window, n=self.nperseg, axis=-1)) ** 2
+        out *= 1.0 / (self.fs_hz * np.sum(window**2))
         out[:, 1:] *= 2.0
         if self.nperseg % 2 == 0:
             out[:, -1] /= 2.0

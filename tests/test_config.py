@@ -20,7 +20,7 @@ BASE = "pd_beta_adbs"
 
 # (key path, refused value, accepted value just inside the limit)
 EDGES = [
-    ("duration_s", 0.0, 1e-3),  # the recorded time must be positive
+    ("duration_s", 0.0, 0.51),  # positive, with samples for the spectrum after discard_s
     ("duration_s", -1.0, 6.0),
     ("metrics.band_hz", [13.0, 500.0], [13.0, 499.0]),  # exactly Nyquist is out
     ("metrics.band_hz", [13.0, 800.0], [13.0, 499.0]),

@@ -146,6 +146,7 @@ def test_latency_delays_the_delivered_stimulation(tmp_path):
         "device.ramp_rate_ma_per_s=1000000",
         "control.period_s=0.001",
         "duration_s=0.2",
+        "metrics.discard_s=0",  # a run no longer than discard_s is refused (no spectrum)
     ]
     fast = load_run(_run(tmp_path, *base, name="fast").path)
     slow = load_run(_run(tmp_path, *base, "control.latency_s=0.05", name="slow").path)

@@ -78,16 +78,31 @@ def test_streaming_psd_chunking_does_not_matter():
         np.testing.assert_allclose(chunked.psd(), whole.psd(), rtol=1e-13, atol=0)
 
 
-def test_psd_before_a_full_segment_is_nan_without_a_warning():
+def test_psd_of_fewer_than_eight_samples_is_nan_without_a_warning():
     psd = StreamingPSD(2, 1000.0, 1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # NaN by design, not by a 0 / 0 that warns
         assert np.all(np.isnan(psd.psd()))
-        psd.feed(np.ones((2, 100)))  # far less than a segment: still no segment
-        assert psd.n_segments == 0
-        psd.feed(np.ones((2, 899)))
+        psd.feed(np.ones((2, 7)))  # too few samples for any spectrum
         assert psd.n_segments == 0
         assert np.all(np.isnan(psd.psd()))
+
+
+@pytest.mark.parametrize("m", [250, 500, 999])
+def test_a_recording_shorter_than_a_segment_keeps_the_power_of_a_sine(m):
+    # Parseval: a sine of amplitude A carries power A**2 / 2, whatever the
+    # window; one short zero-padded segment must keep it (within the Hann
+    # leakage outside a band 10 Hz either side of 20 Hz).
+    fs, amplitude = 1000.0, 3.0
+    t = np.arange(m) / fs
+    psd = StreamingPSD(1, fs, 1.0)
+    psd.feed(amplitude * np.sin(2 * np.pi * 20.0 * t + 0.3)[None, :])
+    assert psd.n_segments == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        power = band_power(psd.frequency_hz, psd.psd(), (10.0, 30.0))[0]
+    assert power == pytest.approx(amplitude**2 / 2, rel=0.03)
+    assert psd.frequency_hz[1] == pytest.approx(1.0)  # the bins of a full 1 s segment
 
 
 def test_one_full_segment_gives_the_welch_estimate_of_that_segment():

@@ -48,6 +48,7 @@ from matplotlib.figure import Figure
 from scipy import signal as _signal
 
 from closedloop.analysis.replay import replay_controller
+from closedloop.controllers import Controller
 from closedloop.io import RunData, load_run
 
 __all__ = ["band_amplitude", "plot_phase_histogram", "pulse_phases"]
@@ -90,14 +91,14 @@ def _band(run: RunData) -> tuple[float, float]:
     return lo, hi
 
 
-def _replayed_commands(run: RunData) -> np.ndarray:
+def _replayed_commands(run: RunData, controller: Controller | None = None) -> np.ndarray:
     """``pulses`` commands of the recorded controller replayed on the recorded features.
 
     Returns an array of shape ``(n, periods)``: the pulses commanded at the
     end of each control period (0 where none).
     """
     out = np.zeros(run.timeseries["biomarker"].shape)
-    for step in replay_controller(run):
+    for step in replay_controller(run, controller):
         pulses = step.command.get("pulses")
         if pulses is not None:
             out[:, step.period] = np.nan_to_num(
@@ -106,7 +107,9 @@ def _replayed_commands(run: RunData) -> np.ndarray:
     return out
 
 
-def pulse_phases(run_or_path: RunData | str | Path, instance: int = 0) -> dict[str, Any]:
+def pulse_phases(
+    run_or_path: RunData | str | Path, instance: int = 0, controller: Controller | None = None
+) -> dict[str, Any]:
     """Delivered pulses of one instance and the oscillation's phase at each.
 
     Parameters
@@ -116,6 +119,9 @@ def pulse_phases(run_or_path: RunData | str | Path, instance: int = 0) -> dict[s
         ``timeseries/biomarker`` and ``timeseries/amplitude``.
     instance : int
         Instance (batch index).
+    controller : Controller, optional
+        The controller to replay; default the run's own when it is built in
+        (see :func:`closedloop.analysis.replay.controller_from_run`).
 
     Returns
     -------
@@ -136,7 +142,7 @@ def pulse_phases(run_or_path: RunData | str | Path, instance: int = 0) -> dict[s
     latency_s = float(run.config.get("control", {}).get("latency_s", 0.0))
     amplitude = ts["amplitude"][instance]
     frequency = ts["frequency"][instance] if "frequency" in ts else None
-    commanded = _replayed_commands(run)[instance]
+    commanded = _replayed_commands(run, controller)[instance]
     times_list: list[float] = []
     trig_list: list[int] = []
     end_s = amplitude.size * period_s
@@ -215,6 +221,7 @@ def plot_phase_histogram(
     *,
     instance: int = 0,
     n_bins: int = 36,
+    controller: Controller | None = None,
 ) -> Path:
     """Draw the phase of the oscillation at each delivered pulse of a run.
 
@@ -236,6 +243,8 @@ def plot_phase_histogram(
         Instance (batch index) to draw.
     n_bins : int
         Phase bins of the histograms.
+    controller : Controller, optional
+        The controller to replay (see :func:`pulse_phases`).
 
     Returns
     -------
@@ -243,7 +252,7 @@ def plot_phase_histogram(
         The file written.
     """
     run = run_or_path if isinstance(run_or_path, RunData) else load_run(run_or_path)
-    info = pulse_phases(run, instance)
+    info = pulse_phases(run, instance, controller)
     out_path = (
         Path(out)
         if out is not None

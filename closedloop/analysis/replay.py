@@ -7,6 +7,12 @@ order and at the same times, repeats its decisions without simulating the
 model again: what it commanded (pulses for phase-locked stimulation) and its
 internal state (a responsive detector's triggers). The controller's generator
 is seeded as the loop seeded it (:func:`closedloop.core.clocks.seed_layout`).
+
+A run file is data, and may come from anyone: reading it must never import
+code it names. The controller is rebuilt from the file only when it is a
+built-in one; a user's controller (a dotted path in the file's config) is
+imported only when the caller asks for it (``allow_import=True``, the
+command line's ``--import-controller``) or passes the controller itself.
 """
 
 from __future__ import annotations
@@ -17,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from closedloop.controllers import Controller
+from closedloop.controllers import BUILTIN_CONTROLLERS, Controller
 from closedloop.core.clocks import seed_layout
 from closedloop.io import RunData
 from closedloop.registry import resolve_controller
 
-__all__ = ["ReplayStep", "replay_controller"]
+__all__ = ["ReplayStep", "controller_from_run", "replay_controller"]
 
 
 @dataclass
@@ -50,6 +56,41 @@ class ReplayStep:
     controller: Controller
 
 
+def controller_from_run(run: RunData, *, allow_import: bool = False) -> Controller:
+    """A fresh copy of the controller a run file's config names.
+
+    Parameters
+    ----------
+    run : RunData
+        A run file read with :func:`closedloop.io.load_run`.
+    allow_import : bool, default False
+        Also resolve a dotted path, importing (and so running) the module the
+        file names. Only for run files from a trusted source.
+
+    Raises
+    ------
+    ValueError
+        When the controller is not built in and ``allow_import`` is False,
+        or it cannot be built from the file's parameters.
+    """
+    spec = run.config.get("controller") if isinstance(run.config, dict) else None
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise ValueError(f"{run.path}: the run's config names no controller to replay")
+    name = spec["name"]
+    if name not in BUILTIN_CONTROLLERS and not allow_import:
+        raise ValueError(
+            f"the run's controller {name!r} is not built in; replaying it would import and run "
+            "the code the run file names. Pass the controller yourself "
+            "(replay_controller(run, controller)) or, for a run file you trust, "
+            "allow_import=True (closedloop plot --import-controller)"
+        )
+    params = spec.get("params", {})
+    try:
+        return resolve_controller(name)(**(params if isinstance(params, dict) else {}))
+    except TypeError as exc:
+        raise ValueError(f"{run.path}: controller {name!r}: {exc}") from None
+
+
 def replay_controller(run: RunData, controller: Controller | None = None) -> Iterator[ReplayStep]:
     """Call the run's controller once per recorded control period, in order.
 
@@ -59,7 +100,8 @@ def replay_controller(run: RunData, controller: Controller | None = None) -> Ite
         A run file read with :func:`closedloop.io.load_run`.
     controller : Controller, optional
         The controller to replay; default: the one in the run's config
-        (``controller.name`` and ``controller.params``).
+        (``controller.name`` and ``controller.params``) when it is built in
+        (see :func:`controller_from_run`; nothing named in a file is imported).
 
     Yields
     ------
@@ -69,14 +111,13 @@ def replay_controller(run: RunData, controller: Controller | None = None) -> Ite
     Raises
     ------
     ValueError
-        When the run has no ``biomarker`` series, or its controller cannot be
-        resolved.
+        When the run has no ``biomarker`` series, or its controller is not
+        built in (and none is given) or cannot be built.
     """
     if "biomarker" not in run.timeseries:
         raise ValueError(f"{run.path}: no timeseries/biomarker to replay the controller on")
     if controller is None:
-        spec = run.config["controller"]
-        controller = resolve_controller(spec["name"])(**spec.get("params", {}))
+        controller = controller_from_run(run)
     n = run.n_instances
     seed = run.config.get("seed", 0)
     controller.reset(n, np.random.default_rng(seed_layout(seed, n).controller[0]))

@@ -1,9 +1,11 @@
 """The ``closedloop`` command line.
 
-Exit codes: 0 success, 1 the run failed (e.g. the model diverged; the HDF5
-file is written with status ``failed``) or, for ``sweep``, some run of the
-sweep failed, 2 bad input (config, arguments or file), with one message per
-problem and no traceback, 130 interrupted (Ctrl-C).
+Exit codes: 0 success, 1 the run failed (the model diverged, the controller
+raised, the disk filled up, another process is writing the same run file;
+the HDF5 file is written with status ``failed`` when it can be) or, for
+``sweep``, some run of the sweep failed, 2 bad input (config, arguments,
+output directory or file), with one ``closedloop: error:`` line per problem
+and no traceback, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -20,19 +23,26 @@ from closedloop.cli.cohort import add_cohort_parser, cmd_cohort
 from closedloop.cli.report import error as _error
 from closedloop.cli.report import report_config_error
 
-__all__ = ["main"]
+__all__ = ["console_main", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+_TRUST = (
+    "Trust: a dotted path in an experiment file (controller.name, model.name, a Brian2 "
+    "builder) imports and runs that module, even under 'validate': run only experiment "
+    "files and plugins from trusted sources. Run files are data: reading, plotting or "
+    "replaying one never imports code named inside it."
+)
 
 _T = TypeVar("_T")
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="closedloop", description="Closed-loop neurostimulation simulations."
+        prog="closedloop", description="Closed-loop neurostimulation simulations.", epilog=_TRUST
     )
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run an experiment file")
+    run = sub.add_parser("run", help="run an experiment file", epilog=_TRUST)
     run.add_argument("config", help="experiment YAML file")
     run.add_argument("--out", default="results", help="output directory [results]")
     run.add_argument(
@@ -44,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
         help="override a config value (repeatable)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    val = sub.add_parser("validate", help="check an experiment file without running it")
+    val = sub.add_parser(
+        "validate", help="check an experiment file without running it", epilog=_TRUST
+    )
     val.add_argument("config")
     val.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE"
@@ -53,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("run", help="run HDF5 file")
     plot.add_argument("-o", "--output", default=None, help="figure path [RUN.png]")
     plot.add_argument("--instance", type=int, default=0)
+    plot.add_argument(
+        "--import-controller",
+        action="store_true",
+        help="--kind phase/seizures: let the replay import the controller the run file names "
+        "by dotted path (runs that code: only for run files you trust) [built-in only]",
+    )
     plot.add_argument(
         "--kind",
         choices=("run", "phase", "seizures"),
@@ -160,10 +178,35 @@ def _load(args: argparse.Namespace):
     return _config_or_exit(lambda: load_config(args.config, args.overrides))
 
 
+def _check_out_dir(out: Path) -> str | None:
+    """Why runs cannot be written into ``out``, or None; creates it if missing."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: exists and is not a directory"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # Write a probe: os.access says yes to root on a read-only mount.
+        probe = out / f".closedloop-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        return f"--out {out}: cannot write there ({exc.strerror or exc})"
+    return None
+
+
+def _where(exc: BaseException) -> str:
+    """``file:line in function`` of the innermost frame of ``exc`` (a user's code, mostly)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" (at {last.filename}:{last.lineno} in {last.name})"
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     exp = _load(args)
     from closedloop.core.loop import ModelDivergedError
     from closedloop.experiment import metrics_table, run_experiment
+    from closedloop.io.atomic import RunBusyError, RunWriteError
 
     if exp.config.sweep is not None:
         print(
@@ -171,14 +214,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "without it (use 'closedloop sweep')",
             file=sys.stderr,
         )
+    out = Path(args.out)
+    problem = _check_out_dir(out)
+    if problem is not None:
+        _error(problem)
+        return EXIT_BAD_INPUT
+    path = out / (exp.config.name + ".h5")
+    written = f"run written with status 'failed' to {path}"
     try:
         outcome = run_experiment(
             exp, args.out, progress=not args.no_progress and sys.stderr.isatty()
         )
     except ModelDivergedError as exc:
+        _error(f"{exc} ({'no run file written' if exc.warmup_s is not None else written})")
+        return EXIT_FAILED
+    except (RunBusyError, RunWriteError) as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    except OSError as exc:
+        _error(f"{path}: cannot write the run file: {exc}")
+        return EXIT_FAILED
+    except Exception as exc:  # a user's controller or model raising mid-run
+        status = written if path.exists() else "no run file written"
         _error(
-            f"{exc} (run written with status 'failed' to "
-            f"{Path(args.out) / (exp.config.name + '.h5')})"
+            f"{args.config}: the run failed: {type(exc).__name__}: {exc}{_where(exc)} ({status})"
         )
         return EXIT_FAILED
     print(f"wrote {outcome.path}")
@@ -211,18 +270,30 @@ def _open_run(path: str):
     except (OSError, ValueError, KeyError) as exc:
         _error(f"{path}: {exc}")
         raise _BadInput from exc
+    except Exception as exc:  # a damaged or foreign file h5py cannot parse
+        _error(f"{path}: not a readable run file ({type(exc).__name__}: {exc})")
+        raise _BadInput from exc
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
     run = _open_run(args.run)
+    kwargs = {}
     if args.kind == "phase":
         from closedloop.analysis.phase import plot_phase_histogram as draw
     elif args.kind == "seizures":
         from closedloop.analysis.seizures import plot_seizures as draw
     else:
         from closedloop.plotting.run import plot_run as draw
+    if args.kind == "phase" and args.import_controller:
+        from closedloop.analysis.replay import controller_from_run
+
+        try:
+            kwargs["controller"] = controller_from_run(run, allow_import=True)
+        except ValueError as exc:
+            _error(f"{args.run}: {exc}")
+            return EXIT_BAD_INPUT
     try:
-        out = draw(run, args.output, instance=args.instance)
+        out = draw(run, args.output, instance=args.instance, **kwargs)
     except (IndexError, KeyError, ValueError) as exc:
         _error(f"{args.run}: {exc}")
         return EXIT_BAD_INPUT
@@ -376,13 +447,30 @@ def _cmd_plot_sweep(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _quiet_h5py_teardown(hook: Callable) -> Callable:
+    """An unraisable hook that drops h5py's identifier teardown errors.
+
+    After a write failed (a full disk), every h5py object released prints a
+    traceback "ignored in ObjectID.__dealloc__"; the failure itself is
+    reported in one line. Anything else goes to ``hook``.
+    """
+    if getattr(hook, "closedloop_quiet", False):
+        return hook
+
+    def quiet(unraisable) -> None:
+        if "h5py" not in repr(unraisable.object) and "h5py" not in str(unraisable.err_msg):
+            hook(unraisable)
+
+    quiet.closedloop_quiet = True  # type: ignore[attr-defined]
+    return quiet
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``closedloop`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    # Plugins named by dotted path (controllers, models) may live beside the
-    # experiment, as with `python -m`: make the working directory importable.
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    # The working directory is searched for users' plugins by
+    # closedloop.core.plugins only, after the installed packages.
+    sys.unraisablehook = _quiet_h5py_teardown(sys.unraisablehook)
     handler = {
         "run": _cmd_run,
         "validate": _cmd_validate,
@@ -403,5 +491,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def console_main() -> None:
+    """The console script: :func:`main`, then exit with its code."""
+    from closedloop.io.atomic import hdf5_unstable
+
+    code = main()
+    if hdf5_unstable():
+        # HDF5 could not close a file (a full disk): it would retry at exit
+        # and may crash the interpreter. The message is out; leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -21,6 +21,7 @@ import numpy as np
 import pydantic
 
 from closedloop.brian.config import is_brian_experiment, loop_from_config
+from closedloop.config.checks import memory_problem, model_bytes_per_instance, run_problems
 from closedloop.config.schema import (
     ConfigError,
     ExperimentConfig,
@@ -66,6 +67,12 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     problems: list[tuple[str, str]] = []
     sensing = _dataclass_section(SensingChain, cfg.sensing, "sensing", problems)
     device = _dataclass_section(Device, cfg.device, "device", problems)
+    early = run_problems(cfg, sensing.rate_hz if sensing is not None else None)
+    problems += early
+    # A step too small to count in, or more instances than memory holds: the
+    # model is not built (building it would allocate the arrays).
+    unbuildable = any(path == "model.dt_s" for path, _ in early)
+    too_many = False
     model_cls = controller_cls = None
     brian = is_brian_experiment(cfg.model.name, cfg.brian)
     if brian and cfg.slow is not None:
@@ -82,7 +89,14 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     except ValueError as exc:
         problems.append(("controller.name", str(exc)))
     model = None
-    if model_cls is not None:
+    if model_cls is not None and sensing is not None and not unbuildable:
+        too_big = memory_problem(
+            cfg, 1.0 / sensing.rate_hz, lambda: model_bytes_per_instance(model_cls, cfg)
+        )
+        if too_big is not None:
+            problems.append(too_big)
+            unbuildable = too_many = True
+    if model_cls is not None and not unbuildable:
         try:
             model = model_cls(
                 dt_s=cfg.model.dt_s,
@@ -93,7 +107,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         except ValueError as exc:
             problems.append(("model", str(exc)))
     controller = None
-    if controller_cls is not None:
+    if controller_cls is not None and not too_many:
         controller = _build_controller(controller_cls, cfg, problems)
     if controller is not None and sensing is not None:
         available = {"biomarker", *sensing.features}
@@ -346,13 +360,35 @@ def _dataclass_section(
         except pydantic.ValidationError as exc:
             problems.append((f"{where}.{key}", exc.errors()[0]["msg"]))
             ok = False
+            continue
     if not ok:
         return None
     try:
-        return cls(**clean)
+        built = cls(**clean)
     except ValueError as exc:
         problems.append((where, str(exc)))
         return None
+    # What the section's own checks let through: NaN, and inf where it does
+    # not mean "no limit" (it would fail mid-run or give NaN metrics).
+    non_finite = [(f"{where}.{k}", _non_finite(f"{where}.{k}", v)) for k, v in clean.items()]
+    non_finite = [(path, msg) for path, msg in non_finite if msg]
+    problems += non_finite
+    return None if non_finite else built
+
+
+#: Keys whose documented value ``inf`` means "no limit".
+_INF_MEANS_NONE = frozenset({"device.ramp_rate_ma_per_s", "device.max_charge_density_uc_per_cm2"})
+
+
+def _non_finite(path: str, value: Any) -> str:
+    """The sentence for a NaN (or, but where it means "none", infinite) value; else ""."""
+    values = value if isinstance(value, list | tuple) else [value]
+    floats = [v for v in values if isinstance(v, float)]
+    if any(np.isnan(v) for v in floats):
+        return "must be a number, got NaN"
+    if path not in _INF_MEANS_NONE and any(np.isinf(v) for v in floats):
+        return f"must be finite, got {value!r}"
+    return ""
 
 
 @functools.lru_cache(maxsize=1)

@@ -13,7 +13,13 @@ from closedloop.config.build import ResolvedExperiment, validate_config
 from closedloop.config.schema import ConfigError
 from closedloop.sweep.spec import set_key_path
 
-__all__ = ["apply_overrides", "load_config", "load_raw", "read_yaml"]
+__all__ = ["MAX_CONFIG_BYTES", "apply_overrides", "load_config", "load_raw", "read_yaml"]
+
+#: Largest experiment file read, bytes. The biggest shipped experiment is a few
+#: KiB; a sweep over thousands of explicit points stays well under 1 MiB. A
+#: larger file is almost certainly not an experiment (a run file, a data set)
+#: and takes PyYAML tens of seconds to refuse.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -29,7 +35,17 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError([(item, "an override must look like key.path=value")], "--set")
-        set_key_path(out, key, yaml.safe_load(text))
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            # safe_load refuses !!python tags with a YAMLError too: nothing is constructed.
+            reason = str(exc).splitlines()[0]
+            if "!!python" in text:
+                reason = "tags that build Python objects, such as !!python, are refused"
+            raise ConfigError(
+                [(key, f"the value {text!r} is not valid YAML ({reason})")], "--set"
+            ) from None
+        set_key_path(out, key, value)
     return out
 
 
@@ -54,12 +70,34 @@ def read_yaml(path: str | Path, what: str = "file") -> Any:
         When the file is missing or is not YAML, with the path as its source.
     """
     path = Path(path)
+
+    def refuse(message: str) -> ConfigError:
+        return ConfigError([("(file)", message)], str(path))
+
     try:
-        return yaml.safe_load(path.read_text())
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError([("(file)", f"no such {what}")], str(path)) from None
+        raise refuse(f"no such {what}") from None
+    except IsADirectoryError:
+        raise refuse(f"is a directory; give the {what} itself") from None
+    except OSError as exc:
+        raise refuse(f"cannot be read: {exc.strerror or exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise refuse(
+            f"larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB: not an experiment file "
+            "(a run file or data set?)"
+        )
+    if b"\0" in data:
+        raise refuse("is a binary file, not a YAML text file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise refuse(f"is not UTF-8 text (byte {exc.start}): not a YAML file") from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError([("(file)", f"not valid YAML: {exc}")], str(path)) from None
+        raise refuse(f"not valid YAML: {' '.join(str(exc).split())}") from None
 
 
 def load_raw(path: str | Path, overrides: Iterable[str] = ()) -> Any:

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 import typing
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -75,7 +76,9 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and NaN are never a sensible duration, step or limit: refused here
+    # rather than failing mid-run (an infinite duration_s overflows the step count).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelSection(_Section):
@@ -189,6 +192,15 @@ class ExperimentConfig(_Section):
     fear_expression: FearExpressionSection | None = None
     slow: SlowSection | None = None
 
+    @pydantic.field_validator("name")
+    @classmethod
+    def _not_a_directory_alias(cls, value: str) -> str:
+        # The name becomes a file or directory name: '.' and '..' would write
+        # into the output directory itself or its parent.
+        if set(value) == {"."}:
+            raise ValueError("a name made only of dots would name a directory, not a file")
+        return value
+
 
 def type_adapter(hint: Any) -> pydantic.TypeAdapter:
     """A validator for a type hint, cached: building one costs more than using it
@@ -216,10 +228,22 @@ def unknown_key(key: str, known: Iterable[str]) -> str:
     return f"unknown key.{hint} Known keys here: {', '.join(sorted(known))}."
 
 
+#: Parts of a pydantic error location that name a branch of a union type
+#: (``float``, ``list[float]``), not a key: left out of the key path.
+_UNION_BRANCH = re.compile(r"^(float|int|str|bool|(list|dict|tuple)\[.*\])$")
+
+
 def _pydantic_problems(exc: pydantic.ValidationError) -> list[tuple[str, str]]:
     out = []
+    seen = set()
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts = [
+            str(p) for k, p in enumerate(err["loc"]) if k < 2 or not _UNION_BRANCH.match(str(p))
+        ]
+        loc = ".".join(parts) or "(top level)"
+        if loc in seen:  # one problem per key, not one per branch of a union
+            continue
+        seen.add(loc)
         if err["type"] == "extra_forbidden":
             section: Any = ExperimentConfig
             for part in err["loc"][:-1]:
@@ -233,6 +257,8 @@ def _pydantic_problems(exc: pydantic.ValidationError) -> list[tuple[str, str]]:
             out.append((loc, unknown_key(str(err["loc"][-1]), known)))
         elif err["type"] == "missing":
             out.append((loc, "this key is required"))
+        elif err["type"] == "value_error":
+            out.append((loc, str(err["ctx"]["error"]) if "ctx" in err else err["msg"]))
         else:
             out.append((loc, err["msg"]))
     return out

@@ -45,6 +45,9 @@ __all__ = [
     "entry_point",
 ]
 
+#: Integration steps per model call during the warm-up (1 s at dt = 0.1 ms).
+WARM_UP_STEPS = 10_000
+
 
 @dataclass
 class _Chunk:
@@ -178,8 +181,19 @@ class ClosedLoop(Loop):
     def warm_up(self, seconds: float) -> None:
         """Advance the model open loop, unrecorded, e.g. past its initial transient."""
         self._require_reset("warm_up")
-        if seconds > 0:
-            self.model.advance(int(round(seconds / self.dt_s)))
+        total = int(round(seconds / self.dt_s)) if seconds > 0 else 0
+        done = 0
+        while done < total:
+            # In pieces (chunk invariance makes them free): the raw signal of a
+            # long warm-up over a large batch need not be held at once, and a
+            # divergence is reported when it happens, as part of the warm-up.
+            m = min(WARM_UP_STEPS, total - done)
+            raw = self.model.advance(m)
+            try:
+                check_finite(raw, done * self.dt_s, self.dt_s)
+            except ModelDivergedError as exc:
+                raise ModelDivergedError(exc.instance, exc.time_s, warmup_s=seconds) from None
+            done += m
         self.model.step_ = 0  # the recorded run starts at t = 0
 
     def program(self) -> tuple[int, np.ndarray, np.ndarray]:

@@ -3,11 +3,23 @@
 An experiment file may name a class or function of the user's own package
 (``my_package.my_module.MyController`` or ``my_package.my_module:MyController``);
 :func:`resolve_object` imports it, or says in one sentence why it cannot.
+
+Importing a module runs its code: a dotted path in an experiment file is code
+the file makes run, even under ``closedloop validate``. Experiment files and
+plugins must come from trusted sources. Run files are data: nothing read from
+one is ever imported (see :mod:`closedloop.analysis.replay`).
+
+The working directory is searched for a user's module, as ``python -m`` would,
+but only here and after the installed packages (it is appended to
+``sys.path``, never put first), so a stray ``h5py.py`` or ``pydantic.py``
+where a user runs ``closedloop`` cannot replace a library.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Mapping
 from typing import TypeVar
 
@@ -29,14 +41,31 @@ def resolve_object(path: str) -> object:
         module_name, _, attr = path.rpartition(".")
     if not module_name or not attr:
         raise ValueError(f"{path!r} is not a dotted path of the form package.module.Name")
+    _search_working_directory()
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ValueError(f"cannot import module {module_name!r} for {path!r}: {exc}") from None
+    except SyntaxError as exc:
+        where = f"{exc.filename}, line {exc.lineno}" if exc.filename else module_name
+        raise ValueError(
+            f"module {module_name!r} for {path!r} has a syntax error ({where}): {exc.msg}"
+        ) from None
+    except Exception as exc:  # a user's module that raises while it is imported
+        raise ValueError(
+            f"module {module_name!r} for {path!r} raised {type(exc).__name__} when imported: {exc}"
+        ) from None
     try:
         return getattr(module, attr)
     except AttributeError:
         raise ValueError(f"module {module_name!r} has no attribute {attr!r}") from None
+
+
+def _search_working_directory() -> None:
+    """Let users' modules beside the experiment be found, after the installed packages."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
 
 
 def resolve_class(

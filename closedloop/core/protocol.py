@@ -34,18 +34,29 @@ class ModelDivergedError(RuntimeError):
     instance : int
         The first instance (in the loop's batch) that diverged.
     time_s : float
-        Simulated time of its first non-finite sample, s.
+        Simulated time of its first non-finite sample, s: from the start of
+        the recorded run, or from the start of the warm-up when
+        ``warmup_s`` is set.
+    warmup_s : float or None
+        The length of the warm-up, s, when the model diverged during it
+        (before anything was recorded); None during the run.
     """
 
-    def __init__(self, instance: int, time_s: float) -> None:
-        super().__init__(
-            f"model diverged: instance {instance} produced a non-finite value at t = {time_s:.4f} s"
-        )
+    def __init__(self, instance: int, time_s: float, warmup_s: float | None = None) -> None:
+        if warmup_s is None:
+            text = f"instance {instance} produced a non-finite value at t = {time_s:.4f} s"
+        else:
+            text = (
+                f"instance {instance} produced a non-finite value {time_s:.4f} s into the "
+                f"{warmup_s:g} s warm-up (warmup_s), before the recorded run"
+            )
+        super().__init__(f"model diverged: {text}")
         self.instance = int(instance)
         self.time_s = float(time_s)
+        self.warmup_s = None if warmup_s is None else float(warmup_s)
 
     def __reduce__(self) -> tuple:  # keeps the attributes across process boundaries
-        return (type(self), (self.instance, self.time_s))
+        return (type(self), (self.instance, self.time_s, self.warmup_s))
 
 
 def check_finite(signal: np.ndarray, t0_s: float, sample_s: float) -> None:

@@ -18,6 +18,7 @@ with :func:`closedloop.io.reader.load_run`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -29,6 +30,16 @@ from typing import Any
 import h5py
 import numpy as np
 
+from closedloop.io.atomic import (
+    MIN_FREE_BYTES,
+    RunWriteError,
+    claim_run_file,
+    is_out_of_space,
+    quiet_release,
+    release_run_file,
+    room_left,
+    write_failure,
+)
 from closedloop.io.layout import (
     FORMAT_VERSION,
     JSON_ATTRS,
@@ -122,12 +133,23 @@ class RunRecorder:
         self._closed = False
         self._timeseries: dict[str, h5py.Dataset] = {}
         self._json_attrs: list[str] = []
+        self._lock_fd: int | None = None
+        self._file: h5py.File | None = None
+        # Bytes kept free for HDF5 to flush its caches and close cleanly.
+        self._reserve = MIN_FREE_BYTES
 
         config_json = to_json(config)  # fail before creating any file
         provenance_json = to_json({**collect_provenance(), **(provenance or {})})
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = h5py.File(self.partial_path, "w")
+        # Lock the temporary name before truncating it: a second writer of the
+        # same path is refused instead of truncating this one's file.
+        self._lock_fd = claim_run_file(self.path)
+        try:
+            self._file = h5py.File(self.partial_path, "w")
+        except BaseException:
+            self._abandon()
+            raise
         try:
             attrs = self._file.attrs
             attrs["format_version"] = FORMAT_VERSION
@@ -143,9 +165,10 @@ class RunRecorder:
             self._file.create_group(TIMESERIES)
             self._file.create_group(METRICS)
             self._file.flush()
-        except BaseException:
-            self._file.close()
-            self._closed = True
+        except BaseException as exc:
+            self._abandon()
+            if isinstance(exc, OSError):
+                raise write_failure(self.path, exc) from None
             raise
 
     # ------------------------------------------------------------------ state
@@ -237,6 +260,7 @@ class RunRecorder:
             rdcc_nbytes=cache_bytes,
             rdcc_nslots=max(521, 100 * chunks_in_cache + 1),
         )
+        self._reserve += cache_bytes
         ds.attrs["units"] = str(units)
         ds.attrs["sampling_rate_hz"] = rate
         ds.attrs["sampling_rate"] = rate
@@ -280,6 +304,7 @@ class RunRecorder:
         m = block.shape[1]
         if m == 0:
             return
+        self._check_room(block.size * ds.dtype.itemsize)
         start = ds.shape[1]
         ds.resize(start + m, axis=1)
         ds[:, start : start + m] = block
@@ -302,6 +327,7 @@ class RunRecorder:
     def append_events(self, name: str, **columns: np.ndarray) -> None:
         """Append equal-length columns to ``events/<name>``."""
         group = self._require_open()["events"][name]
+        self._check_room(sum(np.asarray(v).nbytes for v in columns.values()))
         for field_name, values in columns.items():
             ds = group[field_name]
             start = ds.shape[0]
@@ -449,6 +475,7 @@ class RunRecorder:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
         if not self._file.id.valid:
             self._closed = True
+            self._release_lock()
             raise RuntimeError(
                 f"{self.partial_path}: the HDF5 file was closed outside the recorder; "
                 "left as a partial file"
@@ -458,12 +485,54 @@ class RunRecorder:
             self._file.attrs["message"] = str(message)
             self._file.attrs["finished"] = utc_now()
             self._file.flush()
-        finally:
-            self._file.close()
             self._timeseries.clear()
-            self._closed = True
-        os.replace(self.partial_path, self.path)
+            self._file.close()
+        except OSError as exc:
+            # A full disk, a quota or an I/O error: the file cannot be finished.
+            self._abandon()
+            raise write_failure(self.path, exc) from None
+        except BaseException:
+            self._abandon(keep_partial=True)
+            raise
+        self._closed = True
+        try:
+            os.replace(self.partial_path, self.path)
+        finally:
+            self._release_lock()
         return self.path
+
+    def _check_room(self, nbytes: int) -> None:
+        """Refuse a write the disk (or the file size limit) has no room for.
+
+        Checked before HDF5 runs out of space: once it has, it can neither
+        finish nor close the file cleanly. The file is then abandoned while
+        the reserve still lets HDF5 close it.
+        """
+        room = room_left(self.partial_path)
+        if room is None or room[0] >= nbytes + self._reserve:
+            return
+        self._abandon()
+        raise write_failure(self.path, OSError(room[1], os.strerror(room[1])))
+
+    def _release_lock(self) -> None:
+        release_run_file(self.path, self._lock_fd)
+        self._lock_fd = None
+
+    def _abandon(self, keep_partial: bool = False) -> None:
+        """Close without writing more, remove the temporary file (unless kept), unlock."""
+        self._closed = True
+        file = getattr(self, "_file", None)
+        self._file = None
+        datasets = list(self._timeseries.values())
+        self._timeseries.clear()
+        if file is not None and not quiet_release(*datasets, file):
+            # HDF5 still holds the file: empty it to give back the space.
+            with contextlib.suppress(OSError):
+                os.truncate(self.partial_path, 0)
+        if not keep_partial:
+            with contextlib.suppress(OSError):
+                os.remove(self.partial_path)
+        self._release_lock()
 
     def __enter__(self) -> RunRecorder:
         return self
@@ -477,12 +546,19 @@ class RunRecorder:
         if exc_type is None:
             self.close("complete")
             return
+        if isinstance(exc, OSError) and is_out_of_space(exc) and not self._closed:
+            # Nothing more can be written, not even the failure: remove the
+            # partial file and say why in one sentence.
+            self._abandon()
+            raise write_failure(self.path, exc) from None
         if issubclass(exc_type, KeyboardInterrupt):
             message = "interrupted"
         else:
             message = f"{exc_type.__name__}: {exc}"
         try:
             self.close("failed", message)
+        except RunWriteError:
+            raise
         except Exception as close_error:  # keep the original exception visible
             warnings.warn(
                 f"{self.path}: could not close the run file after a failure: {close_error}",

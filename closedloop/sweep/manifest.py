@@ -19,6 +19,8 @@ import contextlib
 import json
 import math
 import os
+import secrets
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,13 +60,25 @@ class SweepBusyError(RuntimeError):
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file under a temporary name, then move it to ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write a text file under a temporary name, then move it to ``path``.
+
+    The temporary name is this writer's own (host, process and a random
+    token), so writers on several machines sharing the directory (NFS, where
+    process ids repeat) never write into each other's file; the last rename
+    wins and the file at ``path`` is always one writer's whole text.
+    """
+    tag = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}"
+    tmp = path.with_name(f".{path.name}.{tag}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
 
 
 class Manifest:

@@ -18,8 +18,11 @@ What is checked
 * ``reset(n, rng)`` is accepted and ``thresholds()`` returns finite numbers.
 * ``update`` returns a mapping whose keys are command keys (the first
   command not empty), each value a float :class:`numpy.ndarray` of shape
-  ``(n,)``, finite and non-negative, for a random-walk biomarker, a biomarker
-  of zeros and a biomarker of large values (around 1e6).
+  ``(n,)``, finite and non-negative, for a random-walk biomarker (stretched
+  over the controller's ``thresholds()``, or its parameters named
+  ``*threshold*``/``*setpoint*``, from half the lowest to 1.5 times the
+  highest so that it crosses each; swept over 1e-2 to 1e4 when there are
+  none), a biomarker of zeros and a biomarker of large values (around 1e6).
 * ``update`` does not modify its feature arrays (they are passed read-only
   and compared afterwards), nor keep references to them between calls.
 * Batch independence: an instance's commands equal those it gets when run
@@ -303,17 +306,33 @@ class _Checker:
         return None
 
     def _series(
-        self, rng: np.random.Generator, names: list[str]
+        self, rng: np.random.Generator, names: list[str], levels: list[float]
     ) -> dict[str, dict[str, np.ndarray]]:
-        """Per series label, feature name to values of shape (n_steps, n)."""
+        """Per series label, feature name to values of shape (n_steps, n).
+
+        The random walk of each instance is stretched over its controller's
+        levels (half the lowest to 1.5 times the highest), so that it crosses
+        every one of them: a walk of order 1 never reaches a threshold of 40.
+        Without known levels it is swept over six decades (1e-2 to 1e4).
+        """
         shape = (self.n_steps, self.n)
-        walks = {
-            name: np.abs(1.0 + np.cumsum(rng.normal(0.0, 0.1, shape), axis=0)) for name in names
-        }
+        raw = {name: np.abs(1.0 + np.cumsum(rng.normal(0.0, 0.1, shape), axis=0)) for name in names}
+        walks = {}
+        for name, w in raw.items():
+            if levels:
+                low, high = 0.5 * min(levels), 1.5 * max(levels)
+                if high <= low:  # thresholds at 0 or below
+                    low, high = min(levels) - 1.0, max(levels) + 1.0
+                span = np.ptp(w, axis=0)
+                walks[name] = low + (high - low) * (w - w.min(axis=0)) / np.where(
+                    span > 0, span, 1.0
+                )
+            else:
+                walks[name] = w * np.logspace(-2.0, 4.0, self.n_steps)[:, None]
         return {
             "random-walk": walks,
             "zeros": {name: np.zeros(shape) for name in names},
-            "large-values": {name: _LARGE * (1.0 + walks[name]) for name in names},
+            "large-values": {name: _LARGE * (1.0 + raw[name]) for name in names},
         }
 
     def check_runs(self, cls: type, original: Any, params: dict[str, Any] | None) -> None:
@@ -330,12 +349,11 @@ class _Checker:
             )
         else:
             names += [r for r in required if r not in names]
-        series = self._series(np.random.default_rng(self.seed), names)
         n = self.n
-
         if not self.reset(controller, n):
             return
-        self.check_thresholds(controller)
+        levels = self.check_thresholds(controller) or _level_params(params)
+        series = self._series(np.random.default_rng(self.seed), names, levels)
         first = self.run_series(controller, series["random-walk"], "random-walk")
         for label in ("zeros", "large-values"):
             if self.reset(controller, n):
@@ -429,12 +447,13 @@ class _Checker:
             return False
         return True
 
-    def check_thresholds(self, controller: Any) -> None:
+    def check_thresholds(self, controller: Any) -> list[float]:
+        """Check ``thresholds()``; its finite values (empty when it is wrong)."""
         try:
             levels = controller.thresholds()
         except Exception as exc:
             self.report("thresholds", f"thresholds() raised {exc!r}.")
-            return
+            return []
         if not isinstance(levels, Mapping) or not all(
             isinstance(k, str)
             and isinstance(v, numbers.Real)
@@ -446,6 +465,8 @@ class _Checker:
                 "thresholds",
                 f"thresholds() must return a dict of str to finite float, got {levels!r}.",
             )
+            return []
+        return [float(v) for v in levels.values()]
 
     def run_series(
         self,
@@ -585,6 +606,17 @@ class _Checker:
                 )
             kept[key] = np.array(value, dtype=float, copy=True)
         return kept
+
+
+def _level_params(params: Mapping[str, Any] | None) -> list[float]:
+    """Finite numbers among the parameters named like a level (threshold, set point)."""
+    out = []
+    for name, value in (params or {}).items():
+        if any(word in name for word in ("threshold", "setpoint", "set_point")):
+            if isinstance(value, numbers.Real) and not isinstance(value, bool):
+                if math.isfinite(value):
+                    out.append(float(value))
+    return out
 
 
 def _close(a: np.ndarray, b: np.ndarray, exact: bool) -> bool:
