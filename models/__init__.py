@@ -3,6 +3,8 @@
 from closedloop.models.epileptor import Epileptor
 from closedloop.models.jansen_rit import JansenRit
 from closedloop.models.kuramoto import KuramotoEnsemble
+from closedloop.models.mdd_cingulofrontal import MddCingulofrontal
+from closedloop.models.mdd_scangos import MddScangosPlant
 from closedloop.models.stn_gpe import STNGPe
 from closedloop.models.wilson_cowan import WilsonCowan
 
@@ -11,9 +13,22 @@ __all__ = [
     "Epileptor",
     "JansenRit",
     "KuramotoEnsemble",
+    "MddCingulofrontal",
+    "MddScangosPlant",
     "STNGPe",
     "WilsonCowan",
 ]
 
 #: Registry name to model class.
-BUILTIN_MODELS = {m.name: m for m in (STNGPe, Epileptor, KuramotoEnsemble, WilsonCowan, JansenRit)}
+BUILTIN_MODELS = {
+    m.name: m
+    for m in (
+        STNGPe,
+        Epileptor,
+        KuramotoEnsemble,
+        WilsonCowan,
+        JansenRit,
+        MddCingulofrontal,
+        MddScangosPlant,
+    )
+}

@@ -64,7 +64,17 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     device = _dataclass_section(Device, cfg.device, "device", problems)
     model_cls = controller_cls = None
     brian = is_brian_experiment(cfg.model.name, cfg.brian)
-    if not brian:
+    nodes = {k: v for k in ("sense_node", "stim_node") if (v := getattr(cfg.model, k)) is not None}
+    if brian:
+        for key in nodes:
+            problems.append(
+                (
+                    f"model.{key}",
+                    "Brian2 models choose their sensed and stimulated populations in the "
+                    "brian: section (brian.sense, brian.stimulate)",
+                )
+            )
+    else:
         if cfg.brian is not None:
             problems.append(("brian", "this section is only for Brian2 models"))
         try:
@@ -83,6 +93,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
                 n=cfg.n_instances,
                 params=cfg.model.params,
                 regime=cfg.model.regime,
+                **nodes,
             )
         except ValueError as exc:
             problems.append(("model", str(exc)))
@@ -213,6 +224,9 @@ class ResolvedExperiment:
         out["device"] = self.loop.device.to_dict()
         out["controller"]["params"] = _jsonable(self.loop.controller.get_params())
         out["model"]["regime"] = self.loop.model.regime
+        for key in ("sense_node", "stim_node"):
+            out["model"].pop(key, None)
+        out["model"].update(getattr(self.loop.model, "node_settings", dict)())
         out["model"]["resolved_params"] = {
             k: v.tolist() for k, v in self.loop.model.param_values.items()
         }
