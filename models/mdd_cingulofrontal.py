@@ -81,6 +81,33 @@ parameter ``ssri_shift_mv`` is a shift of the vACC E resting potential (mV,
 negative hyperpolarizes), entering as ``25 nS * shift``; it is
 :attr:`MddCingulofrontal.modulatable`, read from the record every step.
 
+What it reproduces (tests/test_mdd_cingulofrontal.py)
+------------------------------------------------------
+The paper's abstract [V] reports: in MDD, sustained vACC activation not
+suppressed by concurrent dlPFC activation, disrupting dlPFC responses to
+cognitive input; SSRI or DBS counteracting it; theta and beta/gamma
+oscillations correlating with network function. With the defaults here:
+
+- Bistability: the documented equations' vACC low state exists up to
+  ``ampa_slowing`` = 0.077 and its sustained state down to -0.018
+  (numerical continuation), so all four regimes (0 ... 0.075) are bistable;
+  a quasi-static sweep of the noisy model jumps up at 0.11 and falls back at
+  -0.03 (hysteresis). ``mdd_severe`` sits just below the low state's fold:
+  noise ignites the sustained vACC state within seconds (first ignition 3 to
+  16 s in 8 instances) without any emotional input.
+- Switching: in ``healthy`` a 0.16 nA, 0.2 s cognitive pulse to the dlPFC
+  hands dominance from a sustained vACC state (29 Hz) to the dlPFC (29 Hz)
+  and an emotional pulse switches it back; in the three MDD regimes the vACC
+  stays active (42 / 55 / 66 Hz) and the dlPFC does not respond.
+- Rescue: an SSRI-like shift of -1 mV (mild) or -3 mV (severe), or DBS of
+  0.02 mA mean cathodic current (130 Hz, 60 us, 2.56 mA) onto vACC
+  interneurons (severe), lets the cognitive pulse end the sustained state.
+- Oscillatory markers: in the sustained vACC state the vACC field potential
+  carries about 9 times the theta (4-8 Hz) and 8 times the beta/gamma
+  (15-40 Hz) power of the low state, with a spectral peak near 30 Hz. The
+  direction and size of the paper's band-power differences could not be
+  checked here (full text not accessible); these are the model's.
+
 References
 ----------
 Ramirez-Mahaluf JP, Roxin A, Mayberg HS, Compte A (2017) A computational

@@ -35,6 +35,15 @@ and weights here are set so the plant shows the behaviour the experiment
 needs (symptomatic state -> amygdala gamma up; a VC/VS burst lowers it
 through the network), not taken from data.
 
+With the defaults and ``mdd_moderate`` (tests/test_mdd_cingulofrontal.py):
+the amygdala's gamma power (30-80 Hz) of its field-potential proxy is 7 to
+10 times higher in the symptomatic state (sustained vACC at 52 Hz, amygdala E
+at 12 Hz) than at rest; a 6 s burst of 0.016 mA mean cathodic current to the
+VC/VS (1 mA, 100 Hz, with a 160 us pulse width chosen here; the amplitude,
+rate and burst length are the approximate values of Scangos et al. 2021,
+unverified here) ends the sustained vACC state and leaves 10 to 17 % of the
+amygdala gamma power.
+
 References
 ----------
 Scangos KW, Khambhati AN, Daly PM, et al. (2021) Closed-loop neuromodulation
