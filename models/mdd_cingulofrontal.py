@@ -69,10 +69,12 @@ resonance (beta/gamma).
 
 Inputs
 ------
-Task pulses from a protocol in the parameters (absolute time from the step
-count, so chunking does not matter): emotional pulses of ``emo_amp_na`` onto
-vACC E from ``emo_onset_s`` for ``emo_dur_s``, repeated every
-``emo_period_s`` (0: once); cognitive pulses onto dlPFC E likewise
+Task pulses from a protocol in the parameters, timed by the model's step
+count (so chunking does not matter; the loop restarts the count after its
+warm-up, so in an experiment the times are those of the recorded run, and a
+pulse scheduled before ``warmup_s`` also fires during the warm-up):
+emotional pulses of ``emo_amp_na`` onto vACC E from ``emo_onset_s`` for
+``emo_dur_s``, repeated every ``emo_period_s`` (0: once); cognitive pulses onto dlPFC E likewise
 (``cog_*``). The device's drive (mean cathodic current per step, mA),
 smoothed by a first-order filter (``tau_stim``), adds ``g_stim`` nA per mA
 to the interneurons of the stimulated node (``model.stim_node``, vACC by
