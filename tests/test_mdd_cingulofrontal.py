@@ -243,6 +243,40 @@ def test_sensed_and_stimulated_nodes_are_chosen_by_config(experiment_config, wri
         assert (m.node_rates()["vacc"][0] > 20) == vacc_high
 
 
+def _loop_lfp(experiment_config, write_experiment, **model_keys):
+    cfg = experiment_config("mdd_open_loop")
+    cfg["n_instances"] = 1
+    cfg["model"].update(model_keys)
+    cfg["model"]["params"] = {"emo_onset_s": 0.05}
+    cfg["warmup_s"] = 0.0
+    loop = load_config(write_experiment(cfg, name="loop")).loop
+    loop.reset()
+    blocks = []
+    loop.run(0.6, chunk_s=0.2, on_chunk=lambda t0, data: blocks.append(data["lfp"].copy()))
+    return np.concatenate(blocks, axis=1)[0], loop
+
+
+def test_the_closed_loop_senses_and_stimulates_the_configured_nodes(
+    experiment_config, write_experiment
+):
+    # Severe MDD, an emotional pulse at 0.05 s, open-loop DBS (2.5 mA, 130 Hz,
+    # 60 us) from the start. Onto vACC interneurons, it holds the sustained
+    # vACC state about 25 Hz lower than the same DBS onto dlPFC interneurons.
+    on_vacc, loop_v = _loop_lfp(experiment_config, write_experiment, sense_node="vacc")
+    on_dlpfc, loop_d = _loop_lfp(
+        experiment_config, write_experiment, sense_node="vacc", stim_node="dlpfc"
+    )
+    rate_v, rate_d = loop_v.model.node_rates()["vacc"][0], loop_d.model.node_rates()["vacc"][0]
+    assert 20 < rate_v < rate_d - 15
+    assert on_vacc[-100:].mean() < on_dlpfc[-100:].mean()  # the vACC field potential says so
+    # Sensing the dlPFC instead: a different signal from the same network.
+    dlpfc, loop_s = _loop_lfp(
+        experiment_config, write_experiment, sense_node="dlpfc", stim_node="dlpfc"
+    )
+    np.testing.assert_array_equal(loop_s.model.state["x"], loop_d.model.state["x"])
+    assert dlpfc[-100:].mean() < 0.5 < on_dlpfc[-100:].mean()
+
+
 @pytest.mark.parametrize(
     ("model", "key", "value", "says"),
     [
