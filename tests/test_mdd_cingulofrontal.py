@@ -283,6 +283,7 @@ def test_the_closed_loop_senses_and_stimulates_the_configured_nodes(
         ("mdd_cingulofrontal", "sense_node", "amygdala", "known nodes: vacc, dlpfc"),
         ("mdd_cingulofrontal", "stim_node", "VACC", "known nodes: vacc, dlpfc"),
         ("wilson_cowan", "sense_node", "vacc", "has no named nodes"),
+        ("brian_ping", "stim_node", "E", "brian.stimulate"),
     ],
 )
 def test_a_bad_node_name_is_a_config_error_naming_the_key(

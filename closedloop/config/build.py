@@ -66,12 +66,12 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     brian = is_brian_experiment(cfg.model.name, cfg.brian)
     nodes = {k: v for k in ("sense_node", "stim_node") if (v := getattr(cfg.model, k)) is not None}
     if brian:
-        for key in nodes:
+        for key, value in nodes.items():
             problems.append(
                 (
                     f"model.{key}",
-                    "Brian2 models choose their sensed and stimulated populations in the "
-                    "brian: section (brian.sense, brian.stimulate)",
+                    f"{value!r}: Brian2 models choose their sensed and stimulated populations "
+                    "in the brian: section (brian.sense, brian.stimulate)",
                 )
             )
     else:
