@@ -64,17 +64,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     device = _dataclass_section(Device, cfg.device, "device", problems)
     model_cls = controller_cls = None
     brian = is_brian_experiment(cfg.model.name, cfg.brian)
-    nodes = {k: v for k in ("sense_node", "stim_node") if (v := getattr(cfg.model, k)) is not None}
-    if brian:
-        for key, value in nodes.items():
-            problems.append(
-                (
-                    f"model.{key}",
-                    f"{value!r}: Brian2 models choose their sensed and stimulated populations "
-                    "in the brian: section (brian.sense, brian.stimulate)",
-                )
-            )
-    else:
+    if not brian:
         if cfg.brian is not None:
             problems.append(("brian", "this section is only for Brian2 models"))
         try:
@@ -85,6 +75,16 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         controller_cls = resolve_controller(cfg.controller.name)
     except ValueError as exc:
         problems.append(("controller.name", str(exc)))
+    # Multi-node plants: the sensed and the stimulated node, checked by the model.
+    nodes = {k: v for k in ("sense_node", "stim_node") if (v := getattr(cfg.model, k)) is not None}
+    for key, value in nodes.items() if brian else ():
+        problems.append(
+            (
+                f"model.{key}",
+                f"{value!r}: Brian2 models choose their sensed and stimulated populations "
+                "in the brian: section (brian.sense, brian.stimulate)",
+            )
+        )
     model = None
     if model_cls is not None:
         try:
