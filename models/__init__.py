@@ -4,6 +4,8 @@ from closedloop.models.epileptor import Epileptor
 from closedloop.models.fear_extinction import FearExtinction
 from closedloop.models.jansen_rit import JansenRit
 from closedloop.models.kuramoto import KuramotoEnsemble
+from closedloop.models.mdd_cingulofrontal import MddCingulofrontal
+from closedloop.models.mdd_scangos import MddScangosPlant
 from closedloop.models.stn_gpe import STNGPe
 from closedloop.models.wilson_cowan import WilsonCowan
 
@@ -13,6 +15,8 @@ __all__ = [
     "FearExtinction",
     "JansenRit",
     "KuramotoEnsemble",
+    "MddCingulofrontal",
+    "MddScangosPlant",
     "STNGPe",
     "WilsonCowan",
 ]
@@ -27,5 +31,7 @@ BUILTIN_MODELS = {
         WilsonCowan,
         JansenRit,
         FearExtinction,
+        MddCingulofrontal,
+        MddScangosPlant,
     )
 }

@@ -88,6 +88,16 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         controller_cls = resolve_controller(cfg.controller.name)
     except ValueError as exc:
         problems.append(("controller.name", str(exc)))
+    # Multi-node plants: the sensed and the stimulated node, checked by the model.
+    nodes = {k: v for k in ("sense_node", "stim_node") if (v := getattr(cfg.model, k)) is not None}
+    for key, value in nodes.items() if brian else ():
+        problems.append(
+            (
+                f"model.{key}",
+                f"{value!r}: Brian2 models choose their sensed and stimulated populations "
+                "in the brian: section (brian.sense, brian.stimulate)",
+            )
+        )
     model = None
     if model_cls is not None and sensing is not None and not unbuildable:
         too_big = memory_problem(
@@ -103,6 +113,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
                 n=cfg.n_instances,
                 params=cfg.model.params,
                 regime=cfg.model.regime,
+                **nodes,
             )
         except ValueError as exc:
             problems.append(("model", str(exc)))
@@ -329,6 +340,9 @@ class ResolvedExperiment:
         out["device"] = self.loop.device.to_dict()
         out["controller"]["params"] = _jsonable(self.loop.controller.get_params())
         out["model"]["regime"] = self.loop.model.regime
+        for key in ("sense_node", "stim_node"):
+            out["model"].pop(key, None)
+        out["model"].update(getattr(self.loop.model, "node_settings", dict)())
         out["model"]["resolved_params"] = {
             k: v.tolist() for k, v in self.loop.model.param_values.items()
         }

@@ -13,7 +13,7 @@ Schema (defaults in brackets)::
     n_instances: int >= 1              [1]   batch of independent instances
     duration_s: float > 0                    recorded, closed-loop time, s
     warmup_s: float >= 0               [0.5] unrecorded open-loop settling, s
-    model:      {name, dt_s, regime, params}
+    model:      {name, dt_s, regime, params, sense_node, stim_node}
     sensing:    fields of closedloop.sensing.chain.SensingChain
     control:    {period_s [0.02], latency_s [0], engine [auto]}
     controller: {name, params}         # built-in name or dotted path
@@ -88,6 +88,12 @@ class ModelSection(_Section):
     dt_s: float = Field(1e-4, gt=0, description="integration step, s")
     regime: str | None = None
     params: dict[str, float | list[float]] = {}
+    sense_node: str | None = Field(
+        None, description="multi-node models: the node whose signal the sensing chain reads"
+    )
+    stim_node: str | None = Field(
+        None, description="multi-node models: the node the device's drive enters"
+    )
 
 
 class ControlSection(_Section):

@@ -161,6 +161,12 @@ class PopulationModel:
         length ``n``.
     regime : str, optional
         A named parameter set from :attr:`regimes`.
+    sense_node, stim_node : str, optional
+        For a model with named :attr:`nodes`: the node whose signal the
+        sensing chain reads and the node the device's drive enters
+        (defaults :attr:`default_sense_node`, :attr:`default_stim_node`).
+        They may differ: the effect of stimulation then reaches the sensed
+        node only through the model's network.
 
     Notes
     -----
@@ -189,6 +195,13 @@ class PopulationModel:
     modulatable: ClassVar[tuple[str, ...]] = ()
     #: Extra entries of :meth:`describe` (e.g. which simulator runs the model).
     description_extra: ClassVar[dict[str, str]] = {}
+    #: Named nodes of a multi-node plant (areas of a network), empty for one node.
+    nodes: ClassVar[tuple[str, ...]] = ()
+    #: What each node is and how the device's drive enters it (multi-node plants).
+    node_descriptions: ClassVar[dict[str, str]] = {}
+    #: The node sensed and the node stimulated unless the experiment names others.
+    default_sense_node: ClassVar[str | None] = None
+    default_stim_node: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -196,7 +209,12 @@ class PopulationModel:
         n: int = 1,
         params: Mapping[str, float | Sequence[float]] | None = None,
         regime: str | None = None,
+        *,
+        sense_node: str | None = None,
+        stim_node: str | None = None,
     ) -> None:
+        self.sense_node = self._check_node("sense_node", sense_node, self.default_sense_node)
+        self.stim_node = self._check_node("stim_node", stim_node, self.default_stim_node)
         if not (isinstance(dt_s, int | float) and dt_s > 0 and math.isfinite(dt_s)):
             raise ValueError(f"model.dt_s must be a positive number of seconds, got {dt_s!r}")
         if int(n) != n or n < 1:
@@ -204,6 +222,38 @@ class PopulationModel:
         self.dt_s = float(dt_s)
         self.n = int(n)
         self.regime, self.param_values = resolve_parameters(self, params, regime)
+
+    def _check_node(self, key: str, name: str | None, default: str | None) -> str | None:
+        """The node named by ``model.<key>`` (or the default), checked against :attr:`nodes`."""
+        if not self.nodes:
+            if name is not None:
+                raise ValueError(
+                    f"model.{key} {name!r}: model {self.name!r} has no named nodes "
+                    "(it is a single-node model)"
+                )
+            return None
+        name = default if name is None else name
+        if name not in self.nodes:
+            raise ValueError(
+                f"model.{key} {name!r} is not a node of model {self.name!r}; "
+                f"known nodes: {', '.join(self.nodes)}"
+            )
+        return name
+
+    def node_index(self, name: str) -> int:
+        """Position of node ``name`` in :attr:`nodes` (ValueError naming the known nodes)."""
+        if name not in self.nodes:
+            raise ValueError(
+                f"{name!r} is not a node of model {self.name!r}; known nodes: "
+                f"{', '.join(self.nodes) or '(none)'}"
+            )
+        return self.nodes.index(name)
+
+    def node_settings(self) -> dict[str, str]:
+        """``sense_node`` and ``stim_node`` of a multi-node model (empty otherwise)."""
+        if not self.nodes:
+            return {}
+        return {"sense_node": self.sense_node, "stim_node": self.stim_node}
 
     def like(
         self, n: int | None = None, params: Mapping[str, float | Sequence[float]] | None = None
@@ -227,6 +277,7 @@ class PopulationModel:
             n=self.n if n is None else n,
             params=self.param_values if params is None else params,
             regime=None,
+            **self.node_settings(),
         )
 
     def observables(self) -> dict[str, np.ndarray]:
@@ -263,6 +314,14 @@ class PopulationModel:
                 for k, p in self.parameters.items()
             },
             "regime": self.regime,
+            **(
+                {
+                    "nodes": {k: self.node_descriptions.get(k, "") for k in self.nodes},
+                    **self.node_settings(),
+                }
+                if self.nodes
+                else {}
+            ),
             "references": list(self.references),
         }
 
@@ -281,9 +340,17 @@ class NumbaModel(PopulationModel):
         length ``n``.
     regime : str, optional
         A named parameter set from :attr:`regimes`.
+    sense_node, stim_node : str, optional
+        For a multi-node model: the sensed and the stimulated node.
 
     Notes
     -----
+    A multi-node model (non-empty :attr:`nodes`) finds the chosen nodes in
+    two integer record fields, ``sense_node`` and ``stim_node`` (positions
+    in :attr:`nodes`): its ``advance_one`` writes the sensed node's signal
+    to ``out`` and routes ``drive`` into the stimulated node, so the batch
+    kernels and the loop are those of any other model.
+
     Subclasses define the class attributes below, :meth:`_initial_state`,
     :meth:`kernel_state`, and, in their module, a compiled
     ``advance_one`` followed by a copy of
@@ -303,17 +370,25 @@ class NumbaModel(PopulationModel):
         n: int = 1,
         params: Mapping[str, float | Sequence[float]] | None = None,
         regime: str | None = None,
+        *,
+        sense_node: str | None = None,
+        stim_node: str | None = None,
     ) -> None:
-        super().__init__(dt_s, n, params, regime)
+        super().__init__(dt_s, n, params, regime, sense_node=sense_node, stim_node=stim_node)
         self.record = self._make_record()
         self.state: dict[str, np.ndarray] = {}
         self.step_ = 0
 
     def _make_record(self) -> np.ndarray:
         fields = [(k, np.float64) for k in self.parameters] + list(self.derived_fields)
+        if self.nodes:
+            fields += [("sense_node", np.int64), ("stim_node", np.int64)]
         rec = np.zeros(self.n, dtype=np.dtype(fields, align=True))
         for key, arr in self.param_values.items():
             rec[key] = arr
+        if self.nodes:
+            rec["sense_node"] = self.node_index(self.sense_node)
+            rec["stim_node"] = self.node_index(self.stim_node)
         self._fill_derived(rec)
         return rec
 
