@@ -201,8 +201,9 @@ class FearExtinction(NumbaModel):
     #: ``sense_node`` and the device stimulates ``stim_node``; the effect
     #: reaches the amygdala through the IL -> extinction-neuron projection.
     nodes: ClassVar[tuple[str, ...]] = ("basal_amygdala", "il")
-    sense_node: ClassVar[str] = "basal_amygdala"
-    stim_node: ClassVar[str] = "il"
+    default_sense_node: ClassVar[str] = "basal_amygdala"
+    default_stim_node: ClassVar[str] = "il"
+    fixed_node_roles: ClassVar[bool] = True
     #: Parameters a drug layer may change while running (read by the kernel at
     #: every advance): excitability, feedback inhibition (GABAergic drugs),
     #: extinction learning rate (e.g. D-cycloserine), background drive.

@@ -65,7 +65,11 @@ def trials_to_extinction(trials):
 
 def test_registered():
     assert BUILTIN_MODELS["fear_extinction"] is FearExtinction
-    assert FearExtinction.sense_node != FearExtinction.stim_node
+    model = FearExtinction()
+    assert (model.sense_node, model.stim_node) == ("basal_amygdala", "il")
+    # Fixed roles: the kernel senses the amygdala and drives IL whatever is asked.
+    with pytest.raises(ValueError, match="fixed roles"):
+        FearExtinction(sense_node="il")
     assert set(FearExtinction.modulatable) <= set(FearExtinction.parameters)
 
 

@@ -202,6 +202,8 @@ class PopulationModel:
     #: The node sensed and the node stimulated unless the experiment names others.
     default_sense_node: ClassVar[str | None] = None
     default_stim_node: ClassVar[str | None] = None
+    #: True for a plant whose nodes have fixed roles (only the defaults are accepted).
+    fixed_node_roles: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -237,6 +239,11 @@ class PopulationModel:
             raise ValueError(
                 f"model.{key} {name!r} is not a node of model {self.name!r}; "
                 f"known nodes: {', '.join(self.nodes)}"
+            )
+        if self.fixed_node_roles and name != default:
+            raise ValueError(
+                f"model.{key} {name!r}: model {self.name!r} has fixed roles, it senses "
+                f"{self.default_sense_node!r} and stimulates {self.default_stim_node!r}"
             )
         return name
 
