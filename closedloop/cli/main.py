@@ -80,6 +80,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     info = sub.add_parser("info", help="print a run's config, provenance and metrics")
     info.add_argument("run", help="run HDF5 file")
+    export = sub.add_parser(
+        "export",
+        help="convert a run file to another format (NWB)",
+        description="Write a complete run file's series, events, metrics, config and "
+        "provenance as an NWB file (mapping: closedloop.io.nwb).",
+    )
+    export.add_argument("run", help="run HDF5 file")
+    export.add_argument("--to", choices=["nwb"], default="nwb", help="target format [nwb]")
+    export.add_argument("-o", "--output", default=None, help="output path [RUN.nwb]")
     sweep = sub.add_parser(
         "sweep",
         help="run an experiment's parameter sweep",
@@ -301,6 +310,22 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    _open_run(args.run)  # a clear message for a missing or broken file
+    from closedloop.io.nwb import export_nwb
+
+    try:
+        path = export_nwb(args.run, args.output)
+    except ImportError:
+        _error("NWB export needs pynwb: pip install 'closedloop[nwb]'")
+        return EXIT_BAD_INPUT
+    except (ValueError, OSError) as exc:
+        _error(str(exc))
+        return EXIT_BAD_INPUT
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     run = _open_run(args.run)
     from closedloop.plotting.run import format_info
@@ -476,6 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": _cmd_validate,
         "plot": _cmd_plot,
         "info": _cmd_info,
+        "export": _cmd_export,
         "sweep": _cmd_sweep,
         "summarize": _cmd_summarize,
         "plot-sweep": _cmd_plot_sweep,

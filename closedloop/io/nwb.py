@@ -9,8 +9,8 @@ The mapping, one NWB file per run (instances are columns):
 - ``stimulus``: the delivered stimulation (``stimulation_amplitude``, mA;
   ``stimulation_frequency``, Hz; ``stimulation_pulse_width``, us) at the
   control rate: what the device delivered, not what was asked.
-- ``intervals/stimulation_on``: one interval per instance and stretch of
-  non-zero delivered amplitude (``instance`` column).
+- ``intervals/stimulation_on``: one row per stretch of non-zero delivered
+  amplitude, with the instances it holds for (ragged ``instances`` column).
 - processing module ``closedloop``: every other series (the biomarker, each
   sensing feature, slow states such as drug concentrations or symptom
   scores, the model's recorded state) as ``TimeSeries``; every event table of
@@ -147,7 +147,13 @@ def export_nwb(
             f"{config.get('model', {}).get('name', '?')}, controller "
             f"{config.get('controller', {}).get('name', '?')}, seed {config.get('seed', '?')}"
         ),
-        source_script=json.dumps(run.attrs.get("provenance", {}), default=str),
+        source_script=json.dumps(
+            {
+                "closedloop_version": str(run.attrs.get("closedloop_version", "")),
+                **dict(run.attrs.get("provenance", {}) or {}),
+            },
+            default=str,
+        ),
         source_script_file_name="closedloop",
         keywords=["closed-loop neuromodulation", "simulation", "closedloop"],
         subject=Subject(
@@ -177,9 +183,15 @@ def export_nwb(
             table = TimeIntervals(
                 name="stimulation_on", description="stretches of non-zero delivered amplitude"
             )
-            table.add_column("instance", "batch index of the instance")
+            table.add_column(
+                "instances", "batch indices of the instances stimulated over it", index=True
+            )
+            # One row per distinct stretch, listing every instance it holds for.
+            grouped: dict[tuple[float, float], list[int]] = {}
             for a, b, i in intervals:
-                table.add_row(start_time=a, stop_time=b, instance=i)
+                grouped.setdefault((a, b), []).append(i)
+            for (a, b), members in sorted(grouped.items()):
+                table.add_row(start_time=a, stop_time=b, instances=members)
             nwb.add_time_intervals(table)
     events: dict[str, dict[str, np.ndarray]] = {}
     for key, values in run.arrays.items():
@@ -248,7 +260,7 @@ def export_nwb(
         )
     nwb.notes = "\n".join(notes)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.nwb")
     try:
         with NWBHDF5IO(str(tmp), "w") as io:
             io.write(nwb)
