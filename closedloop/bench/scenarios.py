@@ -26,7 +26,7 @@ Standard metrics (per instance; the leaderboard shows means over instances)
 ``biomarker_reduction``
     ``1 - P_stim / P_none``: band power of the model's LFP proxy in
     ``metrics.band_hz`` with stimulation over the same without stimulation,
-    same seed (the run's ``beta_reduction``).
+    same seed (the run's ``band_power_reduction``).
 ``teed_relative``
     Total electrical energy delivered over that of continuous stimulation at
     ``metrics.reference`` for the same time (Koss et al. 2005).
@@ -217,7 +217,7 @@ def score_run(path: str | Path, scenario: Scenario, exp: Any) -> dict[str, np.nd
     m = run.metrics
     duration_min = run.timeseries["amplitude"].shape[1] * exp.loop.control_period_s / 60.0
     out = {
-        "biomarker_reduction": m["beta_reduction"],
+        "biomarker_reduction": m["band_power_reduction"],
         "teed_relative": m["teed_relative"],
         "time_on_fraction": m["time_on_fraction"],
         "switches_per_min": m["n_switches"] / duration_min,
