@@ -280,7 +280,7 @@ def score_run(path: str | Path, scenario: Scenario, exp: Any) -> dict[str, np.nd
         "switches_per_min": m["n_switches"] * per_min,
         "deliveries_per_min": m["n_deliveries"] * per_min,
     }
-    if "long_burst_time_reduction" in m:
+    if scenario.kind == "beta" and "long_burst_time_reduction" in m:
         out["long_burst_time_reduction"] = m["long_burst_time_reduction"]
         out["long_burst_time"] = m["long_burst_time_fraction"]
         out["long_burst_time_none"] = m["long_burst_time_fraction_baseline"]
