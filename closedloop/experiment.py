@@ -23,7 +23,7 @@ from closedloop.config import ResolvedExperiment
 from closedloop.core.random import rng_states
 from closedloop.io import open_recorder
 from closedloop.io.series import create_series, run_series, spike_events, state_series
-from closedloop.metrics import METRIC_INFO, StreamingPSD, summarize
+from closedloop.metrics import METRIC_INFO, StreamingPSD, metric_units, summarize
 from closedloop.sensing.chain import FEATURES
 
 __all__ = [
@@ -303,7 +303,7 @@ def simulate_runs(
                 ref.model_dump(),
                 cfg.metrics.band_hz,
             )
-            info = {k2: (v[0].replace("{u}", units), v[1]) for k2, v in METRIC_INFO.items()}
+            info = {k2: (metric_units(k2, units), v[1]) for k2, v in METRIC_INFO.items()}
             if bio_base_all is not None and bio_base_all.shape[1] > 0:
                 b = cfg.metrics.bursts
                 found, hist = burst_metrics(
@@ -344,15 +344,13 @@ def simulate_runs(
             for key, value in runs[k].attrs.items():
                 rec.set_attr(key, value() if callable(value) else value)
     outcomes = []
-    for run, metrics, metric_units in zip(runs, all_metrics, all_units, strict=True):
+    for run, metrics, run_units in zip(runs, all_metrics, all_units, strict=True):
         figure = None
         if run.exp.config.output.figure:
             from closedloop.plotting.run import plot_run
 
             figure = plot_run(run.path)
-        outcomes.append(
-            RunOutcome(path=run.path, figure=figure, metrics=metrics, units=metric_units)
-        )
+        outcomes.append(RunOutcome(path=run.path, figure=figure, metrics=metrics, units=run_units))
     return outcomes
 
 

@@ -131,6 +131,9 @@ def test_trough_stimulation_desynchronises_and_peak_stimulation_synchronises(tmp
             n_pulses = info["time_s"].size
             assert 0.85 * 20 * 3.0 < n_pulses < 1.1 * 20 * 3.0
             assert n_pulses == round(run.metrics["charge_uc"][i] / 0.06)
+            # Single pulses are deliveries, not switches of a train.
+            assert run.metrics["n_deliveries"][i] == n_pulses
+            assert run.metrics["n_switches"][i] == 0
             # The causal estimate at the trigger sits on the target: the lead
             # (1 ms) offsets the mean detection delay.
             est_deg, est_len = _circular_mean_and_length(info["estimated_rad"] - target)

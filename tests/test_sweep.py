@@ -43,7 +43,7 @@ BASE = {
     "seed": 3,
     "duration_s": 1.0,
     "warmup_s": 0.1,
-    "model": {"name": "stn_gpe", "dt_s": 1.0e-4, "regime": "parkinsonian"},
+    "model": {"name": "stn_gpe", "dt_s": 1.0e-4, "regime": "parkinsonian_limit_cycle"},
     "sensing": {"rate_hz": 1000.0, "noise_std": 2.0, "envelope": "arv"},
     "controller": {
         "name": "dual_threshold",
