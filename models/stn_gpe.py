@@ -67,7 +67,7 @@ weak noise: the STN rate's standard deviation jumps from 3 to 16 spikes/s);
 ``sigma_S = 40`` (spikes/s)/sqrt(s) excites bursts at about 21 Hz. With the
 envelope of a 13-30 Hz band-pass thresholded at its 75th percentile and a
 100 ms minimum, it gives about one burst per second, mean duration about
-0.2 s, median about 0.16 s, some 8 % longer than 400 ms (seeded values,
+0.23 s, median about 0.19 s, some 8 % longer than 400 ms (seeded values,
 tested). All four numbers were chosen here by a scan of ``w_CS`` and
 ``sigma_S`` against those statistics, not taken from a paper.
 ``parkinsonian_medicated`` weakens the STN-GPe coupling by 10 %: with the
