@@ -93,8 +93,13 @@ DEVICE_STATE: dict[str, str] = {
     "n_pulses": "1",
     "n_rejected": "1",  # command values ignored for being NaN or infinite
     "time_on_s": "s",
-    "n_switches": "1",  # on/off transitions of the stimulation
+    "n_switches": "1",  # on/off transitions of the stimulation, bursts' included
     "pulses_remaining": "1",  # pulses still to deliver; inf: continuous
+    # On/off transitions of a continuous train (amplitude above zero, no pulse
+    # count), its first turn-on included; bursts and single pulses are
+    # deliveries, counted apart.
+    "n_train_switches": "1",
+    "n_deliveries": "1",  # commands of k >= 1 pulses (bursts, single pulses) applied
 }
 (
     _AMP,
@@ -112,6 +117,8 @@ DEVICE_STATE: dict[str, str] = {
     _TON,
     _NSW,
     _REMAIN,
+    _NTRAIN,
+    _NDELIV,
 ) = range(len(DEVICE_STATE))
 
 
@@ -335,6 +342,8 @@ def apply_command(ds, dp, i, amplitude_ma, frequency_hz, pulse_width_us, pulses,
     if pulses >= 0.0:  # False for NaN: no change
         previous = ds[i, _REMAIN]
         ds[i, _REMAIN] = np.floor(pulses)  # float floor: inf stays inf, no int overflow
+        if pulses >= 1.0 and math.isfinite(pulses):
+            ds[i, _NDELIV] += 1.0
         if pulses > 0.0 and (math.isfinite(pulses) or math.isfinite(previous)):
             # A burst, or continuous after a burst: the first pulse now, or as
             # soon as a pulse still under way has ended.
@@ -455,6 +464,9 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
     n_pulses = ds[i, _NPULSE]
     time_on = ds[i, _TON]
     switches = ds[i, _NSW]
+    # The same parity rule for the continuous train.
+    train_was_on = ds[i, _NTRAIN] % 2.0 == 1.0
+    train_switches = ds[i, _NTRAIN]
     for j in range(n_steps):
         step = step0 + j
         while head < q_tail and q_eff[i, head % q_len] <= step:
@@ -513,6 +525,10 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
         if stimulating != was_on:
             switches += 1.0
         was_on = stimulating
+        train_on = amp > 0.0 and remaining == math.inf
+        if train_on != train_was_on:
+            train_switches += 1.0
+        train_was_on = train_on
     ds[i, _AMP] = amp
     ds[i, _NEXT] = next_pulse
     ds[i, _P_START] = p_start
@@ -523,5 +539,6 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
     ds[i, _NPULSE] = n_pulses
     ds[i, _TON] = time_on
     ds[i, _NSW] = switches
+    ds[i, _NTRAIN] = train_switches
     ds[i, _REMAIN] = remaining
     device.queue_head[i] = head

@@ -18,13 +18,22 @@ from typing import Any
 import numpy as np
 
 import closedloop
+from closedloop.analysis.bursts import BURST_METRIC_INFO, BurstSettings, burst_metrics
 from closedloop.config import ResolvedExperiment
+from closedloop.core.random import rng_states
 from closedloop.io import open_recorder
 from closedloop.io.series import create_series, run_series, spike_events, state_series
-from closedloop.metrics import METRIC_INFO, StreamingPSD, summarize
+from closedloop.metrics import METRIC_INFO, StreamingPSD, metric_units, summarize
 from closedloop.sensing.chain import FEATURES
 
-__all__ = ["RunOutcome", "RunSpec", "metrics_table", "run_experiment", "simulate_runs"]
+__all__ = [
+    "RunOutcome",
+    "RunSpec",
+    "metrics_table",
+    "run_experiment",
+    "simulate_runs",
+    "stimulation_summary",
+]
 
 
 @dataclass
@@ -34,6 +43,7 @@ class RunOutcome:
     path: Path
     figure: Path | None
     metrics: dict[str, np.ndarray]
+    units: dict[str, str] = field(default_factory=dict)  #: metric name -> units
 
 
 @dataclass
@@ -151,6 +161,17 @@ def simulate_runs(
     seen = 0
     amp_sum = np.zeros(n)
     amp_count = 0
+    # Burst metrics: the biomarker with stimulation and the same sensing chain
+    # (same sensor-noise seeds) run over the no-stimulation signal, both at the
+    # end of each control period, kept whole (one value per period is small).
+    spp = loop.samples_per_period
+    bio_stim: list[np.ndarray] = []
+    bio_base: list[np.ndarray] = []
+    base_sensing = (
+        loop.sensing.new_state(n, rng_states(loop.seeds.sensor))
+        if baseline is not None or in_loop_baseline
+        else None
+    )
     bar = None
     if progress:
         from tqdm import tqdm
@@ -232,6 +253,12 @@ def simulate_runs(
                 for rec, psd, sl in zip(recorders, psd_base, slices, strict=True):
                     rec.append("lfp_baseline", base[sl])
                     psd.feed(base[sl, skip:])
+            if base_sensing is not None:
+                raw_base = data["lfp_baseline"] if in_loop_baseline else base
+                env = loop.sensing.process(base_sensing, raw_base)["envelope"]
+                ends = np.flatnonzero((seen + np.arange(m) + 1) % spp == 0)
+                bio_base.append(env[:, ends])
+            bio_stim.append(data["biomarker"])
             seen += m
             if observed:
                 # A last, shorter chunk would break the regular grid: left out.
@@ -276,6 +303,11 @@ def simulate_runs(
         ref = cfg.metrics.reference
         extra = loop.extra_metrics()
         all_metrics = []
+        all_units = []
+        env_units = f"({units})^2" if loop.sensing.envelope == "power" else units
+        discard_periods = int(round(cfg.metrics.discard_s * control_rate))
+        bio_stim_all = np.concatenate(bio_stim, axis=1)[:, discard_periods:]
+        bio_base_all = np.concatenate(bio_base, axis=1)[:, discard_periods:] if bio_base else None
         for k, (rec, sl) in enumerate(zip(recorders, slices, strict=True)):
             metrics = summarize(
                 psd_stim[k],
@@ -287,13 +319,33 @@ def simulate_runs(
                 ref.model_dump(),
                 cfg.metrics.band_hz,
             )
-            units_of = {key: METRIC_INFO[key][0] for key in metrics}
-            what_of = {key: METRIC_INFO[key][1] for key in metrics}
+            info = {k2: (metric_units(k2, units), v[1]) for k2, v in METRIC_INFO.items()}
+            if bio_base_all is not None and bio_base_all.shape[1] > 0:
+                b = cfg.metrics.bursts
+                found, hist = burst_metrics(
+                    bio_stim_all[sl],
+                    bio_base_all[sl],
+                    control_rate,
+                    BurstSettings(b.percentile, b.min_duration_s, b.long_burst_s),
+                )
+                metrics.update(found)
+                info.update(
+                    (k2, (v[0].replace("{u}", env_units), v[1]))
+                    for k2, v in BURST_METRIC_INFO.items()
+                )
+                rec.write_array("bursts/duration_edges_s", hist["duration_edges_s"], units="s")
+                for key in ("duration_counts", "duration_counts_baseline"):
+                    rec.write_array(f"bursts/{key}", hist[key], units="1", dims="instance,bin")
             for key, (value, unit, what) in extra.items():
                 metrics[key] = np.asarray(value)[sl]
-                units_of[key], what_of[key] = unit, what
+                info[key] = (unit, what)
             all_metrics.append(metrics)
-            rec.write_metrics(metrics, units_of, what_of)
+            all_units.append({key: info[key][0] for key in metrics})
+            rec.write_metrics(
+                metrics,
+                {key: info[key][0] for key in metrics},
+                {key: info[key][1] for key in metrics},
+            )
             rec.write_array("spectra/frequency_hz", psd_stim[k].frequency_hz, units="Hz")
             rec.write_array(
                 "spectra/psd_stim",
@@ -311,13 +363,13 @@ def simulate_runs(
             for key, value in runs[k].attrs.items():
                 rec.set_attr(key, value() if callable(value) else value)
     outcomes = []
-    for run, metrics in zip(runs, all_metrics, strict=True):
+    for run, metrics, run_units in zip(runs, all_metrics, all_units, strict=True):
         figure = None
         if run.exp.config.output.figure:
             from closedloop.plotting.run import plot_run
 
             figure = plot_run(run.path)
-        outcomes.append(RunOutcome(path=run.path, figure=figure, metrics=metrics))
+        outcomes.append(RunOutcome(path=run.path, figure=figure, metrics=metrics, units=run_units))
     return outcomes
 
 
@@ -333,7 +385,7 @@ def _create_datasets(
     """Root attributes and the empty time series of one run's file."""
     cfg = exp.config
     rec.set_attr("thresholds", exp.loop.controller.thresholds())
-    rec.set_attr("beta_band_hz", list(cfg.metrics.band_hz))
+    rec.set_attr("band_hz", list(cfg.metrics.band_hz))
     create_series(
         rec,
         run_series(
@@ -349,14 +401,54 @@ def _create_datasets(
     )
 
 
-def metrics_table(metrics: dict[str, Any]) -> str:
-    """Plain-text table of metrics: mean, min and max over instances."""
-    lines = [f"{'metric':<22} {'units':<9} {'mean':>12} {'min':>12} {'max':>12}"]
+def metrics_table(metrics: dict[str, Any], units: dict[str, str] | None = None) -> str:
+    """Plain-text table of metrics: mean, min and max over instances.
+
+    ``units`` maps metric names to units (a run's :attr:`RunOutcome.units`);
+    without it the generic units of the metric tables are shown.
+    """
+    generic = {k: v[0] for k, v in {**METRIC_INFO, **BURST_METRIC_INFO}.items()}
+    units = {**generic, **(units or {})}
+    width = max([32, *(len(k) for k in metrics)])
+    lines = [f"{'metric':<{width}} {'units':<14} {'mean':>12} {'min':>12} {'max':>12}"]
     for key, values in metrics.items():
         arr = np.atleast_1d(np.asarray(values, dtype=float))
-        unit = METRIC_INFO.get(key, ("", ""))[0]
-        lines.append(
-            f"{key:<22} {unit:<9} {np.nanmean(arr):>12.4g} {np.nanmin(arr):>12.4g} "
-            f"{np.nanmax(arr):>12.4g}"
+        unit = units.get(key, "")
+        if np.isfinite(arr).any():
+            stats = f"{np.nanmean(arr):>12.4g} {np.nanmin(arr):>12.4g} {np.nanmax(arr):>12.4g}"
+        else:
+            stats = f"{'nan':>12} {'nan':>12} {'nan':>12}"
+        lines.append(f"{key:<{width}} {unit:<14} {stats}")
+    return "\n".join(lines)
+
+
+def stimulation_summary(metrics: dict[str, Any]) -> str:
+    """Two plain sentences: how much stimulation was given and what it removed.
+
+    Means over instances of ``time_on_fraction``, ``teed_relative``,
+    ``n_switches`` and, when the run has them, ``band_power_reduction`` and the
+    long-burst metrics (``long_burst_time_fraction`` with and without
+    stimulation, ``long_burst_time_reduction``).
+    """
+
+    def mean(key: str) -> float:
+        arr = np.asarray(metrics.get(key, np.nan), dtype=float)
+        return float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")
+
+    lines = [
+        f"stimulation: on {mean('time_on_fraction'):.0%} of the time, energy (TEED) "
+        f"{mean('teed_relative'):.0%} of continuous stimulation at the reference, "
+        f"{mean('n_switches'):.3g} switches"
+    ]
+    effect = []
+    if "band_power_reduction" in metrics:
+        effect.append(f"band power reduced by {mean('band_power_reduction'):.0%}")
+    if "long_burst_time_reduction" in metrics:
+        effect.append(
+            f"time in long bursts {mean('long_burst_time_fraction_baseline'):.1%} without "
+            f"stimulation, {mean('long_burst_time_fraction'):.1%} with "
+            f"(long-burst reduction {mean('long_burst_time_reduction'):.0%})"
         )
+    if effect:
+        lines.append("effect: " + "; ".join(effect))
     return "\n".join(lines)

@@ -7,19 +7,25 @@ is a whole number of hops they equal :func:`scipy.signal.welch`.
 
 Metrics (each an array over instances):
 
-``beta_power_stim``, ``beta_power_baseline``
-    Band power (integral of the PSD over the band, signal units squared) of
-    the model's LFP proxy with stimulation and in the no-stimulation baseline
-    run with the same seed.
-``beta_reduction``
-    ``1 - beta_power_stim / beta_power_baseline`` (1 = all beta removed,
-    0 = none, negative = more beta than without stimulation).
+``band_power_stim``, ``band_power_baseline``
+    Power in ``metrics.band_hz`` (integral of the PSD over the band, in the
+    model's signal units squared, e.g. ``(spikes/s)^2``) of the model's
+    signal with stimulation and in the no-stimulation baseline run with the
+    same seed. "Band", not "beta": the band is configurable.
+``band_power_reduction``
+    ``1 - band_power_stim / band_power_baseline`` (1 = all band power
+    removed, 0 = none, negative = more than without stimulation).
 ``teed_j``, ``teed_relative``
     Total electrical energy delivered (J), and its ratio to continuous
     stimulation at the reference settings over the same time.
-``time_on_fraction``, ``n_switches``
-    Fraction of time the delivered amplitude was above zero, and the number
-    of on/off transitions.
+``time_on_fraction``
+    Fraction of time stimulation was delivered (a continuous train above zero
+    amplitude, or a pulse of a burst under way).
+``n_switches``, ``n_deliveries``
+    On/off transitions of a continuous stimulation train after its first
+    turn-on (continuous DBS: 0; on, off, on again: 2), and bursts or single
+    pulses commanded (responsive, phase-locked stimulation), which are
+    deliveries, not switches.
 ``mean_amplitude_ma``
     Mean delivered amplitude, mA (sampled at the control rate).
 ``charge_uc``, ``n_rejected_commands``
@@ -34,17 +40,25 @@ from typing import Any
 import numpy as np
 from scipy import signal as _signal
 
-__all__ = ["METRIC_INFO", "MIN_PSD_SAMPLES", "StreamingPSD", "band_power", "summarize"]
+__all__ = [
+    "METRIC_INFO",
+    "MIN_PSD_SAMPLES",
+    "StreamingPSD",
+    "band_power",
+    "metric_units",
+    "summarize",
+]
 
-#: Metric name to (units, description).
+#: Metric name to (units, description); ``{u}`` stands for the model's signal units.
 METRIC_INFO: dict[str, tuple[str, str]] = {
-    "beta_power_stim": ("signal^2", "band power of the LFP proxy with stimulation"),
-    "beta_power_baseline": ("signal^2", "band power without stimulation, same seed"),
-    "beta_reduction": ("1", "1 - beta_power_stim / beta_power_baseline"),
+    "band_power_stim": ("({u})^2", "power in metrics.band_hz of the signal with stimulation"),
+    "band_power_baseline": ("({u})^2", "band power without stimulation, same seed"),
+    "band_power_reduction": ("1", "1 - band_power_stim / band_power_baseline"),
     "teed_j": ("J", "total electrical energy delivered"),
     "teed_relative": ("1", "TEED over that of continuous stimulation at the reference"),
-    "time_on_fraction": ("1", "fraction of time the delivered amplitude was above zero"),
-    "n_switches": ("1", "on/off transitions of the delivered amplitude"),
+    "time_on_fraction": ("1", "fraction of time stimulation was delivered"),
+    "n_switches": ("1", "on/off transitions of a continuous train after its first turn-on"),
+    "n_deliveries": ("1", "bursts and single pulses commanded (not switches)"),
     "mean_amplitude_ma": ("mA", "mean delivered amplitude"),
     "charge_uc": ("uC", "total cathodic charge delivered"),
     "n_rejected_commands": ("1", "command values ignored for being NaN or infinite"),
@@ -146,6 +160,11 @@ def band_power(
     return psd[:, sel].sum(axis=1) * (frequency_hz[1] - frequency_hz[0])
 
 
+def metric_units(name: str, signal_units: str) -> str:
+    """Units of metric ``name`` (:data:`METRIC_INFO`) for a model's signal units."""
+    return METRIC_INFO[name][0].replace("{u}", signal_units)
+
+
 def summarize(
     psd_stim: StreamingPSD,
     psd_base: StreamingPSD | None,
@@ -159,12 +178,12 @@ def summarize(
     """Compute :data:`closedloop.metrics.METRIC_INFO` metrics for a finished run."""
     f = psd_stim.frequency_hz
     stim = band_power(f, psd_stim.psd(), band_hz)
-    out = {"beta_power_stim": stim}
+    out = {"band_power_stim": stim}
     if psd_base is not None:
         base = band_power(f, psd_base.psd(), band_hz)
-        out["beta_power_baseline"] = base
+        out["band_power_baseline"] = base
         with np.errstate(divide="ignore", invalid="ignore"):
-            out["beta_reduction"] = 1.0 - stim / base
+            out["band_power_reduction"] = 1.0 - stim / base
     teed_ref = device.teed_j(
         reference["amplitude_ma"],
         reference["frequency_hz"],
@@ -174,7 +193,9 @@ def summarize(
     out["teed_j"] = device_totals["energy_j"]
     out["teed_relative"] = device_totals["energy_j"] / teed_ref
     out["time_on_fraction"] = device_totals["time_on_s"] / duration_s
-    out["n_switches"] = device_totals["n_switches"]
+    # The device counts the first turn-on too (its count starts from off).
+    out["n_switches"] = np.maximum(device_totals["n_train_switches"] - 1.0, 0.0)
+    out["n_deliveries"] = device_totals["n_deliveries"]
     out["mean_amplitude_ma"] = mean_amplitude_ma
     out["charge_uc"] = device_totals["charge_uc"]
     out["n_rejected_commands"] = device_totals["n_rejected"]

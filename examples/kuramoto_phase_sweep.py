@@ -60,8 +60,8 @@ def sweep(n_phases: int, duration_s: float, n_instances: int) -> dict[str, np.nd
                 ],
             )
             outcome = run_experiment(exp, tmp)
-            # beta_reduction = 1 - P_stim / P_baseline: the change is its negative.
-            change[k] = -outcome.metrics["beta_reduction"]
+            # band_power_reduction = 1 - P_stim / P_baseline: the change is its negative.
+            change[k] = -outcome.metrics["band_power_reduction"]
             phases = pulse_phases(outcome.path)["phase_rad"]
             error = np.angle(np.nanmean(np.exp(1j * (phases - target))))
             pulse_error[k] = math.degrees(error)

@@ -58,6 +58,21 @@ neurons per instance) shows a beta peak in the ``parkinsonian`` regime and
 little beta in the ``healthy`` one, and continuous DBS at clinical settings
 suppresses it.
 
+Beta bursts (not reproduced)
+----------------------------
+Unlike the rate model's ``parkinsonian`` regime, this network has no bursty
+regime with its present noise and coupling (issue 12, measured here: 20 s
+per setting, the summed current at 1 kHz, envelope of a 13-30 Hz band-pass,
+75th-percentile threshold, 100 ms minimum). Scaling ``w_GS_nA`` and
+``w_SG_nA`` together from 1 down to 0.3 keeps a sustained rhythm whose
+envelope barely fluctuates (coefficient of variation 0.04-0.10) while its
+peak drifts from 22 to 29 Hz; no burst lasts 400 ms; at 0.2 the rhythm is
+gone (beta 4 % of the power, peak 32 Hz). The onset lies at the top of the
+beta band, and the membrane noise of 100 + 100 neurons does not move the
+network slowly across it. A bursty spiking regime would need slower
+fluctuations (e.g. a slowly varying cortical drive) or larger populations:
+not done.
+
 References
 ----------
 Terman D, Rubin JE, Yew AC, Wilson CJ (2002) Activity patterns in a model for

@@ -149,7 +149,7 @@ def _cohort_config(tmp_path, n=6, **extra):
                 "sham": {"controller": {"params": {"amplitude_ma": 0.0}}},
                 "continuous": {"controller": {"params": {"amplitude_ma": 3.0}}},
             },
-            "responder": {"metric": "beta_reduction", "at_least": 0.5},
+            "responder": {"metric": "band_power_reduction", "at_least": 0.5},
             "held_out_fraction": 0.5,
         },
     }
@@ -187,7 +187,7 @@ def test_cohort_expands_to_one_run_per_patient_and_arm_on_shared_seeds(tmp_path)
 @pytest.mark.parametrize(
     ("extra", "key"),
     [
-        ({"responder": {"metric": "beta_reduction"}}, "cohort.responder"),
+        ({"responder": {"metric": "band_power_reduction"}}, "cohort.responder"),
         ({"arms": {}}, "cohort.arms"),
         ({"arms": {"x": {"controller": {"params": {"amplitude_ma": -1}}}}}, "amplitude_ma"),
         ({"table": "missing.csv"}, "cohort"),

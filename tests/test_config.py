@@ -97,15 +97,15 @@ def test_every_problem_names_its_key_with_the_right_kind_of_sentence(
     # A value past a limit is not an unknown key: pydantic's sentence names the bound.
     assert "greater than 0" in problems["control.period_s"]
     # Then the built objects' values: a controller parameter and a sensing field of a wrong type.
-    build_bad = _with(config, "controller.params.upper_threshold", "high")
+    build_bad = _with(config, "controller.params.threshold", "high")
     build_bad = _with(build_bad, "sensing.rate_hz", "fast")
-    build_bad = _with(build_bad, "controller.params.uper_threshold", 40.0)  # a typo
+    build_bad = _with(build_bad, "controller.params.treshold", 40.0)  # a typo
     with pytest.raises(ConfigError) as info:
         load_config(write_experiment(build_bad, name="build_bad"))
     problems = dict(info.value.problems)
-    typo = problems.pop("controller.params.uper_threshold", "")
-    assert "Did you mean 'upper_threshold'?" in typo, info.value.problems
-    assert set(problems) == {"controller.params.upper_threshold", "sensing.rate_hz"}, problems
+    typo = problems.pop("controller.params.treshold", "")
+    assert "Did you mean 'threshold'?" in typo, info.value.problems
+    assert set(problems) == {"controller.params.threshold", "sensing.rate_hz"}, problems
     assert all("valid number" in message for message in problems.values()), problems
     # A required key left out, and a controller that needs a feature the chain does not compute.
     missing = {k: v for k, v in config.items() if k != "duration_s"}
@@ -138,6 +138,7 @@ def test_defaults_are_the_ones_the_schema_documents(experiment_config, write_exp
         "discard_s": 0.5,
         "segment_s": 1.0,
         "reference": {"amplitude_ma": 2.0, "frequency_hz": 130.0, "pulse_width_us": 60.0},
+        "bursts": {"percentile": 75.0, "min_duration_s": 0.1, "long_burst_s": 0.4},
     }
     assert resolved["output"] == {
         "chunk_s": 1.0,

@@ -714,3 +714,26 @@ def test_the_loop_counts_two_switches_per_burst():
     # delivered within the 0.4 s.
     assert totals["n_pulses"][0] == 30
     assert totals["n_switches"][0] == 20
+
+
+@pytest.mark.parametrize("chunks", [[4000], [1], [333, 17, 1000]], ids=["whole", "steps", "odd"])
+def test_train_switches_count_the_continuous_train_and_deliveries_the_bursts(chunks):
+    # Continuous from step 0, off at 1000, a burst of 3 pulses and a single
+    # pulse while off, continuous again from 3000: the train goes on, off, on
+    # (3 transitions from off), two deliveries; the device's raw transition
+    # count also counts each burst on and off.
+    dev = Device(ramp_rate_ma_per_s=math.inf)
+    device = new_device(dev)
+    push(device, 2.0, 130.0, 60.0, 0)
+    push(device, 0.0, 130.0, 60.0, 1000)
+    push(device, 2.0, 130.0, 60.0, 1500, pulses=3)
+    push(device, 2.0, 130.0, 60.0, 2200, pulses=1)
+    push(device, 2.0, 130.0, 60.0, 3000, pulses=math.inf)
+    step = k = 0
+    while step < 4000:
+        size = min(chunks[k % len(chunks)], 4000 - step)
+        fill(device, step, size, 1e-4)
+        step, k = step + size, k + 1
+    assert device.state[0, COL["n_train_switches"]] == 3
+    assert device.state[0, COL["n_deliveries"]] == 2
+    assert device.state[0, COL["n_switches"]] == 3 + 2 * 2

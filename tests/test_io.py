@@ -67,21 +67,21 @@ def _synthetic_run(path: Path, *, n: int = 3, spectra: bool = True) -> Path:
                 "spectra/psd_baseline", psd_base, units="mV^2/Hz", dims="instance,frequency"
             )
         rec.set_attr("thresholds", {"lower": 0.4, "upper": 0.8})
-        rec.set_attr("beta_band_hz", [13.0, 30.0])
+        rec.set_attr("band_hz", [13.0, 30.0])
         rec.write_metrics(
             {
-                "beta_reduction": np.linspace(0.3, 0.6, n),
+                "band_power_reduction": np.linspace(0.3, 0.6, n),
                 "teed_relative": np.full(n, 0.42),
                 "time_on_fraction": (amplitude > 0).mean(axis=1),
                 "wall_time_s": 1.5,
             },
             units={
-                "beta_reduction": "1",
+                "band_power_reduction": "1",
                 "teed_relative": "1",
                 "time_on_fraction": "1",
                 "wall_time_s": "s",
             },
-            descriptions={"beta_reduction": "1 - beta power with / without stimulation"},
+            descriptions={"band_power_reduction": "1 - beta power with / without stimulation"},
         )
     return path
 
@@ -100,7 +100,9 @@ def test_round_trip_keeps_data_attrs_and_units(tmp_path: Path) -> None:
             rec.append("lfp", block)
         rec.append("amplitude", np.ones((3, 4)))
         rec.write_array("spectra/psd_stim", np.ones((3, 8)), units="mV^2/Hz")
-        rec.write_metrics({"beta_reduction": [0.1, 0.2, 0.3]}, units={"beta_reduction": "1"})
+        rec.write_metrics(
+            {"band_power_reduction": [0.1, 0.2, 0.3]}, units={"band_power_reduction": "1"}
+        )
         rec.set_attr("failure", "")
 
     run = load_run(path)
@@ -120,8 +122,8 @@ def test_round_trip_keeps_data_attrs_and_units(tmp_path: Path) -> None:
     assert lfp_attrs["dims"] == "instance,time"
     np.testing.assert_allclose(run.time("lfp")[:3], [0.0, 0.0005, 0.001])
     np.testing.assert_allclose(run.time("amplitude"), 0.5 + np.arange(4) / 100.0)
-    np.testing.assert_array_equal(run.metrics["beta_reduction"], [0.1, 0.2, 0.3])
-    assert run.metric_units == {"beta_reduction": "1"}
+    np.testing.assert_array_equal(run.metrics["band_power_reduction"], [0.1, 0.2, 0.3])
+    assert run.metric_units == {"band_power_reduction": "1"}
     np.testing.assert_array_equal(run.arrays["spectra/psd_stim"], np.ones((3, 8)))
     assert run.array_attrs["spectra/psd_stim"]["units"] == "mV^2/Hz"
     # The config attribute is the sorted-key JSON of the resolved config.
@@ -429,7 +431,7 @@ def test_format_info_lists_status_config_and_metrics(tmp_path: Path) -> None:
     run = load_run(_synthetic_run(tmp_path / "run.h5"))
     text = format_info(run)
     assert "status: complete" in text
-    for name in ("beta_reduction", "teed_relative", "time_on_fraction", "wall_time_s"):
+    for name in ("band_power_reduction", "teed_relative", "time_on_fraction", "wall_time_s"):
         assert name in text
     assert "dual_threshold" in text and "delayed_rate" in text
     assert "lfp" in text and "mV" in text and "1000 Hz" in text
@@ -454,10 +456,12 @@ def test_to_xarray(tmp_path: Path) -> None:
     assert isinstance(ds, xr.Dataset)
     assert ds["lfp"].dims == ("instance", "time_lfp")
     np.testing.assert_array_equal(ds["lfp"].values, run.timeseries["lfp"])
-    np.testing.assert_array_equal(ds["beta_reduction"].values, run.metrics["beta_reduction"])
+    np.testing.assert_array_equal(
+        ds["band_power_reduction"].values, run.metrics["band_power_reduction"]
+    )
     assert ds["lfp"].attrs["units"] == "mV"
     np.testing.assert_allclose(ds["time_lfp"].values, run.time("lfp"))
-    assert ds["beta_reduction"].dims == ("instance",)
+    assert ds["band_power_reduction"].dims == ("instance",)
     # The timeseries "frequency" stays a variable; the spectra's dim is renamed.
     assert ds["frequency"].dims == ("instance", "time_frequency")
     assert ds["spectra_psd_stim"].dims == ("instance", "spectra_frequency")

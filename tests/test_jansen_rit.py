@@ -152,10 +152,10 @@ def test_experiment_restores_alpha_in_closed_loop(
     # The metrics by their definitions, recomputed from the recorded LFP and
     # stimulation.
     stim, base = band_powers_from_lfp(run)
-    np.testing.assert_allclose(metrics["beta_reduction"], 1 - stim / base, rtol=1e-9)
+    np.testing.assert_allclose(metrics["band_power_reduction"], 1 - stim / base, rtol=1e-9)
     assert_teed_matches_record(run)
     # Alpha (8-12 Hz) power nearly tripled against the same seed unstimulated,
     # for 4 % of the energy of continuous 2 mA trains. Values the model gives
     # (6 s, the file's seed; -1.838 and 0.0417 at commit 9a7b9dd).
-    assert metrics["beta_reduction"][0] == pytest.approx(-1.84, abs=0.1)
+    assert metrics["band_power_reduction"][0] == pytest.approx(-1.84, abs=0.1)
     assert metrics["teed_relative"][0] == pytest.approx(0.0417, rel=0.05)

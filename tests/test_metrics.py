@@ -194,7 +194,10 @@ def test_summarize_gives_the_documented_definition_of_every_metric():
     totals = {
         "energy_j": np.array([0.4, 0.0]) * teed_ref,
         "time_on_s": np.array([1.5, 0.0]),
-        "n_switches": np.array([4, 0]),
+        "n_switches": np.array([9, 0]),
+        # On at the start, then off and on twice: five transitions from off.
+        "n_train_switches": np.array([5, 0]),
+        "n_deliveries": np.array([3, 0]),
         "charge_uc": np.array([12.0, 0.0]),
         "n_rejected": np.array([2, 0]),
     }
@@ -205,16 +208,18 @@ def test_summarize_gives_the_documented_definition_of_every_metric():
     p_stim = band_power(stim.frequency_hz, stim.psd(), band)
     p_base = band_power(base.frequency_hz, base.psd(), band)
     np.testing.assert_allclose(p_stim / p_base, 0.25, rtol=1e-12)  # the premise
-    np.testing.assert_array_equal(out["beta_power_stim"], p_stim)
-    np.testing.assert_array_equal(out["beta_power_baseline"], p_base)
+    np.testing.assert_array_equal(out["band_power_stim"], p_stim)
+    np.testing.assert_array_equal(out["band_power_baseline"], p_base)
     # 1 - P_stim / P_base: a quarter of the power left is a reduction of 0.75,
     # not (base - stim) / stim = 3 nor stim / base = 0.25.
-    np.testing.assert_allclose(out["beta_reduction"], 0.75, rtol=1e-12)
+    np.testing.assert_allclose(out["band_power_reduction"], 0.75, rtol=1e-12)
     # Relative to continuous stimulation at the reference settings, not the device's.
     np.testing.assert_allclose(out["teed_relative"], [0.4, 0.0], rtol=1e-12)
     np.testing.assert_array_equal(out["teed_j"], totals["energy_j"])
     np.testing.assert_allclose(out["time_on_fraction"], [0.25, 0.0], rtol=1e-12)
+    # Switches of the train after its first turn-on; bursts are deliveries.
     np.testing.assert_array_equal(out["n_switches"], [4, 0])
+    np.testing.assert_array_equal(out["n_deliveries"], [3, 0])
     np.testing.assert_array_equal(out["mean_amplitude_ma"], mean_amplitude)
     np.testing.assert_array_equal(out["charge_uc"], [12.0, 0.0])
     np.testing.assert_array_equal(out["n_rejected_commands"], [2, 0])
@@ -226,14 +231,16 @@ def test_summarize_reports_no_reduction_without_a_baseline_and_negative_for_more
         "energy_j": np.zeros(2),
         "time_on_s": np.zeros(2),
         "n_switches": np.zeros(2),
+        "n_train_switches": np.zeros(2),
+        "n_deliveries": np.zeros(2),
         "charge_uc": np.zeros(2),
         "n_rejected": np.zeros(2),
     }
     reference = {"amplitude_ma": 2.0, "frequency_hz": 130.0, "pulse_width_us": 60.0}
     out = summarize(_spectra(1.0), None, totals, np.zeros(2), 2.0, device, reference, (13, 30))
-    assert "beta_reduction" not in out and "beta_power_baseline" not in out
+    assert "band_power_reduction" not in out and "band_power_baseline" not in out
     # Stimulation that leaves four times the baseline power: a reduction of -3.
     more = summarize(
         _spectra(2.0), _spectra(1.0), totals, np.zeros(2), 2.0, device, reference, (13, 30)
     )
-    np.testing.assert_allclose(more["beta_reduction"], -3.0, rtol=1e-12)
+    np.testing.assert_allclose(more["band_power_reduction"], -3.0, rtol=1e-12)

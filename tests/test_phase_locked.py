@@ -114,13 +114,13 @@ def test_trough_stimulation_desynchronises_and_peak_stimulation_synchronises(tmp
     sets = [arg for item in short for arg in ("--set", item)]
     code = main(["run", str(EXPERIMENT), "--out", str(tmp_path), *sets])
     assert code == 0
-    assert "beta_reduction" in capsys.readouterr().out
+    assert "band_power_reduction" in capsys.readouterr().out
     assert (tmp_path / "kuramoto_phase_locked.png").stat().st_size > 10_000
     trough = load_run(tmp_path / "kuramoto_phase_locked.h5")
     exp = load_config(EXPERIMENT, [*short, "name=peak", "controller.params.target_phase_rad=0.0"])
     peak = load_run(run_experiment(exp, tmp_path).path)
-    suppressed = trough.metrics["beta_reduction"]
-    amplified = -peak.metrics["beta_reduction"]
+    suppressed = trough.metrics["band_power_reduction"]
+    amplified = -peak.metrics["band_power_reduction"]
     assert np.all(suppressed > 0.2) and suppressed.mean() > 0.35, suppressed
     assert np.all(amplified > 0.08) and amplified.mean() > 0.1, amplified
     for run, target in ((trough, math.pi), (peak, 0.0)):
@@ -131,6 +131,9 @@ def test_trough_stimulation_desynchronises_and_peak_stimulation_synchronises(tmp
             n_pulses = info["time_s"].size
             assert 0.85 * 20 * 3.0 < n_pulses < 1.1 * 20 * 3.0
             assert n_pulses == round(run.metrics["charge_uc"][i] / 0.06)
+            # Single pulses are deliveries, not switches of a train.
+            assert run.metrics["n_deliveries"][i] == n_pulses
+            assert run.metrics["n_switches"][i] == 0
             # The causal estimate at the trigger sits on the target: the lead
             # (1 ms) offsets the mean detection delay.
             est_deg, est_len = _circular_mean_and_length(info["estimated_rad"] - target)

@@ -174,6 +174,12 @@ def test_responsive_stimulation_shortens_seizures_same_seed(demo):
         assert s["seizure_fraction_stim"] < s["seizure_fraction_baseline"]
         assert s["n_seizures_stim"] > s["n_seizures_baseline"]
         assert metrics["mean_seizure_duration_stim_s"][i] == s["mean_duration_stim_s"]
+        # RNS-trial counts: every trigger is a detection; a detected seizure
+        # cut below half the mean unstimulated one is aborted (all of them here).
+        assert metrics["n_detections"][i] == detection_times(demo, i).size
+        short = s["durations_stim_s"] < 0.5 * s["mean_duration_baseline_s"]
+        assert metrics["n_seizures_aborted"][i] == np.sum(short & np.isfinite(s["latencies_s"]))
+        assert metrics["n_seizures_aborted"][i] >= 2
 
 
 def test_replayed_detections_are_the_bursts_the_device_delivered(demo):

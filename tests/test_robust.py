@@ -136,7 +136,7 @@ def test_a_short_run_has_finite_band_metrics(workdir, capsys):
     captured = capsys.readouterr()
     assert "RuntimeWarning" not in captured.err and " nan " not in captured.out
     metrics = load_run(workdir / "out" / "quick.h5").metrics
-    assert np.all(np.isfinite(metrics["beta_power_stim"]))
+    assert np.all(np.isfinite(metrics["band_power_stim"]))
 
 
 class RaisesLate(Controller):

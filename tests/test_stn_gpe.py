@@ -308,3 +308,50 @@ def test_any_admissible_parameter_keeps_rates_non_negative_and_overflow_in_its_i
         with pytest.raises(ModelDivergedError) as info:
             check_finite(y, 0.0, DT)
         assert info.value.instance == 1
+
+
+def test_bursty_regime_gives_published_burst_statistics_and_medication_shortens_them():
+    # Tinkhauser et al. 2017a, b: threshold at the 75th percentile of the beta
+    # envelope OFF medication (common to OFF and ON), bursts of at least
+    # 100 ms; OFF, most bursts last 100-200 ms, the count falls with duration
+    # and long bursts (here >= 400 ms) are more frequent than ON. Four seeds,
+    # 60 s each, OFF (the ``parkinsonian`` regime) and medicated.
+    from closedloop.analysis.bursts import (
+        burst_statistics,
+        burst_threshold,
+        detect_bursts,
+        duration_histogram,
+        offline_envelope,
+    )
+
+    off, on = STNGPe.regimes["parkinsonian"], STNGPe.regimes["parkinsonian_medicated"]
+    params = {k: [off[k]] * 4 + [on[k]] * 4 for k in off}
+    model = STNGPe(dt_s=DT, n=8, params=params)
+    model.reset([np.random.SeedSequence(s) for s in (1, 2, 3, 4) * 2])
+    model.advance(5000)
+    y = model.advance(600_000)[:, ::10]  # 60 s at 1 kHz
+    f, p, _ = _beta(y[:4], 1000.0)
+    peak = f[1:][np.argmax(p[:, 1:].mean(axis=0))]
+    assert 13.0 <= peak <= 30.0, f"spectral peak at {peak} Hz"
+    env = offline_envelope(y, 1000.0, (13.0, 30.0), order=2)
+    thr = np.tile(burst_threshold(env[:4], 75.0), 2)  # the OFF threshold for both
+    bursts = detect_bursts(env, 1000.0, thr, 0.1)
+    stats = burst_statistics(bursts, 60.0, 0.4)
+    d_off = np.concatenate([b.duration_s for b in bursts[:4]])
+    d_on = np.concatenate([b.duration_s for b in bursts[4:]])
+    counts = duration_histogram(bursts[:4]).sum(axis=0)
+    # OFF: about one burst per second, mostly short, the count falling with
+    # duration, some long ones.
+    assert np.all((stats["rate_hz"][:4] > 0.5) & (stats["rate_hz"][:4] < 1.5))
+    assert 0.15 < d_off.mean() < 0.35
+    assert counts[0] > counts[1] > counts[2] > counts[3] > 0
+    assert np.mean(d_off >= 0.4) > 0.04
+    # Seeded model values (mean 0.228 s, 8.4 % of bursts >= 400 ms), pinned.
+    assert d_off.mean() == pytest.approx(0.228, abs=0.005)
+    assert np.mean(d_off >= 0.4) == pytest.approx(0.084, abs=0.005)
+    # Medicated, same threshold: far fewer bursts, shorter, fewer long ones,
+    # and less time in long bursts.
+    assert d_on.size < d_off.size / 3
+    assert d_on.mean() < d_off.mean()
+    assert np.mean(d_on >= 0.4) < np.mean(d_off >= 0.4) / 2
+    assert stats["long_time_fraction"][4:].mean() < stats["long_time_fraction"][:4].mean() / 5

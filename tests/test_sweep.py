@@ -43,7 +43,7 @@ BASE = {
     "seed": 3,
     "duration_s": 1.0,
     "warmup_s": 0.1,
-    "model": {"name": "stn_gpe", "dt_s": 1.0e-4, "regime": "parkinsonian"},
+    "model": {"name": "stn_gpe", "dt_s": 1.0e-4, "regime": "parkinsonian_limit_cycle"},
     "sensing": {"rate_hz": 1000.0, "noise_std": 2.0, "envelope": "arv"},
     "controller": {
         "name": "dual_threshold",
@@ -436,7 +436,7 @@ def test_batched_runs_equal_the_same_runs_alone_bit_for_bit(tmp_path, engine):
         for group in ("metrics", "timeseries", "arrays"):
             for key, value in getattr(a, group).items():
                 np.testing.assert_array_equal(getattr(b, group)[key], value, err_msg=key)
-        assert np.all(np.isfinite(a.metrics["beta_reduction"]))
+        assert np.all(np.isfinite(a.metrics["band_power_reduction"]))
 
 
 # ----------------------------------------------------------------------- workers
@@ -546,7 +546,7 @@ def test_diverging_runs_are_marked_failed_and_the_rest_complete(tmp_path, capsys
     assert sorted(failed["model.params.M_S"]) == [1.0e308, 1.0e308]
     assert failed["error"].str.startswith("ModelDivergedError: model diverged").all()
     complete = table[table["status"] == "complete"]
-    assert len(complete) == 4 and np.isfinite(complete["beta_reduction"]).all()
+    assert len(complete) == 4 and np.isfinite(complete["band_power_reduction"]).all()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"] == {"complete": 4, "failed": 2, "pending": 0}
     # Again: nothing to do, still failed; with --retry-failed only those run again.
@@ -602,11 +602,11 @@ def test_summary_is_rebuilt_from_run_files_alone_and_loads(reference, tmp_path, 
     assert_same_table(before, {k: after[k] for k in before})
     frame = load_summary(out)
     assert frame.shape[0] == N_RUNS
-    assert {"run_id", "model.params.w_GS", "beta_reduction", "teed_relative"} <= set(frame)
+    assert {"run_id", "model.params.w_GS", "band_power_reduction", "teed_relative"} <= set(frame)
     with open(out / "summary.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == N_RUNS
-    assert [float(r["beta_reduction"]) for r in rows] == list(after["beta_reduction"])
+    assert [float(r["band_power_reduction"]) for r in rows] == list(after["band_power_reduction"])
     assert main(["summarize", str(tmp_path / "nowhere")]) == 2
 
 

@@ -66,6 +66,7 @@ from closedloop.controllers.responsive import Responsive
 from closedloop.io import RunData, load_run
 
 __all__ = [
+    "ABORTED_FRACTION",
     "EPILEPTOR_CRITERION",
     "SEIZURE_METRIC_INFO",
     "detection_latencies",
@@ -99,7 +100,18 @@ SEIZURE_METRIC_INFO: dict[str, tuple[str, str]] = {
     "mean_detection_latency_s": ("s", "mean of first detection minus onset, per seizure"),
     "n_missed_seizures": ("1", "complete stimulated seizures with no detection"),
     "n_false_detections": ("1", "detections outside every seizure"),
+    "n_detections": ("1", "detections (triggers), inside seizures or not"),
+    "n_seizures_aborted": (
+        "1",
+        "detected stimulated seizures shorter than half the mean baseline seizure",
+    ),
 }
+
+#: A detected seizure counts as aborted when it lasts less than this fraction
+#: of the mean baseline seizure (chosen here: RNS trials call a seizure
+#: aborted when stimulation ends it early, Sun & Morrell 2014; the model has
+#: no other record of what the seizure would have done).
+ABORTED_FRACTION = 0.5
 
 _STATISTICS = ("mean", "line_length")
 _DIRECTIONS = ("below", "above")
@@ -356,7 +368,10 @@ def seizure_summary(
         ``seizure_fraction_baseline`` (fraction of the record in seizures,
         complete or not), ``detections_s``, ``latencies_s`` (per complete
         stimulated seizure, NaN if missed), ``mean_latency_s``,
-        ``n_missed``, ``false_detections_s`` and ``n_false_detections``.
+        ``n_missed``, ``false_detections_s`` and ``n_false_detections``,
+        ``n_detections`` and ``n_seizures_aborted`` (detected complete
+        stimulated seizures shorter than :data:`ABORTED_FRACTION` of the mean
+        baseline seizure; 0 when the baseline has none).
     """
     run = _run(run_or_path)
     return _summary(run, instance, criterion, tolerance_s, _all_detections(run)[instance])
@@ -396,6 +411,14 @@ def _summary(
     out["n_missed"] = int(np.isnan(latencies).sum())
     out["false_detections_s"] = false
     out["n_false_detections"] = int(false.size)
+    out["n_detections"] = int(np.asarray(detections).size)
+    base_mean = out["mean_duration_baseline_s"]
+    short = (
+        out["durations_stim_s"] < ABORTED_FRACTION * base_mean
+        if np.isfinite(base_mean)
+        else np.zeros(out["durations_stim_s"].shape, dtype=bool)
+    )
+    out["n_seizures_aborted"] = int((np.isfinite(latencies) & short).sum())
     return out
 
 
@@ -433,6 +456,8 @@ def seizure_metrics(
         "mean_detection_latency_s": "mean_latency_s",
         "n_missed_seizures": "n_missed",
         "n_false_detections": "n_false_detections",
+        "n_detections": "n_detections",
+        "n_seizures_aborted": "n_seizures_aborted",
     }
     out = {name: np.empty(run.n_instances) for name in keys}
     detections = _all_detections(run)

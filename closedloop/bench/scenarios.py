@@ -7,56 +7,93 @@ built-in controller uses there. :func:`run_bench` runs every scenario against
 every controller and scores each run with the standard metrics below, the
 same for every controller, so that results are comparable.
 
-Scenario file (format version 1)::
+Scenario file (format version 2)::
 
     scenario:
       name: pd_beta_adbs
-      version: 1
+      version: 2
       description: one paragraph on the clinical situation
       kind: beta                 # beta | synchrony | seizure
+      efficacy: long_burst_time_reduction   # optional; default by kind (below)
       pathological_threshold: 40 # biomarker level counted as pathological
       quick: {duration_s: 3.0, n_instances: 2}   # overrides for --quick
     controllers:                 # registry name or dotted path -> parameters
       open_loop: {amplitude_ma: 2.5}
-      dual_threshold: {lower_threshold: 25.0, upper_threshold: 35.0}
+      on_off: {threshold: 11.2}
     experiment: {...}            # a full experiment (closedloop.config.schema schema)
 
 Standard metrics (per instance; the leaderboard shows means over instances)
 --------------------------------------------------------------------------
-``biomarker_reduction``
-    ``1 - P_stim / P_none``: band power of the model's LFP proxy in
-    ``metrics.band_hz`` with stimulation over the same without stimulation,
-    same seed (the run's ``beta_reduction``).
+``band_power_reduction``
+    ``1 - P_stim / P_none``: power of the model's signal in ``metrics.band_hz``
+    with stimulation over the same without stimulation, same seed (the run's
+    ``band_power_reduction``).
+``long_burst_time_reduction``, ``long_burst_time`` (beta scenarios)
+    ``1 - T_stim / T_none``, ``T`` the fraction of time in bursts of the
+    sensed envelope at least ``metrics.bursts.long_burst_s`` long, the burst
+    threshold a percentile of the no-stimulation envelope
+    (:mod:`closedloop.analysis.bursts`; Tinkhauser et al. 2017); and
+    ``T_stim``.
 ``teed_relative``
     Total electrical energy delivered over that of continuous stimulation at
     ``metrics.reference`` for the same time (Koss et al. 2005).
 ``time_on_fraction``
     Fraction of time stimulation was delivered.
-``switches_per_min``
-    On/off transitions per minute.
+``switches_per_min``, ``deliveries_per_min``
+    On/off transitions of a continuous train after its first turn-on, and
+    bursts or single pulses commanded, per minute (the run's ``n_switches``
+    and ``n_deliveries``).
 ``time_pathological`` and ``time_pathological_none``
     Fraction of control periods whose biomarker exceeds the scenario's
     ``pathological_threshold``, with stimulation and without (the no-stimulation
     biomarker is the run's ``lfp_baseline`` through the same sensing chain,
-    same sensor-noise seeds).
-``detection_latency_s``, ``false_detections``, ``seizure_time_reduction`` (seizure scenarios)
-    Mean delay from seizure onset to the first stimulation, detections
-    outside seizures, and ``1 - seizure time with / without stimulation``
-    by the model's seizure criterion (:mod:`closedloop.analysis.seizures`).
-``pathological_time_reduction`` (seizure scenarios)
-    ``1 - time_pathological / time_pathological_none``: judged on the sensed
-    band power, so discharges that stimulation provokes count against it.
+    same sensor-noise seeds), and ``pathological_time_reduction``
+    (``1 - time_pathological / time_pathological_none``).
+Seizure scenarios (as RNS trials report them: Morrell 2011; Sun & Morrell 2014)
+    ``seizures_per_hour`` and ``seizures_per_hour_none`` (complete seizures),
+    ``mean_seizure_duration_s`` and ``..._none``, ``seizure_time`` and
+    ``seizure_time_none`` (fraction of time in seizure),
+    ``seizure_time_reduction`` (``1 - seizure_time / seizure_time_none``:
+    positive is less time in seizure), ``seizures_aborted`` (detected
+    seizures cut below half the mean unstimulated one),
+    ``detections_per_hour``, ``false_detections_per_hour``,
+    ``stimulation_s_per_hour`` and ``detection_latency_s``, by the model's
+    seizure criterion (:mod:`closedloop.analysis.seizures`).
+``efficacy``
+    The scenario's ``efficacy`` metric; by default ``long_burst_time_reduction``
+    for beta scenarios (the long bursts, not the mean power, track rigidity
+    and bradykinesia), ``pathological_time_reduction`` for seizure scenarios
+    (judged on the sensed band power, it counts seizures and the discharges
+    that stimulation itself provokes alike, where the model's seizure
+    criterion sees only seizures) and ``band_power_reduction`` for
+    synchrony. Positive is better, 1 is all of the pathology removed,
+    negative is worse than no stimulation.
 ``score``
-    ``efficacy - 0.3 * teed_relative - 0.1 * min(1, switches_per_min / 60)``,
-    efficacy being ``pathological_time_reduction`` for seizure scenarios and
-    ``biomarker_reduction`` otherwise: removing all pathology with continuous
-    stimulation scores 0.7; doing as well with a third of the energy scores 0.9.
-    The weights (``SCORE_WEIGHTS``) are part of the format version.
+    ``efficacy - 0.3 * teed_relative - 0.1 * min(1, switches_per_min / 60)``.
+    Efficacy has weight 1: it is what the therapy is for. Energy 0.3:
+    continuous stimulation that removes everything scores 0.7, and a
+    controller that does as well with a third of the energy 0.9, a
+    difference worth a battery replacement or recharge interval without
+    outweighing efficacy (a controller that does nothing scores 0). Switching
+    0.1, saturating at one switch per second: switching transients cause
+    paraesthesiae and dyskinesia-like side effects in patients (Little et al.
+    2013 ramped over 250 ms for this reason), a real but secondary cost;
+    deliveries (bursts, single pulses) are the therapy itself and are not
+    penalised. The weights (``SCORE_WEIGHTS``) are part of the format version.
 
 References
 ----------
 Koss AM et al. (2005) Calculating total electrical energy delivered by deep
 brain stimulation systems. Ann Neurol 58:168-169.
+Little S et al. (2013) Adaptive deep brain stimulation in advanced Parkinson
+disease. Ann Neurol 74:449-457.
+Tinkhauser G et al. (2017) The modulatory effect of adaptive deep brain
+stimulation on beta bursts in Parkinson's disease. Brain 140:1053-1067.
+Morrell MJ (2011) Responsive cortical stimulation for the treatment of
+medically intractable partial epilepsy. Neurology 77:1295-1304.
+Sun FT, Morrell MJ (2014) The RNS System: responsive cortical stimulation for
+the treatment of refractory partial epilepsy. Expert Rev Med Devices
+11:563-572.
 """
 
 from __future__ import annotations
@@ -78,6 +115,7 @@ from closedloop.io.tables import write_grouped_arrays
 
 __all__ = [
     "BENCH_FORMAT_VERSION",
+    "DEFAULT_EFFICACY",
     "SCORE_WEIGHTS",
     "BenchResult",
     "Scenario",
@@ -86,10 +124,17 @@ __all__ = [
     "plot_scenario",
     "run_bench",
     "score_run",
+    "versus_continuous",
     "write_results",
 ]
 
-BENCH_FORMAT_VERSION = 1
+BENCH_FORMAT_VERSION = 2
+#: Efficacy metric of each scenario kind unless the scenario names one.
+DEFAULT_EFFICACY = {
+    "beta": "long_burst_time_reduction",
+    "synchrony": "band_power_reduction",
+    "seizure": "pathological_time_reduction",
+}
 #: Weights of the combined score: energy (TEED relative) and switching.
 SCORE_WEIGHTS = {"energy": 0.3, "switching": 0.1}
 
@@ -108,6 +153,15 @@ class _ScenarioSection(_Strict):
     version: int = Field(ge=1)
     description: str = Field(min_length=20)
     kind: Literal["beta", "synchrony", "seizure"]
+    efficacy: (
+        Literal[
+            "long_burst_time_reduction",
+            "band_power_reduction",
+            "seizure_time_reduction",
+            "pathological_time_reduction",
+        ]
+        | None
+    ) = None
     pathological_threshold: float
     quick: _QuickSection = _QuickSection()
 
@@ -126,6 +180,7 @@ class Scenario:
     version: int
     description: str
     kind: str
+    efficacy: str
     pathological_threshold: float
     quick: dict[str, Any]
     controllers: dict[str, dict[str, Any]]
@@ -179,6 +234,7 @@ def load_scenario(path: str | Path) -> Scenario:
         version=s.version,
         description=" ".join(s.description.split()),
         kind=s.kind,
+        efficacy=s.efficacy or DEFAULT_EFFICACY[s.kind],
         pathological_threshold=s.pathological_threshold,
         quick=s.quick.model_dump(),
         controllers=parsed.controllers,
@@ -215,34 +271,58 @@ def score_run(path: str | Path, scenario: Scenario, exp: Any) -> dict[str, np.nd
     """Standard metrics of one run file (see the module docstring)."""
     run = load_run(path)
     m = run.metrics
-    duration_min = run.timeseries["amplitude"].shape[1] * exp.loop.control_period_s / 60.0
+    duration_s = run.timeseries["amplitude"].shape[1] * exp.loop.control_period_s
+    per_min, per_hour = 60.0 / duration_s, 3600.0 / duration_s
     out = {
-        "biomarker_reduction": m["beta_reduction"],
+        "band_power_reduction": m["band_power_reduction"],
         "teed_relative": m["teed_relative"],
         "time_on_fraction": m["time_on_fraction"],
-        "switches_per_min": m["n_switches"] / duration_min,
+        "switches_per_min": m["n_switches"] * per_min,
+        "deliveries_per_min": m["n_deliveries"] * per_min,
     }
+    if scenario.kind == "beta" and "long_burst_time_reduction" in m:
+        out["long_burst_time_reduction"] = m["long_burst_time_reduction"]
+        out["long_burst_time"] = m["long_burst_time_fraction"]
+        out["long_burst_time_none"] = m["long_burst_time_fraction_baseline"]
     thr = scenario.pathological_threshold
     out["time_pathological"] = np.mean(run.timeseries["biomarker"] > thr, axis=1)
     out["time_pathological_none"] = np.mean(_biomarker_without_stimulation(run, exp) > thr, axis=1)
-    efficacy = out["biomarker_reduction"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["pathological_time_reduction"] = np.where(
+            out["time_pathological_none"] > 0,
+            1.0 - out["time_pathological"] / out["time_pathological_none"],
+            np.nan,
+        )
     if scenario.kind == "seizure":
         from closedloop.analysis.seizures import seizure_metrics
 
         sz = seizure_metrics(run)
-        out["detection_latency_s"] = sz["mean_detection_latency_s"]
-        out["false_detections"] = sz["n_false_detections"]
+        out["seizures_per_hour"] = sz["n_seizures_stim"] * per_hour
+        out["seizures_per_hour_none"] = sz["n_seizures_baseline"] * per_hour
+        out["mean_seizure_duration_s"] = sz["mean_seizure_duration_stim_s"]
+        out["mean_seizure_duration_s_none"] = sz["mean_seizure_duration_baseline_s"]
+        out["seizure_time"] = sz["seizure_fraction_stim"]
+        out["seizure_time_none"] = sz["seizure_fraction_baseline"]
         with np.errstate(divide="ignore", invalid="ignore"):
-            out["seizure_time_reduction"] = (
-                1.0 - sz["seizure_fraction_stim"] / sz["seizure_fraction_baseline"]
+            out["seizure_time_reduction"] = np.where(
+                sz["seizure_fraction_baseline"] > 0,
+                1.0 - sz["seizure_fraction_stim"] / sz["seizure_fraction_baseline"],
+                np.nan,
             )
-            # Efficacy from the sensed band power, not the model-specific seizure
-            # criterion: it also counts discharges that stimulation itself provokes.
-            efficacy = 1.0 - out["time_pathological"] / out["time_pathological_none"]
-        out["pathological_time_reduction"] = efficacy
+        out["seizures_aborted"] = sz["n_seizures_aborted"]
+        out["detections_per_hour"] = sz["n_detections"] * per_hour
+        out["false_detections_per_hour"] = sz["n_false_detections"] * per_hour
+        out["stimulation_s_per_hour"] = m["time_on_fraction"] * 3600.0
+        out["detection_latency_s"] = sz["mean_detection_latency_s"]
+    if scenario.efficacy not in out:
+        raise ValueError(
+            f"scenario {scenario.name}: efficacy metric {scenario.efficacy!r} is not computed "
+            "for this run (long-burst metrics need output.record_baseline: true)"
+        )
+    out["efficacy"] = out[scenario.efficacy]
     switching = np.minimum(1.0, out["switches_per_min"] / 60.0)
     out["score"] = (
-        efficacy
+        out["efficacy"]
         - SCORE_WEIGHTS["energy"] * out["teed_relative"]
         - SCORE_WEIGHTS["switching"] * switching
     )
@@ -320,15 +400,61 @@ def run_bench(
 
 _COLUMNS = [
     ("score", "score", "{:.3f}"),
-    ("biomarker_reduction", "biomarker reduction", "{:.2f}"),
+    ("efficacy", "efficacy", "{:.2f}"),
+    ("long_burst_time_reduction", "long-burst time red.", "{:.2f}"),
+    ("band_power_reduction", "band power red.", "{:.2f}"),
     ("teed_relative", "TEED rel.", "{:.2f}"),
     ("time_on_fraction", "time on", "{:.2f}"),
     ("switches_per_min", "switches/min", "{:.1f}"),
+    ("deliveries_per_min", "deliveries/min", "{:.1f}"),
     ("time_pathological", "time patho.", "{:.2f}"),
+    ("pathological_time_reduction", "patho. time red.", "{:.2f}"),
+    ("seizures_per_hour", "seizures/h", "{:.0f}"),
+    ("mean_seizure_duration_s", "seizure dur. s", "{:.1f}"),
     ("seizure_time_reduction", "seizure time red.", "{:.2f}"),
+    ("seizures_aborted", "aborted", "{:.1f}"),
+    ("detections_per_hour", "detections/h", "{:.0f}"),
+    ("false_detections_per_hour", "false det./h", "{:.0f}"),
+    ("stimulation_s_per_hour", "stim. s/h", "{:.0f}"),
     ("detection_latency_s", "latency s", "{:.2f}"),
-    ("false_detections", "false det.", "{:.1f}"),
 ]
+
+
+def versus_continuous(
+    results: list[BenchResult], scenario: Scenario, continuous: str = "open_loop"
+) -> list[dict[str, Any]]:
+    """Each other controller against continuous stimulation, on the same seeds.
+
+    For every controller of ``scenario`` other than ``continuous``: the share
+    of continuous stimulation's efficacy it reaches (``efficacy_share``, its
+    mean efficacy over that of ``continuous``), its TEED over that of
+    ``continuous`` (``teed_share``) and its ``time_on_fraction``. Issue 12's
+    targets for beta scenarios: efficacy share >= 0.8, TEED share <= 0.5,
+    time on <= 0.6 (``meets_targets``). Empty without a successful
+    ``continuous`` run.
+    """
+    rows = {r.controller: r for r in results if r.scenario == scenario.name and not r.error}
+    ref = rows.get(continuous)
+    if ref is None:
+        return []
+    out = []
+    for name, r in rows.items():
+        if name == continuous:
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eff = r.mean("efficacy") / ref.mean("efficacy")
+            teed = r.mean("teed_relative") / ref.mean("teed_relative")
+        on = r.mean("time_on_fraction")
+        out.append(
+            {
+                "controller": name,
+                "efficacy_share": eff,
+                "teed_share": teed,
+                "time_on_fraction": on,
+                "meets_targets": bool(eff >= 0.8 and teed <= 0.5 and on <= 0.6),
+            }
+        )
+    return out
 
 
 def leaderboard_markdown(results: list[BenchResult], scenarios: list[Scenario]) -> str:
@@ -340,10 +466,25 @@ def leaderboard_markdown(results: list[BenchResult], scenarios: list[Scenario]) 
         none = [r.mean("time_pathological_none") for r in rows if not r.error]
         out.append(f"### {scn.name} (v{scn.version}, {scn.kind})\n")
         out.append(scn.description + "\n")
+        out.append(f"Efficacy: `{scn.efficacy}`.")
         if none:
             out.append(
-                f"Time in the pathological state without stimulation: {np.nanmean(none):.2f}.\n"
+                f"Time in the pathological state without stimulation: {np.nanmean(none):.2f}."
             )
+        if scn.kind == "beta" and any("long_burst_time_none" in r.metrics for r in rows):
+            long_none = np.nanmean([r.mean("long_burst_time_none") for r in rows if not r.error])
+            out.append(f"Time in long bursts without stimulation: {long_none:.3f}.")
+        if scn.kind == "seizure":
+            ok = [r for r in rows if not r.error]
+            if ok:
+                out.append(
+                    "Without stimulation: "
+                    f"{np.nanmean([r.mean('seizures_per_hour_none') for r in ok]):.0f} "
+                    "seizures/h of "
+                    f"{np.nanmean([r.mean('mean_seizure_duration_s_none') for r in ok]):.1f} s, "
+                    f"{np.nanmean([r.mean('seizure_time_none') for r in ok]):.2f} of the time."
+                )
+        out.append("")
         out.append("| rank | controller | " + " | ".join(c[1] for c in cols) + " |")
         out.append("|---|---|" + "---|" * len(cols))
         ranked = sorted(
@@ -355,6 +496,20 @@ def leaderboard_markdown(results: list[BenchResult], scenarios: list[Scenario]) 
                 continue
             cells = [c[2].format(r.mean(c[0])) for c in cols]
             out.append(f"| {rank} | {r.controller} | " + " | ".join(cells) + " |")
+        versus = versus_continuous(results, scn) if scn.kind == "beta" else []
+        if versus:
+            out.append("")
+            out.append(
+                "Against continuous DBS (`open_loop`), same seeds; issue 12's targets: "
+                "efficacy >= 80 % of its, TEED <= 50 % of its, time on <= 60 %:"
+            )
+            out.append("")
+            for v in versus:
+                out.append(
+                    f"- {v['controller']}: {v['efficacy_share']:.0%} of its efficacy, "
+                    f"{v['teed_share']:.0%} of its TEED, on {v['time_on_fraction']:.0%} "
+                    f"of the time ({'meets' if v['meets_targets'] else 'misses'} the targets)"
+                )
         out.append("")
     return "\n".join(out)
 
@@ -367,15 +522,17 @@ def plot_scenario(results: list[BenchResult], scenario: Scenario, out: str | Pat
     fig = Figure(figsize=(6, 4.5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    eff_key = "pathological_time_reduction" if scenario.kind == "seizure" else "biomarker_reduction"
+    eff_key = "efficacy"
     for r in results:
         if r.scenario != scenario.name or r.error:
             continue
         x, y = r.metrics["teed_relative"], r.metrics[eff_key]
         ax.scatter(x, y, s=12, alpha=0.4)
-        ax.scatter([np.nanmean(x)], [np.nanmean(y)], s=60, label=r.controller, edgecolors="k")
+        ax.scatter(
+            [r.mean("teed_relative")], [r.mean(eff_key)], s=60, label=r.controller, edgecolors="k"
+        )
     ax.set_xlabel("TEED relative to continuous stimulation")
-    ax.set_ylabel(eff_key.replace("_", " "))
+    ax.set_ylabel(f"efficacy ({scenario.efficacy.replace('_', ' ')})")
     ax.set_title(f"{scenario.name}: efficacy versus energy")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -396,7 +553,12 @@ def write_results(
         "format_version": BENCH_FORMAT_VERSION,
         "score_weights": SCORE_WEIGHTS,
         "scenarios": {
-            s.name: {"version": s.version, "kind": s.kind, "description": s.description}
+            s.name: {
+                "version": s.version,
+                "kind": s.kind,
+                "efficacy": s.efficacy,
+                "description": s.description,
+            }
             for s in scenarios
         },
         "results": [

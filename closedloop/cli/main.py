@@ -147,7 +147,9 @@ def _parser() -> argparse.ArgumentParser:
     psw.add_argument("dir", help="sweep directory")
     psw.add_argument("--x", default=None, help="swept parameter (key path) on the x axis")
     psw.add_argument("--y", default=None, help="swept parameter on the y axis (heatmap)")
-    psw.add_argument("--metric", default="beta_reduction", help="metric [beta_reduction]")
+    psw.add_argument(
+        "--metric", default="band_power_reduction", help="metric [band_power_reduction]"
+    )
     psw.add_argument(
         "--kind",
         default="auto",
@@ -155,7 +157,9 @@ def _parser() -> argparse.ArgumentParser:
         help="auto: heatmap with --x and --y, line with --x, else pareto",
     )
     psw.add_argument(
-        "--efficacy", default="beta_reduction", help="Pareto: higher is better [beta_reduction]"
+        "--efficacy",
+        default="band_power_reduction",
+        help="Pareto: higher is better [band_power_reduction]",
     )
     psw.add_argument(
         "--energy", default="teed_relative", help="Pareto: lower is better [teed_relative]"
@@ -214,7 +218,7 @@ def _where(exc: BaseException) -> str:
 def _cmd_run(args: argparse.Namespace) -> int:
     exp = _load(args)
     from closedloop.core.loop import ModelDivergedError
-    from closedloop.experiment import metrics_table, run_experiment
+    from closedloop.experiment import metrics_table, run_experiment, stimulation_summary
     from closedloop.io.atomic import RunBusyError, RunWriteError
 
     if exp.config.sweep is not None:
@@ -252,7 +256,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"wrote {outcome.path}")
     if outcome.figure is not None:
         print(f"wrote {outcome.figure}")
-    print(metrics_table(outcome.metrics))
+    print(metrics_table(outcome.metrics, outcome.units))
+    print(stimulation_summary(outcome.metrics))
     return EXIT_OK
 
 

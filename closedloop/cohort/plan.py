@@ -11,7 +11,7 @@ block::
         sham: {controller: {name: open_loop, params: {amplitude_ma: 0.0}}}
         continuous: {controller: {name: open_loop}}
         adaptive: {controller: {name: dual_threshold, params: {...}}}
-      responder: {metric: beta_reduction, at_least: 0.5}
+      responder: {metric: band_power_reduction, at_least: 0.5}
       remission: {metric: mood_score_end, at_most: 7}        # optional
       held_out_fraction: 0.3                                 # optional
       seed: 11                                               # optional: patient seeds, split

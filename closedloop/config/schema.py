@@ -19,7 +19,8 @@ Schema (defaults in brackets)::
     controller: {name, params}         # built-in name or dotted path
     device:     fields of closedloop.device.Device
     metrics:    {band_hz [13, 30], discard_s [0.5], segment_s [1.0],
-                 reference: {amplitude_ma [2.0], frequency_hz [130], pulse_width_us [60]}}
+                 reference: {amplitude_ma [2.0], frequency_hz [130], pulse_width_us [60]},
+                 bursts: {percentile [75], min_duration_s [0.1], long_burst_s [0.4]}}
     output:     {chunk_s [1.0], record_baseline [true], figure [true], format [hdf5]}
     brian:      {target, record_rates, record_spikes, build_dir, keep_build,
                  stimulate, sense}  [none]  Brian2 models, see closedloop.brian.loop
@@ -121,6 +122,25 @@ class ReferenceSection(_Section):
     pulse_width_us: float = Field(60.0, gt=0)
 
 
+class BurstsSection(_Section):
+    """How bursts of the sensed envelope are defined (closedloop.analysis.bursts)."""
+
+    percentile: float = Field(
+        75.0, gt=0, lt=100, description="threshold: percentile of the no-stimulation envelope"
+    )
+    min_duration_s: float = Field(0.1, ge=0, description="shortest burst, s")
+    long_burst_s: float = Field(0.4, gt=0, description="a burst at least this long is long, s")
+
+    @pydantic.model_validator(mode="after")
+    def _long_not_shorter_than_min(self) -> BurstsSection:
+        if self.long_burst_s < self.min_duration_s:
+            raise ValueError(
+                f"long_burst_s ({self.long_burst_s} s) must be at least min_duration_s "
+                f"({self.min_duration_s} s)"
+            )
+        return self
+
+
 class MetricsSection(_Section):
     """How the metrics are computed."""
 
@@ -128,6 +148,7 @@ class MetricsSection(_Section):
     discard_s: float = Field(0.5, ge=0, description="initial time left out of spectra, s")
     segment_s: float = Field(1.0, gt=0, description="Welch segment length, s")
     reference: ReferenceSection = ReferenceSection()
+    bursts: BurstsSection = BurstsSection()
 
 
 class OutputSection(_Section):

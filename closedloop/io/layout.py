@@ -30,7 +30,8 @@ name                   type     meaning
 (any)                  any      further attributes set with
                                 :meth:`RunRecorder.set_attr`, e.g. ``thresholds``
                                 (JSON object, threshold name to biomarker value),
-                                ``beta_band_hz`` (float[2], Hz), ``failure`` (str)
+                                ``band_hz`` (float[2], Hz; ``beta_band_hz`` in
+                                version 1), ``failure`` (str)
 =====================  =======  ====================================================
 
 ``/timeseries/<name>``: float64 (by default) dataset, shape ``(n, T)``, maxshape
@@ -47,7 +48,7 @@ name                   type     meaning
 * ``dims`` (str): ``"instance,time"``.
 
 ``/metrics/<name>``: float dataset, shape ``(n,)`` (one value per instance) or
-``()`` (one value for the run), e.g. ``beta_reduction``, ``teed_relative``,
+``()`` (one value for the run), e.g. ``band_power_reduction``, ``teed_relative``,
 ``time_on_fraction``. Attributes ``units`` (str) and ``description`` (str).
 
 ``/events/<name>/<field>``: growable 1-D datasets of equal length (attribute
@@ -92,7 +93,11 @@ __all__ = [
 ]
 
 #: Version of the file layout documented here and in docs/hdf5-layout.md.
-FORMAT_VERSION: int = 1
+#: 2 (issue 12): metrics ``beta_power_*``/``beta_reduction`` renamed
+#: ``band_power_*``/``band_power_reduction``, ``n_switches`` counts switches of
+#: a continuous train after its first turn-on, root attribute ``beta_band_hz``
+#: renamed ``band_hz``; burst metrics and ``bursts/*`` arrays added.
+FORMAT_VERSION: int = 2
 
 #: Suffix appended to the final file name while a run is being written.
 PARTIAL_SUFFIX: str = ".partial"

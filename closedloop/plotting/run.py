@@ -1,9 +1,10 @@
 """Figures and text summaries of recorded runs.
 
 :func:`plot_run` draws one instance of a run file (see
-:mod:`closedloop.io.layout` for the layout) as a four-panel PNG: the LFP, the
-biomarker with its thresholds, the delivered stimulation and the power spectral
-density with and without stimulation. :func:`format_info` is the text behind
+:mod:`closedloop.io.layout` for the layout) as a five-panel PNG: the signal,
+the biomarker with its thresholds and bursts, the delivered stimulation, the
+power spectral density with and without stimulation and the burst-duration
+histograms with and without stimulation. :func:`format_info` is the text behind
 ``closedloop info RUN.h5``.
 
 Figures are drawn with matplotlib's object-oriented API on an Agg canvas, so
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +26,21 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from closedloop.analysis.bursts import detect_bursts
 from closedloop.io import RunData, load_run
 
 __all__ = ["format_info", "plot_run"]
 
-#: Default beta band, in Hz, when the run file does not give ``beta_band_hz``.
-DEFAULT_BETA_BAND_HZ: tuple[float, float] = (13.0, 30.0)
+#: Default band, in Hz, when the run file gives neither ``band_hz`` nor the
+#: older ``beta_band_hz``.
+DEFAULT_BAND_HZ: tuple[float, float] = (13.0, 30.0)
 #: Metrics shown in the figure title when present, in this order.
-TITLE_METRICS: tuple[str, ...] = ("beta_reduction", "teed_relative", "time_on_fraction")
+TITLE_METRICS: tuple[str, ...] = (
+    "band_power_reduction",
+    "long_burst_time_reduction",
+    "teed_relative",
+    "time_on_fraction",
+)
 #: Most points drawn per line; longer signals are reduced to a min/max envelope.
 _MAX_POINTS = 20_000
 _NOTE_STYLE = {"ha": "center", "va": "center", "color": "0.45", "fontsize": 10}
@@ -105,13 +114,20 @@ def _label(quantity: str, units: str) -> str:
     return f"{quantity} ({units})" if units and units != "1" else quantity
 
 
-def _beta_band(run: RunData) -> tuple[float, float]:
-    band = _json_attr(run.attrs.get("beta_band_hz"))
+def _band(run: RunData) -> tuple[float, float]:
+    band = _json_attr(run.attrs.get("band_hz", run.attrs.get("beta_band_hz")))
     try:
         lo, hi = (float(x) for x in np.asarray(band, dtype=float).ravel())
     except (TypeError, ValueError):
-        return DEFAULT_BETA_BAND_HZ
-    return (lo, hi) if 0 <= lo < hi else DEFAULT_BETA_BAND_HZ
+        return DEFAULT_BAND_HZ
+    return (lo, hi) if 0 <= lo < hi else DEFAULT_BAND_HZ
+
+
+def _burst_settings(run: RunData) -> tuple[float, float]:
+    """Minimum and long burst durations, s, from the run's config (defaults 0.1, 0.4)."""
+    config = run.config if isinstance(run.config, dict) else {}
+    bursts = (config.get("metrics") or {}).get("bursts") or {}
+    return float(bursts.get("min_duration_s", 0.1)), float(bursts.get("long_burst_s", 0.4))
 
 
 def _title(run: RunData, instance: int) -> str:
@@ -137,7 +153,7 @@ def _title(run: RunData, instance: int) -> str:
 
 
 def _plot_lfp(ax: Axes, run: RunData, instance: int) -> None:
-    ax.set_title("(a) LFP", loc="left", fontsize=10)
+    ax.set_title("(a) signal", loc="left", fontsize=10)
     if "lfp" not in run.timeseries:
         _note(ax, "no timeseries/lfp in this file")
         return
@@ -146,7 +162,7 @@ def _plot_lfp(ax: Axes, run: RunData, instance: int) -> None:
         *_envelope(run.time("lfp"), _row(run.timeseries["lfp"], instance)),
         color="C0",
         lw=0.6,
-        label="LFP",
+        label="signal",
     )
     if "lfp_sensed" in run.timeseries:
         sensed_units = _units(run, "lfp_sensed")
@@ -159,20 +175,38 @@ def _plot_lfp(ax: Axes, run: RunData, instance: int) -> None:
             label=label,
         )
         ax.legend(loc="upper right", fontsize=8)
-    ax.set_ylabel(_label("LFP", units))
+    ax.set_ylabel(_label("signal", units))
 
 
 def _plot_biomarker(ax: Axes, run: RunData, instance: int) -> None:
-    ax.set_title("(b) biomarker", loc="left", fontsize=10)
+    ax.set_title("(b) biomarker and its bursts", loc="left", fontsize=10)
     if "biomarker" not in run.timeseries:
         _note(ax, "no timeseries/biomarker in this file")
         return
-    ax.plot(
-        *_envelope(run.time("biomarker"), _row(run.timeseries["biomarker"], instance)),
-        color="C2",
-        lw=0.8,
-        label="biomarker",
-    )
+    t = run.time("biomarker")
+    bio = _row(run.timeseries["biomarker"], instance)
+    ax.plot(*_envelope(t, bio), color="C2", lw=0.8, label="biomarker")
+    level = _instance_value(run.metrics.get("burst_threshold"), instance)
+    if level is not None and t.size > 1:
+        # Bursts with stimulation against the no-stimulation threshold; long
+        # ones darker (closedloop.analysis.bursts, the run's settings).
+        min_s, long_s = _burst_settings(run)
+        rate = 1.0 / float(t[1] - t[0])
+        found = detect_bursts(bio, rate, level, min_s)[0]
+        labelled: set[str] = set()
+        for start, dur in zip(found.start_s, found.duration_s, strict=True):
+            long = bool(dur >= long_s - 1e-12)
+            label = f"burst >= {long_s:g} s" if long else "burst"
+            ax.axvspan(
+                t[0] + start,
+                t[0] + start + dur,
+                color="C3" if long else "C1",
+                alpha=0.3 if long else 0.15,
+                lw=0,
+                label=None if label in labelled else label,
+            )
+            labelled.add(label)
+        ax.axhline(level, color="k", ls="-", lw=0.8, label=f"burst threshold = {level:.3g}")
     thresholds = _json_attr(run.attrs.get("thresholds"))
     if isinstance(thresholds, dict):
         styles = ("--", ":", "-.")
@@ -252,14 +286,42 @@ def _plot_psd(ax: Axes, run: RunData, instance: int, max_frequency_hz: float | N
         _note(ax, "spectra present but empty or of mismatched shape")
         return
     ax.set_yscale("log")
-    lo, hi = _beta_band(run)
-    ax.axvspan(lo, hi, color="C3", alpha=0.12, lw=0, label=f"beta band {lo:g}-{hi:g} Hz")
+    lo, hi = _band(run)
+    ax.axvspan(lo, hi, color="C3", alpha=0.12, lw=0, label=f"band {lo:g}-{hi:g} Hz")
     f_max = float(np.nanmax(f))
     if max_frequency_hz is not None:
         f_max = min(f_max, float(max_frequency_hz))
     ax.set_xlim(max(0.0, float(np.nanmin(f))), f_max)
     units = run.array_attrs.get("spectra/psd_stim", {}).get("units", "")
     ax.set_ylabel(_label("PSD", units))
+    ax.legend(loc="upper right", fontsize=8)
+
+
+def _plot_burst_durations(ax: Axes, run: RunData, instance: int) -> None:
+    ax.set_title("(e) burst durations", loc="left", fontsize=10)
+    edges = run.arrays.get("bursts/duration_edges_s")
+    curves = [
+        (key, label, color)
+        for key, label, color in (
+            ("bursts/duration_counts_baseline", "no stimulation", "0.5"),
+            ("bursts/duration_counts", "with stimulation", "C0"),
+        )
+        if key in run.arrays
+    ]
+    if edges is None or not curves:
+        _note(ax, "no burst histograms in this file")
+        ax.set_xticks([])
+        return
+    edges = np.asarray(edges, dtype=float)
+    labels = [f"{a:g}-{b:g}" if np.isfinite(b) else f">{a:g}" for a, b in pairwise(edges)]
+    x = np.arange(len(labels))
+    width = 0.8 / len(curves)
+    for k, (key, label, color) in enumerate(curves):
+        counts = _row(run.arrays[key], instance)
+        ax.bar(x + (k - (len(curves) - 1) / 2) * width, counts, width, color=color, label=label)
+    ax.set_xticks(x, labels, rotation=45, fontsize=7)
+    ax.set_xlabel("burst duration (s)")
+    ax.set_ylabel("bursts")
     ax.legend(loc="upper right", fontsize=8)
 
 
@@ -270,16 +332,20 @@ def plot_run(
     instance: int = 0,
     max_frequency_hz: float | None = 200.0,
 ) -> Path:
-    """Draw one instance of a run as a four-panel PNG.
+    """Draw one instance of a run as a five-panel PNG.
 
     Panels, top to bottom: (a) ``timeseries/lfp`` (and ``lfp_sensed``,
     lighter); (b) ``timeseries/biomarker`` with a line per threshold in the
-    root attribute ``thresholds``; (c) ``timeseries/amplitude`` (delivered,
+    root attribute ``thresholds``, the burst threshold (metric
+    ``burst_threshold``) and the bursts with stimulation shaded, long ones
+    darker; (c) ``timeseries/amplitude`` (delivered,
     mA), with ``timeseries/frequency`` on a twin axis when it varies; (d)
     ``spectra/psd_stim`` and ``spectra/psd_baseline`` against
-    ``spectra/frequency_hz`` on a log axis, the beta band (root attribute
-    ``beta_band_hz``, default 13-30 Hz) shaded. A panel whose data is missing
-    says so instead of failing.
+    ``spectra/frequency_hz`` on a log axis, the band (root attribute
+    ``band_hz``, or ``beta_band_hz`` in older files, default 13-30 Hz)
+    shaded; beside it (e) the burst-duration histograms ``bursts/*`` with and
+    without stimulation. A panel whose data is missing says so instead of
+    failing.
 
     Parameters
     ----------
@@ -308,19 +374,22 @@ def plot_run(
 
     fig = Figure(figsize=(10, 11), layout="constrained")
     FigureCanvasAgg(fig)
-    ax_lfp = fig.add_subplot(4, 1, 1)
-    ax_bio = fig.add_subplot(4, 1, 2, sharex=ax_lfp)
-    ax_stim = fig.add_subplot(4, 1, 3, sharex=ax_lfp)
-    ax_psd = fig.add_subplot(4, 1, 4)
+    grid = fig.add_gridspec(4, 2)
+    ax_lfp = fig.add_subplot(grid[0, :])
+    ax_bio = fig.add_subplot(grid[1, :], sharex=ax_lfp)
+    ax_stim = fig.add_subplot(grid[2, :], sharex=ax_lfp)
+    ax_psd = fig.add_subplot(grid[3, 0])
+    ax_hist = fig.add_subplot(grid[3, 1])
 
     _plot_lfp(ax_lfp, run, instance)
     _plot_biomarker(ax_bio, run, instance)
     _plot_stimulation(ax_stim, run, instance)
     ax_stim.set_xlabel("time (s)")
     _plot_psd(ax_psd, run, instance, max_frequency_hz)
+    _plot_burst_durations(ax_hist, run, instance)
     for ax in (ax_lfp, ax_bio):
         ax.tick_params(labelbottom=False)
-    for ax in (ax_lfp, ax_bio, ax_stim, ax_psd):
+    for ax in (ax_lfp, ax_bio, ax_stim, ax_psd, ax_hist):
         ax.grid(True, alpha=0.25)
     fig.suptitle(_title(run, instance), fontsize=11)
     fig.savefig(out_path, format="png", dpi=110)

@@ -61,9 +61,9 @@ def plot_sweep(
     *,
     x: str | None = None,
     y: str | None = None,
-    metric: str = "beta_reduction",
+    metric: str = "band_power_reduction",
     kind: str = "auto",
-    efficacy: str = "beta_reduction",
+    efficacy: str = "band_power_reduction",
     energy: str = "teed_relative",
     output: str | os.PathLike[str] | None = None,
 ) -> Path:
