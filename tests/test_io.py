@@ -504,9 +504,11 @@ def test_open_recorder_picks_the_writer_by_format_and_names_the_known_ones(
     run = load_run(tmp_path / "r.h5")
     assert run.status == "complete"
     assert run.timeseries["lfp"].shape == (2, 5)
-    with pytest.raises(ValueError, match=r"output format 'nwb'.*known: hdf5"):
-        open_recorder("nwb", tmp_path / "r.nwb", config=CONFIG, seed=3, n=2, closedloop_version="0")
-    assert not (tmp_path / "r.nwb").exists()
+    with pytest.raises(ValueError, match=r"output format 'zarr'.*known: hdf5, nwb"):
+        open_recorder(
+            "zarr", tmp_path / "r.zarr", config=CONFIG, seed=3, n=2, closedloop_version="0"
+        )
+    assert not (tmp_path / "r.zarr").exists()
 
 
 def test_load_run_without_data_reads_attributes_and_metrics_only(tmp_path: Path) -> None:
@@ -600,6 +602,6 @@ def test_output_format_chooses_the_writer_and_an_unknown_one_is_refused_by_key_p
     run = load_run(run_experiment(exp, tmp_path).path)
     assert run.status == "complete" and run.config["output"]["format"] == "hdf5"
     with pytest.raises(ConfigError) as err:
-        load_config(path, ["output.format=nwb"])
+        load_config(path, ["output.format=zarr"])
     assert [p for p, _ in err.value.problems] == ["output.format"]
     assert "hdf5" in err.value.problems[0][1]
