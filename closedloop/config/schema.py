@@ -28,6 +28,8 @@ Schema (defaults in brackets)::
     slow:       {epoch_s, every_s}  [none]  explicit time-scale separation for
                 long runs: the neural loop runs epoch_s of every every_s of slow
                 time (closedloop.core.slow.EpochSchedule); duration_s is then slow time
+    drugs:      {period_s, agents: {name: {preset, pk, pd, schedule, route, limits,
+                modulates}}}  [none]  the drug layer, see closedloop.drugs.config
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from typing import Any
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
+
+from closedloop.drugs.config import DrugsSection
 
 __all__ = [
     "ConfigError",
@@ -143,6 +147,7 @@ class ExperimentConfig(_Section):
     brian: dict[str, Any] | None = None
     sweep: dict[str, Any] | None = None
     slow: SlowSection | None = None
+    drugs: DrugsSection | None = None
 
 
 def type_adapter(hint: Any) -> pydantic.TypeAdapter:

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from closedloop.controllers.base import COMMAND_KEYS, Controller
+from closedloop.controllers.base import COMMAND_KEYS, DOSE_COMMAND, Controller
 from closedloop.testing.errors import ConformanceError
 
 __all__ = ["ConformanceError", "check_controller", "conformance_report"]
@@ -531,9 +531,11 @@ class _Checker:
                 f"to array, {where}; return e.g. {{'amplitude_ma': array of shape (n,)}}.",
             )
             return None
-        unknown = [key for key in command if key not in COMMAND_KEYS]
+        unknown = [
+            key for key in command if key not in COMMAND_KEYS and not DOSE_COMMAND.match(key)
+        ]
         if unknown:
-            allowed = ", ".join(COMMAND_KEYS)
+            allowed = ", ".join(COMMAND_KEYS) + " and dose_<drug>_mg / dose_<drug>_route"
             self.report(
                 "keys",
                 f"update returned unknown command key(s) {', '.join(map(repr, unknown))} "
