@@ -38,8 +38,10 @@ class MedicationAware(Controller):
     ----------
     drug : str, default "levodopa"
         Name of the drug in the experiment's ``drugs.agents``.
-    threshold : float, default 40.0
-        Biomarker level above which stimulation is on, biomarker units.
+    threshold : float or None, default None
+        Biomarker level above which stimulation is on, biomarker units; None
+        stimulates whatever the biomarker (the drug state alone sets the
+        amplitude).
     amplitude_ma : float, default 2.5
         Amplitude with no drug effect, mA, non-negative.
     full_effect : float, default 0.8
@@ -55,10 +57,11 @@ class MedicationAware(Controller):
 
     Notes
     -----
-    ``amplitude = amplitude_ma * (1 - min(1, effect / full_effect))`` while
-    ``biomarker > threshold``, else 0. The effect is the drug layer's value
-    at its last slow step (held between steps). A NaN biomarker or effect
-    switches stimulation off; the device enforces its limits on top.
+    ``amplitude = amplitude_ma * (1 - min(1, effect / full_effect))``, while
+    ``biomarker > threshold`` when a threshold is given (else 0). The effect
+    is the drug layer's value at its last slow step (held between steps). A
+    NaN biomarker or effect switches stimulation off; the device enforces its
+    limits on top.
     """
 
     name: ClassVar[str] = "medication_aware"
@@ -68,7 +71,7 @@ class MedicationAware(Controller):
         self,
         *,
         drug: str = "levodopa",
-        threshold: float = 40.0,
+        threshold: float | None = None,
         amplitude_ma: float = 2.5,
         full_effect: float = 0.8,
         frequency_hz: float = 130.0,
@@ -83,8 +86,9 @@ class MedicationAware(Controller):
 
     @property
     def required_features(self) -> tuple[str, ...]:  # type: ignore[override]
-        """The biomarker and the drug's effect."""
-        return ("biomarker", f"drugs_{self.drug}_effect")
+        """The drug's effect (and the biomarker with a threshold)."""
+        effect = f"drugs_{self.drug}_effect"
+        return (effect,) if self.threshold is None else ("biomarker", effect)
 
     def reset(self, n: int, rng: np.random.Generator) -> None:
         """Check the parameters; stimulation off.
@@ -95,7 +99,11 @@ class MedicationAware(Controller):
         """
         if not (isinstance(self.drug, str) and self.drug.isidentifier()):
             raise ValueError(f"drug must be the name of a drug, got {self.drug!r}.")
-        self._threshold = _real("threshold", self.threshold, "the biomarker's units")
+        self._threshold = (
+            None
+            if self.threshold is None
+            else _real("threshold", self.threshold, "the biomarker's units")
+        )
         self._full_effect = _real("full_effect", self.full_effect, "1", "positive")
         settings = check_settings(self, "amplitude_ma", "frequency_hz", "pulse_width_us")
         self._amplitude = settings["amplitude_ma"]
@@ -111,15 +119,17 @@ class MedicationAware(Controller):
         t : float
             Time at the end of the period, s.
         features : mapping of str to ndarray
-            ``biomarker`` and ``drugs_<drug>_effect``, each ``(n,)``.
+            ``drugs_<drug>_effect`` (and ``biomarker`` with a threshold),
+            each ``(n,)``.
 
         %(returns_command)s
         """
-        b = features["biomarker"]
         effect = features[f"drugs_{self.drug}_effect"]
         with np.errstate(invalid="ignore"):
             scale = 1.0 - np.minimum(1.0, np.maximum(effect, 0.0) / self._full_effect)
-            on = b > self._threshold
-            amp = np.where(on & np.isfinite(scale), self._amplitude * scale, 0.0)
+            on = np.isfinite(scale)
+            if self._threshold is not None:
+                on &= features["biomarker"] > self._threshold
+            amp = np.where(on, self._amplitude * scale, 0.0)
         self.amplitude_ma_ = amp
         return {"amplitude_ma": amp.copy(), **self._fixed}

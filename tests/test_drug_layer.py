@@ -68,7 +68,10 @@ def test_config_errors_name_their_key_path():
     assert "modulatable" in _problems(bad)["drugs.agents.fast.modulates.tau_S"]
     bad = _config()
     bad["drugs"]["agents"]["fast"]["pd"]["ec50_ng_mL"] = 3.0
-    assert any(k.startswith("drugs.agents.fast.pd") for k in _problems(bad))
+    assert "ec50_ng_ml" in _problems(bad)["drugs.agents.fast.pd.ec50_ng_mL"]  # did you mean
+    bad = _config()
+    bad["drugs"]["agents"]["fast"]["limits"] = {"max_single": 3.0}
+    assert "max_single_mg" in _problems(bad)["drugs.agents.fast.limits.max_single"]
     bad = _config()
     bad["drugs"]["period_s"] = 0.03  # not a whole number of 20 ms periods
     assert "drugs.period_s" in _problems(bad)

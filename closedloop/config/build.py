@@ -103,7 +103,10 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         # Slow processes' series reach a controller as features too.
         available = {"biomarker", *sensing.features}
         available |= {f"{p.name}_{key}" for p in slow for key in p.series()}
+        layer_failed = cfg.drugs is not None and not any(p.name == "drugs" for p in slow)
         for name in getattr(controller, "required_features", ()):
+            if layer_failed and name.startswith("drugs_"):
+                continue  # the drugs: block's own problems are reported
             if name not in available:
                 problems.append(
                     (
@@ -190,7 +193,7 @@ def slow_processes(
                         f"number of slow.every_s ({epochs.every_s:g} s), got {cfg.duration_s:g}",
                     )
                 )
-        if not processes:
+        if not processes and cfg.drugs is None:
             problems.append(
                 ("slow", "an epoch schedule needs a slow process (drugs, a symptom state)")
             )

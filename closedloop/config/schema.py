@@ -176,6 +176,14 @@ def unknown_key(key: str, known: Iterable[str]) -> str:
     return f"unknown key.{hint} Known keys here: {', '.join(sorted(known))}."
 
 
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model or mapping type inside ``X | None`` (else ``annotation``)."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if hasattr(candidate, "model_fields") or typing.get_origin(candidate) is dict:
+            return candidate
+    return annotation
+
+
 def _pydantic_problems(exc: pydantic.ValidationError) -> list[tuple[str, str]]:
     out = []
     for err in exc.errors():
@@ -183,13 +191,20 @@ def _pydantic_problems(exc: pydantic.ValidationError) -> list[tuple[str, str]]:
         if err["type"] == "extra_forbidden":
             section: Any = ExperimentConfig
             for part in err["loc"][:-1]:
+                if typing.get_origin(section) is dict:  # part is a key of a mapping
+                    section = _model_in(typing.get_args(section)[1])
+                    continue
                 field = (
                     section.model_fields.get(str(part))
                     if hasattr(section, "model_fields")
                     else None
                 )
-                section = field.annotation if field is not None else None
-            known = list(section.model_fields) if hasattr(section, "model_fields") else []
+                section = _model_in(field.annotation) if field is not None else None
+            known = (
+                [f.alias or name for name, f in section.model_fields.items()]
+                if hasattr(section, "model_fields")
+                else []
+            )
             out.append((loc, unknown_key(str(err["loc"][-1]), known)))
         elif err["type"] == "missing":
             out.append((loc, "this key is required"))

@@ -172,6 +172,7 @@ def drug_layer(
                 v = getattr(given, key)
                 if v is None:
                     v = preset.get(group, {}).get(key)
+                    v = getattr(v, "value", v)  # a preset's Parameter
                 if v is None:
                     if key == "adaptation_tau_days":
                         continue

@@ -83,6 +83,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from closedloop.core.model import Parameter
+
 __all__ = ["PRESETS", "citalopram_ec50_ng_ml"]
 
 _LN2 = math.log(2.0)
@@ -102,23 +104,40 @@ def citalopram_ec50_ng_ml(dose_mg_per_day: float = 20.0, occupancy: float = 0.80
     return css * (_CIT_OMAX / occupancy - 1.0)
 
 
-#: Preset name to its block (see the module docstring for every source).
+_MEYER = "Meyer et al. 2001, Am J Psychiatry 158:1843 (seen); 2004, 161:826 (seen)"
+_R = "recalled, not checked here"
+_CHOSEN = "chosen here"
+_VS = "van Steveninck et al. 1993, Br J Clin Pharmacol 36:109 (seen)"
+_CHAN_PK = "Chan, Nutt & Holford 2005, J Pharmacokinet Pharmacodyn 32:307 (seen), per 70 kg"
+
+
+def _p(value: float, units: str, what: str, ref: str) -> Parameter:
+    return Parameter(value, units, what, ref)
+
+
+#: Preset name to its block (see the module docstring for every source). PK/PD
+#: values are :class:`~closedloop.core.model.Parameter` (value, units, source).
 PRESETS: dict[str, dict[str, Any]] = {
     "ssri": {
         "pk": {
-            "ka_per_h": 0.7,
-            "cl_l_per_h": _CIT_CL_L_PER_H,
-            "v1_l": _CIT_V_L,
-            "q_l_per_h": 0.0,
-            "v2_l": 1.0,
-            "bioavailability": _CIT_F,
-            "ke0_per_h": 0.5,
+            "ka_per_h": _p(0.7, "1/h", "oral absorption rate (peak 2-4 h)", _R),
+            "cl_l_per_h": _p(_CIT_CL_L_PER_H, "L/h", "clearance: ln2/35 h x 840 L", _R),
+            "v1_l": _p(_CIT_V_L, "L", "apparent volume, 12 L/kg x 70 kg", _R),
+            "q_l_per_h": _p(0.0, "L/h", "one compartment", _R),
+            "v2_l": _p(1.0, "L", "unused (one compartment)", _CHOSEN),
+            "bioavailability": _p(_CIT_F, "1", "oral bioavailability", _R),
+            "ke0_per_h": _p(0.5, "1/h", "effect-site equilibration", _R),
         },
         "pd": {
-            "emax": _CIT_OMAX,
-            "ec50_ng_ml": citalopram_ec50_ng_ml(),
-            "hill": 1.0,
-            "adaptation_tau_days": 14.0,
+            "emax": _p(_CIT_OMAX, "1", "maximal SERT occupancy (plateau near 85 %)", _MEYER),
+            "ec50_ng_ml": _p(
+                citalopram_ec50_ng_ml(),
+                "ng/mL",
+                "80 % occupancy at the mean steady state of 20 mg/day",
+                _MEYER,
+            ),
+            "hill": _p(1.0, "1", "occupancy O = Omax C/(C + EC50)", _MEYER),
+            "adaptation_tau_days": _p(14.0, "days", "autoreceptor desensitisation", _CHOSEN),
             "drive": "adaptation",
         },
         "limits": {"max_single_mg": 40.0, "min_interval_h": 20.0, "max_daily_mg": 40.0},
@@ -126,15 +145,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "benzodiazepine": {
         "pk": {
-            "ka_per_h": 1.5,
-            "cl_l_per_h": _LN2 / 2.5 * 70.0,
-            "v1_l": 70.0,
-            "q_l_per_h": 0.0,
-            "v2_l": 1.0,
-            "bioavailability": 0.4,
-            "ke0_per_h": _LN2 / (5.0 / 60.0),
+            "ka_per_h": _p(1.5, "1/h", "oral absorption rate", _R),
+            "cl_l_per_h": _p(_LN2 / 2.5 * 70.0, "L/h", "clearance: t1/2 2.5 h, 70 L", _R),
+            "v1_l": _p(70.0, "L", "volume, 1 L/kg x 70 kg", _R),
+            "q_l_per_h": _p(0.0, "L/h", "one compartment", _R),
+            "v2_l": _p(1.0, "L", "unused (one compartment)", _CHOSEN),
+            "bioavailability": _p(0.4, "1", "oral bioavailability (45 % in rats)", _R),
+            "ke0_per_h": _p(_LN2 / (5.0 / 60.0), "1/h", "effect-site t1/2 5 min", _R),
         },
-        "pd": {"emax": 1.0, "ec50_ng_ml": 120.0, "hill": 1.5, "drive": "effect"},
+        "pd": {
+            "emax": _p(1.0, "1", "effect fraction", _CHOSEN),
+            "ec50_ng_ml": _p(120.0, "ng/mL", "EC50 for EEG beta amplitude (FFT)", _VS),
+            "hill": _p(1.5, "1", "Hill coefficient", _CHOSEN),
+            "drive": "effect",
+        },
         "limits": {"max_single_mg": 5.0, "min_interval_h": 0.25, "max_daily_mg": 20.0},
         "modulates_by_model": {
             "wilson_cowan": {"tau_I": {"mode": "multiplicative", "gain": 0.8}},
@@ -142,15 +166,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "levodopa": {
         "pk": {
-            "ka_per_h": 2.5,
-            "cl_l_per_h": 30.9,
-            "v1_l": 11.4,
-            "q_l_per_h": 34.6,
-            "v2_l": 27.3,
-            "bioavailability": 0.85,
-            "ke0_per_h": _LN2 / 0.7,
+            "ka_per_h": _p(2.5, "1/h", "oral absorption rate", _R),
+            "cl_l_per_h": _p(30.9, "L/h", "clearance", _CHAN_PK),
+            "v1_l": _p(11.4, "L", "central volume", _CHAN_PK),
+            "q_l_per_h": _p(34.6, "L/h", "inter-compartmental clearance", _CHAN_PK),
+            "v2_l": _p(27.3, "L", "peripheral volume", _CHAN_PK),
+            "bioavailability": _p(0.85, "1", "oral bioavailability with carbidopa", _R),
+            "ke0_per_h": _p(_LN2 / 0.7, "1/h", "effect-site t1/2 0.7 h", _CHOSEN),
         },
-        "pd": {"emax": 1.0, "ec50_ng_ml": 700.0, "hill": 4.0, "drive": "effect"},
+        "pd": {
+            "emax": _p(1.0, "1", "effect fraction (1: healthy regime)", _CHOSEN),
+            "ec50_ng_ml": _p(700.0, "ng/mL", "EC50 of the short-duration response", _CHOSEN),
+            "hill": _p(4.0, "1", "steep, threshold-like response", _CHOSEN),
+            "drive": "effect",
+        },
         "limits": {"max_single_mg": 250.0, "min_interval_h": 2.0, "max_daily_mg": 2000.0},
         "modulates_by_model": {
             "stn_gpe": {

@@ -133,6 +133,8 @@ def batched_loop(exps: Sequence[Any]) -> Any:
     first = exps[0]
     loop0 = first.loop
     model0 = loop0.model
+    if any(getattr(exp.loop, "slow", ()) for exp in exps):
+        raise ValueError("runs with slow processes (a drugs: block) cannot share a simulation")
     for exp in exps[1:]:
         loop = exp.loop
         if (

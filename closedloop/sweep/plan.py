@@ -254,7 +254,8 @@ def expand_sweep(raw: dict[str, Any], source: str = "", *, max_problems: int = 2
             drop_key_path(group_tree, path)
         group = canonical_json(group_tree)
         group = cache.setdefault(group, group)
-        batchable = _batchable(exp.loop.model)
+        # Slow processes (drugs) are built per run: such runs are not batched.
+        batchable = _batchable(exp.loop.model) and not getattr(exp.loop, "slow", ())
         for replicate in range(spec.replicates):
             run_id = run_id_of(config, replicate, sweep_seed)
             if run_id in ids:
