@@ -167,3 +167,47 @@ def test_small_matrix_exponential_matches_scipy():
     for k in range(6):
         ref = expm(a[k])
         assert np.max(np.abs(got[k] - ref)) <= 1e-12 * max(1.0, np.max(np.abs(ref)))
+
+
+def test_scheduled_infusion_inside_long_steps_is_exact():
+    # One compartment, 70 mg/h from 0.5 h to 2.5 h, hourly slow steps (the
+    # infusion starts and stops inside a step): C = R/CL (1 - exp(-k t)), then decay.
+    spec = DrugSpec(
+        name="d",
+        pk=_params(),
+        emax=np.ones(1),
+        ec50_ng_ml=np.ones(1),
+        hill=np.ones(1),
+        adaptation_tau_s=None,
+        drive="effect",
+        infusions=[(0.5 * H, 2.5 * H, 70.0)],
+    )
+    layer = DrugLayer([spec], H)
+    layer.reset(1, [])
+    got = _run(layer, 6 * H)
+    k, cl = 10.0 / 50.0, 10.0
+    t = np.arange(1, 7) - 0.5  # h since the start of the infusion
+    during = 1000.0 * 70.0 / cl * (1 - np.exp(-k * np.minimum(t, 2.0)))
+    ref = during * np.exp(-k * np.maximum(t - 2.0, 0.0))
+    assert _rel(got, ref) < 1e-9
+
+
+def test_per_instance_parameters_from_the_config():
+    from closedloop.config import validate_config
+
+    raw = {
+        "name": "cohort",
+        "duration_s": 1.0,
+        "n_instances": 3,
+        "model": {"name": "stn_gpe", "dt_s": 1e-4},
+        "controller": {"name": "open_loop", "params": {"amplitude_ma": 0.0}},
+        "drugs": {"period_s": 1.0, "agents": {"ldopa": {
+            "preset": "levodopa", "pk": {"v1_l": [8.0, 11.4, 16.0]}}}},
+    }  # fmt: skip
+    layer = validate_config(raw).loop.slow[0]
+    layer.reset(3, [])
+    layer.command(0.0, {"dose_ldopa_mg": np.array([100.0, 100.0, 100.0])})
+    layer.advance(600.0, 600.0, {})
+    c = layer.values()["ldopa_plasma_ng_ml"]
+    assert c[0] > c[1] > c[2] > 0  # early on, a smaller central volume: a higher level
+    assert np.array_equal(layer.drugs[0].pk.cl_l_per_h, [30.9, 30.9, 30.9])  # preset elsewhere
