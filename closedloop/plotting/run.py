@@ -53,11 +53,13 @@ def _envelope(
     """
     if y.size <= max_points:
         return t, y
-    n_bins = max_points // 2
-    per_bin = y.size // n_bins
-    usable = n_bins * per_bin
-    yb = y[:usable].reshape(n_bins, per_bin)
-    tb = t[:usable].reshape(n_bins, per_bin)
+    # Bins of ceil(size / bins) samples, the last one padded with NaN: every
+    # sample is drawn (flooring dropped up to a bin's worth from the end).
+    per_bin = -(-y.size // (max_points // 2))
+    n_bins = -(-y.size // per_bin)
+    pad = n_bins * per_bin - y.size
+    yb = np.concatenate([y, np.full(pad, np.nan)]).reshape(n_bins, per_bin)
+    tb = np.concatenate([t, np.full(pad, t[-1])]).reshape(n_bins, per_bin)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bins
         lo, hi = np.nanmin(yb, axis=1), np.nanmax(yb, axis=1)
@@ -377,7 +379,12 @@ def plot_run(
     _plot_lfp(ax_lfp, run, instance)
     _plot_biomarker(ax_bio, run, instance)
     _plot_stimulation(ax_stim, run, instance)
-    ax_stim.set_xlabel("time (s)")
+    every = run.attrs.get("slow_every_s")
+    ax_stim.set_xlabel(
+        "time (s)"
+        if every is None
+        else f"neural time (s): {run.attrs['slow_epoch_s']:g} s of every {every:g} s simulated"
+    )
     _plot_psd(ax_psd, run, instance, max_frequency_hz)
     for ax in (ax_lfp, ax_bio):
         ax.tick_params(labelbottom=False)
