@@ -9,7 +9,9 @@ experiment file) to its class. A user's own controller subclasses
 
 from closedloop.controllers.base import COMMAND_KEYS, Controller
 from closedloop.controllers.bistable_kick import StateKick
+from closedloop.controllers.dose_and_stimulate import DoseAndStimulate
 from closedloop.controllers.dual_threshold import DualThreshold
+from closedloop.controllers.medication_aware import MedicationAware
 from closedloop.controllers.on_off import OnOff
 from closedloop.controllers.open_loop import OpenLoop
 from closedloop.controllers.phase_locked import PhaseLocked
@@ -21,7 +23,9 @@ __all__ = [
     "COMMAND_KEYS",
     "PID",
     "Controller",
+    "DoseAndStimulate",
     "DualThreshold",
+    "MedicationAware",
     "OnOff",
     "OpenLoop",
     "PhaseLocked",
@@ -32,5 +36,15 @@ __all__ = [
 #: Registry name to class of every built-in controller.
 BUILTIN_CONTROLLERS: dict[str, type[Controller]] = {
     cls.name: cls
-    for cls in (OpenLoop, OnOff, DualThreshold, PID, Responsive, PhaseLocked, StateKick)
+    for cls in (
+        OpenLoop,
+        OnOff,
+        DualThreshold,
+        PID,
+        Responsive,
+        PhaseLocked,
+        StateKick,
+        MedicationAware,
+        DoseAndStimulate,
+    )
 }

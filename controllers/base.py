@@ -13,7 +13,11 @@ The contract (also checked by :func:`closedloop.testing.controller.check_control
   the time ``t`` in seconds (the end of the period just sensed) and a mapping
   from feature name to a float array of shape ``(n,)``. It returns a mapping
   with any of the keys in :data:`COMMAND_KEYS`, each a float array of shape
-  ``(n,)``. Keys left out keep the value last commanded.
+  ``(n,)``. Keys left out keep the value last commanded. A controller may
+  also command a drug layer's doses (:data:`DOSE_COMMAND`:
+  ``dose_<drug>_mg`` and ``dose_<drug>_route``; see
+  :mod:`closedloop.drugs.process`), which that layer checks against its
+  safety limits.
 * Feature arrays belong to the caller and must not be modified.
 
 Commands are requests: the device enforces every limit, ramp and safety
@@ -33,6 +37,7 @@ import numpy as np
 __all__ = [
     "COMMAND_KEYS",
     "DOCS",
+    "DOSE_COMMAND",
     "STIMULATION_SETTINGS",
     "Controller",
     "check_order",
@@ -54,6 +59,10 @@ COMMAND_KEYS: dict[str, str] = {
     # nothing rather than repeating the last value.
     "pulses": "1",
 }
+
+#: Command keys for a drug layer's doses: ``dose_<drug>_mg`` (amount, mg; 0 for
+#: none) and ``dose_<drug>_route`` (0 oral, 1 intravenous).
+DOSE_COMMAND = re.compile(r"^dose_[A-Za-z_][A-Za-z0-9_]*_(mg|route)$")
 
 #: Unit and sign of each stimulation setting, checked alike by every controller.
 STIMULATION_SETTINGS: dict[str, tuple[str, str]] = {

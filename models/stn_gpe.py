@@ -153,27 +153,6 @@ class STNGPe(NumbaModel):
             1e5, "(spikes/s)/mA", "STN input per mA of mean cathodic current", _HERE, minimum=0
         ),
         "tau_DBS": Parameter(5e-3, "s", "DBS input filter time constant", _HERE, positive=True),
-        # A levodopa-like dose: the STN-GPe coupling (w_GS and w_SG) is scaled by
-        # 1 - med_depth * L(t), L a Bateman curve (first-order absorption and
-        # elimination, peak normalised to 1) starting at med_onset_s. Time is
-        # compressed: real doses act over hours (Nutt et al. 1984).
-        "med_depth": Parameter(
-            0.0,
-            "1",
-            "fraction of STN-GPe coupling a dose removes at its peak (0: no medication)",
-            _HERE,
-            minimum=0,
-            maximum=1,
-        ),
-        "med_onset_s": Parameter(
-            0.0, "s", "dose time, from the start of the recorded run", _HERE, minimum=0
-        ),
-        "med_rise_s": Parameter(
-            1.0, "s", "absorption time constant of the dose", _HERE, positive=True
-        ),
-        "med_decay_s": Parameter(
-            4.0, "s", "elimination time constant of the dose", _HERE, positive=True
-        ),
     }
     regimes = {
         # Noise-driven beta bursts just below the onset of the oscillation
@@ -194,6 +173,10 @@ class STNGPe(NumbaModel):
         "healthy": {"w_CS": 2.0, "w_GS": 5.0, "w_SG": 5.0, "sigma_S": 20.0},
     }
     default_regime = "parkinsonian_limit_cycle"
+    #: Read from the record at every call of the kernel: the drug layer
+    #: (closedloop.drugs; levodopa moves w_GS and w_SG towards the healthy
+    #: regime's) may change them while the model runs.
+    modulatable = ("w_GS", "w_SG", "w_CS", "C")
     references = (
         "Nevado-Holgado AJ, Terry JR, Bogacz R (2010) J Neurosci 30:12340-12352",
         "Pavlides A, Hogan SJ, Bogacz R (2015) PLoS Comput Biol 11:e1004609",
@@ -234,24 +217,6 @@ def _sigmoid(x, mb, m_minus_b, b, minus_4_over_m):
     return mb / (b + m_minus_b * math.exp(minus_4_over_m * x))
 
 
-@njit(cache=True, inline="always")
-def _bateman(t, rise, decay):
-    """Unnormalised Bateman curve exp(-t/decay) - exp(-t/rise) for t >= 0, else 0."""
-    if t <= 0.0:
-        return 0.0
-    if rise == decay:
-        return t / decay * math.exp(-t / decay)
-    return math.exp(-t / decay) - math.exp(-t / rise)
-
-
-@njit(cache=True)
-def _bateman_peak(rise, decay):
-    if rise == decay:
-        return math.exp(-1.0)
-    t_peak = rise * decay / (decay - rise) * math.log(decay / rise)
-    return _bateman(t_peak, rise, decay)
-
-
 @njit(cache=True)
 def advance_one(i, n_steps, step0, dt, model, drive, out):
     x, hist, p, rng = model
@@ -268,8 +233,6 @@ def advance_one(i, n_steps, step0, dt, model, drive, out):
     cortex = rec.w_CS * rec.C
     w_gs = rec.w_GS
     w_sg = rec.w_SG
-    medicated = rec.med_depth > 0.0
-    med_peak = _bateman_peak(rec.med_rise_s, rec.med_decay_s) if medicated else 1.0
     d_gs = rec.d_GS
     d_sg = rec.d_SG
     d_gg = rec.d_GG
@@ -287,14 +250,6 @@ def advance_one(i, n_steps, step0, dt, model, drive, out):
         g_del_gs = hist[i, 1, k_gs]
         s_del_sg = hist[i, 0, k_sg]
         g_del_gg = hist[i, 1, k_gg]
-        if medicated:
-            level = (
-                _bateman((step0 + j) * dt - rec.med_onset_s, rec.med_rise_s, rec.med_decay_s)
-                / med_peak
-            )
-            scale = 1.0 - rec.med_depth * level
-            w_gs = rec.w_GS * scale
-            w_sg = rec.w_SG * scale
         in_s = cortex - w_gs * g_del_gs + rec.g_DBS * u
         in_g = w_sg * s_del_sg - rec.w_GG * g_del_gg - rec.Str
         u += k_u * (drive[i, j] - u)

@@ -172,9 +172,11 @@ class WilsonCowan(NumbaModel):
     }
     default_regime = "oscillatory_beta"
     references = ("Wilson HR, Cowan JD (1972) Biophys J 12:1-24",)
-    #: Read from the record at every step (inputs and weights): a slow process
-    #: (a drug's effect, say) may change them while the model runs.
-    modulatable = ("P", "Q", "c1", "c2", "c3", "c4", "g_E", "g_I")
+    #: Read from the record at every call of the kernel (inputs, weights and
+    #: the inhibitory time constant, which the benzodiazepine preset of
+    #: closedloop.drugs lengthens): a slow process may change them while the
+    #: model runs.
+    modulatable = ("P", "Q", "c1", "c2", "c3", "c4", "g_E", "g_I", "tau_I")
     derived_fields = (
         ("k_E", np.float64),
         ("k_I", np.float64),

@@ -38,18 +38,6 @@ SETTINGS = {
 }
 #: Every registered model, and modes of one that run different kernel code.
 CASES = {name: (name, SETTINGS.get(name, {})) for name in sorted(BUILTIN_MODELS)} | {
-    # The dose follows absolute time: the step count must carry across calls.
-    "stn_gpe-medicated": (
-        "stn_gpe",
-        {
-            "params": {
-                "med_depth": 0.5,
-                "med_onset_s": 0.01,
-                "med_rise_s": 0.01,
-                "med_decay_s": 0.05,
-            }
-        },
-    ),
     "kuramoto-stuart_landau": (
         "kuramoto",
         {"params": {"n_oscillators": 40, "sigma": 1.0, "stuart_landau": 1.0}},

@@ -1,6 +1,7 @@
-"""STN-GPe model: beta in the Parkinsonian regime, DBS and medication suppress it.
+"""STN-GPe model: beta in the Parkinsonian regime, DBS suppresses it.
 
-The contract (chunking, seeds, batches, parameter checks) is in test_models_contract.py.
+The contract (chunking, seeds, batches, parameter checks) is in test_models_contract.py;
+medication (the levodopa preset of the drug layer) in test_drug_presets.py.
 """
 
 from itertools import pairwise
@@ -85,44 +86,16 @@ def test_delays_must_be_whole_steps_of_dt():
         STNGPe(dt_s=DT, params={"T_CS": 5.55e-3})
 
 
-def test_medication_dose_suppresses_beta_while_it_acts():
-    model = STNGPe(
-        dt_s=DT,
-        n=1,
-        params={"med_depth": 0.8, "med_onset_s": 2.0, "med_rise_s": 0.3, "med_decay_s": 2.0},
-    )
-    model.reset(0)
-    y = model.advance(80000)[0, ::10]  # 8 s at 1 kHz
-    before = y[1000:2000]  # 1-2 s: no drug yet
-    peak = y[2800:3800]  # around the peak effect
-    late = y[7000:8000]  # largely worn off
-    assert before.std() > 5 * peak.std()
-    assert late.std() > 2 * peak.std()
-
-
 # -- the equations, against an independent plain-numpy reference ------------------
 #
 # The reference follows the module docstring, not the kernel: full histories
 # indexed by absolute step (values before the start equal the initial rates)
-# instead of ring buffers, the sigmoid written as in the paper, the Bateman
-# curve normalised by its analytic peak.
+# instead of ring buffers, the sigmoid written as in the paper.
 
 
 def _sigmoid_ref(x, m, b):
     """Nevado-Holgado et al. (2010): F(x) = M B / (B + (M - B) exp(-4 x / M))."""
     return m * b / (b + (m - b) * np.exp(-4.0 * x / m))
-
-
-def _dose_ref(t, onset, rise, decay):
-    """Bateman curve of a dose at ``onset``, peak normalised to 1 (0 before the dose)."""
-    s = t - onset
-    if s <= 0.0:
-        return 0.0
-    if rise == decay:  # the limit of the curve below as rise -> decay
-        return (s / decay) * np.exp(1.0 - s / decay)
-    t_peak = rise * decay / (decay - rise) * np.log(decay / rise)
-    curve = np.exp(-s / decay) - np.exp(-s / rise)
-    return curve / (np.exp(-t_peak / decay) - np.exp(-t_peak / rise))
 
 
 def _stn_gpe_ref(p, dt, drive):
@@ -157,11 +130,7 @@ def _stn_gpe_ref(p, dt, drive):
 
     for n in range(n_steps):
         # Cortical input C is constant, so C(t - T_CS) = C: T_CS has no effect.
-        scale = 1.0
-        if p["med_depth"] > 0.0:
-            level = _dose_ref(n * dt, p["med_onset_s"], p["med_rise_s"], p["med_decay_s"])
-            scale = 1.0 - p["med_depth"] * level
-        w_gs, w_sg = p["w_GS"] * scale, p["w_SG"] * scale
+        w_gs, w_sg = p["w_GS"], p["w_SG"]
         in_s = p["w_CS"] * p["C"] - w_gs * delayed(G, n, d["GS"]) + p["g_DBS"] * u[n]
         in_g = w_sg * delayed(S, n, d["SG"]) - p["w_GG"] * delayed(G, n, d["GG"]) - p["Str"]
         ds = (_sigmoid_ref(in_s, p["M_S"], p["B_S"]) - S[n]) / p["tau_S"]
@@ -177,7 +146,7 @@ QUIET = {"sigma_S": 0.0, "sigma_G": 0.0}
 # Parameter sets chosen so that each planted equation bug shows: delays all
 # different (a swap of any two changes the result) with T_CS the longest (the
 # ring buffer is longer than every delay used), M_S != M_G, B_S != B_G, DBS on,
-# a dose acting during the run (also with equal rise and decay), and STN or
+# and STN or
 # GPe time constants shorter than dt so that the clipping of rates at 0 acts
 # even without noise.
 EQUATION_CASES = {
@@ -188,13 +157,6 @@ EQUATION_CASES = {
     },
     "reversed_delays": {
         "T_SG": 2e-3, "T_GS": 8e-3, "T_GG": 5e-3, "T_CS": 1e-3, "w_SG": 14.0,
-    },
-    "medicated": {
-        "T_SG": 5e-3, "T_GS": 6.5e-3, "T_GG": 3.5e-3,
-        "med_depth": 0.7, "med_onset_s": 0.05, "med_rise_s": 0.04, "med_decay_s": 0.12,
-    },
-    "medicated_equal_times": {
-        "med_depth": 0.5, "med_onset_s": 0.02, "med_rise_s": 0.06, "med_decay_s": 0.06,
     },
     "clipped_gpe": {"T_SG": 3e-3, "T_GS": 4e-3, "w_GG": 2.0},  # tau_G, T_GG set per dt
     "clipped_stn": {"T_SG": 2.5e-3, "T_GS": 1.5e-3, "w_GS": 40.0},  # tau_S set per dt

@@ -35,6 +35,7 @@ from closedloop.core.record import PER_PERIOD_SERIES
 from closedloop.core.slow import EpochSchedule, SlowProcess, readout_names
 from closedloop.device import Device
 from closedloop.drift import Drift
+from closedloop.drugs.config import drug_layer
 from closedloop.io import RECORDERS
 from closedloop.registry import resolve_controller, resolve_model
 from closedloop.sensing.chain import SensingChain
@@ -77,6 +78,8 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     brian = is_brian_experiment(cfg.model.name, cfg.brian)
     if brian and cfg.slow is not None:
         problems.append(("slow", "slow processes run only with Numba models for now"))
+    if brian and cfg.drugs is not None:
+        problems.append(("drugs", "the drug layer runs only with Numba models for now"))
     if not brian:
         if cfg.brian is not None:
             problems.append(("brian", "this section is only for Brian2 models"))
@@ -117,18 +120,28 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
             )
         except ValueError as exc:
             problems.append(("model", str(exc)))
+    slow: list[SlowProcess] = []
+    epochs = None
+    if model is not None:
+        slow, epochs = slow_processes(cfg, model, problems)
     controller = None
     if controller_cls is not None and not too_many:
         controller = _build_controller(controller_cls, cfg, problems)
     if controller is not None and sensing is not None:
+        # Slow processes' series reach a controller as features too.
         available = {"biomarker", *sensing.features}
+        available |= {f"{p.name}_{key}" for p in slow for key in p.series()}
+        layer_failed = cfg.drugs is not None and not any(p.name == "drugs" for p in slow)
         for name in getattr(controller, "required_features", ()):
+            if layer_failed and name.startswith("drugs_"):
+                continue  # the drugs: block's own problems are reported
             if name not in available:
                 problems.append(
                     (
                         "sensing.features",
                         f"controller {cfg.controller.name!r} needs feature {name!r}; add it to "
-                        f"sensing.features (now {list(sensing.features)})",
+                        f"sensing.features (now {list(sensing.features)})"
+                        + (" or the drugs: block" if name.startswith("drugs_") else ""),
                     )
                 )
     loop = None
@@ -136,7 +149,6 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         loop, brian_problems = loop_from_config(cfg, sensing, device, controller)
         problems += brian_problems
     elif not problems:
-        slow, epochs = slow_processes(cfg, model, problems)
         try:
             loop = ClosedLoop(
                 model,
@@ -151,7 +163,11 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
                 epochs=epochs,
             )
         except ValueError as exc:
-            problems.append(("slow" if slow and "slow" in str(exc) else "control", str(exc)))
+            msg = str(exc)
+            key = "slow" if slow and "slow" in msg else "control"
+            if msg.startswith("slow process 'drugs'"):
+                key = "drugs.period_s"
+            problems.append((key, msg))
         else:
             try:
                 loop.program()
@@ -234,6 +250,10 @@ def slow_processes(
             processes.append(Drift(cfg.drift.terms, base, cfg.drift.period_s))
         except ValueError as exc:
             problems.append(("drift", str(exc)))
+    if cfg.drugs is not None:
+        layer = drug_layer(cfg.drugs, model, cfg.n_instances, problems)
+        if layer is not None:
+            processes.append(layer)
     if cfg.slow is not None:
         try:
             epochs = EpochSchedule(cfg.slow.epoch_s, cfg.slow.every_s)
@@ -249,7 +269,7 @@ def slow_processes(
                         f"number of slow.every_s ({epochs.every_s:g} s), got {cfg.duration_s:g}",
                     )
                 )
-        if not processes:
+        if not processes and cfg.drugs is None:
             problems.append(
                 ("slow", "an epoch schedule needs a slow process (drugs, a symptom state)")
             )

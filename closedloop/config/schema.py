@@ -40,6 +40,8 @@ Schema (defaults in brackets)::
     slow:       {epoch_s, every_s}  [none]  explicit time-scale separation for
                 long runs: the neural loop runs epoch_s of every every_s of slow
                 time (closedloop.core.slow.EpochSchedule); duration_s is then slow time
+    drugs:      {period_s, agents: {name: {preset, pk, pd, schedule, route, limits,
+                modulates}}}  [none]  the drug layer, see closedloop.drugs.config
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from closedloop.drift import DriftTerm
+from closedloop.drugs.config import DrugsSection
 
 __all__ = [
     "ConfigError",
@@ -218,6 +221,7 @@ class ExperimentConfig(_Section):
     drift: DriftSection | None = None
     fear_expression: FearExpressionSection | None = None
     slow: SlowSection | None = None
+    drugs: DrugsSection | None = None
 
     @pydantic.field_validator("name")
     @classmethod
@@ -260,6 +264,14 @@ def unknown_key(key: str, known: Iterable[str]) -> str:
 _UNION_BRANCH = re.compile(r"^(float|int|str|bool|(list|dict|tuple)\[.*\])$")
 
 
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model or mapping type inside ``X | None`` (else ``annotation``)."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if hasattr(candidate, "model_fields") or typing.get_origin(candidate) is dict:
+            return candidate
+    return annotation
+
+
 def _pydantic_problems(exc: pydantic.ValidationError) -> list[tuple[str, str]]:
     out = []
     seen = set()
@@ -274,13 +286,20 @@ def _pydantic_problems(exc: pydantic.ValidationError) -> list[tuple[str, str]]:
         if err["type"] == "extra_forbidden":
             section: Any = ExperimentConfig
             for part in err["loc"][:-1]:
+                if typing.get_origin(section) is dict:  # part is a key of a mapping
+                    section = _model_in(typing.get_args(section)[1])
+                    continue
                 field = (
                     section.model_fields.get(str(part))
                     if hasattr(section, "model_fields")
                     else None
                 )
-                section = field.annotation if field is not None else None
-            known = list(section.model_fields) if hasattr(section, "model_fields") else []
+                section = _model_in(field.annotation) if field is not None else None
+            known = (
+                [f.alias or name for name, f in section.model_fields.items()]
+                if hasattr(section, "model_fields")
+                else []
+            )
             out.append((loc, unknown_key(str(err["loc"][-1]), known)))
         elif err["type"] == "missing":
             out.append((loc, "this key is required"))

@@ -318,7 +318,8 @@ class ClosedLoop(Loop):
         dict of ndarray
             The features at the end of the period, each ``(n,)``:
             ``biomarker`` and each of ``sensing.features``, as a controller
-            would receive them, plus ``t_s`` (the period's end, s).
+            would receive them, plus ``t_s`` (the period's end, s) and, with
+            slow processes, their latest values (``<process>_<series>``).
 
         Raises
         ------
@@ -341,6 +342,8 @@ class ClosedLoop(Loop):
         out = {"biomarker": rows[:, BIOMARKER_ROW].copy(), "t_s": np.full(self.n, self.time_s)}
         for f, name in enumerate(self.sensing.features):
             out[name] = rows[:, FIRST_FEATURE_ROW + f].copy()
+        if self.slow_clock.processes:
+            out.update({k: v.copy() for k, v in self.slow_clock.features().items()})
         return out
 
     def totals(self) -> dict[str, np.ndarray]:
@@ -404,11 +407,15 @@ class ClosedLoop(Loop):
         dt = self.dt_s
         latency = self.latency_steps
         slow_keys = self.slow_clock.command_keys
+        # Chunks end on slow steps: the slow values are constant within one.
+        slow_features = self.slow_clock.features() if self.slow_clock.processes else {}
         for k in range(m):
             self._call(chunk, 1, k, program)
             features = {"biomarker": biomarker_rows[:, k]}
             for name, values in feature_rows:
                 features[name] = values[:, k]
+            if slow_features:
+                features.update(slow_features)
             out = controller.update(self._step * dt, features)
             self._command = self._checked_command(out, self._command)
             if slow_keys:

@@ -154,6 +154,11 @@ class SlowClock:
             [[np.asarray(p.values()[s], dtype=np.float64) for s in p.series()]]
             for p in self.processes
         ]
+        self.latest = {
+            key: col[0]
+            for p, columns in zip(self.processes, self.initial, strict=True)
+            for key, col in zip(self._series_names(p), zip(*columns, strict=True), strict=True)
+        }
 
     def apply_pending(self) -> None:
         """Write the modulation the processes asked for into the model's record."""
@@ -182,6 +187,15 @@ class SlowClock:
                 mine = {k: command[k] for k in p.command_keys if k in command}
                 if mine:
                     p.command(t_s, mine)
+
+    def features(self) -> dict[str, np.ndarray]:
+        """The latest value of every slow series, ``<process>_<series>``: ``(n,)`` each.
+
+        The loop adds them to the features a controller's ``update`` receives
+        (held between slow steps), so a controller can read a drug's effect
+        or a symptom state the way it reads a biomarker.
+        """
+        return self.latest
 
     # -- chunk ends ---------------------------------------------------------------
     def after_chunk(
@@ -256,7 +270,9 @@ class SlowClock:
         self.ticks[j] += 1
         p.advance(self.ticks[j] * p.period_s, p.period_s, readout)
         values = p.values()
-        return [[np.asarray(values[s], dtype=np.float64) for s in p.series()]]
+        row = [np.asarray(values[s], dtype=np.float64) for s in p.series()]
+        self.latest.update(zip(self._series_names(p), row, strict=True))
+        return [row]
 
     @staticmethod
     def _series_names(p: SlowProcess) -> list[str]:

@@ -62,11 +62,13 @@ def _envelope(
     """
     if y.size <= max_points:
         return t, y
-    n_bins = max_points // 2
-    per_bin = y.size // n_bins
-    usable = n_bins * per_bin
-    yb = y[:usable].reshape(n_bins, per_bin)
-    tb = t[:usable].reshape(n_bins, per_bin)
+    # Bins of ceil(size / bins) samples, the last one padded with NaN: every
+    # sample is drawn (flooring dropped up to a bin's worth from the end).
+    per_bin = -(-y.size // (max_points // 2))
+    n_bins = -(-y.size // per_bin)
+    pad = n_bins * per_bin - y.size
+    yb = np.concatenate([y, np.full(pad, np.nan)]).reshape(n_bins, per_bin)
+    tb = np.concatenate([t, np.full(pad, t[-1])]).reshape(n_bins, per_bin)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bins
         lo, hi = np.nanmin(yb, axis=1), np.nanmax(yb, axis=1)
@@ -325,6 +327,58 @@ def _plot_burst_durations(ax: Axes, run: RunData, instance: int) -> None:
     ax.legend(loc="upper right", fontsize=8)
 
 
+def _drug_names(run: RunData) -> list[str]:
+    """Drugs with a plasma series in the run (``drugs_<name>_plasma_ng_ml``)."""
+    return [
+        k[len("drugs_") : -len("_plasma_ng_ml")]
+        for k in run.timeseries
+        if k.startswith("drugs_") and k.endswith("_plasma_ng_ml")
+    ]
+
+
+def _plot_drugs(ax: Axes, run: RunData, instance: int) -> None:
+    ax.set_title("(f) drugs (slow time)", loc="left", fontsize=10)
+    names = _drug_names(run)
+    t_end = max(float(run.time(f"drugs_{d}_plasma_ng_ml")[-1]) for d in names)
+    scale, unit = (3600.0, "h") if t_end > 7200.0 else (1.0, "s")
+    twin = ax.twinx()
+    lines = []
+    for j, d in enumerate(names):
+        key = f"drugs_{d}"
+        t = run.time(f"{key}_plasma_ng_ml") / scale
+        lines += ax.plot(
+            t, _row(run.timeseries[f"{key}_plasma_ng_ml"], instance), color=f"C{2 * j}", lw=1.0,
+            label=f"{d} plasma",
+        )  # fmt: skip
+        lines += ax.plot(
+            t, _row(run.timeseries[f"{key}_effect_site_ng_ml"], instance), color=f"C{2 * j}",
+            lw=1.0, ls="--", label=f"{d} effect site",
+        )  # fmt: skip
+        for series, style in (("effect", "-"), ("adaptation", ":")):
+            if f"{key}_{series}" in run.timeseries:
+                lines += twin.plot(
+                    t, _row(run.timeseries[f"{key}_{series}"], instance), color=f"C{2 * j + 1}",
+                    lw=1.0, ls=style, label=f"{d} {series}",
+                )  # fmt: skip
+        prefix = f"events/{key}_doses/"
+        if prefix + "time_s" in run.arrays:
+            mine = run.arrays[prefix + "instance"] == instance
+            times = run.arrays[prefix + "time_s"][mine] / scale
+            given = run.arrays[prefix + "given"][mine] == 1
+            for ok, marker, what in ((True, "v", "given"), (False, "x", "refused")):
+                sel = given == ok
+                if sel.any():
+                    lines += ax.plot(
+                        times[sel], np.zeros(int(sel.sum())), marker, color=f"C{2 * j}",
+                        ms=7, clip_on=False, label=f"{d} doses {what}",
+                    )  # fmt: skip
+    ax.set_ylabel("concentration (ng/mL)")
+    twin.set_ylabel("effect (1)")
+    twin.set_ylim(0.0, 1.05)
+    ax.set_xlabel(f"slow time ({unit})")
+    ax.legend(handles=lines, loc="upper right", fontsize=7)
+
+
 def plot_run(
     run: RunData | str | Path,
     out: str | Path | None = None,
@@ -332,7 +386,7 @@ def plot_run(
     instance: int = 0,
     max_frequency_hz: float | None = 200.0,
 ) -> Path:
-    """Draw one instance of a run as a five-panel PNG.
+    """Draw one instance of a run as a five-panel (six with drugs) PNG.
 
     Panels, top to bottom: (a) ``timeseries/lfp`` (and ``lfp_sensed``,
     lighter); (b) ``timeseries/biomarker`` with a line per threshold in the
@@ -344,8 +398,10 @@ def plot_run(
     ``spectra/frequency_hz`` on a log axis, the band (root attribute
     ``band_hz``, or ``beta_band_hz`` in older files, default 13-30 Hz)
     shaded; beside it (e) the burst-duration histograms ``bursts/*`` with and
-    without stimulation. A panel whose data is missing says so instead of
-    failing.
+    without stimulation; and, when the run has a drug layer, (f) each drug's
+    plasma and effect-site concentrations (ng/mL), its effect (and
+    adaptation) on a twin axis, and its doses (given and refused) against
+    slow time. A panel whose data is missing says so instead of failing.
 
     Parameters
     ----------
@@ -372,19 +428,30 @@ def plot_run(
     out_path = Path(out) if out is not None else Path(run.path).with_suffix(".png")
     out_path.parent.mkdir(parents=True, exist_ok=True)
 
-    fig = Figure(figsize=(10, 11), layout="constrained")
+    drugs = bool(_drug_names(run))
+    rows = 5 if drugs else 4
+    fig = Figure(figsize=(10, 13.5 if drugs else 11), layout="constrained")
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(4, 2)
+    grid = fig.add_gridspec(rows, 2)
     ax_lfp = fig.add_subplot(grid[0, :])
     ax_bio = fig.add_subplot(grid[1, :], sharex=ax_lfp)
     ax_stim = fig.add_subplot(grid[2, :], sharex=ax_lfp)
     ax_psd = fig.add_subplot(grid[3, 0])
     ax_hist = fig.add_subplot(grid[3, 1])
+    if drugs:
+        ax_drug = fig.add_subplot(grid[4, :])
+        _plot_drugs(ax_drug, run, instance)
+        ax_drug.grid(True, alpha=0.25)
 
     _plot_lfp(ax_lfp, run, instance)
     _plot_biomarker(ax_bio, run, instance)
     _plot_stimulation(ax_stim, run, instance)
-    ax_stim.set_xlabel("time (s)")
+    every = run.attrs.get("slow_every_s")
+    ax_stim.set_xlabel(
+        "time (s)"
+        if every is None
+        else f"neural time (s): {run.attrs['slow_epoch_s']:g} s of every {every:g} s simulated"
+    )
     _plot_psd(ax_psd, run, instance, max_frequency_hz)
     _plot_burst_durations(ax_hist, run, instance)
     for ax in (ax_lfp, ax_bio):

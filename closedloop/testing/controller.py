@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from closedloop.controllers.base import COMMAND_KEYS, Controller
+from closedloop.controllers.base import COMMAND_KEYS, DOSE_COMMAND, Controller
 from closedloop.testing.errors import ConformanceError
 
 __all__ = ["ConformanceError", "check_controller", "conformance_report"]
@@ -552,9 +552,11 @@ class _Checker:
                 f"to array, {where}; return e.g. {{'amplitude_ma': array of shape (n,)}}.",
             )
             return None
-        unknown = [key for key in command if key not in COMMAND_KEYS]
+        unknown = [
+            key for key in command if key not in COMMAND_KEYS and not DOSE_COMMAND.match(key)
+        ]
         if unknown:
-            allowed = ", ".join(COMMAND_KEYS)
+            allowed = ", ".join(COMMAND_KEYS) + " and dose_<drug>_mg / dose_<drug>_route"
             self.report(
                 "keys",
                 f"update returned unknown command key(s) {', '.join(map(repr, unknown))} "
