@@ -19,9 +19,11 @@ import numpy as np
 
 import closedloop
 from closedloop.config import ResolvedExperiment
+from closedloop.core.record import TRIGGER_SERIES
 from closedloop.io import open_recorder
 from closedloop.io.series import create_series, run_series, spike_events, state_series
-from closedloop.metrics import METRIC_INFO, StreamingPSD, summarize
+from closedloop.io.triggers import TRIGGER_EVENTS, TRIGGER_FIELDS, TriggerLog
+from closedloop.metrics import METRIC_INFO, StreamingPSD, summarize, trigger_metrics
 from closedloop.sensing.chain import FEATURES
 
 __all__ = ["RunOutcome", "RunSpec", "metrics_table", "run_experiment", "simulate_runs"]
@@ -161,6 +163,11 @@ def simulate_runs(
     # at the end of every recorded chunk on a regular grid.
     chunk_s = cfg.output.chunk_s
     observed = list(loop.observables())
+    # Bursts asked for and the device's answers, as events/triggers, when the
+    # controller triggers bursts or the device limits them.
+    trigger_logs = None
+    if loop.device.limits_triggers or getattr(loop.controller, "logs_triggers", False):
+        trigger_logs = [TriggerLog(size, loop.control_period_s) for size in sizes]
 
     with contextlib.ExitStack() as stack:
         recorders = []
@@ -194,14 +201,27 @@ def simulate_runs(
             for name in loop.record_spikes:
                 events, fields, what = spike_events(name)
                 rec.create_events(events, fields, description=what)
+            if trigger_logs is not None:
+                fields = dict(TRIGGER_FIELDS)
+                fields["biomarker"] = ("f8", units)
+                rec.create_events(
+                    TRIGGER_EVENTS,
+                    fields,
+                    description="bursts asked for: time, instance, biomarker that fired "
+                    "each, delivered (1), refused by the device (0) or pending (-1)",
+                )
             for key, value in loop.run_attributes().items():
                 rec.set_attr(key, value)
 
         def on_chunk(t0: float, data: dict[str, np.ndarray]) -> None:
             nonlocal seen, amp_count
+            trig = [data.pop(key) for key in TRIGGER_SERIES if key in data]
             for rec, sl in zip(recorders, slices, strict=True):
                 for key, block in data.items():
                     rec.append(key, block[sl])
+            if trigger_logs is not None and trig:
+                for rec, log, sl in zip(recorders, trigger_logs, slices, strict=True):
+                    rec.append_events(TRIGGER_EVENTS, **log.feed(*(t[sl] for t in trig)))
             lfp = data["lfp"]
             m = lfp.shape[1]
             skip = max(0, min(m, discard - seen))
@@ -271,6 +291,15 @@ def simulate_runs(
                 ref.model_dump(),
                 cfg.metrics.band_hz,
             )
+            if trigger_logs is not None:
+                rec.append_events(TRIGGER_EVENTS, **trigger_logs[k].finish())
+                metrics.update(
+                    trigger_metrics(
+                        {key: value[sl] for key, value in totals.items()},
+                        loop.time_s,
+                        loop.device.day_length_s,
+                    )
+                )
             all_metrics.append(metrics)
             rec.write_metrics(
                 metrics,

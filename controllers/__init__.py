@@ -15,6 +15,7 @@ from closedloop.controllers.open_loop import OpenLoop
 from closedloop.controllers.phase_locked import PhaseLocked
 from closedloop.controllers.pid import PID
 from closedloop.controllers.responsive import Responsive
+from closedloop.controllers.symptom_triggered import SymptomTriggered
 
 __all__ = [
     "BUILTIN_CONTROLLERS",
@@ -27,10 +28,20 @@ __all__ = [
     "PhaseLocked",
     "Responsive",
     "StateKick",
+    "SymptomTriggered",
 ]
 
 #: Registry name to class of every built-in controller.
 BUILTIN_CONTROLLERS: dict[str, type[Controller]] = {
     cls.name: cls
-    for cls in (OpenLoop, OnOff, DualThreshold, PID, Responsive, PhaseLocked, StateKick)
+    for cls in (
+        OpenLoop,
+        OnOff,
+        DualThreshold,
+        PID,
+        Responsive,
+        PhaseLocked,
+        StateKick,
+        SymptomTriggered,
+    )
 }

@@ -48,7 +48,7 @@ from closedloop.brian.runtime import (
 )
 from closedloop.core.loop import PER_PERIOD_SERIES
 from closedloop.core.protocol import ChunkCallback, ModelDivergedError, SpikeCallback
-from closedloop.core.record import FIRST_FEATURE_ROW
+from closedloop.core.record import FIRST_FEATURE_ROW, TRIGGER_BIOMARKER_ROW
 from closedloop.device import device_fill, device_record, queue_push
 
 __all__ = ["StandaloneRun", "run_standalone", "standalone_problems"]
@@ -311,6 +311,7 @@ def run_standalone(
     drive = np.zeros((n, spp))
     net_i = np.zeros((n, spp))
     record = np.zeros((n, FIRST_FEATURE_ROW, n_periods))
+    record[:, TRIGGER_BIOMARKER_ROW, :] = np.nan  # continuous stimulation only: no bursts
     for k in range(n_periods):
         for i in range(n):
             device_fill(i, spp, k * spp, dt_s, dev, drive, net_i)

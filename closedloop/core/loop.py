@@ -30,7 +30,12 @@ from closedloop.core.protocol import (
     check_finite,
 )
 from closedloop.core.random import rng_states
-from closedloop.core.record import BIOMARKER_ROW, FIRST_FEATURE_ROW, PER_PERIOD_SERIES
+from closedloop.core.record import (
+    BIOMARKER_ROW,
+    FIRST_FEATURE_ROW,
+    PER_PERIOD_SERIES,
+    TRIGGER_BIOMARKER_ROW,
+)
 from closedloop.device import Device, device_targets, device_totals
 from closedloop.sensing.chain import SensingChain
 
@@ -41,6 +46,7 @@ __all__ = [
     "command_array",
     "controller_program",
     "entry_point",
+    "mark_triggers",
 ]
 
 
@@ -365,6 +371,9 @@ class ClosedLoop(Loop):
             out = controller.update(self._step * dt, features)
             self._command = self._checked_command(out, self._command)
             self._effective = self._step + latency
+            pulses = self._command[3]
+            if pulses is not self._no_trigger:  # the controller may have asked for bursts
+                mark_triggers(chunk.per_period, k, pulses)
 
     def _checked_command(self, out: Mapping[str, Any], previous: tuple) -> tuple:
         """The command arrays of ``out``; a missing key keeps ``previous`` (pulses: NaN)."""
@@ -389,6 +398,19 @@ class ClosedLoop(Loop):
 
 
 _KEYS = tuple(COMMAND_KEYS)  # amplitude, frequency, pulse width, pulses
+
+
+def mark_triggers(per_period: np.ndarray, k: int, pulses: np.ndarray) -> None:
+    """Record the biomarker of period ``k`` where a Python controller asked for a burst.
+
+    ``per_period`` is a chunk's record (:mod:`closedloop.core.record`) and
+    ``pulses`` the ``pulses`` command; a finite count above 0 is a trigger.
+    """
+    fired = (pulses > 0.0) & np.isfinite(pulses)
+    if fired.any():
+        rows = per_period[fired, :, k]
+        rows[:, TRIGGER_BIOMARKER_ROW] = rows[:, BIOMARKER_ROW]
+        per_period[fired, :, k] = rows
 
 
 def controller_program(controller: Any, engine: str, n: int) -> tuple[int, np.ndarray, np.ndarray]:
