@@ -19,6 +19,7 @@ import numpy as np
 
 import closedloop
 from closedloop.config import ResolvedExperiment
+from closedloop.core.loop import trigger_source
 from closedloop.core.record import TRIGGER_SERIES
 from closedloop.io import open_recorder
 from closedloop.io.series import create_series, run_series, spike_events, state_series
@@ -202,13 +203,15 @@ def simulate_runs(
                 events, fields, what = spike_events(name)
                 rec.create_events(events, fields, description=what)
             if trigger_logs is not None:
+                source = trigger_source(loop.controller, tuple(loop.sensing.features))[0]
                 fields = dict(TRIGGER_FIELDS)
-                fields["biomarker"] = ("f8", units)
+                source_units = FEATURES.get(source, "signal").replace("signal", units)
+                fields["biomarker"] = ("f8", source_units)
                 rec.create_events(
                     TRIGGER_EVENTS,
                     fields,
-                    description="bursts asked for: time, instance, biomarker that fired "
-                    "each, delivered (1), refused by the device (0) or pending (-1)",
+                    description=f"bursts asked for: time, instance, value of {source!r} that "
+                    "fired each, delivered (1), refused by the device (0) or pending (-1)",
                 )
             for key, value in loop.run_attributes().items():
                 rec.set_attr(key, value)

@@ -47,6 +47,7 @@ __all__ = [
     "controller_program",
     "entry_point",
     "mark_triggers",
+    "trigger_source",
 ]
 
 
@@ -363,6 +364,7 @@ class ClosedLoop(Loop):
         program = self._program
         dt = self.dt_s
         latency = self.latency_steps
+        source_row = trigger_source(controller, self.sensing.features)[1]
         for k in range(m):
             self._call(chunk, 1, k, program)
             features = {"biomarker": biomarker_rows[:, k]}
@@ -373,7 +375,7 @@ class ClosedLoop(Loop):
             self._effective = self._step + latency
             pulses = self._command[3]
             if pulses is not self._no_trigger:  # the controller may have asked for bursts
-                mark_triggers(chunk.per_period, k, pulses)
+                mark_triggers(chunk.per_period, k, pulses, source_row)
 
     def _checked_command(self, out: Mapping[str, Any], previous: tuple) -> tuple:
         """The command arrays of ``out``; a missing key keeps ``previous`` (pulses: NaN)."""
@@ -400,16 +402,30 @@ class ClosedLoop(Loop):
 _KEYS = tuple(COMMAND_KEYS)  # amplitude, frequency, pulse width, pulses
 
 
-def mark_triggers(per_period: np.ndarray, k: int, pulses: np.ndarray) -> None:
-    """Record the biomarker of period ``k`` where a Python controller asked for a burst.
+def trigger_source(controller: Any, features: tuple[str, ...]) -> tuple[str, int]:
+    """The feature whose value is logged with each trigger, and its record row.
 
-    ``per_period`` is a chunk's record (:mod:`closedloop.core.record`) and
-    ``pulses`` the ``pulses`` command; a finite count above 0 is a trigger.
+    The first of the controller's ``required_features`` when it is recorded
+    (``biomarker`` or one of the sensing chain's ``features``), else
+    ``biomarker``.
+    """
+    name = next(iter(getattr(controller, "required_features", ())), "biomarker")
+    if name in features:
+        return name, FIRST_FEATURE_ROW + features.index(name)
+    return "biomarker", BIOMARKER_ROW
+
+
+def mark_triggers(per_period: np.ndarray, k: int, pulses: np.ndarray, source_row: int) -> None:
+    """Record the detector's feature of period ``k`` where a Python controller asked for a burst.
+
+    ``per_period`` is a chunk's record (:mod:`closedloop.core.record`),
+    ``pulses`` the ``pulses`` command (a finite count above 0 is a trigger)
+    and ``source_row`` the row of the feature (:func:`trigger_source`).
     """
     fired = (pulses > 0.0) & np.isfinite(pulses)
     if fired.any():
         rows = per_period[fired, :, k]
-        rows[:, TRIGGER_BIOMARKER_ROW] = rows[:, BIOMARKER_ROW]
+        rows[:, TRIGGER_BIOMARKER_ROW] = rows[:, source_row]
         per_period[fired, :, k] = rows
 
 
