@@ -645,7 +645,8 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
                 # Never exceed the charge limit, even mid-ramp after a width change.
                 p_pw = min(p_pw, q_max / amp * 1e-3)  # uC / mA = ms
                 q_pulse = p_amp * p_pw * 1e3  # cathodic charge of the pulse, uC
-                if q_today + q_pulse > max_q_day or on_today >= max_on_day:
+                # (1 + 1e-12: a cap a whole number of pulses holds despite rounding.)
+                if q_today + q_pulse > max_q_day * (1.0 + 1e-12) or on_today >= max_on_day:
                     # A daily cap: the pulse is withheld and a burst ends here.
                     p_amp = 0.0
                     withheld += 1.0
