@@ -72,6 +72,11 @@ def standalone_problems(loop: Any) -> list[str]:
         problems.append("sensing.smoothing_window_s must be 0 for brian.target cpp_standalone")
     if s.features:
         problems.append("sensing.features are not available with brian.target cpp_standalone")
+    if loop.device.limits_triggers:
+        problems.append(
+            "device.trigger_lockout_s and the daily caps are not generated for brian.target "
+            "cpp_standalone (continuous stimulation only)"
+        )
     if loop.latency_steps >= loop.steps_per_period:
         problems.append(
             "control.latency_s must be shorter than control.period_s for brian.target "
