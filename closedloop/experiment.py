@@ -24,10 +24,19 @@ from closedloop.core.record import TRIGGER_SERIES
 from closedloop.io import open_recorder
 from closedloop.io.series import create_series, run_series, spike_events, state_series
 from closedloop.io.triggers import TRIGGER_EVENTS, TRIGGER_FIELDS, TriggerLog
-from closedloop.metrics import METRIC_INFO, StreamingPSD, summarize, trigger_metrics
+from closedloop.metrics import (
+    METRIC_INFO,
+    TRIGGER_METRIC_INFO,
+    StreamingPSD,
+    summarize,
+    trigger_metrics,
+)
 from closedloop.sensing.chain import FEATURES
 
 __all__ = ["RunOutcome", "RunSpec", "metrics_table", "run_experiment", "simulate_runs"]
+
+# Units and description of every metric a run may write.
+_INFO = {**METRIC_INFO, **TRIGGER_METRIC_INFO}
 
 
 @dataclass
@@ -306,8 +315,8 @@ def simulate_runs(
             all_metrics.append(metrics)
             rec.write_metrics(
                 metrics,
-                {key: METRIC_INFO[key][0] for key in metrics},
-                {key: METRIC_INFO[key][1] for key in metrics},
+                {key: _INFO[key][0] for key in metrics},
+                {key: _INFO[key][1] for key in metrics},
             )
             rec.write_array("spectra/frequency_hz", psd_stim[k].frequency_hz, units="Hz")
             rec.write_array(
@@ -369,7 +378,7 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     lines = [f"{'metric':<22} {'units':<9} {'mean':>12} {'min':>12} {'max':>12}"]
     for key, values in metrics.items():
         arr = np.atleast_1d(np.asarray(values, dtype=float))
-        unit = METRIC_INFO.get(key, ("", ""))[0]
+        unit = _INFO.get(key, ("", ""))[0]
         lines.append(
             f"{key:<22} {unit:<9} {np.nanmean(arr):>12.4g} {np.nanmin(arr):>12.4g} "
             f"{np.nanmax(arr):>12.4g}"

@@ -34,7 +34,14 @@ from typing import Any
 import numpy as np
 from scipy import signal as _signal
 
-__all__ = ["METRIC_INFO", "StreamingPSD", "band_power", "summarize", "trigger_metrics"]
+__all__ = [
+    "METRIC_INFO",
+    "TRIGGER_METRIC_INFO",
+    "StreamingPSD",
+    "band_power",
+    "summarize",
+    "trigger_metrics",
+]
 
 #: Metric name to (units, description).
 METRIC_INFO: dict[str, tuple[str, str]] = {
@@ -48,6 +55,10 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "mean_amplitude_ma": ("mA", "mean delivered amplitude"),
     "charge_uc": ("uC", "total cathodic charge delivered"),
     "n_rejected_commands": ("1", "command values ignored for being NaN or infinite"),
+}
+
+#: Metrics of runs that log triggers (:func:`trigger_metrics`): name to (units, description).
+TRIGGER_METRIC_INFO: dict[str, tuple[str, str]] = {
     "n_triggers_delivered": ("1", "bursts the device accepted and delivered"),
     "n_triggers_rejected": ("1", "bursts the device refused (lock-out or a daily cap)"),
     "triggers_per_day": ("1/day", "bursts delivered per day of the simulated clock (mean)"),
@@ -164,7 +175,7 @@ def summarize(
 def trigger_metrics(
     device_totals: dict, duration_s: float, day_length_s: float
 ) -> dict[str, np.ndarray]:
-    """The trigger metrics of a run (see :data:`METRIC_INFO`).
+    """The trigger metrics of a run (see :data:`TRIGGER_METRIC_INFO`).
 
     Parameters
     ----------
