@@ -19,3 +19,8 @@ TWIN_CONTROLLERS = [
     SymptomTriggered(threshold=33.0, min_duration_s=0.02, burst_s=0.1, frequency_hz=130.0),
     SymptomTriggered(threshold=28.0, direction="below", burst_s=0.05, amplitude_ma=2.0),
 ]
+
+#: The twins Brian2 code can express (closedloop.brian.codegen): its generated
+#: device delivers continuous pulse trains only, so the burst-issuing twins
+#: (symptom_triggered) are left out.
+BRIAN_CODE_TWIN_CONTROLLERS = [c for c in TWIN_CONTROLLERS if not isinstance(c, SymptomTriggered)]
