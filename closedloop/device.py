@@ -30,6 +30,27 @@ target is capped at ``Q_max / pulse width``; if the pulse width is raised while
 the amplitude is still high, the pulse width is shortened instead, so that the
 limit holds at every pulse without breaking the amplitude ramp.
 
+Triggers, lock-out and daily caps
+---------------------------------
+A command asking for a finite burst of ``k > 0`` pulses is a *trigger*
+(responsive and symptom-triggered stimulation). The device refuses a trigger
+(keeping the pulse train as it was, counting it in ``n_triggers_rejected``)
+while a lock-out runs (``trigger_lockout_s`` after the nominal end of the last
+accepted burst, ``k`` pulse periods after its first pulse) or once a daily cap
+is reached: ``max_triggers_per_day`` accepted triggers,
+``max_charge_uc_per_day`` of cathodic charge or ``max_on_time_s_per_day`` of
+stimulation. The charge and on-time caps bind every pulse, continuous
+stimulation included: a pulse that would take the day's charge past its cap,
+or start once the day's on-time is used up, is withheld (counted in
+``pulses_withheld``), which ends a burst under way; stimulation resumes the
+next day. A day is ``day_length_s`` of the simulated clock (86,400 s by
+default; shorter in tests), day ``d`` being ``[d, d + 1) * day_length_s``; a
+pulse's charge counts to the day it starts in. With the defaults (no
+lock-out, no caps) nothing is refused and the device behaves as it did
+before these limits existed. The RNS System, for instance, has a programmable
+daily limit on therapies (Sun & Morrell 2014), and Scangos et al. (2021)
+reviewed triggers and stimulation per day.
+
 Energy
 ------
 Total electrical energy delivered (TEED, Koss et al. 2005) is accounted as
@@ -44,6 +65,10 @@ Kuncel AM, Grill WM (2004) Selection of stimulus parameters for deep brain
 stimulation. Clin Neurophysiol 115:2431-2441.
 Koss AM, Alterman RL, Tagliati M, Shils JL (2005) Calculating total electrical
 energy delivered by deep brain stimulation systems. Ann Neurol 58:168-169.
+Sun FT, Morrell MJ (2014) The RNS System: responsive cortical stimulation for
+the treatment of refractory partial epilepsy. Expert Rev Med Devices 11:563-572.
+Scangos KW et al. (2021) Closed-loop neuromodulation in an individual with
+treatment-resistant depression. Nat Med 27:1696-1700.
 """
 
 from __future__ import annotations
@@ -56,7 +81,14 @@ import numpy as np
 from numba import njit
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
-from closedloop.core.record import AMPLITUDE_ROW, FREQUENCY_ROW, PULSE_COUNT_ROW, PULSE_WIDTH_ROW
+from closedloop.core.record import (
+    AMPLITUDE_ROW,
+    FREQUENCY_ROW,
+    PULSE_COUNT_ROW,
+    PULSE_WIDTH_ROW,
+    TRIGGERS_DELIVERED_ROW,
+    TRIGGERS_REJECTED_ROW,
+)
 
 __all__ = [
     "DEVICE_STATE",
@@ -64,6 +96,7 @@ __all__ = [
     "DeviceState",
     "apply_command",
     "device_targets",
+    "trigger_refused",
     "device_totals",
     "retract_commands",
     "device_fill",
@@ -74,7 +107,9 @@ __all__ = [
 
 # Columns of the per-instance device parameter array.
 _AMP_MAX, _F_MIN, _F_MAX, _PW_MIN, _PW_MAX, _RAMP, _QMAX, _R = range(8)
-_N_PARAMS = 8
+# Lock-out (s), day length (s), daily caps (triggers, uC, s).
+_LOCKOUT, _DAY_S, _MAX_TRIG, _MAX_Q_DAY, _MAX_ON_DAY = range(8, 13)
+_N_PARAMS = 13
 # Columns of a queued command.
 _CMD_AMP, _CMD_FREQ, _CMD_PW, _CMD_PULSES = range(4)
 
@@ -100,6 +135,15 @@ DEVICE_STATE: dict[str, str] = {
     # deliveries, counted apart.
     "n_train_switches": "1",
     "n_deliveries": "1",  # commands of k >= 1 pulses (bursts, single pulses) applied
+    "n_triggers": "1",  # bursts (finite pulse counts) accepted
+    "n_triggers_rejected": "1",  # bursts refused: lock-out or a daily cap
+    "pulses_withheld": "1",  # pulses not delivered for a daily charge or on-time cap
+    "day_index": "1",  # day of the simulated clock the daily counters refer to
+    "triggers_today": "1",
+    "charge_today_uc": "uC",  # cathodic charge of the pulses started today
+    "time_on_today_s": "s",
+    "lockout_until_s": "s",  # no trigger accepted before this time
+    "capped": "1",  # 1 once a daily charge or on-time cap has withheld a pulse today
 }
 (
     _AMP,
@@ -119,7 +163,9 @@ DEVICE_STATE: dict[str, str] = {
     _REMAIN,
     _NTRAIN,
     _NDELIV,
-) = range(len(DEVICE_STATE))
+) = range(17)
+_NTRIG, _NTRIG_BAD, _WITHHELD, _DAY, _TRIG_TODAY = range(17, 22)
+_Q_TODAY, _ON_TODAY, _LOCK_UNTIL, _CAPPED = range(22, len(DEVICE_STATE))
 
 
 class DeviceState(NamedTuple):
@@ -130,7 +176,8 @@ class DeviceState(NamedTuple):
     """
 
     state: np.ndarray  #: (n, len(DEVICE_STATE)): columns of :data:`DEVICE_STATE`
-    params: np.ndarray  #: (n, 8): limits (amplitude, frequency, width, ramp, charge, impedance)
+    params: np.ndarray  #: (n, 13): limits (amplitude, frequency, width, ramp, charge, impedance,
+    #: lock-out, day length, daily caps)
     queue_step: np.ndarray  #: (n, Q) int64: step from which each entry applies
     queue_command: np.ndarray  #: (n, Q, 4): amplitude mA, frequency Hz, width us, pulses
     queue_head: np.ndarray  #: (n,) int64: next entry to apply
@@ -194,6 +241,17 @@ class Device:
         Electrode impedance assumed for energy accounting, ohm.
     initial_frequency_hz, initial_pulse_width_us : float
         Settings before the first command; the amplitude starts at 0 mA.
+    trigger_lockout_s : float
+        Lock-out after each accepted burst, s: no trigger is accepted until
+        this long after the burst's nominal end (0: none).
+    day_length_s : float
+        Length of a day of the simulated clock for the daily caps, s.
+    max_triggers_per_day : float
+        Accepted triggers per day (``inf`` for no cap).
+    max_charge_uc_per_day : float
+        Cathodic charge per day, uC (``inf`` for no cap).
+    max_on_time_s_per_day : float
+        Stimulation on-time per day, s (``inf`` for no cap).
     """
 
     amplitude_max_ma: float = 5.0
@@ -208,6 +266,11 @@ class Device:
     impedance_ohm: float = 1000.0
     initial_frequency_hz: float = 130.0
     initial_pulse_width_us: float = 60.0
+    trigger_lockout_s: float = 0.0
+    day_length_s: float = 86400.0
+    max_triggers_per_day: float = math.inf
+    max_charge_uc_per_day: float = math.inf
+    max_on_time_s_per_day: float = math.inf
 
     def __post_init__(self) -> None:
         positive = (
@@ -244,6 +307,31 @@ class Device:
         for name in ("shannon_k", "initial_frequency_hz", "initial_pulse_width_us"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"device.{name} must be finite")
+        if not (math.isfinite(self.trigger_lockout_s) and self.trigger_lockout_s >= 0):
+            raise ValueError(
+                "device.trigger_lockout_s must be a finite number of seconds >= 0, "
+                f"got {self.trigger_lockout_s!r}"
+            )
+        if not (math.isfinite(self.day_length_s) and self.day_length_s > 0):
+            raise ValueError(
+                f"device.day_length_s must be a finite positive number of seconds, "
+                f"got {self.day_length_s!r}"
+            )
+        for name in ("max_triggers_per_day", "max_charge_uc_per_day", "max_on_time_s_per_day"):
+            if not getattr(self, name) >= 0:  # also catches NaN; inf: no cap
+                raise ValueError(
+                    f"device.{name} must be >= 0 (inf for no cap), got {getattr(self, name)!r}"
+                )
+
+    @property
+    def limits_triggers(self) -> bool:
+        """Whether a lock-out or a daily cap is set (the trigger limits are in use)."""
+        return (
+            self.trigger_lockout_s > 0
+            or math.isfinite(self.max_triggers_per_day)
+            or math.isfinite(self.max_charge_uc_per_day)
+            or math.isfinite(self.max_on_time_s_per_day)
+        )
 
     @property
     def charge_limit_uc(self) -> float:
@@ -270,7 +358,7 @@ class Device:
         return asdict(self)
 
     def param_array(self, n: int) -> np.ndarray:
-        """Per-instance parameter array for the kernels, shape ``(n, 8)``."""
+        """Per-instance parameter array for the kernels, shape ``(n, 13)``."""
         row = np.empty(_N_PARAMS)
         row[_AMP_MAX] = self.amplitude_max_ma
         row[_F_MIN] = self.frequency_min_hz
@@ -280,6 +368,11 @@ class Device:
         row[_RAMP] = self.ramp_rate_ma_per_s
         row[_QMAX] = self.charge_limit_uc
         row[_R] = self.impedance_ohm
+        row[_LOCKOUT] = self.trigger_lockout_s
+        row[_DAY_S] = self.day_length_s
+        row[_MAX_TRIG] = self.max_triggers_per_day
+        row[_MAX_Q_DAY] = self.max_charge_uc_per_day
+        row[_MAX_ON_DAY] = self.max_on_time_s_per_day
         return np.tile(row, (n, 1))
 
     def kernel_state(self, n: int, queue_len: int) -> DeviceState:
@@ -323,6 +416,8 @@ def apply_command(ds, dp, i, amplitude_ma, frequency_hz, pulse_width_us, pulses,
     is; ``inf`` makes it continuous; a whole number ``k >= 0`` delivers ``k``
     pulses from ``t_s`` on (a burst at the programmed frequency, or single
     pulses for phase-locked stimulation) and then none; negative is rejected.
+    A burst (``k > 0``) is a trigger: refused, and counted, during a lock-out
+    or once a daily cap is reached (:func:`trigger_refused`).
     """
     if math.isfinite(frequency_hz):
         ds[i, _FREQ] = min(max(frequency_hz, dp[i, _F_MIN]), dp[i, _F_MAX])
@@ -339,7 +434,9 @@ def apply_command(ds, dp, i, amplitude_ma, frequency_hz, pulse_width_us, pulses,
     # Cap the target for the charge limit at the (possibly new) pulse width.
     cap = min(dp[i, _AMP_MAX], dp[i, _QMAX] / (ds[i, _TGT_PW] * 1e-3))
     ds[i, _TGT_AMP] = min(ds[i, _TGT_AMP], cap)
-    if pulses >= 0.0:  # False for NaN: no change
+    if pulses > 0.0 and math.isfinite(pulses) and trigger_refused(ds, dp, i, t_s):
+        ds[i, _NTRIG_BAD] += 1.0  # a refused burst leaves the pulse train as it was
+    elif pulses >= 0.0:  # False for NaN: no change
         previous = ds[i, _REMAIN]
         ds[i, _REMAIN] = np.floor(pulses)  # float floor: inf stays inf, no int overflow
         if pulses >= 1.0 and math.isfinite(pulses):
@@ -349,8 +446,32 @@ def apply_command(ds, dp, i, amplitude_ma, frequency_hz, pulse_width_us, pulses,
             # soon as a pulse still under way has ended.
             busy_until = ds[i, _P_START] + 2.0 * ds[i, _P_PW] if ds[i, _P_AMP] > 0.0 else t_s
             ds[i, _NEXT] = max(t_s, busy_until)
+        if pulses > 0.0 and math.isfinite(pulses):  # an accepted trigger
+            ds[i, _NTRIG] += 1.0
+            ds[i, _TRIG_TODAY] += 1.0
+            if dp[i, _LOCKOUT] > 0.0:
+                burst_end = ds[i, _NEXT] + ds[i, _REMAIN] / ds[i, _FREQ]
+                ds[i, _LOCK_UNTIL] = burst_end + dp[i, _LOCKOUT]
     elif pulses < 0.0:
         ds[i, _NBAD] += 1.0
+
+
+@njit(cache=True, inline="always")
+def trigger_refused(ds, dp, i, t_s):
+    """Whether instance ``i`` refuses a burst asked for at ``t_s`` (seconds).
+
+    Refused during the lock-out after the last accepted burst, once today's
+    accepted triggers, charge (uC) or on-time (s) has reached its daily cap,
+    or once a cap has withheld a pulse today. The daily counters must refer
+    to the day of ``t_s`` (:func:`device_fill` rolls them over first).
+    """
+    return (
+        t_s < ds[i, _LOCK_UNTIL]
+        or ds[i, _CAPPED] != 0.0
+        or ds[i, _TRIG_TODAY] >= dp[i, _MAX_TRIG]
+        or ds[i, _Q_TODAY] >= dp[i, _MAX_Q_DAY]
+        or ds[i, _ON_TODAY] >= dp[i, _MAX_ON_DAY]
+    )
 
 
 @njit(cache=True, inline="always")
@@ -404,15 +525,17 @@ def queue_push(device, command, effective_step):
 def device_record(i, device, out, k):
     """Write what was delivered to column ``k`` of the per-period record ``out``.
 
-    Amplitude (mA), frequency (Hz), pulse width of the last pulse (us) and
-    the number of pulses delivered so far, in their rows of
-    :mod:`closedloop.core.record`.
+    Amplitude (mA), frequency (Hz), pulse width of the last pulse (us), the
+    number of pulses delivered so far and of triggers accepted and refused so
+    far, in their rows of :mod:`closedloop.core.record`.
     """
     ds = device.state
     out[i, AMPLITUDE_ROW, k] = ds[i, _AMP]
     out[i, FREQUENCY_ROW, k] = ds[i, _FREQ]
     out[i, PULSE_WIDTH_ROW, k] = ds[i, _P_PW] * 1e6
     out[i, PULSE_COUNT_ROW, k] = ds[i, _NPULSE]
+    out[i, TRIGGERS_DELIVERED_ROW, k] = ds[i, _NTRIG]
+    out[i, TRIGGERS_REJECTED_ROW, k] = ds[i, _NTRIG_BAD]
 
 
 @njit(cache=True)
@@ -467,8 +590,25 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
     # The same parity rule for the continuous train.
     train_was_on = ds[i, _NTRAIN] % 2.0 == 1.0
     train_switches = ds[i, _NTRAIN]
+    # Daily caps (inf: none) and the counters of the current day.
+    day_s = dp[i, _DAY_S]
+    max_q_day = dp[i, _MAX_Q_DAY]
+    max_on_day = dp[i, _MAX_ON_DAY]
+    day_end = (ds[i, _DAY] + 1.0) * day_s
+    q_today = ds[i, _Q_TODAY]
+    on_today = ds[i, _ON_TODAY]
+    withheld = ds[i, _WITHHELD]
+    capped = ds[i, _CAPPED] != 0.0
     for j in range(n_steps):
         step = step0 + j
+        if step * dt >= day_end:  # a new day of the simulated clock
+            day = math.floor(step * dt / day_s)
+            day_end = (day + 1.0) * day_s
+            ds[i, _DAY] = day
+            ds[i, _TRIG_TODAY] = 0.0
+            q_today = 0.0
+            on_today = 0.0
+            capped = False
         while head < q_tail and q_eff[i, head % q_len] <= step:
             slot = head % q_len
             # apply_command reads and may move the pulse timing: hand it the locals.
@@ -477,6 +617,9 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
             ds[i, _P_AMP] = p_amp
             ds[i, _P_PW] = p_pw
             ds[i, _REMAIN] = remaining
+            ds[i, _Q_TODAY] = q_today
+            ds[i, _ON_TODAY] = on_today
+            ds[i, _CAPPED] = 1.0 if capped else 0.0
             apply_command(
                 ds,
                 dp,
@@ -513,15 +656,29 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
             if p_amp > 0.0:
                 # Never exceed the charge limit, even mid-ramp after a width change.
                 p_pw = min(p_pw, q_max / amp * 1e-3)  # uC / mA = ms
-                n_pulses += 1.0
-                remaining -= 1.0  # inf stays inf
+                q_pulse = p_amp * p_pw * 1e3  # cathodic charge of the pulse, uC
+                # (1 + 1e-12: a cap a whole number of pulses holds despite rounding.)
+                if q_today + q_pulse > max_q_day * (1.0 + 1e-12) or on_today >= max_on_day:
+                    # A daily cap: the pulse is withheld and a burst ends here.
+                    p_amp = 0.0
+                    withheld += 1.0
+                    capped = True
+                    if math.isfinite(remaining):
+                        remaining = 0.0
+                else:
+                    q_today += q_pulse
+                    n_pulses += 1.0
+                    remaining -= 1.0  # inf stays inf
             next_pulse = p_start + 1.0 / ds[i, _FREQ]
         charge += q_cath * 1e3  # delivered in this step; mA * s = mC = 1e3 uC
         drive[i, j] = q_cath * inv_dt
         net[i, j] = (q_cath - q_anod) * inv_dt
-        stimulating = amp > 0.0 and (remaining > 0.0 or q_cath > 0.0 or q_anod > 0.0)
+        stimulating = amp > 0.0 and (
+            (remaining > 0.0 and not capped) or q_cath > 0.0 or q_anod > 0.0
+        )
         if stimulating:
             time_on += dt
+            on_today += dt
         if stimulating != was_on:
             switches += 1.0
         was_on = stimulating
@@ -541,4 +698,8 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
     ds[i, _NSW] = switches
     ds[i, _NTRAIN] = train_switches
     ds[i, _REMAIN] = remaining
+    ds[i, _Q_TODAY] = q_today
+    ds[i, _ON_TODAY] = on_today
+    ds[i, _WITHHELD] = withheld
+    ds[i, _CAPPED] = 1.0 if capped else 0.0
     device.queue_head[i] = head

@@ -20,10 +20,20 @@ import numpy as np
 import closedloop
 from closedloop.analysis.bursts import BURST_METRIC_INFO, BurstSettings, burst_metrics
 from closedloop.config import ResolvedExperiment
+from closedloop.core.loop import trigger_source
 from closedloop.core.random import rng_states
+from closedloop.core.record import TRIGGER_SERIES
 from closedloop.io import open_recorder
 from closedloop.io.series import create_series, run_series, spike_events, state_series
-from closedloop.metrics import METRIC_INFO, StreamingPSD, metric_units, summarize
+from closedloop.io.triggers import TRIGGER_EVENTS, TRIGGER_FIELDS, TriggerLog
+from closedloop.metrics import (
+    METRIC_INFO,
+    TRIGGER_METRIC_INFO,
+    StreamingPSD,
+    metric_units,
+    summarize,
+    trigger_metrics,
+)
 from closedloop.sensing.chain import FEATURES
 
 __all__ = [
@@ -34,6 +44,9 @@ __all__ = [
     "simulate_runs",
     "stimulation_summary",
 ]
+
+# Units and description of every metric a run may write.
+_INFO = {**METRIC_INFO, **TRIGGER_METRIC_INFO}
 
 
 @dataclass
@@ -182,6 +195,11 @@ def simulate_runs(
     # at the end of every recorded chunk on a regular grid.
     chunk_s = cfg.output.chunk_s
     observed = list(loop.observables())
+    # Bursts asked for and the device's answers, as events/triggers, when the
+    # controller triggers bursts or the device limits them.
+    trigger_logs = None
+    if loop.device.limits_triggers or getattr(loop.controller, "logs_triggers", False):
+        trigger_logs = [TriggerLog(size, loop.control_period_s) for size in sizes]
 
     with contextlib.ExitStack() as stack:
         recorders = []
@@ -217,14 +235,29 @@ def simulate_runs(
                 rec.create_events(events, fields, description=what)
             for name, (fields, what) in loop.event_tables().items():
                 rec.create_events(name, fields, description=what)
+            if trigger_logs is not None:
+                source = trigger_source(loop.controller, tuple(loop.sensing.features))[0]
+                fields = dict(TRIGGER_FIELDS)
+                source_units = FEATURES.get(source, "signal").replace("signal", units)
+                fields["biomarker"] = ("f8", source_units)
+                rec.create_events(
+                    TRIGGER_EVENTS,
+                    fields,
+                    description=f"bursts asked for: time, instance, value of {source!r} that "
+                    "fired each, delivered (1), refused by the device (0) or pending (-1)",
+                )
             for key, value in loop.run_attributes().items():
                 rec.set_attr(key, value)
 
         def on_chunk(t0: float, data: dict[str, np.ndarray]) -> None:
             nonlocal seen, amp_count
+            trig = [data.pop(key) for key in TRIGGER_SERIES if key in data]
             for rec, sl in zip(recorders, slices, strict=True):
                 for key, block in data.items():
                     rec.append(key, block[sl])
+            if trigger_logs is not None and trig:
+                for rec, log, sl in zip(recorders, trigger_logs, slices, strict=True):
+                    rec.append_events(TRIGGER_EVENTS, **log.feed(*(t[sl] for t in trig)))
             lfp = data["lfp"]
             m = lfp.shape[1]
             skip = max(0, min(m, discard - seen))
@@ -319,6 +352,15 @@ def simulate_runs(
                 ref.model_dump(),
                 cfg.metrics.band_hz,
             )
+            if trigger_logs is not None:
+                rec.append_events(TRIGGER_EVENTS, **trigger_logs[k].finish())
+                metrics.update(
+                    trigger_metrics(
+                        {key: value[sl] for key, value in totals.items()},
+                        loop.time_s,
+                        loop.device.day_length_s,
+                    )
+                )
             info = {k2: (metric_units(k2, units), v[1]) for k2, v in METRIC_INFO.items()}
             if bio_base_all is not None and bio_base_all.shape[1] > 0:
                 b = cfg.metrics.bursts
@@ -336,6 +378,7 @@ def simulate_runs(
                 rec.write_array("bursts/duration_edges_s", hist["duration_edges_s"], units="s")
                 for key in ("duration_counts", "duration_counts_baseline"):
                     rec.write_array(f"bursts/{key}", hist[key], units="1", dims="instance,bin")
+            info.update(TRIGGER_METRIC_INFO)
             for key, (value, unit, what) in extra.items():
                 metrics[key] = np.asarray(value)[sl]
                 info[key] = (unit, what)
@@ -407,7 +450,7 @@ def metrics_table(metrics: dict[str, Any], units: dict[str, str] | None = None) 
     ``units`` maps metric names to units (a run's :attr:`RunOutcome.units`);
     without it the generic units of the metric tables are shown.
     """
-    generic = {k: v[0] for k, v in {**METRIC_INFO, **BURST_METRIC_INFO}.items()}
+    generic = {k: v[0] for k, v in {**_INFO, **BURST_METRIC_INFO}.items()}
     units = {**generic, **(units or {})}
     width = max([32, *(len(k) for k in metrics)])
     lines = [f"{'metric':<{width}} {'units':<14} {'mean':>12} {'min':>12} {'max':>12}"]

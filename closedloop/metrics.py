@@ -43,10 +43,12 @@ from scipy import signal as _signal
 __all__ = [
     "METRIC_INFO",
     "MIN_PSD_SAMPLES",
+    "TRIGGER_METRIC_INFO",
     "StreamingPSD",
     "band_power",
     "metric_units",
     "summarize",
+    "trigger_metrics",
 ]
 
 #: Metric name to (units, description); ``{u}`` stands for the model's signal units.
@@ -62,6 +64,15 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "mean_amplitude_ma": ("mA", "mean delivered amplitude"),
     "charge_uc": ("uC", "total cathodic charge delivered"),
     "n_rejected_commands": ("1", "command values ignored for being NaN or infinite"),
+}
+
+#: Metrics of runs that log triggers (:func:`trigger_metrics`): name to (units, description).
+TRIGGER_METRIC_INFO: dict[str, tuple[str, str]] = {
+    "n_triggers_delivered": ("1", "bursts the device accepted and delivered"),
+    "n_triggers_rejected": ("1", "bursts the device refused (lock-out or a daily cap)"),
+    "triggers_per_day": ("1/day", "bursts delivered per day of the simulated clock (mean)"),
+    "charge_uc_per_day": ("uC/day", "cathodic charge delivered per simulated day (mean)"),
+    "pulses_withheld": ("1", "pulses the device withheld for a daily charge or on-time cap"),
 }
 
 
@@ -200,3 +211,28 @@ def summarize(
     out["charge_uc"] = device_totals["charge_uc"]
     out["n_rejected_commands"] = device_totals["n_rejected"]
     return out
+
+
+def trigger_metrics(
+    device_totals: dict, duration_s: float, day_length_s: float
+) -> dict[str, np.ndarray]:
+    """The trigger metrics of a run (see :data:`TRIGGER_METRIC_INFO`).
+
+    Parameters
+    ----------
+    device_totals : dict
+        :func:`closedloop.device.device_totals` at the end of the run.
+    duration_s : float
+        Simulated time, s.
+    day_length_s : float
+        The device's day, s (``device.day_length_s``): per-day values are
+        totals over ``duration_s / day_length_s`` days.
+    """
+    days = duration_s / day_length_s
+    return {
+        "n_triggers_delivered": device_totals["n_triggers"],
+        "n_triggers_rejected": device_totals["n_triggers_rejected"],
+        "triggers_per_day": device_totals["n_triggers"] / days,
+        "charge_uc_per_day": device_totals["charge_uc"] / days,
+        "pulses_withheld": device_totals["pulses_withheld"],
+    }

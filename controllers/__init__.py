@@ -17,6 +17,7 @@ from closedloop.controllers.open_loop import OpenLoop
 from closedloop.controllers.phase_locked import PhaseLocked
 from closedloop.controllers.pid import PID
 from closedloop.controllers.responsive import Responsive
+from closedloop.controllers.symptom_triggered import SymptomTriggered
 
 __all__ = [
     "BUILTIN_CONTROLLERS",
@@ -31,6 +32,7 @@ __all__ = [
     "PhaseLocked",
     "Responsive",
     "StateKick",
+    "SymptomTriggered",
 ]
 
 #: Registry name to class of every built-in controller.
@@ -46,5 +48,6 @@ BUILTIN_CONTROLLERS: dict[str, type[Controller]] = {
         StateKick,
         MedicationAware,
         DoseAndStimulate,
+        SymptomTriggered,
     )
 }

@@ -19,10 +19,22 @@ from numba import njit
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
 
-__all__ = ["DUAL_THRESHOLD", "NONE", "ON_OFF", "OPEN_LOOP", "PID", "controller_update"]
+__all__ = [
+    "DUAL_THRESHOLD",
+    "NONE",
+    "ON_OFF",
+    "OPEN_LOOP",
+    "PID",
+    "SYMPTOM_TRIGGERED",
+    "controller_update",
+]
 
 #: Program kinds. ``NONE``: the controller runs in Python.
-NONE, OPEN_LOOP, ON_OFF, DUAL_THRESHOLD, PID = -1, 0, 1, 2, 3
+NONE, OPEN_LOOP, ON_OFF, DUAL_THRESHOLD, PID, SYMPTOM_TRIGGERED = -1, 0, 1, 2, 3, 4
+
+# Slack, in seconds, on comparisons of times built from sums of control periods
+# (the numpy class's).
+_TIME_SLACK_S = 1e-9
 
 
 @njit(cache=True)
@@ -89,6 +101,24 @@ def controller_update(i, kind, params, state, biomarker, dt):
         if math.isnan(prop + integral):
             amp = math.nan
         return amp, p[6], p[7], math.nan
+    if kind == SYMPTOM_TRIGGERED:
+        # params: threshold, sign (+1 above, -1 below), min duration s, burst s,
+        # amplitude, frequency, width, pulses per burst
+        # state: elapsed s, past the threshold since (s, NaN: not), blanked until s, started
+        t = s[0] + dt
+        s[0] = t
+        if t >= s[2] and p[1] * (biomarker - p[0]) > 0.0:  # NaN: False
+            if math.isnan(s[1]):
+                s[1] = t
+        else:
+            s[1] = math.nan
+        pulses = math.nan if s[3] != 0.0 else 0.0
+        s[3] = 1.0
+        if not math.isnan(s[1]) and t - s[1] >= p[2] - _TIME_SLACK_S:
+            s[1] = math.nan
+            s[2] = t + p[3] - _TIME_SLACK_S
+            pulses = p[7]
+        return p[4], p[5], p[6], pulses
     return math.nan, math.nan, math.nan, math.nan
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from twin_cases import TWIN_CONTROLLERS
+from twin_cases import BRIAN_CODE_TWIN_CONTROLLERS
 
 from closedloop.brian.codegen import (
     FUNCTIONS,
@@ -24,7 +24,7 @@ from closedloop.sensing.chain import SensingChain
 pytestmark = pytest.mark.brian
 
 DT = 1e-4
-CONTROLLERS = TWIN_CONTROLLERS
+CONTROLLERS = BRIAN_CODE_TWIN_CONTROLLERS
 
 
 def _python_commands(controller, biomarker, period_s):

@@ -14,6 +14,7 @@ from closedloop.core.loop import ClosedLoop
 from closedloop.core.random import rng_states
 from closedloop.device import Device
 from closedloop.models import STNGPe
+from closedloop.sensing.aperiodic import aperiodic_bank
 from closedloop.sensing.chain import SensingChain
 from closedloop.sensing.registry import CODES, FEATURES, REGISTRY
 
@@ -310,6 +311,25 @@ def _windowed_sum(terms: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+def _aperiodic_reference(v: np.ndarray) -> np.ndarray:
+    """The 1/f exponent by scipy's sosfilt per band and a log-log fit per sample."""
+    chain = SensingChain(rate_hz=FS)
+    sos, centre, width = aperiodic_bank(
+        FS, chain.aperiodic_band_hz, chain.aperiodic_bands, chain.aperiodic_filter_order
+    )
+    w = chain.window_samples(chain.aperiodic_window_s)
+    count = np.minimum(np.arange(1, v.shape[1] + 1), w)
+    log_psd = np.stack(
+        [
+            np.log10(_windowed_sum(signal.sosfilt(sos[b], v, axis=1) ** 2, w) / count / width[b])
+            for b in range(len(centre))
+        ]
+    )
+    x = np.log10(centre)
+    slope = np.polyfit(x, log_psd.reshape(len(x), -1), 1)[0].reshape(v.shape)
+    return -slope
+
+
 # NumPy reference of every registered feature on the sensed signal ``v`` (n, m)
 # and the band-passed signal ``y``, for a chain with window ``w`` samples, at
 # rate FS; ``phase`` gives the true phase of the test cosine.
@@ -321,6 +341,7 @@ FEATURE_REFERENCES = {
     "signal": lambda v, y, w, phase: v,
     "filtered": lambda v, y, w, phase: y,
     "phase": lambda v, y, w, phase: np.angle(np.exp(1j * phase)),
+    "aperiodic_exponent": lambda v, y, w, phase: _aperiodic_reference(v),
 }
 
 
@@ -331,7 +352,7 @@ def test_registry_codes_units_and_families_are_consistent():
         # The family names the module that computes the feature.
         module = importlib.import_module(f"closedloop.sensing.{feature.family}")
         assert module.__doc__ and feature.name in module.__doc__, feature
-        assert feature.units.startswith(("signal", "rad")), feature
+        assert feature.units.startswith(("signal", "rad")) or feature.units == "1", feature
 
 
 @pytest.mark.parametrize("order", ["registry", "reversed"])

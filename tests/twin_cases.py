@@ -1,6 +1,6 @@
 """Built-in controllers with compiled twins, in the settings the twin tests share."""
 
-from closedloop.controllers import PID, DualThreshold, OnOff, OpenLoop
+from closedloop.controllers import PID, DualThreshold, OnOff, OpenLoop, SymptomTriggered
 
 #: One of each twin kind (PID twice: with and without the derivative term).
 TWIN_CONTROLLERS = [
@@ -16,4 +16,11 @@ TWIN_CONTROLLERS = [
     ),
     PID(setpoint=30.0, kp=0.05, ki=0.4, max_amplitude_ma=3.0),
     PID(setpoint=30.0, kp=0.05, ki=0.4, kd=0.002, min_amplitude_ma=0.5, max_amplitude_ma=2.5),
+    SymptomTriggered(threshold=33.0, min_duration_s=0.02, burst_s=0.1, frequency_hz=130.0),
+    SymptomTriggered(threshold=28.0, direction="below", burst_s=0.05, amplitude_ma=2.0),
 ]
+
+#: The twins Brian2 code can express (closedloop.brian.codegen): its generated
+#: device delivers continuous pulse trains only, so the burst-issuing twins
+#: (symptom_triggered) are left out.
+BRIAN_CODE_TWIN_CONTROLLERS = [c for c in TWIN_CONTROLLERS if not isinstance(c, SymptomTriggered)]

@@ -60,7 +60,13 @@ from closedloop.brian.runtime import (
     spike_monitors,
 )
 from closedloop.controllers.base import COMMAND_KEYS
-from closedloop.core.loop import PER_PERIOD_SERIES, command_array, entry_point
+from closedloop.core.loop import (
+    PER_PERIOD_SERIES,
+    command_array,
+    entry_point,
+    mark_triggers,
+    trigger_source,
+)
 from closedloop.core.protocol import check_finite
 from closedloop.core.record import FIRST_FEATURE_ROW
 from closedloop.device import device_targets, queue_push, retract_commands
@@ -378,6 +384,9 @@ class NetworkDriver:
                 command_array(out, _KEYS[2], prev[2], shape),
                 command_array(out, _KEYS[3], self._no_trigger, shape),
             )
+            if self._command[3] is not self._no_trigger:
+                row = trigger_source(self.loop.controller, self.sensing.features)[1]
+                mark_triggers(per_period, chunk_col, self._command[3], row)
             if fill:
                 # Only the fill now: the sample was taken and the period ended.
                 args = (

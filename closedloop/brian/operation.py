@@ -10,10 +10,13 @@ one call for the whole batch. See the notes of :mod:`closedloop.brian.loop`.
 
 from __future__ import annotations
 
+import math
+
 from numba import njit
 
 from closedloop.controllers.compiled import controller_update
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
+from closedloop.core.record import TRIGGER_BIOMARKER_ROW
 from closedloop.device import device_fill, device_record, queue_push, queue_push_one
 from closedloop.sensing.kernels import no_feature_output, record_features, sense_samples
 
@@ -100,6 +103,8 @@ def loop_operation(
                     i, kind, c_params, c_state, env, period_s
                 )
                 queue_push_one(device, i, amp, freq, width, pulses, step + latency)
+                if pulses > 0.0 and math.isfinite(pulses):
+                    per_period[i, TRIGGER_BIOMARKER_ROW, per_col] = env
             for s in range(1, buf.shape[0]):
                 for k in range(spk):
                     rate_out[s - 1, i, out_col + k] = buf[s, i, k]

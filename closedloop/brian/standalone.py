@@ -48,7 +48,7 @@ from closedloop.brian.runtime import (
 )
 from closedloop.core.loop import PER_PERIOD_SERIES
 from closedloop.core.protocol import ChunkCallback, ModelDivergedError, SpikeCallback
-from closedloop.core.record import FIRST_FEATURE_ROW
+from closedloop.core.record import FIRST_FEATURE_ROW, TRIGGER_BIOMARKER_ROW
 from closedloop.device import device_fill, device_record, queue_push
 
 __all__ = ["StandaloneRun", "run_standalone", "standalone_problems"]
@@ -72,6 +72,11 @@ def standalone_problems(loop: Any) -> list[str]:
         problems.append("sensing.smoothing_window_s must be 0 for brian.target cpp_standalone")
     if s.features:
         problems.append("sensing.features are not available with brian.target cpp_standalone")
+    if loop.device.limits_triggers:
+        problems.append(
+            "device.trigger_lockout_s and the daily caps are not generated for brian.target "
+            "cpp_standalone (continuous stimulation only)"
+        )
     if loop.latency_steps >= loop.steps_per_period:
         problems.append(
             "control.latency_s must be shorter than control.period_s for brian.target "
@@ -311,6 +316,7 @@ def run_standalone(
     drive = np.zeros((n, spp))
     net_i = np.zeros((n, spp))
     record = np.zeros((n, FIRST_FEATURE_ROW, n_periods))
+    record[:, TRIGGER_BIOMARKER_ROW, :] = np.nan  # continuous stimulation only: no bursts
     for k in range(n_periods):
         for i in range(n):
             device_fill(i, spp, k * spp, dt_s, dev, drive, net_i)

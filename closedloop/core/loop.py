@@ -30,7 +30,12 @@ from closedloop.core.protocol import (
     check_finite,
 )
 from closedloop.core.random import rng_states
-from closedloop.core.record import BIOMARKER_ROW, FIRST_FEATURE_ROW, PER_PERIOD_SERIES
+from closedloop.core.record import (
+    BIOMARKER_ROW,
+    FIRST_FEATURE_ROW,
+    PER_PERIOD_SERIES,
+    TRIGGER_BIOMARKER_ROW,
+)
 from closedloop.core.slow import EpochSchedule, SlowProcess
 from closedloop.core.slow_clock import SlowClock
 from closedloop.device import Device, device_targets, device_totals
@@ -43,6 +48,8 @@ __all__ = [
     "command_array",
     "controller_program",
     "entry_point",
+    "mark_triggers",
+    "trigger_source",
 ]
 
 #: Integration steps per model call during the warm-up (1 s at dt = 0.1 ms).
@@ -409,6 +416,7 @@ class ClosedLoop(Loop):
         slow_keys = self.slow_clock.command_keys
         # Chunks end on slow steps: the slow values are constant within one.
         slow_features = self.slow_clock.features() if self.slow_clock.processes else {}
+        source_row = trigger_source(controller, self.sensing.features)[1]
         for k in range(m):
             self._call(chunk, 1, k, program)
             features = {"biomarker": biomarker_rows[:, k]}
@@ -421,6 +429,9 @@ class ClosedLoop(Loop):
             if slow_keys:
                 self.slow_clock.command(self._step * dt + self.slow_clock.offset_s, out)
             self._effective = self._step + latency
+            pulses = self._command[3]
+            if pulses is not self._no_trigger:  # the controller may have asked for bursts
+                mark_triggers(chunk.per_period, k, pulses, source_row)
 
     def _checked_command(self, out: Mapping[str, Any], previous: tuple) -> tuple:
         """The command arrays of ``out``; a missing key keeps ``previous`` (pulses: NaN)."""
@@ -469,6 +480,33 @@ class ClosedLoop(Loop):
 
 
 _KEYS = tuple(COMMAND_KEYS)  # amplitude, frequency, pulse width, pulses
+
+
+def trigger_source(controller: Any, features: tuple[str, ...]) -> tuple[str, int]:
+    """The feature whose value is logged with each trigger, and its record row.
+
+    The first of the controller's ``required_features`` when it is recorded
+    (``biomarker`` or one of the sensing chain's ``features``), else
+    ``biomarker``.
+    """
+    name = next(iter(getattr(controller, "required_features", ())), "biomarker")
+    if name in features:
+        return name, FIRST_FEATURE_ROW + features.index(name)
+    return "biomarker", BIOMARKER_ROW
+
+
+def mark_triggers(per_period: np.ndarray, k: int, pulses: np.ndarray, source_row: int) -> None:
+    """Record the detector's feature of period ``k`` where a Python controller asked for a burst.
+
+    ``per_period`` is a chunk's record (:mod:`closedloop.core.record`),
+    ``pulses`` the ``pulses`` command (a finite count above 0 is a trigger)
+    and ``source_row`` the row of the feature (:func:`trigger_source`).
+    """
+    fired = (pulses > 0.0) & np.isfinite(pulses)
+    if fired.any():
+        rows = per_period[fired, :, k]
+        rows[:, TRIGGER_BIOMARKER_ROW] = rows[:, source_row]
+        per_period[fired, :, k] = rows
 
 
 def controller_program(controller: Any, engine: str, n: int) -> tuple[int, np.ndarray, np.ndarray]:

@@ -8,13 +8,14 @@ the model step lives here, once.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from closedloop.controllers.compiled import controller_update
-from closedloop.core.record import BIOMARKER_ROW
+from closedloop.core.record import BIOMARKER_ROW, TRIGGER_BIOMARKER_ROW
 from closedloop.device import device_record, queue_push_one
 from closedloop.sensing.kernels import record_features, sense_period
 
@@ -79,8 +80,14 @@ def close_period(i, k, spp, step_end, device, sensing, io, program, latency_step
     per_period[i, BIOMARKER_ROW, k] = biomarker
     device_record(i, device, per_period, k)
     record_features(i, sensing, per_period, k)
+    # The biomarker that fired a burst, NaN if none (a Python controller's
+    # answer is written by the loop after update()).
+    trigger = math.nan
     if kind >= 0:  # a compiled controller: its command queued here
         amp, freq, width, pulses = controller_update(
             i, kind, c_params, c_state, biomarker, period_s
         )
         queue_push_one(device, i, amp, freq, width, pulses, step_end + latency_steps)
+        if pulses > 0.0 and math.isfinite(pulses):
+            trigger = biomarker
+    per_period[i, TRIGGER_BIOMARKER_ROW, k] = trigger

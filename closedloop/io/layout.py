@@ -55,6 +55,17 @@ name                   type     meaning
 ``units``; group attribute ``description``), e.g. ``events/spikes_<population>``
 with ``time_s`` (s), ``instance`` and ``neuron``.
 
+``/events/triggers/<field>`` (runs whose controller triggers bursts, e.g.
+``symptom_triggered``, or whose device sets a lock-out or a daily cap): one
+row per burst the controller asked for (:mod:`closedloop.io.triggers`):
+``time_s`` (f8, s: the end of the control period after which it was asked
+for), ``instance`` (i4), ``biomarker`` (f8, signal units: the value that
+fired it) and ``delivered`` (i1: 1 delivered, 0 refused by the device's
+lock-out or a daily cap, -1 still on its way at the end of the run), ordered
+by instance then time. Such runs also carry the trigger metrics
+(``n_triggers_delivered``, ``n_triggers_rejected``, ``triggers_per_day``,
+``charge_uc_per_day``, ``pulses_withheld``).
+
 Any other dataset (written by :meth:`RunRecorder.write_array`), e.g.
 ``/spectra/frequency_hz`` (shape ``(n_freq,)``, Hz), ``/spectra/psd_stim`` and
 ``/spectra/psd_baseline`` (shape ``(n, n_freq)``, signal units squared per Hz):

@@ -256,7 +256,29 @@ def _plot_stimulation(ax: Axes, run: RunData, instance: int) -> None:
             twin.tick_params(axis="y", colors="C1")
         elif finite.size:
             lines[0].set_label(f"amplitude (frequency {finite[0]:g} {freq_units})")
+    lines += _plot_triggers(ax, run, instance)
     ax.legend(handles=lines, loc="best", fontsize=8)
+
+
+def _plot_triggers(ax: Axes, run: RunData, instance: int) -> list:
+    """Mark the bursts asked for (``events/triggers``): delivered, refused by the device."""
+    if "events/triggers/time_s" not in run.arrays:
+        return []
+    mine = run.arrays["events/triggers/instance"] == instance
+    times = run.arrays["events/triggers/time_s"][mine]
+    delivered = run.arrays["events/triggers/delivered"][mine]
+    top = ax.get_ylim()[1]
+    marks = []
+    for outcome, marker, color, label in (
+        (1, "v", "C2", "burst delivered"),
+        (0, "x", "C3", "refused"),
+    ):
+        at = times[delivered == outcome]
+        if at.size:
+            marks += ax.plot(
+                at, np.full(at.size, top), marker, color=color, ms=5, ls="", label=label
+            )
+    return marks
 
 
 def _plot_psd(ax: Axes, run: RunData, instance: int, max_frequency_hz: float | None) -> None:

@@ -29,8 +29,11 @@ Besides ``biomarker`` the chain can deliver the features of
 :data:`closedloop.sensing.registry.REGISTRY` (``features``), each taken at the
 last sample of the period: windowed line length and area
 (:mod:`~closedloop.sensing.windowed`), the last sensed or band-passed sample
-(:mod:`~closedloop.sensing.instantaneous`) and the ecHT phase
-(:mod:`~closedloop.sensing.phase`). The kernels are in
+(:mod:`~closedloop.sensing.instantaneous`), the ecHT phase
+(:mod:`~closedloop.sensing.phase`) and the aperiodic (1/f) exponent
+(:mod:`~closedloop.sensing.aperiodic`). Band power of any band (theta 4-8 Hz,
+low gamma 25-40 Hz) is the ``biomarker`` itself with ``band_hz`` set to the
+band and ``envelope: power``. The kernels are in
 :mod:`~closedloop.sensing.kernels`.
 
 References
@@ -95,6 +98,16 @@ class SensingChain:
         Window of the endpoint-corrected Hilbert transform behind feature
         ``"phase"``, s (a few cycles of the band's lower edge; 0.25 s holds
         three cycles at 13 Hz).
+    aperiodic_band_hz : tuple of float
+        Frequency range of feature ``"aperiodic_exponent"``, Hz (a choice:
+        2-40 Hz; keep the top well below Nyquist).
+    aperiodic_bands : int
+        Constant-Q bands tiling that range (at least 2).
+    aperiodic_filter_order : int
+        Butterworth order of each band edge (1 to 8; the skirts must fall
+        faster than the spectrum rises: ``2 * order > chi - 1``).
+    aperiodic_window_s : float
+        Sliding window of the band powers, s.
     """
 
     rate_hz: float = 1000.0
@@ -109,6 +122,10 @@ class SensingChain:
     features: tuple[str, ...] = ()
     feature_window_s: float = 0.25
     phase_window_s: float = 0.25
+    aperiodic_band_hz: tuple[float, float] = (2.0, 40.0)
+    aperiodic_bands: int = 8
+    aperiodic_filter_order: int = 3
+    aperiodic_window_s: float = 2.0
     _sos: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -145,6 +162,20 @@ class SensingChain:
                 "sensing.phase_window_s must hold at least 8 sensing samples, got "
                 f"{self.phase_window_s!r} s at {self.rate_hz:g} Hz"
             )
+        a_lo, a_hi = self.aperiodic_band_hz
+        if not 0 < a_lo < a_hi < self.rate_hz / 2:
+            raise ValueError(
+                f"sensing.aperiodic_band_hz must satisfy 0 < low < high < rate_hz / 2 "
+                f"({self.rate_hz / 2:g} Hz), got {list(self.aperiodic_band_hz)}"
+            )
+        if not 2 <= self.aperiodic_bands <= 64:
+            raise ValueError(f"sensing.aperiodic_bands must be 2 to 64, got {self.aperiodic_bands}")
+        if not 1 <= self.aperiodic_filter_order <= 8:
+            raise ValueError(
+                f"sensing.aperiodic_filter_order must be 1 to 8, got {self.aperiodic_filter_order}"
+            )
+        if not (math.isfinite(self.aperiodic_window_s) and self.aperiodic_window_s > 0):
+            raise ValueError("sensing.aperiodic_window_s must be a positive number of seconds")
         if not math.isfinite(self.artifact_gain):
             raise ValueError("sensing.artifact_gain must be finite")
         sos = signal.butter(
@@ -167,6 +198,7 @@ class SensingChain:
         out.pop("_sos", None)
         out["band_hz"] = list(self.band_hz)
         out["features"] = list(self.features)
+        out["aperiodic_band_hz"] = list(self.aperiodic_band_hz)
         return out
 
     def new_state(self, n: int, rng_state: np.ndarray) -> SensingState:
@@ -201,6 +233,12 @@ class SensingChain:
                 self.sos,
                 self.window_samples(self.feature_window_s),
                 self.window_samples(self.phase_window_s),
+                (
+                    self.aperiodic_band_hz,
+                    self.aperiodic_bands,
+                    self.aperiodic_filter_order,
+                    self.window_samples(self.aperiodic_window_s),
+                ),
             ),
         )
 

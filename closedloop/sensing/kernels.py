@@ -45,7 +45,7 @@ class SensingState(NamedTuple):
     loops unpack a tuple argument one level deep only; per-instance scalars
     share one array per stage (named columns), since every array is one more
     argument to unbox and pass on each call. The ``feature_*``,
-    ``window_*`` and ``phase_*`` fields belong to the features
+    ``window_*``, ``phase_*`` and ``aperiodic_*`` fields belong to the features
     (:mod:`closedloop.sensing.registry`), described where they are made.
     """
 
@@ -75,6 +75,13 @@ class SensingState(NamedTuple):
     phase_f_lo_hz: float
     phase_f_hi_hz: float
     phase_per_hz: float
+    # Aperiodic exponent: aperiodic.new_aperiodic_fields
+    aperiodic_sos: np.ndarray
+    aperiodic_weights: np.ndarray
+    aperiodic_offset: float
+    aperiodic_zi: np.ndarray
+    aperiodic_ring: np.ndarray
+    aperiodic_sums: np.ndarray
 
 
 @njit(cache=True, inline="always")

@@ -2,7 +2,8 @@
 
 Each feature is computed at every sensing sample by a kernel of its family's
 module (:mod:`~closedloop.sensing.windowed`,
-:mod:`~closedloop.sensing.instantaneous`, :mod:`~closedloop.sensing.phase`);
+:mod:`~closedloop.sensing.instantaneous`, :mod:`~closedloop.sensing.phase`,
+:mod:`~closedloop.sensing.aperiodic`);
 the controller sees its value at the last sample of each period.
 
 Numba cannot take compiled functions as arguments of a cached kernel, so the
@@ -34,10 +35,12 @@ from numba import njit
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
 from closedloop.sensing import instantaneous, windowed
+from closedloop.sensing.aperiodic import aperiodic_exponent, new_aperiodic_fields
 from closedloop.sensing.phase import new_phase_fields, phase_sample
 from closedloop.sensing.windowed import new_windowed_fields
 
 __all__ = [
+    "APERIODIC_EXPONENT",
     "AREA",
     "CODES",
     "FEATURES",
@@ -68,6 +71,12 @@ REGISTRY: tuple[Feature, ...] = (
     Feature("signal", "signal", "instantaneous", "the last sensed sample"),
     Feature("filtered", "signal", "instantaneous", "the last band-passed sample"),
     Feature("phase", "rad", "phase", "phase of the band-passed signal by the ecHT"),
+    Feature(
+        "aperiodic_exponent",
+        "1",
+        "aperiodic",
+        "exponent chi of the 1/f**chi power spectrum, by a causal constant-Q filter bank",
+    ),
 )
 #: Units of each feature, by name.
 FEATURES: dict[str, str] = {f.name: f.units for f in REGISTRY}
@@ -78,6 +87,7 @@ AREA = CODES["area"]
 SIGNAL = CODES["signal"]
 FILTERED = CODES["filtered"]
 PHASE = CODES["phase"]
+APERIODIC_EXPONENT = CODES["aperiodic_exponent"]
 
 
 def new_feature_fields(
@@ -88,6 +98,7 @@ def new_feature_fields(
     sos: np.ndarray,
     window_samples: int,
     phase_window_samples: int,
+    aperiodic: tuple[tuple[float, float], int, int, int] = ((1.0, 2.0), 2, 1, 1),
 ) -> dict[str, Any]:
     """Initial feature fields of the sensing state for features ``names``, ``n`` instances.
 
@@ -95,7 +106,8 @@ def new_feature_fields(
     ``f``); ``feature_values`` (n, F), each at the last sample; then each
     family's fields. ``window_samples`` is the window of the windowed
     features and ``phase_window_samples`` that of the phase estimator, in
-    sensing samples.
+    sensing samples. ``aperiodic`` is the aperiodic exponent's range (Hz),
+    bands, filter order and window (sensing samples).
     """
     f = len(names)
     return {
@@ -103,6 +115,7 @@ def new_feature_fields(
         "feature_values": np.zeros((n, f)),
         **new_windowed_fields(n, f, window_samples),
         **new_phase_fields(n, rate_hz, band_hz, sos, phase_window_samples, "phase" in names),
+        **new_aperiodic_fields(n, rate_hz, *aperiodic, "aperiodic_exponent" in names),
     }
 
 
@@ -125,4 +138,6 @@ def feature_value(code, i, f, v, y, inv_rate, s):
         return phase_sample(i, y, s, 1.0 / inv_rate)
     elif code == FILTERED:
         return instantaneous.filtered(v, y)
+    elif code == APERIODIC_EXPONENT:
+        return aperiodic_exponent(s, i, v)
     return np.nan

@@ -35,7 +35,7 @@ import numpy as np
 from closedloop.io import load_run
 from closedloop.io.provenance import utc_now
 from closedloop.io.tables import read_column_table, read_table_attrs, write_column_table
-from closedloop.metrics import METRIC_INFO
+from closedloop.metrics import METRIC_INFO, TRIGGER_METRIC_INFO
 from closedloop.sweep.manifest import MANIFEST, RUNS_DIR
 
 __all__ = [
@@ -113,7 +113,7 @@ def _int_or(value: Any, default: int) -> int:
 
 
 def _metric_order(names: set[str]) -> list[str]:
-    known = [m for m in METRIC_INFO if m in names]
+    known = [m for m in (*METRIC_INFO, *TRIGGER_METRIC_INFO) if m in names]
     return known + sorted(names - set(known))
 
 
