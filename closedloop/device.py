@@ -45,11 +45,8 @@ or start once the day's on-time is used up, is withheld (counted in
 ``pulses_withheld``), which ends a burst under way; stimulation resumes the
 next day. A day is ``day_length_s`` of the simulated clock (86,400 s by
 default; shorter in tests), day ``d`` being ``[d, d + 1) * day_length_s``; a
-pulse's charge counts to the day it starts in. With the defaults (no
-lock-out, no caps) nothing is refused and the device behaves as it did
-before these limits existed. The RNS System, for instance, has a programmable
-daily limit on therapies (Sun & Morrell 2014), and Scangos et al. (2021)
-reviewed triggers and stimulation per day.
+pulse's charge counts to the day it starts in. The defaults refuse nothing.
+(RNS has a daily therapy limit, Sun & Morrell 2014.)
 
 Energy
 ------
@@ -105,12 +102,11 @@ __all__ = [
     "queue_push_one",
 ]
 
-# Columns of the per-instance device parameter array.
+# Columns of the per-instance device parameter array; then lock-out (s), day
+# length (s), daily caps (triggers, uC, s).
 _AMP_MAX, _F_MIN, _F_MAX, _PW_MIN, _PW_MAX, _RAMP, _QMAX, _R = range(8)
-# Lock-out (s), day length (s), daily caps (triggers, uC, s).
 _LOCKOUT, _DAY_S, _MAX_TRIG, _MAX_Q_DAY, _MAX_ON_DAY = range(8, 13)
 _N_PARAMS = 13
-# Columns of a queued command.
 _CMD_AMP, _CMD_FREQ, _CMD_PW, _CMD_PULSES = range(4)
 
 #: Columns of the per-instance device state array, with units.
@@ -184,9 +180,8 @@ class DeviceState(NamedTuple):
     queue_tail: np.ndarray  #: (n,) int64: next free entry
 
 
-# Positions of the queue's fields, for queue_push_one: it is inlined into the
-# models' parallel loops, where Numba loses writes made through a
-# NamedTuple's attributes (numba#5872, numba#7135).
+# Queue field positions for queue_push_one, inlined in parallel loops where Numba
+# loses writes through NamedTuple attributes (numba#5872, numba#7135).
 _Q_STEP, _Q_COMMAND, _Q_TAIL = (
     DeviceState._fields.index(name) for name in ("queue_step", "queue_command", "queue_tail")
 )

@@ -411,7 +411,15 @@ def _dataclass_section(
 
 
 #: Keys whose documented value ``inf`` means "no limit".
-_INF_MEANS_NONE = frozenset({"device.ramp_rate_ma_per_s", "device.max_charge_density_uc_per_cm2"})
+_INF_MEANS_NONE = frozenset(
+    {
+        "device.ramp_rate_ma_per_s",
+        "device.max_charge_density_uc_per_cm2",
+        "device.max_triggers_per_day",
+        "device.max_charge_uc_per_day",
+        "device.max_on_time_s_per_day",
+    }
+)
 
 
 def _non_finite(path: str, value: Any) -> str:
