@@ -26,7 +26,7 @@ from closedloop.cohort.outcomes import (
     cohort_results,
     outcome_table,
 )
-from closedloop.cohort.personalised import run_clinic_arms
+from closedloop.cohort.personalised import personalised_table, run_clinic_arms
 from closedloop.cohort.plan import CohortPlan
 from closedloop.sweep.runner import SweepResult, run_sweep
 from closedloop.sweep.summary import summarize_sweep
@@ -115,6 +115,18 @@ def report_cohort(
     text = "all patients:\n" + outcome_table(results)
     if results.held_out:
         text += "\nheld-out patients:\n" + outcome_table(results, results.held_out)
+    settings = json.loads((out / SPEC_FILE).read_text()).get("arm_settings", {})
+    clinic_arms = {
+        arm: str(value["clinic"].get("strategy", "?"))
+        for arm, value in settings.items()
+        if isinstance(value, dict) and isinstance(value.get("clinic"), dict) and arm in results.arms
+    }
+    if clinic_arms:
+        subset = results.held_out or None
+        text += (
+            f"\npersonalised arms ({'held-out' if subset else 'all'} patients; each tuned "
+            "on its own visits only):\n" + personalised_table(results, clinic_arms, subset)
+        )
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     metric_names = sorted(results.metrics)

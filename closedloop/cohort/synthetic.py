@@ -114,7 +114,8 @@ class ConvergenceResult:
     boundary_fraction : float
         Fraction of proposed settings on an end of the range.
     regret : ndarray, shape (n,)
-        ``J(kept) - J(x*)`` at the end, in units of the visit noise.
+        ``J(kept) - J(x*)`` at the end, as a fraction of ``max J - min J``
+        over the range (0: the optimum; 1: the worst setting).
     """
 
     strategy: str
@@ -200,5 +201,6 @@ def convergence_study(
     props = np.concatenate(proposed) if proposed else np.zeros(0)
     boundary = float(space.at_boundary(props[:, None]).mean()) if props.size else float("nan")
     final = kept_arr[:, -1]
-    regret = (patients.objective(final) - patients.objective(patients.optimum)) / patients.noise_sd
+    span = patients.noise_sd * patients.effect_size
+    regret = (patients.objective(final) - patients.objective(patients.optimum)) / span
     return ConvergenceResult(strategy, effect_size, n_visits, converged, first, boundary, regret)
