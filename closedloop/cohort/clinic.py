@@ -52,6 +52,7 @@ changed) go to the run file with the others.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -119,6 +120,10 @@ class ClinicSpec(_Strict):
 
     @model_validator(mode="after")
     def _settings(self) -> ClinicSpec:
+        if self.strategy == "optuna" and importlib.util.find_spec("optuna") is None:
+            raise ValueError(
+                "strategy: optuna is not installed (pip install optuna, or the 'clinic' extra)"
+            )
         allowed = SETTINGS[self.strategy]
         for key in self.settings:
             if key not in allowed:
