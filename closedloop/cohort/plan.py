@@ -11,6 +11,9 @@ block::
         sham: {controller: {name: open_loop, params: {amplitude_ma: 0.0}}}
         continuous: {controller: {name: open_loop}}
         adaptive: {controller: {name: dual_threshold, params: {...}}}
+        personalised: {clinic: {strategy: optuna, every_s: 1209600, n_visits: 6,
+                                params: {amplitude_ma: {low: 0, high: 4, step: 0.5}},
+                                outcome: {measure: reported_score, process: mood}}}
       responder: {metric: band_power_reduction, at_least: 0.5}
       remission: {metric: mood_score_end, at_most: 7}        # optional
       held_out_fraction: 0.3                                 # optional
@@ -24,14 +27,21 @@ same noise, as a crossover trial would. The runs go through the sweep
 machinery (:mod:`closedloop.sweep`), so a cohort is resumable, runs on a
 process pool or a Dask cluster, and patients of one arm are simulated as one
 batch when their configs differ only on the batch axis.
+
+An arm with a ``clinic:`` key is *personalised*: its runs start from the
+arm's settings and are tuned per patient at programming visits
+(:mod:`closedloop.cohort.clinic`); they run in the calling process, each
+arm's patients as one batch (:func:`closedloop.cohort.personalised.run_clinic_arms`),
+not through the sweep's executor.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +49,7 @@ import numpy as np
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from closedloop.cohort.clinic import ClinicSpec, check_clinic
 from closedloop.cohort.priors import CohortPriors, CovariateRule, apply_rules, draw_cohort
 from closedloop.cohort.table import PatientTable, read_patient_table
 from closedloop.config import ConfigError, validate_config
@@ -116,6 +127,8 @@ class CohortPlan:
         Patients held out from tuning (empty without a split).
     seed : int
         The cohort seed.
+    clinics : dict of str to ClinicSpec
+        The personalised arms' clinic blocks, by arm.
     """
 
     spec: CohortSpec
@@ -124,6 +137,16 @@ class CohortPlan:
     runs: list[tuple[str, str, str]]
     held_out: list[str]
     seed: int
+    clinics: dict[str, ClinicSpec] = field(default_factory=dict)
+
+    def sweep_runs(self) -> SweepPlan:
+        """The sweep of the arms that are not personalised (run by the sweep machinery)."""
+        keep = [
+            r
+            for r, (_, arm, _) in zip(self.sweep.runs, self.runs, strict=True)
+            if arm not in self.clinics
+        ]
+        return replace(self.sweep, runs=keep)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -142,6 +165,30 @@ def patient_seed(cohort_seed: int, patient_id: str) -> int:
     """The seed of every run of one patient, in ``[0, 2**63)``."""
     seq = np.random.SeedSequence(int(cohort_seed), spawn_key=(zlib.crc32(patient_id.encode()),))
     return int(seq.generate_state(1, np.uint64)[0]) >> 1
+
+
+def _clinics(spec: CohortSpec, source: str) -> dict[str, ClinicSpec]:
+    """Validate each arm's ``clinic:`` block; errors name ``cohort.arms.<arm>.clinic...``."""
+    clinics: dict[str, ClinicSpec] = {}
+    problems: list[tuple[str, str]] = []
+    for arm, overrides in spec.arms.items():
+        if not isinstance(overrides, Mapping) or "clinic" not in overrides:
+            continue
+        try:
+            clinics[arm] = ClinicSpec.model_validate(overrides["clinic"])
+        except pydantic.ValidationError as exc:
+            for e in exc.errors():
+                msg = e["msg"].removeprefix("Value error, ")
+                loc = [str(x) for x in e["loc"]]
+                # A sentence that names its own key ("settings.gain: ...") goes on the path.
+                head, sep, rest = msg.partition(": ")
+                if sep and not loc and " " not in head:
+                    loc, msg = head.split("."), rest
+                path = ".".join(["cohort", "arms", arm, "clinic", *loc])
+                problems.append((path, msg))
+    if problems:
+        raise ConfigError(problems, source)
+    return clinics
 
 
 def expand_cohort(raw: dict[str, Any], source: str = "") -> CohortPlan:
@@ -172,6 +219,7 @@ def expand_cohort(raw: dict[str, Any], source: str = "") -> CohortPlan:
             for e in exc.errors()
         ]
         raise ConfigError(problems, source) from None
+    clinics = _clinics(spec, source)
     base = {k: copy.deepcopy(v) for k, v in raw.items() if k not in ("cohort", "sweep")}
     base["n_instances"] = 1  # one patient per run: per-patient files
     base_exp = validate_config(base, source)
@@ -192,7 +240,7 @@ def expand_cohort(raw: dict[str, Any], source: str = "") -> CohortPlan:
     name = base_exp.config.name
     points, labels = [], []
     for arm, overrides in spec.arms.items():
-        arm_params = flatten(overrides)
+        arm_params = flatten({k: v for k, v in overrides.items() if k != "clinic"})
         for i, pid in enumerate(table.patient_id):
             params = {
                 "name": f"{name}-{arm}-{pid}",
@@ -205,19 +253,38 @@ def expand_cohort(raw: dict[str, Any], source: str = "") -> CohortPlan:
             labels.append((arm, pid))
     seeds = {p["name"]: patient_seed(seed, pid) for p, (_, pid) in zip(points, labels, strict=True)}
     problems: list[tuple[str, str]] = []
-    runs, n_dup = plan_points(
-        base,
-        points,
-        source,
-        replicates=1,
-        run_seed=lambda run_id, params: seeds[params["name"]],
-        id_seed=seed,
-        problems=problems,
-        label="cohort run",
-    )
+    # A personalised arm's runs are told apart from a plain arm with the
+    # same starting settings by their clinic block, mixed into their ids.
+    id_seeds = {arm: seed for arm in spec.arms}
+    for arm, clinic in clinics.items():
+        text = json.dumps(clinic.model_dump(mode="json"), sort_keys=True)
+        id_seeds[arm] = seed ^ zlib.crc32(text.encode())
+    runs, n_dup = [], 0
+    for arm in spec.arms:
+        mine = [p for p, (a, _) in zip(points, labels, strict=True) if a == arm]
+        arm_runs, arm_dup = plan_points(
+            base,
+            mine,
+            source,
+            replicates=1,
+            run_seed=lambda run_id, params: seeds[params["name"]],
+            id_seed=id_seeds[arm],
+            problems=problems,
+            label="cohort run",
+        )
+        runs += arm_runs
+        n_dup += arm_dup
     if problems:
         raise ConfigError(problems, source)
     by_name = dict(zip((p["name"] for p in points), labels, strict=True))
+    for arm, clinic in clinics.items():
+        first = next(r for r in runs if by_name[r.params["name"]][0] == arm)
+        loop = validate_config(first.config, source).loop
+        problems += [
+            (f"cohort.arms.{arm}.clinic.{key}", msg) for key, msg in check_clinic(clinic, loop)
+        ]
+    if problems:
+        raise ConfigError(problems, source)
     sweep = SweepPlan(
         source=source,
         base=copy.deepcopy(base),
@@ -234,4 +301,5 @@ def expand_cohort(raw: dict[str, Any], source: str = "") -> CohortPlan:
         runs=[(r.run_id, *by_name[r.params["name"]]) for r in runs],
         held_out=held_out,
         seed=seed,
+        clinics=clinics,
     )

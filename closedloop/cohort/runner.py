@@ -26,6 +26,7 @@ from closedloop.cohort.outcomes import (
     cohort_results,
     outcome_table,
 )
+from closedloop.cohort.personalised import personalised_table, run_clinic_arms
 from closedloop.cohort.plan import CohortPlan
 from closedloop.sweep.runner import SweepResult, run_sweep
 from closedloop.sweep.summary import summarize_sweep
@@ -74,10 +75,26 @@ def run_cohort(
     """Write the cohort's files and run every run not already complete.
 
     ``sweep_kwargs`` go to :func:`closedloop.sweep.runner.run_sweep`
-    (``retry_failed``, ``batch_size``, ``progress``, ``log``).
+    (``retry_failed``, ``batch_size``, ``progress``, ``log``). The
+    personalised arms (``clinic:``) run afterwards in this process
+    (:func:`closedloop.cohort.personalised.run_clinic_arms`); their runs are
+    counted in the result with the others.
     """
     write_cohort_files(plan, out_dir)
-    return run_sweep(plan.sweep, out_dir, executor, **sweep_kwargs)
+    result = run_sweep(plan.sweep_runs(), out_dir, executor, **sweep_kwargs)
+    if plan.clinics:
+        clinic = run_clinic_arms(
+            plan, out_dir, batch_size=sweep_kwargs.get("batch_size"), log=sweep_kwargs.get("log")
+        )
+        result.counts["complete"] = result.counts.get("complete", 0) + (
+            clinic.n_done + clinic.n_skipped
+        )
+        result.counts["failed"] = result.counts.get("failed", 0) + len(clinic.failures)
+        result.n_done += clinic.n_done + len(clinic.failures)
+        result.n_skipped += clinic.n_skipped
+        result.wall_s += clinic.wall_s
+        result.failures.update(clinic.failures)
+    return result
 
 
 def report_cohort(
@@ -98,6 +115,18 @@ def report_cohort(
     text = "all patients:\n" + outcome_table(results)
     if results.held_out:
         text += "\nheld-out patients:\n" + outcome_table(results, results.held_out)
+    settings = json.loads((out / SPEC_FILE).read_text()).get("arm_settings", {})
+    clinic_arms = {
+        arm: str(value["clinic"].get("strategy", "?"))
+        for arm, value in settings.items()
+        if isinstance(value, dict) and isinstance(value.get("clinic"), dict) and arm in results.arms
+    }
+    if clinic_arms:
+        subset = results.held_out or None
+        text += (
+            f"\npersonalised arms ({'held-out' if subset else 'all'} patients; each tuned "
+            "on its own visits only):\n" + personalised_table(results, clinic_arms, subset)
+        )
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     metric_names = sorted(results.metrics)
