@@ -274,10 +274,41 @@ def test_model_file_round_trips_and_controllers_report_a_missing_file(tmp_path, 
     assert back.inputs == ("amplitude_ma",) and back.outputs == ("signal",)
     cfg = _wc_config(1)
     cfg["controller"] = {
-        "name": "closedloop.control.mpc.MPC",
+        "name": "mpc",
         "params": {"model": str(path), "target": 0.278, "frequency_hz": FREQ_HZ},
     }
     validate_config(cfg)  # runs from a file
     cfg["controller"]["params"]["model"] = str(tmp_path / "missing.npz")
     with pytest.raises(ConfigError, match="controller.params.*missing.npz"):
         validate_config(cfg)
+
+
+def test_lqr_compiled_twin_gives_the_python_run_bit_for_bit(wc_data):
+    # On the biomarker (the one feature the kernels hand a compiled controller).
+    cfg = _wc_config(2)
+    loop = validate_config(cfg).loop
+    rng = np.random.default_rng(2)
+    design = {"amplitude_ma": generalized_binary_noise(600, LEVELS_MA, 0.3, rng, n=2)}
+    fixed = {"frequency_hz": FREQ_HZ, "pulse_width_us": WIDTH_US}
+    model = identify(collect(loop, design, fixed=fixed, warmup_s=0.3), 2, 10)
+    runs = {}
+    for engine in ("python", "compiled"):
+        loop = validate_config(cfg).loop
+        loop.controller = LQR(
+            model=model, target=float(model.y_offset[0]), frequency_hz=FREQ_HZ, max_amplitude_ma=0.1
+        )
+        loop.engine = engine
+        rows = []
+        loop.reset()
+        loop.warm_up(0.3)
+        totals = loop.run(0.4, on_chunk=lambda t0, d, rows=rows: rows.append(d["amplitude"]))
+        assert (loop.program()[0] >= 0) == (engine == "compiled")
+        runs[engine] = (np.concatenate(rows, axis=1), totals)
+    np.testing.assert_array_equal(runs["python"][0], runs["compiled"][0])
+    assert runs["python"][0].max() > 0.0  # it did stimulate
+    for key, value in runs["python"][1].items():
+        np.testing.assert_array_equal(runs["compiled"][1][key], value, err_msg=key)
+    # A controller on another feature has no twin (the kernels give it the biomarker only).
+    other = LQR(model=identify(wc_data[0], 3, 15), target=0.278)
+    other.reset(1, np.random.default_rng(0))
+    assert other.compiled() is None

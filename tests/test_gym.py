@@ -158,10 +158,10 @@ def test_action_spec_clips_to_the_device_and_discrete_switches():
     np.testing.assert_array_equal(on_off["amplitude_ma"], [1.5, 0.0])
 
 
-def test_policy_controller_runs_from_a_config_by_dotted_path():
+def test_policy_controller_runs_from_a_config_with_a_dotted_path_policy():
     cfg = _config("wilson_cowan", duration_s=0.05)
     cfg["controller"] = {
-        "name": "closedloop.controllers.policy.Policy",
+        "name": "policy",
         "params": {"policy": "tests.test_gym._policy", "features": ["biomarker", "signal"]},
     }
     loop = validate_config(cfg).loop

@@ -24,6 +24,7 @@ import numpy as np
 
 from closedloop.control.estimation import KalmanFilter
 from closedloop.control.sysid import StateSpaceModel, with_output_disturbance
+from closedloop.controllers import compiled as twins
 from closedloop.controllers.base import Controller, check_order, check_settings, real_parameter
 
 __all__ = ["LQR", "ModelBased", "steady_state"]
@@ -252,9 +253,76 @@ class LQR(ModelBased):
         weight = q * (c.T @ c)
         gain, _, _ = control.dlqr(m.A, m.B[:, :1], 0.5 * (weight + weight.T), np.array([[r]]))
         self.gain_ = np.asarray(gain)[0]
+        self.params_, self.state_ = self._program_arrays(n)
+
+    def _program_arrays(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The parameter rows and state of :func:`closedloop.controllers.compiled.lqr_update`."""
+        est, plant, s = self.model_, self.plant_, self.settings_
+        n_out = est.C.shape[0]
+        header = {
+            "nxa": est.order,
+            "nx": plant.order,
+            "p": n_out,
+            "output": self.output_,
+            "offset_free": 1.0 if self.offset_free else 0.0,
+            "target": self.target_,
+            "u_offset": plant.u_offset[0],
+            "u_unit": self.u_unit_,
+            **{key: s[key] for key in twins.LQR_HEADER[8:]},
+        }
+        row = np.concatenate(
+            [
+                [float(header[key]) for key in twins.LQR_HEADER],
+                est.y_offset,
+                self.filter_.gain.ravel(),  # M, (nxa, p)
+                est.C.ravel(),
+                est.A.ravel(),
+                est.B[:, 0],
+                self.gain_,
+                self.x_unit_,
+            ]
+        )
+        state = np.zeros((n, 2 * est.order + n_out))
+        return np.tile(row, (n, 1)), state
+
+    def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Correct the estimate, apply the tracking law, predict (compiled, one call).
+
+        Parameters
+        ----------
+        t : float
+            Time in seconds at the end of the control period just sensed.
+        features : mapping of str to ndarray
+            The model's outputs, each of shape ``(n,)``.
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``amplitude_ma``, ``frequency_hz`` and ``pulse_width_us``, shape ``(n,)``.
+        """
+        y = np.stack([features[name] for name in self.model_.outputs], axis=1)
+        amp = np.empty(self.n_)
+        twins.lqr_batch(self.params_, self.state_, y, amp)
+        self.amplitude_ = amp
+        s = self.settings_
+        return {
+            "amplitude_ma": amp,
+            "frequency_hz": np.full(self.n_, s["frequency_hz"]),
+            "pulse_width_us": np.full(self.n_, s["pulse_width_us"]),
+        }
+
+    def compiled(self) -> tuple[int, np.ndarray, np.ndarray] | None:
+        """The compiled twin when the model's one output is the biomarker, else None.
+
+        The kernels hand a compiled controller the biomarker only; with other
+        features the controller runs in Python (one compiled call per period).
+        """
+        if self.model_.outputs != ("biomarker",):
+            return None
+        return twins.LQR, self.params_, self.state_
 
     def choose(self, x: np.ndarray) -> np.ndarray:
-        """``u_s - K (x - x_s)`` plus the mean amplitude, mA."""
+        """``u_s - K (x - x_s)`` plus the mean amplitude, mA (numpy; :meth:`update` is compiled)."""
         x_s, u_s = self.steady_target(x)
         plant = self.plant_
         return plant.u_offset[0] + u_s - (x[:, : plant.order] - x_s) @ self.gain_
