@@ -14,9 +14,7 @@ The pipeline of Yang et al. 2018 and Fang & Yang 2023, on an experiment file:
 
 Run (defaults: the Parkinsonian STN-GPe beta experiment, target 30 spikes/s)::
 
-    python examples/model_based_control.py
-    python examples/model_based_control.py --config experiments/wc_bistable_kick.yaml \\
-        --set model.regime=damped --target ...
+    python examples/model_based_control.py [--config FILE] [--set key=value] [--target X]
 
 It needs the ``control`` extra (``pip install -e '.[control]'``).
 """

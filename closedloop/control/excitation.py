@@ -57,8 +57,9 @@ def generalized_binary_noise(
 
     References
     ----------
-    Tulleken 1990, Automatica 26:37-49 (GBN). Yang et al. 2018, J Neural Eng
-    15:066007 (BN-modulated pulse trains for brain stimulation).
+    Tulleken 1990, Automatica 26:37-49 (GBN; recalled, not checked). Yang et al.
+    2018, J Neural Eng 15(6), doi 10.1088/1741-2552/aad1a8 (BN-modulated pulse
+    trains for brain stimulation).
     """
     if not (0.0 < p_switch <= 1.0):
         raise ValueError(f"p_switch must lie in (0, 1], got {p_switch!r}")

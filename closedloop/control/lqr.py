@@ -55,7 +55,8 @@ class ModelBased(Controller):
 
     name = "model_based"
     references = (
-        "Yang et al. 2018, J Neural Eng 15:066007 (identified model, estimator, controller)",
+        "Yang et al. 2018, J Neural Eng 15(6), doi 10.1088/1741-2552/aad1a8 "
+        "(identified model, estimator, controller)",
     )
 
     def setup_model(self, n: int) -> None:
