@@ -36,6 +36,7 @@ __all__ = [
     "StateSpaceModel",
     "explained_variance",
     "identify",
+    "identify_orders",
     "kalman_gains",
     "select_order",
     "with_output_disturbance",
@@ -145,11 +146,21 @@ def identify(data: IdData, order: int, horizon: int = 10) -> StateSpaceModel:
     -------
     StateSpaceModel
     """
+    return identify_orders(data, (order,), horizon)[order]
+
+
+def identify_orders(
+    data: IdData, orders: Sequence[int], horizon: int = 10
+) -> dict[int, StateSpaceModel]:
+    """:func:`identify` for several orders, the projection and its SVD computed once."""
     trials, t_len, m = data.u.shape
     p = data.y.shape[2]
     i = int(horizon)
-    if not 1 <= order <= i * p:
-        raise ValueError(f"order must lie in [1, horizon * outputs] = [1, {i * p}], got {order}")
+    for order in orders:
+        if not 1 <= order <= i * p:
+            raise ValueError(
+                f"order must lie in [1, horizon * outputs] = [1, {i * p}], got {order}"
+            )
     cols = t_len - 2 * i + 1
     if cols < 2 * i * (m + p):
         raise ValueError(
@@ -171,27 +182,25 @@ def identify(data: IdData, order: int, horizon: int = 10) -> StateSpaceModel:
     theta = np.linalg.lstsq(regressors.T, yf.T, rcond=None)[0].T
     projection = theta[:, : wp.shape[0]] @ wp
     left, sv, _ = np.linalg.svd(projection, full_matrices=False)
-    gamma = left[:, :order] * np.sqrt(sv[:order])
-    states = np.linalg.pinv(gamma) @ projection  # (nx, trials * cols), trial by trial
-    x_now, x_next, u_now, y_now = [], [], [], []
-    for r in range(trials):
-        x = states[:, r * cols : (r + 1) * cols]
-        x_now.append(x[:, :-1])
-        x_next.append(x[:, 1:])
-        u_now.append((data.u[r, i : i + cols - 1] - u_off).T)
-        y_now.append((data.y[r, i : i + cols] - y_off).T)
-    x0, x1, u0 = np.hstack(x_now), np.hstack(x_next), np.hstack(u_now)
-    ab = np.linalg.lstsq(np.vstack([x0, u0]).T, x1.T, rcond=None)[0].T
-    a, b = ab[:, :order], ab[:, order:]
-    x_all, y_all = states, np.hstack(y_now)
-    c = np.linalg.lstsq(x_all.T, y_all.T, rcond=None)[0].T
-    w = x1 - a @ x0 - b @ u0
-    v = y_all - c @ x_all
-    q = np.atleast_2d(np.cov(w)) + 1e-12 * np.eye(order)
-    r_cov = np.atleast_2d(np.cov(v)) + 1e-12 * np.eye(p)
-    return StateSpaceModel(
-        a, b, c, q, r_cov, u_off, y_off, data.period_s, data.inputs, data.outputs, sv
-    )
+    u_now = np.hstack([(data.u[r, i : i + cols - 1] - u_off).T for r in range(trials)])
+    y_all = np.hstack([(data.y[r, i : i + cols] - y_off).T for r in range(trials)])
+    models = {}
+    for order in orders:
+        gamma = left[:, :order] * np.sqrt(sv[:order])
+        states = np.linalg.pinv(gamma) @ projection  # (nx, trials * cols), trial by trial
+        x0 = np.hstack([states[:, r * cols : (r + 1) * cols - 1] for r in range(trials)])
+        x1 = np.hstack([states[:, r * cols + 1 : (r + 1) * cols] for r in range(trials)])
+        ab = np.linalg.lstsq(np.vstack([x0, u_now]).T, x1.T, rcond=None)[0].T
+        a, b = ab[:, :order], ab[:, order:]
+        c = np.linalg.lstsq(states.T, y_all.T, rcond=None)[0].T
+        w = x1 - a @ x0 - b @ u_now
+        v = y_all - c @ states
+        q = np.atleast_2d(np.cov(w)) + 1e-12 * np.eye(order)
+        r_cov = np.atleast_2d(np.cov(v)) + 1e-12 * np.eye(p)
+        models[order] = StateSpaceModel(
+            a, b, c, q, r_cov, u_off, y_off, data.period_s, data.inputs, data.outputs, sv
+        )
+    return models
 
 
 def with_output_disturbance(
@@ -322,9 +331,8 @@ def select_order(
     scores : dict of int to float
         Held-out explained variance (mean over outputs) of each order.
     """
-    models, scores = {}, {}
+    models, scores = identify_orders(train, orders, horizon), {}
     for order in orders:
-        models[order] = identify(train, order, horizon)
         ev = explained_variance(models[order], valid, (prediction_horizon,))
         scores[order] = float(np.mean(ev[prediction_horizon]))
     least = 1.0 - max(scores.values())
