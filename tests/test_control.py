@@ -312,3 +312,18 @@ def test_lqr_compiled_twin_gives_the_python_run_bit_for_bit(wc_data):
     other = LQR(model=identify(wc_data[0], 3, 15), target=0.278)
     other.reset(1, np.random.default_rng(0))
     assert other.compiled() is None
+
+
+def test_toolkit_controllers_pass_the_conformance_check():
+    from closedloop.controllers.policy import Policy
+    from closedloop.registry import resolve_controller
+    from closedloop.testing import check_controller
+
+    model = identify(_simulate(trials=2, t_len=400)[0], 3, 10)
+    for controller in (
+        LQR(model=model, target=3.0),
+        MPC(model=model, target=3.0, horizon=10, ramp_ma_per_s=20.0),
+        Policy(policy=lambda obs: np.ones((obs.shape[0], 1))),
+    ):
+        check_controller(controller)
+        assert resolve_controller(controller.name) is type(controller)

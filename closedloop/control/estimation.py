@@ -58,18 +58,27 @@ class KalmanFilter:
         A NaN feature (a dropped sample) skips the update for that instance.
         """
         m = self.model
-        innovation = (y - m.y_offset) - self.x_pred @ m.C.T
+        innovation = (y - m.y_offset) - _rows(m.C, self.x_pred)
         bad = ~np.isfinite(innovation).all(axis=1)
         innovation[bad] = 0.0
-        self.x_filt = self.x_pred + innovation @ self.gain.T
+        self.x_filt = self.x_pred + _rows(self.gain, innovation)
         return self.x_filt
 
     def predict(self, u: np.ndarray) -> np.ndarray:
         """Time update with the command ``u`` issued, shape ``(n, m)``; returns ``x[k+1|k]``."""
         m = self.model
-        self.x_pred = self.x_filt @ m.A.T + (u - m.u_offset) @ m.B.T
+        self.x_pred = _rows(m.A, self.x_filt) + _rows(m.B, u - m.u_offset)
         return self.x_pred
 
     def output(self, x: np.ndarray) -> np.ndarray:
         """The features a state means, in their units, shape ``(n, p)``."""
-        return x @ self.model.C.T + self.model.y_offset
+        return _rows(self.model.C, x) + self.model.y_offset
+
+
+def _rows(matrix: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``x @ matrix.T`` row by row, so an instance's result does not depend on the batch.
+
+    A BLAS product of a batch may round differently from the same row alone
+    (blocked kernels); einsum's plain loops sum each row in the same order.
+    """
+    return np.einsum("ij,nj->ni", matrix, x)
