@@ -6,6 +6,9 @@ in the loop: an agent trained in the environment meets in an experiment file
 exactly the plant it was trained on.
 """
 
+import subprocess
+import sys
+
 import gymnasium
 import numpy as np
 import pytest
@@ -76,6 +79,15 @@ def test_env_passes_check_env_and_equals_the_loop_bit_for_bit(model):
     for a, b in zip(env.episodes.loop.model.kernel_state(), loop.model.kernel_state(), strict=True):
         if isinstance(a, np.ndarray):
             np.testing.assert_array_equal(a, b)
+
+
+def test_import_closedloop_registers_the_env_without_loading_the_loop():
+    code = (
+        "import sys, closedloop, gymnasium; "
+        "print('closedloop/Experiment-v0' in gymnasium.registry, 'numba' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
 
 
 def test_make_and_make_vec_find_the_registered_id():

@@ -8,12 +8,29 @@
 
 work as a gymnasium user expects. :class:`ExperimentEnv` is one instance;
 :class:`ExperimentVectorEnv` steps ``num_envs`` instances as the loop's batch
-in one compiled call per control period.
+in one compiled call per control period. The names are loaded on first use,
+so that registering (at ``import closedloop``) imports neither the loop nor
+Numba.
 """
 
-from closedloop.gym.env import ExperimentEnv
-from closedloop.gym.episode import Episodes, Reward
-from closedloop.gym.registration import ENV_ID, register_envs
-from closedloop.gym.vector import ExperimentVectorEnv
+from __future__ import annotations
 
-__all__ = ["ENV_ID", "Episodes", "ExperimentEnv", "ExperimentVectorEnv", "Reward", "register_envs"]
+import importlib
+from typing import Any
+
+from closedloop.gym.registration import ENV_ID, register_envs
+
+_EXPORTS = {
+    "Episodes": "closedloop.gym.episode",
+    "ExperimentEnv": "closedloop.gym.env",
+    "ExperimentVectorEnv": "closedloop.gym.vector",
+    "Reward": "closedloop.gym.episode",
+}
+
+__all__ = ["ENV_ID", "register_envs", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'closedloop.gym' has no attribute {name!r}")
