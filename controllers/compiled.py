@@ -21,20 +21,43 @@ from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache d
 
 __all__ = [
     "DUAL_THRESHOLD",
+    "LQR",
+    "LQR_HEADER",
     "NONE",
     "ON_OFF",
     "OPEN_LOOP",
     "PID",
     "SYMPTOM_TRIGGERED",
     "controller_update",
+    "lqr_batch",
+    "lqr_update",
 ]
 
 #: Program kinds. ``NONE``: the controller runs in Python.
-NONE, OPEN_LOOP, ON_OFF, DUAL_THRESHOLD, PID, SYMPTOM_TRIGGERED = -1, 0, 1, 2, 3, 4
+NONE, OPEN_LOOP, ON_OFF, DUAL_THRESHOLD, PID, SYMPTOM_TRIGGERED, LQR = -1, 0, 1, 2, 3, 4, 5
 
 # Slack, in seconds, on comparisons of times built from sums of control periods
 # (the numpy class's).
 _TIME_SLACK_S = 1e-9
+
+#: Scalars at the head of an LQR program's parameter row, in order; the
+#: arrays follow: y_offset (p), M (nxa x p), C (p x nxa), A (nxa x nxa),
+#: B (nxa), K (nx), x_unit (nx), all row-major.
+LQR_HEADER = (
+    "nxa",  # estimator order (plant order + p with offset-free estimation)
+    "nx",  # plant order
+    "p",  # outputs
+    "output",  # index of the controlled output
+    "offset_free",  # 1.0: states nx .. nx + p - 1 are output disturbances
+    "target",  # feature units
+    "u_offset",  # mA
+    "u_unit",  # input deviation per unit target shift, mA
+    "min_amplitude_ma",
+    "max_amplitude_ma",
+    "frequency_hz",
+    "pulse_width_us",
+)
+_LQR_ARRAYS = len(LQR_HEADER)  # where the arrays start in the row
 
 
 @njit(cache=True)
@@ -119,7 +142,68 @@ def controller_update(i, kind, params, state, biomarker, dt):
             s[2] = t + p[3] - _TIME_SLACK_S
             pulses = p[7]
         return p[4], p[5], p[6], pulses
+    if kind == LQR:
+        s[2 * int(p[0])] = biomarker  # the single output's slot
+        return lqr_update(p, s)
     return math.nan, math.nan, math.nan, math.nan
+
+
+@njit(cache=True)
+def lqr_update(p, s):
+    """One period of Kalman correction, LQR tracking law and prediction.
+
+    ``p``: the parameter row (:data:`LQR_HEADER`, then the arrays); ``s``:
+    state ``x[k|k-1]`` (nxa), ``x[k|k]`` (nxa), then the features ``y``
+    (p), written by the caller. A non-finite feature skips the correction.
+    Returns (amplitude mA, frequency Hz, pulse width us, NaN pulses).
+    """
+    nxa, nx, n_out, out = int(p[0]), int(p[1]), int(p[2]), int(p[3])
+    y_at = _LQR_ARRAYS
+    m_at = y_at + n_out
+    c_at = m_at + nxa * n_out
+    a_at = c_at + n_out * nxa
+    b_at = a_at + nxa * nxa
+    k_at = b_at + nxa
+    xu_at = k_at + nx
+    finite = True
+    for o in range(n_out):
+        if not math.isfinite(s[2 * nxa + o]):
+            finite = False
+    for j in range(nxa):
+        s[nxa + j] = s[j]
+    if finite:
+        for o in range(n_out):
+            e = s[2 * nxa + o] - p[y_at + o]
+            for j in range(nxa):
+                e -= p[c_at + o * nxa + j] * s[j]
+            for j in range(nxa):
+                s[nxa + j] += p[m_at + j * n_out + o] * e
+    shift = p[5] - p[y_at + out]
+    if p[4] != 0.0:
+        shift -= s[nxa + nx + out]
+    amp = p[6] + shift * p[7]
+    for j in range(nx):
+        amp -= p[k_at + j] * (s[nxa + j] - shift * p[xu_at + j])
+    if not math.isfinite(amp):
+        amp = p[8]
+    amp = max(min(amp, p[9]), p[8])
+    du = amp - p[6]
+    for j in range(nxa):
+        acc = p[b_at + j] * du
+        for q in range(nxa):
+            acc += p[a_at + j * nxa + q] * s[nxa + q]
+        s[j] = acc
+    return amp, p[10], p[11], math.nan
+
+
+@njit(cache=True)
+def lqr_batch(params, state, y, out):
+    """:func:`lqr_update` for every instance; features ``y`` (n, p), amplitudes to ``out``."""
+    nxa = int(params[0, 0])
+    for i in range(y.shape[0]):
+        for o in range(y.shape[1]):
+            state[i, 2 * nxa + o] = y[i, o]
+        out[i] = lqr_update(params[i], state[i])[0]
 
 
 @njit(cache=True, inline="always")
