@@ -33,7 +33,7 @@ def _config(model, duration_s=0.2, n=1, seed=5):
         "model": {"name": model, "dt_s": 1e-4},
         "sensing": {"rate_hz": 1000.0, "band_hz": [4.0, 40.0], "features": ["signal"]},
         "control": {"period_s": 0.01, "latency_s": 0.01},
-        "metrics": {"band_hz": [4.0, 40.0]},
+        "metrics": {"band_hz": [4.0, 40.0], "discard_s": 0.0},
     }
 
 
