@@ -1,0 +1,160 @@
+"""Spiking cingulo-frontal model of depression: switching, MDD, SSRI and DBS rescue, the loop."""
+
+import numpy as np
+import pytest
+
+from closedloop.brian.open_loop import OpenLoopRunner
+from closedloop.models.brian_mdd_cingulofrontal import BrianMDDCinguloFrontal
+
+pytestmark = pytest.mark.brian
+
+DT = 1e-4
+# A shortened version of the published schedule (emotional burst, then a
+# cognitive burst 0.75 s after its end): emotional 0.75-1.25 s, cognitive 2.0-2.5 s.
+SCHEDULE = {
+    "emotional_onset_s": 0.75,
+    "emotional_duration_s": 0.5,
+    "cognitive_onset_s": 2.0,
+    "cognitive_duration_s": 0.5,
+}
+WINDOWS = {  # s, network time
+    "baseline": (0.25, 0.75),
+    "emotional": (0.8, 1.25),
+    "gap": (1.75, 2.0),
+    "cognitive": (2.05, 2.5),
+    "after": (2.5, 3.0),
+}
+CASES = ("healthy", "severe", "severe_ssri", "severe_dbs")
+
+
+def _dbs_drive(start_step, n_steps, amplitude_ma=2.5, frequency_hz=130.0, width_s=60e-6):
+    """Mean cathodic current per step (mA) of pulses from t = 0, steps start..start+n.
+
+    What the device hands a model: a pulse straddling a step boundary puts
+    the rest of its charge into the next step.
+    """
+    edges = (start_step + np.arange(n_steps + 1)) * DT
+    onsets = np.arange(np.floor(edges[0] * frequency_hz), np.ceil(edges[-1] * frequency_hz) + 1)
+    onsets = onsets / frequency_hz
+    lo = np.maximum(edges[:-1, None], onsets[None, :])
+    hi = np.minimum(edges[1:, None], onsets[None, :] + width_s)
+    return amplitude_ma * np.clip(hi - lo, 0.0, None).sum(axis=1) / DT
+
+
+@pytest.fixture(scope="module")
+def rates():
+    """Population rates (spikes/s) per case, area and window, from one batched network."""
+    severe = BrianMDDCinguloFrontal.regimes["mdd_severe"]["tau_AMPA_vACC_s"]
+    params = dict(
+        SCHEDULE,
+        tau_AMPA_vACC_s=[2e-3, severe, severe, severe],
+        E_L_vACC_mV=[-70.0, -70.0, -72.0, -70.0],  # SSRI-like hyperpolarisation of vACC E
+    )
+    model = BrianMDDCinguloFrontal(dt_s=DT, n=4, params=params)
+    runner = OpenLoopRunner(model, 3)
+    groups = {area: runner.net[f"mdd_{area}_e"] for area in ("vacc", "dlpfc")}
+    edges = sorted({t for w in WINDOWS.values() for t in w} | {0.0})
+    counts = {}
+    step = 0
+    for t in edges[1:]:
+        n_steps = int(round(t / DT)) - step
+        drive = np.zeros((4, n_steps))
+        drive[3] = _dbs_drive(step, n_steps)
+        runner.advance(n_steps, drive)
+        step += n_steps
+        counts[t] = {a: np.asarray(g.nspk[:]).reshape(4, -1).mean(1) for a, g in groups.items()}
+    counts[0.0] = {a: np.zeros(4) for a in groups}
+    out = {}
+    for name, (t0, t1) in WINDOWS.items():
+        for area in groups:
+            rate = (counts[t1][area] - counts[t0][area]) / (t1 - t0)
+            for case, value in zip(CASES, rate, strict=True):
+                out[case, area, name] = float(value)
+    return out
+
+
+@pytest.mark.slow
+def test_healthy_emotional_input_activates_vacc_and_cognitive_input_switches_to_dlpfc(rates):
+    r = {(a, w): rates["healthy", a, w] for a in ("vacc", "dlpfc") for w in WINDOWS}
+    # Low spontaneous activity in both areas (the paper's low state, a few spikes/s).
+    assert r["vacc", "baseline"] < 3.0 and r["dlpfc", "baseline"] < 3.0, r
+    # The emotional burst activates the vACC only (measured about 95 vs 0.5 spikes/s).
+    assert r["vacc", "emotional"] > 40.0 and r["dlpfc", "emotional"] < 3.0, r
+    # After it, and while the cognitive burst drives the dlPFC, the vACC is
+    # back at its low state: activity has switched to the dlPFC.
+    assert r["vacc", "gap"] < 5.0, r
+    assert r["dlpfc", "cognitive"] > 40.0 and r["vacc", "cognitive"] < 5.0, r
+
+
+@pytest.mark.slow
+def test_severe_mdd_vacc_activity_is_sustained_and_not_suppressed_by_dlpfc(rates):
+    r = {(a, w): rates["severe", a, w] for a in ("vacc", "dlpfc") for w in WINDOWS}
+    # tau_AMPA,vACC = 2.15 ms: the vACC stays active after the emotional burst
+    # (measured about 25-30 spikes/s) ...
+    assert r["vacc", "gap"] > 12.0, r
+    # ... and a concurrent, equally strong dlPFC activation does not suppress it.
+    assert r["dlpfc", "cognitive"] > 40.0, r
+    assert r["vacc", "cognitive"] > 12.0 and r["vacc", "after"] > 12.0, r
+    assert r["vacc", "cognitive"] > 0.5 * r["vacc", "gap"], r
+    assert r["vacc", "cognitive"] > 4 * rates["healthy", "vacc", "cognitive"], r
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("treated", ["severe_ssri", "severe_dbs"])
+def test_ssri_or_vacc_interneuron_dbs_restores_the_switch(rates, treated):
+    r = {(a, w): rates[treated, a, w] for a in ("vacc", "dlpfc") for w in WINDOWS}
+    # The emotional burst still activates the vACC (treatment does not silence it) ...
+    assert r["vacc", "emotional"] > 40.0, r
+    # ... and activity switches to the dlPFC with the cognitive burst, as in health.
+    assert r["dlpfc", "cognitive"] > 40.0, r
+    assert r["vacc", "cognitive"] < 5.0, r
+    assert r["vacc", "cognitive"] < 0.3 * rates["severe", "vacc", "cognitive"], r
+
+
+def test_regimes_are_the_published_vacc_ampa_decays():
+    taus = {k: BrianMDDCinguloFrontal(n=1, regime=k).param_values["tau_AMPA_vACC_s"][0]
+            for k in BrianMDDCinguloFrontal.regimes}  # fmt: skip
+    assert taus == pytest.approx(
+        {"healthy": 2.0e-3, "mdd_mild": 2.05e-3, "mdd_moderate": 2.10e-3, "mdd_severe": 2.15e-3}
+    )
+    # The dlPFC keeps 2 ms in every regime.
+    for k in taus:
+        assert BrianMDDCinguloFrontal(n=1, regime=k).param_values["tau_AMPA_dlPFC_s"][0] == 2e-3
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"sensed_area": 2}, "sensed_area"),
+        ({"sensed_area": 0.5}, "sensed_area"),
+        ({"sensed_area": [0, 1]}, "sensed_area"),
+        ({"N_E": 10.5}, "N_E"),
+        ({"tau_AMPA_vACC_s": 0.0}, "tau_AMPA_vACC_s"),
+        ({"E_L_vACC_mV": -45.0}, "E_L_vACC_mV"),
+        ({"dbs_fraction": 1.5}, "dbs_fraction"),
+    ],
+)
+def test_bad_parameters_are_refused_with_their_name(params, message):
+    with pytest.raises(ValueError, match=message):
+        BrianMDDCinguloFrontal(dt_s=DT, n=2, params=params)
+
+
+def test_closed_loop_experiment_senses_dlpfc_and_stimulates_vacc(experiment_config, tmp_path):
+    from closedloop.config.build import validate_config
+    from closedloop.io.reader import load_run
+
+    config = experiment_config("brian_mdd_vacc_dbs")
+    config["duration_s"] = 1.0
+    config["output"] = {**config.get("output", {}), "figure": False}
+    cfg = validate_config(config)
+    assert cfg.loop.model.name == "brian_mdd_cingulofrontal"
+    from closedloop.experiment import run_experiment
+
+    path = run_experiment(cfg, tmp_path)
+    run = load_run(path)
+    assert run.attrs["status"] == "complete"
+    # The sensed area is the dlPFC; the pulses went to the vACC interneurons,
+    # which the severe vACC state drives the controller to stimulate.
+    assert run.timeseries["amplitude"].max() > 0.0
+    rates_vacc = run.timeseries["rate_vacc_e"]
+    assert np.all(np.isfinite(rates_vacc))
