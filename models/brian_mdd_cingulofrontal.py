@@ -23,7 +23,8 @@ the leak, dimensionless)::
 with threshold -50 mV, reset -55 mV, refractory 2 ms (E) and 1 ms (I); the
 NMDA magnesium block is Jahr & Stevens' with [Mg2+] = 1 mM (1 / 0.062 mV^-1 =
 16.129 mV). Each E and I cell receives its own background Poisson train
-(1800 Hz, weight ``w_ext_E`` / ``w_ext_I`` onto ``g_A``). Weights inside an
+(1800 Hz, weight ``w_ext_E`` / ``w_ext_I`` onto ``g_A``; at most one event
+per integration step, as the paper's Poisson generators). Weights inside an
 area are the paper's values times ``100 / N_E`` (its rescaling for network
 size); the cross-area weight too.
 
@@ -88,10 +89,10 @@ the paper's result (measured at 80 + 20 cells per area, dt = 0.1 ms):
   (within about 0.5 s of the burst) while the ``mdd_severe`` vACC sits in
   an NMDA-sustained state (about 25-30 spikes/s) that it reaches by itself
   and keeps through a concurrent dlPFC burst; at 7 the healthy vACC becomes
-  bistable as well. The paper's own network is bistable with its weights;
-  the cause of the difference was not found (the published code's
+  bistable as well. The paper reports sustained vACC activation with its
+  values; the cause of the difference was not found (the published code's
   ``N = 100/NE`` is 1 under Python 2's integer division, which would make
-  the weights weaker still).
+  the weights weaker still, not stronger).
 * ``g_DBS_per_uC`` = 4: a 2.5 mA, 60 us pulse (0.15 uC) adds 0.6 to ``g_A``.
   The paper's per-pulse weight, 0.03 (0.2 per uC here), leaves the severe
   vACC state unchanged in this port; 2 per uC halves it; 4 per uC returns it
@@ -151,6 +152,7 @@ tau_ampa : second (constant)
 tau_gaba : second (constant)
 g_nmda : 1 (constant)
 w_ext : 1 (constant)
+nu_ext : hertz (constant)
 nspk : 1
 """
 _AMPA = "dg_ampa/dt = -g_ampa / tau_ampa : 1\n"
@@ -172,6 +174,7 @@ tau_nmda : second (constant)
 tau_x : second (constant)
 alpha : hertz (constant)
 w_task : 1 (constant)
+nu_task : hertz (constant)
 t_on : second (constant)
 t_dur : second (constant)
 t_period : second (constant)
@@ -217,7 +220,7 @@ class BrianMDDCinguloFrontal(BrianModel):
         "x_nmda": "1",
     }
     populations = ("vacc_e", "vacc_i", "dlpfc_e", "dlpfc_i")
-    shared_parameters = ("N_E", "N_I", "sensed_area", "nu_ext_hz", "task_rate_hz")
+    shared_parameters = ("N_E", "N_I", "sensed_area")
     parameters = {
         "N_E": _p(80, "1", "pyramidal cells per area (the paper's fast runs)", minimum=1),
         "N_I": _p(20, "1", "interneurons per area (the paper's fast runs)", minimum=1),
@@ -294,7 +297,7 @@ class BrianMDDCinguloFrontal(BrianModel):
 
     def build(self, ctx: BuildContext) -> ModelNetwork:
         """Create the four populations, their synapses and inputs for ``ctx.n`` instances."""
-        from brian2 import Hz, NeuronGroup, PoissonInput, Synapses, linked_var
+        from brian2 import Hz, NeuronGroup, Synapses, linked_var
 
         p = ctx.params
         n = ctx.n
@@ -370,18 +373,24 @@ class BrianMDDCinguloFrontal(BrianModel):
         connect("vacc_e", "dlpfc_i", p["w_cross"], "g_ampa")
         connect("dlpfc_e", "vacc_i", p["w_cross"], "g_ampa")
 
-        inputs = []
-        nu_ext = float(p["nu_ext_hz"][0]) * Hz
-        nu_task = float(p["task_rate_hz"][0]) * Hz
+        # Background and task trains: at most one event per step and cell, as
+        # the paper's PoissonGroups. Written as each group's own per-step code
+        # rather than PoissonInput, whose generated code carries a
+        # process-wide counter in its function names (a new Cython compile for
+        # every network a process builds) and whose order among equals
+        # depends on that counter too.
         for name, group in groups.items():
-            inputs.append(PoissonInput(group, "g_ampa", 1, nu_ext, weight="w_ext"))
+            group.nu_ext = p["nu_ext_hz"][inst[name[-1]]] * Hz
+            code = "g_ampa += w_ext * int(rand() < nu_ext * dt)"
             if name.endswith("_e"):
-                inputs.append(PoissonInput(group, "g_ampa", 1, nu_task, weight="w_task * task_on"))
+                group.nu_task = p["task_rate_hz"][inst["e"]] * Hz
+                code += "\ng_ampa += w_task * task_on * int(rand() < nu_task * dt)"
+            group.run_regularly(code, when="synapses", name=f"mdd_{name}_poisson")
 
         sensed = groups[f"{AREAS[int(p['sensed_area'][0])]}_e"]
         stimulated = np.flatnonzero(np.asarray(vacc_i.dbs_w[:]) > 0)
         return ModelNetwork(
-            objects=[*groups.values(), *pools["vacc"], *pools["dlpfc"], *synapses, *inputs],
+            objects=[*groups.values(), *pools["vacc"], *pools["dlpfc"], *synapses],
             signal=CumulativeSource(
                 sensed, "lfp_cum", inst["e"], 1.0, "nA", self.signal_description
             ),

@@ -189,3 +189,24 @@ def test_closed_loop_theta_triggered_dbs_switches_the_severe_vacc_state_off(tmp_
         run.timeseries["lfp"][0][last].mean() < run.timeseries["lfp_baseline"][0][last].mean() - 3.0
     )
     assert run.timeseries["rate_vacc_e"][0][last].mean() < 8.0
+
+
+@pytest.mark.parametrize("chunks", [[1500], [1, 499, 250, 750]])
+def test_advance_in_chunks_equals_one_call_and_seeds_repeat(chunks):
+    # A task burst and DBS pulses inside the window, small areas to stay cheap.
+    params = {"N_E": 20, "N_I": 5, "emotional_onset_s": 0.05, "emotional_duration_s": 0.05,
+              "cognitive_onset_s": 0.1, "cognitive_duration_s": 0.02}  # fmt: skip
+    drive = np.vstack([_dbs_drive(0, 1500), np.zeros(1500)])
+    whole = BrianMDDCinguloFrontal(dt_s=DT, n=2, params=params)
+    whole.reset(5)
+    y_whole = whole.advance(1500, drive)
+    parts = BrianMDDCinguloFrontal(dt_s=DT, n=2, params=params)
+    parts.reset(5)
+    pieces, start = [], 0
+    for c in chunks:
+        pieces.append(parts.advance(c, drive[:, start : start + c]))
+        start += c
+    np.testing.assert_array_equal(np.hstack(pieces), y_whole)
+    other = BrianMDDCinguloFrontal(dt_s=DT, n=2, params=params)
+    other.reset(6)
+    assert not np.array_equal(other.advance(1500, drive), y_whole)
