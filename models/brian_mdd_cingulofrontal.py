@@ -96,8 +96,7 @@ the paper's result (measured at 80 + 20 cells per area, dt = 0.1 ms):
 * ``g_DBS_per_uC`` = 4: a 2.5 mA, 60 us pulse (0.15 uC) adds 0.6 to ``g_A``.
   The paper's per-pulse weight, 0.03 (0.2 per uC here), leaves the severe
   vACC state unchanged in this port; 2 per uC about halves it (measured
-  once); 4 per uC returns it
-  to baseline (tested).
+  once); 4 per uC returns it to baseline (tested).
 
 Also chosen here: the initial membrane potentials (uniform between ``E_L``
 and threshold, drawn per instance; the paper does not state them), the
