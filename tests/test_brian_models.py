@@ -34,7 +34,7 @@ def _pulse_train(pulse_drive, n_steps, amplitude_ma, frequency_hz=130.0, width_s
 def test_registry_names_both_models():
     assert resolve_brian_model("brian_stn_gpe") is BrianSTNGPe
     assert resolve_brian_model("brian_ping") is BrianPING
-    assert set(BRIAN_MODELS) == {"brian_stn_gpe", "brian_ping"}
+    assert set(BRIAN_MODELS) == {"brian_stn_gpe", "brian_ping", "brian_mdd_cingulofrontal"}
     with pytest.raises(ValueError, match="unknown Brian2 model"):
         resolve_brian_model("stn_gpe")
 

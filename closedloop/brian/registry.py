@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from closedloop.brian.model import BrianModel
 from closedloop.core.plugins import resolve_class
+from closedloop.models.brian_mdd_cingulofrontal import BrianMDDCinguloFrontal
 from closedloop.models.brian_ping import BrianPING
 from closedloop.models.brian_stn_gpe import BrianSTNGPe
 
 __all__ = ["BRIAN_MODELS", "resolve_brian_model"]
 
 #: Registry name to class of every built-in Brian2 model.
-BRIAN_MODELS: dict[str, type[BrianModel]] = {m.name: m for m in (BrianSTNGPe, BrianPING)}
+BRIAN_MODELS: dict[str, type[BrianModel]] = {
+    m.name: m for m in (BrianSTNGPe, BrianPING, BrianMDDCinguloFrontal)
+}
 
 
 def resolve_brian_model(name: str) -> type[BrianModel]:
