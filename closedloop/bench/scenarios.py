@@ -13,7 +13,7 @@ Scenario file (format version 2)::
       name: pd_beta_adbs
       version: 2
       description: one paragraph on the clinical situation
-      kind: beta                 # beta | synchrony | seizure
+      kind: beta                 # beta | synchrony | seizure | mood | fear
       efficacy: long_burst_time_reduction   # optional; default by kind (below)
       pathological_threshold: 40 # biomarker level counted as pathological
       quick: {duration_s: 3.0, n_instances: 2}   # overrides for --quick
@@ -66,8 +66,16 @@ Seizure scenarios (as RNS trials report them: Morrell 2011; Sun & Morrell 2014)
     (judged on the sensed band power, it counts seizures and the discharges
     that stimulation itself provokes alike, where the model's seizure
     criterion sees only seizures) and ``band_power_reduction`` for
-    synchrony. Positive is better, 1 is all of the pathology removed,
-    negative is worse than no stimulation.
+    synchrony; for psychiatric scenarios ``mood_score_reduction`` (mood:
+    the fraction of the baseline HAMD-17-like score removed, from the slow
+    symptom state, :mod:`closedloop.symptoms`) and ``fear_renewal_suppression``
+    (fear: ``1 - fear index at the renewal CS / 100``, how little fear
+    returns in the conditioning context). Positive is better, 1 is all of the
+    pathology removed, negative is worse than no stimulation.
+``mood_*``, ``triggers_per_day``, ``charge_uc_per_day`` (mood) and ``fear_*`` (fear)
+    The clinical read-outs of the run (response, remission, time
+    symptomatic, extinction trials, fear index at the end of extinction and
+    at renewal), copied from its metrics (:data:`CLINICAL_METRICS`).
 ``score``
     ``efficacy - 0.3 * teed_relative - 0.1 * min(1, switches_per_min / 60)``.
     Efficacy has weight 1: it is what the therapy is for. Energy 0.3:
@@ -114,6 +122,7 @@ from closedloop.io import load_run
 from closedloop.io.tables import write_grouped_arrays
 
 __all__ = [
+    "CLINICAL_METRICS",
     "BENCH_FORMAT_VERSION",
     "DEFAULT_EFFICACY",
     "SCORE_WEIGHTS",
@@ -134,6 +143,25 @@ DEFAULT_EFFICACY = {
     "beta": "long_burst_time_reduction",
     "synchrony": "band_power_reduction",
     "seizure": "pathological_time_reduction",
+    "mood": "mood_score_reduction",
+    "fear": "fear_renewal_suppression",
+}
+#: Run metrics a psychiatric scenario reports beside the standard ones, by kind.
+CLINICAL_METRICS = {
+    "mood": (
+        "mood_score_reduction",
+        "mood_response",
+        "mood_remission",
+        "mood_time_symptomatic_fraction",
+        "triggers_per_day",
+        "charge_uc_per_day",
+    ),
+    "fear": (
+        "fear_renewal_suppression",
+        "fear_extinction_trials",
+        "fear_index_end_extinction",
+        "fear_renewal_index",
+    ),
 }
 #: Weights of the combined score: energy (TEED relative) and switching.
 SCORE_WEIGHTS = {"energy": 0.3, "switching": 0.1}
@@ -152,13 +180,15 @@ class _ScenarioSection(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     version: int = Field(ge=1)
     description: str = Field(min_length=20)
-    kind: Literal["beta", "synchrony", "seizure"]
+    kind: Literal["beta", "synchrony", "seizure", "mood", "fear"]
     efficacy: (
         Literal[
             "long_burst_time_reduction",
             "band_power_reduction",
             "seizure_time_reduction",
             "pathological_time_reduction",
+            "mood_score_reduction",
+            "fear_renewal_suppression",
         ]
         | None
     ) = None
@@ -314,6 +344,9 @@ def score_run(path: str | Path, scenario: Scenario, exp: Any) -> dict[str, np.nd
         out["false_detections_per_hour"] = sz["n_false_detections"] * per_hour
         out["stimulation_s_per_hour"] = m["time_on_fraction"] * 3600.0
         out["detection_latency_s"] = sz["mean_detection_latency_s"]
+    for key in CLINICAL_METRICS.get(scenario.kind, ()):
+        if key in m:
+            out[key] = np.asarray(m[key], dtype=float)
     if scenario.efficacy not in out:
         raise ValueError(
             f"scenario {scenario.name}: efficacy metric {scenario.efficacy!r} is not computed "
@@ -417,6 +450,14 @@ _COLUMNS = [
     ("false_detections_per_hour", "false det./h", "{:.0f}"),
     ("stimulation_s_per_hour", "stim. s/h", "{:.0f}"),
     ("detection_latency_s", "latency s", "{:.2f}"),
+    ("mood_response", "response", "{:.2f}"),
+    ("mood_remission", "remission", "{:.2f}"),
+    ("mood_time_symptomatic_fraction", "time sympt.", "{:.2f}"),
+    ("triggers_per_day", "triggers/day", "{:.0f}"),
+    ("charge_uc_per_day", "charge uC/day", "{:.0f}"),
+    ("fear_extinction_trials", "ext. trials", "{:.1f}"),
+    ("fear_index_end_extinction", "fear end ext. %", "{:.0f}"),
+    ("fear_renewal_index", "fear renewal %", "{:.0f}"),
 ]
 
 

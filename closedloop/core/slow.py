@@ -193,8 +193,10 @@ class EpochSchedule:
 
     The neural loop (model, sensing, device, controller) runs for
     ``epoch_s`` at the start of every ``every_s`` of slow time; the slow
-    processes are advanced over the whole ``every_s`` with the readout of
-    that epoch, as if the fast dynamics were stationary over the gap. The
+    processes step as usual inside the epoch and through the gap on the
+    mean readout of the epoch's steps, as if the fast dynamics were
+    stationary over the gap (a process whose step is longer than the epoch
+    steps only at epoch ends, on the whole epoch's readout). The
     neural state carries over from one epoch to the next (the fast dynamics
     resume where they stopped, with the parameters the slow processes set
     in the meantime), so one run of ``D`` s of slow time simulates only

@@ -137,7 +137,10 @@ class SlowClock:
         self.counts = [0] * len(self.processes)
         charge = device_totals(device_state)["charge_uc"] if self.processes else None
         self.charge_at = [charge] * len(self.processes)
-        self.held: list[dict[str, np.ndarray] | None] = [None] * len(self.processes)
+        # Sum and count of each process's step readouts within the current
+        # epoch: their mean is what the gap's steps are given.
+        self.epoch_sums: list[dict[str, np.ndarray]] = [{} for _ in self.processes]
+        self.epoch_counts = [0] * len(self.processes)
         self.pending: dict[str, np.ndarray] | None = None
         for j, p in enumerate(self.processes):
             p.reset(
@@ -243,13 +246,25 @@ class SlowClock:
             self.charge_at[j] = charge
             self.sums[j] = None
             self.counts[j] = 0
-            # Its own step (inside an epoch), then the gap's steps on the
-            # epoch's readout held (the charge counted once).
-            held = dict(readout, delivered_charge_uc=np.zeros(n))
-            n_ticks = int(self.in_epoch[j]) + (self.gap_steps[j] if epoch_end else 0)
-            columns = []
-            for tick in range(n_ticks):
-                columns += self._tick(j, readout if tick == 0 else held)
+            # Its own step (inside an epoch), then the gap's steps on the mean
+            # readout of the epoch's steps, held (the charge counted once).
+            columns = self._tick(j, readout) if self.in_epoch[j] else []
+            if epoch_end:
+                sums = self.epoch_sums[j]
+                for key, value in readout.items():
+                    sums[key] = sums[key] + value if key in sums else np.array(value, float)
+                held = {key: value / (self.epoch_counts[j] + 1) for key, value in sums.items()}
+                held["delivered_charge_uc"] = np.zeros(n)
+                first = not self.in_epoch[j]
+                for tick in range(self.gap_steps[j]):
+                    columns += self._tick(j, readout if first and tick == 0 else held)
+                self.epoch_sums[j] = {}
+                self.epoch_counts[j] = 0
+            elif self.epochs is not None:
+                sums = self.epoch_sums[j]
+                for key, value in readout.items():
+                    sums[key] = sums[key] + value if key in sums else np.array(value, float)
+                self.epoch_counts[j] += 1
             for key, col in zip(self._series_names(p), zip(*columns, strict=True), strict=True):
                 out.setdefault(key, []).extend(col)
             stepped = True

@@ -154,6 +154,12 @@ class FearExpression(SlowProcess):
                 "%",
                 "fear index at the first CS back in the conditioning context (renewal)",
             ),
+            "fear_renewal_suppression": (
+                1.0 - f["renewal"] / 100.0,
+                "1",
+                "1 - fear index at renewal / 100: how little fear returns in the "
+                "conditioning context (higher: better)",
+            ),
             "fear_recovery_index": (
                 f["recovery"].copy(),
                 "%",

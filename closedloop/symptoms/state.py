@@ -310,6 +310,11 @@ class SymptomState(SlowProcess):
                 "1",
                 "relative change of the latent score from baseline (negative: improvement)",
             ),
+            f"{p}_score_reduction": (
+                -change,
+                "1",
+                "fraction of the baseline score removed (1 - end / start; positive: better)",
+            ),
             f"{p}_response": (
                 (change <= -0.5).astype(float),
                 "1",
