@@ -68,10 +68,11 @@ Seizure scenarios (as RNS trials report them: Morrell 2011; Sun & Morrell 2014)
     criterion sees only seizures) and ``band_power_reduction`` for
     synchrony; for psychiatric scenarios ``mood_score_reduction`` (mood:
     the fraction of the baseline HAMD-17-like score removed, from the slow
-    symptom state, :mod:`closedloop.symptoms`) and ``fear_renewal_suppression``
-    (fear: ``1 - fear index at the renewal CS / 100``, how little fear
-    returns in the conditioning context). Positive is better, 1 is all of the
-    pathology removed, negative is worse than no stimulation.
+    symptom state, :mod:`closedloop.symptoms`) and ``fear_renewal_reduction``
+    (fear: ``1 - renewal fear index / that of the no-stimulation copy, same
+    seed``, how much less fear returns in the conditioning context).
+    Positive is better, 1 is all of the pathology removed, negative is worse
+    than no stimulation.
 ``mood_*``, ``triggers_per_day``, ``charge_uc_per_day`` (mood) and ``fear_*`` (fear)
     The clinical read-outs of the run (response, remission, time
     symptomatic, extinction trials, fear index at the end of extinction and
@@ -144,7 +145,7 @@ DEFAULT_EFFICACY = {
     "synchrony": "band_power_reduction",
     "seizure": "pathological_time_reduction",
     "mood": "mood_score_reduction",
-    "fear": "fear_renewal_suppression",
+    "fear": "fear_renewal_reduction",
 }
 #: Run metrics a psychiatric scenario reports beside the standard ones, by kind.
 CLINICAL_METRICS = {
@@ -157,7 +158,7 @@ CLINICAL_METRICS = {
         "charge_uc_per_day",
     ),
     "fear": (
-        "fear_renewal_suppression",
+        "fear_renewal_reduction",
         "fear_extinction_trials",
         "fear_index_end_extinction",
         "fear_renewal_index",
@@ -188,7 +189,7 @@ class _ScenarioSection(_Strict):
             "seizure_time_reduction",
             "pathological_time_reduction",
             "mood_score_reduction",
-            "fear_renewal_suppression",
+            "fear_renewal_reduction",
         ]
         | None
     ) = None
@@ -297,6 +298,28 @@ def _biomarker_without_stimulation(run: Any, exp: Any) -> np.ndarray:
     return env[:, loop.samples_per_period - 1 :: loop.samples_per_period]
 
 
+def _renewal_index_without_stimulation(run: Any) -> np.ndarray:
+    """Fear index (%) at the renewal CS of the no-stimulation copy, same seed.
+
+    Read from the copy's recorded per-CS responses (``state_cs_phase``,
+    ``state_cs_rate_A``/``_B`` ``_baseline``, sampled every chunk): the first
+    sample after the renewal CS (phase 2) completes. NaN without them.
+    """
+    try:
+        phase = run.timeseries["state_cs_phase_baseline"]
+        a = run.timeseries["state_cs_rate_A_baseline"]
+        b = run.timeseries["state_cs_rate_B_baseline"]
+    except KeyError:
+        return np.full(run.timeseries["amplitude"].shape[0], np.nan)
+    out = np.full(phase.shape[0], np.nan)
+    for i in range(phase.shape[0]):
+        hit = np.flatnonzero(phase[i] == 2.0)
+        if hit.size:
+            k = hit[0]
+            out[i] = 100.0 * a[i, k] / (a[i, k] + b[i, k])
+    return out
+
+
 def score_run(path: str | Path, scenario: Scenario, exp: Any) -> dict[str, np.ndarray]:
     """Standard metrics of one run file (see the module docstring)."""
     run = load_run(path)
@@ -347,6 +370,11 @@ def score_run(path: str | Path, scenario: Scenario, exp: Any) -> dict[str, np.nd
     for key in CLINICAL_METRICS.get(scenario.kind, ()):
         if key in m:
             out[key] = np.asarray(m[key], dtype=float)
+    if scenario.kind == "fear" and "fear_renewal_index" in m:
+        none = _renewal_index_without_stimulation(run)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["fear_renewal_index_none"] = none
+            out["fear_renewal_reduction"] = 1.0 - np.asarray(m["fear_renewal_index"]) / none
     if scenario.efficacy not in out:
         raise ValueError(
             f"scenario {scenario.name}: efficacy metric {scenario.efficacy!r} is not computed "
@@ -458,6 +486,7 @@ _COLUMNS = [
     ("fear_extinction_trials", "ext. trials", "{:.1f}"),
     ("fear_index_end_extinction", "fear end ext. %", "{:.0f}"),
     ("fear_renewal_index", "fear renewal %", "{:.0f}"),
+    ("fear_renewal_index_none", "renewal % none", "{:.0f}"),
 ]
 
 
