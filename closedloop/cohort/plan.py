@@ -7,7 +7,8 @@ block::
       table: cohorts/pd_beta.csv        # a patient table (relative to this file), or
       priors: {n_patients: 200, seed: 7, params: {...}, covariates: {...}, correlations: [...]}
       rules: [{covariate: cyp2c19, target: drugs.0.clearance_l_per_h, factors: {...}}]
-      arms:                              # key paths each arm sets (nested or dotted)
+      arms:                              # key paths each arm sets (nested or dotted);
+                                         # an arm naming controller.name replaces the controller
         sham: {controller: {name: open_loop, params: {amplitude_ma: 0.0}}}
         continuous: {controller: {name: open_loop}}
         adaptive: {controller: {name: dual_threshold, params: {...}}}
@@ -260,10 +261,17 @@ def expand_cohort(raw: dict[str, Any], source: str = "") -> CohortPlan:
         text = json.dumps(clinic.model_dump(mode="json"), sort_keys=True)
         id_seeds[arm] = seed ^ zlib.crc32(text.encode())
     runs, n_dup = [], 0
-    for arm in spec.arms:
+    for arm, overrides in spec.arms.items():
         mine = [p for p, (a, _) in zip(points, labels, strict=True) if a == arm]
+        # An arm naming a controller replaces the experiment's controller (its
+        # parameters are the arm's, not merged with another controller's).
+        arm_base = base
+        controller = overrides.get("controller")
+        if isinstance(controller, dict) and "name" in controller:
+            arm_base = copy.deepcopy(base)
+            arm_base["controller"] = {"name": controller["name"], "params": {}}
         arm_runs, arm_dup = plan_points(
-            base,
+            arm_base,
             mine,
             source,
             replicates=1,
