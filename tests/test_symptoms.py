@@ -209,3 +209,18 @@ def test_runs_with_symptom_states_batch_bit_identically(tmp_path):
                 np.testing.assert_array_equal(fa[key][()], fb[key][()], err_msg=key)
     ends = [o.metrics["mood_score_end"][0] for o in alone]
     assert len(set(ends)) == 3
+
+
+def test_the_run_figure_draws_the_score_over_days(tmp_path):
+    from closedloop.plotting.run import plot_run
+    from closedloop.plotting.slow import slow_time_of, symptom_names
+
+    outcome = run_experiment(validate_config(_experiment()), tmp_path)
+    from closedloop.io import load_run
+
+    run = load_run(outcome.path)
+    assert symptom_names(run) == ["mood"]
+    # 12 epochs of 10 s every 600 s: neural 25 s is 5 s into the third epoch.
+    np.testing.assert_allclose(slow_time_of(run, np.array([0.0, 25.0])), [0.0, 1205.0])
+    png = plot_run(run, tmp_path / "fig.png")
+    assert png.stat().st_size > 20_000

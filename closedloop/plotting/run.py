@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 
 from closedloop.analysis.bursts import detect_bursts
 from closedloop.io import RunData, load_run
+from closedloop.plotting.slow import plot_symptoms, symptom_names
 
 __all__ = ["format_info", "plot_run"]
 
@@ -423,7 +424,10 @@ def plot_run(
     without stimulation; and, when the run has a drug layer, (f) each drug's
     plasma and effect-site concentrations (ng/mL), its effect (and
     adaptation) on a twin axis, and its doses (given and refused) against
-    slow time. A panel whose data is missing says so instead of failing.
+    slow time; and, with a symptom state, its latent score and self-reports
+    against days with the triggers delivered per day
+    (:mod:`closedloop.plotting.slow`). A panel whose data is missing says so
+    instead of failing.
 
     Parameters
     ----------
@@ -451,8 +455,9 @@ def plot_run(
     out_path.parent.mkdir(parents=True, exist_ok=True)
 
     drugs = bool(_drug_names(run))
-    rows = 5 if drugs else 4
-    fig = Figure(figsize=(10, 13.5 if drugs else 11), layout="constrained")
+    symptoms = bool(symptom_names(run))
+    rows = 4 + int(drugs) + int(symptoms)
+    fig = Figure(figsize=(10, 11 + 2.5 * (rows - 4)), layout="constrained")
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(rows, 2)
     ax_lfp = fig.add_subplot(grid[0, :])
@@ -464,6 +469,10 @@ def plot_run(
         ax_drug = fig.add_subplot(grid[4, :])
         _plot_drugs(ax_drug, run, instance)
         ax_drug.grid(True, alpha=0.25)
+    if symptoms:
+        ax_sym = fig.add_subplot(grid[rows - 1, :])
+        plot_symptoms(ax_sym, run, instance, "(g)" if drugs else "(f)")
+        ax_sym.grid(True, alpha=0.25)
 
     _plot_lfp(ax_lfp, run, instance)
     _plot_biomarker(ax_bio, run, instance)
