@@ -13,9 +13,10 @@ Scenario file (format version 2)::
       name: pd_beta_adbs
       version: 2
       description: one paragraph on the clinical situation
-      kind: beta                 # beta | synchrony | seizure | mood | fear
+      kind: beta                 # beta | synchrony | seizure | mood | fear | tracking
       efficacy: long_burst_time_reduction   # optional; default by kind (below)
       pathological_threshold: 40 # biomarker level counted as pathological
+      target: {feature: area, level: 0.063}  # optional: a tracking target (control error)
       quick: {duration_s: 3.0, n_instances: 2}   # overrides for --quick
     controllers:                 # registry name or dotted path -> parameters
       open_loop: {amplitude_ma: 2.5}
@@ -73,6 +74,12 @@ Seizure scenarios (as RNS trials report them: Morrell 2011; Sun & Morrell 2014)
     seed``, how much less fear returns in the conditioning context).
     Positive is better, 1 is all of the pathology removed, negative is worse
     than no stimulation.
+``control_error``, ``control_error_none``, ``control_error_reduction`` (with a ``target``)
+    RMS distance of the target feature from its level over the control
+    periods after ``metrics.discard_s``, with stimulation and without (the
+    no-stimulation signal through the same chain), and ``1 - control_error /
+    control_error_none``: the criterion of model-based control (Fang & Yang
+    2023), the default efficacy of ``tracking`` scenarios.
 ``mood_*``, ``triggers_per_day``, ``charge_uc_per_day`` (mood) and ``fear_*`` (fear)
     The clinical read-outs of the run (response, remission, time
     symptomatic, extinction trials, fear index at the end of extinction and
@@ -146,6 +153,7 @@ DEFAULT_EFFICACY = {
     "seizure": "pathological_time_reduction",
     "mood": "mood_score_reduction",
     "fear": "fear_renewal_reduction",
+    "tracking": "control_error_reduction",
 }
 #: Run metrics a psychiatric scenario reports beside the standard ones, by kind.
 CLINICAL_METRICS = {
@@ -177,11 +185,16 @@ class _QuickSection(_Strict):
     n_instances: int | None = Field(None, ge=1)
 
 
+class _TargetSection(_Strict):
+    feature: str = "biomarker"
+    level: float
+
+
 class _ScenarioSection(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     version: int = Field(ge=1)
     description: str = Field(min_length=20)
-    kind: Literal["beta", "synchrony", "seizure", "mood", "fear"]
+    kind: Literal["beta", "synchrony", "seizure", "mood", "fear", "tracking"]
     efficacy: (
         Literal[
             "long_burst_time_reduction",
@@ -190,10 +203,12 @@ class _ScenarioSection(_Strict):
             "pathological_time_reduction",
             "mood_score_reduction",
             "fear_renewal_reduction",
+            "control_error_reduction",
         ]
         | None
     ) = None
     pathological_threshold: float
+    target: _TargetSection | None = None
     quick: _QuickSection = _QuickSection()
 
 
@@ -214,6 +229,7 @@ class Scenario:
     efficacy: str
     pathological_threshold: float
     quick: dict[str, Any]
+    target: dict[str, Any] | None
     controllers: dict[str, dict[str, Any]]
     experiment: dict[str, Any]
     path: Path
@@ -268,11 +284,14 @@ def load_scenario(path: str | Path) -> Scenario:
         efficacy=s.efficacy or DEFAULT_EFFICACY[s.kind],
         pathological_threshold=s.pathological_threshold,
         quick=s.quick.model_dump(),
+        target=s.target.model_dump() if s.target else None,
         controllers=parsed.controllers,
         experiment=parsed.experiment,
         path=path,
     )
     problems: list[tuple[str, str]] = []
+    if scn.efficacy == "control_error_reduction" and scn.target is None:
+        problems.append(("scenario.target", "control_error_reduction needs a target"))
     for ctrl in scn.controllers:
         try:
             validate_config(scn.experiment_for(ctrl), str(path))
@@ -283,8 +302,8 @@ def load_scenario(path: str | Path) -> Scenario:
     return scn
 
 
-def _biomarker_without_stimulation(run: Any, exp: Any) -> np.ndarray:
-    """The biomarker the controller would have seen without stimulation.
+def _biomarker_without_stimulation(run: Any, exp: Any, key: str = "envelope") -> np.ndarray:
+    """The biomarker (or feature ``key``) the controller would have seen without stimulation.
 
     ``lfp_baseline`` (same model seed) through the same sensing chain with the
     same sensor-noise seeds, sampled at the end of each control period.
@@ -294,7 +313,7 @@ def _biomarker_without_stimulation(run: Any, exp: Any) -> np.ndarray:
     loop = exp.loop
     base = run.timeseries["lfp_baseline"]
     state = loop.sensing.new_state(loop.n, rng_states(loop.seeds.sensor))
-    env = loop.sensing.process(state, base)["envelope"]
+    env = loop.sensing.process(state, base)[key]
     return env[:, loop.samples_per_period - 1 :: loop.samples_per_period]
 
 
@@ -367,6 +386,14 @@ def score_run(path: str | Path, scenario: Scenario, exp: Any) -> dict[str, np.nd
         out["false_detections_per_hour"] = sz["n_false_detections"] * per_hour
         out["stimulation_s_per_hour"] = m["time_on_fraction"] * 3600.0
         out["detection_latency_s"] = sz["mean_detection_latency_s"]
+    if scenario.target is not None:
+        name, level = scenario.target["feature"], scenario.target["level"]
+        k0 = int(round(exp.config.metrics.discard_s / exp.loop.control_period_s))
+        seen = run.timeseries["biomarker" if name == "biomarker" else f"feature_{name}"]
+        none = _biomarker_without_stimulation(run, exp, "envelope" if name == "biomarker" else name)
+        out["control_error"] = np.sqrt(np.mean((seen[:, k0:] - level) ** 2, axis=1))
+        out["control_error_none"] = np.sqrt(np.mean((none[:, k0:] - level) ** 2, axis=1))
+        out["control_error_reduction"] = 1.0 - out["control_error"] / out["control_error_none"]
     for key in CLINICAL_METRICS.get(scenario.kind, ()):
         if key in m:
             out[key] = np.asarray(m[key], dtype=float)
@@ -464,6 +491,8 @@ _COLUMNS = [
     ("efficacy", "efficacy", "{:.2f}"),
     ("long_burst_time_reduction", "long-burst time red.", "{:.2f}"),
     ("band_power_reduction", "band power red.", "{:.2f}"),
+    ("control_error", "control error", "{:.3g}"),
+    ("control_error_none", "error none", "{:.3g}"),
     ("teed_relative", "TEED rel.", "{:.2f}"),
     ("time_on_fraction", "time on", "{:.2f}"),
     ("switches_per_min", "switches/min", "{:.1f}"),
