@@ -6,10 +6,12 @@ block::
     cohort:
       table: cohorts/pd_beta.csv        # a patient table (relative to this file), or
       priors: {n_patients: 200, seed: 7, params: {...}, covariates: {...}, correlations: [...]}
-      rules: [{covariate: cyp2c19, target: drugs.0.clearance_l_per_h, factors: {...}}]
+      rules: [{covariate: cyp2c19, target: drugs.agents.citalopram.pk.cl_l_per_h,
+               factors: {...}}]          # or {preset: cyp2c19_citalopram, agent: citalopram}
       arms:                              # key paths each arm sets (nested or dotted);
                                          # an arm naming controller.name replaces the controller
         sham: {controller: {name: open_loop, params: {amplitude_ma: 0.0}}}
+        genotyped: {rules: [{preset: cyp2c19_citalopram_dose}]}  # rules of this arm only
         continuous: {controller: {name: open_loop}}
         adaptive: {controller: {name: dual_threshold, params: {...}}}
         personalised: {clinic: {strategy: optuna, every_s: 1209600, n_visits: 6,
@@ -28,6 +30,12 @@ same noise, as a crossover trial would. The runs go through the sweep
 machinery (:mod:`closedloop.sweep`), so a cohort is resumable, runs on a
 process pool or a Dask cluster, and patients of one arm are simulated as one
 batch when their configs differ only on the batch axis.
+
+An arm's own ``rules:`` apply to its patients only, after the cohort's
+rules: a genotype-informed arm sets each patient's dose from the phenotype
+(:mod:`closedloop.cohort.pgx`). A rule's target that the experiment leaves to
+a drug preset (``drugs.agents.<name>.pk.cl_l_per_h``) starts from the
+preset's value.
 
 An arm with a ``clinic:`` key is *personalised*: its runs start from the
 arm's settings and are tuned per patient at programming visits
@@ -54,6 +62,7 @@ from closedloop.cohort.clinic import ClinicSpec, check_clinic
 from closedloop.cohort.priors import CohortPriors, CovariateRule, apply_rules, draw_cohort
 from closedloop.cohort.table import PatientTable, read_patient_table
 from closedloop.config import ConfigError, validate_config
+from closedloop.drugs.presets import PRESETS
 from closedloop.sweep.plan import SweepPlan, plan_points
 
 __all__ = ["CohortPlan", "CohortSpec", "OutcomeRule", "expand_cohort", "flatten", "patient_seed"]
@@ -162,6 +171,67 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Like :func:`flatten`, descending into lists too (``doses.0.amount_mg``)."""
+    if isinstance(tree, Mapping):
+        items = [(str(k), v) for k, v in tree.items()]
+    elif isinstance(tree, list):
+        items = [(str(i), v) for i, v in enumerate(tree)]
+    else:
+        return {prefix[:-1]: tree} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in items:
+        out.update(_leaves(value, f"{prefix}{key}."))
+    return out
+
+
+def _rule_base(resolved: dict[str, Any], raw: dict[str, Any]) -> dict[str, float]:
+    """Every numeric value a rule may scale: the experiment's, then its drug presets'."""
+    base = {**_leaves(resolved), **_leaves(raw)}
+    agents = (resolved.get("drugs") or {}).get("agents") or {}
+    for name, agent in agents.items():
+        preset = PRESETS.get(agent.get("preset") or "", {})
+        for section in ("pk", "pd"):
+            for key, value in preset.get(section, {}).items():
+                path = f"drugs.agents.{name}.{section}.{key}"
+                if base.get(path) is None and hasattr(value, "value"):
+                    base[path] = value.value
+    return {
+        k: float(v)
+        for k, v in base.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def _arm_rules(spec: CohortSpec, source: str) -> dict[str, list[CovariateRule]]:
+    """Validate each arm's ``rules:``; errors name ``cohort.arms.<arm>.rules...``."""
+    out: dict[str, list[CovariateRule]] = {}
+    problems: list[tuple[str, str]] = []
+    for arm, overrides in spec.arms.items():
+        if not isinstance(overrides, Mapping) or "rules" not in overrides:
+            continue
+        raw = overrides["rules"]
+        if not isinstance(raw, list):
+            problems.append((f"cohort.arms.{arm}.rules", "must be a list of rules"))
+            continue
+        out[arm] = []
+        for k, rule in enumerate(raw):
+            try:
+                out[arm].append(CovariateRule.model_validate(rule))
+            except (pydantic.ValidationError, ValueError) as exc:
+                errors = (
+                    exc.errors()
+                    if isinstance(exc, pydantic.ValidationError)
+                    else [{"loc": (), "msg": str(exc)}]
+                )
+                for e in errors:
+                    path = ".".join(["cohort", "arms", arm, "rules", str(k), *map(str, e["loc"])])
+                    problems.append((path, e["msg"].removeprefix("Value error, ")))
+    if problems:
+        raise ConfigError(problems, source)
+    return out
+
+
 def patient_seed(cohort_seed: int, patient_id: str) -> int:
     """The seed of every run of one patient, in ``[0, 2**63)``."""
     seq = np.random.SeedSequence(int(cohort_seed), spawn_key=(zlib.crc32(patient_id.encode()),))
@@ -221,6 +291,7 @@ def expand_cohort(raw: dict[str, Any], source: str = "") -> CohortPlan:
         ]
         raise ConfigError(problems, source) from None
     clinics = _clinics(spec, source)
+    arm_rules = _arm_rules(spec, source)
     base = {k: copy.deepcopy(v) for k, v in raw.items() if k not in ("cohort", "sweep")}
     base["n_instances"] = 1  # one patient per run: per-patient files
     base_exp = validate_config(base, source)
@@ -233,22 +304,29 @@ def expand_cohort(raw: dict[str, Any], source: str = "") -> CohortPlan:
             table = read_patient_table(path)
         else:
             table = draw_cohort(spec.priors)
-        resolved = flatten(base_exp.resolved_dict())
-        table = apply_rules(table, spec.rules, {**resolved, **flatten(base)})
+        rule_base = _rule_base(base_exp.resolved_dict(), base)
+        table = apply_rules(table, spec.rules, rule_base)
         held_out = table.split(spec.held_out_fraction, seed)[1]
     except ValueError as exc:
         raise ConfigError([("cohort", str(exc))], source) from None
+    arm_tables = {}
+    for arm, rules in arm_rules.items():
+        try:
+            arm_tables[arm] = apply_rules(table, rules, rule_base)
+        except ValueError as exc:
+            raise ConfigError([(f"cohort.arms.{arm}", str(exc))], source) from None
     name = base_exp.config.name
     points, labels = [], []
     for arm, overrides in spec.arms.items():
-        arm_params = flatten({k: v for k, v in overrides.items() if k != "clinic"})
+        arm_params = flatten({k: v for k, v in overrides.items() if k not in ("clinic", "rules")})
+        arm_table = arm_tables.get(arm, table)
         for i, pid in enumerate(table.patient_id):
             params = {
                 "name": f"{name}-{arm}-{pid}",
                 "description": f"cohort {name}, arm {arm}, patient {pid} "
                 f"(table version {table.version})",
                 **arm_params,
-                **table.row(i),
+                **arm_table.row(i),
             }
             points.append(params)
             labels.append((arm, pid))

@@ -13,15 +13,19 @@ Covariates (categorical: metaboliser phenotypes, sex, a severity band) are
 drawn with given frequencies, and *rules* turn them into parameters: a rule
 multiplies a key path's value (the patient's own, or the experiment's when
 the table has no such column) by a factor per category, e.g. a poor
-CYP2C19 metaboliser's SSRI clearance by 0.5. Factors are the user's, with
-their source; closedloop ships none as fact.
+CYP2C19 metaboliser's SSRI clearance. Factors are the user's, with their
+source, or a documented preset (:mod:`closedloop.cohort.pgx`:
+``{preset: cyp2c19_citalopram, agent: citalopram}``), and a covariate's
+frequencies may name a preset too (``{dist: categorical, preset:
+cyp2c19_european}``).
 
 Distributions (``dist:``)
 -------------------------
 ``normal``: ``mean``, ``sd``; ``lognormal``: ``median``, ``sd_log`` (sd of
 the natural log); ``uniform``: ``low``, ``high``; each may carry ``min`` and
 ``max`` (values outside are clipped, and the generator says how many were).
-``categorical``: ``values``, ``p`` (frequencies summing to 1).
+``categorical``: ``values``, ``p`` (frequencies summing to 1), or ``preset``
+(a name in :data:`closedloop.cohort.pgx.COVARIATE_PRESETS`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import stats
 
+from closedloop.cohort.pgx import COVARIATE_PRESETS, rule_preset
 from closedloop.cohort.table import PatientTable
 
 __all__ = ["CohortPriors", "CovariateRule", "Distribution", "apply_rules", "draw_cohort"]
@@ -57,9 +62,22 @@ class Distribution(_Strict):
     max: float | None = None
     values: list[str] | None = None
     p: list[float] | None = None
+    preset: str | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> Distribution:
+        if self.preset is not None:
+            if self.dist != "categorical":
+                raise ValueError("preset: only a categorical distribution names a preset")
+            if self.preset not in COVARIATE_PRESETS:
+                raise ValueError(
+                    f"preset: unknown covariate preset {self.preset!r}; known: "
+                    + ", ".join(COVARIATE_PRESETS)
+                )
+            if self.values is not None or self.p is not None:
+                raise ValueError("preset: give either preset or values and p, not both")
+            self.values = list(COVARIATE_PRESETS[self.preset]["values"])
+            self.p = list(COVARIATE_PRESETS[self.preset]["p"])
         need = {
             "normal": ("mean", "sd"),
             "lognormal": ("median", "sd_log"),
@@ -98,12 +116,36 @@ class Distribution(_Strict):
 
 
 class CovariateRule(_Strict):
-    """Multiply ``target`` (a key path) by ``factors[category]`` of ``covariate``."""
+    """Multiply ``target`` (a key path) by ``factors[category]`` of ``covariate``.
 
-    covariate: str
-    target: str
-    factors: dict[str, float]
+    ``preset`` (a name in :data:`closedloop.cohort.pgx.RULE_PRESETS`) fills
+    ``covariate``, ``target`` (naming the drug ``agent``), ``factors`` and
+    ``reference``; a field given beside it overrides the preset's.
+    """
+
+    covariate: str | None = None
+    target: str | None = None
+    factors: dict[str, float] | None = None
     reference: str = ""
+    preset: str | None = None
+    agent: str = Field("citalopram", pattern=r"^[A-Za-z0-9_]+$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("preset") is not None:
+            filled = rule_preset(str(data["preset"]), str(data.get("agent", "citalopram")))
+            data = {**filled, **{k: v for k, v in data.items() if v is not None}}
+        return data
+
+    @model_validator(mode="after")
+    def _complete(self) -> CovariateRule:
+        missing = [k for k in ("covariate", "target", "factors") if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"a rule needs {', '.join(missing)} (or a preset)")
+        if any(not (f >= 0.0 and math.isfinite(f)) for f in self.factors.values()):
+            raise ValueError("factors: every factor must be finite and >= 0")
+        return self
 
 
 class CohortPriors(_Strict):
