@@ -102,6 +102,9 @@ def test_clinical_metrics_response_remission_and_time_symptomatic():
     np.testing.assert_array_equal(m["mood_response"], [1.0, 0.0])
     np.testing.assert_array_equal(m["mood_remission"], [1.0, 0.0])
     # Score above 7 until 3 + 27 exp(-t/tau) = 7, t = tau ln(27/4) = 1.91 days of 6.
+    # Response when 3 + 27 exp(-t/tau) <= 15: t = tau ln(27/12) = 0.81 days, to one step.
+    assert m["mood_time_to_response_days"][0] == pytest.approx(np.log(27 / 12), abs=600 / DAY_S)
+    assert np.isnan(m["mood_time_to_response_days"][1])
     symptomatic = m["mood_time_symptomatic_fraction"]
     assert symptomatic[0] == pytest.approx(np.log(27 / 4) / 6, abs=600 / 6 / DAY_S)
     assert symptomatic[1] == 1.0

@@ -39,8 +39,8 @@ Scales
 
 The metrics a psychiatrist reads (:meth:`SymptomState.metrics`): the score
 at the start and end, its change from baseline, response (at least 50 %
-reduction), remission, and the fraction of time spent symptomatic (score
-above the scale's remission cut-off).
+reduction), the time to response, remission, and the fraction of time spent
+symptomatic (score above the scale's remission cut-off).
 """
 
 from __future__ import annotations
@@ -218,6 +218,7 @@ class SymptomState(SlowProcess):
         self.symptomatic_s_ = np.zeros(n)
         self.reports_: list[tuple[float, np.ndarray]] = []
         self.last_report_ = np.full(n, np.nan)
+        self.response_s_ = np.full(n, np.nan)
 
     def advance(self, t_s: float, dt_s: float, readout: Mapping[str, np.ndarray]) -> None:
         """Relax the severity towards the drive of this step's readout; report if due."""
@@ -238,6 +239,9 @@ class SymptomState(SlowProcess):
         # Time symptomatic, the step counted by its two ends (trapezoid).
         self.symptomatic_s_ += 0.5 * dt_s * (before.astype(float) + after)
         self.time_s_ = t_s
+        # Time to response: the first step end with the score at most half its start.
+        responded = np.isnan(self.response_s_) & (self.score() <= 0.5 * self.start_score_)
+        self.response_s_[responded] = t_s
         while self.next_report_s_ <= t_s + 1e-9:
             self._report(self.next_report_s_)
             self.next_report_s_ += self.report_every_s
@@ -319,6 +323,12 @@ class SymptomState(SlowProcess):
                 (change <= -0.5).astype(float),
                 "1",
                 "1 if the score fell by at least 50 % from baseline (response)",
+            ),
+            f"{p}_time_to_response_days": (
+                self.response_s_ / 86400.0,
+                "day",
+                "slow time until the latent score first fell to half its start or less "
+                "(NaN: never; the end of the slow step it happened in)",
             ),
             f"{p}_remission": (
                 (end <= scale.remission).astype(float),
