@@ -195,6 +195,8 @@ def simulate_runs(
     # at the end of every recorded chunk on a regular grid.
     chunk_s = cfg.output.chunk_s
     observed = list(loop.observables())
+    # Parameters a slow process may have changed (none without slow processes).
+    modulated = model.modulatable if loop.slow else ()
     # Bursts asked for and the device's answers, as events/triggers, when the
     # controller triggers bursts or the device limits them.
     trigger_logs = None
@@ -278,7 +280,7 @@ def simulate_runs(
             if baseline is not None:
                 # The no-stimulation copy sees what the slow processes (a
                 # drug's effect, say) set in the model during this chunk.
-                for key in model.modulatable:
+                for key in modulated:
                     baseline.record[key] = model.record[key]
                 steps = m * loop.steps_per_sample
                 raw = baseline.advance(steps)

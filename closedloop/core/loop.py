@@ -290,6 +290,9 @@ class ClosedLoop(Loop):
             self._program = self.program()
         done = 0
         while done < n_periods:
+            # What the slow processes set at the end of the last chunk holds
+            # from this one on (once per chunk, not per period).
+            self.slow_clock.apply_pending()
             # Chunks end on every slow step: slow steps fall on the same
             # periods however the run is chunked.
             m = self.slow_clock.periods_to_boundary(self._periods, min(per_chunk, n_periods - done))
@@ -363,7 +366,6 @@ class ClosedLoop(Loop):
     # -- the periods ------------------------------------------------------------------
     def _call(self, chunk: _Chunk, m: int, k: int, program: tuple) -> None:
         """Periods ``k .. k + m - 1`` of ``chunk``, the pending command queued first."""
-        self.slow_clock.apply_pending()
         io = self._io
         if io is None or io.per_period is not chunk.per_period:  # made once per chunk
             io = self._io = PeriodIO(

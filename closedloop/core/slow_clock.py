@@ -68,7 +68,6 @@ class SlowClock:
             )
             for p in processes
         ]
-        self.control_period_s = control_period_s
         self.epoch_periods = 0
         self.gap_steps: list[int] = []
         # Whether a process steps inside the neural epochs (always without a
@@ -249,22 +248,20 @@ class SlowClock:
             # Its own step (inside an epoch), then the gap's steps on the mean
             # readout of the epoch's steps, held (the charge counted once).
             columns = self._tick(j, readout) if self.in_epoch[j] else []
-            if epoch_end:
+            if self.epochs is not None:
                 sums = self.epoch_sums[j]
                 for key, value in readout.items():
                     sums[key] = sums[key] + value if key in sums else np.array(value, float)
-                held = {key: value / (self.epoch_counts[j] + 1) for key, value in sums.items()}
+                self.epoch_counts[j] += 1
+            if epoch_end:
+                count = self.epoch_counts[j]
+                held = {key: value / count for key, value in self.epoch_sums[j].items()}
                 held["delivered_charge_uc"] = np.zeros(n)
                 first = not self.in_epoch[j]
                 for tick in range(self.gap_steps[j]):
                     columns += self._tick(j, readout if first and tick == 0 else held)
                 self.epoch_sums[j] = {}
                 self.epoch_counts[j] = 0
-            elif self.epochs is not None:
-                sums = self.epoch_sums[j]
-                for key, value in readout.items():
-                    sums[key] = sums[key] + value if key in sums else np.array(value, float)
-                self.epoch_counts[j] += 1
             for key, col in zip(self._series_names(p), zip(*columns, strict=True), strict=True):
                 out.setdefault(key, []).extend(col)
             stepped = True
