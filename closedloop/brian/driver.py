@@ -128,6 +128,24 @@ class NetworkDriver:
         ``profile`` is set.
     """
 
+    # Settings copied from the loop once (``_LOOP_SETTINGS``), declared for type checkers.
+    baseline: bool
+    brian_seed: int
+    control_period_s: float
+    dt_s: float
+    latency_steps: int
+    model: Any  # closedloop.brian.model.BrianModel
+    n: int
+    n_total: int
+    record_rates: bool
+    record_spikes: tuple[str, ...]
+    sample_s: float
+    samples_per_period: int
+    sensing: Any  # closedloop.sensing.SensingChain
+    steps_per_period: int
+    steps_per_sample: int
+    target: str
+
     def __init__(self, loop: Any) -> None:
         import brian2
         from brian2 import Network, NetworkOperation
@@ -141,7 +159,10 @@ class NetworkDriver:
         self.last_period: np.ndarray | None = None
         # The last command: what a command's missing keys keep (pulses: NaN,
         # "no change", never written by the compiled call).
-        self._command = (*device_targets(loop.device_state), np.full(loop.n, np.nan))
+        self._command: tuple[np.ndarray, ...] = (
+            *device_targets(loop.device_state),
+            np.full(loop.n, np.nan),
+        )
         self._no_trigger = self._command[3]
         self._effective = -1  # step from which a command from set_command() applies
         self.profiling_info_: list[tuple[str, float]] = []
