@@ -86,12 +86,17 @@ def test_schedule_counts_blocks_runs_and_transfer():
 # -- the experiment: latency, sham and transfer over 8 + 8 subjects ----------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """The shipped experiment at latency 1 s (its default) and 6 s."""
+    """The shipped experiment at latency 1 s (its default) and 6 s; and at 6 s
+    with each strategy held for a whole 10 s regulate block."""
     out = {}
-    for latency in (1.0, 6.0):
-        exp = load_config(EXPERIMENT, [*NO_FIGURE, f"neurofeedback.latency_s={latency}",
-                                       f"name=nf_{int(latency)}"])  # fmt: skip
-        out[latency] = load_run(run_experiment(exp, tmp_path_factory.mktemp("nf")).path)
+    for latency, hold in ((1.0, None), (6.0, None), (6.0, 10.0)):
+        sets = [*NO_FIGURE, f"neurofeedback.latency_s={latency}", f"name=nf_{int(latency)}"]
+        if hold is not None:
+            sets.append(f"neurofeedback.hold_s={hold}")
+        run = load_run(
+            run_experiment(load_config(EXPERIMENT, sets), tmp_path_factory.mktemp("nf")).path
+        )
+        out[latency if hold is None else (latency, hold)] = run
     return out
 
 
@@ -113,6 +118,17 @@ def test_learning_fails_with_long_feedback_latency(trained):
     learning_fast = _arm(trained[1.0], "nf_learning_pct", 0).mean()
     learning_slow = _arm(trained[6.0], "nf_learning_pct", 0).mean()
     assert learning_fast < -4.0 and abs(learning_slow) < abs(learning_fast) / 2
+
+
+@pytest.mark.slow
+def test_holding_a_strategy_per_block_removes_the_latency_penalty(trained):
+    # Credit assignment, not latency as such: a strategy kept for the whole
+    # block is still eligible when its feedback arrives 6 s later.
+    held = _arm(trained[(6.0, 10.0)], "nf_regulation_last_pct", 0)
+    switching = _arm(trained[6.0], "nf_regulation_last_pct", 0)
+    fast = _arm(trained[1.0], "nf_regulation_last_pct", 0)
+    assert held.mean() < switching.mean() - 6.0
+    assert abs(held.mean() - fast.mean()) < 4.0
 
 
 @pytest.mark.slow
