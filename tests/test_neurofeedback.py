@@ -1,5 +1,6 @@
-"""Neurofeedback: the subject's learning rule against its definition, and the
-published effects (latency, sham, transfer) on the fear model's experiment."""
+"""Neurofeedback: the subject's learning rule against its definition, sham and
+transfer on the fear model's experiment, invariants and the command line
+(feedback timing: tests/test_neurofeedback_timing.py)."""
 
 from pathlib import Path
 
@@ -83,21 +84,12 @@ def test_schedule_counts_blocks_runs_and_transfer():
     assert s.frame(s.total_frames).run == -1 and not s.frame(-1).regulate
 
 
-# -- the experiment: latency, sham and transfer over 8 + 8 subjects ----------------
+# -- the experiment: sham and transfer over 8 + 8 subjects -------------------------
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """The shipped experiment at latency 1 s (its default) and 6 s; and at 6 s
-    with each strategy held for a whole 10 s regulate block."""
-    out = {}
-    for latency, hold in ((1.0, None), (6.0, None), (6.0, 10.0)):
-        sets = [*NO_FIGURE, f"neurofeedback.latency_s={latency}", f"name=nf_{int(latency)}"]
-        if hold is not None:
-            sets.append(f"neurofeedback.hold_s={hold}")
-        run = load_run(
-            run_experiment(load_config(EXPERIMENT, sets), tmp_path_factory.mktemp("nf")).path
-        )
-        out[latency if hold is None else (latency, hold)] = run
-    return out
+    """The shipped experiment: 8 real-feedback and 8 yoked-sham subjects."""
+    exp = load_config(EXPERIMENT, NO_FIGURE)
+    return load_run(run_experiment(exp, tmp_path_factory.mktemp("nf")).path)
 
 
 def _arm(run, metric, sham):
@@ -105,35 +97,8 @@ def _arm(run, metric, sham):
 
 
 @pytest.mark.slow
-def test_learning_fails_with_long_feedback_latency(trained):
-    # Oblak et al. 2017: delayed feedback makes temporal credit assignment
-    # harder. With an action per 1 s frame, 6 s of latency leaves the subject
-    # near its naive (random-action) regulation; 1 s lets it learn.
-    fast = _arm(trained[1.0], "nf_regulation_last_pct", 0)
-    slow = _arm(trained[6.0], "nf_regulation_last_pct", 0)
-    assert fast.mean() < -12.0
-    assert fast.mean() < slow.mean() - 6.0
-    # per subject: most fast learners beat the slow arm's mean
-    assert np.mean(fast < slow.mean()) >= 0.75
-    learning_fast = _arm(trained[1.0], "nf_learning_pct", 0).mean()
-    learning_slow = _arm(trained[6.0], "nf_learning_pct", 0).mean()
-    assert learning_fast < -4.0 and abs(learning_slow) < abs(learning_fast) / 2
-
-
-@pytest.mark.slow
-def test_holding_a_strategy_per_block_removes_the_latency_penalty(trained):
-    # Credit assignment, not latency as such: a strategy kept for the whole
-    # block is still eligible when its feedback arrives 6 s later.
-    held = _arm(trained[(6.0, 10.0)], "nf_regulation_last_pct", 0)
-    switching = _arm(trained[6.0], "nf_regulation_last_pct", 0)
-    fast = _arm(trained[1.0], "nf_regulation_last_pct", 0)
-    assert held.mean() < switching.mean() - 6.0
-    assert abs(held.mean() - fast.mean()) < 4.0
-
-
-@pytest.mark.slow
 def test_sham_feedback_gives_no_specific_learning(trained):
-    run = trained[1.0]
+    run = trained
     real = _arm(run, "nf_regulation_last_pct", 0)
     sham = _arm(run, "nf_regulation_last_pct", 1)
     assert real.mean() < sham.mean() - 8.0
@@ -148,7 +113,7 @@ def test_sham_feedback_gives_no_specific_learning(trained):
 
 @pytest.mark.slow
 def test_learned_regulation_transfers_without_feedback(trained):
-    run = trained[1.0]
+    run = trained
     transfer = _arm(run, "nf_transfer_pct", 0)
     last = _arm(run, "nf_regulation_last_pct", 0)
     assert transfer.mean() < -10.0
@@ -160,7 +125,7 @@ def test_learned_regulation_transfers_without_feedback(trained):
 
 @pytest.mark.slow
 def test_the_events_give_the_learning_curve(trained):
-    run = trained[1.0]
+    run = trained
     ev = {k: np.asarray(run.arrays[f"events/nf_runs/{k}"]) for k in ("run", "instance",
           "regulation_pct", "baseline_mean", "regulate_mean", "feedback")}  # fmt: skip
     assert len(ev["run"]) == 16 * 7 and set(ev["feedback"][ev["run"] == 6]) == {0}

@@ -21,6 +21,7 @@
       initial_value: 0.0
       action_noise: 0.05          # execution noise SD, parameter units
       hold_s: null                # keep a chosen action this long (default one frame)
+      feedback: continuous        # or intermittent: one value per regulate block
       sham: {instances: 0, source: yoked}   # the last k instances: sham feedback
 
 See :class:`closedloop.neurofeedback.process.Neurofeedback` for the meaning of
@@ -70,6 +71,7 @@ class NeurofeedbackSection(_Strict):
     initial_value: float = 0.0
     action_noise: float = Field(0.05, ge=0, description="execution noise SD, parameter units")
     hold_s: float | None = Field(None, gt=0, description="action kept this long, s")
+    feedback: Literal["continuous", "intermittent"] = "continuous"
     sham: ShamSection = ShamSection()
 
 

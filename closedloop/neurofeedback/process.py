@@ -63,7 +63,10 @@ from closedloop.core.slow import SlowProcess
 from closedloop.neurofeedback.learner import TraceLearner
 from closedloop.neurofeedback.schedule import TrainingSchedule
 
-__all__ = ["SHAM_SOURCES", "Neurofeedback"]
+__all__ = ["FEEDBACK_MODES", "SHAM_SOURCES", "Neurofeedback"]
+
+#: How the display shows the signal: every frame, or once per regulate block.
+FEEDBACK_MODES = ("continuous", "intermittent")
 
 #: Where a sham subject's display comes from.
 SHAM_SOURCES = ("yoked", "shuffled")
@@ -120,6 +123,12 @@ class Neurofeedback(SlowProcess):
         The last this many instances get sham feedback.
     sham_source : {"yoked", "shuffled"}
         Where their display comes from.
+    feedback : {"continuous", "intermittent"}
+        ``continuous``: every regulate frame shows the frame measured
+        ``latency_s`` earlier; ``intermittent``: one value per regulate block,
+        the block's mean percent change, shown ``latency_s`` after its last
+        frame (at most ``rest_s``), the subject's eligibility as at the
+        block's end (Oblak et al. 2017 compare the two).
     """
 
     def __init__(
@@ -145,6 +154,7 @@ class Neurofeedback(SlowProcess):
         hold_s: float | None = None,
         sham_instances: int = 0,
         sham_source: str = "yoked",
+        feedback: str = "continuous",
     ) -> None:
         self.name = "nf"
         if not (math.isfinite(display_rate_hz) and display_rate_hz > 0):
@@ -159,6 +169,12 @@ class Neurofeedback(SlowProcess):
                 f"neurofeedback.sham_source must be one of {', '.join(SHAM_SOURCES)}, "
                 f"got {sham_source!r}"
             )
+        if feedback not in FEEDBACK_MODES:
+            raise ValueError(
+                f"neurofeedback.feedback must be one of {', '.join(FEEDBACK_MODES)}, "
+                f"got {feedback!r}"
+            )
+        self.feedback = feedback
         if len(effects) < 1:
             raise ValueError("neurofeedback.effects must list at least one mental action")
         if not (math.isfinite(trace_s) and trace_s > 0):
@@ -185,6 +201,12 @@ class Neurofeedback(SlowProcess):
         for key in ("blocks_per_run", "runs_per_session", "sessions"):
             if getattr(self.schedule, key) < 1:
                 raise ValueError(f"neurofeedback.{key} must be at least 1")
+        if feedback == "intermittent" and self.latency_frames > self.schedule.rest_frames:
+            raise ValueError(
+                f"neurofeedback.latency_s ({latency_s:g} s) must not exceed rest_s "
+                f"({rest_s:g} s) with intermittent feedback: a block's feedback must arrive "
+                "before the next block starts"
+            )
         if self.schedule.transfer_runs < 0:
             raise ValueError("neurofeedback.transfer_runs must be >= 0")
         self.learner = TraceLearner(
@@ -232,6 +254,10 @@ class Neurofeedback(SlowProcess):
         self.input_ = np.zeros(n)
         self.display_ = np.full(n, np.nan)
         self.measured_ = np.full(n, np.nan)
+        self.block_reg_ = np.zeros(n)  # sum of the regulate block's measurements
+        self.block_reg_count_ = 0
+        self.pending_ = np.full(n, np.nan)  # intermittent: the block's value, until shown
+        self.pending_frame_ = -1
         self.events_: list[tuple] = []
 
     def advance(self, t_s: float, dt_s: float, readout: Mapping[str, np.ndarray]) -> None:
@@ -251,9 +277,30 @@ class Neurofeedback(SlowProcess):
         self._bookkeep(t_s, fr, m)
         self.display_ = np.full(self.n_, np.nan)
         draws = np.array([rng.random(4) for rng in self.rngs_])  # choice, noise (2), sham
-        if fr.feedback and fr.regulate and f >= self.latency_frames:
-            self._feedback(f, draws[:, 3])
+        if self.feedback == "continuous":
+            if fr.feedback and fr.regulate and f >= self.latency_frames:
+                shown = self.measured_hist_[
+                    :, (f - self.latency_frames) % (self.latency_frames + 1)
+                ]
+                self._show(100.0 * (shown - self.reference_) / np.abs(self.reference_), draws[:, 3])
+        else:
+            self._intermittent(f, fr, draws[:, 3])
         self._next_action(f + 1, draws)
+
+    def _intermittent(self, f: int, fr, uniforms: np.ndarray) -> None:
+        """Collect a regulate block's frames; show their mean ``latency_s`` after its end."""
+        if fr.feedback and fr.regulate:
+            self.block_reg_ += self.measured_
+            self.block_reg_count_ += 1
+            if not self.schedule.frame(f + 1).regulate:  # the block's last frame
+                mean = self.block_reg_ / self.block_reg_count_
+                self.pending_ = 100.0 * (mean - self.reference_) / np.abs(self.reference_)
+                self.pending_frame_ = f + self.latency_frames
+                self.block_reg_[:] = 0.0
+                self.block_reg_count_ = 0
+        if f == self.pending_frame_:
+            self._show(self.pending_, uniforms)
+            self.pending_frame_ = -1
 
     def _bookkeep(self, t_s: float, fr, m: np.ndarray) -> None:
         """Baseline reference per block and regulation per run."""
@@ -280,10 +327,8 @@ class Neurofeedback(SlowProcess):
             self.run_sums_[:] = 0.0
             self.run_counts_[:] = 0.0
 
-    def _feedback(self, f: int, uniforms: np.ndarray) -> None:
-        """Show the delayed percent change and let every subject learn from it."""
-        shown = self.measured_hist_[:, (f - self.latency_frames) % (self.latency_frames + 1)]
-        own = 100.0 * (shown - self.reference_) / np.abs(self.reference_)
+    def _show(self, own: np.ndarray, uniforms: np.ndarray) -> None:
+        """Show each subject its percent change ``own`` (sham: another's) and learn from it."""
         display = own.copy()
         if self.sham_source == "yoked":
             display[self.sham_] = own[self.partner_[self.sham_]]
