@@ -144,6 +144,19 @@ def test_the_events_give_the_learning_curve(trained):
             assert ev["regulation_pct"][row][0] == pytest.approx(100 * (reg - base) / base)
 
 
+@pytest.mark.slow
+def test_time_shuffled_sham_gives_no_specific_learning(tmp_path):
+    # The other sham: each sham subject sees its own display from a random
+    # earlier frame, so the feedback has the right statistics but no contingency.
+    exp = load_config(
+        EXPERIMENT, [*NO_FIGURE, "name=shuffled", "neurofeedback.sham.source=shuffled"]
+    )
+    m = load_run(run_experiment(exp, tmp_path).path).metrics
+    real, sham = m["nf_sham"] == 0, m["nf_sham"] == 1
+    assert m["nf_regulation_last_pct"][real].mean() < m["nf_regulation_last_pct"][sham].mean() - 8
+    assert abs(m["nf_learning_pct"][sham].mean()) < abs(m["nf_learning_pct"][real].mean()) / 2
+
+
 # -- invariants and the command line ----------------------------------------------
 SHORT = [*NO_FIGURE, "duration_s=30.0", "n_instances=3", "neurofeedback.sham.instances=1",
          "neurofeedback.rest_s=2.0", "neurofeedback.regulate_s=3.0",

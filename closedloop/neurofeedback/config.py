@@ -5,7 +5,7 @@
     neurofeedback:
       parameter: theta            # model parameter the mental action adds to (modulatable)
       effects: [-0.25, 0.0, 0.25, 0.5]   # per mental action, parameter units
-      readout: feature_signal     # what the display shows (a slow-process readout)
+      readout: biomarker          # what the display shows (a slow-process readout)
       direction: down             # instructed direction: down | up
       display_rate_hz: 1.0        # display frames per s (the subject's clock)
       latency_s: 1.0              # feedback latency, s (whole frames)
@@ -22,6 +22,7 @@
       action_noise: 0.05          # execution noise SD, parameter units
       hold_s: null                # keep a chosen action this long (default one frame)
       feedback: continuous        # or intermittent: one value per regulate block
+      hemodynamic: false          # show the readout through the canonical HRF (fMRI)
       sham: {instances: 0, source: yoked}   # the last k instances: sham feedback
 
 See :class:`closedloop.neurofeedback.process.Neurofeedback` for the meaning of
@@ -55,7 +56,7 @@ class NeurofeedbackSection(_Strict):
 
     parameter: str
     effects: list[float] = Field(min_length=1, description="per action, parameter units")
-    readout: str = "feature_signal"
+    readout: str = "biomarker"
     direction: Literal["down", "up"] = "down"
     display_rate_hz: float = Field(1.0, gt=0, description="display frames per s")
     latency_s: float = Field(0.0, ge=0, description="feedback latency, s")
@@ -72,6 +73,7 @@ class NeurofeedbackSection(_Strict):
     action_noise: float = Field(0.05, ge=0, description="execution noise SD, parameter units")
     hold_s: float | None = Field(None, gt=0, description="action kept this long, s")
     feedback: Literal["continuous", "intermittent"] = "continuous"
+    hemodynamic: bool = False
     sham: ShamSection = ShamSection()
 
 

@@ -4,11 +4,13 @@
 display's clock: one step per display frame (``1 / display_rate_hz`` s). At
 the end of every frame it
 
-1. reads the frame's biomarker (the mean over the frame of a readout, e.g.
-   ``feature_signal``: the basal amygdala activity of the fear model);
+1. reads the frame's biomarker (the mean over the frame of a readout: by
+   default the sensing chain's ``biomarker``; in the fear-model experiment
+   the envelope of the cue-evoked basal amygdala response);
 2. in a regulate block of a training run, shows the value measured
    ``latency_s`` earlier as percent signal change from the preceding
-   baseline block (the usual display of fMRI neurofeedback), and the subject
+   baseline block (the usual display of fMRI neurofeedback; with
+   ``feedback="intermittent"`` one value per block instead), and the subject
    learns from it (:class:`~closedloop.neurofeedback.learner.TraceLearner`:
    softmax choice among mental actions, values from feedback shared by an
    eligibility trace);
@@ -33,6 +35,15 @@ top-down inhibitory input subtracted from their input ``I_i``, as prefrontal
 regulation of the amygdala through the intercalated and local interneurons
 would be (a reduction of a mechanism; the strategies and their effect sizes
 are choices, not measured).
+
+A hemodynamic display (``hemodynamic=True``) stands for fMRI neurofeedback:
+the displayed signal is the frames' readout convolved causally with the
+canonical double-gamma haemodynamic response (SPM's ``spm_hrf``: gamma
+densities of shape 6 and 16 with unit scale, the second weighted 1/6, over
+32 s; recalled, not checked against the SPM source), normalised to unit
+sum, so the display lags the brain by about 5 s and blurs it over several
+frames; baselines and block values are taken on the displayed signal, while
+the run regulation metrics stay on the neural readout itself.
 
 Sham feedback, the control arm of the field (Sitaram et al. 2017): the last
 ``sham_instances`` instances see not their own signal but either a yoked
@@ -63,7 +74,7 @@ from closedloop.core.slow import SlowProcess
 from closedloop.neurofeedback.learner import TraceLearner
 from closedloop.neurofeedback.schedule import TrainingSchedule
 
-__all__ = ["FEEDBACK_MODES", "SHAM_SOURCES", "Neurofeedback"]
+__all__ = ["FEEDBACK_MODES", "SHAM_SOURCES", "Neurofeedback", "hrf_weights"]
 
 #: How the display shows the signal: every frame, or once per regulate block.
 FEEDBACK_MODES = ("continuous", "intermittent")
@@ -71,6 +82,18 @@ FEEDBACK_MODES = ("continuous", "intermittent")
 #: Where a sham subject's display comes from.
 SHAM_SOURCES = ("yoked", "shuffled")
 _HISTORY = 512  # frames of a subject's own display kept for shuffled sham
+
+
+def hrf_weights(frame_s: float, length_s: float = 32.0) -> np.ndarray:
+    """Canonical double-gamma haemodynamic response sampled per frame, unit sum.
+
+    ``h(t) = g(t; 6) - g(t; 16) / 6`` with ``g(t; k) = t^(k-1) exp(-t) / (k-1)!``
+    (t in s; SPM's canonical response, recalled), at ``t = 0, frame_s, ...``
+    up to ``length_s``; weight ``[k]`` applies to the frame ``k`` frames ago.
+    """
+    t = np.arange(0.0, length_s + 1e-9, frame_s)
+    h = t**5 * np.exp(-t) / math.factorial(5) - t**15 * np.exp(-t) / math.factorial(15) / 6.0
+    return h / h.sum()
 
 
 def _whole(value_s: float, frame_s: float, key: str, minimum: int = 0) -> int:
@@ -136,7 +159,7 @@ class Neurofeedback(SlowProcess):
         parameter: str,
         base: float | Sequence[float] | np.ndarray,
         effects: Sequence[float],
-        readout: str = "feature_signal",
+        readout: str = "biomarker",
         direction: str = "down",
         display_rate_hz: float = 1.0,
         latency_s: float = 0.0,
@@ -155,6 +178,7 @@ class Neurofeedback(SlowProcess):
         sham_instances: int = 0,
         sham_source: str = "yoked",
         feedback: str = "continuous",
+        hemodynamic: bool = False,
     ) -> None:
         self.name = "nf"
         if not (math.isfinite(display_rate_hz) and display_rate_hz > 0):
@@ -175,6 +199,7 @@ class Neurofeedback(SlowProcess):
                 f"got {feedback!r}"
             )
         self.feedback = feedback
+        self.hemodynamic = bool(hemodynamic)
         if len(effects) < 1:
             raise ValueError("neurofeedback.effects must list at least one mental action")
         if not (math.isfinite(trace_s) and trace_s > 0):
@@ -242,6 +267,8 @@ class Neurofeedback(SlowProcess):
         self.sham_ = np.arange(n) >= n - k
         self.partner_ = np.where(self.sham_, np.arange(n) % max(n - k, 1), np.arange(n))
         self.measured_hist_ = np.full((n, self.latency_frames + 1), np.nan)
+        self.hrf_ = hrf_weights(self.period_s) if self.hemodynamic else np.ones(1)
+        self.raw_hist_ = np.full((n, self.hrf_.size), np.nan)  # newest first
         self.own_hist_ = np.full((n, _HISTORY), np.nan)
         self.own_count_ = 0
         self.reference_ = np.full(n, np.nan)
@@ -273,8 +300,15 @@ class Neurofeedback(SlowProcess):
         fr = self.schedule.frame(f)
         m = np.asarray(readout[self.readout], dtype=float)
         self.measured_ = m.copy()
-        self.measured_hist_[:, f % (self.latency_frames + 1)] = m
-        self._bookkeep(t_s, fr, m)
+        # What the display is built from: the readout, or its haemodynamic
+        # response (history padded with the first frame, as if at rest before).
+        self.raw_hist_ = np.roll(self.raw_hist_, 1, axis=1)
+        self.raw_hist_[:, 0] = m
+        if f == 0:
+            self.raw_hist_[:, 1:] = m[:, None]
+        signal = self.raw_hist_ @ self.hrf_
+        self.measured_hist_[:, f % (self.latency_frames + 1)] = signal
+        self._bookkeep(t_s, fr, m, signal)
         self.display_ = np.full(self.n_, np.nan)
         draws = np.array([rng.random(4) for rng in self.rngs_])  # choice, noise (2), sham
         if self.feedback == "continuous":
@@ -290,7 +324,7 @@ class Neurofeedback(SlowProcess):
     def _intermittent(self, f: int, fr, uniforms: np.ndarray) -> None:
         """Collect a regulate block's frames; show their mean ``latency_s`` after its end."""
         if fr.feedback and fr.regulate:
-            self.block_reg_ += self.measured_
+            self.block_reg_ += self.measured_hist_[:, f % (self.latency_frames + 1)]
             self.block_reg_count_ += 1
             if not self.schedule.frame(f + 1).regulate:  # the block's last frame
                 mean = self.block_reg_ / self.block_reg_count_
@@ -302,8 +336,9 @@ class Neurofeedback(SlowProcess):
             self._show(self.pending_, uniforms)
             self.pending_frame_ = -1
 
-    def _bookkeep(self, t_s: float, fr, m: np.ndarray) -> None:
-        """Baseline reference per block and regulation per run."""
+    def _bookkeep(self, t_s: float, fr, m: np.ndarray, signal: np.ndarray) -> None:
+        """Baseline reference (of the displayed ``signal``) per block; regulation (of
+        the readout ``m``) per run."""
         if fr.run < 0:
             return
         if fr.block_start:
@@ -311,7 +346,7 @@ class Neurofeedback(SlowProcess):
             self.block_sum_[:] = 0.0
             self.block_count_ = 0
         if not fr.regulate:
-            self.block_sum_ += m
+            self.block_sum_ += signal
             self.block_count_ += 1
         self.run_sums_[:, int(fr.regulate)] += m
         self.run_counts_[int(fr.regulate)] += 1
