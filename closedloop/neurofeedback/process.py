@@ -89,7 +89,19 @@ def hrf_weights(frame_s: float, length_s: float = 32.0) -> np.ndarray:
 
     ``h(t) = g(t; 6) - g(t; 16) / 6`` with ``g(t; k) = t^(k-1) exp(-t) / (k-1)!``
     (t in s; SPM's canonical response, recalled), at ``t = 0, frame_s, ...``
-    up to ``length_s``; weight ``[k]`` applies to the frame ``k`` frames ago.
+    up to ``length_s``.
+
+    Parameters
+    ----------
+    frame_s : float
+        Display frame, s.
+    length_s : float
+        Support of the response, s.
+
+    Returns
+    -------
+    ndarray
+        Weight ``[k]`` of the frame ``k`` frames ago (sums to 1).
     """
     t = np.arange(0.0, length_s + 1e-9, frame_s)
     h = t**5 * np.exp(-t) / math.factorial(5) - t**15 * np.exp(-t) / math.factorial(15) / 6.0

@@ -1,5 +1,6 @@
-"""Neurofeedback through a haemodynamic display (fMRI): the response function
-against its definition, and what the blur does to learning."""
+"""Neurofeedback: what the display shows and asks. The haemodynamic display
+(fMRI): the response function against its definition and what the blur does
+to learning; the instructed direction (up-regulation)."""
 
 from pathlib import Path
 
@@ -42,3 +43,16 @@ def test_the_haemodynamic_blur_defeats_a_subject_who_switches_every_frame(tmp_pa
     assert switching.mean() > -8.0
     assert held.mean() < -10.0
     assert held.mean() < switching.mean() - 5.0
+
+
+@pytest.mark.slow
+def test_an_up_regulating_subject_learns_the_opposite_strategy(tmp_path):
+    # direction: up rewards a rise: the subject comes to prefer action 0, the
+    # one that lowers theta (-0.25, about +8 % on the biomarker: the only one
+    # that raises it), and its regulation moves up from the random-policy level.
+    sets = [*REAL_ONLY, "name=up", "neurofeedback.direction=up"]
+    run = load_run(run_experiment(load_config(EXPERIMENT, sets), tmp_path).path)
+    assert run.metrics["nf_regulation_last_pct"].mean() > 0.0
+    assert run.metrics["nf_learning_pct"].mean() > 4.0
+    p_final = np.stack([run.timeseries[f"nf_p_action{k}"][:, -1] for k in range(4)])
+    assert np.mean(np.argmax(p_final, axis=0) == 0) >= 0.75
