@@ -78,7 +78,7 @@ def plot_regulation_trace(ax: Any, run: Any, instance: int, label: str = "(i)") 
         drawn.add(with_fb)
     ax.set_xlabel("time (s)")
     units = run.timeseries_attrs.get("nf_measured", {}).get("units", "")
-    ax.set_ylabel(f"displayed readout ({units})")
+    ax.set_ylabel(f"readout ({units})")
     ax.legend(loc="upper right", fontsize=7)
 
 
