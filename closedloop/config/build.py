@@ -37,6 +37,7 @@ from closedloop.device import Device
 from closedloop.drift import Drift
 from closedloop.drugs.config import drug_layer
 from closedloop.io import RECORDERS
+from closedloop.neurofeedback.config import neurofeedback_process
 from closedloop.registry import resolve_controller, resolve_model
 from closedloop.sensing.chain import SensingChain
 from closedloop.sweep.spec import check_sweep_block
@@ -250,6 +251,12 @@ def slow_processes(
             processes.append(Drift(cfg.drift.terms, base, cfg.drift.period_s))
         except ValueError as exc:
             problems.append(("drift", str(exc)))
+    if cfg.neurofeedback is not None:
+        subject = neurofeedback_process(
+            cfg.neurofeedback, model, cfg.n_instances, loop_readouts(cfg, model), problems
+        )
+        if subject is not None:
+            processes.append(subject)
     if cfg.drugs is not None:
         layer = drug_layer(cfg.drugs, model, cfg.n_instances, problems)
         if layer is not None:

@@ -42,6 +42,9 @@ Schema (defaults in brackets)::
                 time (closedloop.core.slow.EpochSchedule); duration_s is then slow time
     drugs:      {period_s, agents: {name: {preset, pk, pd, schedule, route, limits,
                 modulates}}}  [none]  the drug layer, see closedloop.drugs.config
+    neurofeedback: {parameter, effects, readout, display_rate_hz, latency_s, ...,
+                sham: {instances, source}}  [none]  a simulated subject learning to
+                regulate a biomarker, see closedloop.neurofeedback.config
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from closedloop.drift import DriftTerm
 from closedloop.drugs.config import DrugsSection
+from closedloop.neurofeedback.config import NeurofeedbackSection
 
 __all__ = [
     "ConfigError",
@@ -222,6 +226,7 @@ class ExperimentConfig(_Section):
     fear_expression: FearExpressionSection | None = None
     slow: SlowSection | None = None
     drugs: DrugsSection | None = None
+    neurofeedback: NeurofeedbackSection | None = None
 
     @pydantic.field_validator("name")
     @classmethod

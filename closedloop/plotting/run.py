@@ -28,6 +28,11 @@ from matplotlib.figure import Figure
 
 from closedloop.analysis.bursts import detect_bursts
 from closedloop.io import RunData, load_run
+from closedloop.plotting.neurofeedback import (
+    has_neurofeedback,
+    plot_learning_curve,
+    plot_regulation_trace,
+)
 from closedloop.plotting.slow import plot_symptoms, symptom_names
 
 __all__ = ["format_info", "plot_run"]
@@ -426,7 +431,9 @@ def plot_run(
     adaptation) on a twin axis, and its doses (given and refused) against
     slow time; and, with a symptom state, its latent score and self-reports
     against days with the triggers delivered per day
-    (:mod:`closedloop.plotting.slow`). A panel whose data is missing says so
+    (:mod:`closedloop.plotting.slow`); and, with a neurofeedback subject,
+    (n1) its learning curve per arm and (n2) its displayed readout per frame
+    (:mod:`closedloop.plotting.neurofeedback`). A panel whose data is missing says so
     instead of failing.
 
     Parameters
@@ -456,7 +463,8 @@ def plot_run(
 
     drugs = bool(_drug_names(run))
     symptoms = bool(symptom_names(run))
-    rows = 4 + int(drugs) + int(symptoms)
+    nf = has_neurofeedback(run)
+    rows = 4 + int(drugs) + int(symptoms) + int(nf)
     fig = Figure(figsize=(10, 11 + 2.5 * (rows - 4)), layout="constrained")
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(rows, 2)
@@ -470,9 +478,16 @@ def plot_run(
         _plot_drugs(ax_drug, run, instance)
         ax_drug.grid(True, alpha=0.25)
     if symptoms:
-        ax_sym = fig.add_subplot(grid[rows - 1, :])
+        ax_sym = fig.add_subplot(grid[4 + int(drugs), :])
         plot_symptoms(ax_sym, run, instance, "(g)" if drugs else "(f)")
         ax_sym.grid(True, alpha=0.25)
+    if nf:
+        row = 4 + int(drugs) + int(symptoms)
+        ax_curve, ax_trace = fig.add_subplot(grid[row, 0]), fig.add_subplot(grid[row, 1])
+        plot_learning_curve(ax_curve, run, "(n1)")
+        plot_regulation_trace(ax_trace, run, instance, "(n2)")
+        for ax in (ax_curve, ax_trace):
+            ax.grid(True, alpha=0.25)
 
     _plot_lfp(ax_lfp, run, instance)
     _plot_biomarker(ax_bio, run, instance)
