@@ -15,6 +15,7 @@ from closedloop.controllers.medication_aware import MedicationAware
 from closedloop.controllers.on_off import OnOff
 from closedloop.controllers.open_loop import OpenLoop
 from closedloop.controllers.phase_locked import PhaseLocked
+from closedloop.controllers.physio_gated import PhysioGated
 from closedloop.controllers.pid import PID
 from closedloop.controllers.responsive import Responsive
 from closedloop.controllers.symptom_triggered import SymptomTriggered
@@ -30,6 +31,7 @@ __all__ = [
     "OnOff",
     "OpenLoop",
     "PhaseLocked",
+    "PhysioGated",
     "Responsive",
     "StateKick",
     "SymptomTriggered",
@@ -49,5 +51,6 @@ BUILTIN_CONTROLLERS: dict[str, type[Controller]] = {
         MedicationAware,
         DoseAndStimulate,
         SymptomTriggered,
+        PhysioGated,
     )
 }

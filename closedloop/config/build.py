@@ -37,6 +37,7 @@ from closedloop.device import Device
 from closedloop.drift import Drift
 from closedloop.drugs.config import drug_layer
 from closedloop.io import RECORDERS
+from closedloop.physiology.config import physiology_clock
 from closedloop.registry import resolve_controller, resolve_model
 from closedloop.sensing.chain import SensingChain
 from closedloop.sweep.spec import check_sweep_block
@@ -80,6 +81,8 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         problems.append(("slow", "slow processes run only with Numba models for now"))
     if brian and cfg.drugs is not None:
         problems.append(("drugs", "the drug layer runs only with Numba models for now"))
+    if brian and cfg.physiology is not None:
+        problems.append(("physiology", "physiological clocks run only with Numba models for now"))
     if not brian:
         if cfg.brian is not None:
             problems.append(("brian", "this section is only for Brian2 models"))
@@ -232,6 +235,13 @@ def slow_processes(
             )
         else:
             processes.append(FearExpression(cfg.fear_expression.period_s))
+    if cfg.physiology is not None and model is not None:
+        if cfg.slow is not None:
+            problems.append(("physiology", "physiological clocks run without an epoch schedule"))
+        else:
+            clock = physiology_clock(cfg.physiology, model, cfg.control.period_s, problems)
+            if clock is not None:
+                processes.append(clock)
     if cfg.drift is not None and model is not None:
         base = {}
         for k, term in enumerate(cfg.drift.terms):

@@ -354,6 +354,7 @@ class ClosedLoop(Loop):
             out[name] = rows[:, FIRST_FEATURE_ROW + f].copy()
         if self.slow_clock.processes:
             out.update({k: v.copy() for k, v in self.slow_clock.features().items()})
+            out.update(self.slow_clock.live_features(self.slow_time_s))
         return out
 
     def totals(self) -> dict[str, np.ndarray]:
@@ -418,6 +419,7 @@ class ClosedLoop(Loop):
         slow_keys = self.slow_clock.command_keys
         # Chunks end on slow steps: the slow values are constant within one.
         slow_features = self.slow_clock.features() if self.slow_clock.processes else {}
+        live = self.slow_clock.live_features if self.slow_clock.live else None
         source_row = trigger_source(controller, self.sensing.features)[1]
         for k in range(m):
             self._call(chunk, 1, k, program)
@@ -426,6 +428,8 @@ class ClosedLoop(Loop):
                 features[name] = values[:, k]
             if slow_features:
                 features.update(slow_features)
+            if live is not None:  # values that change every period (a respiratory phase)
+                features.update(live(self._step * dt + self.slow_clock.offset_s))
             out = controller.update(self._step * dt, features)
             self._command = self._checked_command(out, self._command)
             if slow_keys:
