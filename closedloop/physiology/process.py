@@ -10,8 +10,8 @@ control period, and it gives them to the loop two ways:
   ``resp_phase`` (cycles), ``resp_expiring`` (1 in expiration),
   ``resp_time_in_phase_s``, ``cardiac_phase`` (time since the last R-peak
   over the last RR interval, cycles), ``cardiac_time_since_r_s``,
-  ``rr_ms`` (the last RR interval), ``vagal_tone`` and ``ne_level``; all
-  are seen ``sensor_delay_s`` late (the breath or R-peak detector's
+  ``rr_ms`` (the last RR interval), and ``vagal_tone`` and ``ne_level``
+  (held from the last step); the first six are seen ``sensor_delay_s`` late (the breath or R-peak detector's
   delay). They are also recorded at the process's step as series;
 - as **trigger sources**: every breath onset (``events/physio_breaths``),
   R-peak (``events/physio_r_peaks``) and stimulation burst with the
@@ -84,7 +84,10 @@ from closedloop.core.slow import SlowProcess
 from closedloop.physiology.cardiac import CardiacParams, Heart, children, hrv_metrics
 from closedloop.physiology.respiration import BreathTable, RespirationParams
 
-__all__ = ["PhysiologyClock", "VagalParams"]
+__all__ = ["BURST_GAP_S", "PhysiologyClock", "VagalParams"]
+
+#: Pulses separated by less than this belong to one burst, s.
+BURST_GAP_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -169,14 +172,17 @@ class PhysiologyClock(SlowProcess):
         self.observe_cursor_ = self.breaths_.cursor()
         self.feature_cursor_ = self.breaths_.cursor()
         self.pending_ = [np.zeros(n) for _ in range(self.latency_steps)]
-        # The last three R-peaks (oldest first): features at a time the heart has passed.
-        self.peaks_ = np.full((n, 3), math.nan)
+        # The last four R-peaks (oldest first): features at a time the heart has passed.
+        self.peaks_ = np.full((n, 4), math.nan)
+        # The vagal tone of the last grid steps: its value at the loop's time.
+        self.tone_ = [np.zeros(n)]
+        self.held_ = {"vagal_tone": np.zeros(n), "ne_level": np.zeros(n)}
         self.r_peaks_: list[tuple[np.ndarray, np.ndarray]] = []
         self.sham_r_: list[tuple[np.ndarray, np.ndarray]] = []
         self.ne_ = np.zeros(n)
         self.observed_ = 0
         self.last_count_ = np.zeros(n)
-        self.was_on_ = np.zeros(n, dtype=bool)
+        self.last_pulse_s_ = np.full(n, -math.inf)
         self.pulses_ = np.zeros(n)
         self.pulses_exp_ = np.zeros(n)
         self.ne_sum_ = np.zeros(n)
@@ -198,13 +204,12 @@ class PhysiologyClock(SlowProcess):
         r = self.heart_.advance(phase, vagal_uc)
         fired = ~np.isnan(r)
         if fired.any():
-            self.peaks_[fired] = np.column_stack(
-                [self.peaks_[fired, 1], self.peaks_[fired, 2], r[fired]]
-            )
+            self.peaks_[fired] = np.column_stack([self.peaks_[fired, 1:], r[fired]])
             inst = np.nonzero(fired)[0]
             self.r_peaks_.append((inst, r[fired]))
             rr = self.heart_.last_rr_s[fired] * 1e3
             self.events_["r_peaks"].append({"time_s": r[fired], "instance": inst, "rr_ms": rr})
+        self.tone_ = [*self.tone_[-self.latency_steps - 1 :], self.heart_.v.copy()]
         s = self.sham_.advance(phase, np.zeros(self.n_))
         if (~np.isnan(s)).any():
             inst = np.nonzero(~np.isnan(s))[0]
@@ -218,7 +223,8 @@ class PhysiologyClock(SlowProcess):
         for k in range(count.shape[1]):
             t = (self.observed_ + k) * period_s
             resp = self.breaths_.state(t, self.observe_cursor_)
-            pulses = np.maximum(count[:, k] - self.last_count_, 0.0)
+            # Pulses at zero amplitude deliver nothing (the device's idle train).
+            pulses = np.maximum(count[:, k] - self.last_count_, 0.0) * (charge[:, k] > 0)
             self.last_count_ = count[:, k].copy()
             on = pulses > 0
             expiring = resp["expiring"] > 0.5
@@ -228,7 +234,9 @@ class PhysiologyClock(SlowProcess):
             self.ne_sum_ += self.ne_
             self.pulses_ += pulses
             self.pulses_exp_ += pulses * expiring
-            start = on & ~self.was_on_
+            # A burst: pulses after at least BURST_GAP_S without any.
+            start = on & (t - self.last_pulse_s_ >= BURST_GAP_S - 1e-9)
+            self.last_pulse_s_ = np.where(on, t, self.last_pulse_s_)
             if start.any():
                 inst = np.nonzero(start)[0]
                 self.events_["bursts"].append(
@@ -242,7 +250,6 @@ class PhysiologyClock(SlowProcess):
                 )
                 for i in inst:
                     self.onset_delays_[i].append(float(resp["time_in_phase_s"][i]) * 1e3)
-            self.was_on_ = on
             self.pending_.append(gated)
             self._beat(self.pending_.pop(0))
         self.observed_ += count.shape[1]
@@ -255,17 +262,28 @@ class PhysiologyClock(SlowProcess):
             )
 
     def advance(self, t_s: float, dt_s: float, readout: Mapping[str, np.ndarray]) -> None:
-        """Nothing to integrate at the step (:meth:`observe` did it): record the values."""
+        """Nothing to integrate at the step (:meth:`observe` did it): record the values.
+
+        The vagal tone and the noradrenergic trace are held from one step to
+        the next (the loop's time is the step's end here; the heart is
+        ``vagal_latency_s`` ahead).
+        """
+        self.held_ = {
+            "vagal_tone": self.tone_[-self.latency_steps - 1].copy(),
+            "ne_level": self.ne_.copy(),
+        }
         self.latest_ = self.live_features(t_s)
 
     def live_features(self, t_s: float) -> dict[str, np.ndarray]:
         """What a controller reads at ``t_s`` (s), ``sensor_delay_s`` late (module notes)."""
         t = max(t_s - self.sensor_delay_s, 0.0)
         resp = self.breaths_.state(t, self.feature_cursor_)
+        # The heart runs ahead of the loop: the last beats at or before t.
         p = self.peaks_
-        ahead = p[:, 2] > t  # the heart runs ahead of the loop: at most one beat
-        last = np.where(ahead, p[:, 1], p[:, 2])
-        prev = np.where(ahead, p[:, 0], p[:, 1])
+        idx = np.count_nonzero(~(p > t), axis=1) - 1  # NaNs (no beat yet) are leftmost
+        rows = np.arange(self.n_)
+        last = np.where(idx >= 0, p[rows, idx], math.nan)
+        prev = np.where(idx >= 1, p[rows, idx - 1], math.nan)
         rr = last - prev
         since = t - last
         return {
@@ -275,8 +293,7 @@ class PhysiologyClock(SlowProcess):
             "cardiac_phase": since / rr,
             "cardiac_time_since_r_s": since,
             "rr_ms": rr * 1e3,
-            "vagal_tone": self.heart_.v.copy(),
-            "ne_level": self.ne_.copy(),
+            **{k: v.copy() for k, v in self.held_.items()},
         }
 
     def modulation(self) -> dict[str, np.ndarray]:

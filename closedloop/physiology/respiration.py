@@ -134,7 +134,8 @@ class BreathTable:
         fractions = np.clip(p.insp_fraction * (1.0 + p.insp_fraction_cv * eps_f), 0.2, 0.7)
         start = self.ends[:, -1:] if self.ends.shape[1] else np.zeros((n, 1))
         ends = start + np.cumsum(periods, axis=1)
-        self.onsets = np.concatenate([self.onsets, ends - periods], axis=1)
+        onsets = np.concatenate([start, ends[:, :-1]], axis=1)  # breaths tile time exactly
+        self.onsets = np.concatenate([self.onsets, onsets], axis=1)
         self.ends = np.concatenate([self.ends, ends], axis=1)
         self.fractions = np.concatenate([self.fractions, fractions], axis=1)
 
