@@ -11,8 +11,9 @@ control period, and it gives them to the loop two ways:
   ``resp_time_in_phase_s``, ``cardiac_phase`` (time since the last R-peak
   over the last RR interval, cycles), ``cardiac_time_since_r_s``,
   ``rr_ms`` (the last RR interval), and ``vagal_tone`` and ``ne_level``
-  (held from the last step); the first six are seen ``sensor_delay_s`` late (the breath or R-peak detector's
-  delay). They are also recorded at the process's step as series;
+  (held from the last step); the first six are seen ``sensor_delay_s``
+  late (the breath or R-peak detector's delay). They are also recorded
+  at the process's step as series;
 - as **trigger sources**: every breath onset (``events/physio_breaths``),
   R-peak (``events/physio_r_peaks``) and stimulation burst with the
   respiratory phase it began in (``events/physio_bursts``).
