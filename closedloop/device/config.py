@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 from closedloop.device.layout import (
     DEVICE_STATE,
+    MODALITIES,
     N_PARAMS,
     P_AMP_MAX,
     P_DAY_S,
@@ -23,6 +25,7 @@ from closedloop.device.layout import (
     P_MAX_ON_DAY,
     P_MAX_Q_DAY,
     P_MAX_TRIG,
+    P_MODALITY,
     P_PW_MAX,
     P_PW_MIN,
     P_QMAX,
@@ -32,11 +35,18 @@ from closedloop.device.layout import (
     S_P_PW,
     S_P_START,
     S_REMAIN,
+    S_TGT_AMP,
     S_TGT_PW,
     DeviceState,
 )
+from closedloop.device.tes import TESSettings
+from closedloop.device.tms import TMSSettings
+from closedloop.device.vns import VNSSettings
 
-__all__ = ["Device"]
+__all__ = ["MODALITY_BLOCKS", "Device", "TESSettings", "TMSSettings", "VNSSettings"]
+
+#: The blocks of the modalities other than DBS, by ``device.modality``.
+MODALITY_BLOCKS = {"tms": TMSSettings, "tes": TESSettings, "vns": VNSSettings}
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,15 @@ class Device:
         Cathodic charge per day, uC (``inf`` for no cap).
     max_on_time_s_per_day : float
         Stimulation on-time per day, s (``inf`` for no cap).
+    modality : {"dbs", "tms", "tes", "vns"}
+        What the device is. ``dbs`` (the default) uses the fields above;
+        the others read their own block (the fields above keep only the
+        trigger lock-out, the day length and the daily trigger cap; VNS also
+        Shannon's k and the charge-density ceiling).
+    tms, tes, vns : TMSSettings, TESSettings, VNSSettings or None
+        The block of each modality (its defaults when left out):
+        :mod:`closedloop.device.tms`, :mod:`~closedloop.device.tes`,
+        :mod:`~closedloop.device.vns`.
     """
 
     amplitude_max_ma: float = 5.0
@@ -93,8 +112,25 @@ class Device:
     max_triggers_per_day: float = math.inf
     max_charge_uc_per_day: float = math.inf
     max_on_time_s_per_day: float = math.inf
+    modality: str = "dbs"
+    tms: TMSSettings | None = None
+    tes: TESSettings | None = None
+    vns: VNSSettings | None = None
 
     def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(
+                f"device.modality must be one of {tuple(MODALITIES)}, got {self.modality!r}"
+            )
+        for name, cls in MODALITY_BLOCKS.items():
+            block = getattr(self, name)
+            if block is not None and name != self.modality:
+                raise ValueError(
+                    f"device.{name} is set but device.modality is {self.modality!r}: "
+                    f"set device.modality: {name}, or remove the block"
+                )
+            if block is None and name == self.modality:
+                object.__setattr__(self, name, cls())
         positive = (
             "amplitude_max_ma",
             "frequency_min_hz",
@@ -175,13 +211,31 @@ class Device:
             * (2.0 * pulse_width_us * 1e-6 * frequency_hz * duration_s)
         )
 
-    def to_dict(self) -> dict[str, float]:
-        """Return the configuration as a plain dict."""
-        return asdict(self)
+    @property
+    def block(self) -> TMSSettings | TESSettings | VNSSettings | None:
+        """The active modality's block (None for DBS)."""
+        return getattr(self, self.modality, None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the configuration as a plain dict (the modality keys only when not DBS)."""
+        out = asdict(self)
+        for name in MODALITY_BLOCKS:
+            if out[name] is None:
+                del out[name]
+        if self.modality == "dbs":
+            del out["modality"]
+        return out
+
+    @property
+    def vns_charge_limit_uc(self) -> float:
+        """Largest charge per phase of the VNS electrode, uC (Shannon and the density ceiling)."""
+        area = self.vns.electrode_area_cm2
+        shannon = math.sqrt(10.0**self.shannon_k * area)
+        return min(shannon, self.max_charge_density_uc_per_cm2 * area)
 
     def param_array(self, n: int) -> np.ndarray:
-        """Per-instance parameter array for the kernels, shape ``(n, 13)``."""
-        row = np.empty(N_PARAMS)
+        """Per-instance parameter array for the kernels, shape ``(n, N_PARAMS)``."""
+        row = np.zeros(N_PARAMS)
         row[P_AMP_MAX] = self.amplitude_max_ma
         row[P_F_MIN] = self.frequency_min_hz
         row[P_F_MAX] = self.frequency_max_hz
@@ -195,6 +249,12 @@ class Device:
         row[P_MAX_TRIG] = self.max_triggers_per_day
         row[P_MAX_Q_DAY] = self.max_charge_uc_per_day
         row[P_MAX_ON_DAY] = self.max_on_time_s_per_day
+        row[P_MODALITY] = MODALITIES[self.modality]
+        if self.modality == "vns":
+            self.vns.fill_params(row, self.vns_charge_limit_uc)
+        elif self.block is not None:
+            row[P_MAX_Q_DAY] = row[P_MAX_ON_DAY] = math.inf  # DBS caps: not these modalities'
+            self.block.fill_params(row)
         return np.tile(row, (n, 1))
 
     def kernel_state(self, n: int, queue_len: int) -> DeviceState:
@@ -221,9 +281,22 @@ class Device:
         state = np.zeros((n, len(DEVICE_STATE)))
         freq = min(max(self.initial_frequency_hz, self.frequency_min_hz), self.frequency_max_hz)
         pw = min(max(self.initial_pulse_width_us, self.pulse_width_min_us), self.pulse_width_max_us)
+        if self.modality == "vns":
+            v = self.vns
+            freq = min(max(v.initial_frequency_hz, v.frequency_min_hz), v.frequency_max_hz)
+            pw = min(max(v.initial_pulse_width_us, v.pulse_width_min_us), v.pulse_width_max_us)
+        elif self.modality == "tms":
+            freq = min(max(10.0, self.tms.frequency_min_hz), self.tms.frequency_max_hz)
+            pw = 0.0
+        elif self.modality == "tes":
+            freq = 0.0  # direct current until told otherwise
+            pw = 0.0
         state[:, S_FREQ] = freq
         state[:, S_TGT_PW] = pw
         state[:, S_P_PW] = pw * 1e-6
         state[:, S_P_START] = -1.0  # no pulse in progress
         state[:, S_REMAIN] = math.inf  # continuous stimulation until told otherwise
+        if self.modality == "tms":
+            state[:, S_REMAIN] = 0.0  # a TMS stimulator waits for pulses: k or inf
+            state[:, S_TGT_AMP] = 0.0
         return state

@@ -97,6 +97,7 @@ from closedloop.device.layout import (
     P_MAX_ON_DAY,
     P_MAX_Q_DAY,
     P_MAX_TRIG,
+    P_MODALITY,
     P_PW_MAX,
     P_PW_MIN,
     P_QMAX,
@@ -131,7 +132,13 @@ from closedloop.device.layout import (
     S_TON,
     S_TRIG_TODAY,
     S_WITHHELD,
+    TES,
+    TMS,
+    VNS,
 )
+from closedloop.device.tes import tes_fill
+from closedloop.device.tms import tms_fill
+from closedloop.device.vns import PV_OFF_S, PV_ON_S
 
 __all__ = [
     "apply_command",
@@ -296,6 +303,17 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
     """
     ds = device.state
     dp = device.params
+    # The modalities with their own waveform; VNS is DBS's pulse train with a duty cycle.
+    mode = dp[i, P_MODALITY]
+    if mode == TMS:
+        tms_fill(i, n_steps, step0, dt, device, drive, net)
+        return
+    if mode == TES:
+        tes_fill(i, n_steps, step0, dt, device, drive, net)
+        return
+    duty = mode == VNS and dp[i, PV_OFF_S] > 0.0
+    duty_on = dp[i, PV_ON_S]
+    duty_cycle = dp[i, PV_ON_S] + dp[i, PV_OFF_S]
     q_eff = device.queue_step
     q_cmd = device.queue_command
     q_len = q_eff.shape[1]
@@ -389,6 +407,9 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
             p_start = next_pulse
             p_pw = ds[i, S_TGT_PW] * 1e-6
             p_amp = amp if remaining > 0.0 else 0.0
+            if duty and remaining == math.inf:  # VNS: continuous pulses in the on-phase only
+                if p_start - math.floor(p_start / duty_cycle) * duty_cycle >= duty_on:
+                    p_amp = 0.0
             if p_amp > 0.0:
                 # Never exceed the charge limit, even mid-ramp after a width change.
                 p_pw = min(p_pw, q_max / amp * 1e-3)  # uC / mA = ms
@@ -412,6 +433,8 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
         stimulating = amp > 0.0 and (
             (remaining > 0.0 and not capped) or q_cath > 0.0 or q_anod > 0.0
         )
+        if duty and stimulating and remaining == math.inf and q_cath == 0.0 and q_anod == 0.0:
+            stimulating = t0 - math.floor(t0 / duty_cycle) * duty_cycle < duty_on
         if stimulating:
             time_on += dt
             on_today += dt

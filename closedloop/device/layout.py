@@ -17,6 +17,14 @@ __all__ = [
     "CMD_FREQ",
     "CMD_PULSES",
     "CMD_PW",
+    "DBS",
+    "MODALITIES",
+    "N_MODE_PARAMS",
+    "P_MODALITY",
+    "P_MODE_FIRST",
+    "TES",
+    "TMS",
+    "VNS",
     "DEVICE_STATE",
     "DeviceState",
     "N_PARAMS",
@@ -32,7 +40,15 @@ __all__ = [
 # length (s), daily caps (triggers, uC, s).
 P_AMP_MAX, P_F_MIN, P_F_MAX, P_PW_MIN, P_PW_MAX, P_RAMP, P_QMAX, P_R = range(8)
 P_LOCKOUT, P_DAY_S, P_MAX_TRIG, P_MAX_Q_DAY, P_MAX_ON_DAY = range(8, 13)
-N_PARAMS = 13
+#: The modality's code (:data:`MODALITIES`), then columns each modality reads
+#: in its own terms (named in its module: ``closedloop.device.tms`` and so on).
+P_MODALITY = 13
+P_MODE_FIRST = 14
+N_MODE_PARAMS = 10
+N_PARAMS = P_MODE_FIRST + N_MODE_PARAMS
+#: Modality names and their codes in the ``P_MODALITY`` column.
+MODALITIES: dict[str, int] = {"dbs": 0, "tms": 1, "tes": 2, "vns": 3}
+DBS, TMS, TES, VNS = range(4)
 CMD_AMP, CMD_FREQ, CMD_PW, CMD_PULSES = range(4)
 
 #: Columns of the per-instance device state array, with units.
@@ -66,6 +82,18 @@ DEVICE_STATE: dict[str, str] = {
     "time_on_today_s": "s",
     "lockout_until_s": "s",  # no trigger accepted before this time
     "capped": "1",  # 1 once a daily charge or on-time cap has withheld a pulse today
+    # Modalities' own columns (zero under DBS). TMS: pulses left in the pattern
+    # unit under way, the current train's start, pulses of the running session,
+    # pattern units delivered, pulses delivered today, and the intensity dose.
+    "unit_pulses_left": "1",
+    "unit_start_s": "s",
+    "train_start_s": "s",
+    "train_ready_s": "s",  # TMS: no new train before this time (inter-train interval)
+    "session_pulses": "1",
+    "n_units": "1",
+    "pulses_today": "1",
+    "dose_pct_rmt": "%RMT",  # TMS: sum over pulses of each pulse's intensity
+    "phase_rad": "rad",  # tACS: phase of the alternating current
 }
 (
     S_AMP,
@@ -87,7 +115,9 @@ DEVICE_STATE: dict[str, str] = {
     S_NDELIV,
 ) = range(17)
 S_NTRIG, S_NTRIG_BAD, S_WITHHELD, S_DAY, S_TRIG_TODAY = range(17, 22)
-S_Q_TODAY, S_ON_TODAY, S_LOCK_UNTIL, S_CAPPED = range(22, len(DEVICE_STATE))
+S_Q_TODAY, S_ON_TODAY, S_LOCK_UNTIL, S_CAPPED = range(22, 26)
+S_UNIT_LEFT, S_UNIT_START, S_TRAIN_START, S_TRAIN_READY, S_SESSION = range(26, 31)
+S_NUNITS, S_PULSES_TODAY, S_DOSE, S_PHASE = range(31, len(DEVICE_STATE))
 
 
 class DeviceState(NamedTuple):
@@ -98,8 +128,8 @@ class DeviceState(NamedTuple):
     """
 
     state: np.ndarray  #: (n, len(DEVICE_STATE)): columns of :data:`DEVICE_STATE`
-    params: np.ndarray  #: (n, 13): limits (amplitude, frequency, width, ramp, charge, impedance,
-    #: lock-out, day length, daily caps)
+    params: np.ndarray  #: (n, N_PARAMS): limits (amplitude, frequency, width, ramp, charge,
+    #: impedance, lock-out, day length, daily caps), the modality and its own columns
     queue_step: np.ndarray  #: (n, Q) int64: step from which each entry applies
     queue_command: np.ndarray  #: (n, Q, 4): amplitude mA, frequency Hz, width us, pulses
     queue_head: np.ndarray  #: (n,) int64: next entry to apply
