@@ -19,6 +19,7 @@ from closedloop.controllers.physio_gated import PhysioGated
 from closedloop.controllers.pid import PID
 from closedloop.controllers.responsive import Responsive
 from closedloop.controllers.symptom_triggered import SymptomTriggered
+from closedloop.controllers.tms_sessions import TMSSessions
 
 __all__ = [
     "BUILTIN_CONTROLLERS",
@@ -35,6 +36,7 @@ __all__ = [
     "Responsive",
     "StateKick",
     "SymptomTriggered",
+    "TMSSessions",
 ]
 
 #: Registry name to class of every built-in controller.
@@ -52,5 +54,6 @@ BUILTIN_CONTROLLERS: dict[str, type[Controller]] = {
         DoseAndStimulate,
         SymptomTriggered,
         PhysioGated,
+        TMSSessions,
     )
 }
