@@ -49,7 +49,7 @@ class PhysioGated(Controller):
     interval_s : float, default 4.0
         Interval of the ungated bursts, s (the mean breath period).
     amplitude_ma, frequency_hz, pulse_width_us : float
-        Burst settings: 1.0 mA, 100 Hz, 450 us by default.
+        Burst settings: 1.0 mA, 25 Hz, 450 us by default.
     start_s, stop_s : float, default 0, inf
         Session window, s: bursts only from ``start_s`` to ``stop_s``.
     feature : str or None, default None
@@ -74,10 +74,10 @@ class PhysioGated(Controller):
     (``physio_cardiac_time_since_r_s`` falls); the burst is asked for at
     the first control period with the time in the window at least
     ``delay_s``, and not again before the next window. The defaults follow
-    RAVANS: 0.5 s trains in early expiration at 100 Hz and 450 us (100 Hz
-    evoked the strongest NTS response in Sclocco et al. 2020, abstract
-    seen; the train length and pulse width are recalled from the RAVANS
-    papers, unchecked); 1 mA is a choice (taVNS is set per subject near
+    RAVANS: 0.5 s trains in early expiration at 25 Hz and 450 us (recalled
+    from the RAVANS papers, unchecked; Sclocco et al. 2020, abstract seen,
+    found 100 Hz evoking the strongest NTS response of 2-100 Hz, beyond
+    the auricular preset's 30 Hz ceiling); 1 mA is a choice (taVNS is set per subject near
     the perception threshold).
 
     References
@@ -107,7 +107,7 @@ class PhysioGated(Controller):
         burst_s: float = 0.5,
         interval_s: float = 4.0,
         amplitude_ma: float = 1.0,
-        frequency_hz: float = 100.0,
+        frequency_hz: float = 25.0,
         pulse_width_us: float = 450.0,
         start_s: float = 0.0,
         stop_s: float = math.inf,

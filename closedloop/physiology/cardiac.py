@@ -35,7 +35,7 @@ the default breathing (tested over many seeds in
 The vagal mapping is a modelling choice. That cardiac vagal effects are
 fast (onset within a beat or two, gone within seconds) is textbook; the
 numbers ``vagal_latency_s = 0.2``, ``vagal_tau_s = 1.5`` and the gain
-(``0.002`` per uC: a 0.5 s, 100 Hz, 1 mA, 450 us burst, 22.5 uC, gated
+(``0.008`` per uC: a 0.5 s, 25 Hz, 1 mA, 450 us burst, about 5.6 uC, gated
 fully, lengthens the RR interval by about 4.5 %, some 40 ms) are chosen,
 not fitted: taVNS's effect on human heart rate is small and varies between
 studies (Tischer et al. 2024 report systole- and diastole-gated aVNS
@@ -98,7 +98,7 @@ class CardiacParams:
     slow_sd: float = 0.05
     slow_tau_s: float = 6.0
     beat_jitter_s: float = 0.016
-    vagal_gain_per_uc: float = 0.002
+    vagal_gain_per_uc: float = 0.008
     vagal_latency_s: float = 0.2
     vagal_tau_s: float = 1.5
 

@@ -71,7 +71,7 @@ class VagalSection(_Strict):
     """The vagal afferent route (see closedloop.physiology.process)."""
 
     inspiration_gain: float = Field(0.3, ge=0, le=1, description="gate in inspiration")
-    ne_gain_per_uc: float = Field(0.005, ge=0, description="NE trace per gated uC, 1/uC")
+    ne_gain_per_uc: float = Field(0.02, ge=0, description="NE trace per gated uC, 1/uC")
     ne_tau_s: float = Field(5.0, gt=0, description="NE trace decay, s")
     modulates: dict[str, float] = Field(
         default_factory=dict, description="model parameter -> gain on the NE trace"

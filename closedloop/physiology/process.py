@@ -108,7 +108,7 @@ class VagalParams:
     """
 
     inspiration_gain: float = 0.3
-    ne_gain_per_uc: float = 0.005
+    ne_gain_per_uc: float = 0.02
     ne_tau_s: float = 5.0
     modulates: dict[str, float] = field(default_factory=dict)
 
