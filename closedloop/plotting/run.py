@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 
 from closedloop.analysis.bursts import detect_bursts
 from closedloop.io import RunData, load_run
+from closedloop.plotting.physio import has_physiology, plot_physiology
 from closedloop.plotting.slow import plot_symptoms, symptom_names
 
 __all__ = ["format_info", "plot_run"]
@@ -426,7 +427,9 @@ def plot_run(
     adaptation) on a twin axis, and its doses (given and refused) against
     slow time; and, with a symptom state, its latent score and self-reports
     against days with the triggers delivered per day
-    (:mod:`closedloop.plotting.slow`). A panel whose data is missing says so
+    (:mod:`closedloop.plotting.slow`); with physiological clocks, the
+    respiratory phase, R-peaks and delivered pulses
+    (:mod:`closedloop.plotting.physio`). A panel whose data is missing says so
     instead of failing.
 
     Parameters
@@ -456,7 +459,8 @@ def plot_run(
 
     drugs = bool(_drug_names(run))
     symptoms = bool(symptom_names(run))
-    rows = 4 + int(drugs) + int(symptoms)
+    physio = has_physiology(run)
+    rows = 4 + int(drugs) + int(symptoms) + int(physio)
     fig = Figure(figsize=(10, 11 + 2.5 * (rows - 4)), layout="constrained")
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(rows, 2)
@@ -469,6 +473,10 @@ def plot_run(
         ax_drug = fig.add_subplot(grid[4, :])
         _plot_drugs(ax_drug, run, instance)
         ax_drug.grid(True, alpha=0.25)
+    if physio:
+        ax_phys = fig.add_subplot(grid[4 + int(drugs), :], sharex=ax_lfp)
+        plot_physiology(ax_phys, run, instance, "(g)" if drugs else "(f)")
+        ax_phys.grid(True, alpha=0.25)
     if symptoms:
         ax_sym = fig.add_subplot(grid[rows - 1, :])
         plot_symptoms(ax_sym, run, instance, "(g)" if drugs else "(f)")
