@@ -35,12 +35,13 @@ class PhysioGated(Controller):
 
     Parameters
     ----------
-    gate : str or list of str, default "expiration"
+    gate : {"expiration", "inspiration", "cardiac", "none"}, default "expiration"
         ``expiration`` or ``inspiration`` (a burst ``delay_s`` after the
         start of every such half breath), ``cardiac`` (``delay_s`` after
         every R-peak), ``none`` (every ``interval_s``, whatever the
-        breath: the ungated control). A list gives one gate per instance
-        (cycled), so one run compares gates side by side.
+        breath: the ungated control). One gate for every instance, so an
+        instance's commands depend on its own features only (compare
+        gates across runs: a sweep over ``controller.params.gate``).
     delay_s : float, default 0.0
         Delay from the start of the target window, s (as the features
         arrive, ``physiology.sensor_delay_s`` after the event).
@@ -102,7 +103,7 @@ class PhysioGated(Controller):
     def __init__(
         self,
         *,
-        gate: str | list[str] = "expiration",
+        gate: str = "expiration",
         delay_s: float = 0.0,
         burst_s: float = 0.5,
         interval_s: float = 4.0,
@@ -128,23 +129,19 @@ class PhysioGated(Controller):
         self.threshold = threshold
         self.direction = direction
 
-    def _gates(self) -> tuple[str, ...]:
-        gates = (self.gate,) if isinstance(self.gate, str) else tuple(self.gate)
-        for g in gates:
-            if g not in GATES:
-                raise ValueError(f"gate must be one of {', '.join(GATES)}, got {g!r}.")
-        if not gates:
-            raise ValueError("gate must name at least one gate.")
-        return gates
+    def _gate(self) -> str:
+        if self.gate not in GATES:
+            raise ValueError(f"gate must be one of {', '.join(GATES)}, got {self.gate!r}.")
+        return self.gate
 
     @property
     def required_features(self) -> tuple[str, ...]:  # type: ignore[override]
         """The physiological features the gates read, and the neural one if any."""
-        gates = set(self._gates())
+        gate = self._gate()
         out: list[str] = [self.feature] if self.feature else []
-        if gates & {"expiration", "inspiration"}:
+        if gate in ("expiration", "inspiration"):
             out += ["physio_resp_expiring", "physio_resp_time_in_phase_s"]
-        if "cardiac" in gates:
+        if gate == "cardiac":
             out.append("physio_cardiac_time_since_r_s")
         return tuple(out) or ("biomarker",)
 
@@ -155,7 +152,7 @@ class PhysioGated(Controller):
 
         %(reset_raises)s
         """
-        gates = self._gates()
+        gate = self._gate()
         self._delay = _real("delay_s", self.delay_s, "s", "non-negative")
         self._interval = _real("interval_s", self.interval_s, "s", "positive")
         self._burst = _real("burst_s", self.burst_s, "s", "positive")
@@ -168,11 +165,11 @@ class PhysioGated(Controller):
         settings = check_settings(self, "amplitude_ma", "frequency_hz", "pulse_width_us")
         self._pulses = float(max(1, round(self._burst * settings["frequency_hz"])))
         super().reset(n, rng)
-        per = np.array([gates[i % len(gates)] for i in range(self.n_)])
-        self._resp = np.isin(per, ("expiration", "inspiration"))
-        self._target = (per == "expiration").astype(float)
-        self._cardiac = per == "cardiac"
-        self._none = per == "none"
+        # Boolean masks over the batch (one gate for all): one code path per gate.
+        self._resp = np.full(self.n_, gate in ("expiration", "inspiration"))
+        self._target = 1.0 if gate == "expiration" else 0.0
+        self._cardiac = np.full(self.n_, gate == "cardiac")
+        self._none = np.full(self.n_, gate == "none")
         self.armed_ = np.zeros(self.n_, dtype=bool)
         self.n_requests_ = np.zeros(self.n_)
         self._last_in = np.full(self.n_, math.inf)

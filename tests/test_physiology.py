@@ -11,7 +11,9 @@ import h5py
 import numpy as np
 import pytest
 
+from closedloop import check_controller
 from closedloop.config import ConfigError, load_config
+from closedloop.controllers import PhysioGated
 from closedloop.experiment import run_experiment
 from closedloop.physiology import (
     BreathTable,
@@ -179,14 +181,14 @@ def test_gated_bursts_land_in_the_target_phase_within_100_ms(tmp_path):
     expiration arm starts in expiration, within 100 ms of its onset (Dabiri et al. 2022's
     accuracy); the inspiration arm's in inspiration; every delivered pulse is in phase."""
     for gate, expiring in (("expiration", True), ("inspiration", False)):
-        out = _run(tmp_path, gate, gate, **{"controller.params.start_s": 0.0})
+        out = _run(tmp_path, gate, gate, 14.0, **{"controller.params.start_s": 0.0})
         with h5py.File(out.path) as f:
             onset = f["events/physio_breaths/time_s"][:]
             exp_onset = f["events/physio_breaths/expiration_onset_s"][:]
             bursts = f["events/physio_bursts/time_s"][:]
             count = f["timeseries/pulse_count"][0]
             amplitude = f["timeseries/amplitude"][0]
-        assert bursts.size >= 4
+        assert bursts.size >= 3
         # Period k of the record covers [k, k + 1) control periods.
         t_pulse = np.flatnonzero((np.diff(count, prepend=0.0) > 0) & (amplitude > 0)) * 0.01
         starts = exp_onset if expiring else onset
@@ -198,6 +200,35 @@ def test_gated_bursts_land_in_the_target_phase_within_100_ms(tmp_path):
         delay = bursts - starts[k]
         assert np.all((delay >= 0) & (delay <= 0.1))
         assert out.metrics["physio_pulses_in_expiration_frac"][0] == float(expiring)
+
+
+@pytest.mark.slow
+def test_cardiac_gated_bursts_follow_each_r_peak_by_the_delay_plus_the_sensor_delay(tmp_path):
+    """Against the R-peaks in the run file: a burst 0.1 s after every R-peak starts
+    0.15-0.17 s after it (0.05 s sensor delay, one 10 ms control period of quantisation)."""
+    out = _run(
+        tmp_path, "cardiac", "cardiac", 6.0,
+        **{"controller.params.start_s": 0.0, "controller.params.delay_s": 0.1},
+    )  # fmt: skip
+    with h5py.File(out.path) as f:
+        peaks = f["events/physio_r_peaks/time_s"][:]
+        bursts = f["events/physio_bursts/time_s"][:]
+    assert bursts.size >= 4
+    k = np.searchsorted(peaks, bursts, side="right") - 1
+    delay = bursts - peaks[k]
+    assert np.all((delay >= 0.15 - 1e-9) & (delay <= 0.17 + 1e-9))
+    # One burst per beat after the first detected one.
+    assert bursts.size >= np.count_nonzero(peaks < 6.0 - 0.7) - 1
+
+
+@pytest.mark.parametrize("gate", ["expiration", "cardiac", "none"])
+def test_the_gated_controller_passes_the_conformance_checks(gate):
+    assert check_controller(PhysioGated(gate=gate)) is None
+
+
+def test_an_unknown_gate_is_refused_by_name():
+    with pytest.raises(ConfigError, match="controller.params.*gate must be one of"):
+        load_config(EXPERIMENT, ["controller.params.gate=systole"])
 
 
 @pytest.mark.slow
@@ -217,14 +248,16 @@ def test_expiration_gated_vns_beats_inspiration_gated_on_heart_and_extinction(tm
 def test_experiment_runs_from_the_cli_to_a_complete_file_and_figure(tmp_path):
     cmd = [str(Path(sys.executable).parent / "closedloop"), "run", EXPERIMENT, "--out"]
     done = subprocess.run(
-        [*cmd, str(tmp_path), "--set", "duration_s=10.0"], capture_output=True, text=True
+        [*cmd, str(tmp_path), "--set", "duration_s=10.0", "--set", "n_instances=2"],
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     path = tmp_path / "avns_respiratory_gated.h5"
     with h5py.File(path) as f:
         assert f.attrs["status"] == "complete"
         assert f["events/physio_r_peaks/time_s"].size > 20
-        assert f["timeseries/physio_resp_phase"].shape == (3, 101)
+        assert f["timeseries/physio_resp_phase"].shape == (2, 101)
     assert path.with_suffix(".png").stat().st_size > 10_000
 
 
