@@ -169,8 +169,6 @@ class PhysiologyClock(SlowProcess):
         # The same heart without stimulation, seeded alike: the counterfactual RR.
         self.heart_ = Heart(self.cardiac, self.grid_s, hearts)
         self.sham_ = Heart(self.cardiac, self.grid_s, hearts)
-        self.heart_cursor_ = self.breaths_.cursor()
-        self.observe_cursor_ = self.breaths_.cursor()
         self.feature_cursor_ = self.breaths_.cursor()
         self.pending_ = [np.zeros(n) for _ in range(self.latency_steps)]
         # The last four R-peaks (oldest first): features at a time the heart has passed.
@@ -194,14 +192,14 @@ class PhysiologyClock(SlowProcess):
         }
         self.onset_delays_: list[list[float]] = [[] for _ in range(n)]
         self.breath_t_ = 0.0
-        for _ in range(self.latency_steps):
-            self._beat(np.zeros(n))
+        if self.latency_steps:
+            ahead = self.breaths_.states_at(np.arange(self.latency_steps) * self.grid_s)["phase"]
+            for k in range(self.latency_steps):
+                self._beat(np.zeros(n), ahead[:, k])
         self.latest_ = self.live_features(0.0)
 
-    def _beat(self, vagal_uc: np.ndarray) -> None:
-        """One grid step of both hearts; log their R-peaks."""
-        t = self.heart_.step * self.grid_s
-        phase = self.breaths_.state(t, self.heart_cursor_)["phase"]
+    def _beat(self, vagal_uc: np.ndarray, phase: np.ndarray) -> None:
+        """One grid step of both hearts at respiratory phase ``phase``; log their R-peaks."""
         r = self.heart_.advance(phase, vagal_uc)
         fired = ~np.isnan(r)
         if fired.any():
@@ -221,9 +219,14 @@ class PhysiologyClock(SlowProcess):
         count = series["pulse_count"]
         charge = series["amplitude"] * series["pulse_width"] * 1e-3  # uC per pulse
         decay = math.exp(-period_s / self.vagal.ne_tau_s)
-        for k in range(count.shape[1]):
+        m = count.shape[1]
+        steps = np.arange(m)
+        # The breath at every period of the chunk, and at every step the hearts take.
+        resps = self.breaths_.states_at((self.observed_ + steps) * period_s)
+        ahead = self.breaths_.states_at((self.heart_.step + steps) * self.grid_s)["phase"]
+        for k in range(m):
             t = (self.observed_ + k) * period_s
-            resp = self.breaths_.state(t, self.observe_cursor_)
+            resp = {key: v[:, k] for key, v in resps.items()}
             # Pulses at zero amplitude deliver nothing (the device's idle train).
             pulses = np.maximum(count[:, k] - self.last_count_, 0.0) * (charge[:, k] > 0)
             self.last_count_ = count[:, k].copy()
@@ -252,7 +255,7 @@ class PhysiologyClock(SlowProcess):
                 for i in inst:
                     self.onset_delays_[i].append(float(resp["time_in_phase_s"][i]) * 1e3)
             self.pending_.append(gated)
-            self._beat(self.pending_.pop(0))
+            self._beat(self.pending_.pop(0), ahead[:, k])
         self.observed_ += count.shape[1]
         t1 = self.observed_ * period_s
         inst, onset, exp_onset = self.breaths_.events_between(self.breath_t_, t1)

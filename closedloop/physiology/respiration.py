@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -165,9 +166,21 @@ class BreathTable:
             if not step.any():
                 break
             cursor += step
-        onset = self.onsets[rows, cursor]
-        period = self.ends[rows, cursor] - onset
-        frac = self.fractions[rows, cursor]
+        return self._describe(t_s, rows, cursor)
+
+    def states_at(self, times_s: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`state` at several increasing times at once, each ``(n, len(times_s))``."""
+        times_s = np.asarray(times_s, dtype=np.float64)
+        while np.any(self.ends[:, -1] <= times_s[-1]):
+            self._grow()
+        # The breath in progress: the number of breaths ended by then (as the cursor counts).
+        idx = np.stack([np.searchsorted(row, times_s, side="right") for row in self.ends])
+        return self._describe(times_s[None, :], np.arange(len(self.rngs))[:, None], idx)
+
+    def _describe(self, t_s: Any, rows: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
+        onset = self.onsets[rows, idx]
+        period = self.ends[rows, idx] - onset
+        frac = self.fractions[rows, idx]
         x = (t_s - onset) / period
         expiring = x >= frac
         since = np.where(expiring, t_s - (onset + frac * period), t_s - onset)
