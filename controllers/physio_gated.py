@@ -49,15 +49,23 @@ class PhysioGated(Controller):
         Burst length, s: ``round(burst_s * frequency_hz)`` pulses.
     interval_s : float, default 4.0
         Interval of the ungated bursts, s (the mean breath period).
-    amplitude_ma, frequency_hz, pulse_width_us : float
-        Burst settings: 1.0 mA, 25 Hz, 450 us by default.
-    start_s, stop_s : float, default 0, inf
-        Session window, s: bursts only from ``start_s`` to ``stop_s``.
+    amplitude_ma : float, default 1.0
+        Burst amplitude in mA, non-negative.
+    frequency_hz : float, default 25.0
+        Pulse frequency in the burst in Hz, positive.
+    pulse_width_us : float, default 450.0
+        Pulse width per phase in microseconds, positive.
+    start_s : float, default 0.0
+        Start of the session window, s: no burst before it.
+    stop_s : float, default inf
+        End of the session window, s: no burst from then on.
     feature : str or None, default None
         A neural feature (``biomarker`` or a sensing feature) that must
-        also be past ``threshold`` (``direction`` above or below).
+        also be past ``threshold`` for a burst; None for none.
     threshold : float, default 0.0
+        Threshold of ``feature``, in its units.
     direction : {"above", "below"}, default "above"
+        Whether ``feature`` must be above or below ``threshold`` (strictly).
 
     Attributes
     ----------
