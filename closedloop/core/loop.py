@@ -39,6 +39,7 @@ from closedloop.core.record import (
 from closedloop.core.slow import EpochSchedule, SlowProcess
 from closedloop.core.slow_clock import SlowClock
 from closedloop.device import Device, device_targets, device_totals
+from closedloop.device.dose import modality_metrics
 from closedloop.sensing.chain import SensingChain
 
 __all__ = [
@@ -477,8 +478,10 @@ class ClosedLoop(Loop):
         return self.slow_clock.drain_events()
 
     def extra_metrics(self) -> dict[str, tuple[np.ndarray, str, str]]:
-        """The slow processes' summary metrics (a symptom score's change, say)."""
-        return self.slow_clock.metrics()
+        """The slow processes' summary metrics and a non-DBS modality's dose metrics."""
+        out = self.slow_clock.metrics()
+        out.update(modality_metrics(self.device.modality, self.totals(), self.time_s))
+        return out
 
     def run_attributes(self) -> dict[str, Any]:
         """The epoch schedule, when the run separates time scales."""
