@@ -226,3 +226,57 @@ def test_vns_charge_amplitude_and_duty_cycle_hold_under_any_commands(commands):
     assert charge_uc.max(initial=0.0) <= q_max * (1 + 1e-9)
     t = onsets(drive, dt)
     assert ((t % 3.0) < 1.0 + dt).all()  # continuous pulses only in the on-phase
+
+
+# -- the seam: config keys, command aliases, refusals ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("device", "controller", "path", "words"),
+    [
+        ({"modality": "tms", "tms": {"pattern": "triple"}}, {}, "device.tms.pattern", "one of"),
+        ({"modality": "tms", "tms": {"bogus": 1}}, {}, "device.tms.bogus", "unknown key"),
+        (
+            {"modality": "tes", "tes": {"max_current_ma": 6.0}},
+            {},
+            "device.tes.max_current_ma",
+            "4.0 mA",
+        ),
+        ({"tes": {}}, {}, "device.tes", "device.modality"),
+        ({"modality": "ecT"}, {}, "device.modality", "one of"),
+        (
+            {"modality": "tms"},
+            {"name": "open_loop", "params": {"amplitude_ma": 1.0}},
+            "controller.params.amplitude_ma",
+            "intensity_pct_rmt",
+        ),
+        ({"modality": "vns", "vns": {"preset": "femoral"}}, {}, "device.vns.preset", "one of"),
+    ],
+)
+def test_bad_modality_settings_are_refused_with_their_key_path(device, controller, path, words):
+    from closedloop.config.build import validate_config
+    from closedloop.config.schema import ConfigError
+
+    raw = {
+        "name": "x",
+        "duration_s": 1.0,
+        "model": {"name": "wilson_cowan"},
+        "device": device,
+        "controller": controller or {"name": "tms_sessions"},
+    }
+    with pytest.raises(ConfigError) as info:
+        validate_config(raw)
+    text = str(info.value)
+    assert f"{path}:" in text or f"{path} " in text, text
+    assert words in text
+
+
+def test_a_tms_loop_takes_the_intensity_alias_and_refuses_a_current():
+    from closedloop.core.loop import tms_command
+
+    assert tms_command({"intensity_pct_rmt": 80.0, "pulses": INF}) == {
+        "amplitude_ma": 80.0,
+        "pulses": INF,
+    }
+    with pytest.raises(ValueError, match="intensity_pct_rmt"):
+        tms_command({"amplitude_ma": 1.0})

@@ -18,7 +18,7 @@ import numba
 import numpy as np
 
 from closedloop.controllers import compiled as compiled_twins
-from closedloop.controllers.base import COMMAND_KEYS, Controller
+from closedloop.controllers.base import COMMAND_ALIASES, COMMAND_KEYS, Controller
 from closedloop.core.clocks import Clocks, seed_layout
 from closedloop.core.model import PARALLEL_MIN_BATCH, NumbaModel
 from closedloop.core.period import PeriodIO
@@ -571,7 +571,7 @@ def entry_point(dispatcher: Any, args: tuple) -> Any:
 
 #: The command key a controller uses for the TMS intensity (% RMT), carried in
 #: the amplitude slot (:mod:`closedloop.device.tms`).
-TMS_INTENSITY_KEY = "intensity_pct_rmt"
+TMS_INTENSITY_KEY = next(iter(COMMAND_ALIASES))
 
 
 def tms_command(out: Mapping[str, Any]) -> Mapping[str, Any]:

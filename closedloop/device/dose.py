@@ -18,7 +18,7 @@ __all__ = ["modality_metrics", "stimulation_series"]
 #: Per-modality relabelling of the stimulation series (name -> (units, what)).
 _SERIES: dict[str, dict[str, tuple[str, str]]] = {
     "tms": {
-        "amplitude": ("%RMT", "intensity of the last TMS pulse, % of resting motor threshold"),
+        "amplitude": ("%RMT", "highest TMS pulse intensity in the period (0: no pulse)"),
         "frequency": ("Hz", "rTMS frequency (rate of triggered pattern units)"),
         "pulse_width": ("us", "unused by TMS (0)"),
         "pulse_count": ("1", "TMS pulses delivered since the start"),

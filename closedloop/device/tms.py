@@ -383,6 +383,7 @@ def tms_fill(i, n_steps, step0, dt, device, drive, net):
     pulse_s = dp[i, PT_PULSE_S]
     gain = dp[i, PT_DRIVE] / 100.0
     day_s = dp[i, P_DAY_S]
+    delivered = 0.0  # highest intensity of the pulses of this call (one control period)
     for j in range(n_steps):
         step = step0 + j
         t0 = step * dt
@@ -468,7 +469,7 @@ def tms_fill(i, n_steps, step0, dt, device, drive, net):
             ds[i, S_P_AMP] = amp
             level += amp * max(0.0, min(t_p + pulse_s, t1) - t_p)
             ds[i, S_UNIT_LEFT] -= 1.0
-            ds[i, S_AMP] = amp
+            delivered = max(delivered, amp)
             if amp > 0.0:
                 ds[i, S_NPULSE] += 1.0
                 ds[i, S_SESSION] += 1.0
@@ -486,4 +487,5 @@ def tms_fill(i, n_steps, step0, dt, device, drive, net):
             ds[i, S_TON] += dt
         if on != (ds[i, S_NSW] % 2.0 == 1.0):
             ds[i, S_NSW] += 1.0
+    ds[i, S_AMP] = delivered
     device.queue_head[i] = head
