@@ -36,9 +36,10 @@ class TMSSessions(Controller):
 
     Notes
     -----
-    Sends ``intensity_pct_rmt`` and ``pulses: inf`` at each session start,
-    nothing otherwise (an empty command changes nothing). Under any modality
-    but TMS the intensity key is refused by the loop.
+    Sends ``intensity_pct_rmt`` on every call, with ``pulses: inf`` at each
+    session start and ``pulses: nan`` (no change: the session runs on) in
+    between. Meant for ``device.modality: tms``; under another modality the
+    loop ignores the intensity key.
 
     References
     ----------
@@ -88,7 +89,7 @@ class TMSSessions(Controller):
         self.sessions_started_ = 0
 
     def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """At a session's start, the intensity and ``pulses: inf``; else nothing.
+        """The intensity, with ``pulses: inf`` at a session's start (NaN otherwise).
 
         Parameters
         ----------
@@ -102,10 +103,9 @@ class TMSSessions(Controller):
         dict of str to ndarray
         """
         due = self.first_session_s + self.sessions_started_ * self.interval_s
-        if self.sessions_started_ >= self.n_sessions or t < due:
-            return {}
-        self.sessions_started_ += 1
+        start = self.sessions_started_ < self.n_sessions and t >= due
+        self.sessions_started_ += int(start)
         return {
             "intensity_pct_rmt": np.full(self.n_, float(self.intensity_pct_rmt)),
-            "pulses": np.full(self.n_, np.inf),
+            "pulses": np.full(self.n_, np.inf if start else np.nan),
         }

@@ -506,6 +506,15 @@ def _key_path(path: str, message: str) -> str:
     section, so a user (and a script) finds it by path.
     """
     keys = _section_keys()
+    block = (
+        MODALITY_BLOCKS.get(path.removeprefix("device.")) if path.startswith("device.") else None
+    )
+    if block is not None:  # a modality's block: the key its sentence names
+        names = {f.name for f in dc_fields(block)}
+        for key in re.findall(rf"\b{re.escape(path)}\.(\w+)", message):
+            if key in names:
+                return f"{path}.{key}"
+        return path
     if path not in keys:
         return path
     for match in _KEY_IN_SENTENCE.finditer(message):

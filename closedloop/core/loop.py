@@ -18,7 +18,7 @@ import numba
 import numpy as np
 
 from closedloop.controllers import compiled as compiled_twins
-from closedloop.controllers.base import COMMAND_KEYS, Controller
+from closedloop.controllers.base import COMMAND_ALIASES, COMMAND_KEYS, Controller
 from closedloop.core.clocks import Clocks, seed_layout
 from closedloop.core.model import PARALLEL_MIN_BATCH, NumbaModel
 from closedloop.core.period import PeriodIO
@@ -39,6 +39,7 @@ from closedloop.core.record import (
 from closedloop.core.slow import EpochSchedule, SlowProcess
 from closedloop.core.slow_clock import SlowClock
 from closedloop.device import Device, device_targets, device_totals
+from closedloop.device.dose import modality_metrics
 from closedloop.sensing.chain import SensingChain
 
 __all__ = [
@@ -481,8 +482,10 @@ class ClosedLoop(Loop):
         return self.slow_clock.drain_events()
 
     def extra_metrics(self) -> dict[str, tuple[np.ndarray, str, str]]:
-        """The slow processes' summary metrics (a symptom score's change, say)."""
-        return self.slow_clock.metrics()
+        """The slow processes' summary metrics and a non-DBS modality's dose metrics."""
+        out = self.slow_clock.metrics()
+        out.update(modality_metrics(self.device.modality, self.totals(), self.time_s))
+        return out
 
     def run_attributes(self) -> dict[str, Any]:
         """The epoch schedule, when the run separates time scales."""
@@ -572,7 +575,7 @@ def entry_point(dispatcher: Any, args: tuple) -> Any:
 
 #: The command key a controller uses for the TMS intensity (% RMT), carried in
 #: the amplitude slot (:mod:`closedloop.device.tms`).
-TMS_INTENSITY_KEY = "intensity_pct_rmt"
+TMS_INTENSITY_KEY = next(iter(COMMAND_ALIASES))
 
 
 def tms_command(out: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -103,9 +103,6 @@ from closedloop.device.layout import (
     P_QMAX,
     P_R,
     P_RAMP,
-    QUEUE_COMMAND,
-    QUEUE_STEP,
-    QUEUE_TAIL,
     S_AMP,
     S_CAPPED,
     S_CHARGE,
@@ -136,6 +133,7 @@ from closedloop.device.layout import (
     TMS,
     VNS,
 )
+from closedloop.device.queue import queue_push, queue_push_one
 from closedloop.device.tes import tes_fill
 from closedloop.device.tms import tms_fill
 from closedloop.device.vns import PV_OFF_S, PV_ON_S
@@ -220,48 +218,6 @@ def trigger_refused(ds, dp, i, t_s):
 @njit(cache=True, inline="always")
 def _overlap(a, b, t0, t1):
     return max(0.0, min(b, t1) - max(a, t0))
-
-
-@njit(cache=True, inline="always")
-def queue_push_one(device, i, amplitude_ma, frequency_hz, pulse_width_us, pulses, effective_step):
-    """Queue a command for instance ``i`` from step ``effective_step`` on.
-
-    Commands apply in order, each from its step on, which is how the
-    sensing-to-stimulation latency is kept.
-    """
-    q_eff = device[QUEUE_STEP]
-    q_cmd = device[QUEUE_COMMAND]
-    tail = device[QUEUE_TAIL]
-    q_len = q_eff.shape[1]
-    # No overflow check here: raising inside a prange body keeps Numba from
-    # parallelising it. The loop sizes the queue for its latency (one command
-    # per period, latency / period + 3 entries); queue_push checks.
-    slot = tail[i] % q_len
-    q_eff[i, slot] = effective_step
-    q_cmd[i, slot, CMD_AMP] = amplitude_ma
-    q_cmd[i, slot, CMD_FREQ] = frequency_hz
-    q_cmd[i, slot, CMD_PW] = pulse_width_us
-    q_cmd[i, slot, CMD_PULSES] = pulses
-    tail[i] += 1
-
-
-@njit(cache=True)
-def queue_push(device, command, effective_step):
-    """Queue ``command`` (amplitude mA, frequency Hz, width us, pulses) for every instance.
-
-    A negative ``effective_step`` queues nothing.
-    """
-    if effective_step < 0:
-        return
-    q_len = device.queue_step.shape[1]
-    n = device.state.shape[0]
-    for i in range(n):
-        if device.queue_tail[i] - device.queue_head[i] >= q_len:
-            raise ValueError("device command queue is full")
-    # Unpacked one by one: the three arrays may differ in type (e.g. read-only).
-    amplitude, frequency, width, pulses = command
-    for i in range(n):
-        queue_push_one(device, i, amplitude[i], frequency[i], width[i], pulses[i], effective_step)
 
 
 @njit(cache=True, inline="always")

@@ -94,6 +94,7 @@ DEVICE_STATE: dict[str, str] = {
     "pulses_today": "1",
     "dose_pct_rmt": "%RMT",  # TMS: sum over pulses of each pulse's intensity
     "phase_rad": "rad",  # tACS: phase of the alternating current
+    "pulse_train_start_s": "s",  # TMS: first pulse of the run of pulses < 1 s apart
 }
 (
     S_AMP,
@@ -117,7 +118,7 @@ DEVICE_STATE: dict[str, str] = {
 S_NTRIG, S_NTRIG_BAD, S_WITHHELD, S_DAY, S_TRIG_TODAY = range(17, 22)
 S_Q_TODAY, S_ON_TODAY, S_LOCK_UNTIL, S_CAPPED = range(22, 26)
 S_UNIT_LEFT, S_UNIT_START, S_TRAIN_START, S_TRAIN_READY, S_SESSION = range(26, 31)
-S_NUNITS, S_PULSES_TODAY, S_DOSE, S_PHASE = range(31, len(DEVICE_STATE))
+S_NUNITS, S_PULSES_TODAY, S_DOSE, S_PHASE, S_SAFE_START = range(31, len(DEVICE_STATE))
 
 
 class DeviceState(NamedTuple):

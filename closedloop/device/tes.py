@@ -82,6 +82,7 @@ from closedloop.device.layout import (
     S_TGT_AMP,
     S_TON,
 )
+from closedloop.device.queue import due_slot
 
 __all__ = ["TESSettings", "tes_fill"]
 
@@ -197,11 +198,8 @@ def tes_fill(i, n_steps, step0, dt, device, drive, net):
     """
     ds = device.state
     dp = device.params
-    q_eff = device.queue_step
     q_cmd = device.queue_command
-    q_len = q_eff.shape[1]
     head = device.queue_head[i]
-    q_tail = device.queue_tail[i]
     ramp = dp[i, P_RAMP] * dt
     gain = dp[i, PE_DRIVE_PER_MA]
     r_ohm = dp[i, P_R]
@@ -216,10 +214,11 @@ def tes_fill(i, n_steps, step0, dt, device, drive, net):
             ds[i, S_DAY] = math.floor(t0 / day_s)
             ds[i, S_ON_TODAY] = 0.0
             ds[i, S_CAPPED] = 0.0
-        while head < q_tail and q_eff[i, head % q_len] <= step:
-            slot = head % q_len
+        slot = due_slot(device, i, head, step)
+        while slot >= 0:
             tes_command(ds, dp, i, q_cmd[i, slot, CMD_AMP], q_cmd[i, slot, CMD_FREQ])
             head += 1
+            slot = due_slot(device, i, head, step)
         if ds[i, S_ON_TODAY] >= max_on:
             ds[i, S_CAPPED] = 1.0
         target = 0.0 if ds[i, S_CAPPED] != 0.0 else ds[i, S_TGT_AMP]

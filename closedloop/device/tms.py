@@ -106,6 +106,7 @@ from closedloop.device.layout import (
     S_P_START,
     S_PULSES_TODAY,
     S_REMAIN,
+    S_SAFE_START,
     S_SESSION,
     S_TGT_AMP,
     S_TON,
@@ -116,8 +117,13 @@ from closedloop.device.layout import (
     S_UNIT_START,
     S_WITHHELD,
 )
+from closedloop.device.queue import due_slot
 
 __all__ = ["PATTERNS", "PROTOCOLS", "SAFE_TRAIN_S", "TMSSettings", "safe_train_s", "tms_fill"]
+
+#: Pulses less than this apart belong to one train, s (a chosen boundary: the
+#: safety table starts at 1 Hz).
+TRAIN_GAP_S = 1.0
 
 #: Pattern units a command ``pulses: k`` asks for.
 PATTERNS = ("single", "paired", "burst")
@@ -220,7 +226,7 @@ class TMSSettings:
     max_pulses_per_day: float = math.inf
     intensity_max_pct_rmt: float = 120.0
     frequency_min_hz: float = 0.1
-    frequency_max_hz: float = 20.0
+    frequency_max_hz: float = 10.0
     drive_at_rmt: float = 20.0
     pulse_duration_s: float = 1e-3
 
@@ -372,14 +378,12 @@ def tms_fill(i, n_steps, step0, dt, device, drive, net):
     """
     ds = device.state
     dp = device.params
-    q_eff = device.queue_step
     q_cmd = device.queue_command
-    q_len = q_eff.shape[1]
     head = device.queue_head[i]
-    q_tail = device.queue_tail[i]
     pulse_s = dp[i, PT_PULSE_S]
     gain = dp[i, PT_DRIVE] / 100.0
     day_s = dp[i, P_DAY_S]
+    delivered = 0.0  # highest intensity of the pulses of this call (one control period)
     for j in range(n_steps):
         step = step0 + j
         t0 = step * dt
@@ -389,8 +393,8 @@ def tms_fill(i, n_steps, step0, dt, device, drive, net):
             ds[i, S_TRIG_TODAY] = 0.0
             ds[i, S_PULSES_TODAY] = 0.0
             ds[i, S_CAPPED] = 0.0
-        while head < q_tail and q_eff[i, head % q_len] <= step:
-            slot = head % q_len
+        slot = due_slot(device, i, head, step)
+        while slot >= 0:
             tms_command(
                 ds,
                 dp,
@@ -401,6 +405,7 @@ def tms_fill(i, n_steps, step0, dt, device, drive, net):
                 t0,
             )
             head += 1
+            slot = due_slot(device, i, head, step)
         level = 0.0  # intensity x time over the step
         # The pulse under way, then any pulse starting in this step.
         p_start = ds[i, S_P_START]
@@ -431,6 +436,25 @@ def tms_fill(i, n_steps, step0, dt, device, drive, net):
                         ds[i, S_TRAIN_START] = nxt
                         ds[i, S_NEXT] = nxt
                         continue
+                # Whatever the pattern: pulses less than TRAIN_GAP_S apart form a
+                # train no longer than train_duration_s; one that would grow
+                # longer ends, and the next waits the inter-train interval.
+                if t_p - ds[i, S_P_START] >= TRAIN_GAP_S:
+                    ds[i, S_SAFE_START] = t_p
+                too_long = (
+                    t_p + (n_unit - 1.0) * intra - ds[i, S_SAFE_START] > dp[i, PT_TRAIN_S] + 1e-9
+                )
+                if too_long:
+                    pause = max(dp[i, PT_INTER_TRAIN_S], TRAIN_GAP_S)
+                    ds[i, S_TRAIN_READY] = ds[i, S_P_START] + pause
+                if too_long or t_p < ds[i, S_TRAIN_READY] - 1e-9:
+                    if protocol:  # the protocol waits
+                        ds[i, S_NEXT] = ds[i, S_TRAIN_READY]
+                        ds[i, S_TRAIN_START] = ds[i, S_TRAIN_READY]
+                        continue
+                    ds[i, S_WITHHELD] += n_unit  # a triggered unit is dropped
+                    ds[i, S_REMAIN] = 0.0
+                    break
                 if ds[i, S_PULSES_TODAY] + n_unit > dp[i, PT_DAY_PULSES] + 1e-9:
                     ds[i, S_WITHHELD] += n_unit
                     ds[i, S_CAPPED] = 1.0
@@ -445,7 +469,7 @@ def tms_fill(i, n_steps, step0, dt, device, drive, net):
             ds[i, S_P_AMP] = amp
             level += amp * max(0.0, min(t_p + pulse_s, t1) - t_p)
             ds[i, S_UNIT_LEFT] -= 1.0
-            ds[i, S_AMP] = amp
+            delivered = max(delivered, amp)
             if amp > 0.0:
                 ds[i, S_NPULSE] += 1.0
                 ds[i, S_SESSION] += 1.0
@@ -463,4 +487,5 @@ def tms_fill(i, n_steps, step0, dt, device, drive, net):
             ds[i, S_TON] += dt
         if on != (ds[i, S_NSW] % 2.0 == 1.0):
             ds[i, S_NSW] += 1.0
+    ds[i, S_AMP] = delivered
     device.queue_head[i] = head
