@@ -293,3 +293,28 @@ def test_bad_physiology_blocks_name_their_key(override, where):
     with pytest.raises(ConfigError) as err:
         load_config(EXPERIMENT, [override])
     assert where in str(err.value)
+
+
+def test_bursts_wait_for_the_session_and_the_neural_gate():
+    """Expiration windows every 10 periods; bursts only from start_s, and only while the
+    biomarker is above its threshold (a window stays armed until it is)."""
+    c = PhysioGated(gate="expiration", start_s=0.2, feature="biomarker", threshold=1.0)
+    c.reset(1, np.random.default_rng(0))
+    fired = []
+    for k in range(60):
+        t = 0.01 * (k + 1)
+        since = 0.01 * (k % 10)  # a new expiration starts every 0.1 s
+        bio = 2.0 if k >= 45 or k in (5, 33) else 0.0
+        out = c.update(
+            t,
+            {
+                "physio_resp_expiring": np.array([1.0]),
+                "physio_resp_time_in_phase_s": np.array([since]),
+                "biomarker": np.array([bio]),
+            },
+        )
+        if out["pulses"][0] > 0:
+            fired.append(k)
+    # k = 5 is before start_s; at k = 33 the window armed since k = 30 fires; from k = 45
+    # the biomarker stays high: the window of k = 40 fires at 45, the next at its start, 50.
+    assert fired == [33, 45, 50]
