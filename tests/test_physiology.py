@@ -293,6 +293,8 @@ def test_bad_physiology_blocks_name_their_key(override, where):
     with pytest.raises(ConfigError) as err:
         load_config(EXPERIMENT, [override])
     assert where in str(err.value)
+    # The block's own problem only: not the features the controller then lacks.
+    assert "needs feature" not in str(err.value)
 
 
 def test_bursts_wait_for_the_session_and_the_neural_gate():

@@ -152,17 +152,23 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         # Slow processes' series reach a controller as features too.
         available = {"biomarker", *sensing.features}
         available |= {f"{p.name}_{key}" for p in slow for key in p.series()}
-        layer_failed = cfg.drugs is not None and not any(p.name == "drugs" for p in slow)
+        # A block that failed reports its own problems, not its missing features.
+        failed = {
+            prefix
+            for prefix, block in (("drugs_", cfg.drugs), ("physio_", cfg.physiology))
+            if block is not None and not any(f"{p.name}_" == prefix for p in slow)
+        }
         for name in getattr(controller, "required_features", ()):
-            if layer_failed and name.startswith("drugs_"):
-                continue  # the drugs: block's own problems are reported
+            if any(name.startswith(prefix) for prefix in failed):
+                continue
             if name not in available:
+                block = {"drugs_": "drugs", "physio_": "physiology"}.get(name.split("_")[0] + "_")
                 problems.append(
                     (
                         "sensing.features",
                         f"controller {cfg.controller.name!r} needs feature {name!r}; add it to "
                         f"sensing.features (now {list(sensing.features)})"
-                        + (" or the drugs: block" if name.startswith("drugs_") else ""),
+                        + (f" or the {block}: block" if block else ""),
                     )
                 )
     loop = None
