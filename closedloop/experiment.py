@@ -23,6 +23,7 @@ from closedloop.config import ResolvedExperiment
 from closedloop.core.loop import trigger_source
 from closedloop.core.random import rng_states
 from closedloop.core.record import TRIGGER_SERIES
+from closedloop.device.dose import stimulation_series
 from closedloop.io import open_recorder
 from closedloop.io.series import create_series, run_series, spike_events, state_series
 from closedloop.io.triggers import TRIGGER_EVENTS, TRIGGER_FIELDS, TriggerLog
@@ -442,6 +443,7 @@ def _create_datasets(
             band_hz=loop.sensing.band_hz,
             features={name: FEATURES[name] for name in loop.sensing.features},
             baseline=baseline is not None,
+            stimulation=stimulation_series(getattr(loop.device, "modality", "dbs")),
         ),
     )
 

@@ -15,9 +15,11 @@ from closedloop.controllers.medication_aware import MedicationAware
 from closedloop.controllers.on_off import OnOff
 from closedloop.controllers.open_loop import OpenLoop
 from closedloop.controllers.phase_locked import PhaseLocked
+from closedloop.controllers.physio_gated import PhysioGated
 from closedloop.controllers.pid import PID
 from closedloop.controllers.responsive import Responsive
 from closedloop.controllers.symptom_triggered import SymptomTriggered
+from closedloop.controllers.tms_sessions import TMSSessions
 
 __all__ = [
     "BUILTIN_CONTROLLERS",
@@ -30,9 +32,11 @@ __all__ = [
     "OnOff",
     "OpenLoop",
     "PhaseLocked",
+    "PhysioGated",
     "Responsive",
     "StateKick",
     "SymptomTriggered",
+    "TMSSessions",
 ]
 
 #: Registry name to class of every built-in controller.
@@ -49,5 +53,7 @@ BUILTIN_CONTROLLERS: dict[str, type[Controller]] = {
         MedicationAware,
         DoseAndStimulate,
         SymptomTriggered,
+        PhysioGated,
+        TMSSessions,
     )
 }

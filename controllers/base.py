@@ -35,6 +35,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 __all__ = [
+    "COMMAND_ALIASES",
     "COMMAND_KEYS",
     "DOCS",
     "DOSE_COMMAND",
@@ -59,6 +60,11 @@ COMMAND_KEYS: dict[str, str] = {
     # nothing rather than repeating the last value.
     "pulses": "1",
 }
+
+#: Command keys a device modality reads in place of one of :data:`COMMAND_KEYS`:
+#: under ``device.modality: tms`` the intensity in percent of resting motor
+#: threshold travels in the amplitude slot (:mod:`closedloop.device.tms`).
+COMMAND_ALIASES: dict[str, str] = {"intensity_pct_rmt": "amplitude_ma"}
 
 #: Command keys for a drug layer's doses: ``dose_<drug>_mg`` (amount, mg; 0 for
 #: none) and ``dose_<drug>_route`` (0 oral, 1 intravenous).

@@ -40,7 +40,9 @@ def drive(controller, biomarker, n=None, t0=0.0):
     for k, row in enumerate(biomarker):
         # Controllers needing other features get the same series under each name.
         features = {name: row.copy() for name in names}
-        out.append(controller.update(t0 + (k + 1) * DT, features)["amplitude_ma"])
+        command = controller.update(t0 + (k + 1) * DT, features)
+        # (The TMS intensity travels in the amplitude slot: COMMAND_ALIASES.)
+        out.append(command.get("amplitude_ma", command.get("intensity_pct_rmt")))
     return np.array(out)
 
 

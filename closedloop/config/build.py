@@ -15,6 +15,7 @@ import re
 import typing
 from collections.abc import Mapping
 from dataclasses import fields as dc_fields
+from dataclasses import replace as dc_replace
 from typing import Any
 
 import numpy as np
@@ -34,10 +35,12 @@ from closedloop.core.loop import ClosedLoop
 from closedloop.core.record import PER_PERIOD_SERIES
 from closedloop.core.slow import EpochSchedule, SlowProcess, readout_names
 from closedloop.device import Device
+from closedloop.device.config import MODALITY_BLOCKS
 from closedloop.drift import Drift
 from closedloop.drugs.config import drug_layer
 from closedloop.io import RECORDERS
 from closedloop.neurofeedback.config import neurofeedback_process
+from closedloop.physiology.config import physiology_clock
 from closedloop.registry import resolve_controller, resolve_model
 from closedloop.sensing.chain import SensingChain
 from closedloop.sweep.spec import check_sweep_block
@@ -68,7 +71,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     cfg = parse_experiment(raw, source)
     problems: list[tuple[str, str]] = []
     sensing = _dataclass_section(SensingChain, cfg.sensing, "sensing", problems)
-    device = _dataclass_section(Device, cfg.device, "device", problems)
+    device = _device_section(cfg.device, problems)
     early = run_problems(cfg, sensing.rate_hz if sensing is not None else None)
     problems += early
     # A step too small to count in, or more instances than memory holds: the
@@ -77,10 +80,28 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     too_many = False
     model_cls = controller_cls = None
     brian = is_brian_experiment(cfg.model.name, cfg.brian)
+    modality = cfg.device.get("modality", "dbs")
+    if brian and modality != "dbs":
+        problems.append(
+            ("device.modality", f"{modality!r}: Brian2 models take DBS only; use a Numba model")
+        )
+    if modality == "tms":
+        params = cfg.controller.params or {}
+        for key in params:
+            if key.endswith("amplitude_ma"):
+                problems.append(
+                    (
+                        f"controller.params.{key}",
+                        "device.modality is tms: the intensity is in percent of resting motor "
+                        "threshold (intensity_pct_rmt), not a current in mA",
+                    )
+                )
     if brian and cfg.slow is not None:
         problems.append(("slow", "slow processes run only with Numba models for now"))
     if brian and cfg.drugs is not None:
         problems.append(("drugs", "the drug layer runs only with Numba models for now"))
+    if brian and cfg.physiology is not None:
+        problems.append(("physiology", "physiological clocks run only with Numba models for now"))
     if not brian:
         if cfg.brian is not None:
             problems.append(("brian", "this section is only for Brian2 models"))
@@ -132,17 +153,23 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         # Slow processes' series reach a controller as features too.
         available = {"biomarker", *sensing.features}
         available |= {f"{p.name}_{key}" for p in slow for key in p.series()}
-        layer_failed = cfg.drugs is not None and not any(p.name == "drugs" for p in slow)
+        # A block that failed reports its own problems, not its missing features.
+        failed = {
+            prefix
+            for prefix, block in (("drugs_", cfg.drugs), ("physio_", cfg.physiology))
+            if block is not None and not any(f"{p.name}_" == prefix for p in slow)
+        }
         for name in getattr(controller, "required_features", ()):
-            if layer_failed and name.startswith("drugs_"):
-                continue  # the drugs: block's own problems are reported
+            if any(name.startswith(prefix) for prefix in failed):
+                continue
             if name not in available:
+                block = {"drugs_": "drugs", "physio_": "physiology"}.get(name.split("_")[0] + "_")
                 problems.append(
                     (
                         "sensing.features",
                         f"controller {cfg.controller.name!r} needs feature {name!r}; add it to "
                         f"sensing.features (now {list(sensing.features)})"
-                        + (" or the drugs: block" if name.startswith("drugs_") else ""),
+                        + (f" or the {block}: block" if block else ""),
                     )
                 )
     loop = None
@@ -233,6 +260,13 @@ def slow_processes(
             )
         else:
             processes.append(FearExpression(cfg.fear_expression.period_s))
+    if cfg.physiology is not None and model is not None:
+        if cfg.slow is not None:
+            problems.append(("physiology", "physiological clocks run without an epoch schedule"))
+        else:
+            clock = physiology_clock(cfg.physiology, model, cfg.control.period_s, problems)
+            if clock is not None:
+                processes.append(clock)
     if cfg.drift is not None and model is not None:
         base = {}
         for k, term in enumerate(cfg.drift.terms):
@@ -383,6 +417,27 @@ def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _device_section(values: Mapping[str, Any], problems: list[tuple[str, str]]) -> Any:
+    """The device: its DBS keys, then the active modality's block (``device.tms`` ...)."""
+    values = dict(values)
+    blocks = {name: values.pop(name) for name in MODALITY_BLOCKS if name in values}
+    device = _dataclass_section(Device, values, "device", problems)
+    built = {}
+    for name, block in blocks.items():
+        where = f"device.{name}"
+        if not isinstance(block, Mapping):
+            problems.append((where, f"must be a mapping of settings, got {block!r}"))
+            continue
+        built[name] = _dataclass_section(MODALITY_BLOCKS[name], block, where, problems)
+    if device is None or any(b is None for b in built.values()) or len(built) < len(blocks):
+        return None
+    try:
+        return dc_replace(device, **built)
+    except ValueError as exc:
+        problems.append(("device", str(exc)))
+        return None
+
+
 def _dataclass_section(
     cls: type, values: Mapping[str, Any], where: str, problems: list[tuple[str, str]]
 ) -> Any:
@@ -425,6 +480,7 @@ _INF_MEANS_NONE = frozenset(
         "device.max_triggers_per_day",
         "device.max_charge_uc_per_day",
         "device.max_on_time_s_per_day",
+        "device.tms.max_pulses_per_day",
     }
 )
 
@@ -463,6 +519,15 @@ def _key_path(path: str, message: str) -> str:
     section, so a user (and a script) finds it by path.
     """
     keys = _section_keys()
+    block = (
+        MODALITY_BLOCKS.get(path.removeprefix("device.")) if path.startswith("device.") else None
+    )
+    if block is not None:  # a modality's block: the key its sentence names
+        names = {f.name for f in dc_fields(block)}
+        for key in re.findall(rf"\b{re.escape(path)}\.(\w+)", message):
+            if key in names:
+                return f"{path}.{key}"
+        return path
     if path not in keys:
         return path
     for match in _KEY_IN_SENTENCE.finditer(message):

@@ -40,6 +40,9 @@ Schema (defaults in brackets)::
     slow:       {epoch_s, every_s}  [none]  explicit time-scale separation for
                 long runs: the neural loop runs epoch_s of every every_s of slow
                 time (closedloop.core.slow.EpochSchedule); duration_s is then slow time
+    physiology: {period_s, sensor_delay_s, respiration, cardiac, vagal}  [none]
+                breathing and heart clocks (controller features, breath / R-peak
+                events) and the vagal afferent route, see closedloop.physiology.config
     drugs:      {period_s, agents: {name: {preset, pk, pd, schedule, route, limits,
                 modulates}}}  [none]  the drug layer, see closedloop.drugs.config
     neurofeedback: {parameter, effects, readout, display_rate_hz, latency_s, ...,
@@ -62,6 +65,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from closedloop.drift import DriftTerm
 from closedloop.drugs.config import DrugsSection
 from closedloop.neurofeedback.config import NeurofeedbackSection
+from closedloop.physiology.config import PhysiologySection
 
 __all__ = [
     "ConfigError",
@@ -227,6 +231,7 @@ class ExperimentConfig(_Section):
     slow: SlowSection | None = None
     drugs: DrugsSection | None = None
     neurofeedback: NeurofeedbackSection | None = None
+    physiology: PhysiologySection | None = None
 
     @pydantic.field_validator("name")
     @classmethod

@@ -18,7 +18,7 @@ import numba
 import numpy as np
 
 from closedloop.controllers import compiled as compiled_twins
-from closedloop.controllers.base import COMMAND_KEYS, Controller
+from closedloop.controllers.base import COMMAND_ALIASES, COMMAND_KEYS, Controller
 from closedloop.core.clocks import Clocks, seed_layout
 from closedloop.core.model import PARALLEL_MIN_BATCH, NumbaModel
 from closedloop.core.period import PeriodIO
@@ -39,16 +39,19 @@ from closedloop.core.record import (
 from closedloop.core.slow import EpochSchedule, SlowProcess
 from closedloop.core.slow_clock import SlowClock
 from closedloop.device import Device, device_targets, device_totals
+from closedloop.device.dose import modality_metrics
 from closedloop.sensing.chain import SensingChain
 
 __all__ = [
     "PER_PERIOD_SERIES",
     "ClosedLoop",
     "ModelDivergedError",
+    "TMS_INTENSITY_KEY",
     "command_array",
     "controller_program",
     "entry_point",
     "mark_triggers",
+    "tms_command",
     "trigger_source",
 ]
 
@@ -354,6 +357,7 @@ class ClosedLoop(Loop):
             out[name] = rows[:, FIRST_FEATURE_ROW + f].copy()
         if self.slow_clock.processes:
             out.update({k: v.copy() for k, v in self.slow_clock.features().items()})
+            out.update(self.slow_clock.live_features(self.slow_time_s))
         return out
 
     def totals(self) -> dict[str, np.ndarray]:
@@ -418,6 +422,7 @@ class ClosedLoop(Loop):
         slow_keys = self.slow_clock.command_keys
         # Chunks end on slow steps: the slow values are constant within one.
         slow_features = self.slow_clock.features() if self.slow_clock.processes else {}
+        live = self.slow_clock.live_features if self.slow_clock.live else None
         source_row = trigger_source(controller, self.sensing.features)[1]
         for k in range(m):
             self._call(chunk, 1, k, program)
@@ -426,6 +431,8 @@ class ClosedLoop(Loop):
                 features[name] = values[:, k]
             if slow_features:
                 features.update(slow_features)
+            if live is not None:  # values that change every period (a respiratory phase)
+                features.update(live(self._step * dt + self.slow_clock.offset_s))
             out = controller.update(self._step * dt, features)
             self._command = self._checked_command(out, self._command)
             if slow_keys:
@@ -439,6 +446,8 @@ class ClosedLoop(Loop):
         """The command arrays of ``out``; a missing key keeps ``previous`` (pulses: NaN)."""
         shape = (self.n,)
         amplitude, frequency, width, pulses = _KEYS
+        if self.device.modality == "tms":
+            out = tms_command(out)
         return (
             command_array(out, amplitude, previous[0], shape),
             command_array(out, frequency, previous[1], shape),
@@ -473,8 +482,10 @@ class ClosedLoop(Loop):
         return self.slow_clock.drain_events()
 
     def extra_metrics(self) -> dict[str, tuple[np.ndarray, str, str]]:
-        """The slow processes' summary metrics (a symptom score's change, say)."""
-        return self.slow_clock.metrics()
+        """The slow processes' summary metrics and a non-DBS modality's dose metrics."""
+        out = self.slow_clock.metrics()
+        out.update(modality_metrics(self.device.modality, self.totals(), self.time_s))
+        return out
 
     def run_attributes(self) -> dict[str, Any]:
         """The epoch schedule, when the run separates time scales."""
@@ -482,6 +493,7 @@ class ClosedLoop(Loop):
 
 
 _KEYS = tuple(COMMAND_KEYS)  # amplitude, frequency, pulse width, pulses
+COMMAND_KEYS_AMPLITUDE = _KEYS[0]
 
 
 def trigger_source(controller: Any, features: tuple[str, ...]) -> tuple[str, int]:
@@ -559,6 +571,32 @@ def entry_point(dispatcher: Any, args: tuple) -> Any:
     sig = tuple(numba.typeof(a) for a in args)
     compiled = dispatcher.overloads.get(sig)
     return dispatcher if compiled is None else compiled.entry_point
+
+
+#: The command key a controller uses for the TMS intensity (% RMT), carried in
+#: the amplitude slot (:mod:`closedloop.device.tms`).
+TMS_INTENSITY_KEY = next(iter(COMMAND_ALIASES))
+
+
+def tms_command(out: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A controller's command under ``device.modality: tms``: the intensity in the amplitude slot.
+
+    Raises
+    ------
+    ValueError
+        When the command carries ``amplitude_ma`` (a current in mA means nothing
+        to a TMS stimulator).
+    """
+    if COMMAND_KEYS_AMPLITUDE in out:
+        raise ValueError(
+            "device.modality is tms: the controller sent amplitude_ma; a TMS command gives "
+            f"the intensity in percent of resting motor threshold as {TMS_INTENSITY_KEY!r}"
+        )
+    if TMS_INTENSITY_KEY not in out:
+        return out
+    out = dict(out)
+    out[COMMAND_KEYS_AMPLITUDE] = out.pop(TMS_INTENSITY_KEY)
+    return out
 
 
 def command_array(

@@ -131,6 +131,34 @@ class SlowProcess(ABC):
         """Summary metrics at the end of a run: name to (value per instance, units, description)."""
         return {}
 
+    def observe(self, t0_s: float, period_s: float, series: Mapping[str, np.ndarray]) -> None:
+        """See every control period of a chunk, before any step that ends with it.
+
+        For a process that needs what happened within its step at the
+        control period's resolution (a physiological clock timing the
+        pulses it is given). The default ignores it.
+
+        Parameters
+        ----------
+        t0_s : float
+            Time at the start of the chunk, s.
+        period_s : float
+            The control period, s.
+        series : mapping of str to ndarray
+            The chunk's per-period series (``amplitude``, ``pulse_count``,
+            ``feature_<name>``, ...), each ``(n, periods)``.
+        """
+        return None
+
+    def live_features(self, t_s: float) -> dict[str, np.ndarray]:
+        """Values of some :meth:`series` at any control period's end ``t_s`` (s).
+
+        A controller reads them every control period instead of the value
+        held since the last step (a respiratory phase, say). Times do not
+        decrease between calls within a run; the default has none.
+        """
+        return {}
+
     @classmethod
     def concatenate(cls, processes: Sequence[SlowProcess], sizes: Sequence[int]) -> SlowProcess:
         """One process for several runs simulated as one batch (a sweep, a cohort).

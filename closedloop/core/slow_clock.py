@@ -97,6 +97,12 @@ class SlowClock:
             ] + [self.epoch_periods]
         self.command_keys = tuple(key for p in processes for key in p.command_keys)
         self.offset_s = 0.0
+        self.control_period_s = control_period_s
+        # Processes with values a controller reads at every control period.
+        self.live = tuple(
+            p for p in processes if type(p).live_features is not SlowProcess.live_features
+        )
+        self.observers = tuple(p for p in processes if type(p).observe is not SlowProcess.observe)
 
     # -- clocks -------------------------------------------------------------------
     def neural_s(self, duration_s: float) -> float:
@@ -199,6 +205,13 @@ class SlowClock:
         """
         return self.latest
 
+    def live_features(self, t_s: float) -> dict[str, np.ndarray]:
+        """The values of the processes that offer them at any control period's end ``t_s``."""
+        out: dict[str, np.ndarray] = {}
+        for p in self.live:
+            out.update({f"{p.name}_{k}": v for k, v in p.live_features(t_s).items()})
+        return out
+
     # -- chunk ends ---------------------------------------------------------------
     def after_chunk(
         self, periods_done: int, series: Mapping[str, np.ndarray], device_state: Any
@@ -216,6 +229,11 @@ class SlowClock:
         """
         n = self.model.n
         rows = {k: v for k, v in series.items() if v.ndim == 2 and k not in ("lfp", "lfp_sensed")}
+        if self.observers:
+            m = next(iter(rows.values())).shape[1]
+            t0 = (periods_done - m) * self.control_period_s + self.offset_s
+            for p in self.observers:
+                p.observe(t0, self.control_period_s, rows)
         names = list(rows)
         block = np.stack([rows[k] for k in names], axis=1)  # (n, rows, m)
         out: dict[str, list[np.ndarray]] = {}

@@ -94,6 +94,7 @@ def run_series(
     band_hz: Sequence[float],
     features: Mapping[str, str],
     baseline: bool,
+    stimulation: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[SeriesSpec]:
     """The time series every closed-loop run records, in the order they are created.
 
@@ -114,6 +115,10 @@ def run_series(
         signal's units (as in :data:`closedloop.sensing.chain.FEATURES`).
     baseline : bool
         Whether the run records its signal without stimulation too.
+    stimulation : mapping, optional
+        Units and descriptions replacing those of :data:`STIMULATION_SERIES`
+        for a device modality that gives them another meaning
+        (:func:`closedloop.device.dose.stimulation_series`).
 
     Returns
     -------
@@ -144,7 +149,7 @@ def run_series(
             f"{envelope} envelope of the {list(band_hz)} Hz band, end of each period",
         )
     )
-    for name, (units, what) in STIMULATION_SERIES.items():
+    for name, (units, what) in {**STIMULATION_SERIES, **(stimulation or {})}.items():
         specs.append(SeriesSpec(name, units, control, f"{what}, end of each control period"))
     for name, units in features.items():
         specs.append(

@@ -33,6 +33,7 @@ from closedloop.plotting.neurofeedback import (
     plot_learning_curve,
     plot_regulation_trace,
 )
+from closedloop.plotting.physio import has_physiology, plot_physiology
 from closedloop.plotting.slow import plot_symptoms, symptom_names
 
 __all__ = ["format_info", "plot_run"]
@@ -431,7 +432,9 @@ def plot_run(
     adaptation) on a twin axis, and its doses (given and refused) against
     slow time; and, with a symptom state, its latent score and self-reports
     against days with the triggers delivered per day
-    (:mod:`closedloop.plotting.slow`); and, with a neurofeedback subject,
+    (:mod:`closedloop.plotting.slow`); with physiological clocks, the
+    respiratory phase, R-peaks and delivered pulses
+    (:mod:`closedloop.plotting.physio`); and, with a neurofeedback subject,
     (n1) its learning curve per arm and (n2) its displayed readout per frame
     (:mod:`closedloop.plotting.neurofeedback`). A panel whose data is missing says so
     instead of failing.
@@ -464,7 +467,8 @@ def plot_run(
     drugs = bool(_drug_names(run))
     symptoms = bool(symptom_names(run))
     nf = has_neurofeedback(run)
-    rows = 4 + int(drugs) + int(symptoms) + int(nf)
+    physio = has_physiology(run)
+    rows = 4 + int(drugs) + int(physio) + int(symptoms) + int(nf)
     fig = Figure(figsize=(10, 11 + 2.5 * (rows - 4)), layout="constrained")
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(rows, 2)
@@ -477,12 +481,16 @@ def plot_run(
         ax_drug = fig.add_subplot(grid[4, :])
         _plot_drugs(ax_drug, run, instance)
         ax_drug.grid(True, alpha=0.25)
+    if physio:
+        ax_phys = fig.add_subplot(grid[4 + int(drugs), :], sharex=ax_lfp)
+        plot_physiology(ax_phys, run, instance, "(g)" if drugs else "(f)")
+        ax_phys.grid(True, alpha=0.25)
     if symptoms:
-        ax_sym = fig.add_subplot(grid[4 + int(drugs), :])
+        ax_sym = fig.add_subplot(grid[4 + int(drugs) + int(physio), :])
         plot_symptoms(ax_sym, run, instance, "(g)" if drugs else "(f)")
         ax_sym.grid(True, alpha=0.25)
     if nf:
-        row = 4 + int(drugs) + int(symptoms)
+        row = 4 + int(drugs) + int(physio) + int(symptoms)
         ax_curve, ax_trace = fig.add_subplot(grid[row, 0]), fig.add_subplot(grid[row, 1])
         plot_learning_curve(ax_curve, run, "(n1)")
         plot_regulation_trace(ax_trace, run, instance, "(n2)")

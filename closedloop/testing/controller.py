@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from closedloop.controllers.base import COMMAND_KEYS, DOSE_COMMAND, Controller
+from closedloop.controllers.base import COMMAND_ALIASES, COMMAND_KEYS, DOSE_COMMAND, Controller
 from closedloop.testing.errors import ConformanceError
 
 __all__ = ["ConformanceError", "check_controller", "conformance_report"]
@@ -553,10 +553,15 @@ class _Checker:
             )
             return None
         unknown = [
-            key for key in command if key not in COMMAND_KEYS and not DOSE_COMMAND.match(key)
+            key
+            for key in command
+            if key not in COMMAND_KEYS
+            and key not in COMMAND_ALIASES
+            and not DOSE_COMMAND.match(key)
         ]
         if unknown:
-            allowed = ", ".join(COMMAND_KEYS) + " and dose_<drug>_mg / dose_<drug>_route"
+            allowed = ", ".join([*COMMAND_KEYS, *COMMAND_ALIASES])
+            allowed += " and dose_<drug>_mg / dose_<drug>_route"
             self.report(
                 "keys",
                 f"update returned unknown command key(s) {', '.join(map(repr, unknown))} "
