@@ -280,3 +280,19 @@ def test_a_tms_loop_takes_the_intensity_alias_and_refuses_a_current():
     }
     with pytest.raises(ValueError, match="intensity_pct_rmt"):
         tms_command({"amplitude_ma": 1.0})
+
+
+def test_brian2_models_refuse_other_modalities_in_one_sentence():
+    from closedloop.brian.registry import BRIAN_MODELS
+    from closedloop.config.build import validate_config
+    from closedloop.config.schema import ConfigError
+
+    raw = {
+        "name": "x",
+        "duration_s": 1.0,
+        "model": {"name": next(iter(BRIAN_MODELS))},
+        "device": {"modality": "tes"},
+    }
+    with pytest.raises(ConfigError) as info:
+        validate_config(raw)
+    assert "device.modality: 'tes': Brian2 models take DBS only" in str(info.value)
