@@ -23,7 +23,7 @@ from closedloop.config import ResolvedExperiment
 from closedloop.core.loop import trigger_source
 from closedloop.core.random import rng_states
 from closedloop.core.record import TRIGGER_SERIES
-from closedloop.device.dose import stimulation_series
+from closedloop.device.dose import stimulation_series, summary_metric_info
 from closedloop.io import open_recorder
 from closedloop.io.series import create_series, run_series, spike_events, state_series
 from closedloop.io.triggers import TRIGGER_EVENTS, TRIGGER_FIELDS, TriggerLog
@@ -382,6 +382,7 @@ def simulate_runs(
                 for key in ("duration_counts", "duration_counts_baseline"):
                     rec.write_array(f"bursts/{key}", hist[key], units="1", dims="instance,bin")
             info.update(TRIGGER_METRIC_INFO)
+            info.update(summary_metric_info(getattr(loop.device, "modality", "dbs")))
             for key, (value, unit, what) in extra.items():
                 metrics[key] = np.asarray(value)[sl]
                 info[key] = (unit, what)

@@ -115,6 +115,21 @@ def test_a_train_longer_than_the_safety_table_allows_is_refused():
         TMSSettings(protocol="itbs", intensity_max_pct_rmt=130.0)
 
 
+def test_triggered_pulses_cannot_chain_into_a_train_longer_than_the_limit():
+    # A controller asking for one pulse every 100 ms (10 Hz, as rTMS) for 8 s:
+    # the device delivers a 2 s train, then waits the 5 s inter-train interval
+    # after its last pulse before the next train.
+    device = tms(protocol="rtms", train_duration_s=2.0, inter_train_s=5.0)
+    asks = [(100.0, 10.0, NAN, 1.0)] * 80  # one command per 100 ms period
+    drive, _, totals = run_device(device, asks, DT, 400)
+    runs = trains(onsets(drive, DT))
+    assert [round(r[-1] - r[0], 6) for r in runs] == [2.0, 0.9]  # the second ends with the asks
+    assert runs[1][0] - runs[0][-1] == pytest.approx(5.0, abs=DT)  # the inter-train interval
+    # Every ask not delivered is accounted: withheld at its start, or refused.
+    refused = totals["pulses_withheld"] + totals["n_triggers_rejected"]
+    assert refused == 80 - sum(len(r) for r in runs)
+
+
 # -- TMS: limits whatever a controller asks ------------------------------------------
 
 value = st.sampled_from([NAN, INF, -INF, -5.0, 0.0, 1e300]) | st.floats(-50.0, 400.0)
@@ -280,3 +295,19 @@ def test_a_tms_loop_takes_the_intensity_alias_and_refuses_a_current():
     }
     with pytest.raises(ValueError, match="intensity_pct_rmt"):
         tms_command({"amplitude_ma": 1.0})
+
+
+def test_brian2_models_refuse_other_modalities_in_one_sentence():
+    from closedloop.brian.registry import BRIAN_MODELS
+    from closedloop.config.build import validate_config
+    from closedloop.config.schema import ConfigError
+
+    raw = {
+        "name": "x",
+        "duration_s": 1.0,
+        "model": {"name": next(iter(BRIAN_MODELS))},
+        "device": {"modality": "tes"},
+    }
+    with pytest.raises(ConfigError) as info:
+        validate_config(raw)
+    assert "device.modality: 'tes': Brian2 models take DBS only" in str(info.value)

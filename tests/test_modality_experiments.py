@@ -44,7 +44,11 @@ def test_accelerated_itbs_delivers_each_session_and_its_dose(tmp_path):
     )
     run = load_run(path)
     assert run.status == "complete"
-    assert run.timeseries_attrs["amplitude"]["units"] == "%RMT"
+    assert (
+        run.timeseries_attrs["amplitude"]["units"]
+        == "%RMT"
+        == run.metric_units["mean_amplitude_ma"]
+    )
     count = run.timeseries["pulse_count"][0]
     assert count[-1] == 120 == run.metrics["tms_pulses"][0]
     # Intensity recorded only in the periods with pulses, at the commanded 90 % RMT.

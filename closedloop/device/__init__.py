@@ -6,9 +6,15 @@ A package split by concept:
   state and command arrays, :class:`DeviceState`, totals;
 - :mod:`~closedloop.device.config`: :class:`Device`, the configuration and its
   limits;
-- :mod:`~closedloop.device.kernels`: the compiled command queue and the DBS
-  pulse kernels (biphasic pulses, Shannon's charge limit, TEED, trigger
-  lock-out and daily caps), documented there with their sources.
+- :mod:`~closedloop.device.queue`: the compiled command queue (the latency);
+- :mod:`~closedloop.device.kernels`: ``device_fill``, which dispatches on the
+  modality, and the DBS/VNS pulse kernel (biphasic pulses, Shannon's charge
+  limit, TEED, trigger lock-out and daily caps), documented there with their
+  sources;
+- :mod:`~closedloop.device.tms`, :mod:`~closedloop.device.tes`,
+  :mod:`~closedloop.device.vns`: each modality's settings (``device.tms``
+  ...), limits, sources and mapping to model input;
+- :mod:`~closedloop.device.dose`: each modality's dose metrics.
 
 Everything ``closedloop.device`` exported before the split is re-exported here.
 """

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["modality_metrics", "stimulation_series"]
+__all__ = ["modality_metrics", "stimulation_series", "summary_metric_info"]
 
 #: Per-modality relabelling of the stimulation series (name -> (units, what)).
 _SERIES: dict[str, dict[str, tuple[str, str]]] = {
@@ -30,6 +30,30 @@ _SERIES: dict[str, dict[str, tuple[str, str]]] = {
         "pulse_count": ("1", "unused by tES (0)"),
     },
 }
+
+
+#: Per-modality units and meaning of the run metrics every run reports
+#: (:data:`closedloop.metrics.METRIC_INFO`) where the modality changes them.
+_SUMMARY: dict[str, dict[str, tuple[str, str]]] = {
+    "tms": {
+        "mean_amplitude_ma": (
+            "%RMT",
+            "mean over periods of the recorded intensity (0 without pulses)",
+        ),
+        "teed_j": ("J", "0: TMS passes no current through electrodes (see tms_* metrics)"),
+        "charge_uc": ("uC", "0: TMS passes no current through electrodes"),
+    },
+    "tes": {
+        "mean_amplitude_ma": ("mA", "mean over periods of the current (signed) or its peak (tACS)"),
+        "teed_j": ("J", "tES energy I^2 R t at the assumed impedance"),
+        "charge_uc": ("uC", "integral of |current| (tES)"),
+    },
+}
+
+
+def summary_metric_info(modality: str) -> dict[str, tuple[str, str]]:
+    """Units and descriptions of the common run metrics that ``modality`` changes (none for DBS)."""
+    return dict(_SUMMARY.get(modality, {}))
 
 
 def stimulation_series(modality: str) -> dict[str, tuple[str, str]]:

@@ -142,6 +142,7 @@ __all__ = [
     "apply_command",
     "device_fill",
     "device_record",
+    "pulse_fill",
     "queue_push",
     "queue_push_one",
     "trigger_refused",
@@ -257,17 +258,22 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
         Output, shape ``(n, >= n_steps)``: average cathodic current and
         average net current over each step, mA.
     """
-    ds = device.state
-    dp = device.params
     # The modalities with their own waveform; VNS is DBS's pulse train with a duty cycle.
-    mode = dp[i, P_MODALITY]
+    mode = device.params[i, P_MODALITY]
     if mode == TMS:
         tms_fill(i, n_steps, step0, dt, device, drive, net)
-        return
-    if mode == TES:
+    elif mode == TES:
         tes_fill(i, n_steps, step0, dt, device, drive, net)
-        return
-    duty = mode == VNS and dp[i, PV_OFF_S] > 0.0
+    else:
+        pulse_fill(i, n_steps, step0, dt, device, drive, net)
+
+
+@njit(cache=True)
+def pulse_fill(i, n_steps, step0, dt, device, drive, net):
+    """DBS and VNS: biphasic pulse trains (arguments of :func:`device_fill`)."""
+    ds = device.state
+    dp = device.params
+    duty = dp[i, P_MODALITY] == VNS and dp[i, PV_OFF_S] > 0.0
     duty_on = dp[i, PV_ON_S]
     duty_cycle = dp[i, PV_ON_S] + dp[i, PV_OFF_S]
     q_eff = device.queue_step

@@ -31,8 +31,11 @@ day; trigger lock-out. Pulses withheld by a cap are counted
 Safety table (:data:`SAFE_TRAIN_S`): longest single rTMS train (s) without
 spread of excitation, by frequency (Hz) and intensity (% MT), from
 Wassermann (1998, Table 4, as carried over by Rossi et al. 2009 and 2021).
-The values were recalled and could not be checked against the table here:
-treat them as approximate. A configured train longer than the table allows at
+The values were recalled and could not be checked against the table here
+(treat them as approximate), except the 20 Hz, 110 % entry (1.6 s), which
+Chen et al. (1997) tested; they also advise trains 25 % shorter than the
+table and at least 5 s between trains (:data:`MIN_INTER_TRAIN_S`, enforced
+for ``rtms``). A configured train longer than the table allows at
 ``intensity_max_pct_rmt`` (at the highest tabulated frequency at or above
 ``frequency_max_hz``, the most restrictive one) is refused. Theta-burst at up
 to 120 % RMT (:data:`TBS_MAX_PCT_RMT`) is accepted; above it, ``itbs`` and
@@ -63,6 +66,10 @@ Rossi S et al. (2009) Safety, ethical considerations, and application
 guidelines for the use of TMS. Clin Neurophysiol 120:2008-2039.
 Rossi S et al. (2021) Safety and recommendations for TMS use in healthy
 subjects and patient populations. Clin Neurophysiol 132:269-306.
+Chen R et al. (1997) Safety of different inter-train intervals for
+repetitive transcranial magnetic stimulation and recommendations for safe
+ranges of stimulation parameters. Electroencephalogr Clin Neurophysiol
+105:415-421.
 Huang YZ et al. (2005) Theta burst stimulation of the human motor cortex.
 Neuron 45:201-206 (iTBS: 2 s trains every 10 s, 600 pulses; cTBS: 40 s).
 """
@@ -124,6 +131,12 @@ __all__ = ["PATTERNS", "PROTOCOLS", "SAFE_TRAIN_S", "TMSSettings", "safe_train_s
 #: Pulses less than this apart belong to one train, s (a chosen boundary: the
 #: safety table starts at 1 Hz).
 TRAIN_GAP_S = 1.0
+
+#: Shortest pause between rTMS trains accepted, s: 20 Hz trains of 1.6 s at
+#: 110 % MT were safe 5 s apart, and 1 s or less apart unsafe above 100 % MT
+#: (Chen et al. 1997, Electroencephalogr Clin Neurophysiol 105:415; abstract
+#: checked).
+MIN_INTER_TRAIN_S = 5.0
 
 #: Pattern units a command ``pulses: k`` asks for.
 PATTERNS = ("single", "paired", "burst")
@@ -197,7 +210,7 @@ class TMSSettings:
         What ``pulses: inf`` runs.
     train_duration_s, inter_train_s : float
         rTMS train length and pause between trains, s (4 s on, 26 s off: the
-        10 Hz protocol of O'Reardon et al. 2007, recalled). Theta-burst sets
+        10 Hz, 120 % MT, 3000-pulse protocol of O'Reardon et al. 2007). Theta-burst sets
         its own (iTBS 2 s / 8 s, cTBS 40 s / none).
     pulses_per_session : float
         Pulses after which a protocol ends (600: a standard TBS session).
@@ -268,6 +281,11 @@ class TMSSettings:
             raise ValueError(
                 f"{where}.burst_pulses at {where}.burst_frequency_hz last {unit} s, longer than "
                 f"a unit period at {where}.frequency_max_hz: lower one of them"
+            )
+        if self.protocol == "rtms" and self.inter_train_s < MIN_INTER_TRAIN_S:
+            raise ValueError(
+                f"{where}.inter_train_s ({self.inter_train_s} s) is below the "
+                f"{MIN_INTER_TRAIN_S} s between rTMS trains found safe (Chen et al. 1997)"
             )
         if self.protocol == "rtms":
             safe = safe_train_s(self.frequency_max_hz, self.intensity_max_pct_rmt)
