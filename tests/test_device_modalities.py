@@ -156,7 +156,9 @@ def test_tms_limits_hold_under_any_commands(commands, pattern):
     spread = [c for c in commands for c in (c, *(4 * [(NAN, NAN, NAN, NAN)]))]
     drive, _, totals = run_device(device, spread, DT, 400, n_periods=len(spread) + 40)
     cap = 110.0 / 100.0 * 20.0
-    assert drive.max() <= cap * (1 + 1e-12)
+    # Pulse edges sit at float times up to 30 s: the overlap with a 0.1 ms step
+    # carries about 1e-11 relative rounding, far below any real excess.
+    assert drive.max() <= cap * (1 + 1e-9)
     t = onsets(drive, DT)
     assert len(t) <= 120  # pulses per day
     assert len(t) == totals["n_pulses"] or drive.max() == 0.0
@@ -200,7 +202,7 @@ def test_tes_current_density_ramp_and_daily_time_hold_under_any_commands(command
     cmds = [(a, 0.0 if dc else f, NAN, NAN) for a, f in commands]
     cmds = [c for c in cmds for c in (c, *(4 * [(NAN, NAN, NAN, NAN)]))]
     _, net, _ = run_device(device, cmds, dt, 100, n_periods=len(cmds) + 20)
-    assert np.abs(net).max() <= 2.5 * (1 + 1e-12)
+    assert np.abs(net).max() <= 2.5 * (1 + 1e-9)
     assert np.count_nonzero(net) * dt <= 4.0 + 2.5 / 5.0 + dt  # the day's time, then ramp-out
     if dc:  # direct current: the waveform itself moves no faster than the ramp
         assert np.abs(np.diff(np.r_[0.0, net])).max() <= 5.0 * dt * (1 + 1e-9)
@@ -234,7 +236,7 @@ def test_vns_charge_amplitude_and_duty_cycle_hold_under_any_commands(commands):
     cmds = [c for c in commands for c in (c, *(2 * [(NAN, NAN, NAN, NAN)]))]
     drive, _, _ = run_device(device, cmds, dt, 400, n_periods=len(cmds) + 10)
     q_max = device.vns_charge_limit_uc
-    assert drive.max() <= 3.5 * (1 + 1e-12)
+    assert drive.max() <= 3.5 * (1 + 1e-9)
     on = drive > 0
     labels = np.cumsum(on & ~np.r_[False, on[:-1]]) * on  # one label per cathodic phase
     charge_uc = np.bincount(labels, weights=drive * dt * 1e3)[1:]
