@@ -14,6 +14,7 @@ unknown, every run of the batch is run alone. Run files are written under
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import shutil
@@ -33,7 +34,7 @@ from closedloop.io import DEFAULT_FORMAT, RECORDERS, add_run_attrs, open_recorde
 from closedloop.sweep.batch import batched_loop
 from closedloop.sweep.manifest import TMP_DIR
 
-__all__ = ["MAX_BATCH_RETRIES", "execute_task", "write_failed_run"]
+__all__ = ["MAX_BATCH_RETRIES", "execute_task", "wrap_loop", "write_failed_run"]
 
 #: Divergences tolerated in one batch before its remaining runs are run alone.
 MAX_BATCH_RETRIES = 2
@@ -145,6 +146,20 @@ def write_failed_run(
 # ----------------------------------------------------------------------- running
 
 
+def wrap_loop(loop: Any, run: Mapping[str, Any]) -> Any:
+    """The loop a run simulates: ``loop`` through the run's ``loop_wrapper``, if any.
+
+    The factory is imported by its dotted path here, in the worker, so the
+    sweep depends on no layer that wraps loops (e.g. the cohort's clinic).
+    """
+    wrapper = run.get("loop_wrapper")
+    if not wrapper:
+        return loop
+    module, _, name = str(wrapper["factory"]).rpartition(".")
+    factory = getattr(importlib.import_module(module), name)
+    return factory(loop, wrapper.get("settings") or {})
+
+
 class _BatchFailed(Exception):
     def __init__(self, culprit: int | None, reason: str) -> None:
         super().__init__(reason)
@@ -160,7 +175,9 @@ def _run_alone(run: Mapping[str, Any], runs_dir: Path, tmp_root: Path) -> dict[s
     try:
         try:
             exp = validate_config(run["config"])
-            simulate_runs(exp.loop, [RunSpec(exp, path, _sweep_attrs(run, wall, 1))])
+            simulate_runs(
+                wrap_loop(exp.loop, run), [RunSpec(exp, path, _sweep_attrs(run, wall, 1))]
+            )
         except Exception as exc:
             status, error = "failed", f"{type(exc).__name__}: {exc}"
         if status == "complete":
@@ -179,7 +196,7 @@ def _run_batch(
 ) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     exps = [validate_config(run["config"]) for run in runs]
-    loop = batched_loop(exps)
+    loop = wrap_loop(batched_loop(exps), runs[0])
     tmp_dir = Path(tempfile.mkdtemp(dir=tmp_root))
     try:
         walls = [_WallShare(t0, len(runs)) for _ in runs]
