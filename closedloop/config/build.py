@@ -15,6 +15,7 @@ import re
 import typing
 from collections.abc import Mapping
 from dataclasses import fields as dc_fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ from closedloop.sensing.chain import SensingChain
 from closedloop.sweep.spec import check_sweep_block
 from closedloop.symptoms import FearExpression, SymptomState
 
-__all__ = ["ResolvedExperiment", "validate_config"]
+__all__ = ["ResolvedExperiment", "resolve_beside", "validate_config"]
 
 
 def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
@@ -126,7 +127,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         slow, epochs = slow_processes(cfg, model, problems)
     controller = None
     if controller_cls is not None and not too_many:
-        controller = _build_controller(controller_cls, cfg, problems)
+        controller = _build_controller(controller_cls, cfg, problems, source)
     if controller is not None and sensing is not None:
         # Slow processes' series reach a controller as features too.
         available = {"biomarker", *sensing.features}
@@ -290,7 +291,27 @@ def loop_readouts(cfg: ExperimentConfig, model: Any) -> tuple[str, ...] | None:
     return readout_names((*PER_PERIOD_SERIES, *features), tuple(probe.observables()))
 
 
-def _build_controller(cls: type, cfg: ExperimentConfig, problems: list[tuple[str, str]]) -> Any:
+def resolve_beside(value: Any, source: str) -> Any:
+    """A relative file path in an experiment, resolved beside the experiment file.
+
+    A string with a file suffix (``models/plant.npz``) names the file next to
+    the experiment file ``source`` when one is there; otherwise it is left as
+    written (relative to the working directory, as before), so files written
+    with paths from the repository root keep working. Anything else is
+    returned unchanged.
+    """
+    if not isinstance(value, str) or not source or not Path(value).suffix:
+        return value
+    path = Path(value)
+    if path.is_absolute():
+        return value
+    beside = Path(source).parent / path
+    return str(beside) if beside.is_file() else value
+
+
+def _build_controller(
+    cls: type, cfg: ExperimentConfig, problems: list[tuple[str, str]], source: str = ""
+) -> Any:
     sig = inspect.signature(cls.__init__)
     params = {k: p for k, p in sig.parameters.items() if k != "self"}
     takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
@@ -316,7 +337,8 @@ def _build_controller(cls: type, cfg: ExperimentConfig, problems: list[tuple[str
                 problems.append((where, exc.errors()[0]["msg"]))
                 bad = True
                 continue
-        clean[key] = value
+        # Files a controller reads (an identified model) sit beside the experiment.
+        clean[key] = resolve_beside(value, source)
     if bad:
         return None
     try:
