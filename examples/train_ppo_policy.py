@@ -92,12 +92,15 @@ def main() -> None:
     ap.add_argument("--timesteps", type=int, default=200_000)
     ap.add_argument("--save", default="ppo_beta.zip")
     ap.add_argument("--torch-threads", type=int, default=1, help="PyTorch threads [1]")
+    for key, value in REWARD.items():
+        ap.add_argument(f"--{key.replace('_', '-')}", type=float, default=value)
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.torch_threads)
     t0 = time.perf_counter()
-    envs = gymnasium.make_vec("closedloop/Experiment-v0", num_envs=16, config=CONFIG, reward=REWARD)
+    reward = {key: getattr(args, key) for key in REWARD}
+    envs = gymnasium.make_vec("closedloop/Experiment-v0", num_envs=16, config=CONFIG, reward=reward)
     model = PPO("MlpPolicy", GymnasiumToSB3(envs), n_steps=256, batch_size=512, seed=0, verbose=1)
     model.learn(total_timesteps=args.timesteps)
     model.save(args.save)

@@ -124,7 +124,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     slow: list[SlowProcess] = []
     epochs = None
     if model is not None:
-        slow, epochs = slow_processes(cfg, model, problems)
+        slow, epochs = slow_processes(cfg, model, problems, source)
     controller = None
     if controller_cls is not None and not too_many:
         controller = _build_controller(controller_cls, cfg, problems, source)
@@ -195,11 +195,12 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
 
 
 def slow_processes(
-    cfg: ExperimentConfig, model: Any, problems: list[tuple[str, str]]
+    cfg: ExperimentConfig, model: Any, problems: list[tuple[str, str]], source: str = ""
 ) -> tuple[list[SlowProcess], EpochSchedule | None]:
     """The slow processes an experiment asks for, and its epoch schedule.
 
-    Problems are appended to ``problems`` as ``(key path, message)``.
+    Problems are appended to ``problems`` as ``(key path, message)``;
+    ``source`` is the experiment file (files it names resolve beside it).
     """
     processes: list[SlowProcess] = []
     epochs = None
@@ -251,6 +252,10 @@ def slow_processes(
             processes.append(Drift(cfg.drift.terms, base, cfg.drift.period_s))
         except ValueError as exc:
             problems.append(("drift", str(exc)))
+    if cfg.kalman is not None:
+        kalman = kalman_feature(cfg, model, problems, source)
+        if kalman is not None:
+            processes.append(kalman)
     if cfg.drugs is not None:
         layer = drug_layer(cfg.drugs, model, cfg.n_instances, problems)
         if layer is not None:
@@ -275,6 +280,33 @@ def slow_processes(
                 ("slow", "an epoch schedule needs a slow process (drugs, a symptom state)")
             )
     return processes, epochs
+
+
+def kalman_feature(
+    cfg: ExperimentConfig, model: Any, problems: list[tuple[str, str]], source: str = ""
+) -> SlowProcess | None:
+    """The ``kalman:`` block's filter, or None after appending its problems."""
+    from closedloop.control.estimation import KalmanFeature
+
+    block = cfg.kalman
+    offered = loop_readouts(cfg, model)
+    if offered is not None and block.feature not in offered:
+        problems.append(
+            (
+                "kalman.feature",
+                f"{block.feature!r} is not a readout of this loop; known: "
+                f"{', '.join(sorted(offered))}",
+            )
+        )
+        return None
+    path = resolve_beside(block.model, source)
+    try:
+        return KalmanFeature(path, block.feature, cfg.control.period_s)
+    except FileNotFoundError:
+        problems.append(("kalman.model", f"no such file: {path}"))
+    except (OSError, KeyError, ValueError) as exc:
+        problems.append(("kalman.model", f"{path}: {exc}"))
+    return None
 
 
 def loop_readouts(cfg: ExperimentConfig, model: Any) -> tuple[str, ...] | None:
