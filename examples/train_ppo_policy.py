@@ -6,7 +6,8 @@ biomarker, energy and switching (:class:`closedloop.gym.Reward`). Training
 steps 16 instances of the experiment as one vector environment (the loop's
 batch), then the trained policy is wrapped as a
 :class:`~closedloop.controllers.policy.Policy` and run through the loop on
-a fresh seed, beside open-loop 130 Hz DBS at 2.5 mA.
+a fresh seed, beside no stimulation, open-loop 130 Hz DBS at 2.5 mA and
+the experiment's own threshold controller (``on_off`` at 11.2 spikes/s).
 
 Needs the ``rl`` extra (``pip install -e '.[rl]'``: gymnasium and
 Stable-Baselines3 with PyTorch); not part of CI. Run::
@@ -17,11 +18,12 @@ Stable-Baselines3 with PyTorch); not part of CI. Run::
 from __future__ import annotations
 
 import argparse
+import time
 
 import gymnasium
 import numpy as np
 from stable_baselines3 import PPO
-from stable_baselines3.common.vec_env import VecEnvWrapper
+from stable_baselines3.common.vec_env import VecEnv
 
 import closedloop  # noqa: F401  (registers closedloop/Experiment-v0)
 from closedloop.config import load_config
@@ -32,15 +34,12 @@ CONFIG = "experiments/pd_beta_adbs.yaml"
 REWARD = {"biomarker_weight": 0.05, "energy_weight": 0.01, "switching_weight": 0.1}
 
 
-class GymnasiumToSB3(VecEnvWrapper):
+class GymnasiumToSB3(VecEnv):
     """Stable-Baselines3's VecEnv interface over a gymnasium VectorEnv (next-step autoreset)."""
 
     def __init__(self, envs):
         self.envs = envs
-        self.num_envs = envs.num_envs
-        self.observation_space = envs.single_observation_space
-        self.action_space = envs.single_action_space
-        self.render_mode = None
+        super().__init__(envs.num_envs, envs.single_observation_space, envs.single_action_space)
         self._actions = None
 
     def reset(self):
@@ -64,7 +63,7 @@ class GymnasiumToSB3(VecEnvWrapper):
         self.envs.close()
 
     def get_attr(self, name, indices=None):
-        return [getattr(self.envs, name)] * self.num_envs
+        return [getattr(self.envs, name, None)] * self.num_envs
 
     def set_attr(self, name, value, indices=None):
         setattr(self.envs, name, value)
@@ -92,11 +91,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--timesteps", type=int, default=200_000)
     ap.add_argument("--save", default="ppo_beta.zip")
+    ap.add_argument("--torch-threads", type=int, default=1, help="PyTorch threads [1]")
+    for key, value in REWARD.items():
+        ap.add_argument(f"--{key.replace('_', '-')}", type=float, default=value)
     args = ap.parse_args()
-    envs = gymnasium.make_vec("closedloop/Experiment-v0", num_envs=16, config=CONFIG, reward=REWARD)
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
+    t0 = time.perf_counter()
+    reward = {key: getattr(args, key) for key in REWARD}
+    envs = gymnasium.make_vec("closedloop/Experiment-v0", num_envs=16, config=CONFIG, reward=reward)
     model = PPO("MlpPolicy", GymnasiumToSB3(envs), n_steps=256, batch_size=512, seed=0, verbose=1)
     model.learn(total_timesteps=args.timesteps)
     model.save(args.save)
+    print(f"trained {args.timesteps} steps in {time.perf_counter() - t0:.0f} s")
 
     def act(obs):
         return model.predict(obs.astype(np.float32), deterministic=True)[0]
@@ -104,6 +112,7 @@ def main() -> None:
     for name, controller in (
         ("none", OpenLoop(amplitude_ma=0.0)),
         ("open loop 2.5 mA", OpenLoop(amplitude_ma=2.5)),
+        ("threshold (on_off)", load_config(CONFIG).loop.controller),
         ("PPO policy", Policy(policy=act, amplitude_max_ma=5.0)),
     ):
         beta, energy = evaluate(controller, seed=100)

@@ -227,9 +227,20 @@ def test_a_personalised_arm_gets_its_own_runs_beside_a_plain_one():
     plan = expand_cohort(copy.deepcopy(raw), "clinic.yaml")
     assert len(plan.runs) == 4 and len({r[0] for r in plan.runs}) == 4
     assert list(plan.clinics) == ["personalised"]
-    assert [r.run_id for r in plan.sweep_runs().runs] == [
-        run_id for run_id, arm, _ in plan.runs if arm == "sham"
-    ]
+    # The personalised runs carry their clinic for the workers; the plain ones do not,
+    # and the two never share a batch.
+    wrapped = {r.run_id for r in plan.sweep.runs if r.loop_wrapper is not None}
+    assert wrapped == {run_id for run_id, arm, _ in plan.runs if arm == "personalised"}
+    assert all(
+        r.loop_wrapper["settings"] == plan.clinics["personalised"].model_dump(mode="json")
+        for r in plan.sweep.runs
+        if r.run_id in wrapped
+    )
+    arm_of = {run_id: arm for run_id, arm, _ in plan.runs}
+    groups: dict[str, set] = {}
+    for r in plan.sweep.runs:
+        groups.setdefault(arm_of[r.run_id], set()).add(r.group)
+    assert not groups["sham"] & groups["personalised"]
     # The same patient has the same seed in both arms.
     seeds = {
         (arm, pid): r.seed for r, (_, arm, pid) in zip(plan.sweep.runs, plan.runs, strict=True)

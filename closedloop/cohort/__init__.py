@@ -6,7 +6,6 @@ See :mod:`closedloop.cohort.plan` for the ``cohort:`` block and
 
 from closedloop.cohort.clinic import ClinicLoop, ClinicSpec
 from closedloop.cohort.outcomes import CohortResults, bootstrap_ci, cohort_results
-from closedloop.cohort.personalised import run_clinic_arms
 from closedloop.cohort.plan import CohortPlan, CohortSpec, expand_cohort
 from closedloop.cohort.priors import CohortPriors, draw_cohort
 from closedloop.cohort.runner import report_cohort, run_cohort
@@ -33,6 +32,5 @@ __all__ = [
     "expand_cohort",
     "read_patient_table",
     "report_cohort",
-    "run_clinic_arms",
     "run_cohort",
 ]

@@ -64,7 +64,15 @@ from closedloop.cohort.strategies import ParamRange, ParamSpace, make_strategy
 from closedloop.cohort.tuned import TunedController
 from closedloop.sweep.batch import ControllerStack
 
-__all__ = ["SETTINGS", "ClinicLoop", "ClinicSpec", "OutcomeSpec", "RangeSpec", "check_clinic"]
+__all__ = [
+    "SETTINGS",
+    "ClinicLoop",
+    "ClinicSpec",
+    "OutcomeSpec",
+    "RangeSpec",
+    "check_clinic",
+    "clinic_loop",
+]
 
 #: Settings each strategy takes (``clinic.settings``), with whether each is required.
 SETTINGS: dict[str, dict[str, bool]] = {
@@ -457,3 +465,12 @@ class ClinicLoop:
     def run_attributes(self) -> dict[str, Any]:
         """The loop's attributes and the clinic block."""
         return {**self.loop.run_attributes(), "clinic": self.spec.model_dump(mode="json")}
+
+
+def clinic_loop(loop: Any, settings: Mapping[str, Any]) -> ClinicLoop:
+    """Wrap ``loop`` in the clinic of the ``clinic:`` block ``settings``.
+
+    What a sweep worker calls on a personalised run's loop (the run's
+    ``loop_wrapper``, see :class:`closedloop.sweep.plan.RunPoint`).
+    """
+    return ClinicLoop(loop, ClinicSpec.model_validate(dict(settings)))

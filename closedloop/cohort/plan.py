@@ -39,9 +39,10 @@ preset's value.
 
 An arm with a ``clinic:`` key is *personalised*: its runs start from the
 arm's settings and are tuned per patient at programming visits
-(:mod:`closedloop.cohort.clinic`); they run in the calling process, each
-arm's patients as one batch (:func:`closedloop.cohort.personalised.run_clinic_arms`),
-not through the sweep's executor.
+(:mod:`closedloop.cohort.clinic`). Their runs go through the sweep's
+executor with the others, carrying the clinic block as their
+``loop_wrapper`` (:func:`closedloop.cohort.clinic.clinic_loop`), batched
+only with runs of the same clinic.
 """
 
 from __future__ import annotations
@@ -148,15 +149,6 @@ class CohortPlan:
     held_out: list[str]
     seed: int
     clinics: dict[str, ClinicSpec] = field(default_factory=dict)
-
-    def sweep_runs(self) -> SweepPlan:
-        """The sweep of the arms that are not personalised (run by the sweep machinery)."""
-        keep = [
-            r
-            for r, (_, arm, _) in zip(self.sweep.runs, self.runs, strict=True)
-            if arm not in self.clinics
-        ]
-        return replace(self.sweep, runs=keep)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -335,9 +327,10 @@ def expand_cohort(raw: dict[str, Any], source: str = "") -> CohortPlan:
     # A personalised arm's runs are told apart from a plain arm with the
     # same starting settings by their clinic block, mixed into their ids.
     id_seeds = {arm: seed for arm in spec.arms}
+    clinic_texts = {}
     for arm, clinic in clinics.items():
-        text = json.dumps(clinic.model_dump(mode="json"), sort_keys=True)
-        id_seeds[arm] = seed ^ zlib.crc32(text.encode())
+        clinic_texts[arm] = json.dumps(clinic.model_dump(mode="json"), sort_keys=True)
+        id_seeds[arm] = seed ^ zlib.crc32(clinic_texts[arm].encode())
     runs, n_dup = [], 0
     for arm, overrides in spec.arms.items():
         mine = [p for p, (a, _) in zip(points, labels, strict=True) if a == arm]
@@ -358,6 +351,15 @@ def expand_cohort(raw: dict[str, Any], source: str = "") -> CohortPlan:
             problems=problems,
             label="cohort run",
         )
+        if arm in clinics:  # run by the workers inside the arm's clinic loop
+            wrapper = {
+                "factory": "closedloop.cohort.clinic.clinic_loop",
+                "settings": clinics[arm].model_dump(mode="json"),
+            }
+            arm_runs = [
+                replace(r, group=f"{r.group}|clinic:{clinic_texts[arm]}", loop_wrapper=wrapper)
+                for r in arm_runs
+            ]
         runs += arm_runs
         n_dup += arm_dup
     if problems:

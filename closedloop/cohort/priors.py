@@ -134,7 +134,7 @@ class CovariateRule(_Strict):
     @classmethod
     def _preset(cls, data: object) -> object:
         if isinstance(data, dict) and data.get("preset") is not None:
-            filled = rule_preset(str(data["preset"]), str(data.get("agent", "citalopram")))
+            filled = rule_preset(str(data["preset"]), data.get("agent"))
             data = {**filled, **{k: v for k, v in data.items() if v is not None}}
         return data
 

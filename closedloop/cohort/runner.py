@@ -26,7 +26,7 @@ from closedloop.cohort.outcomes import (
     cohort_results,
     outcome_table,
 )
-from closedloop.cohort.personalised import personalised_table, run_clinic_arms
+from closedloop.cohort.personalised import personalised_table
 from closedloop.cohort.plan import CohortPlan
 from closedloop.sweep.runner import SweepResult, run_sweep
 from closedloop.sweep.summary import summarize_sweep
@@ -74,27 +74,14 @@ def run_cohort(
 ) -> SweepResult:
     """Write the cohort's files and run every run not already complete.
 
-    ``sweep_kwargs`` go to :func:`closedloop.sweep.runner.run_sweep`
-    (``retry_failed``, ``batch_size``, ``progress``, ``log``). The
-    personalised arms (``clinic:``) run afterwards in this process
-    (:func:`closedloop.cohort.personalised.run_clinic_arms`); their runs are
-    counted in the result with the others.
+    Every arm's runs, the personalised ones included (their loops wrapped in
+    the arm's clinic by the worker, see :func:`closedloop.cohort.clinic.clinic_loop`),
+    go through :func:`closedloop.sweep.runner.run_sweep` on ``executor`` (a
+    local pool or Dask), which skips runs already complete. ``sweep_kwargs``
+    go to it (``retry_failed``, ``batch_size``, ``progress``, ``log``).
     """
     write_cohort_files(plan, out_dir)
-    result = run_sweep(plan.sweep_runs(), out_dir, executor, **sweep_kwargs)
-    if plan.clinics:
-        clinic = run_clinic_arms(
-            plan, out_dir, batch_size=sweep_kwargs.get("batch_size"), log=sweep_kwargs.get("log")
-        )
-        result.counts["complete"] = result.counts.get("complete", 0) + (
-            clinic.n_done + clinic.n_skipped
-        )
-        result.counts["failed"] = result.counts.get("failed", 0) + len(clinic.failures)
-        result.n_done += clinic.n_done + len(clinic.failures)
-        result.n_skipped += clinic.n_skipped
-        result.wall_s += clinic.wall_s
-        result.failures.update(clinic.failures)
-    return result
+    return run_sweep(plan.sweep, out_dir, executor, **sweep_kwargs)
 
 
 def report_cohort(

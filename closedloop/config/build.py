@@ -16,6 +16,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import fields as dc_fields
 from dataclasses import replace as dc_replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ from closedloop.sensing.chain import SensingChain
 from closedloop.sweep.spec import check_sweep_block
 from closedloop.symptoms import FearExpression, SymptomState
 
-__all__ = ["ResolvedExperiment", "validate_config"]
+__all__ = ["ResolvedExperiment", "resolve_beside", "validate_config"]
 
 
 def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
@@ -145,10 +146,10 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     slow: list[SlowProcess] = []
     epochs = None
     if model is not None:
-        slow, epochs = slow_processes(cfg, model, problems)
+        slow, epochs = slow_processes(cfg, model, problems, source)
     controller = None
     if controller_cls is not None and not too_many:
-        controller = _build_controller(controller_cls, cfg, problems)
+        controller = _build_controller(controller_cls, cfg, problems, source)
     if controller is not None and sensing is not None:
         # Slow processes' series reach a controller as features too.
         available = {"biomarker", *sensing.features}
@@ -222,11 +223,12 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
 
 
 def slow_processes(
-    cfg: ExperimentConfig, model: Any, problems: list[tuple[str, str]]
+    cfg: ExperimentConfig, model: Any, problems: list[tuple[str, str]], source: str = ""
 ) -> tuple[list[SlowProcess], EpochSchedule | None]:
     """The slow processes an experiment asks for, and its epoch schedule.
 
-    Problems are appended to ``problems`` as ``(key path, message)``.
+    Problems are appended to ``problems`` as ``(key path, message)``;
+    ``source`` is the experiment file (files it names resolve beside it).
     """
     processes: list[SlowProcess] = []
     epochs = None
@@ -291,6 +293,10 @@ def slow_processes(
         )
         if subject is not None:
             processes.append(subject)
+    if cfg.kalman is not None:
+        kalman = kalman_feature(cfg, model, problems, source)
+        if kalman is not None:
+            processes.append(kalman)
     if cfg.drugs is not None:
         layer = drug_layer(cfg.drugs, model, cfg.n_instances, problems)
         if layer is not None:
@@ -317,6 +323,33 @@ def slow_processes(
     return processes, epochs
 
 
+def kalman_feature(
+    cfg: ExperimentConfig, model: Any, problems: list[tuple[str, str]], source: str = ""
+) -> SlowProcess | None:
+    """The ``kalman:`` block's filter, or None after appending its problems."""
+    from closedloop.control.estimation import KalmanFeature
+
+    block = cfg.kalman
+    offered = loop_readouts(cfg, model)
+    if offered is not None and block.feature not in offered:
+        problems.append(
+            (
+                "kalman.feature",
+                f"{block.feature!r} is not a readout of this loop; known: "
+                f"{', '.join(sorted(offered))}",
+            )
+        )
+        return None
+    path = resolve_beside(block.model, source)
+    try:
+        return KalmanFeature(path, block.feature, cfg.control.period_s)
+    except FileNotFoundError:
+        problems.append(("kalman.model", f"no such file: {path}"))
+    except (OSError, KeyError, ValueError) as exc:
+        problems.append(("kalman.model", f"{path}: {exc}"))
+    return None
+
+
 def loop_readouts(cfg: ExperimentConfig, model: Any) -> tuple[str, ...] | None:
     """The readout keys a slow process may read in this experiment (None: unknown).
 
@@ -331,7 +364,27 @@ def loop_readouts(cfg: ExperimentConfig, model: Any) -> tuple[str, ...] | None:
     return readout_names((*PER_PERIOD_SERIES, *features), tuple(probe.observables()))
 
 
-def _build_controller(cls: type, cfg: ExperimentConfig, problems: list[tuple[str, str]]) -> Any:
+def resolve_beside(value: Any, source: str) -> Any:
+    """A relative file path in an experiment, resolved beside the experiment file.
+
+    A string with a file suffix (``models/plant.npz``) names the file next to
+    the experiment file ``source`` when one is there; otherwise it is left as
+    written (relative to the working directory, as before), so files written
+    with paths from the repository root keep working. Anything else is
+    returned unchanged.
+    """
+    if not isinstance(value, str) or not source or not Path(value).suffix:
+        return value
+    path = Path(value)
+    if path.is_absolute():
+        return value
+    beside = Path(source).parent / path
+    return str(beside) if beside.is_file() else value
+
+
+def _build_controller(
+    cls: type, cfg: ExperimentConfig, problems: list[tuple[str, str]], source: str = ""
+) -> Any:
     sig = inspect.signature(cls.__init__)
     params = {k: p for k, p in sig.parameters.items() if k != "self"}
     takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
@@ -357,7 +410,8 @@ def _build_controller(cls: type, cfg: ExperimentConfig, problems: list[tuple[str
                 problems.append((where, exc.errors()[0]["msg"]))
                 bad = True
                 continue
-        clean[key] = value
+        # Files a controller reads (an identified model) sit beside the experiment.
+        clean[key] = resolve_beside(value, source)
     if bad:
         return None
     try:

@@ -33,6 +33,8 @@ Schema (defaults in brackets)::
                 scale, initial_severity, report_every_s, report_sd, period_s}  [none]
                 slow symptom states read out as clinical scores
                 (closedloop.symptoms.SymptomState)
+    kalman: {model, feature}  [none]  Kalman estimate of an identified model as features
+                (kalman_x<i>, kalman_y_pred; closedloop.control.estimation.KalmanFeature)
     fear_expression: {period_s}  [none]  per-CS fear index, extinction speed, renewal
                 (closedloop.symptoms.FearExpression; fear/extinction models)
     drift:      {period_s, terms: [{kind, params, ...}]}  [none]  electrode encapsulation,
@@ -184,6 +186,13 @@ class DriftSection(_Section):
     terms: list[DriftTerm] = Field(min_length=1)
 
 
+class KalmanSection(_Section):
+    """The Kalman estimate of an identified model as features (closedloop.control.estimation)."""
+
+    model: str = Field(description="identified model .npz, relative to the experiment file")
+    feature: str = Field("biomarker", description="the readout the model's output is")
+
+
 class SlowSection(_Section):
     """Explicit time-scale separation (see closedloop.core.slow.EpochSchedule)."""
 
@@ -232,6 +241,7 @@ class ExperimentConfig(_Section):
     drugs: DrugsSection | None = None
     neurofeedback: NeurofeedbackSection | None = None
     physiology: PhysiologySection | None = None
+    kalman: KalmanSection | None = None
 
     @pydantic.field_validator("name")
     @classmethod

@@ -7,15 +7,25 @@ and the commands issued. The model-based controllers
 (:mod:`closedloop.control.lqr`, :mod:`closedloop.control.mpc`) hold one; a
 user's controller can too. Its gains come from ``control.dlqe``
 (python-control) with the noise covariances identified with the model.
+
+:class:`KalmanFeature` runs the same filter as a sensing feature: a slow
+process stepped every control period (the ``kalman:`` block of an
+experiment) whose state estimate and predicted output are recorded and
+handed to whatever controller runs, as the features ``kalman_x<i>`` and
+``kalman_y_pred``.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 
 from closedloop.control.sysid import StateSpaceModel, kalman_gains
+from closedloop.core.slow import SlowProcess
 
-__all__ = ["KalmanFilter"]
+__all__ = ["KalmanFeature", "KalmanFilter"]
 
 
 class KalmanFilter:
@@ -73,6 +83,74 @@ class KalmanFilter:
     def output(self, x: np.ndarray) -> np.ndarray:
         """The features a state means, in their units, shape ``(n, p)``."""
         return _rows(self.model.C, x) + self.model.y_offset
+
+
+class KalmanFeature(SlowProcess):
+    """The Kalman filter of an identified model as features every controller can read.
+
+    Each control period (its step), with ``y`` the period's value of the
+    sensed feature the model was identified on and ``u`` the amplitude
+    delivered in it: ``x[k|k]`` = :meth:`KalmanFilter.correct` ``(y)``, then
+    ``x[k+1|k]`` = :meth:`KalmanFilter.predict` ``(u)``. Its series (and
+    features, prefixed ``kalman_``): ``x0`` ... ``x<order-1>``, the filtered
+    state ``x[k|k]`` (the model's latent units), and ``y_pred``, the feature
+    predicted for the coming period, ``C x[k+1|k] + y_offset``, in the
+    feature's units. The controller of period ``k + 1`` sees them.
+
+    Parameters
+    ----------
+    model : StateSpaceModel or path-like
+        The identified model or its ``.npz`` file
+        (:meth:`closedloop.control.sysid.StateSpaceModel.save`); one output
+        and one input (amplitude, mA).
+    feature : str
+        The loop readout the model's output is: ``biomarker`` or
+        ``feature_<name>`` (a ``sensing.features`` entry).
+    period_s : float
+        The loop's control period, s; must equal the model's ``period_s``.
+    """
+
+    def __init__(
+        self, model: StateSpaceModel | str | os.PathLike[str], feature: str, period_s: float
+    ) -> None:
+        self.name = "kalman"
+        self.model = model if isinstance(model, StateSpaceModel) else StateSpaceModel.load(model)
+        self.feature = feature
+        self.period_s = float(period_s)
+        m = self.model
+        if m.C.shape[0] != 1 or m.B.shape[1] != 1:
+            raise ValueError(
+                f"model: one output and one input (amplitude) needed, got {m.C.shape[0]} "
+                f"output(s) and {m.B.shape[1]} input(s)"
+            )
+        if not np.isclose(m.period_s, self.period_s, rtol=1e-9, atol=0.0):
+            raise ValueError(
+                f"model: identified at a period of {m.period_s:g} s, the loop's control "
+                f"period is {self.period_s:g} s"
+            )
+
+    def reset(self, n: int, seeds: Sequence[np.random.SeedSequence]) -> None:
+        self.filter_ = KalmanFilter(self.model, n)
+        self.y_pred_ = self.filter_.output(self.filter_.x_pred)[:, 0]
+
+    def advance(self, t_s: float, dt_s: float, readout: Mapping[str, np.ndarray]) -> None:
+        y = np.asarray(readout[self.feature], dtype=float)[:, None]
+        u = np.asarray(readout["amplitude"], dtype=float)[:, None]
+        self.filter_.correct(y)
+        self.y_pred_ = self.filter_.output(self.filter_.predict(u))[:, 0]
+
+    def series(self) -> dict[str, tuple[str, str]]:
+        out = {
+            f"x{i}": ("1", f"filtered state x[k|k], component {i} (identified model units)")
+            for i in range(self.model.order)
+        }
+        out["y_pred"] = ("feature units", f"{self.feature} predicted for the coming period")
+        return out
+
+    def values(self) -> dict[str, np.ndarray]:
+        out = {f"x{i}": self.filter_.x_filt[:, i].copy() for i in range(self.model.order)}
+        out["y_pred"] = self.y_pred_.copy()
+        return out
 
 
 def _rows(matrix: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -21,6 +21,20 @@ textbook figures not checked against a primary source here. What was checked
     weeks of the autoreceptor-desensitisation account); the drive is the
     adaptation state. It modulates whatever SSRI-like parameter a model
     declares: give ``modulates`` in the experiment.
+``paroxetine``
+    PK, recalled: one compartment, oral, half-life about 21 h, apparent
+    volume about 8.7 L/kg (609 L at 70 kg), bioavailability 0.5 (extensive,
+    saturable first pass; chosen within the reported 0.3 to 0.6), absorption
+    0.5 1/h (peak about 5 h). Linear: paroxetine's own kinetics are not
+    (CYP2D6 saturates and is inhibited by paroxetine at therapeutic doses,
+    recalled), so exposure is right near the 20 mg/day it is anchored on and
+    not above. PD as ``ssri``: ``Omax = 0.85`` and EC50 set so that the mean
+    steady state of 20 mg/day (20.7 ng/mL with this PK, within the 10 to
+    50 ng/mL usually reported at that dose, recalled) occupies 83 % of SERT,
+    Meyer et al.'s (2004) figure for paroxetine 20 mg (seen): occupancy is
+    near its plateau at therapeutic doses. Limits: 50 mg a day (the usual
+    label maximum for depression, recalled). CYP2D6 phenotypes scale its
+    clearance and dose through :mod:`closedloop.cohort.pgx`.
 ``benzodiazepine`` (midazolam)
     PK, recalled: one compartment, half-life 2.5 h (1.5 to 3 h), volume
     1 L/kg (70 L), oral bioavailability 0.4 (45 % in rats, Mandema et al.
@@ -85,7 +99,7 @@ from typing import Any
 
 from closedloop.core.model import Parameter
 
-__all__ = ["PRESETS", "citalopram_ec50_ng_ml"]
+__all__ = ["PRESETS", "citalopram_ec50_ng_ml", "paroxetine_ec50_ng_ml"]
 
 _LN2 = math.log(2.0)
 
@@ -95,13 +109,30 @@ _CIT_F = 0.8
 _CIT_OMAX = 0.85
 
 
-def citalopram_ec50_ng_ml(dose_mg_per_day: float = 20.0, occupancy: float = 0.80) -> float:
-    """EC50 (ng/mL) that gives ``occupancy`` at the mean steady state of a daily dose.
+_PAR_V_L = 8.7 * 70.0
+_PAR_CL_L_PER_H = _LN2 / 21.0 * _PAR_V_L
+_PAR_F = 0.5
+
+
+def _ec50_at_steady_state(
+    f: float, cl_l_per_h: float, dose_mg_per_day: float, occupancy: float
+) -> float:
+    """EC50 (ng/mL) giving ``occupancy`` at the mean steady state of a daily dose.
 
     ``C_ss = F D / (CL tau)`` (mg/L, times 1000 for ng/mL); ``O = Omax C/(C + EC50)``.
     """
-    css = 1000.0 * _CIT_F * dose_mg_per_day / (_CIT_CL_L_PER_H * 24.0)
+    css = 1000.0 * f * dose_mg_per_day / (cl_l_per_h * 24.0)
     return css * (_CIT_OMAX / occupancy - 1.0)
+
+
+def citalopram_ec50_ng_ml(dose_mg_per_day: float = 20.0, occupancy: float = 0.80) -> float:
+    """EC50 (ng/mL) that gives ``occupancy`` at the mean steady state of a daily citalopram dose."""
+    return _ec50_at_steady_state(_CIT_F, _CIT_CL_L_PER_H, dose_mg_per_day, occupancy)
+
+
+def paroxetine_ec50_ng_ml(dose_mg_per_day: float = 20.0, occupancy: float = 0.83) -> float:
+    """EC50 (ng/mL) that gives ``occupancy`` at the mean steady state of a daily paroxetine dose."""
+    return _ec50_at_steady_state(_PAR_F, _PAR_CL_L_PER_H, dose_mg_per_day, occupancy)
 
 
 _MEYER = "Meyer et al. 2001, Am J Psychiatry 158:1843 (seen); 2004, 161:826 (seen)"
@@ -141,6 +172,31 @@ PRESETS: dict[str, dict[str, Any]] = {
             "drive": "adaptation",
         },
         "limits": {"max_single_mg": 40.0, "min_interval_h": 20.0, "max_daily_mg": 40.0},
+        "modulates_by_model": {},
+    },
+    "paroxetine": {
+        "pk": {
+            "ka_per_h": _p(0.5, "1/h", "oral absorption rate (peak about 5 h)", _R),
+            "cl_l_per_h": _p(_PAR_CL_L_PER_H, "L/h", "clearance: ln2/21 h x 609 L", _R),
+            "v1_l": _p(_PAR_V_L, "L", "apparent volume, 8.7 L/kg x 70 kg", _R),
+            "q_l_per_h": _p(0.0, "L/h", "one compartment", _R),
+            "v2_l": _p(1.0, "L", "unused (one compartment)", _CHOSEN),
+            "bioavailability": _p(_PAR_F, "1", "oral bioavailability (0.3-0.6)", _CHOSEN),
+            "ke0_per_h": _p(0.5, "1/h", "effect-site equilibration", _R),
+        },
+        "pd": {
+            "emax": _p(_CIT_OMAX, "1", "maximal SERT occupancy (plateau near 85 %)", _MEYER),
+            "ec50_ng_ml": _p(
+                paroxetine_ec50_ng_ml(),
+                "ng/mL",
+                "83 % occupancy at the mean steady state of 20 mg/day",
+                _MEYER,
+            ),
+            "hill": _p(1.0, "1", "occupancy O = Omax C/(C + EC50)", _MEYER),
+            "adaptation_tau_days": _p(14.0, "days", "autoreceptor desensitisation", _CHOSEN),
+            "drive": "adaptation",
+        },
+        "limits": {"max_single_mg": 50.0, "min_interval_h": 20.0, "max_daily_mg": 50.0},
         "modulates_by_model": {},
     },
     "benzodiazepine": {

@@ -139,6 +139,11 @@ class RunPoint:
         Runs with the same group may be simulated together in one batch.
     n_instances : int
         Instances in the run.
+    loop_wrapper : dict, optional
+        ``{"factory": dotted path, "settings": dict}``: the worker calls
+        ``factory(loop, settings)`` on the run's loop and simulates what it
+        returns (a cohort's personalised arms wrap their loops in a clinic
+        this way); runs share a batch only with the same wrapper.
     """
 
     run_id: str
@@ -148,16 +153,20 @@ class RunPoint:
     config: dict[str, Any]
     group: str
     n_instances: int
+    loop_wrapper: dict[str, Any] | None = None
 
     def payload(self) -> dict[str, Any]:
         """What a worker needs to run it."""
-        return {
+        payload = {
             "run_id": self.run_id,
             "params": self.params,
             "replicate": self.replicate,
             "seed": self.seed,
             "config": self.config,
         }
+        if self.loop_wrapper is not None:
+            payload["loop_wrapper"] = self.loop_wrapper
+        return payload
 
 
 @dataclass

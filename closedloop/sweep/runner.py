@@ -172,7 +172,14 @@ def run_sweep(
         )
         outstanding: dict[int, list[RunPoint]] = {}
         next_id = itertools.count()
-        payload_common = {"runs_dir": str(runs_dir), "tmp_dir": str(tmp_root)}
+        payload_common = {
+            "runs_dir": str(runs_dir),
+            "tmp_dir": str(tmp_root),
+            # files an experiment names sit beside it: its absolute path for the workers
+            "source": str(Path(plan.source).resolve())
+            if plan.source and Path(plan.source).is_file()
+            else plan.source,
+        }
 
         def submit(batch: list[RunPoint]) -> None:
             task_id = next(next_id)

@@ -14,6 +14,7 @@ unknown, every run of the batch is run alone. Run files are written under
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import shutil
@@ -33,7 +34,7 @@ from closedloop.io import DEFAULT_FORMAT, RECORDERS, add_run_attrs, open_recorde
 from closedloop.sweep.batch import batched_loop
 from closedloop.sweep.manifest import TMP_DIR
 
-__all__ = ["MAX_BATCH_RETRIES", "execute_task", "write_failed_run"]
+__all__ = ["MAX_BATCH_RETRIES", "execute_task", "wrap_loop", "write_failed_run"]
 
 #: Divergences tolerated in one batch before its remaining runs are run alone.
 MAX_BATCH_RETRIES = 2
@@ -145,13 +146,29 @@ def write_failed_run(
 # ----------------------------------------------------------------------- running
 
 
+def wrap_loop(loop: Any, run: Mapping[str, Any]) -> Any:
+    """The loop a run simulates: ``loop`` through the run's ``loop_wrapper``, if any.
+
+    The factory is imported by its dotted path here, in the worker, so the
+    sweep depends on no layer that wraps loops (e.g. the cohort's clinic).
+    """
+    wrapper = run.get("loop_wrapper")
+    if not wrapper:
+        return loop
+    module, _, name = str(wrapper["factory"]).rpartition(".")
+    factory = getattr(importlib.import_module(module), name)
+    return factory(loop, wrapper.get("settings") or {})
+
+
 class _BatchFailed(Exception):
     def __init__(self, culprit: int | None, reason: str) -> None:
         super().__init__(reason)
         self.culprit = culprit
 
 
-def _run_alone(run: Mapping[str, Any], runs_dir: Path, tmp_root: Path) -> dict[str, Any]:
+def _run_alone(
+    run: Mapping[str, Any], runs_dir: Path, tmp_root: Path, source: str = ""
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     tmp_dir = Path(tempfile.mkdtemp(dir=tmp_root))
     path = tmp_dir / f"{run['run_id']}.h5"
@@ -159,8 +176,10 @@ def _run_alone(run: Mapping[str, Any], runs_dir: Path, tmp_root: Path) -> dict[s
     wall = _WallShare(t0, 1)
     try:
         try:
-            exp = validate_config(run["config"])
-            simulate_runs(exp.loop, [RunSpec(exp, path, _sweep_attrs(run, wall, 1))])
+            exp = validate_config(run["config"], source)
+            simulate_runs(
+                wrap_loop(exp.loop, run), [RunSpec(exp, path, _sweep_attrs(run, wall, 1))]
+            )
         except Exception as exc:
             status, error = "failed", f"{type(exc).__name__}: {exc}"
         if status == "complete":
@@ -175,11 +194,11 @@ def _run_alone(run: Mapping[str, Any], runs_dir: Path, tmp_root: Path) -> dict[s
 
 
 def _run_batch(
-    runs: Sequence[Mapping[str, Any]], runs_dir: Path, tmp_root: Path
+    runs: Sequence[Mapping[str, Any]], runs_dir: Path, tmp_root: Path, source: str = ""
 ) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
-    exps = [validate_config(run["config"]) for run in runs]
-    loop = batched_loop(exps)
+    exps = [validate_config(run["config"], source) for run in runs]
+    loop = wrap_loop(batched_loop(exps), runs[0])
     tmp_dir = Path(tempfile.mkdtemp(dir=tmp_root))
     try:
         walls = [_WallShare(t0, len(runs)) for _ in runs]
@@ -217,7 +236,8 @@ def execute_task(task: Mapping[str, Any]) -> list[dict[str, Any]]:
         (:meth:`closedloop.sweep.plan.RunPoint.payload`) to simulate together when
         there are several, and optionally ``tmp_dir``: the sweep's scratch
         directory, which must exist (a sweep removes it when it stops, so a
-        task still running after that writes nothing).
+        task still running after that writes nothing), and ``source``: the
+        experiment file, beside which relative file paths resolve.
 
     Returns
     -------
@@ -233,23 +253,24 @@ def execute_task(task: Mapping[str, Any]) -> list[dict[str, Any]]:
     else:
         tmp_root = runs_dir / TMP_DIR
         tmp_root.mkdir(parents=True, exist_ok=True)
+    source = str(task.get("source") or "")
     pending = list(task["runs"])
     results: list[dict[str, Any]] = []
     retries = 0
     while pending:
         if len(pending) == 1:
-            results.append(_run_alone(pending[0], runs_dir, tmp_root))
+            results.append(_run_alone(pending[0], runs_dir, tmp_root, source))
             break
         try:
-            results += _run_batch(pending, runs_dir, tmp_root)
+            results += _run_batch(pending, runs_dir, tmp_root, source)
             break
         except _BatchFailed as failure:
             if failure.culprit is None or retries >= MAX_BATCH_RETRIES:
-                results += [_run_alone(run, runs_dir, tmp_root) for run in pending]
+                results += [_run_alone(run, runs_dir, tmp_root, source) for run in pending]
                 break
-            results.append(_run_alone(pending.pop(failure.culprit), runs_dir, tmp_root))
+            results.append(_run_alone(pending.pop(failure.culprit), runs_dir, tmp_root, source))
             retries += 1
         except Exception:  # not batchable after all: one by one
-            results += [_run_alone(run, runs_dir, tmp_root) for run in pending]
+            results += [_run_alone(run, runs_dir, tmp_root, source) for run in pending]
             break
     return results
