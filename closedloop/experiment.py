@@ -23,7 +23,7 @@ from closedloop.config import ResolvedExperiment
 from closedloop.core.loop import trigger_source
 from closedloop.core.random import rng_states
 from closedloop.core.record import TRIGGER_SERIES
-from closedloop.io import open_recorder
+from closedloop.io import open_recorder, recorder_options
 from closedloop.io.series import create_series, run_series, spike_events, state_series
 from closedloop.io.triggers import TRIGGER_EVENTS, TRIGGER_FIELDS, TriggerLog
 from closedloop.metrics import (
@@ -214,6 +214,7 @@ def simulate_runs(
                     seed=run.exp.config.seed,
                     n=run.exp.config.n_instances,
                     closedloop_version=closedloop.__version__,
+                    **recorder_options(run.exp.config),
                 )
             )
             recorders.append(rec)
@@ -250,6 +251,7 @@ def simulate_runs(
                 )
             for key, value in loop.run_attributes().items():
                 rec.set_attr(key, value)
+            rec.check_selection()
 
         def on_chunk(t0: float, data: dict[str, np.ndarray]) -> None:
             nonlocal seen, amp_count
@@ -282,9 +284,7 @@ def simulate_runs(
                 # drug's effect, say) set in the model during this chunk.
                 for key in modulated:
                     baseline.record[key] = model.record[key]
-                steps = m * loop.steps_per_sample
-                raw = baseline.advance(steps)
-                base = raw.reshape(n, m, loop.steps_per_sample).mean(axis=2)
+                base = _advance_means(baseline, m, loop.steps_per_sample)
                 for rec, psd, sl in zip(recorders, psd_base, slices, strict=True):
                     rec.append("lfp_baseline", base[sl])
                     psd.feed(base[sl, skip:])
@@ -391,7 +391,9 @@ def simulate_runs(
                 {key: info[key][0] for key in metrics},
                 {key: info[key][1] for key in metrics},
             )
-            rec.write_array("spectra/frequency_hz", psd_stim[k].frequency_hz, units="Hz")
+            rec.write_array(
+                "spectra/frequency", psd_stim[k].frequency_hz, units="Hz", dims="frequency"
+            )
             rec.write_array(
                 "spectra/psd_stim",
                 psd_stim[k].psd(),
@@ -416,6 +418,23 @@ def simulate_runs(
             figure = plot_run(run.path)
         outcomes.append(RunOutcome(path=run.path, figure=figure, metrics=metrics, units=run_units))
     return outcomes
+
+
+#: Most bytes of raw integration-step signal held at once while the unstimulated
+#: copy advances: memory stays flat in ``output.chunk_s`` and in run length.
+_RAW_BLOCK_BYTES = 32 * 1024 * 1024
+
+
+def _advance_means(model: Any, m: int, steps_per_sample: int) -> np.ndarray:
+    """Advance ``model`` by ``m`` sensing samples; each sample's mean signal, shape (n, m)."""
+    n = model.n
+    block = max(1, _RAW_BLOCK_BYTES // (8 * n * steps_per_sample))
+    out = np.empty((n, m))
+    for start in range(0, m, block):
+        k = min(block, m - start)
+        raw = model.advance(k * steps_per_sample)
+        out[:, start : start + k] = raw.reshape(n, k, steps_per_sample).mean(axis=2)
+    return out
 
 
 def _create_datasets(

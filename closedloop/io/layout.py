@@ -108,7 +108,10 @@ __all__ = [
 #: ``band_power_*``/``band_power_reduction``, ``n_switches`` counts switches of
 #: a continuous train after its first turn-on, root attribute ``beta_band_hz``
 #: renamed ``band_hz``; burst metrics and ``bursts/*`` arrays added.
-FORMAT_VERSION: int = 2
+#: 3 (issue 17): one time dimension per clock with HDF5 dimension scales
+#: (``timeseries/time_sensing``, ``time_control``, ...), ``instance`` and
+#: ``frequency`` coordinates, ``spectra/frequency_hz`` renamed ``spectra/frequency``.
+FORMAT_VERSION: int = 3
 
 #: Suffix appended to the final file name while a run is being written.
 PARTIAL_SUFFIX: str = ".partial"

@@ -285,7 +285,7 @@ def _plot_triggers(ax: Axes, run: RunData, instance: int) -> list:
 def _plot_psd(ax: Axes, run: RunData, instance: int, max_frequency_hz: float | None) -> None:
     ax.set_title("(d) power spectral density", loc="left", fontsize=10)
     ax.set_xlabel("frequency (Hz)")
-    freq = run.arrays.get("spectra/frequency_hz")
+    freq = run.arrays.get("spectra/frequency")
     curves = [
         (key, label, color)
         for key, label, color in (
