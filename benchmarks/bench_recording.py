@@ -35,7 +35,9 @@ VARIANTS = {
     "lzf": ["output.compression=lzf"],
     "gzip-1": ["output.compression=gzip-1"],
     "gzip-4": ["output.compression=gzip-4"],
+    "none_f32": ["output.compression=none", "output.dtype=float32"],
     "lzf_f32": ["output.compression=lzf", "output.dtype=float32"],
+    "none_nobase": ["output.compression=none", "output.record_baseline=false"],
     "lzf_nobase": ["output.compression=lzf", "output.record_baseline=false"],
 }
 

@@ -22,7 +22,7 @@ Schema (defaults in brackets)::
                  reference: {amplitude_ma [2.0], frequency_hz [130], pulse_width_us [60]},
                  bursts: {percentile [75], min_duration_s [0.1], long_burst_s [0.4]}}
     output:     {chunk_s [1.0], record_baseline [true], figure [true], format [hdf5],
-                 dtype [float64], compression [lzf], series [all], decimate [{}],
+                 dtype [float64], compression [auto], series [all], decimate [{}],
                  hostname [false]}
     brian:      {target, record_rates, record_spikes, build_dir, keep_build,
                  stimulate, sense}  [none]  Brian2 models, see closedloop.brian.loop
@@ -167,6 +167,7 @@ class OutputSection(_Section):
         "float64", description="stored type of the time series (float32: about 7 digits)"
     )
     compression: typing.Literal[
+        "auto",
         "none",
         "lzf",
         "gzip",
@@ -179,7 +180,11 @@ class OutputSection(_Section):
         "gzip-7",
         "gzip-8",
         "gzip-9",
-    ] = Field("lzf", description="HDF5 filter of the time series (closedloop.io.hdf5)")
+    ] = Field(
+        "auto",
+        description="HDF5 filter of the time series; auto: lzf except on the sensing clock "
+        "(closedloop.io.storage)",
+    )
     series: list[str] | None = Field(
         None, description="time series to write, e.g. [amplitude, biomarker]; all when unset"
     )

@@ -55,6 +55,7 @@ from closedloop.io.layout import (
     to_json,
 )
 from closedloop.io.provenance import collect_provenance, utc_now
+from closedloop.io.series import SENSING_CLOCK
 from closedloop.io.storage import chunk_layout, compression_filter
 
 __all__ = ["RunRecorder", "add_run_attrs"]
@@ -88,9 +89,9 @@ class RunRecorder:
     dtype : {"float64", "float32"}, optional
         Stored type of the time series (``output.dtype``); float32 keeps about
         7 significant digits, ample for signals and commands, and halves the file.
-    compression : {"lzf", "gzip", "gzip-1" ... "gzip-9", "none"}, optional
-        HDF5 filter of the time series (``output.compression``), lzf by
-        default: measured to cost no run time (README, performance).
+    compression : {"auto", "lzf", "gzip", "gzip-1" ... "gzip-9", "none"}, optional
+        HDF5 filter of the time series (``output.compression``); ``auto``:
+        lzf except on the sensing clock (:mod:`closedloop.io.storage`).
     series : sequence of str, optional
         Time series to write (``output.series``); appends to the others are
         dropped. All by default.
@@ -125,7 +126,7 @@ class RunRecorder:
         closedloop_version: str,
         provenance: dict[str, Any] | None = None,
         dtype: str = "float64",
-        compression: str = "lzf",
+        compression: str = "auto",
         series: Sequence[str] | None = None,
         decimate: Mapping[str, int] | None = None,
     ) -> None:
@@ -147,7 +148,8 @@ class RunRecorder:
         self._decimation: dict[str, list[int]] = {}
         self._offered: set[str] = set()
         self._dtype = np.dtype(dtype)
-        self._filter = compression_filter(compression)
+        compression_filter(compression)  # refuse an unknown name now
+        self._compression = compression
         self._series = None if series is None else frozenset(series)
         self._decimate = {k: int(v) for k, v in (decimate or {}).items()}
         bad = {k: v for k, v in self._decimate.items() if v < 1}
@@ -278,7 +280,7 @@ class RunRecorder:
             maxshape=(self.n, None),
             dtype=dtype,
             **layout,
-            **self._filter,
+            **compression_filter(self._compression, sensed=clock == SENSING_CLOCK),
         )
         self._reserve += layout["rdcc_nbytes"]
         clock = clock or self._clock_for(rate, float(start_time_s))
