@@ -160,7 +160,7 @@ def simulate_runs(
     if baseline is not None:
         baseline.reset(loop.model_instance_seeds)
         if cfg.warmup_s > 0:
-            baseline.advance(int(round(cfg.warmup_s / model.dt_s)))
+            _advance_means(baseline, int(round(cfg.warmup_s / model.dt_s)), 1, keep=False)
         baseline.step_ = 0
     # One spectrum per run: each run's metrics are computed on arrays of the
     # shape it has alone, so batching cannot change a bit of them.
@@ -284,14 +284,21 @@ def simulate_runs(
                 # drug's effect, say) set in the model during this chunk.
                 for key in modulated:
                     baseline.record[key] = model.record[key]
-                base = _advance_means(baseline, m, loop.steps_per_sample)
-                for rec, psd, sl in zip(recorders, psd_base, slices, strict=True):
-                    rec.append("lfp_baseline", base[sl])
-                    psd.feed(base[sl, skip:])
-            if base_sensing is not None:
-                raw_base = data["lfp_baseline"] if in_loop_baseline else base
+            # The no-stimulation copy in blocks of a few MB: memory stays flat in
+            # the chunk length (the model, the sensing chain and the spectrum
+            # are chunk invariant, so the results are those of one block).
+            block = max(1, _RAW_BLOCK_BYTES // (8 * n * loop.steps_per_sample))
+            for a in range(0, m if base_sensing is not None else 0, block):
+                b = min(m, a + block)
+                if baseline is not None:
+                    base = _advance_means(baseline, b - a, loop.steps_per_sample)
+                    cut = max(0, min(b - a, discard - seen - a))
+                    for rec, psd, sl in zip(recorders, psd_base, slices, strict=True):
+                        rec.append("lfp_baseline", base[sl])
+                        psd.feed(base[sl, cut:])
+                raw_base = data["lfp_baseline"][:, a:b] if in_loop_baseline else base
                 env = loop.sensing.process(base_sensing, raw_base)["envelope"]
-                ends = np.flatnonzero((seen + np.arange(m) + 1) % spp == 0)
+                ends = np.flatnonzero((seen + a + np.arange(b - a) + 1) % spp == 0)
                 bio_base.append(env[:, ends])
             bio_stim.append(data["biomarker"])
             seen += m
@@ -425,15 +432,21 @@ def simulate_runs(
 _RAW_BLOCK_BYTES = 32 * 1024 * 1024
 
 
-def _advance_means(model: Any, m: int, steps_per_sample: int) -> np.ndarray:
-    """Advance ``model`` by ``m`` sensing samples; each sample's mean signal, shape (n, m)."""
+def _advance_means(
+    model: Any, m: int, steps_per_sample: int, *, keep: bool = True
+) -> np.ndarray | None:
+    """Advance ``model`` by ``m`` samples in blocks; each sample's mean signal, shape (n, m).
+
+    With ``keep=False`` (an unrecorded warm-up) nothing is returned.
+    """
     n = model.n
     block = max(1, _RAW_BLOCK_BYTES // (8 * n * steps_per_sample))
-    out = np.empty((n, m))
+    out = np.empty((n, m)) if keep else None
     for start in range(0, m, block):
         k = min(block, m - start)
         raw = model.advance(k * steps_per_sample)
-        out[:, start : start + k] = raw.reshape(n, k, steps_per_sample).mean(axis=2)
+        if out is not None:
+            out[:, start : start + k] = raw.reshape(n, k, steps_per_sample).mean(axis=2)
     return out
 
 

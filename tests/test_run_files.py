@@ -230,3 +230,21 @@ def test_rerun_refuses_a_plugin_unless_trusted(
     assert main(["rerun", str(path)]) == 2
     err = capsys.readouterr().err
     assert "controller.name = evil.module.Ctrl" in err and "--trust-plugins" in err
+
+
+def test_the_baseline_in_small_blocks_gives_the_same_run(
+    run_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import closedloop.experiment
+
+    # Blocks of 7 sensing samples (2 instances, 10 steps a sample), not
+    # dividing the 1,000-sample chunk nor the 20-sample control period.
+    monkeypatch.setattr(closedloop.experiment, "_RAW_BLOCK_BYTES", 8 * 2 * 10 * 7)
+    blocked, whole = load_run(_run(tmp_path)), load_run(run_file)
+    for name in ("lfp_baseline", "lfp", "amplitude"):
+        np.testing.assert_array_equal(blocked.timeseries[name], whole.timeseries[name])
+    for name, value in whole.metrics.items():
+        np.testing.assert_array_equal(blocked.metrics[name], value, err_msg=name)
+    np.testing.assert_array_equal(
+        blocked.arrays["spectra/psd_baseline"], whole.arrays["spectra/psd_baseline"]
+    )
