@@ -31,14 +31,12 @@ EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "pd_beta_adbs
 #: Variant name to config overrides (all: n_instances, duration_s, no figure).
 VARIANTS = {
     "bare": None,
+    "auto": [],  # the defaults: lzf except the sensed signals, float64
     "none": ["output.compression=none"],
     "lzf": ["output.compression=lzf"],
     "gzip-1": ["output.compression=gzip-1"],
-    "gzip-4": ["output.compression=gzip-4"],
-    "none_f32": ["output.compression=none", "output.dtype=float32"],
-    "lzf_f32": ["output.compression=lzf", "output.dtype=float32"],
-    "none_nobase": ["output.compression=none", "output.record_baseline=false"],
-    "lzf_nobase": ["output.compression=lzf", "output.record_baseline=false"],
+    "auto_f32": ["output.dtype=float32"],
+    "auto_nobase": ["output.record_baseline=false"],
 }
 
 

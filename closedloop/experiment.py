@@ -429,7 +429,7 @@ def simulate_runs(
 
 #: Most bytes of raw integration-step signal held at once while the unstimulated
 #: copy advances: memory stays flat in ``output.chunk_s`` and in run length.
-_RAW_BLOCK_BYTES = 32 * 1024 * 1024
+_RAW_BLOCK_BYTES = 8 * 1024 * 1024
 
 
 def _advance_means(

@@ -80,10 +80,13 @@ def chunk_layout(n: int, itemsize: int, chunk_samples: int | None = None) -> dic
             raise ValueError(f"chunk_samples must be at least 1, got {chunk_samples!r}")
     rows = min(n, max(1, CHUNK_BYTES // (samples * itemsize)))
     # The cache must hold one time-column of chunks (all instances), else
-    # every append re-reads and re-writes partly filled chunks.
+    # every append re-reads and re-writes partly filled chunks; one column
+    # (plus a chunk) is enough, as appends run along time: the last, partly
+    # filled column is the one the next append continues.
     column_bytes = n * samples * itemsize
-    cache_bytes = int(min(MAX_CACHE_BYTES, max(MIN_CACHE_BYTES, 2 * column_bytes)))
-    chunks_in_cache = max(1, cache_bytes // (rows * samples * itemsize))
+    chunk_bytes = rows * samples * itemsize
+    cache_bytes = int(min(MAX_CACHE_BYTES, max(MIN_CACHE_BYTES, column_bytes + chunk_bytes)))
+    chunks_in_cache = max(1, cache_bytes // chunk_bytes)
     return {
         "chunks": (rows, samples),
         "rdcc_nbytes": cache_bytes,
