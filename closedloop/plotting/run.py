@@ -548,7 +548,12 @@ def format_info(run: RunData) -> str:
     provenance = attrs.get("provenance")
     lines.append("provenance:")
     if isinstance(provenance, dict) and provenance:
-        lines += [f"  {key}: {value}" for key, value in provenance.items()]
+        for key, value in provenance.items():
+            if isinstance(value, dict):  # dependency and plugin versions, one a line
+                lines.append(f"  {key}:" + ("" if value else " (none)"))
+                lines += [f"    {k}: {v}" for k, v in value.items()]
+            else:
+                lines.append(f"  {key}: {value}")
     else:
         lines.append("  (none)")
 
