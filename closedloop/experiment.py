@@ -384,7 +384,9 @@ def simulate_runs(
                     (k2, (v[0].replace("{u}", env_units), v[1]))
                     for k2, v in BURST_METRIC_INFO.items()
                 )
-                rec.write_array("bursts/duration_edges_s", hist["duration_edges_s"], units="s")
+                rec.write_array(
+                    "bursts/duration_edges_s", hist["duration_edges_s"], units="s", dims="edge"
+                )
                 for key in ("duration_counts", "duration_counts_baseline"):
                     rec.write_array(f"bursts/{key}", hist[key], units="1", dims="instance,bin")
             info.update(TRIGGER_METRIC_INFO)

@@ -60,6 +60,7 @@ print(json.dumps({
     "psd_20": sp["psd_stim"].sel(frequency=20.0, method="nearest").values.tolist(),
     "frequency_units": sp["frequency"].attrs["units"],
     "metric_dims": list(me["band_power_reduction"].dims),
+    "bursts": dict(xr.open_dataset(path, group="bursts", engine="h5netcdf").sizes),
     "imported": "closedloop" in sys.modules and sys.modules["closedloop"] is not None,
 }))
 """
@@ -90,6 +91,8 @@ def test_xarray_opens_a_run_file_with_one_dimension_per_clock(run_file: Path) ->
     # Welch segments of 1 s: 1 Hz bins, so 20 Hz is bin 20.
     np.testing.assert_array_equal(got["psd_20"], run.arrays["spectra/psd_stim"][:, 20])
     assert got["metric_dims"] == ["instance"]
+    # Burst-duration histogram: bins and their edges, one more edge than bins.
+    assert got["bursts"]["edge"] == got["bursts"]["bin"] + 1 and got["bursts"]["instance"] == 2
 
 
 def test_to_dataframe_has_one_row_per_instance_and_sample(run_file: Path) -> None:
