@@ -24,7 +24,7 @@ from closedloop.core.loop import trigger_source
 from closedloop.core.random import rng_states
 from closedloop.core.record import TRIGGER_SERIES
 from closedloop.device.dose import stimulation_series, summary_metric_info
-from closedloop.io import open_recorder
+from closedloop.io import open_recorder, recorder_options
 from closedloop.io.series import create_series, run_series, spike_events, state_series
 from closedloop.io.triggers import TRIGGER_EVENTS, TRIGGER_FIELDS, TriggerLog
 from closedloop.metrics import (
@@ -161,7 +161,7 @@ def simulate_runs(
     if baseline is not None:
         baseline.reset(loop.model_instance_seeds)
         if cfg.warmup_s > 0:
-            baseline.advance(int(round(cfg.warmup_s / model.dt_s)))
+            _advance_means(baseline, int(round(cfg.warmup_s / model.dt_s)), 1, keep=False)
         baseline.step_ = 0
     # One spectrum per run: each run's metrics are computed on arrays of the
     # shape it has alone, so batching cannot change a bit of them.
@@ -215,6 +215,7 @@ def simulate_runs(
                     seed=run.exp.config.seed,
                     n=run.exp.config.n_instances,
                     closedloop_version=closedloop.__version__,
+                    **recorder_options(run.exp.config),
                 )
             )
             recorders.append(rec)
@@ -251,6 +252,7 @@ def simulate_runs(
                 )
             for key, value in loop.run_attributes().items():
                 rec.set_attr(key, value)
+            rec.check_selection()
 
         def on_chunk(t0: float, data: dict[str, np.ndarray]) -> None:
             nonlocal seen, amp_count
@@ -283,16 +285,21 @@ def simulate_runs(
                 # drug's effect, say) set in the model during this chunk.
                 for key in modulated:
                     baseline.record[key] = model.record[key]
-                steps = m * loop.steps_per_sample
-                raw = baseline.advance(steps)
-                base = raw.reshape(n, m, loop.steps_per_sample).mean(axis=2)
-                for rec, psd, sl in zip(recorders, psd_base, slices, strict=True):
-                    rec.append("lfp_baseline", base[sl])
-                    psd.feed(base[sl, skip:])
-            if base_sensing is not None:
-                raw_base = data["lfp_baseline"] if in_loop_baseline else base
+            # The no-stimulation copy in blocks of a few MB: memory stays flat in
+            # the chunk length (the model, the sensing chain and the spectrum
+            # are chunk invariant, so the results are those of one block).
+            block = max(1, _RAW_BLOCK_BYTES // (8 * n * loop.steps_per_sample))
+            for a in range(0, m if base_sensing is not None else 0, block):
+                b = min(m, a + block)
+                if baseline is not None:
+                    base = _advance_means(baseline, b - a, loop.steps_per_sample)
+                    cut = max(0, min(b - a, discard - seen - a))
+                    for rec, psd, sl in zip(recorders, psd_base, slices, strict=True):
+                        rec.append("lfp_baseline", base[sl])
+                        psd.feed(base[sl, cut:])
+                raw_base = data["lfp_baseline"][:, a:b] if in_loop_baseline else base
                 env = loop.sensing.process(base_sensing, raw_base)["envelope"]
-                ends = np.flatnonzero((seen + np.arange(m) + 1) % spp == 0)
+                ends = np.flatnonzero((seen + a + np.arange(b - a) + 1) % spp == 0)
                 bio_base.append(env[:, ends])
             bio_stim.append(data["biomarker"])
             seen += m
@@ -378,7 +385,9 @@ def simulate_runs(
                     (k2, (v[0].replace("{u}", env_units), v[1]))
                     for k2, v in BURST_METRIC_INFO.items()
                 )
-                rec.write_array("bursts/duration_edges_s", hist["duration_edges_s"], units="s")
+                rec.write_array(
+                    "bursts/duration_edges_s", hist["duration_edges_s"], units="s", dims="edge"
+                )
                 for key in ("duration_counts", "duration_counts_baseline"):
                     rec.write_array(f"bursts/{key}", hist[key], units="1", dims="instance,bin")
             info.update(TRIGGER_METRIC_INFO)
@@ -393,7 +402,9 @@ def simulate_runs(
                 {key: info[key][0] for key in metrics},
                 {key: info[key][1] for key in metrics},
             )
-            rec.write_array("spectra/frequency_hz", psd_stim[k].frequency_hz, units="Hz")
+            rec.write_array(
+                "spectra/frequency", psd_stim[k].frequency_hz, units="Hz", dims="frequency"
+            )
             rec.write_array(
                 "spectra/psd_stim",
                 psd_stim[k].psd(),
@@ -418,6 +429,29 @@ def simulate_runs(
             figure = plot_run(run.path)
         outcomes.append(RunOutcome(path=run.path, figure=figure, metrics=metrics, units=run_units))
     return outcomes
+
+
+#: Most bytes of raw integration-step signal held at once while the unstimulated
+#: copy advances: memory stays flat in ``output.chunk_s`` and in run length.
+_RAW_BLOCK_BYTES = 8 * 1024 * 1024
+
+
+def _advance_means(
+    model: Any, m: int, steps_per_sample: int, *, keep: bool = True
+) -> np.ndarray | None:
+    """Advance ``model`` by ``m`` samples in blocks; each sample's mean signal, shape (n, m).
+
+    With ``keep=False`` (an unrecorded warm-up) nothing is returned.
+    """
+    n = model.n
+    block = max(1, _RAW_BLOCK_BYTES // (8 * n * steps_per_sample))
+    out = np.empty((n, m)) if keep else None
+    for start in range(0, m, block):
+        k = min(block, m - start)
+        raw = model.advance(k * steps_per_sample)
+        if out is not None:
+            out[:, start : start + k] = raw.reshape(n, k, steps_per_sample).mean(axis=2)
+    return out
 
 
 def _create_datasets(

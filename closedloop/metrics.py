@@ -100,22 +100,31 @@ class StreamingPSD:
         self.window = _signal.get_window("hann", self.nperseg)
         self.scale = 1.0 / (self.fs_hz * np.sum(self.window**2))
         self.frequency_hz = np.fft.rfftfreq(self.nperseg, 1.0 / self.fs_hz)
-        self._buffer = np.empty((n, 0))
+        # Samples of the segment being filled: a fixed buffer, so feeding short
+        # blocks copies each sample in once, never the whole buffer again.
+        self._buffer = np.empty((n, self.nperseg))
+        self._fill = 0
         self._sum = np.zeros((n, self.frequency_hz.size))
         self.n_segments = 0
 
     def feed(self, x: np.ndarray) -> None:
         """Add samples, shape ``(n, m)``."""
-        buf = np.concatenate([self._buffer, x], axis=1)
-        n_seg = 0 if buf.shape[1] < self.nperseg else 1 + (buf.shape[1] - self.nperseg) // self.hop
-        if n_seg:
-            idx = np.arange(self.nperseg)[None, :] + self.hop * np.arange(n_seg)[:, None]
-            seg = buf[:, idx]  # (n, n_seg, nperseg)
-            seg = seg - seg.mean(axis=-1, keepdims=True)
-            spec = np.abs(np.fft.rfft(seg * self.window, axis=-1)) ** 2
-            self._sum += spec.sum(axis=1)
-            self.n_segments += n_seg
-        self._buffer = buf[:, n_seg * self.hop :]
+        pos, m = 0, x.shape[1]
+        while pos < m:
+            take = min(self.nperseg - self._fill, m - pos)
+            self._buffer[:, self._fill : self._fill + take] = x[:, pos : pos + take]
+            self._fill += take
+            pos += take
+            if self._fill == self.nperseg:
+                seg = self._buffer - self._buffer.mean(axis=-1, keepdims=True)
+                seg *= self.window
+                spec = np.fft.rfft(seg, axis=-1)
+                self._sum += spec.real**2 + spec.imag**2
+                self.n_segments += 1
+                # Segments overlap by nperseg - hop samples: keep those.
+                keep = self.nperseg - self.hop
+                self._buffer[:, :keep] = self._buffer[:, self.hop :].copy()
+                self._fill = keep
 
     def psd(self) -> np.ndarray:
         """One-sided PSD, shape ``(n, n_freq)``, signal units squared per Hz."""
@@ -136,11 +145,12 @@ class StreamingPSD:
         (scipy's ``welch`` instead shrinks the segment and its bins). The
         frequency resolution is that of the shorter segment, ``fs / m``.
         """
-        m = self._buffer.shape[1]
+        m = self._fill
         if m < MIN_PSD_SAMPLES:
             return np.full_like(self._sum, np.nan)
         window = _signal.get_window("hann", m)
-        seg = self._buffer - self._buffer.mean(axis=-1, keepdims=True)
+        buffer = self._buffer[:, :m]
+        seg = buffer - buffer.mean(axis=-1, keepdims=True)
         out = np.abs(np.fft.rfft(seg * window, n=self.nperseg, axis=-1)) ** 2
         out *= 1.0 / (self.fs_hz * np.sum(window**2))
         out[:, 1:] *= 2.0

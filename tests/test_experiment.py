@@ -41,7 +41,7 @@ def test_default_experiment_writes_file_figure_and_metrics(
     run = load_run(tmp_path / "pd_beta_adbs.h5")
     assert run.status == "complete"
     assert (tmp_path / "pd_beta_adbs.png").stat().st_size > 10_000
-    assert run.attrs["format_version"] == 2
+    assert run.attrs["format_version"] == 3
     for name in ("lfp", "biomarker", "amplitude", "frequency", "pulse_width"):
         assert run.timeseries[name].shape[0] == 1
         assert "units" in run.timeseries_attrs[name]

@@ -32,6 +32,14 @@ Cases
 ``hdf5_write``
     Streaming a run's time series through :class:`RunRecorder` against
     writing the same bytes with ``numpy.ndarray.tofile``.
+``recording/<baseline|no_baseline>``
+    The default experiment (STN-GPe, on-off aDBS, n = 256 quick or 1,024)
+    run by :func:`~closedloop.experiment.run_experiment` to a complete run
+    file (default output settings, no figure; with or without its
+    no-stimulation baseline, which is a second simulation) against the
+    same loop run bare through the API (reset, warm-up, ``loop.run``):
+    simulated seconds per wall second. Issue 18's targets: 1 / 2.3 = 0.43
+    with a baseline, 1 / 1.3 = 0.77 without.
 ``sweep/overhead``
     A 12-run sweep on a local pool of one worker (one run per task: worker
     process, manifest, files moved into place) against the same runs done
@@ -71,6 +79,7 @@ __all__ = [
     "brian_ping_loop",
     "brian_overhead_ratio",
     "parallel_rates",
+    "recording_ratio",
     "closed_loop_rate",
     "closed_loop_runner",
     "compare",
@@ -316,6 +325,51 @@ def _hdf5_ratio(repeats: int) -> float:
         return _best(recorder, repeats) / _best(plain, repeats)
 
 
+def recording_ratio(n: int, seconds: float, baseline: bool, repeats: int) -> float:
+    """Throughput of a recorded run (``run_experiment``) over the bare loop's.
+
+    Parameters
+    ----------
+    n : int
+        Instances of the default experiment.
+    seconds : float
+        Simulated time per run, s.
+    baseline : bool
+        Whether the recorded run simulates its no-stimulation baseline.
+    repeats : int
+        Interleaved runs of each side; the best of each is kept.
+
+    Returns
+    -------
+    float
+        Recorded run rate over bare loop rate (1: recording is free).
+    """
+    from closedloop.config import load_config
+    from closedloop.experiment import run_experiment
+
+    experiment = Path(__file__).resolve().parents[2] / "experiments" / "pd_beta_adbs.yaml"
+    overrides = [f"n_instances={n}", f"duration_s={seconds}", "output.figure=false"]
+    exp = load_config(experiment, [*overrides, f"output.record_baseline={str(baseline).lower()}"])
+    loop = exp.loop
+    warmup = exp.config.warmup_s
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def recorded() -> float:
+            t = time.perf_counter()
+            run_experiment(exp, tmp)
+            return seconds / (time.perf_counter() - t)
+
+        def bare() -> float:
+            t = time.perf_counter()
+            loop.reset()
+            loop.warm_up(warmup)
+            loop.run(seconds, chunk_s=exp.config.output.chunk_s)
+            return seconds / (time.perf_counter() - t)
+
+        bare()  # compile or load the kernels outside the timing
+        return _interleaved_ratio(recorded, bare, repeats)
+
+
 class BrianOpenLoop:
     """A Brian2 loop's network alone, run open loop in one ``Network.run``.
 
@@ -487,6 +541,12 @@ def run_perf(
         if progress:
             progress(f"brian_closed_loop/1ms/{label}: plain Brian2 / closed loop = {ratio:.3f}")
     ratios["hdf5_write"] = _hdf5_ratio(repeats)
+    for baseline, label in ((True, "baseline"), (False, "no_baseline")):
+        n_rec = 256 if quick else 1024
+        ratio = recording_ratio(n_rec, sim, baseline, max(2, repeats // 2))
+        ratios[f"recording/{label}"] = ratio
+        if progress:
+            progress(f"recording/{label}: recorded run / bare loop = {ratio:.3f}")
     sweep = _sweep_rates(2 if quick else 3)
     ratios["sweep/overhead"] = sweep[1] / sweep["direct"]
     ratios["sweep/2_workers"] = sweep[2] / sweep[1]

@@ -22,6 +22,7 @@ from closedloop.cli.bench import add_bench_parser, cmd_bench
 from closedloop.cli.cohort import add_cohort_parser, cmd_cohort
 from closedloop.cli.report import error as _error
 from closedloop.cli.report import report_config_error
+from closedloop.cli.rerun import add_rerun_parser, cmd_rerun
 
 __all__ = ["console_main", "main"]
 
@@ -167,6 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     psw.add_argument("-o", "--output", default=None, help="figure path [DIR/sweep_*.png]")
     add_bench_parser(sub)
     add_cohort_parser(sub)
+    add_rerun_parser(sub)
     return p
 
 
@@ -512,6 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plot-sweep": _cmd_plot_sweep,
         "bench": cmd_bench,
         "cohort": cmd_cohort,
+        "rerun": cmd_rerun,
     }[args.command]
     try:
         return handler(args)

@@ -21,7 +21,9 @@ Schema (defaults in brackets)::
     metrics:    {band_hz [13, 30], discard_s [0.5], segment_s [1.0],
                  reference: {amplitude_ma [2.0], frequency_hz [130], pulse_width_us [60]},
                  bursts: {percentile [75], min_duration_s [0.1], long_burst_s [0.4]}}
-    output:     {chunk_s [1.0], record_baseline [true], figure [true], format [hdf5]}
+    output:     {chunk_s [1.0], record_baseline [true], figure [true], format [hdf5],
+                 dtype [float64], compression [auto], series [all], decimate [{}],
+                 hostname [false]}
     brian:      {target, record_rates, record_spikes, build_dir, keep_build,
                  stimulate, sense}  [none]  Brian2 models, see closedloop.brian.loop
     sweep:      {seed, replicates, batch_size, grid, zip, random}  [none]
@@ -171,6 +173,43 @@ class OutputSection(_Section):
     record_baseline: bool = True
     figure: bool = True
     format: str = Field("hdf5", description="run file format, a key of closedloop.io.RECORDERS")
+    dtype: typing.Literal["float64", "float32"] = Field(
+        "float64", description="stored type of the time series (float32: about 7 digits)"
+    )
+    compression: typing.Literal[
+        "auto",
+        "none",
+        "lzf",
+        "gzip",
+        "gzip-1",
+        "gzip-2",
+        "gzip-3",
+        "gzip-4",
+        "gzip-5",
+        "gzip-6",
+        "gzip-7",
+        "gzip-8",
+        "gzip-9",
+    ] = Field(
+        "auto",
+        description="HDF5 filter of the time series; auto: lzf except on the sensing clock "
+        "(closedloop.io.storage)",
+    )
+    series: list[str] | None = Field(
+        None, description="time series to write, e.g. [amplitude, biomarker]; all when unset"
+    )
+    decimate: dict[str, int] = Field(
+        {}, description="series name to k: keep every k-th sample (rate divided by k)"
+    )
+    hostname: bool = Field(False, description="record the machine's hostname in provenance")
+
+    @pydantic.field_validator("decimate")
+    @classmethod
+    def _positive_factors(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = {k: v for k, v in value.items() if v < 1}
+        if bad:
+            raise ValueError(f"decimation factors must be integers >= 1, got {bad}")
+        return value
 
 
 class FearExpressionSection(_Section):

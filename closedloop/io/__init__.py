@@ -20,6 +20,7 @@ from typing import Any
 from closedloop.io.hdf5 import RunRecorder, add_run_attrs
 from closedloop.io.layout import FORMAT_VERSION
 from closedloop.io.nwb import NWBRunRecorder, export_nwb
+from closedloop.io.provenance import collect_provenance
 from closedloop.io.reader import RunData, load_run, read_run_status
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "export_nwb",
     "load_run",
     "open_recorder",
+    "recorder_options",
     "read_run_status",
 ]
 
@@ -41,6 +43,37 @@ __all__ = [
 RECORDERS: dict[str, type] = {"hdf5": RunRecorder, "nwb": NWBRunRecorder}
 #: Format written when a config names none.
 DEFAULT_FORMAT = "hdf5"
+
+
+def recorder_options(config: Any) -> dict[str, Any]:
+    """Recorder keywords of a validated config (output settings and provenance).
+
+    Parameters
+    ----------
+    config : closedloop.config.schema.ExperimentConfig
+        The run's config.
+
+    Returns
+    -------
+    dict
+        ``dtype``, ``compression``, ``series`` and ``decimate`` (from
+        ``output``) and ``provenance`` (with the packages of the plugins the
+        config names by dotted path, and the hostname if ``output.hostname``)
+        for :class:`~closedloop.io.hdf5.RunRecorder`.
+    """
+    output = config.output
+    plugins = [
+        name
+        for name in (config.model.name, config.controller.name)
+        if isinstance(name, str) and "." in name
+    ]
+    return {
+        "provenance": collect_provenance(plugins=plugins, hostname=output.hostname),
+        "dtype": output.dtype,
+        "compression": output.compression,
+        "series": output.series,
+        "decimate": dict(output.decimate),
+    }
 
 
 def open_recorder(fmt: str, path: str | os.PathLike[str], **kwargs: Any) -> Any:

@@ -22,7 +22,7 @@ import contextlib
 import json
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -40,6 +40,7 @@ from closedloop.io.atomic import (
     room_left,
     write_failure,
 )
+from closedloop.io.coords import attach_dims, clock_coordinate, extend_clock
 from closedloop.io.layout import (
     FORMAT_VERSION,
     JSON_ATTRS,
@@ -54,16 +55,10 @@ from closedloop.io.layout import (
     to_json,
 )
 from closedloop.io.provenance import collect_provenance, utc_now
+from closedloop.io.series import SENSING_CLOCK
+from closedloop.io.storage import chunk_layout, compression_filter
 
 __all__ = ["RunRecorder", "add_run_attrs"]
-
-#: Target size of one chunk of a time series, in bytes.
-_CHUNK_BYTES = 64 * 1024
-#: Fewest samples along time in one chunk (when many instances share a chunk row).
-_MIN_CHUNK_SAMPLES = 256
-#: Bounds of the per-dataset HDF5 chunk cache, in bytes.
-_MIN_CACHE_BYTES = 1024 * 1024
-_MAX_CACHE_BYTES = 64 * 1024 * 1024
 
 
 class RunRecorder:
@@ -91,6 +86,18 @@ class RunRecorder:
         Version of closedloop producing the run.
     provenance : dict, optional
         Extra provenance entries, merged over :func:`collect_provenance`.
+    dtype : {"float64", "float32"}, optional
+        Stored type of the time series (``output.dtype``); float32 keeps about
+        7 significant digits, ample for signals and commands, and halves the file.
+    compression : {"auto", "lzf", "gzip", "gzip-1" ... "gzip-9", "none"}, optional
+        HDF5 filter of the time series (``output.compression``); ``auto``:
+        lzf except on the sensing clock (:mod:`closedloop.io.storage`).
+    series : sequence of str, optional
+        Time series to write (``output.series``); appends to the others are
+        dropped. All by default.
+    decimate : mapping of str to int, optional
+        Keep every ``k``-th sample of a series (``output.decimate``); its
+        sampling rate is divided by ``k``.
 
     Attributes
     ----------
@@ -118,6 +125,10 @@ class RunRecorder:
         n: int,
         closedloop_version: str,
         provenance: dict[str, Any] | None = None,
+        dtype: str = "float64",
+        compression: str = "auto",
+        series: Sequence[str] | None = None,
+        decimate: Mapping[str, int] | None = None,
     ) -> None:
         n_int = int(n)
         if n_int != n or n_int < 1:
@@ -132,6 +143,18 @@ class RunRecorder:
         self.n = n_int
         self._closed = False
         self._timeseries: dict[str, h5py.Dataset] = {}
+        # Per series: its clock coordinate, and (step, samples seen) when decimated.
+        self._clocks: dict[str, h5py.Dataset] = {}
+        self._decimation: dict[str, list[int]] = {}
+        self._offered: set[str] = set()
+        self._dtype = np.dtype(dtype)
+        compression_filter(compression)  # refuse an unknown name now
+        self._compression = compression
+        self._series = None if series is None else frozenset(series)
+        self._decimate = {k: int(v) for k, v in (decimate or {}).items()}
+        bad = {k: v for k, v in self._decimate.items() if v < 1}
+        if bad:
+            raise ValueError(f"decimate: factors must be integers >= 1, got {bad}")
         self._json_attrs: list[str] = []
         self._lock_fd: int | None = None
         self._file: h5py.File | None = None
@@ -196,9 +219,10 @@ class RunRecorder:
         units: str,
         sampling_rate_hz: float,
         description: str = "",
-        dtype: Any = np.float64,
+        dtype: Any = None,
         chunk_samples: int | None = None,
         start_time_s: float = 0.0,
+        clock: str | None = None,
     ) -> None:
         """Create an empty time series ``timeseries/<name>`` of shape ``(n, 0)``.
 
@@ -213,12 +237,16 @@ class RunRecorder:
         description : str, optional
             One sentence on what the signal is.
         dtype : numpy dtype, optional
-            Stored type, float64 by default.
+            Stored type; the recorder's ``dtype`` by default.
         chunk_samples : int, optional
             Samples along time per HDF5 chunk. By default chosen so that one
             chunk holds about 64 KiB, and at least 256 samples.
         start_time_s : float, optional
             Time of the first sample, in seconds (default 0).
+        clock : str, optional
+            Name of the series' time dimension, e.g. ``"time_sensing"``;
+            series of one clock share it. By default the clock of an earlier
+            series with the same rate and start, else ``time_<period>s``.
 
         Raises
         ------
@@ -236,38 +264,66 @@ class RunRecorder:
                 f"time series {name!r}: sampling_rate_hz must be positive and finite, "
                 f"got {sampling_rate_hz!r}"
             )
-        dtype = np.dtype(dtype)
-        itemsize = dtype.itemsize
-        if chunk_samples is None:
-            samples = max(_MIN_CHUNK_SAMPLES, _CHUNK_BYTES // (self.n * itemsize))
-            samples = min(samples, max(1, _CHUNK_BYTES // itemsize))
-        else:
-            samples = int(chunk_samples)
-            if samples < 1:
-                raise ValueError(f"chunk_samples must be at least 1, got {chunk_samples!r}")
-        rows = min(self.n, max(1, _CHUNK_BYTES // (samples * itemsize)))
-        # The cache must hold one time-column of chunks (all instances), else
-        # every append re-reads and re-writes partly filled chunks.
-        column_bytes = self.n * samples * itemsize
-        cache_bytes = int(min(_MAX_CACHE_BYTES, max(_MIN_CACHE_BYTES, 2 * column_bytes)))
-        chunks_in_cache = max(1, cache_bytes // (rows * samples * itemsize))
+        self._offered.add(name)
+        if self._series is not None and name not in self._series:
+            return
+        step = self._decimate.get(name, 1)
+        if step > 1:
+            rate /= step
+            clock = f"{clock}_every{step}" if clock else None
+            self._decimation[name] = [step, 0]
+        dtype = self._dtype if dtype is None else np.dtype(dtype)
+        layout = chunk_layout(self.n, dtype.itemsize, chunk_samples)
         ds = group.create_dataset(
             name,
             shape=(self.n, 0),
             maxshape=(self.n, None),
-            chunks=(rows, samples),
             dtype=dtype,
-            rdcc_nbytes=cache_bytes,
-            rdcc_nslots=max(521, 100 * chunks_in_cache + 1),
+            **layout,
+            **compression_filter(self._compression, sensed=clock == SENSING_CLOCK),
         )
-        self._reserve += cache_bytes
+        self._reserve += layout["rdcc_nbytes"]
+        clock = clock or self._clock_for(rate, float(start_time_s))
+        coord = clock_coordinate(group, clock, rate, float(start_time_s))
+        attach_dims(ds, ("instance", clock), self.n)
+        self._clocks[name] = coord
         ds.attrs["units"] = str(units)
         ds.attrs["sampling_rate_hz"] = rate
         ds.attrs["sampling_rate"] = rate
         ds.attrs["start_time_s"] = float(start_time_s)
         ds.attrs["description"] = str(description)
-        ds.attrs["dims"] = "instance,time"
+        ds.attrs["dims"] = f"instance,{clock}"
+        ds.attrs["long_name"] = str(description) or name
         self._timeseries[name] = ds
+
+    def check_selection(self) -> None:
+        """Refuse ``series`` or ``decimate`` names no created time series has.
+
+        Raises
+        ------
+        ValueError
+            Naming the unknown entries (``output.series``, ``output.decimate``)
+            and the series the run offers.
+        """
+        unknown = {
+            "output.series": sorted(set(self._series or ()) - self._offered),
+            "output.decimate": sorted(set(self._decimate) - self._offered),
+        }
+        problems = [
+            f"{key}: no time series {', '.join(map(repr, names))}"
+            for key, names in unknown.items()
+            if names
+        ]
+        if problems:
+            offered = ", ".join(sorted(self._offered))
+            raise ValueError("; ".join(problems) + f" (this run records: {offered})")
+
+    def _clock_for(self, rate: float, start: float) -> str:
+        """The clock of an earlier series at ``rate`` from ``start``, or a new name."""
+        for coord in self._clocks.values():
+            if coord.attrs["sampling_rate_hz"] == rate and coord.attrs["start_time_s"] == start:
+                return coord.name.rsplit("/", 1)[-1]
+        return "time_" + f"{1.0 / rate:g}s".replace(".", "p").replace("-", "m")
 
     def append(self, name: str, block: np.ndarray) -> None:
         """Append samples to a time series, writing them to the file now.
@@ -290,6 +346,8 @@ class RunRecorder:
         try:
             ds = self._timeseries[name]
         except KeyError:
+            if self._series is not None and name not in self._series:
+                return  # not selected by output.series
             known = ", ".join(sorted(self._timeseries)) or "none"
             raise KeyError(
                 f"no time series {name!r}; create it with create_timeseries first "
@@ -301,6 +359,11 @@ class RunRecorder:
                 f"append to time series {name!r}: expected a block of shape (n, m) = "
                 f"({self.n}, m), got shape {block.shape}"
             )
+        decimation = self._decimation.get(name)
+        if decimation is not None:
+            step, seen = decimation
+            decimation[1] = seen + block.shape[1]
+            block = block[:, (-seen) % step :: step]
         m = block.shape[1]
         if m == 0:
             return
@@ -308,6 +371,7 @@ class RunRecorder:
         start = ds.shape[1]
         ds.resize(start + m, axis=1)
         ds[:, start : start + m] = block
+        extend_clock(self._clocks[name], start + m)
 
     # ---------------------------------------------------------------- events
 
@@ -373,6 +437,9 @@ class RunRecorder:
         ds.attrs["units"] = str(units)
         for attr_name, value in attrs.items():
             ds.attrs[attr_name] = attr_value(value)
+        dims = tuple(d.strip() for d in str(attrs.get("dims", "")).split(",") if d.strip())
+        if dims and len(dims) == ds.ndim and "/" in key:
+            attach_dims(ds, dims, self.n)
 
     def write_metrics(
         self,
@@ -416,6 +483,8 @@ class RunRecorder:
             values[name] = arr
         for name, arr in values.items():
             ds = group.create_dataset(name, data=arr)
+            if arr.ndim == 1:
+                attach_dims(ds, ("instance",), self.n)
             ds.attrs["units"] = str(units[name])
             ds.attrs["description"] = str(descriptions.get(name, ""))
 
@@ -486,6 +555,7 @@ class RunRecorder:
             self._file.attrs["finished"] = utc_now()
             self._file.flush()
             self._timeseries.clear()
+            self._clocks.clear()
             self._file.close()
         except OSError as exc:
             # A full disk, a quota or an I/O error: the file cannot be finished.
@@ -523,8 +593,9 @@ class RunRecorder:
         self._closed = True
         file = getattr(self, "_file", None)
         self._file = None
-        datasets = list(self._timeseries.values())
+        datasets = [*self._timeseries.values(), *self._clocks.values()]
         self._timeseries.clear()
+        self._clocks.clear()
         if file is not None and not quiet_release(*datasets, file):
             # HDF5 still holds the file: empty it to give back the space.
             with contextlib.suppress(OSError):

@@ -220,9 +220,9 @@ def export_nwb(
             )
         )
     for key in ("spectra/psd_stim", "spectra/psd_baseline"):
-        if key in run.arrays and "spectra/frequency_hz" in run.arrays:
+        if key in run.arrays and "spectra/frequency" in run.arrays:
             psd = np.asarray(run.arrays[key], dtype=float)
-            freq = np.asarray(run.arrays["spectra/frequency_hz"], dtype=float)
+            freq = np.asarray(run.arrays["spectra/frequency"], dtype=float)
             units = run.array_attrs.get(key, {}).get("units", "")
             module.add(
                 _table(

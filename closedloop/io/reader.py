@@ -18,6 +18,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from closedloop.io.coords import COORDINATE_ATTR, SCALE_ATTRS
 from closedloop.io.layout import (
     FORMAT_VERSION,
     JSON_ATTRS,
@@ -30,7 +31,11 @@ from closedloop.io.layout import (
     to_json,
 )
 
-__all__ = ["RunData", "load_run", "read_run_status"]
+__all__ = ["FREQUENCY", "RunData", "load_run", "read_run_status"]
+
+#: Frequency axis of the spectra (Hz), ``spectra/frequency_hz`` before version 3.
+FREQUENCY = "spectra/frequency"
+OLD_FREQUENCY = "spectra/frequency_hz"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -103,17 +108,22 @@ class RunData:
         return start + np.arange(self.timeseries[name].shape[-1]) / rate
 
     def to_xarray(self) -> Any:
-        """Return the run as an :class:`xarray.Dataset`.
+        """Return the run as an :class:`xarray.Dataset`, one dimension per clock.
 
-        Time series ``<name>`` have dims ``("instance", "time_<name>")`` with a
-        ``time_<name>`` coordinate in seconds; metrics have dims
-        ``("instance",)`` or none (a metric whose name clashes with a time
-        series is called ``metric_<name>``); other arrays are named by their
-        path with ``/`` replaced by ``_`` and take their dims from their
-        ``dims`` attribute when it has one (a dim named like a variable is
-        prefixed with the array's group, e.g. ``spectra_frequency``). Units
-        and descriptions are in each variable's ``attrs``; root attributes in
-        the dataset's ``attrs`` (dicts as JSON strings).
+        Time series have dims ``("instance", <clock>)``, the clock being the
+        one named in their ``dims`` attribute (``time_sensing``,
+        ``time_control``, ``time_state``, ...; ``time_<name>`` for files before
+        format version 3 or a series whose length differs from its clock's),
+        with that clock's times in seconds as its coordinate; metrics have
+        dims ``("instance",)`` or none (a metric whose name clashes with a
+        time series is called ``metric_<name>``); other arrays are named by
+        their path with ``/`` replaced by ``_`` and take their dims from their
+        ``dims`` attribute when it has one, so the spectra have a frequency
+        coordinate (Hz; ``spectra_frequency`` when the run records a
+        ``frequency`` series, as closed-loop runs do) and
+        ``.sel(spectra_frequency=20, method="nearest")`` works. Units and descriptions are in each
+        variable's ``attrs``; root attributes in the dataset's ``attrs``
+        (dicts as JSON strings).
 
         Returns
         -------
@@ -124,23 +134,19 @@ class RunData:
         ImportError
             If xarray is not installed.
         """
-        try:
-            import xarray as xr
-        except ImportError as err:
-            raise ImportError(
-                "RunData.to_xarray needs xarray, which is not installed: pip install xarray"
-            ) from err
+        xr = _xarray("RunData.to_xarray")
         n = self.n_instances
         data_vars: dict[str, Any] = {}
         coords: dict[str, Any] = {"instance": np.arange(n)}
         for name, values in self.timeseries.items():
-            time_dim = f"time_{name}"
-            coords[time_dim] = (time_dim, self.time(name), {"units": "s"})
-            data_vars[name] = (
-                ("instance", time_dim),
-                values,
-                {k: plain(v) for k, v in self.timeseries_attrs[name].items()},
-            )
+            ts_attrs = {k: plain(v) for k, v in self.timeseries_attrs[name].items()}
+            dims_attr = str(ts_attrs.get("dims", ""))
+            clock = dims_attr.split(",")[-1].strip() if "," in dims_attr else "time"
+            times = self.time(name)
+            if clock == "time" or (clock in coords and len(coords[clock][1]) != len(times)):
+                clock = f"time_{name}"
+            coords.setdefault(clock, (clock, times, {"units": "s", "long_name": "time"}))
+            data_vars[name] = (("instance", clock), values, ts_attrs)
         for name, values in self.metrics.items():
             var = f"metric_{name}" if name in data_vars else name
             dims: tuple[str, ...] = ("instance",) if values.ndim == 1 else ()
@@ -158,17 +164,60 @@ class RunData:
             attrs = {k: plain(v) for k, v in self.array_attrs.get(key, {}).items()}
             dims_attr = attrs.get("dims")
             dims = tuple(d.strip() for d in dims_attr.split(",")) if dims_attr else ()
+            if key == FREQUENCY:
+                dims = ("frequency",)  # also in files older than version 3
             if len(dims) != values.ndim:
                 dims = tuple(f"{var}_dim_{i}" for i in range(values.ndim))
             # A dimension named like a variable would turn that variable into a
             # coordinate: prefix such a dimension with the array's group.
             group = key.rsplit("/", 1)[0].replace("/", "_") if "/" in key else var
+            own = dims == (key.rsplit("/", 1)[-1],)
             dims = tuple(f"{group}_{d}" if d in taken and d != "instance" else d for d in dims)
-            data_vars[var] = (dims, values, attrs)
+            if own:
+                coords[dims[0]] = (dims, values, attrs)  # a coordinate, e.g. frequency
+            else:
+                data_vars[var] = (dims, values, attrs)
         attrs = {
             k: (to_json(v) if isinstance(v, dict | list) else v) for k, v in self.attrs.items()
         }
         return xr.Dataset(data_vars=data_vars, coords=coords, attrs=attrs)
+
+    def to_dataframe(self, clock: str = "time_control") -> Any:
+        """The time series of one clock as a long :class:`pandas.DataFrame`.
+
+        Parameters
+        ----------
+        clock : str, optional
+            A time dimension of :meth:`to_xarray`, e.g. ``"time_sensing"``
+            or ``"time_control"`` (default).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``(instance, <clock>)`` (times in s), one column per
+            series of that clock: ``n * T`` rows, never a product of clocks.
+
+        Raises
+        ------
+        KeyError
+            If the run has no such clock (the message lists those it has).
+        """
+        ds = self.to_xarray()
+        clocks = sorted(d for d in ds.dims if d.startswith("time"))
+        if clock not in clocks:
+            raise KeyError(f"{self.path}: no clock {clock!r}; clocks: {', '.join(clocks)}")
+        names = [k for k, v in ds.data_vars.items() if v.dims == ("instance", clock)]
+        return ds[names].to_dataframe()
+
+
+def _xarray(what: str) -> Any:
+    try:
+        import xarray as xr
+    except ImportError as err:
+        raise ImportError(
+            f"{what} needs xarray, which is not installed: pip install 'closedloop[xarray]'"
+        ) from err
+    return xr
 
 
 def load_run(path: str | os.PathLike[str], *, data: bool = True) -> RunData:
@@ -247,9 +296,9 @@ def load_run(path: str | os.PathLike[str], *, data: bool = True) -> RunData:
         array_attrs: dict[str, dict[str, Any]] = {}
 
         def visit(name: str, obj: Any) -> None:
-            if not isinstance(obj, h5py.Dataset):
+            if not isinstance(obj, h5py.Dataset) or COORDINATE_ATTR in obj.attrs:
                 return
-            ds_attrs = {k: plain(v) for k, v in obj.attrs.items()}
+            ds_attrs = {k: plain(v) for k, v in obj.attrs.items() if k not in SCALE_ATTRS}
             top, _, rest = name.partition("/")
             if top == TIMESERIES and rest and "/" not in rest:
                 timeseries[rest] = obj[()]
@@ -267,6 +316,10 @@ def load_run(path: str | os.PathLike[str], *, data: bool = True) -> RunData:
         elif METRICS in f:
             f[METRICS].visititems(lambda name, obj: visit(f"{METRICS}/{name}", obj))
 
+    if int(version) < 3 and OLD_FREQUENCY in arrays:
+        # Version 3 renamed the spectra's frequency axis to be its coordinate.
+        arrays[FREQUENCY] = arrays.pop(OLD_FREQUENCY)
+        array_attrs[FREQUENCY] = array_attrs.pop(OLD_FREQUENCY)
     config = attrs.get("config")
     return RunData(
         path=path,

@@ -15,6 +15,9 @@ from typing import Any, Protocol
 
 __all__ = [
     "BASELINE_SUFFIX",
+    "CONTROL_CLOCK",
+    "SENSING_CLOCK",
+    "STATE_CLOCK",
     "FEATURE_PREFIX",
     "SPIKE_FIELDS",
     "STATE_PREFIX",
@@ -32,6 +35,12 @@ FEATURE_PREFIX = "feature_"
 STATE_PREFIX = "state_"
 #: Suffix of a series simulated without stimulation (same seed).
 BASELINE_SUFFIX = "_baseline"
+#: Time dimension of the series sampled once per sensing sample.
+SENSING_CLOCK = "time_sensing"
+#: Time dimension of the series sampled at the end of each control period.
+CONTROL_CLOCK = "time_control"
+#: Time dimension of slow model state, sampled at the end of each recorded chunk.
+STATE_CLOCK = "time_state"
 #: Delivered stimulation, one sample per control period: name to (units, what).
 STIMULATION_SERIES: dict[str, tuple[str, str]] = {
     "amplitude": ("mA", "delivered amplitude"),
@@ -63,6 +72,10 @@ class SeriesSpec:
         One sentence on what the series is.
     start_time_s : float
         Time of the first sample, s.
+    clock : str or None
+        Name of its time dimension in the file (:data:`SENSING_CLOCK`,
+        :data:`CONTROL_CLOCK`, :data:`STATE_CLOCK`); None lets the writer
+        choose by rate.
     """
 
     name: str
@@ -70,6 +83,7 @@ class SeriesSpec:
     rate_hz: float
     description: str
     start_time_s: float = 0.0
+    clock: str | None = None
 
 
 class _SeriesWriter(Protocol):
@@ -81,6 +95,7 @@ class _SeriesWriter(Protocol):
         sampling_rate_hz: float,
         description: str = "",
         start_time_s: float = 0.0,
+        clock: str | None = None,
     ) -> Any: ...
 
 
@@ -126,40 +141,38 @@ def run_series(
     """
     sensing = float(sensing_rate_hz)
     control = float(control_rate_hz)
-    specs = [
-        SeriesSpec(
-            "lfp", signal_units, sensing, f"{signal_description}, mean over each sensing interval"
-        ),
-        SeriesSpec("lfp_sensed", signal_units, sensing, "LFP proxy with sensor noise and artefact"),
+    sensed = [
+        ("lfp", f"{signal_description}, mean over each sensing interval"),
+        ("lfp_sensed", "LFP proxy with sensor noise and artefact"),
     ]
     if baseline:
-        specs.append(
-            SeriesSpec(
-                f"lfp{BASELINE_SUFFIX}",
-                signal_units,
-                sensing,
-                "LFP proxy without stimulation, same seed",
-            )
-        )
-    specs.append(
-        SeriesSpec(
+        sensed.append((f"lfp{BASELINE_SUFFIX}", "LFP proxy without stimulation, same seed"))
+    controlled = [
+        (
             "biomarker",
             signal_units,
-            control,
             f"{envelope} envelope of the {list(band_hz)} Hz band, end of each period",
         )
-    )
-    for name, (units, what) in {**STIMULATION_SERIES, **(stimulation or {})}.items():
-        specs.append(SeriesSpec(name, units, control, f"{what}, end of each control period"))
-    for name, units in features.items():
-        specs.append(
-            SeriesSpec(
-                f"{FEATURE_PREFIX}{name}",
-                units.replace("signal", signal_units),
-                control,
-                f"sensing feature {name!r}, end of each control period",
-            )
+    ]
+    controlled += [
+        (name, units, f"{what}, end of each control period")
+        for name, (units, what) in {**STIMULATION_SERIES, **(stimulation or {})}.items()
+    ]
+    controlled += [
+        (
+            f"{FEATURE_PREFIX}{name}",
+            units.replace("signal", signal_units),
+            f"sensing feature {name!r}, end of each control period",
         )
+        for name, units in features.items()
+    ]
+    specs = [
+        SeriesSpec(name, signal_units, sensing, what, clock=SENSING_CLOCK) for name, what in sensed
+    ]
+    specs += [
+        SeriesSpec(name, units, control, what, clock=CONTROL_CLOCK)
+        for name, units, what in controlled
+    ]
     return specs
 
 
@@ -191,6 +204,7 @@ def state_series(name: str, units: str, chunk_s: float, *, baseline: bool) -> li
             1.0 / chunk_s,
             f"model state {name!r}{what}, end of each {chunk_s:g} s chunk",
             start_time_s=chunk_s,
+            clock=STATE_CLOCK,
         )
         for suffix, what in kinds
     ]
@@ -214,4 +228,5 @@ def create_series(recorder: _SeriesWriter, specs: Iterable[SeriesSpec]) -> None:
             sampling_rate_hz=spec.rate_hz,
             description=spec.description,
             start_time_s=spec.start_time_s,
+            clock=spec.clock,
         )

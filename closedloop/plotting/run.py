@@ -291,7 +291,7 @@ def _plot_triggers(ax: Axes, run: RunData, instance: int) -> list:
 def _plot_psd(ax: Axes, run: RunData, instance: int, max_frequency_hz: float | None) -> None:
     ax.set_title("(d) power spectral density", loc="left", fontsize=10)
     ax.set_xlabel("frequency (Hz)")
-    freq = run.arrays.get("spectra/frequency_hz")
+    freq = run.arrays.get("spectra/frequency")
     curves = [
         (key, label, color)
         for key, label, color in (
@@ -571,7 +571,12 @@ def format_info(run: RunData) -> str:
     provenance = attrs.get("provenance")
     lines.append("provenance:")
     if isinstance(provenance, dict) and provenance:
-        lines += [f"  {key}: {value}" for key, value in provenance.items()]
+        for key, value in provenance.items():
+            if isinstance(value, dict):  # dependency and plugin versions, one a line
+                lines.append(f"  {key}:" + ("" if value else " (none)"))
+                lines += [f"    {k}: {v}" for k, v in value.items()]
+            else:
+                lines.append(f"  {key}: {value}")
     else:
         lines.append("  (none)")
 

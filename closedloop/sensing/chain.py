@@ -53,7 +53,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import signal
 
-from closedloop.sensing.kernels import ENVELOPE_STATE, SensingState, sense_samples
+from closedloop.sensing.kernels import ENVELOPE_STATE, SensingState, sense_rows
 from closedloop.sensing.phase import phase_filter
 from closedloop.sensing.registry import FEATURES, new_feature_fields
 
@@ -281,20 +281,7 @@ class SensingChain:
         )
         out = {k: np.empty_like(x) for k in ("sensed", "filtered", "envelope")}
         features = np.empty((x.shape[0], len(self.features), x.shape[1]))
-        for i in range(x.shape[0]):
-            sense_samples(
-                i,
-                x,
-                art,
-                0,
-                x.shape[1],
-                state,
-                out["sensed"],
-                out["filtered"],
-                out["envelope"],
-                features,
-                0,
-            )
+        sense_rows(x, art, state, out["sensed"], out["filtered"], out["envelope"], features)
         for f, name in enumerate(self.features):
             out[name] = features[:, f, :]
         return out
