@@ -30,7 +30,8 @@ Besides ``biomarker`` the chain can deliver the features of
 last sample of the period: windowed line length and area
 (:mod:`~closedloop.sensing.windowed`), the last sensed or band-passed sample
 (:mod:`~closedloop.sensing.instantaneous`), the ecHT phase
-(:mod:`~closedloop.sensing.phase`) and the aperiodic (1/f) exponent
+(:mod:`~closedloop.sensing.phase`), the phase by autoregressive forward
+prediction (:mod:`~closedloop.sensing.phase_ar`) and the aperiodic (1/f) exponent
 (:mod:`~closedloop.sensing.aperiodic`). Band power of any band (theta 4-8 Hz,
 low gamma 25-40 Hz) is the ``biomarker`` itself with ``band_hz`` set to the
 band and ``envelope: power``. The kernels are in
@@ -108,6 +109,20 @@ class SensingChain:
         faster than the spectrum rises: ``2 * order > chi - 1``).
     aperiodic_window_s : float
         Sliding window of the band powers, s.
+    phase_ar_window_s : float
+        Window of feature ``"phase_ar"`` (autoregressive forward
+        prediction, :mod:`~closedloop.sensing.phase_ar`), s (0.5 s after
+        Zrenner et al. 2018 [R]).
+    phase_ar_edge_s : float
+        Edge its zero-phase FIR leaves unfiltered and the forecast bridges,
+        s (64 ms [R]).
+    phase_ar_order : int
+        Order of its autoregressive model (30 [R]).
+    phase_ar_lead_s : float
+        How far past the last sample it predicts the phase, s: the latency
+        from sample to stimulus it compensates (0: the phase now).
+    phase_ar_interval_s : float
+        Refit interval, s (a choice: 5 ms); between refits the forecast is used.
     """
 
     rate_hz: float = 1000.0
@@ -126,6 +141,11 @@ class SensingChain:
     aperiodic_bands: int = 8
     aperiodic_filter_order: int = 3
     aperiodic_window_s: float = 2.0
+    phase_ar_window_s: float = 0.5
+    phase_ar_edge_s: float = 0.064
+    phase_ar_order: int = 30
+    phase_ar_lead_s: float = 0.0
+    phase_ar_interval_s: float = 0.005
     _sos: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -176,12 +196,28 @@ class SensingChain:
             )
         if not (math.isfinite(self.aperiodic_window_s) and self.aperiodic_window_s > 0):
             raise ValueError("sensing.aperiodic_window_s must be a positive number of seconds")
+        self._check_phase_ar()
         if not math.isfinite(self.artifact_gain):
             raise ValueError("sensing.artifact_gain must be finite")
         sos = signal.butter(
             self.filter_order, self.band_hz, "bandpass", fs=self.rate_hz, output="sos"
         )
         object.__setattr__(self, "_sos", np.ascontiguousarray(sos))
+
+    def _check_phase_ar(self) -> None:
+        for name in ("phase_ar_edge_s", "phase_ar_interval_s"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"sensing.{name} must be a positive number of seconds")
+        if not (math.isfinite(self.phase_ar_lead_s) and 0 <= self.phase_ar_lead_s <= 0.5):
+            raise ValueError("sensing.phase_ar_lead_s must be 0 to 0.5 s")
+        if not 1 <= self.phase_ar_order <= 200:
+            raise ValueError(f"sensing.phase_ar_order must be 1 to 200, got {self.phase_ar_order}")
+        edge = 2 * max(1, round(self.phase_ar_edge_s * self.rate_hz))
+        if not self.phase_ar_window_s * self.rate_hz >= edge + 2 * self.phase_ar_order + 2:
+            raise ValueError(
+                "sensing.phase_ar_window_s must exceed twice phase_ar_edge_s by at least "
+                f"2 * phase_ar_order + 2 samples, got {self.phase_ar_window_s!r} s"
+            )
 
     @property
     def sos(self) -> np.ndarray:
@@ -238,6 +274,13 @@ class SensingChain:
                     self.aperiodic_bands,
                     self.aperiodic_filter_order,
                     self.window_samples(self.aperiodic_window_s),
+                ),
+                (
+                    self.phase_ar_window_s,
+                    self.phase_ar_edge_s,
+                    self.phase_ar_order,
+                    self.phase_ar_lead_s,
+                    self.phase_ar_interval_s,
                 ),
             ),
         )

@@ -3,7 +3,7 @@
 Each feature is computed at every sensing sample by a kernel of its family's
 module (:mod:`~closedloop.sensing.windowed`,
 :mod:`~closedloop.sensing.instantaneous`, :mod:`~closedloop.sensing.phase`,
-:mod:`~closedloop.sensing.aperiodic`);
+:mod:`~closedloop.sensing.aperiodic`, :mod:`~closedloop.sensing.phase_ar`);
 the controller sees its value at the last sample of each period.
 
 Numba cannot take compiled functions as arguments of a cached kernel, so the
@@ -37,6 +37,7 @@ from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache d
 from closedloop.sensing import instantaneous, windowed
 from closedloop.sensing.aperiodic import aperiodic_exponent, new_aperiodic_fields
 from closedloop.sensing.phase import new_phase_fields, phase_sample
+from closedloop.sensing.phase_ar import new_ar_fields, phase_ar_sample
 from closedloop.sensing.windowed import new_windowed_fields
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "FILTERED",
     "LINE_LENGTH",
     "PHASE",
+    "PHASE_AR",
     "REGISTRY",
     "SIGNAL",
     "Feature",
@@ -77,6 +79,12 @@ REGISTRY: tuple[Feature, ...] = (
         "aperiodic",
         "exponent chi of the 1/f**chi power spectrum, by a causal constant-Q filter bank",
     ),
+    Feature(
+        "phase_ar",
+        "rad",
+        "phase_ar",
+        "phase forecast phase_ar_lead_s ahead by autoregressive forward prediction",
+    ),
 )
 #: Units of each feature, by name.
 FEATURES: dict[str, str] = {f.name: f.units for f in REGISTRY}
@@ -88,6 +96,7 @@ SIGNAL = CODES["signal"]
 FILTERED = CODES["filtered"]
 PHASE = CODES["phase"]
 APERIODIC_EXPONENT = CODES["aperiodic_exponent"]
+PHASE_AR = CODES["phase_ar"]
 
 
 def new_feature_fields(
@@ -99,6 +108,7 @@ def new_feature_fields(
     window_samples: int,
     phase_window_samples: int,
     aperiodic: tuple[tuple[float, float], int, int, int] = ((1.0, 2.0), 2, 1, 1),
+    ar: tuple[float, float, int, float, float] = (0.5, 0.064, 30, 0.0, 0.005),
 ) -> dict[str, Any]:
     """Initial feature fields of the sensing state for features ``names``, ``n`` instances.
 
@@ -107,7 +117,8 @@ def new_feature_fields(
     family's fields. ``window_samples`` is the window of the windowed
     features and ``phase_window_samples`` that of the phase estimator, in
     sensing samples. ``aperiodic`` is the aperiodic exponent's range (Hz),
-    bands, filter order and window (sensing samples).
+    bands, filter order and window (sensing samples); ``ar`` the settings of
+    feature ``"phase_ar"`` (:func:`~closedloop.sensing.phase_ar.new_ar_fields`).
     """
     f = len(names)
     return {
@@ -116,6 +127,7 @@ def new_feature_fields(
         **new_windowed_fields(n, f, window_samples),
         **new_phase_fields(n, rate_hz, band_hz, sos, phase_window_samples, "phase" in names),
         **new_aperiodic_fields(n, rate_hz, *aperiodic, "aperiodic_exponent" in names),
+        **new_ar_fields(n, rate_hz, band_hz, ar, "phase_ar" in names),
     }
 
 
@@ -140,4 +152,6 @@ def feature_value(code, i, f, v, y, inv_rate, s):
         return instantaneous.filtered(v, y)
     elif code == APERIODIC_EXPONENT:
         return aperiodic_exponent(s, i, v)
+    elif code == PHASE_AR:
+        return phase_ar_sample(i, v, s)
     return np.nan
