@@ -13,7 +13,10 @@ exactly as in the loop, through :class:`~closedloop.sensing.chain.SensingChain`)
 ``ar``
     Autoregressive forward prediction (feature ``"phase_ar"``,
     :mod:`closedloop.sensing.phase_ar`, Zrenner et al. 2018), forecasting
-    through the latency (``phase_ar_lead_s = latency_s``).
+    through the latency (``phase_ar_lead_s = latency_s``), the model fitted
+    by Burg's method (the default).
+``ar_yw``
+    The same with the model fitted by Yule-Walker (as Zrenner et al. [R]).
 ``oracle``
     "Perfect" phase: the non-causal, zero-phase phase of the *clean* rhythm
     (no background, no sensor noise) at the stimulus time (a zero-phase
@@ -67,7 +70,7 @@ __all__ = [
 ]
 
 #: The estimators compared, in table order.
-ESTIMATORS = ("oracle", "echt", "ar")
+ESTIMATORS = ("oracle", "echt", "ar", "ar_yw")
 #: Time constant of the ecHT's frequency estimate used to extrapolate it, s.
 ECHT_FREQUENCY_TAU_S = 0.1
 
@@ -168,7 +171,7 @@ def estimate_phases(
     Returns
     -------
     dict of str to ndarray
-        ``oracle``, ``echt`` and ``ar``, each of shape (T,): value ``k`` is
+        Each of :data:`ESTIMATORS`, of shape (T,): value ``k`` is
         the estimate, made at sample ``k``, of the phase at ``k + latency``.
     """
     base = chain or SensingChain()
@@ -178,9 +181,12 @@ def estimate_phases(
         phase_ar_lead_s=latency_s,
         aperiodic_band_hz=tuple(settings["aperiodic_band_hz"]),
     )
+    x = np.asarray(observed, float)[None, :]
     sensing = SensingChain(**settings)
-    state = sensing.new_state(1, np.ones((1, 2), dtype=np.uint64))
-    out = sensing.process(state, np.asarray(observed, float)[None, :])
+    out = sensing.process(sensing.new_state(1, np.ones((1, 2), dtype=np.uint64)), x)
+    settings.update(features=("phase_ar",), phase_ar_method="yule_walker")
+    yule = SensingChain(**settings)
+    out_yw = yule.process(yule.new_state(1, np.ones((1, 2), dtype=np.uint64)), x)
     echt = out["phase"][0]
     advance = np.angle(np.exp(1j * np.diff(echt, prepend=echt[0])))
     alpha = math.exp(-1.0 / (rate_hz * ECHT_FREQUENCY_TAU_S))
@@ -192,6 +198,7 @@ def estimate_phases(
         "oracle": oracle,
         "echt": np.angle(np.exp(1j * (echt + omega * lag))),
         "ar": out["phase_ar"][0],
+        "ar_yw": out_yw["phase_ar"][0],
     }
 
 

@@ -56,6 +56,7 @@ from scipy import signal
 
 from closedloop.sensing.kernels import ENVELOPE_STATE, SensingState, sense_samples
 from closedloop.sensing.phase import phase_filter
+from closedloop.sensing.phase_ar import AR_METHODS
 from closedloop.sensing.registry import FEATURES, new_feature_fields
 
 # FEATURES: imported from here by existing callers; declared in the registry.
@@ -123,6 +124,10 @@ class SensingChain:
         from sample to stimulus it compensates (0: the phase now).
     phase_ar_interval_s : float
         Refit interval, s (a choice: 5 ms); between refits the forecast is used.
+    phase_ar_method : {"burg", "yule_walker"}
+        How the autoregressive model is fitted: Burg's method (Chen et al.
+        2013 [R]; the default, the less biased on windows of a few cycles)
+        or Yule-Walker (Zrenner et al. 2018 [R]).
     """
 
     rate_hz: float = 1000.0
@@ -146,6 +151,7 @@ class SensingChain:
     phase_ar_order: int = 30
     phase_ar_lead_s: float = 0.0
     phase_ar_interval_s: float = 0.005
+    phase_ar_method: str = "burg"
     _sos: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -210,6 +216,11 @@ class SensingChain:
                 raise ValueError(f"sensing.{name} must be a positive number of seconds")
         if not (math.isfinite(self.phase_ar_lead_s) and 0 <= self.phase_ar_lead_s <= 0.5):
             raise ValueError("sensing.phase_ar_lead_s must be 0 to 0.5 s")
+        if self.phase_ar_method not in AR_METHODS:
+            raise ValueError(
+                f"sensing.phase_ar_method must be one of {list(AR_METHODS)}, "
+                f"got {self.phase_ar_method!r}"
+            )
         if not 1 <= self.phase_ar_order <= 200:
             raise ValueError(f"sensing.phase_ar_order must be 1 to 200, got {self.phase_ar_order}")
         edge = 2 * max(1, round(self.phase_ar_edge_s * self.rate_hz))
@@ -281,6 +292,7 @@ class SensingChain:
                     self.phase_ar_order,
                     self.phase_ar_lead_s,
                     self.phase_ar_interval_s,
+                    self.phase_ar_method,
                 ),
             ),
         )

@@ -90,6 +90,7 @@ class SensingState(NamedTuple):
     ar_state: np.ndarray
     ar_order: int
     ar_lead: int
+    ar_burg: bool
 
 
 @njit(cache=True, inline="always")

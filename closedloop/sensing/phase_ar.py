@@ -63,8 +63,10 @@ from scipy import signal
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
 
-__all__ = ["AR_STATE", "ar_design", "new_ar_fields", "phase_ar_sample"]
+__all__ = ["AR_METHODS", "AR_STATE", "ar_design", "new_ar_fields", "phase_ar_sample"]
 
+#: Ways of fitting the autoregressive model.
+AR_METHODS = ("burg", "yule_walker")
 #: Columns of ``ar_state``, per instance: samples seen, samples since the
 #: last refit.
 AR_STATE = ("count", "since")
@@ -110,20 +112,20 @@ def new_ar_fields(
     n: int,
     rate_hz: float,
     band_hz: tuple[float, float],
-    settings: tuple[float, float, int, float, float],
+    settings: tuple[float, float, int, float, float, str],
     enabled: bool,
 ) -> dict[str, Any]:
     """Initial ``ar_*`` fields of :class:`closedloop.sensing.kernels.SensingState`.
 
-    ``settings`` is ``(window_s, edge_s, order, lead_s, interval_s)``. The
+    ``settings`` is ``(window_s, edge_s, order, lead_s, interval_s, method)``. The
     fields: ``ar_fir`` (K,) and ``ar_analytic`` (2M+1,) complex from
     :func:`ar_design`; per instance ``ar_ring`` (n, W), the last sensed
     samples, ``ar_pred`` (n, S), the phases forecast for the next ``S``
     samples (``S`` the refit interval in samples), and ``ar_state`` (n, 2),
-    columns :data:`AR_STATE`; the constants ``ar_order`` and ``ar_lead``
-    (samples). Empty arrays unless ``enabled``.
+    columns :data:`AR_STATE`; the constants ``ar_order``, ``ar_lead``
+    (samples) and ``ar_burg`` (Burg's method, else Yule-Walker). Empty arrays unless ``enabled``.
     """
-    window_s, edge_s, order, lead_s, interval_s = settings
+    window_s, edge_s, order, lead_s, interval_s, method = settings
     width = max(1, int(round(window_s * rate_hz)))
     stride = max(1, int(round(interval_s * rate_hz)))
     if enabled:
@@ -139,6 +141,7 @@ def new_ar_fields(
         "ar_state": np.zeros((n, len(AR_STATE))),
         "ar_order": int(order),
         "ar_lead": int(round(lead_s * rate_hz)),
+        "ar_burg": method == "burg",
     }
 
 
@@ -163,6 +166,34 @@ def _levinson(r, p):
         err *= 1.0 - refl * refl
         if err <= 0.0:
             break
+    return a
+
+
+@njit(cache=True)
+def _burg(y, n, p):
+    """AR coefficients (as :func:`_levinson`) of ``y[:n]`` by Burg's method."""
+    f = y[:n].copy()
+    b = y[:n].copy()
+    a = np.zeros(p)
+    tmp = np.zeros(p)
+    for m in range(p):
+        num = 0.0
+        den = 0.0
+        for j in range(m + 1, n):
+            num += f[j] * b[j - 1]
+            den += f[j] * f[j] + b[j - 1] * b[j - 1]
+        if den <= 0.0:
+            break
+        refl = 2.0 * num / den
+        for k in range(m):
+            tmp[k] = a[k] - refl * a[m - 1 - k]
+        for k in range(m):
+            a[k] = tmp[k]
+        a[m] = refl
+        for j in range(n - 1, m, -1):
+            fj = f[j]
+            f[j] = fj - refl * b[j - 1]
+            b[j] = b[j - 1] - refl * fj
     return a
 
 
@@ -197,13 +228,16 @@ def _refit(i, s):
             acc += fir[k] * x[j + k]
         y[j] = acc
     p = min(s.ar_order, valid - 1)
-    r = np.zeros(p + 1)
-    for lag in range(p + 1):
-        acc = 0.0
-        for j in range(lag, valid):
-            acc += y[j] * y[j - lag]
-        r[lag] = acc / valid
-    a = _levinson(r, p)
+    if s.ar_burg:
+        a = _burg(y, valid, p)
+    else:
+        r = np.zeros(p + 1)
+        for lag in range(p + 1):
+            acc = 0.0
+            for j in range(lag, valid):
+                acc += y[j] * y[j - lag]
+            r[lag] = acc / valid
+        a = _levinson(r, p)
     for j in range(valid, total):
         acc = 0.0
         for k in range(p):

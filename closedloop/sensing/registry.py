@@ -108,7 +108,7 @@ def new_feature_fields(
     window_samples: int,
     phase_window_samples: int,
     aperiodic: tuple[tuple[float, float], int, int, int] = ((1.0, 2.0), 2, 1, 1),
-    ar: tuple[float, float, int, float, float] = (0.5, 0.064, 30, 0.0, 0.005),
+    ar: tuple[float, float, int, float, float, str] = (0.5, 0.064, 30, 0.0, 0.005, "burg"),
 ) -> dict[str, Any]:
     """Initial feature fields of the sensing state for features ``names``, ``n`` instances.
 
