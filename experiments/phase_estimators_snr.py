@@ -15,7 +15,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from closedloop.analysis.phase_estimators import phase_error_table, plot_phase_errors
+from closedloop.analysis.phase_estimators import (
+    markdown_table,
+    phase_error_table,
+    plot_phase_errors,
+)
 
 
 def main() -> None:
@@ -33,17 +37,16 @@ def main() -> None:
         duration_s=args.duration_s,
         tolerance_deg=args.tolerance_deg,
     )
-    lines = [
-        f"| estimator | SNR (dB) | mean error (deg) | circular SD (deg) "
-        f"| within +-{args.tolerance_deg:g} deg |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['estimator']} | {r['snr_db']:g} | {r['mean_deg']:.1f} | {r['sd_deg']:.1f} "
-            f"| {100 * r['within']:.0f} % |"
-        )
-    table = "\n".join(lines)
+    table = markdown_table(
+        rows,
+        [
+            ("estimator", "estimator", "{}"),
+            ("SNR (dB)", "snr_db", "{:g}"),
+            ("mean error (deg)", "mean_deg", "{:.1f}"),
+            ("circular SD (deg)", "sd_deg", "{:.1f}"),
+            (f"within +-{args.tolerance_deg:g} deg", "within", "{:.0%}"),
+        ],
+    )
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "phase_snr.md").write_text(table + "\n")

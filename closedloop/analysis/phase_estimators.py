@@ -63,6 +63,7 @@ __all__ = [
     "ESTIMATORS",
     "circular_summary",
     "estimate_phases",
+    "markdown_table",
     "mu_rhythm",
     "oracle_phase",
     "phase_error_table",
@@ -251,6 +252,20 @@ def phase_error_table(
             row.update(circular_summary(est[name][start:stop] - truth, tolerance_deg))
             rows.append(row)
     return rows
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[tuple[str, str, str]]) -> str:
+    """A Markdown table of ``rows``; ``columns`` are (header, key, format), e.g. ``"{:.1f}"``.
+
+    The first column is left-aligned, the others right-aligned (numbers).
+    """
+    lines = [
+        "| " + " | ".join(c[0] for c in columns) + " |",
+        "|---|" + "---:|" * (len(columns) - 1),
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(fmt.format(row[key]) for _, key, fmt in columns) + " |")
+    return "\n".join(lines)
 
 
 def plot_phase_errors(rows: Sequence[dict], path: str | Path, tolerance_deg: float = 30.0) -> Path:

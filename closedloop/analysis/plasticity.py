@@ -1,0 +1,127 @@
+"""Plasticity readout: a slow excitability changed by the phase of stimulation.
+
+What phase-triggered protocols change is corticospinal excitability, read out
+as the MEP amplitude after the intervention: Zrenner et al. (2018) gave 100 Hz
+triplets of TMS at the negative peak of the sensorimotor mu rhythm and the
+MEP amplitude rose (LTP-like), while the same triplets at the positive peak or
+at random phase left it unchanged (REFERENCES.md 1.4 [V]). This module turns
+the bursts a run delivered, and the phase of the rhythm at each, into that
+outcome.
+
+The rule (:class:`PhasePlasticity`), a modelling choice made here that
+reproduces the direction of those results, not their size:
+
+- each burst ``k`` (a triplet, or a single pulse) at phase ``phi_k`` changes
+  the excitability by ``gain_pct * (K(phi_k) - <K>)``, where
+  ``K(phi) = exp(kappa (cos(phi - preferred_phase_rad) - 1))`` is a von Mises
+  kernel peaking at the preferred (most excitable) phase, and ``<K> =
+  exp(-kappa) I0(kappa)`` is its mean over the circle: bursts at uniformly
+  random phases change nothing on average, bursts at the preferred phase
+  potentiate by ``gain_pct (1 - <K>)`` each, bursts at the opposite phase
+  depress by ``gain_pct <K>`` minus a little (with ``kappa = 2``: +0.69 and
+  -0.29 times ``gain_pct``);
+- each change decays with the time constant of the after-effect,
+  ``tau_s``: ``E(t) = sum_k dE_k exp(-(t - t_k) / tau_s)`` for ``t >= t_k``,
+  in percent of the baseline MEP amplitude.
+
+Defaults, all chosen here: preferred phase pi (the negative peak, 0 being the
+positive peak as in :mod:`closedloop.sensing.phase`), ``kappa = 2``, ``gain_pct
+= 0.5`` % per burst (200 triplets at the trough then give about +60 %,
+the order of the rises Zrenner et al. report [R]), ``tau_s = 1800`` s (after-effects of
+TMS plasticity protocols last tens of minutes, Huang et al. 2005 [R]).
+
+Where it lives: the readout is computed from a run's delivered pulses and the
+phase of the noise-free model signal before each
+(:func:`closedloop.analysis.phase.pulse_phases`), after the run, because it
+needs the phase the brain had at each pulse, which the loop's causal
+estimators only approximate (that gap is what the phase estimators are
+compared on), and no model here has its own excitability variable. It does
+not act back on the model: a readout, not a feedback.
+
+References
+----------
+Zrenner C, Desideri D, Belardinelli P, Ziemann U (2018) Real-time
+EEG-defined excitability states determine efficacy of TMS-induced plasticity
+in human motor cortex. Brain Stimul 11:374-389.
+Huang YZ, Edwards MJ, Rounis E, Bhatia KP, Rothwell JC (2005) Theta burst
+stimulation of the human motor cortex. Neuron 45:201-206.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+__all__ = ["PhasePlasticity", "burst_onsets"]
+
+
+@dataclass(frozen=True)
+class PhasePlasticity:
+    """Phase-dependent potentiation and depression of a slow excitability.
+
+    Parameters
+    ----------
+    preferred_phase_rad : float
+        Phase at which a burst potentiates most, rad (pi: the negative peak).
+    kappa : float
+        Concentration of the von Mises kernel (dimensionless, >= 0).
+    gain_pct : float
+        Scale of the change per burst, percent of the baseline response.
+    tau_s : float
+        Decay time constant of the after-effect, s.
+    """
+
+    preferred_phase_rad: float = math.pi
+    kappa: float = 2.0
+    gain_pct: float = 0.5
+    tau_s: float = 1800.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.kappa) and self.kappa >= 0):
+            raise ValueError(f"kappa must be a finite number >= 0, got {self.kappa!r}")
+        if not (math.isfinite(self.tau_s) and self.tau_s > 0):
+            raise ValueError(f"tau_s must be a positive number of seconds, got {self.tau_s!r}")
+        if not math.isfinite(self.gain_pct):
+            raise ValueError(f"gain_pct must be finite, got {self.gain_pct!r}")
+
+    def change_pct(self, phase_rad: np.ndarray) -> np.ndarray:
+        """Change of excitability per burst at each phase, percent (NaN phases: 0)."""
+        phi = np.asarray(phase_rad, dtype=float)
+        mean = special.i0e(self.kappa)  # exp(-kappa) I0(kappa)
+        kernel = np.exp(self.kappa * (np.cos(phi - self.preferred_phase_rad) - 1.0))
+        return np.nan_to_num(self.gain_pct * (kernel - mean), nan=0.0)
+
+    def excitability_pct(
+        self, burst_times_s: np.ndarray, burst_phases_rad: np.ndarray, t_s: np.ndarray
+    ) -> np.ndarray:
+        """Excitability change (MEP-like response change, %) at times ``t_s``.
+
+        Parameters
+        ----------
+        burst_times_s, burst_phases_rad : ndarray, shape (K,)
+            Onset of each burst, s, and the phase of the rhythm at it, rad.
+        t_s : ndarray, shape (T,)
+            Times to read it at, s.
+
+        Returns
+        -------
+        ndarray, shape (T,)
+            ``sum_k dE_k exp(-(t - t_k) / tau_s)`` over bursts with ``t_k <= t``.
+        """
+        times = np.asarray(burst_times_s, dtype=float)
+        delta = self.change_pct(burst_phases_rad)
+        t = np.asarray(t_s, dtype=float)
+        lag = t[:, None] - times[None, :]
+        return np.where(lag >= 0, delta * np.exp(-np.maximum(lag, 0.0) / self.tau_s), 0.0).sum(1)
+
+
+def burst_onsets(pulse_times_s: np.ndarray, max_gap_s: float = 0.05) -> np.ndarray:
+    """Indices of the first pulse of each burst: pulses more than ``max_gap_s`` after the last."""
+    times = np.asarray(pulse_times_s, dtype=float)
+    if times.size == 0:
+        return np.zeros(0, dtype=int)
+    gaps = np.diff(times, prepend=-np.inf)
+    return np.flatnonzero(gaps > max_gap_s)

@@ -1,0 +1,85 @@
+"""Phase-triggered triplets: the plasticity rule, the experiment file and the arms compared."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+from scipy import integrate, special
+
+from closedloop.analysis.phase_triggered import compare_arms
+from closedloop.analysis.plasticity import PhasePlasticity, burst_onsets
+
+
+def test_rule_is_zero_on_average_over_random_phases_and_signed_at_trough_and_peak():
+    rule = PhasePlasticity(kappa=2.0, gain_pct=1.0)
+    mean, _ = integrate.quad(lambda p: float(rule.change_pct(np.array(p))), -math.pi, math.pi)
+    assert mean / (2 * math.pi) == pytest.approx(0.0, abs=1e-9)
+    # Analytic: K(pi) = 1 and K(0) = exp(-2 kappa); <K> = exp(-kappa) I0(kappa).
+    k_mean = math.exp(-2.0) * special.iv(0, 2.0)
+    assert float(rule.change_pct(np.array(math.pi))) == pytest.approx(1.0 - k_mean)
+    assert float(rule.change_pct(np.array(0.0))) == pytest.approx(math.exp(-4.0) - k_mean)
+
+
+def test_readout_sums_decaying_changes():
+    rule = PhasePlasticity(gain_pct=2.0, tau_s=10.0)
+    step = float(rule.change_pct(np.array(math.pi)))
+    t = np.array([0.5, 1.0, 5.0, 21.0])
+    e = rule.excitability_pct(np.array([1.0, 11.0]), np.array([math.pi, math.pi]), t)
+    expected = [0.0, step, step * math.exp(-0.4), step * (math.exp(-2.0) + math.exp(-1.0))]
+    np.testing.assert_allclose(e, expected)
+
+
+def test_burst_onsets_group_triplets():
+    times = np.array([1.0, 1.01, 1.02, 2.0, 2.01, 2.02, 2.5])
+    np.testing.assert_array_equal(burst_onsets(times), [0, 3, 6])
+
+
+def test_rule_parameters_are_checked():
+    with pytest.raises(ValueError, match="tau_s"):
+        PhasePlasticity(tau_s=0.0)
+    with pytest.raises(ValueError, match="kappa"):
+        PhasePlasticity(kappa=-1.0)
+
+
+@pytest.mark.slow
+def test_experiment_file_runs_from_the_cli(tmp_path, experiment_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "closedloop.cli.main",
+            "run",
+            str(experiment_path("tms_phase_triggered")),
+            "--out",
+            str(tmp_path),
+            "--set",
+            "duration_s=4.0",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    with h5py.File(tmp_path / "tms_phase_triggered.h5") as f:
+        assert f.attrs["status"] == "complete"
+    assert (tmp_path / "tms_phase_triggered.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_triplets_land_at_their_target_and_the_readout_follows(tmp_path, experiment_path):
+    rows = compare_arms(
+        experiment_path("tms_phase_triggered"),
+        tmp_path,
+        ["duration_s=10.0", "output.figure=false", "output.record_baseline=false"],
+        arms=("trough", "peak"),
+        estimators=("phase_ar",),
+    )
+    by_arm = {r["arm"]: r for r in rows}
+    for r in rows:
+        assert r["bursts"] >= 12, r["bursts"]
+        assert abs(r["mean_error_deg"]) < 30.0 and r["within"] > 0.8, r
+    assert by_arm["trough"]["response_change_pct"] > 0 > by_arm["peak"]["response_change_pct"]
