@@ -18,6 +18,7 @@ from closedloop.controllers.phase_locked import PhaseLocked
 from closedloop.controllers.pid import PID
 from closedloop.controllers.responsive import Responsive
 from closedloop.controllers.symptom_triggered import SymptomTriggered
+from closedloop.controllers.tms_sessions import TMSSessions
 
 __all__ = [
     "BUILTIN_CONTROLLERS",
@@ -33,6 +34,7 @@ __all__ = [
     "Responsive",
     "StateKick",
     "SymptomTriggered",
+    "TMSSessions",
 ]
 
 #: Registry name to class of every built-in controller.
@@ -49,5 +51,6 @@ BUILTIN_CONTROLLERS: dict[str, type[Controller]] = {
         MedicationAware,
         DoseAndStimulate,
         SymptomTriggered,
+        TMSSessions,
     )
 }

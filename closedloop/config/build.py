@@ -15,6 +15,7 @@ import re
 import typing
 from collections.abc import Mapping
 from dataclasses import fields as dc_fields
+from dataclasses import replace as dc_replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ from closedloop.core.loop import ClosedLoop
 from closedloop.core.record import PER_PERIOD_SERIES
 from closedloop.core.slow import EpochSchedule, SlowProcess, readout_names
 from closedloop.device import Device
+from closedloop.device.config import MODALITY_BLOCKS
 from closedloop.drift import Drift
 from closedloop.drugs.config import drug_layer
 from closedloop.io import RECORDERS
@@ -67,7 +69,7 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     cfg = parse_experiment(raw, source)
     problems: list[tuple[str, str]] = []
     sensing = _dataclass_section(SensingChain, cfg.sensing, "sensing", problems)
-    device = _dataclass_section(Device, cfg.device, "device", problems)
+    device = _device_section(cfg.device, problems)
     early = run_problems(cfg, sensing.rate_hz if sensing is not None else None)
     problems += early
     # A step too small to count in, or more instances than memory holds: the
@@ -76,6 +78,22 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
     too_many = False
     model_cls = controller_cls = None
     brian = is_brian_experiment(cfg.model.name, cfg.brian)
+    modality = cfg.device.get("modality", "dbs")
+    if brian and modality != "dbs":
+        problems.append(
+            ("device.modality", f"{modality!r}: Brian2 models take DBS only; use a Numba model")
+        )
+    if modality == "tms":
+        params = cfg.controller.params or {}
+        for key in params:
+            if key.endswith("amplitude_ma"):
+                problems.append(
+                    (
+                        f"controller.params.{key}",
+                        "device.modality is tms: the intensity is in percent of resting motor "
+                        "threshold (intensity_pct_rmt), not a current in mA",
+                    )
+                )
     if brian and cfg.slow is not None:
         problems.append(("slow", "slow processes run only with Numba models for now"))
     if brian and cfg.drugs is not None:
@@ -376,6 +394,27 @@ def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _device_section(values: Mapping[str, Any], problems: list[tuple[str, str]]) -> Any:
+    """The device: its DBS keys, then the active modality's block (``device.tms`` ...)."""
+    values = dict(values)
+    blocks = {name: values.pop(name) for name in MODALITY_BLOCKS if name in values}
+    device = _dataclass_section(Device, values, "device", problems)
+    built = {}
+    for name, block in blocks.items():
+        where = f"device.{name}"
+        if not isinstance(block, Mapping):
+            problems.append((where, f"must be a mapping of settings, got {block!r}"))
+            continue
+        built[name] = _dataclass_section(MODALITY_BLOCKS[name], block, where, problems)
+    if device is None or any(b is None for b in built.values()) or len(built) < len(blocks):
+        return None
+    try:
+        return dc_replace(device, **built)
+    except ValueError as exc:
+        problems.append(("device", str(exc)))
+        return None
+
+
 def _dataclass_section(
     cls: type, values: Mapping[str, Any], where: str, problems: list[tuple[str, str]]
 ) -> Any:
@@ -418,6 +457,7 @@ _INF_MEANS_NONE = frozenset(
         "device.max_triggers_per_day",
         "device.max_charge_uc_per_day",
         "device.max_on_time_s_per_day",
+        "device.tms.max_pulses_per_day",
     }
 )
 

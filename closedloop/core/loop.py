@@ -45,10 +45,12 @@ __all__ = [
     "PER_PERIOD_SERIES",
     "ClosedLoop",
     "ModelDivergedError",
+    "TMS_INTENSITY_KEY",
     "command_array",
     "controller_program",
     "entry_point",
     "mark_triggers",
+    "tms_command",
     "trigger_source",
 ]
 
@@ -439,6 +441,8 @@ class ClosedLoop(Loop):
         """The command arrays of ``out``; a missing key keeps ``previous`` (pulses: NaN)."""
         shape = (self.n,)
         amplitude, frequency, width, pulses = _KEYS
+        if self.device.modality == "tms":
+            out = tms_command(out)
         return (
             command_array(out, amplitude, previous[0], shape),
             command_array(out, frequency, previous[1], shape),
@@ -482,6 +486,7 @@ class ClosedLoop(Loop):
 
 
 _KEYS = tuple(COMMAND_KEYS)  # amplitude, frequency, pulse width, pulses
+COMMAND_KEYS_AMPLITUDE = _KEYS[0]
 
 
 def trigger_source(controller: Any, features: tuple[str, ...]) -> tuple[str, int]:
@@ -559,6 +564,32 @@ def entry_point(dispatcher: Any, args: tuple) -> Any:
     sig = tuple(numba.typeof(a) for a in args)
     compiled = dispatcher.overloads.get(sig)
     return dispatcher if compiled is None else compiled.entry_point
+
+
+#: The command key a controller uses for the TMS intensity (% RMT), carried in
+#: the amplitude slot (:mod:`closedloop.device.tms`).
+TMS_INTENSITY_KEY = "intensity_pct_rmt"
+
+
+def tms_command(out: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A controller's command under ``device.modality: tms``: the intensity in the amplitude slot.
+
+    Raises
+    ------
+    ValueError
+        When the command carries ``amplitude_ma`` (a current in mA means nothing
+        to a TMS stimulator).
+    """
+    if COMMAND_KEYS_AMPLITUDE in out:
+        raise ValueError(
+            "device.modality is tms: the controller sent amplitude_ma; a TMS command gives "
+            f"the intensity in percent of resting motor threshold as {TMS_INTENSITY_KEY!r}"
+        )
+    if TMS_INTENSITY_KEY not in out:
+        return out
+    out = dict(out)
+    out[COMMAND_KEYS_AMPLITUDE] = out.pop(TMS_INTENSITY_KEY)
+    return out
 
 
 def command_array(
