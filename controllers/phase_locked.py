@@ -72,6 +72,13 @@ class PhaseLocked(Controller):
         ecHT) or ``"phase_ar"`` (autoregressive forward prediction, which
         compensates latency itself through ``sensing.phase_ar_lead_s``:
         leave ``lead_s`` at 0 with it).
+    intensity_pct_rmt : float, optional
+        Under ``device.modality: tms``: the stimulator intensity, percent of
+        resting motor threshold, sent as ``intensity_pct_rmt`` instead of
+        ``amplitude_ma`` (a burst is then ``pulses_per_trigger`` pattern
+        units of ``device.tms.pattern``; 1 for one triplet). Positive. The
+        command between triggers is then ``pulses = NaN`` ("no change"), not
+        0, which would cut a triplet under way short on a TMS stimulator.
     random_target : bool, default False
         Draw a new target phase, uniform on the circle, from the
         controller's random stream at reset and after each trigger: the
@@ -166,6 +173,7 @@ class PhaseLocked(Controller):
         lead_s: float = 0.0,
         min_interval_s: float = 0.025,
         phase_feature: str = "phase",
+        intensity_pct_rmt: float | None = None,
         random_target: bool = False,
     ) -> None:
         self.target_phase_rad = target_phase_rad
@@ -177,6 +185,7 @@ class PhaseLocked(Controller):
         self.lead_s = lead_s
         self.min_interval_s = min_interval_s
         self.phase_feature = phase_feature
+        self.intensity_pct_rmt = intensity_pct_rmt
         self.random_target = random_target
 
     @property
@@ -219,6 +228,11 @@ class PhaseLocked(Controller):
         self.last_trigger_s_ = np.full(self.n_, -np.inf)
         self.n_triggers_ = np.zeros(self.n_)
         self.t_prev_ = math.nan
+        if self.intensity_pct_rmt is not None:
+            intensity = _real("intensity_pct_rmt", self.intensity_pct_rmt, "% RMT", "positive")
+            settings.pop("amplitude_ma")
+            settings["intensity_pct_rmt"] = intensity
+        self._idle = math.nan if self.intensity_pct_rmt is not None else 0.0
         self._fixed = fixed_command(self.n_, settings)
 
     def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -282,7 +296,7 @@ class PhaseLocked(Controller):
             )
         self.previous_phase_ = phase.copy()
         self.t_prev_ = t
-        return {**self._fixed, "pulses": np.where(fire, self._burst, 0.0)}
+        return {**self._fixed, "pulses": np.where(fire, self._burst, self._idle)}
 
     def thresholds(self) -> dict[str, float]:
         """Return the biomarker gate, if any.

@@ -83,3 +83,39 @@ def test_triplets_land_at_their_target_and_the_readout_follows(tmp_path, experim
         assert r["bursts"] >= 12, r["bursts"]
         assert abs(r["mean_error_deg"]) < 30.0 and r["within"] > 0.8, r
     assert by_arm["trough"]["response_change_pct"] > 0 > by_arm["peak"]["response_change_pct"]
+
+
+def _crossings(controller, n_cycles=400, steps=40):
+    """Drive a controller with a clean phase ramp; the commands of every period."""
+    controller.reset(1, np.random.default_rng(3))
+    out = []
+    for k in range(n_cycles * steps):
+        phase = np.array([(2 * np.pi * k / steps + np.pi) % (2 * np.pi) - np.pi])
+        feats = {"biomarker": np.ones(1), controller.phase_feature: phase}
+        out.append((phase[0], controller.update(0.001 * (k + 1), feats)))
+    return out
+
+
+def test_phase_locked_under_tms_sends_intensity_and_leaves_bursts_alone():
+    from closedloop.controllers import PhaseLocked
+
+    c = PhaseLocked(intensity_pct_rmt=100.0, phase_feature="phase_ar", min_interval_s=0.0)
+    commands = [cmd for _, cmd in _crossings(c, n_cycles=3)]
+    assert all(
+        "amplitude_ma" not in cmd and cmd["intensity_pct_rmt"][0] == 100.0 for cmd in commands
+    )
+    pulses = np.array([cmd["pulses"][0] for cmd in commands])
+    # One trigger a cycle; NaN ("no change") between, never a 0 that would stop a triplet.
+    assert np.sum(pulses == 1.0) in (2, 3) and np.isnan(pulses[pulses != 1.0]).all()
+
+
+def test_random_target_fires_at_uniform_phases():
+    from closedloop.controllers import PhaseLocked
+
+    c = PhaseLocked(random_target=True, min_interval_s=0.0)
+    fired = np.array([phase for phase, cmd in _crossings(c) if cmd["pulses"][0] > 0])
+    assert fired.size > 300
+    # Uniform on the circle: small resultant, and every quarter visited.
+    assert abs(np.mean(np.exp(1j * fired))) < 0.15
+    counts = np.histogram(fired, bins=4, range=(-np.pi, np.pi))[0]
+    assert counts.min() > 0.15 * fired.size
