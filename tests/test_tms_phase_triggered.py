@@ -119,3 +119,42 @@ def test_random_target_fires_at_uniform_phases():
     assert abs(np.mean(np.exp(1j * fired))) < 0.15
     counts = np.histogram(fired, bins=4, range=(-np.pi, np.pi))[0]
     assert counts.min() > 0.15 * fired.size
+
+
+@pytest.mark.parametrize("chunk", [37, 1000, 4000])
+def test_streaming_readout_finds_bursts_and_their_phase_on_a_known_signal(chunk):
+    from closedloop.analysis.plasticity import PlasticityReadout
+
+    rate, period, f = 1000.0, 0.001, 10.0
+    t = np.arange(4000) / rate
+    # Each sample is the mean over its interval: the cosine's mean over [j, j+1) / rate.
+    w = 2 * np.pi * f
+    lfp = (np.sin(w * (t + 1 / rate)) - np.sin(w * t)) / (w / rate)
+    onsets = np.array([500, 1230, 2015, 3333])  # periods where a triplet starts
+    count = np.zeros(4000)
+    for k in onsets:
+        count[k : k + 10] += 1
+        count[k + 10 : k + 20] += 1
+        count[k + 20 :] += 1
+    count = np.cumsum(np.diff(count, prepend=0) > 0)  # pulses so far, three per triplet
+    rule = PhasePlasticity(gain_pct=1.0, tau_s=5.0)
+    readout = PlasticityReadout(rule, 1, rate, period, f)
+    for a in range(0, 4000, chunk):
+        value = readout.feed(lfp[None, a : a + chunk], count[None, a : a + chunk].astype(float))
+    true_phase = np.angle(np.exp(1j * w * onsets * period))
+    np.testing.assert_allclose(readout.times_[0], onsets * period)
+    np.testing.assert_allclose(
+        np.exp(1j * np.array(readout.phases_[0])), np.exp(1j * true_phase), atol=1e-6
+    )
+    expected = rule.excitability_pct(onsets * period, true_phase, np.array([4.0]))[0]
+    assert value[0] == pytest.approx(expected, rel=1e-6)
+    assert readout.metrics()["plasticity_bursts"][0] == 4
+
+
+def test_plasticity_block_errors_name_the_key(tmp_path, experiment_config, write_experiment):
+    from closedloop.config import ConfigError, load_config
+
+    cfg = experiment_config("tms_phase_triggered")
+    cfg["plasticity"]["tau_s"] = 0.0
+    with pytest.raises(ConfigError, match="plasticity.tau_s"):
+        load_config(write_experiment(cfg, name="bad_plasticity"))

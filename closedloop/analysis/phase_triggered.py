@@ -13,8 +13,9 @@ compensated by ``sensing.phase_ar_lead_s``), and reports for each run:
   brain had" is measured on the noise-free model signal, from the samples
   before the pulse (:func:`closedloop.analysis.phase.pulse_phases`), so the
   response to earlier pulses does not leak into it;
-- the effect: the plasticity readout (:class:`~closedloop.analysis.plasticity.PhasePlasticity`)
-  at the end of the run, MEP-like response change in percent.
+- the effect: the plasticity readout the run recorded (the experiment's
+  ``plasticity:`` block, :mod:`closedloop.analysis.plasticity`): the
+  MEP-like response change at the end of the run, percent, and its series.
 
 :func:`plot_arms` draws the phase histograms at the bursts and the readout over time.
 """
@@ -30,9 +31,10 @@ import numpy as np
 
 from closedloop.analysis.phase import pulse_phases
 from closedloop.analysis.phase_estimators import circular_summary
-from closedloop.analysis.plasticity import PhasePlasticity, burst_onsets
+from closedloop.analysis.plasticity import burst_onsets
 from closedloop.config import load_config
-from closedloop.experiment import run_experiment
+from closedloop.experiment import PLASTICITY_SERIES, run_experiment
+from closedloop.io import load_run
 
 __all__ = ["ARMS", "ESTIMATOR_SETTINGS", "compare_arms", "plot_arms"]
 
@@ -63,7 +65,6 @@ def compare_arms(
     arms: Sequence[str] = tuple(ARMS),
     estimators: Sequence[str] = ("phase", "phase_ar"),
     lead_s: float = 0.006,
-    rule: PhasePlasticity | None = None,
     tolerance_deg: float = 45.0,
 ) -> list[dict[str, Any]]:
     """Run every arm with every estimator; accuracy at the bursts and the readout.
@@ -71,7 +72,8 @@ def compare_arms(
     Parameters
     ----------
     experiment : str or Path
-        Experiment file with a ``phase_locked`` controller and both phase features.
+        Experiment file with a ``phase_locked`` controller, both phase
+        features and a ``plasticity:`` block.
     out_dir : str or Path
         Where the run files go (``<arm>_<estimator>/``).
     overrides : sequence of str
@@ -80,8 +82,6 @@ def compare_arms(
         Keys of :data:`ARMS` and of :func:`ESTIMATOR_SETTINGS`.
     lead_s : float
         Latency each estimator compensates, s.
-    rule : PhasePlasticity, optional
-        The plasticity rule (default parameters if not given).
     tolerance_deg : float
         Half-width of the accuracy window, degrees.
 
@@ -93,20 +93,20 @@ def compare_arms(
         ``response_change_pct``, and the arrays ``burst_times_s``,
         ``burst_phases_rad``, ``t_s``, ``excitability_pct``.
     """
-    rule = rule or PhasePlasticity()
     rows = []
     for arm in arms:
         for est in estimators:
             sets = (*overrides, *ARMS[arm], *ESTIMATOR_SETTINGS(lead_s)[est])
             exp = load_config(experiment, [*sets, f"name={arm}_{est}"])
             outcome = run_experiment(exp, Path(out_dir) / f"{arm}_{est}")
-            info = pulse_phases(outcome.path)
+            run = load_run(outcome.path)
+            info = pulse_phases(run)
             first = burst_onsets(info["time_s"])
             times = info["time_s"][first]
             phases = info["phase_rad"][first]
-            duration = float(exp.config.duration_s)
-            t = np.linspace(0.0, duration, 401)
-            excitability = rule.excitability_pct(times, phases, t)
+            excitability = run.timeseries[PLASTICITY_SERIES][0]
+            rate = float(run.timeseries_attrs[PLASTICITY_SERIES]["sampling_rate_hz"])
+            t = np.arange(1, excitability.size + 1) / rate
             row: dict[str, Any] = {"arm": arm, "estimator": est, "bursts": int(times.size)}
             finite = np.isfinite(phases)
             if arm == "random":
@@ -117,7 +117,7 @@ def compare_arms(
                 row.update(mean_error_deg=s["mean_deg"], sd_error_deg=s["sd_deg"])
                 row["within"] = s["within"]
             row.update(
-                response_change_pct=float(excitability[-1]),
+                response_change_pct=float(run.metrics["plasticity_response_change_pct"][0]),
                 burst_times_s=times,
                 burst_phases_rad=phases,
                 t_s=t,

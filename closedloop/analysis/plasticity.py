@@ -30,13 +30,20 @@ positive peak as in :mod:`closedloop.sensing.phase`), ``kappa = 2``, ``gain_pct
 the order of the rises Zrenner et al. report [R]), ``tau_s = 1800`` s (after-effects of
 TMS plasticity protocols last tens of minutes, Huang et al. 2005 [R]).
 
-Where it lives: the readout is computed from a run's delivered pulses and the
-phase of the noise-free model signal before each
-(:func:`closedloop.analysis.phase.pulse_phases`), after the run, because it
-needs the phase the brain had at each pulse, which the loop's causal
-estimators only approximate (that gap is what the phase estimators are
-compared on), and no model here has its own excitability variable. It does
-not act back on the model: a readout, not a feedback.
+Where it lives: a readout beside the loop, not a model state.
+:class:`PlasticityReadout` follows a run chunk by chunk (an experiment's
+``plasticity:`` block): it finds the bursts in the per-period pulse count
+(the device's record of what it delivered; a burst starts at a pulse more
+than ``max_gap_s`` after the previous one, its time the start of that
+control period) and the phase at each from the noise-free model signal
+(``timeseries/lfp``) before it (:func:`~closedloop.analysis.phase_fit.phase_before`,
+a sinusoid at the band's centre frequency over the last three quarters of a
+cycle). It needs the phase the brain had at each pulse, which the loop's
+causal estimators only approximate (that gap is what the phase estimators
+are compared on), and no model here has its own excitability variable. It
+does not act back on the model: a readout, not a feedback. The run file gets
+the series ``plasticity_excitability_pct`` (at the end of every chunk) and
+the metrics ``plasticity_response_change_pct`` and ``plasticity_bursts``.
 
 References
 ----------
@@ -55,7 +62,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-__all__ = ["PhasePlasticity", "burst_onsets"]
+from closedloop.analysis.phase_fit import phase_before
+
+__all__ = ["PLASTICITY_METRIC_INFO", "PhasePlasticity", "PlasticityReadout", "burst_onsets"]
+
+#: Metrics of the readout: name to (units, description).
+PLASTICITY_METRIC_INFO = {
+    "plasticity_response_change_pct": (
+        "%",
+        "MEP-like response change at the end of the run (phase-dependent plasticity readout)",
+    ),
+    "plasticity_bursts": ("1", "bursts the plasticity readout counted"),
+}
 
 
 @dataclass(frozen=True)
@@ -125,3 +143,95 @@ def burst_onsets(pulse_times_s: np.ndarray, max_gap_s: float = 0.05) -> np.ndarr
         return np.zeros(0, dtype=int)
     gaps = np.diff(times, prepend=-np.inf)
     return np.flatnonzero(gaps > max_gap_s)
+
+
+class PlasticityReadout:
+    """The readout of :class:`PhasePlasticity` over a run, fed chunk by chunk.
+
+    Parameters
+    ----------
+    rule : PhasePlasticity
+        The rule.
+    n : int
+        Instances.
+    rate_hz : float
+        Rate of the model signal fed (the sensing rate), Hz.
+    period_s : float
+        Control period, s (the pulse count is one value per period).
+    frequency_hz : float
+        Frequency of the sinusoid fitted before each burst, Hz.
+    max_gap_s : float
+        Pulses closer than this belong to one burst, s.
+    """
+
+    def __init__(
+        self,
+        rule: PhasePlasticity,
+        n: int,
+        rate_hz: float,
+        period_s: float,
+        frequency_hz: float,
+        max_gap_s: float = 0.05,
+    ) -> None:
+        self.rule = rule
+        self.rate_hz = float(rate_hz)
+        self.period_s = float(period_s)
+        self.frequency_hz = float(frequency_hz)
+        self.max_gap_s = float(max_gap_s)
+        self.width_ = int(math.ceil(self.rate_hz / self.frequency_hz)) + 2
+        self.tail_ = np.zeros((n, 0))
+        self.samples_ = 0  # samples seen before the tail's end
+        self.periods_ = 0
+        self.count_ = np.zeros(n)
+        self.last_pulse_s_ = np.full(n, -np.inf)
+        self.value_ = np.zeros(n)  # excitability change at time_s_, %
+        self.time_s_ = 0.0
+        self.times_: list[list[float]] = [[] for _ in range(n)]
+        self.phases_: list[list[float]] = [[] for _ in range(n)]
+
+    def feed(self, lfp: np.ndarray, pulse_count: np.ndarray) -> np.ndarray:
+        """Take the next chunk; return the excitability change at its end, %, shape (n,).
+
+        Parameters
+        ----------
+        lfp : ndarray, shape (n, m)
+            Noise-free model signal at ``rate_hz``.
+        pulse_count : ndarray, shape (n, p)
+            Pulses delivered so far at the end of each control period.
+        """
+        signal = np.concatenate([self.tail_, np.asarray(lfp, float)], axis=1)
+        offset_s = (self.samples_ - self.tail_.shape[1]) / self.rate_hz
+        new = np.diff(pulse_count, axis=1, prepend=self.count_[:, None]) > 0
+        decay_to = self.time_s_
+        for i in range(signal.shape[0]):
+            for k in np.flatnonzero(new[i]):
+                t = (self.periods_ + k) * self.period_s
+                if t - self.last_pulse_s_[i] > self.max_gap_s:
+                    phase = phase_before(signal[i], self.rate_hz, [t - offset_s], self.frequency_hz)
+                    self.times_[i].append(t)
+                    self.phases_[i].append(float(phase[0]))
+                self.last_pulse_s_[i] = t
+        end_s = (self.periods_ + pulse_count.shape[1]) * self.period_s
+        for i in range(signal.shape[0]):
+            times = np.asarray(self.times_[i])
+            fresh = times >= decay_to
+            carried = self.value_[i] * math.exp(-(end_s - decay_to) / self.rule.tau_s)
+            self.value_[i] = (
+                carried
+                + self.rule.excitability_pct(
+                    times[fresh], np.asarray(self.phases_[i])[fresh], np.array([end_s])
+                )[0]
+            )
+        self.time_s_ = end_s
+        self.count_ = np.asarray(pulse_count[:, -1], float).copy()
+        self.periods_ += pulse_count.shape[1]
+        self.samples_ += lfp.shape[1]
+        self.tail_ = signal[:, -self.width_ :]
+        return self.value_.copy()
+
+    def metrics(self) -> dict[str, np.ndarray]:
+        """``plasticity_response_change_pct`` and ``plasticity_bursts``, per instance."""
+        return {
+            "plasticity_response_change_pct": self.value_.copy(),
+            "plasticity_bursts": np.array([len(t) for t in self.times_], dtype=float),
+        }

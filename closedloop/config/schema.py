@@ -198,6 +198,21 @@ class SymptomSection(_Section):
     period_s: float = Field(60.0, gt=0, description="slow step, s")
 
 
+class PlasticitySection(_Section):
+    """The phase-dependent plasticity readout (see closedloop.analysis.plasticity)."""
+
+    preferred_phase_rad: float = Field(
+        3.141592653589793, description="phase at which a burst potentiates most, rad"
+    )
+    kappa: float = Field(2.0, ge=0, le=50, description="von Mises concentration, 1")
+    gain_pct: float = Field(0.5, allow_inf_nan=False, description="change per burst scale, %")
+    tau_s: float = Field(1800.0, gt=0, allow_inf_nan=False, description="after-effect decay, s")
+    frequency_hz: float | None = Field(
+        None, gt=0, description="frequency of the phase fit, Hz (default: metrics band centre)"
+    )
+    max_gap_s: float = Field(0.05, gt=0, description="pulses closer than this form a burst, s")
+
+
 class ExperimentConfig(_Section):
     """A whole experiment file (see the module docstring)."""
 
@@ -222,6 +237,7 @@ class ExperimentConfig(_Section):
     fear_expression: FearExpressionSection | None = None
     slow: SlowSection | None = None
     drugs: DrugsSection | None = None
+    plasticity: PlasticitySection | None = None
 
     @pydantic.field_validator("name")
     @classmethod
