@@ -20,7 +20,10 @@ import numpy as np
 import closedloop
 from closedloop.analysis.bursts import BURST_METRIC_INFO, BurstSettings, burst_metrics
 from closedloop.analysis.plasticity import (
+    BURST_EVENTS,
+    BURST_FIELDS,
     PLASTICITY_METRIC_INFO,
+    PLASTICITY_SERIES,
     PhasePlasticity,
     PlasticityReadout,
 )
@@ -264,6 +267,12 @@ def simulate_runs(
                     description="MEP-like response change by the phase-dependent plasticity "
                     "readout, at the end of every chunk",
                 )
+                rec.create_events(
+                    BURST_EVENTS,
+                    BURST_FIELDS,
+                    description="bursts the plasticity readout counted: onset, instance, phase "
+                    "of the rhythm before it, the change it made",
+                )
 
         def on_chunk(t0: float, data: dict[str, np.ndarray]) -> None:
             nonlocal seen, amp_count
@@ -325,8 +334,13 @@ def simulate_runs(
             amp_count += data["amplitude"].shape[1]
             if plasticity is not None:
                 value = plasticity.feed(lfp, data["pulse_count"])
+                bursts = plasticity.drain_events()
                 for rec, sl in zip(recorders, slices, strict=True):
                     rec.append(PLASTICITY_SERIES, value[sl, None])
+                    keep = (bursts["instance"] >= sl.start) & (bursts["instance"] < sl.stop)
+                    columns = {k: v[keep] for k, v in bursts.items()}
+                    columns["instance"] = columns["instance"] - sl.start
+                    rec.append_events(BURST_EVENTS, **columns)
 
         def tick(t: float) -> None:
             if bar is not None:
@@ -437,10 +451,6 @@ def simulate_runs(
             figure = plot_run(run.path)
         outcomes.append(RunOutcome(path=run.path, figure=figure, metrics=metrics, units=run_units))
     return outcomes
-
-
-#: The plasticity readout's series (an experiment with a ``plasticity:`` block).
-PLASTICITY_SERIES = "plasticity_excitability_pct"
 
 
 def _plasticity_readout(

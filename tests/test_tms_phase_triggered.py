@@ -66,6 +66,14 @@ def test_experiment_file_runs_from_the_cli(tmp_path, experiment_path):
     assert out.returncode == 0, out.stderr
     with h5py.File(tmp_path / "tms_phase_triggered.h5") as f:
         assert f.attrs["status"] == "complete"
+        # The plasticity readout: one value per 1 s chunk, the bursts it counted, the metric.
+        assert f["timeseries/plasticity_excitability_pct"].shape == (1, 4)
+        bursts = f["events/plasticity_bursts/phase_rad"][:]
+        assert bursts.size >= 4
+        change = f["events/plasticity_bursts/change_pct"][:]
+        final = f["metrics/plasticity_response_change_pct"][()]
+        # With tau_s = 1800 s, 4 s of decay is negligible: the end value is the sum.
+        assert np.ravel(final)[0] == pytest.approx(change.sum(), rel=1e-2)
     assert (tmp_path / "tms_phase_triggered.png").stat().st_size > 0
 
 

@@ -31,9 +31,9 @@ import numpy as np
 
 from closedloop.analysis.phase import pulse_phases
 from closedloop.analysis.phase_estimators import circular_summary
-from closedloop.analysis.plasticity import burst_onsets
+from closedloop.analysis.plasticity import PLASTICITY_SERIES, burst_onsets
 from closedloop.config import load_config
-from closedloop.experiment import PLASTICITY_SERIES, run_experiment
+from closedloop.experiment import run_experiment
 from closedloop.io import load_run
 
 __all__ = ["ARMS", "ESTIMATOR_SETTINGS", "compare_arms", "plot_arms"]

@@ -42,8 +42,10 @@ cycle). It needs the phase the brain had at each pulse, which the loop's
 causal estimators only approximate (that gap is what the phase estimators
 are compared on), and no model here has its own excitability variable. It
 does not act back on the model: a readout, not a feedback. The run file gets
-the series ``plasticity_excitability_pct`` (at the end of every chunk) and
-the metrics ``plasticity_response_change_pct`` and ``plasticity_bursts``.
+the series ``plasticity_excitability_pct`` (at the end of every chunk), the
+event table ``events/plasticity_bursts`` (each burst's time, phase and
+change) and the metrics ``plasticity_response_change_pct`` and
+``plasticity_bursts``.
 
 References
 ----------
@@ -64,8 +66,27 @@ from scipy import special
 
 from closedloop.analysis.phase_fit import phase_before
 
-__all__ = ["PLASTICITY_METRIC_INFO", "PhasePlasticity", "PlasticityReadout", "burst_onsets"]
+__all__ = [
+    "BURST_EVENTS",
+    "BURST_FIELDS",
+    "PLASTICITY_METRIC_INFO",
+    "PLASTICITY_SERIES",
+    "PhasePlasticity",
+    "PlasticityReadout",
+    "burst_onsets",
+]
 
+#: The readout's event table (``events/plasticity_bursts``) and its columns: name to (dtype, units).
+BURST_EVENTS = "plasticity_bursts"
+BURST_FIELDS: dict[str, tuple[str, str]] = {
+    "time_s": ("f8", "s"),
+    "instance": ("i4", "1"),
+    "phase_rad": ("f8", "rad"),  # phase of the rhythm at the burst (0 peak, pi trough)
+    "change_pct": ("f8", "%"),  # the excitability change it made
+}
+
+#: The readout's series in a run file (at the end of every chunk).
+PLASTICITY_SERIES = "plasticity_excitability_pct"
 #: Metrics of the readout: name to (units, description).
 PLASTICITY_METRIC_INFO = {
     "plasticity_response_change_pct": (
@@ -188,6 +209,7 @@ class PlasticityReadout:
         self.time_s_ = 0.0
         self.times_: list[list[float]] = [[] for _ in range(n)]
         self.phases_: list[list[float]] = [[] for _ in range(n)]
+        self.drained_ = [0] * n
 
     def feed(self, lfp: np.ndarray, pulse_count: np.ndarray) -> np.ndarray:
         """Take the next chunk; return the excitability change at its end, %, shape (n,).
@@ -228,6 +250,19 @@ class PlasticityReadout:
         self.samples_ += lfp.shape[1]
         self.tail_ = signal[:, -self.width_ :]
         return self.value_.copy()
+
+    def drain_events(self) -> dict[str, np.ndarray]:
+        """Bursts found since the last call: the columns of :data:`BURST_FIELDS`."""
+        cols: dict[str, list] = {k: [] for k in BURST_FIELDS}
+        for i, (times, phases) in enumerate(zip(self.times_, self.phases_, strict=True)):
+            new = slice(self.drained_[i], len(times))
+            cols["time_s"] += times[new]
+            cols["phase_rad"] += phases[new]
+            cols["instance"] += [i] * (len(times) - self.drained_[i])
+            self.drained_[i] = len(times)
+        out = {k: np.asarray(v, dtype=BURST_FIELDS[k][0]) for k, v in cols.items()}
+        out["change_pct"] = self.rule.change_pct(out["phase_rad"])
+        return out
 
     def metrics(self) -> dict[str, np.ndarray]:
         """``plasticity_response_change_pct`` and ``plasticity_bursts``, per instance."""

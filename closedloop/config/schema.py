@@ -42,6 +42,9 @@ Schema (defaults in brackets)::
                 time (closedloop.core.slow.EpochSchedule); duration_s is then slow time
     drugs:      {period_s, agents: {name: {preset, pk, pd, schedule, route, limits,
                 modulates}}}  [none]  the drug layer, see closedloop.drugs.config
+    plasticity: {preferred_phase_rad, kappa, gain_pct, tau_s, frequency_hz, max_gap_s}
+                [none]  phase-dependent plasticity readout over the delivered bursts
+                (closedloop.analysis.plasticity)
 """
 
 from __future__ import annotations

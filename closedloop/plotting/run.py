@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 
 from closedloop.analysis.bursts import detect_bursts
 from closedloop.io import RunData, load_run
+from closedloop.plotting.plasticity import has_plasticity, plot_plasticity
 from closedloop.plotting.slow import plot_symptoms, symptom_names
 
 __all__ = ["format_info", "plot_run"]
@@ -426,8 +427,9 @@ def plot_run(
     adaptation) on a twin axis, and its doses (given and refused) against
     slow time; and, with a symptom state, its latent score and self-reports
     against days with the triggers delivered per day
-    (:mod:`closedloop.plotting.slow`). A panel whose data is missing says so
-    instead of failing.
+    (:mod:`closedloop.plotting.slow`); with a plasticity readout, the phase at
+    each burst and the readout over time (:mod:`closedloop.plotting.plasticity`).
+    A panel whose data is missing says so instead of failing.
 
     Parameters
     ----------
@@ -456,7 +458,8 @@ def plot_run(
 
     drugs = bool(_drug_names(run))
     symptoms = bool(symptom_names(run))
-    rows = 4 + int(drugs) + int(symptoms)
+    plastic = has_plasticity(run)
+    rows = 4 + int(drugs) + int(symptoms) + int(plastic)
     fig = Figure(figsize=(10, 11 + 2.5 * (rows - 4)), layout="constrained")
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(rows, 2)
@@ -473,6 +476,12 @@ def plot_run(
         ax_sym = fig.add_subplot(grid[rows - 1, :])
         plot_symptoms(ax_sym, run, instance, "(g)" if drugs else "(f)")
         ax_sym.grid(True, alpha=0.25)
+    if plastic:
+        row = 4 + int(drugs)
+        axes = (fig.add_subplot(grid[row, 0]), fig.add_subplot(grid[row, 1]))
+        plot_plasticity(*axes, run, instance, "(p)")
+        for ax in axes:
+            ax.grid(True, alpha=0.25)
 
     _plot_lfp(ax_lfp, run, instance)
     _plot_biomarker(ax_bio, run, instance)
