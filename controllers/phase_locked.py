@@ -23,7 +23,7 @@ __all__ = ["PhaseLocked"]
 
 _TWO_PI = 2.0 * math.pi
 #: Sensing features that estimate the phase (closedloop.sensing.registry).
-_PHASE_FEATURES = ("phase", "phase_ar")
+_PHASE_FEATURES = ("phase", "phase_ar", "phase_etp")
 #: Time constant of the controller's oscillation-frequency estimate, s.
 _FREQUENCY_TAU_S = 0.1
 
@@ -71,7 +71,8 @@ class PhaseLocked(Controller):
         The sensing feature that estimates the phase: ``"phase"`` (the
         ecHT) or ``"phase_ar"`` (autoregressive forward prediction, which
         compensates latency itself through ``sensing.phase_ar_lead_s``:
-        leave ``lead_s`` at 0 with it).
+        leave ``lead_s`` at 0 with it) or ``"phase_etp"`` (educated temporal
+        prediction, through ``sensing.phase_etp_lead_s``).
     intensity_pct_rmt : float, optional
         Under ``device.modality: tms``: the stimulator intensity, percent of
         resting motor threshold, sent as ``intensity_pct_rmt`` instead of

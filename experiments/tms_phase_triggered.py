@@ -1,8 +1,8 @@
 """EEG-phase-triggered stimulation: target phases and phase estimators compared.
 
 Runs ``experiments/tms_phase_triggered.yaml`` with triplets at the negative
-peak, the positive peak and random phase, each with the ecHT and with AR
-forward prediction, and writes the accuracy at the delivered bursts and the
+peak, the positive peak and random phase, each with the ecHT, AR forward
+prediction and educated temporal prediction, and writes the accuracy at the delivered bursts and the
 plasticity readout as a table (``phase_triggered.md``) and a figure
 (``phase_triggered.png``)::
 
@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    """Run the six arms and write the table and the figure under ``--out``."""
+    """Run the nine arms and write the table and the figure under ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results/tms_phase"))
     parser.add_argument("--set", dest="overrides", action="append", default=[])

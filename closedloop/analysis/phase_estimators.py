@@ -17,6 +17,11 @@ exactly as in the loop, through :class:`~closedloop.sensing.chain.SensingChain`)
     by Burg's method (the default).
 ``ar_yw``
     The same with the model fitted by Yule-Walker (as Zrenner et al. [R]).
+``etp``
+    Educated temporal prediction (feature ``"phase_etp"``,
+    :mod:`closedloop.sensing.phase_etp`, Shirinpour et al. 2020): the last
+    peak of the band-passed signal plus the mean inter-peak interval,
+    predicting through the latency (``phase_etp_lead_s = latency_s``).
 ``oracle``
     "Perfect" phase: the non-causal, zero-phase phase of the *clean* rhythm
     (no background, no sensor noise) at the stimulus time (a zero-phase
@@ -71,7 +76,7 @@ __all__ = [
 ]
 
 #: The estimators compared, in table order.
-ESTIMATORS = ("oracle", "echt", "ar", "ar_yw")
+ESTIMATORS = ("oracle", "echt", "ar", "ar_yw", "etp")
 #: Time constant of the ecHT's frequency estimate used to extrapolate it, s.
 ECHT_FREQUENCY_TAU_S = 0.1
 
@@ -178,8 +183,9 @@ def estimate_phases(
     base = chain or SensingChain()
     settings = {**base.to_dict(), "rate_hz": rate_hz, "band_hz": tuple(band_hz)}
     settings.update(
-        features=("phase", "phase_ar"),
+        features=("phase", "phase_ar", "phase_etp"),
         phase_ar_lead_s=latency_s,
+        phase_etp_lead_s=latency_s,
         aperiodic_band_hz=tuple(settings["aperiodic_band_hz"]),
     )
     x = np.asarray(observed, float)[None, :]
@@ -200,6 +206,7 @@ def estimate_phases(
         "echt": np.angle(np.exp(1j * (echt + omega * lag))),
         "ar": out["phase_ar"][0],
         "ar_yw": out_yw["phase_ar"][0],
+        "etp": out["phase_etp"][0],
     }
 
 

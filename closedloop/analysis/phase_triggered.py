@@ -5,7 +5,8 @@ delivering bursts, e.g. ``experiments/tms_phase_triggered.yaml``) under each
 arm (target at the negative peak, at the positive peak, at random phase) and
 each phase estimator (``phase``: the ecHT, latency compensated by the
 controller's ``lead_s``; ``phase_ar``: autoregressive forward prediction,
-compensated by ``sensing.phase_ar_lead_s``), and reports for each run:
+compensated by ``sensing.phase_ar_lead_s``; ``phase_etp``: educated
+temporal prediction, by ``sensing.phase_etp_lead_s``), and reports for each run:
 
 - accuracy at the delivered bursts: the circular mean and SD of the phase of
   the rhythm at each burst's first pulse minus the target (NaN for the
@@ -55,6 +56,11 @@ def ESTIMATOR_SETTINGS(lead_s: float) -> dict[str, tuple[str, ...]]:  # noqa: N8
             "controller.params.lead_s=0.0",
             f"sensing.phase_ar_lead_s={lead_s}",
         ),
+        "phase_etp": (
+            "controller.params.phase_feature=phase_etp",
+            "controller.params.lead_s=0.0",
+            f"sensing.phase_etp_lead_s={lead_s}",
+        ),
     }
 
 
@@ -63,7 +69,7 @@ def compare_arms(
     out_dir: str | Path,
     overrides: Sequence[str] = (),
     arms: Sequence[str] = tuple(ARMS),
-    estimators: Sequence[str] = ("phase", "phase_ar"),
+    estimators: Sequence[str] = ("phase", "phase_ar", "phase_etp"),
     lead_s: float = 0.006,
     tolerance_deg: float = 45.0,
 ) -> list[dict[str, Any]]:
@@ -137,7 +143,7 @@ def plot_arms(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(estimators) + 1)
     edges = np.linspace(-180, 180, 19)
-    styles = {"phase": "-", "phase_ar": "--"}
+    styles = {"phase": "-", "phase_ar": "--", "phase_etp": ":"}
     for ax, est in zip(axes[:-1], estimators, strict=True):
         for r in rows:
             if r["estimator"] == est:

@@ -31,7 +31,8 @@ last sample of the period: windowed line length and area
 (:mod:`~closedloop.sensing.windowed`), the last sensed or band-passed sample
 (:mod:`~closedloop.sensing.instantaneous`), the ecHT phase
 (:mod:`~closedloop.sensing.phase`), the phase by autoregressive forward
-prediction (:mod:`~closedloop.sensing.phase_ar`) and the aperiodic (1/f) exponent
+prediction (:mod:`~closedloop.sensing.phase_ar`), the phase by educated
+temporal prediction (:mod:`~closedloop.sensing.phase_etp`) and the aperiodic (1/f) exponent
 (:mod:`~closedloop.sensing.aperiodic`). Band power of any band (theta 4-8 Hz,
 low gamma 25-40 Hz) is the ``biomarker`` itself with ``band_hz`` set to the
 band and ``envelope: power``. The kernels are in
@@ -128,6 +129,10 @@ class SensingChain:
         How the autoregressive model is fitted: Burg's method (Chen et al.
         2013 [R]; the default, the less biased on windows of a few cycles)
         or Yule-Walker (Zrenner et al. 2018 [R]).
+    phase_etp_lead_s : float
+        How far past the last sample feature ``"phase_etp"`` (educated
+        temporal prediction, :mod:`~closedloop.sensing.phase_etp`) predicts
+        the phase, s (0: the phase now).
     """
 
     rate_hz: float = 1000.0
@@ -152,6 +157,7 @@ class SensingChain:
     phase_ar_lead_s: float = 0.0
     phase_ar_interval_s: float = 0.005
     phase_ar_method: str = "burg"
+    phase_etp_lead_s: float = 0.0
     _sos: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -214,8 +220,9 @@ class SensingChain:
         for name in ("phase_ar_edge_s", "phase_ar_interval_s"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ValueError(f"sensing.{name} must be a positive number of seconds")
-        if not (math.isfinite(self.phase_ar_lead_s) and 0 <= self.phase_ar_lead_s <= 0.5):
-            raise ValueError("sensing.phase_ar_lead_s must be 0 to 0.5 s")
+        for name in ("phase_ar_lead_s", "phase_etp_lead_s"):
+            if not (math.isfinite(getattr(self, name)) and 0 <= getattr(self, name) <= 0.5):
+                raise ValueError(f"sensing.{name} must be 0 to 0.5 s")
         if self.phase_ar_method not in AR_METHODS:
             raise ValueError(
                 f"sensing.phase_ar_method must be one of {list(AR_METHODS)}, "
@@ -294,6 +301,7 @@ class SensingChain:
                     self.phase_ar_interval_s,
                     self.phase_ar_method,
                 ),
+                self.phase_etp_lead_s,
             ),
         )
 

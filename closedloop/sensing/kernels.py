@@ -45,7 +45,7 @@ class SensingState(NamedTuple):
     loops unpack a tuple argument one level deep only; per-instance scalars
     share one array per stage (named columns), since every array is one more
     argument to unbox and pass on each call. The ``feature_*``,
-    ``window_*``, ``phase_*``, ``aperiodic_*`` and ``ar_*`` fields belong to the features
+    ``window_*``, ``phase_*``, ``aperiodic_*``, ``ar_*`` and ``etp_*`` fields belong to the features
     (:mod:`closedloop.sensing.registry`), described where they are made.
     """
 
@@ -91,6 +91,12 @@ class SensingState(NamedTuple):
     ar_order: int
     ar_lead: int
     ar_burg: bool
+    # ETP phase: phase_etp.new_etp_fields
+    etp_table: np.ndarray
+    etp_state: np.ndarray
+    etp_f_lo_hz: float
+    etp_f_hi_hz: float
+    etp_lead_s: float
 
 
 @njit(cache=True, inline="always")
