@@ -96,6 +96,7 @@ class SensingState(NamedTuple):
     etp_state: np.ndarray
     etp_f_lo_hz: float
     etp_f_hi_hz: float
+    etp_per_hz: float
     etp_lead_s: float
 
 

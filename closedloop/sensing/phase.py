@@ -185,14 +185,16 @@ def phase_sample(i, y, s, rate):
     state[i, _RE] = re
     state[i, _IM] = im
     # Remove the filters' phase shift at that frequency (table over the band).
-    shift = band_table_value(table, state[i, _FREQ], s.phase_f_lo_hz, s.phase_f_hi_hz)
+    shift = band_table_value(
+        table, state[i, _FREQ], s.phase_f_lo_hz, s.phase_f_hi_hz, s.phase_per_hz
+    )
     return wrap_phase(math.atan2(im, re) - shift)
 
 
 @njit(cache=True, inline="always")
-def band_table_value(table, f, f_lo, f_hi):
+def band_table_value(table, f, f_lo, f_hi, per_hz):
     """``table`` (on a uniform grid over ``[f_lo, f_hi]`` Hz) interpolated at ``f``, clipped."""
-    x = (min(max(f, f_lo), f_hi) - f_lo) * (table.shape[0] - 1) / (f_hi - f_lo)
+    x = (min(max(f, f_lo), f_hi) - f_lo) * per_hz  # per_hz: table points per Hz
     k = min(int(x), table.shape[0] - 2)
     return table[k] + (x - k) * (table[k + 1] - table[k])
 

@@ -70,7 +70,8 @@ def new_etp_fields(
     ``etp_table`` (T,): ``arg H(f)`` (rad, unwrapped) of the sensing band-pass
     ``sos`` on a uniform grid over ``band_hz`` (empty unless ``enabled``);
     ``etp_state`` (n, 6), columns :data:`ETP_STATE`; the constants
-    ``etp_f_lo_hz``, ``etp_f_hi_hz`` and ``etp_lead_s``.
+    ``etp_f_lo_hz``, ``etp_f_hi_hz``, ``etp_per_hz`` (table points per Hz)
+    and ``etp_lead_s``.
     """
     lo, hi = band_hz
     if enabled:
@@ -86,6 +87,7 @@ def new_etp_fields(
         "etp_state": state,
         "etp_f_lo_hz": float(lo),
         "etp_f_hi_hz": float(hi),
+        "etp_per_hz": (_TABLE_POINTS - 1) / (hi - lo),
         "etp_lead_s": float(lead_s),
     }
 
@@ -122,6 +124,6 @@ def phase_etp_sample(i, y, s, rate):
         period = st[i, _MEAN] / rate
     else:
         period = 1.0 / math.sqrt(f_lo * f_hi)
-    shift = band_table_value(s.etp_table, 1.0 / period, f_lo, f_hi)
+    shift = band_table_value(s.etp_table, 1.0 / period, f_lo, f_hi, s.etp_per_hz)
     elapsed = (count - st[i, _PEAK]) / rate + s.etp_lead_s
     return wrap_phase(2.0 * math.pi * elapsed / period - shift)
