@@ -19,6 +19,14 @@ import numpy as np
 
 import closedloop
 from closedloop.analysis.bursts import BURST_METRIC_INFO, BurstSettings, burst_metrics
+from closedloop.analysis.plasticity import (
+    BURST_EVENTS,
+    BURST_FIELDS,
+    PLASTICITY_METRIC_INFO,
+    PLASTICITY_SERIES,
+    PhasePlasticity,
+    PlasticityReadout,
+)
 from closedloop.config import ResolvedExperiment
 from closedloop.core.loop import trigger_source
 from closedloop.core.random import rng_states
@@ -203,6 +211,7 @@ def simulate_runs(
     trigger_logs = None
     if loop.device.limits_triggers or getattr(loop.controller, "logs_triggers", False):
         trigger_logs = [TriggerLog(size, loop.control_period_s) for size in sizes]
+    plasticity = _plasticity_readout(cfg, n, sensing_rate, loop.control_period_s)
 
     with contextlib.ExitStack() as stack:
         recorders = []
@@ -252,6 +261,20 @@ def simulate_runs(
                 )
             for key, value in loop.run_attributes().items():
                 rec.set_attr(key, value)
+            if plasticity is not None:
+                rec.create_timeseries(
+                    PLASTICITY_SERIES,
+                    units="%",
+                    sampling_rate_hz=1.0 / chunk_s,
+                    description="MEP-like response change by the phase-dependent plasticity "
+                    "readout, at the end of every chunk",
+                )
+                rec.create_events(
+                    BURST_EVENTS,
+                    BURST_FIELDS,
+                    description="bursts the plasticity readout counted: onset, instance, phase "
+                    "of the rhythm before it, the change it made",
+                )
             rec.check_selection()
 
         def on_chunk(t0: float, data: dict[str, np.ndarray]) -> None:
@@ -317,6 +340,15 @@ def simulate_runs(
                             rec.append(key, value[sl, None])
             amp_sum[:] += data["amplitude"].sum(axis=1)
             amp_count += data["amplitude"].shape[1]
+            if plasticity is not None:
+                value = plasticity.feed(lfp, data["pulse_count"])
+                bursts = plasticity.drain_events()
+                for rec, sl in zip(recorders, slices, strict=True):
+                    rec.append(PLASTICITY_SERIES, value[sl, None])
+                    keep = (bursts["instance"] >= sl.start) & (bursts["instance"] < sl.stop)
+                    columns = {k: v[keep] for k, v in bursts.items()}
+                    columns["instance"] = columns["instance"] - sl.start
+                    rec.append_events(BURST_EVENTS, **columns)
 
         def tick(t: float) -> None:
             if bar is not None:
@@ -392,6 +424,9 @@ def simulate_runs(
                     rec.write_array(f"bursts/{key}", hist[key], units="1", dims="instance,bin")
             info.update(TRIGGER_METRIC_INFO)
             info.update(summary_metric_info(getattr(loop.device, "modality", "dbs")))
+            if plasticity is not None:
+                metrics.update((k2, v[sl]) for k2, v in plasticity.metrics().items())
+                info.update(PLASTICITY_METRIC_INFO)
             for key, (value, unit, what) in extra.items():
                 metrics[key] = np.asarray(value)[sl]
                 info[key] = (unit, what)
@@ -452,6 +487,19 @@ def _advance_means(
         if out is not None:
             out[:, start : start + k] = raw.reshape(n, k, steps_per_sample).mean(axis=2)
     return out
+
+
+def _plasticity_readout(
+    cfg: Any, n: int, rate_hz: float, period_s: float
+) -> PlasticityReadout | None:
+    """The readout of the ``plasticity:`` block, or None without one."""
+    block = cfg.plasticity
+    if block is None:
+        return None
+    rule = PhasePlasticity(block.preferred_phase_rad, block.kappa, block.gain_pct, block.tau_s)
+    lo, hi = cfg.metrics.band_hz
+    freq = block.frequency_hz or 0.5 * (lo + hi)
+    return PlasticityReadout(rule, n, rate_hz, period_s, freq, block.max_gap_s)
 
 
 def _create_datasets(

@@ -22,6 +22,8 @@ from closedloop.controllers.base import real_parameter as _real
 __all__ = ["PhaseLocked"]
 
 _TWO_PI = 2.0 * math.pi
+#: Sensing features that estimate the phase (closedloop.sensing.registry).
+_PHASE_FEATURES = ("phase", "phase_ar", "phase_etp")
 #: Time constant of the controller's oscillation-frequency estimate, s.
 _FREQUENCY_TAU_S = 0.1
 
@@ -65,6 +67,24 @@ class PhaseLocked(Controller):
         Shortest time between triggers, s, non-negative: keeps noise in the
         phase estimate from triggering twice in one cycle (half a 20 Hz cycle
         by default).
+    phase_feature : str, default "phase"
+        The sensing feature that estimates the phase: ``"phase"`` (the
+        ecHT) or ``"phase_ar"`` (autoregressive forward prediction, which
+        compensates latency itself through ``sensing.phase_ar_lead_s``:
+        leave ``lead_s`` at 0 with it) or ``"phase_etp"`` (educated temporal
+        prediction, through ``sensing.phase_etp_lead_s``).
+    intensity_pct_rmt : float, optional
+        Under ``device.modality: tms``: the stimulator intensity, percent of
+        resting motor threshold, sent as ``intensity_pct_rmt`` instead of
+        ``amplitude_ma`` (a burst is then ``pulses_per_trigger`` pattern
+        units of ``device.tms.pattern``; 1 for one triplet). Positive. The
+        command between triggers is then ``pulses = NaN`` ("no change"), not
+        0, which would cut a triplet under way short on a TMS stimulator.
+    random_target : bool, default False
+        Draw a new target phase, uniform on the circle, from the
+        controller's random stream at reset and after each trigger: the
+        random-phase control arm of phase-triggered protocols (Zrenner et
+        al. 2018), with the same gating and minimum interval.
 
     Attributes
     ----------
@@ -137,7 +157,6 @@ class PhaseLocked(Controller):
     """
 
     name: ClassVar[str] = "phase_locked"
-    required_features: ClassVar[tuple[str, ...]] = ("biomarker", "phase")
     references: ClassVar[tuple[str, ...]] = (
         "Cagnan H. et al. (2017). Stimulating at the right time: phase-specific deep "
         "brain stimulation. Brain 140(1):132-145.",
@@ -154,6 +173,9 @@ class PhaseLocked(Controller):
         threshold: float = 0.0,
         lead_s: float = 0.0,
         min_interval_s: float = 0.025,
+        phase_feature: str = "phase",
+        intensity_pct_rmt: float | None = None,
+        random_target: bool = False,
     ) -> None:
         self.target_phase_rad = target_phase_rad
         self.amplitude_ma = amplitude_ma
@@ -163,6 +185,14 @@ class PhaseLocked(Controller):
         self.threshold = threshold
         self.lead_s = lead_s
         self.min_interval_s = min_interval_s
+        self.phase_feature = phase_feature
+        self.intensity_pct_rmt = intensity_pct_rmt
+        self.random_target = random_target
+
+    @property
+    def required_features(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The biomarker and the phase feature it reads."""
+        return ("biomarker", str(self.phase_feature))
 
     def reset(self, n: int, rng: np.random.Generator) -> None:
         """Check the parameters and forget the phase history.
@@ -182,14 +212,28 @@ class PhaseLocked(Controller):
         self._threshold = _real("threshold", self.threshold, "the biomarker's units")
         self._lead = _real("lead_s", self.lead_s, "s", "non-negative")
         self._min_interval = _real("min_interval_s", self.min_interval_s, "s", "non-negative")
+        if self.phase_feature not in _PHASE_FEATURES:
+            raise ValueError(
+                f"phase_feature must be one of {list(_PHASE_FEATURES)}, got {self.phase_feature!r}."
+            )
+        if not isinstance(self.random_target, bool):
+            raise ValueError(f"random_target must be true or false, got {self.random_target!r}.")
         super().reset(n, rng)
-        self._target = float(_wrap(np.float64(target)))
+        self._rng = rng
+        self._target = np.full(self.n_, float(_wrap(np.float64(target))))
+        if self.random_target:
+            self._target = rng.uniform(-math.pi, math.pi, self.n_)
         self._burst = float(burst)
         self.previous_phase_ = np.full(self.n_, np.nan)
         self.frequency_hz_ = np.full(self.n_, np.nan)
         self.last_trigger_s_ = np.full(self.n_, -np.inf)
         self.n_triggers_ = np.zeros(self.n_)
         self.t_prev_ = math.nan
+        if self.intensity_pct_rmt is not None:
+            intensity = _real("intensity_pct_rmt", self.intensity_pct_rmt, "% RMT", "positive")
+            settings.pop("amplitude_ma")
+            settings["intensity_pct_rmt"] = intensity
+        self._idle = math.nan if self.intensity_pct_rmt is not None else 0.0
         self._fixed = fixed_command(self.n_, settings)
 
     def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -213,12 +257,13 @@ class PhaseLocked(Controller):
             If ``features`` has no ``phase`` (the sensing chain does not
             compute it).
         """
-        if "phase" not in features:
+        key = self.phase_feature
+        if key not in features:
             raise ValueError(
-                "phase_locked needs the sensing feature 'phase': add it to sensing.features "
-                "(e.g. features: [phase]) in the experiment file"
+                f"phase_locked needs the sensing feature {key!r}: add it to sensing.features "
+                f"(e.g. features: [{key}]) in the experiment file"
             )
-        phase = np.asarray(features["phase"], dtype=np.float64)
+        phase = np.asarray(features[key], dtype=np.float64)
         biomarker = features["biomarker"]
         # Phase advance since the last period, in [-pi, pi) (NaN on the first call).
         step = _wrap(phase - self.previous_phase_)
@@ -246,9 +291,13 @@ class PhaseLocked(Controller):
         )
         self.last_trigger_s_ = np.where(fire, t, self.last_trigger_s_)
         self.n_triggers_ = self.n_triggers_ + fire
+        if self.random_target and fire.any():
+            self._target = np.where(
+                fire, self._rng.uniform(-math.pi, math.pi, self.n_), self._target
+            )
         self.previous_phase_ = phase.copy()
         self.t_prev_ = t
-        return {**self._fixed, "pulses": np.where(fire, self._burst, 0.0)}
+        return {**self._fixed, "pulses": np.where(fire, self._burst, self._idle)}
 
     def thresholds(self) -> dict[str, float]:
         """Return the biomarker gate, if any.

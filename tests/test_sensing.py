@@ -342,6 +342,8 @@ FEATURE_REFERENCES = {
     "filtered": lambda v, y, w, phase: y,
     "phase": lambda v, y, w, phase: np.angle(np.exp(1j * phase)),
     "aperiodic_exponent": lambda v, y, w, phase: _aperiodic_reference(v),
+    "phase_ar": lambda v, y, w, phase: np.angle(np.exp(1j * phase)),
+    "phase_etp": lambda v, y, w, phase: np.angle(np.exp(1j * phase)),
 }
 
 
@@ -373,10 +375,11 @@ def test_every_registered_feature_computes_its_own_values(order):
     w = chain.window_samples(chain.feature_window_s)
     for name in names:
         expected = FEATURE_REFERENCES[name](out["sensed"], out["filtered"], w, phase)
-        if name == "phase":
+        if name in ("phase", "phase_ar", "phase_etp"):
             # After the window fills and the frequency tracker settles.
             error = np.angle(np.exp(1j * (out[name] - expected)))[:, 1000:]
-            assert np.max(np.abs(error)) < 0.15, name
+            # ETP times peaks to the sample: 7.2 degrees at 20 Hz and 1 kHz.
+            assert np.max(np.abs(error)) < (0.2 if name == "phase_etp" else 0.15), name
         else:
             np.testing.assert_allclose(out[name], expected, rtol=1e-9, atol=1e-9, err_msg=name)
 

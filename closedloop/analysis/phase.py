@@ -47,6 +47,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import signal as _signal
 
+from closedloop.analysis.phase_fit import phase_before
 from closedloop.analysis.replay import replay_controller
 from closedloop.controllers import Controller
 from closedloop.io import RunData, load_run
@@ -190,19 +191,7 @@ def _phase_before(
     freq, power = _signal.welch(lfp, fs=rate_hz, nperseg=min(lfp.size, int(2 * rate_hz)))
     inside = (freq >= band[0]) & (freq <= band[1])
     f_peak = float(freq[inside][np.argmax(power[inside])]) if inside.any() else np.mean(band)
-    width = max(4, int(round(0.75 * rate_hz / f_peak)))
-    omega = 2.0 * math.pi * f_peak
-    phases = np.full(len(times), np.nan)
-    for index, t in enumerate(times):
-        end = int(math.floor(t * rate_hz + 1e-9))  # samples 0 .. end-1 end by t
-        if end < width or end > lfp.size:
-            continue
-        rel = (np.arange(end - width, end) + 0.5) / rate_hz - t
-        design = np.column_stack([np.ones(width), np.cos(omega * rel), np.sin(omega * rel)])
-        coef = np.linalg.lstsq(design, lfp[end - width : end], rcond=None)[0]
-        # A cos(omega t' + phi) = A cos(phi) cos(omega t') - A sin(phi) sin(omega t')
-        phases[index] = math.atan2(-coef[2], coef[1])
-    return np.mod(phases + math.pi, 2 * math.pi) - math.pi
+    return phase_before(lfp, rate_hz, times, f_peak)
 
 
 def _circular(angles: np.ndarray) -> tuple[float, float, float]:

@@ -52,6 +52,9 @@ Schema (defaults in brackets)::
     neurofeedback: {parameter, effects, readout, display_rate_hz, latency_s, ...,
                 sham: {instances, source}}  [none]  a simulated subject learning to
                 regulate a biomarker, see closedloop.neurofeedback.config
+    plasticity: {preferred_phase_rad, kappa, gain_pct, tau_s, frequency_hz, max_gap_s}
+                [none]  phase-dependent plasticity readout over the delivered bursts
+                (closedloop.analysis.plasticity)
 """
 
 from __future__ import annotations
@@ -254,6 +257,21 @@ class SymptomSection(_Section):
     period_s: float = Field(60.0, gt=0, description="slow step, s")
 
 
+class PlasticitySection(_Section):
+    """The phase-dependent plasticity readout (see closedloop.analysis.plasticity)."""
+
+    preferred_phase_rad: float = Field(
+        3.141592653589793, description="phase at which a burst potentiates most, rad"
+    )
+    kappa: float = Field(2.0, ge=0, le=50, description="von Mises concentration, 1")
+    gain_pct: float = Field(0.5, allow_inf_nan=False, description="change per burst scale, %")
+    tau_s: float = Field(1800.0, gt=0, allow_inf_nan=False, description="after-effect decay, s")
+    frequency_hz: float | None = Field(
+        None, gt=0, description="frequency of the phase fit, Hz (default: metrics band centre)"
+    )
+    max_gap_s: float = Field(0.05, gt=0, description="pulses closer than this form a burst, s")
+
+
 class ExperimentConfig(_Section):
     """A whole experiment file (see the module docstring)."""
 
@@ -281,6 +299,7 @@ class ExperimentConfig(_Section):
     neurofeedback: NeurofeedbackSection | None = None
     physiology: PhysiologySection | None = None
     kalman: KalmanSection | None = None
+    plasticity: PlasticitySection | None = None
 
     @pydantic.field_validator("name")
     @classmethod

@@ -34,6 +34,7 @@ from closedloop.plotting.neurofeedback import (
     plot_regulation_trace,
 )
 from closedloop.plotting.physio import has_physiology, plot_physiology
+from closedloop.plotting.plasticity import has_plasticity, plot_plasticity
 from closedloop.plotting.slow import plot_symptoms, symptom_names
 
 __all__ = ["format_info", "plot_run"]
@@ -434,10 +435,11 @@ def plot_run(
     against days with the triggers delivered per day
     (:mod:`closedloop.plotting.slow`); with physiological clocks, the
     respiratory phase, R-peaks and delivered pulses
-    (:mod:`closedloop.plotting.physio`); and, with a neurofeedback subject,
-    (n1) its learning curve per arm and (n2) its displayed readout per frame
-    (:mod:`closedloop.plotting.neurofeedback`). A panel whose data is missing says so
-    instead of failing.
+    (:mod:`closedloop.plotting.physio`); with a plasticity readout, the phase at
+    each burst and the readout over time (:mod:`closedloop.plotting.plasticity`);
+    and, with a neurofeedback subject, (n1) its learning curve per arm and (n2)
+    its displayed readout per frame (:mod:`closedloop.plotting.neurofeedback`).
+    A panel whose data is missing says so instead of failing.
 
     Parameters
     ----------
@@ -468,7 +470,8 @@ def plot_run(
     symptoms = bool(symptom_names(run))
     nf = has_neurofeedback(run)
     physio = has_physiology(run)
-    rows = 4 + int(drugs) + int(physio) + int(symptoms) + int(nf)
+    plastic = has_plasticity(run)
+    rows = 4 + int(drugs) + int(physio) + int(symptoms) + int(plastic) + int(nf)
     fig = Figure(figsize=(10, 11 + 2.5 * (rows - 4)), layout="constrained")
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(rows, 2)
@@ -489,8 +492,14 @@ def plot_run(
         ax_sym = fig.add_subplot(grid[4 + int(drugs) + int(physio), :])
         plot_symptoms(ax_sym, run, instance, "(g)" if drugs else "(f)")
         ax_sym.grid(True, alpha=0.25)
-    if nf:
+    if plastic:
         row = 4 + int(drugs) + int(physio) + int(symptoms)
+        axes = (fig.add_subplot(grid[row, 0]), fig.add_subplot(grid[row, 1]))
+        plot_plasticity(*axes, run, instance, "(p)")
+        for ax in axes:
+            ax.grid(True, alpha=0.25)
+    if nf:
+        row = 4 + int(drugs) + int(physio) + int(symptoms) + int(plastic)
         ax_curve, ax_trace = fig.add_subplot(grid[row, 0]), fig.add_subplot(grid[row, 1])
         plot_learning_curve(ax_curve, run, "(n1)")
         plot_regulation_trace(ax_trace, run, instance, "(n2)")

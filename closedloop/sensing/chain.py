@@ -30,7 +30,9 @@ Besides ``biomarker`` the chain can deliver the features of
 last sample of the period: windowed line length and area
 (:mod:`~closedloop.sensing.windowed`), the last sensed or band-passed sample
 (:mod:`~closedloop.sensing.instantaneous`), the ecHT phase
-(:mod:`~closedloop.sensing.phase`) and the aperiodic (1/f) exponent
+(:mod:`~closedloop.sensing.phase`), the phase by autoregressive forward
+prediction (:mod:`~closedloop.sensing.phase_ar`), the phase by educated
+temporal prediction (:mod:`~closedloop.sensing.phase_etp`) and the aperiodic (1/f) exponent
 (:mod:`~closedloop.sensing.aperiodic`). Band power of any band (theta 4-8 Hz,
 low gamma 25-40 Hz) is the ``biomarker`` itself with ``band_hz`` set to the
 band and ``envelope: power``. The kernels are in
@@ -55,6 +57,7 @@ from scipy import signal
 
 from closedloop.sensing.kernels import ENVELOPE_STATE, SensingState, sense_rows
 from closedloop.sensing.phase import phase_filter
+from closedloop.sensing.phase_ar import AR_METHODS
 from closedloop.sensing.registry import FEATURES, new_feature_fields
 
 # FEATURES: imported from here by existing callers; declared in the registry.
@@ -108,6 +111,28 @@ class SensingChain:
         faster than the spectrum rises: ``2 * order > chi - 1``).
     aperiodic_window_s : float
         Sliding window of the band powers, s.
+    phase_ar_window_s : float
+        Window of feature ``"phase_ar"`` (autoregressive forward
+        prediction, :mod:`~closedloop.sensing.phase_ar`), s (0.5 s after
+        Zrenner et al. 2018 [R]).
+    phase_ar_edge_s : float
+        Edge its zero-phase FIR leaves unfiltered and the forecast bridges,
+        s (64 ms [R]).
+    phase_ar_order : int
+        Order of its autoregressive model (30 [R]).
+    phase_ar_lead_s : float
+        How far past the last sample it predicts the phase, s: the latency
+        from sample to stimulus it compensates (0: the phase now).
+    phase_ar_interval_s : float
+        Refit interval, s (a choice: 5 ms); between refits the forecast is used.
+    phase_ar_method : {"burg", "yule_walker"}
+        How the autoregressive model is fitted: Burg's method (Chen et al.
+        2013 [R]; the default, the less biased on windows of a few cycles)
+        or Yule-Walker (Zrenner et al. 2018 [R]).
+    phase_etp_lead_s : float
+        How far past the last sample feature ``"phase_etp"`` (educated
+        temporal prediction, :mod:`~closedloop.sensing.phase_etp`) predicts
+        the phase, s (0: the phase now).
     """
 
     rate_hz: float = 1000.0
@@ -126,6 +151,13 @@ class SensingChain:
     aperiodic_bands: int = 8
     aperiodic_filter_order: int = 3
     aperiodic_window_s: float = 2.0
+    phase_ar_window_s: float = 0.5
+    phase_ar_edge_s: float = 0.064
+    phase_ar_order: int = 30
+    phase_ar_lead_s: float = 0.0
+    phase_ar_interval_s: float = 0.005
+    phase_ar_method: str = "burg"
+    phase_etp_lead_s: float = 0.0
     _sos: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -176,12 +208,34 @@ class SensingChain:
             )
         if not (math.isfinite(self.aperiodic_window_s) and self.aperiodic_window_s > 0):
             raise ValueError("sensing.aperiodic_window_s must be a positive number of seconds")
+        self._check_phase_ar()
         if not math.isfinite(self.artifact_gain):
             raise ValueError("sensing.artifact_gain must be finite")
         sos = signal.butter(
             self.filter_order, self.band_hz, "bandpass", fs=self.rate_hz, output="sos"
         )
         object.__setattr__(self, "_sos", np.ascontiguousarray(sos))
+
+    def _check_phase_ar(self) -> None:
+        for name in ("phase_ar_edge_s", "phase_ar_interval_s"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"sensing.{name} must be a positive number of seconds")
+        for name in ("phase_ar_lead_s", "phase_etp_lead_s"):
+            if not (math.isfinite(getattr(self, name)) and 0 <= getattr(self, name) <= 0.5):
+                raise ValueError(f"sensing.{name} must be 0 to 0.5 s")
+        if self.phase_ar_method not in AR_METHODS:
+            raise ValueError(
+                f"sensing.phase_ar_method must be one of {list(AR_METHODS)}, "
+                f"got {self.phase_ar_method!r}"
+            )
+        if not 1 <= self.phase_ar_order <= 200:
+            raise ValueError(f"sensing.phase_ar_order must be 1 to 200, got {self.phase_ar_order}")
+        edge = 2 * max(1, round(self.phase_ar_edge_s * self.rate_hz))
+        if not self.phase_ar_window_s * self.rate_hz >= edge + 2 * self.phase_ar_order + 2:
+            raise ValueError(
+                "sensing.phase_ar_window_s must exceed twice phase_ar_edge_s by at least "
+                f"2 * phase_ar_order + 2 samples, got {self.phase_ar_window_s!r} s"
+            )
 
     @property
     def sos(self) -> np.ndarray:
@@ -239,6 +293,15 @@ class SensingChain:
                     self.aperiodic_filter_order,
                     self.window_samples(self.aperiodic_window_s),
                 ),
+                (
+                    self.phase_ar_window_s,
+                    self.phase_ar_edge_s,
+                    self.phase_ar_order,
+                    self.phase_ar_lead_s,
+                    self.phase_ar_interval_s,
+                    self.phase_ar_method,
+                ),
+                self.phase_etp_lead_s,
             ),
         )
 

@@ -46,7 +46,7 @@ class SensingState(NamedTuple):
     loops unpack a tuple argument one level deep only; per-instance scalars
     share one array per stage (named columns), since every array is one more
     argument to unbox and pass on each call. The ``feature_*``,
-    ``window_*``, ``phase_*`` and ``aperiodic_*`` fields belong to the features
+    ``window_*``, ``phase_*``, ``aperiodic_*``, ``ar_*`` and ``etp_*`` fields belong to the features
     (:mod:`closedloop.sensing.registry`), described where they are made.
     """
 
@@ -83,6 +83,22 @@ class SensingState(NamedTuple):
     aperiodic_zi: np.ndarray
     aperiodic_ring: np.ndarray
     aperiodic_sums: np.ndarray
+    # AR-forecast phase: phase_ar.new_ar_fields
+    ar_fir: np.ndarray
+    ar_analytic: np.ndarray
+    ar_ring: np.ndarray
+    ar_pred: np.ndarray
+    ar_state: np.ndarray
+    ar_order: int
+    ar_lead: int
+    ar_burg: bool
+    # ETP phase: phase_etp.new_etp_fields
+    etp_table: np.ndarray
+    etp_state: np.ndarray
+    etp_f_lo_hz: float
+    etp_f_hi_hz: float
+    etp_per_hz: float
+    etp_lead_s: float
 
 
 @njit(cache=True, inline="always")

@@ -46,9 +46,11 @@ __all__ = [
     "PHASE_FREQUENCY_TAU_S",
     "PHASE_STATE",
     "PHASE_TABLE_POINTS",
+    "band_table_value",
     "new_phase_fields",
     "phase_filter",
     "phase_sample",
+    "wrap_phase",
 ]
 
 #: Time constant of the instantaneous-frequency smoother, s.
@@ -183,10 +185,21 @@ def phase_sample(i, y, s, rate):
     state[i, _RE] = re
     state[i, _IM] = im
     # Remove the filters' phase shift at that frequency (table over the band).
-    f_lo = s.phase_f_lo_hz
-    f = min(max(state[i, _FREQ], f_lo), s.phase_f_hi_hz)
-    x = (f - f_lo) * s.phase_per_hz
+    shift = band_table_value(
+        table, state[i, _FREQ], s.phase_f_lo_hz, s.phase_f_hi_hz, s.phase_per_hz
+    )
+    return wrap_phase(math.atan2(im, re) - shift)
+
+
+@njit(cache=True, inline="always")
+def band_table_value(table, f, f_lo, f_hi, per_hz):
+    """``table`` (on a uniform grid over ``[f_lo, f_hi]`` Hz) interpolated at ``f``, clipped."""
+    x = (min(max(f, f_lo), f_hi) - f_lo) * per_hz  # per_hz: table points per Hz
     k = min(int(x), table.shape[0] - 2)
-    shift = table[k] + (x - k) * (table[k + 1] - table[k])
-    phase = math.atan2(im, re) - shift
+    return table[k] + (x - k) * (table[k + 1] - table[k])
+
+
+@njit(cache=True, inline="always")
+def wrap_phase(phase):
+    """``phase`` (rad) wrapped to ``[-pi, pi)``."""
     return phase - 2.0 * math.pi * math.floor((phase + math.pi) / (2.0 * math.pi))

@@ -3,7 +3,8 @@
 Each feature is computed at every sensing sample by a kernel of its family's
 module (:mod:`~closedloop.sensing.windowed`,
 :mod:`~closedloop.sensing.instantaneous`, :mod:`~closedloop.sensing.phase`,
-:mod:`~closedloop.sensing.aperiodic`);
+:mod:`~closedloop.sensing.aperiodic`, :mod:`~closedloop.sensing.phase_ar`,
+:mod:`~closedloop.sensing.phase_etp`);
 the controller sees its value at the last sample of each period.
 
 Numba cannot take compiled functions as arguments of a cached kernel, so the
@@ -37,6 +38,8 @@ from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache d
 from closedloop.sensing import instantaneous, windowed
 from closedloop.sensing.aperiodic import aperiodic_exponent, new_aperiodic_fields
 from closedloop.sensing.phase import new_phase_fields, phase_sample
+from closedloop.sensing.phase_ar import new_ar_fields, phase_ar_sample
+from closedloop.sensing.phase_etp import new_etp_fields, phase_etp_sample
 from closedloop.sensing.windowed import new_windowed_fields
 
 __all__ = [
@@ -47,6 +50,8 @@ __all__ = [
     "FILTERED",
     "LINE_LENGTH",
     "PHASE",
+    "PHASE_AR",
+    "PHASE_ETP",
     "REGISTRY",
     "SIGNAL",
     "Feature",
@@ -77,6 +82,18 @@ REGISTRY: tuple[Feature, ...] = (
         "aperiodic",
         "exponent chi of the 1/f**chi power spectrum, by a causal constant-Q filter bank",
     ),
+    Feature(
+        "phase_ar",
+        "rad",
+        "phase_ar",
+        "phase forecast phase_ar_lead_s ahead by autoregressive forward prediction",
+    ),
+    Feature(
+        "phase_etp",
+        "rad",
+        "phase_etp",
+        "phase phase_etp_lead_s ahead by educated temporal prediction from the last peak",
+    ),
 )
 #: Units of each feature, by name.
 FEATURES: dict[str, str] = {f.name: f.units for f in REGISTRY}
@@ -88,6 +105,8 @@ SIGNAL = CODES["signal"]
 FILTERED = CODES["filtered"]
 PHASE = CODES["phase"]
 APERIODIC_EXPONENT = CODES["aperiodic_exponent"]
+PHASE_AR = CODES["phase_ar"]
+PHASE_ETP = CODES["phase_etp"]
 
 
 def new_feature_fields(
@@ -99,6 +118,8 @@ def new_feature_fields(
     window_samples: int,
     phase_window_samples: int,
     aperiodic: tuple[tuple[float, float], int, int, int] = ((1.0, 2.0), 2, 1, 1),
+    ar: tuple[float, float, int, float, float, str] = (0.5, 0.064, 30, 0.0, 0.005, "burg"),
+    etp_lead_s: float = 0.0,
 ) -> dict[str, Any]:
     """Initial feature fields of the sensing state for features ``names``, ``n`` instances.
 
@@ -107,7 +128,9 @@ def new_feature_fields(
     family's fields. ``window_samples`` is the window of the windowed
     features and ``phase_window_samples`` that of the phase estimator, in
     sensing samples. ``aperiodic`` is the aperiodic exponent's range (Hz),
-    bands, filter order and window (sensing samples).
+    bands, filter order and window (sensing samples); ``ar`` the settings of
+    feature ``"phase_ar"`` (:func:`~closedloop.sensing.phase_ar.new_ar_fields`)
+    and ``etp_lead_s`` the lead of ``"phase_etp"``, s.
     """
     f = len(names)
     return {
@@ -116,6 +139,8 @@ def new_feature_fields(
         **new_windowed_fields(n, f, window_samples),
         **new_phase_fields(n, rate_hz, band_hz, sos, phase_window_samples, "phase" in names),
         **new_aperiodic_fields(n, rate_hz, *aperiodic, "aperiodic_exponent" in names),
+        **new_ar_fields(n, rate_hz, band_hz, ar, "phase_ar" in names),
+        **new_etp_fields(n, rate_hz, band_hz, sos, lead_s=etp_lead_s, enabled="phase_etp" in names),
     }
 
 
@@ -140,4 +165,8 @@ def feature_value(code, i, f, v, y, inv_rate, s):
         return instantaneous.filtered(v, y)
     elif code == APERIODIC_EXPONENT:
         return aperiodic_exponent(s, i, v)
+    elif code == PHASE_AR:
+        return phase_ar_sample(i, v, s)
+    elif code == PHASE_ETP:
+        return phase_etp_sample(i, y, s, 1.0 / inv_rate)
     return np.nan
