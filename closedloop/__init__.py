@@ -12,8 +12,9 @@ The main entry points are importable from here (loaded on first use)::
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from typing import Any
+
+from closedloop.gym.registration import register_when_imported
 
 __version__ = "0.1.0"
 
@@ -33,12 +34,10 @@ _EXPORTS = {
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
-if importlib.util.find_spec("gymnasium") is not None:
-    # gymnasium.make("closedloop/Experiment-v0", ...) works once closedloop is
-    # imported; registering costs gymnasium's import (about 0.2 s), not the loop's.
-    from closedloop.gym.registration import register_envs
-
-    register_envs()
+# gymnasium.make("closedloop/Experiment-v0", ...) works once closedloop is
+# imported: registered when gymnasium is imported (before or after), so that
+# commands that never use an environment do not pay gymnasium's import.
+register_when_imported()
 
 
 def __getattr__(name: str) -> Any:

@@ -10,8 +10,10 @@ defaults), or says with the key's path what is wrong.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 from typing import Any
 
+from closedloop.brian.build import BRIAN_MISSING
 from closedloop.brian.loop import BrianLoop
 from closedloop.brian.model import BrianModel
 from closedloop.brian.network import ExternalNetwork
@@ -78,6 +80,8 @@ def loop_from_config(
     if problems:
         return None, problems
     m = config.model
+    if importlib.util.find_spec("brian2") is None:
+        return None, [("model.name", f"{m.name!r}: {BRIAN_MISSING}")]
     try:
         if opts["stimulate"] or opts["sense"]:
             if not (opts["stimulate"] and opts["sense"]):

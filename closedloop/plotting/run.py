@@ -18,17 +18,17 @@ import warnings
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from closedloop.analysis.bursts import detect_bursts
 from closedloop.io import RunData, load_run
 from closedloop.plotting.slow import plot_symptoms, symptom_names
+
+if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not for `closedloop info`
+    from matplotlib.axes import Axes
 
 __all__ = ["format_info", "plot_run"]
 
@@ -457,6 +457,9 @@ def plot_run(
     drugs = bool(_drug_names(run))
     symptoms = bool(symptom_names(run))
     rows = 4 + int(drugs) + int(symptoms)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(10, 11 + 2.5 * (rows - 4)), layout="constrained")
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(rows, 2)

@@ -51,7 +51,6 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import signal
 
 from closedloop.sensing.kernels import ENVELOPE_STATE, SensingState, sense_samples
 from closedloop.sensing.phase import phase_filter
@@ -126,7 +125,7 @@ class SensingChain:
     aperiodic_bands: int = 8
     aperiodic_filter_order: int = 3
     aperiodic_window_s: float = 2.0
-    _sos: np.ndarray = field(init=False, repr=False, compare=False)
+    _sos: np.ndarray | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.rate_hz > 0:
@@ -178,14 +177,22 @@ class SensingChain:
             raise ValueError("sensing.aperiodic_window_s must be a positive number of seconds")
         if not math.isfinite(self.artifact_gain):
             raise ValueError("sensing.artifact_gain must be finite")
-        sos = signal.butter(
-            self.filter_order, self.band_hz, "bandpass", fs=self.rate_hz, output="sos"
-        )
-        object.__setattr__(self, "_sos", np.ascontiguousarray(sos))
+        object.__setattr__(self, "_sos", None)
 
     @property
     def sos(self) -> np.ndarray:
-        """Band-pass second-order sections, shape ``(filter_order, 6)``."""
+        """Band-pass second-order sections, shape ``(filter_order, 6)``.
+
+        Designed on first use: ``scipy.signal`` (which imports ``scipy.stats``)
+        costs about 0.7 s to import, which ``closedloop validate`` need not pay.
+        """
+        if self._sos is None:
+            from scipy import signal
+
+            sos = signal.butter(
+                self.filter_order, self.band_hz, "bandpass", fs=self.rate_hz, output="sos"
+            )
+            object.__setattr__(self, "_sos", np.ascontiguousarray(sos))
         return self._sos
 
     def window_samples(self, seconds: float) -> int:
