@@ -6,7 +6,13 @@ limits; results stream to HDF5.
 
 The main entry points are importable from here (loaded on first use)::
 
-    from closedloop import load_config, run_experiment, load_run
+    import closedloop
+    run = closedloop.run("experiments/pd_beta_adbs.yaml", duration_s=2)  # no file written
+    run.metrics["long_burst_time_reduction"]
+
+and the models and controllers by class name (``closedloop.STNGPe``,
+``closedloop.PID``, ...), besides ``load_config``, ``run_experiment`` and
+``load_run``.
 """
 
 from __future__ import annotations
@@ -29,7 +35,12 @@ _EXPORTS = {
     "load_run": "closedloop.io",
     "plot_run": "closedloop.plotting",
     "run_experiment": "closedloop.experiment",
-}
+    "run": "closedloop.api",
+    **dict.fromkeys(("BUILTIN_MODELS", "STNGPe", "WilsonCowan", "JansenRit", "Epileptor",
+                     "KuramotoEnsemble"), "closedloop.models"),
+    **dict.fromkeys(("BUILTIN_CONTROLLERS", "OpenLoop", "OnOff", "DualThreshold", "PID",
+                     "Responsive", "PhaseLocked"), "closedloop.controllers"),
+}  # fmt: skip
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
