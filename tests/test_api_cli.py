@@ -189,3 +189,12 @@ def test_gym_env_registered_whichever_package_is_imported_first():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False"]
+
+
+def test_startup_case_measures_commands_against_importing_numpy():
+    from closedloop.bench.perf import startup_ratios
+
+    ratios = startup_ratios(1)
+    assert set(ratios) == {"startup/validate", "startup/info"}
+    # every command imports numpy and more: the ratio lies in (0, 1)
+    assert all(0.0 < r < 1.0 for r in ratios.values()), ratios
