@@ -411,9 +411,9 @@ def simulate_runs(
     for run, metrics, run_units in zip(runs, all_metrics, all_units, strict=True):
         figure = None
         if run.exp.config.output.figure:
-            from closedloop.plotting.run import plot_run
+            from closedloop.plotting.run import save_run_figure
 
-            figure = plot_run(run.path)
+            figure = save_run_figure(run.path)
         outcomes.append(RunOutcome(path=run.path, figure=figure, metrics=metrics, units=run_units))
     return outcomes
 

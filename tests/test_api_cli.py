@@ -198,3 +198,44 @@ def test_startup_case_measures_commands_against_importing_numpy():
     assert set(ratios) == {"startup/validate", "startup/info"}
     # every command imports numpy and more: the ratio lies in (0, 1)
     assert all(0.0 < r < 1.0 for r in ratios.values()), ratios
+
+
+# --------------------------------------------------------------------------------------
+# Figures: returned, not saved; plots that would mislead are refused
+# --------------------------------------------------------------------------------------
+def test_plot_run_returns_a_figure_draws_into_a_given_one_and_saves_nothing(
+    api_run, tmp_path, monkeypatch
+):
+    from matplotlib.figure import Figure
+
+    monkeypatch.chdir(tmp_path)
+    fig = closedloop.plot_run(api_run, instance=1)
+    assert isinstance(fig, Figure) and list(tmp_path.iterdir()) == []
+    signal_ax = fig.axes[0]
+    labels = [line.get_label() for line in signal_ax.get_lines()]
+    assert "no stimulation (same seed)" in labels and "with stimulation" in labels
+    # the zoomed inset: raw samples of a few cycles at the band's centre
+    (inset,) = signal_ax.child_axes
+    lo, hi = api_run.attrs.get("band_hz", (13.0, 30.0))
+    x = inset.get_lines()[-1].get_xdata()
+    rate = api_run.timeseries_attrs["lfp"]["sampling_rate_hz"]
+    assert abs((x[-1] - x[0]) - 5 / (0.5 * (lo + hi))) <= 1.5 / rate
+    title = fig._suptitle.get_text()
+    assert "band power reduced by" in title and "band_power_reduction" not in title
+    # into a subfigure of the caller's figure
+    outer = Figure(figsize=(20, 12))
+    left, _right = outer.subfigures(1, 2)
+    assert closedloop.plot_run(api_run, fig=left) is outer
+    assert len(left.axes) >= 5
+
+
+def test_plot_refuses_a_phase_or_seizure_figure_the_run_cannot_support(api_run, tmp_path, capsys):
+    main(["run", str(EXPERIMENT), "--out", str(tmp_path), "--no-progress",
+          "--set", "duration_s=1.0", "--set", "output.figure=false"])  # fmt: skip
+    capsys.readouterr()
+    path = tmp_path / "pd_beta_adbs.h5"
+    for kind, words in (("phase", "no phase feature"), ("seizures", "needs a model with seizures")):
+        assert main(["plot", str(path), "--kind", kind]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], err
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".h5"]  # no figure drawn

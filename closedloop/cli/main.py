@@ -331,15 +331,19 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     elif args.kind == "seizures":
         from closedloop.analysis.seizures import plot_seizures as draw
     else:
-        from closedloop.plotting.run import plot_run as draw
-    if args.kind == "phase" and args.import_controller:
+        from closedloop.plotting.run import save_run_figure as draw
+    if args.kind == "phase":
         from closedloop.analysis.replay import controller_from_run
 
         try:
-            kwargs["controller"] = controller_from_run(run, allow_import=True)
+            kwargs["controller"] = controller_from_run(run, allow_import=args.import_controller)
         except ValueError as exc:
             _error(f"{args.run}: {exc}")
             return EXIT_BAD_INPUT
+    refusal = _plot_refusal(run.config, args.kind)
+    if refusal:
+        _error(f"{args.run}: {refusal}")
+        return EXIT_BAD_INPUT
     try:
         out = draw(run, args.output, instance=args.instance, **kwargs)
     except (IndexError, KeyError, ValueError) as exc:
@@ -347,6 +351,28 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     print(f"wrote {out}")
     return EXIT_OK
+
+
+#: Models whose signal has seizures that the seizure criterion is calibrated for
+#: (closedloop.analysis.seizures.EPILEPTOR_CRITERION).
+_SEIZURE_MODELS = ("epileptor",)
+
+
+def _plot_refusal(config: dict, kind: str) -> str | None:
+    """Why a run cannot be drawn as ``kind`` (an empty figure would mislead), or None."""
+    model = str(config.get("model", {}).get("name", "?"))
+    if kind == "phase" and "phase" not in config.get("sensing", {}).get("features", []):
+        return (
+            "--kind phase draws the sensed phase at each delivered pulse, and this run has "
+            "no phase feature (sensing.features has no 'phase'); use --kind run"
+        )
+    if kind == "seizures" and model not in _SEIZURE_MODELS:
+        return (
+            f"--kind seizures needs a model with seizures ({', '.join(_SEIZURE_MODELS)}: the "
+            f"seizure criterion is calibrated for its field potential); this run's model is "
+            f"{model!r}; use --kind run"
+        )
+    return None
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
