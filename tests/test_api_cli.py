@@ -239,3 +239,17 @@ def test_plot_refuses_a_phase_or_seizure_figure_the_run_cannot_support(api_run, 
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and words in err[0], err
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".h5"]  # no figure drawn
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["on_off", "dual_threshold"])
+def test_threshold_controllers_defaults_fit_the_default_experiment(name):
+    # With no parameters at all, a threshold controller on the default model
+    # switches with the bursts (neither always on nor never on) and removes
+    # the long bursts, as the experiment's own tuned on_off does.
+    run = closedloop.run(EXPERIMENT, duration_s=10.0, n_instances=2,
+                         controller={"name": name, "params": {}})  # fmt: skip
+    on = run.metrics["time_on_fraction"]
+    assert np.all((on > 0.1) & (on < 0.9)), on
+    assert np.all(run.metrics["long_burst_time_reduction"] > 0.5)
+    assert np.all(run.metrics["teed_relative"] < 0.5)  # far less energy than continuous DBS
