@@ -253,3 +253,20 @@ def test_threshold_controllers_defaults_fit_the_default_experiment(name):
     assert np.all((on > 0.1) & (on < 0.9)), on
     assert np.all(run.metrics["long_burst_time_reduction"] > 0.5)
     assert np.all(run.metrics["teed_relative"] < 0.5)  # far less energy than continuous DBS
+
+
+def test_a_first_run_says_that_kernels_are_compiling(tmp_path, monkeypatch, capsys):
+    from closedloop.core.kernel_cache import kernels_cached
+
+    args = ["run", str(EXPERIMENT), "--out", str(tmp_path), "--set", "duration_s=1.0",
+            "--set", "output.figure=false"]  # fmt: skip
+    assert main(args) == 0  # warm: the kernels are on disk, nothing to say
+    assert kernels_cached("stn_gpe")
+    assert "compiling" not in capsys.readouterr().err
+    # An empty cache directory is what a fresh install sees (the kernels this
+    # process already loaded still run: only the check looks there).
+    monkeypatch.setenv("CLOSEDLOOP_NUMBA_CACHE", str(tmp_path / "empty"))
+    assert not kernels_cached("stn_gpe")
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "compiling the stn_gpe kernels for this machine" in err and "usually" in err
