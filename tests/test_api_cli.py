@@ -7,6 +7,7 @@ and a start-up that does not import what a command does not use.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -108,14 +109,15 @@ def test_list_shows_every_model_and_controller_with_units_defaults_and_sources(c
     p = BUILTIN_MODELS["stn_gpe"].parameters["tau_S"]
     assert f"tau_S = {p.value:g} {p.units}: {p.description} ({p.reference})" in out
     # a controller parameter with its default and its documented units
-    assert "ramp_up_ma_per_s = 0.5: Rate in mA/s" in out
+    default = inspect.signature(BUILTIN_CONTROLLERS["dual_threshold"]).parameters
+    assert f"ramp_up_ma_per_s = {default['ramp_up_ma_per_s'].default!r}: Rate in mA/s" in out
     refs = BUILTIN_CONTROLLERS["pid"].references
     assert refs and refs[0].split()[0] in out
 
 
 def test_every_subcommand_has_help_and_an_example(capsys):
     commands = ["run", "validate", "plot", "info", "export", "sweep", "summarize",
-                "plot-sweep", "list"]  # fmt: skip
+                "plot-sweep", "list", "bench", "cohort"]  # fmt: skip
     for command in commands:
         with pytest.raises(SystemExit):
             main([command, "--help"])
@@ -126,6 +128,7 @@ def test_every_subcommand_has_help_and_an_example(capsys):
 @pytest.mark.parametrize(
     ("override", "suggestion"),
     [
+        ("model.params.w_gs=1", "model.params.w_gs: model parameter 'w_gs' is unknown"),
         ("model.params.w_gs=1", "Did you mean 'w_GS'?"),
         ("controller.name=pdi", "Did you mean 'pid'?"),
         ("controller.name=PID", "Did you mean 'pid'?"),
@@ -270,3 +273,20 @@ def test_a_first_run_says_that_kernels_are_compiling(tmp_path, monkeypatch, caps
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "compiling the stn_gpe kernels for this machine" in err and "usually" in err
+
+
+@pytest.mark.slow
+def test_the_default_experiment_runs_without_brian2(tmp_path):
+    # A light install (no brian extra), as a blocked import: the rate models
+    # never import Brian2.
+    code = (
+        "import sys; sys.modules['brian2'] = None\n"
+        "from closedloop.cli.main import main\n"
+        f"code = main(['run', {str(EXPERIMENT)!r}, '--out', {str(tmp_path)!r}, "
+        "'--set', 'duration_s=1.0', '--no-progress'])\n"
+        "assert 'brian2' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+        "raise SystemExit(code)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "pd_beta_adbs.h5").exists() and (tmp_path / "pd_beta_adbs.png").exists()
