@@ -184,10 +184,19 @@ def test_validate_and_info_do_not_import_plotting_scipy_signal_or_gymnasium(api_
     assert "numba" not in loaded  # reading a run file compiles nothing
 
 
-def test_gym_env_registered_whichever_package_is_imported_first():
+@pytest.mark.parametrize(
+    "imports",
+    [
+        "import gymnasium, closedloop",
+        "import closedloop, gymnasium",
+        # a look-up without an import must not use up the registration
+        "import importlib.util as u, closedloop; u.find_spec('gymnasium'); import gymnasium",
+    ],
+)
+def test_gym_env_registered_whichever_package_is_imported_first(imports):
     pytest.importorskip("gymnasium")
     code = (
-        "import sys, gymnasium, closedloop; "
+        f"{imports}; import sys, gymnasium; "
         "print('closedloop/Experiment-v0' in gymnasium.registry, 'numba' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -32,22 +32,30 @@ def register_envs() -> None:
 
 
 class _RegisterAfterImport(importlib.abc.MetaPathFinder):
-    """Finds gymnasium once, and registers the env when its import completes."""
+    """Finds gymnasium, and registers the env when its import completes (then leaves)."""
+
+    def __init__(self) -> None:
+        self._finding = False
 
     def find_spec(
         self, fullname: str, path: object, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != "gymnasium":
+        if fullname != "gymnasium" or self._finding:
             return None
-        sys.meta_path.remove(self)  # one use: the real finders do the finding
-        spec = importlib.util.find_spec(fullname)
+        self._finding = True  # the real finders find it: ask them, not this one again
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self._finding = False
         loader = spec.loader if spec is not None else None
         if loader is None or not hasattr(loader, "exec_module"):
             return spec
-        run = loader.exec_module
+        run = loader.exec_module  # each find_spec makes a fresh loader: patch this one only
 
         def exec_then_register(module: ModuleType) -> None:
             run(module)
+            if self in sys.meta_path:  # a find_spec without an import leaves the hook in place
+                sys.meta_path.remove(self)
             register_envs()
 
         loader.exec_module = exec_then_register  # type: ignore[method-assign]
