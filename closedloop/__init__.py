@@ -6,14 +6,21 @@ limits; results stream to HDF5.
 
 The main entry points are importable from here (loaded on first use)::
 
-    from closedloop import load_config, run_experiment, load_run
+    import closedloop
+    run = closedloop.run("experiments/pd_beta_adbs.yaml", duration_s=2)  # no file written
+    run.metrics["long_burst_time_reduction"]
+
+and the models and controllers by class name (``closedloop.STNGPe``,
+``closedloop.PID``, ...), besides ``load_config``, ``run_experiment`` and
+``load_run``.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from typing import Any
+
+from closedloop.gym.registration import register_when_imported
 
 __version__ = "0.1.0"
 
@@ -28,17 +35,20 @@ _EXPORTS = {
     "load_run": "closedloop.io",
     "plot_run": "closedloop.plotting",
     "run_experiment": "closedloop.experiment",
-}
+    "run": "closedloop.api",
+    **dict.fromkeys(("BUILTIN_MODELS", "STNGPe", "WilsonCowan", "JansenRit", "Epileptor",
+                     "KuramotoEnsemble"), "closedloop.models"),
+    **dict.fromkeys(("BUILTIN_CONTROLLERS", "OpenLoop", "OnOff", "DualThreshold", "PID",
+                     "Responsive", "PhaseLocked"), "closedloop.controllers"),
+}  # fmt: skip
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
-if importlib.util.find_spec("gymnasium") is not None:
-    # gymnasium.make("closedloop/Experiment-v0", ...) works once closedloop is
-    # imported; registering costs gymnasium's import (about 0.2 s), not the loop's.
-    from closedloop.gym.registration import register_envs
-
-    register_envs()
+# gymnasium.make("closedloop/Experiment-v0", ...) works once closedloop is
+# imported: registered when gymnasium is imported (before or after), so that
+# commands that never use an environment do not pay gymnasium's import.
+register_when_imported()
 
 
 def __getattr__(name: str) -> Any:

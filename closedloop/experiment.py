@@ -10,6 +10,7 @@ each file exactly what the run simulated alone writes.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,6 +196,7 @@ def simulate_runs(
         else None
     )
     bar = None
+    _say_if_compiling(model)  # also without a bar: a log says why the start was slow
     if progress:
         from tqdm import tqdm
 
@@ -459,9 +461,9 @@ def simulate_runs(
     for run, metrics, run_units in zip(runs, all_metrics, all_units, strict=True):
         figure = None
         if run.exp.config.output.figure:
-            from closedloop.plotting.run import plot_run
+            from closedloop.plotting.run import save_run_figure
 
-            figure = plot_run(run.path)
+            figure = save_run_figure(run.path)
         outcomes.append(RunOutcome(path=run.path, figure=figure, metrics=metrics, units=run_units))
     return outcomes
 
@@ -529,6 +531,23 @@ def _create_datasets(
             stimulation=stimulation_series(getattr(loop.device, "modality", "dbs")),
         ),
     )
+
+
+def _say_if_compiling(model: Any) -> None:
+    # The first run on a machine compiles the model's kernels before the bar
+    # moves: say so, so that a silent wait does not look like a hang.
+    from closedloop.core.kernel_cache import FIRST_COMPILE_S, kernels_cached
+    from closedloop.core.model import NumbaModel
+
+    module = type(model).__module__.rsplit(".", 1)[-1]
+    if isinstance(model, NumbaModel) and not kernels_cached(module):
+        lo, hi = FIRST_COMPILE_S
+        print(
+            f"compiling the {model.name} kernels for this machine (first run after an "
+            f"install or an upgrade; usually {lo}-{hi} s, cached afterwards)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def metrics_table(metrics: dict[str, Any], units: dict[str, str] | None = None) -> str:

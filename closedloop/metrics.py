@@ -38,7 +38,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import signal as _signal
 
 __all__ = [
     "METRIC_INFO",
@@ -80,6 +79,12 @@ TRIGGER_METRIC_INFO: dict[str, tuple[str, str]] = {
 MIN_PSD_SAMPLES = 8
 
 
+def _hann_window(m: int) -> np.ndarray:
+    # scipy.signal.get_window("hann", m) (periodic, the DFT-even Hann), written
+    # out so that metrics need not import scipy.signal (~0.7 s with scipy.stats)
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(m) / m)
+
+
 class StreamingPSD:
     """Welch power spectral density accumulated chunk by chunk.
 
@@ -97,7 +102,7 @@ class StreamingPSD:
         self.fs_hz = float(fs_hz)
         self.nperseg = max(MIN_PSD_SAMPLES, int(round(segment_s * fs_hz)))
         self.hop = self.nperseg - self.nperseg // 2  # scipy's noverlap = nperseg // 2
-        self.window = _signal.get_window("hann", self.nperseg)
+        self.window = _hann_window(self.nperseg)
         self.scale = 1.0 / (self.fs_hz * np.sum(self.window**2))
         self.frequency_hz = np.fft.rfftfreq(self.nperseg, 1.0 / self.fs_hz)
         # Samples of the segment being filled: a fixed buffer, so feeding short
@@ -148,7 +153,7 @@ class StreamingPSD:
         m = self._fill
         if m < MIN_PSD_SAMPLES:
             return np.full_like(self._sum, np.nan)
-        window = _signal.get_window("hann", m)
+        window = _hann_window(m)
         buffer = self._buffer[:, :m]
         seg = buffer - buffer.mean(axis=-1, keepdims=True)
         out = np.abs(np.fft.rfft(seg * window, n=self.nperseg, axis=-1)) ** 2

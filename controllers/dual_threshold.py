@@ -32,16 +32,16 @@ class DualThreshold(Controller):
 
     Parameters
     ----------
-    lower_threshold : float, default 1.0
+    lower_threshold : float, default 9.0
         Biomarker level, in the biomarker's units, below which the amplitude
         ramps down.
-    upper_threshold : float, default 1.5
+    upper_threshold : float, default 11.2
         Biomarker level, in the biomarker's units, above which the amplitude
         ramps up; at least ``lower_threshold``.
-    ramp_up_ma_per_s : float, default 0.5
+    ramp_up_ma_per_s : float, default 5.0
         Rate in mA/s at which the amplitude rises above the upper threshold,
         non-negative.
-    ramp_down_ma_per_s : float, default 0.5
+    ramp_down_ma_per_s : float, default 5.0
         Rate in mA/s at which the amplitude falls below the lower threshold,
         non-negative.
     min_amplitude_ma : float, default 0.0
@@ -72,9 +72,14 @@ class DualThreshold(Controller):
     * ``A`` otherwise (the dead band, which includes both thresholds and a
       NaN biomarker).
 
-    The default thresholds suit a biomarker normalised to its median level
-    and the default rates are illustrative; Velisar et al. set both
-    thresholds and ramp rates for each patient. The dead band between the
+    Velisar et al. set both thresholds and ramp rates for each patient. The
+    defaults fit the default experiment (``pd_beta_adbs``: STN-GPe, beta ARV
+    in spikes/s), a choice made here: the median (9.0) and the 75th
+    percentile (11.2) of the envelope without stimulation (measured over 19 s
+    and four seeds), and ramps of 5 mA/s, fast enough to reach a suppressing
+    amplitude within a beta burst (at 0.5 mA/s the amplitude hovers where
+    this model's beta grows, and long bursts lengthen). Set them for any
+    other model or sensing chain. The dead band between the
     thresholds avoids the rapid switching of a single threshold.
 
     Frequency and pulse-width commands are the same read-only arrays on
@@ -106,10 +111,10 @@ class DualThreshold(Controller):
     def __init__(
         self,
         *,
-        lower_threshold: float = 1.0,
-        upper_threshold: float = 1.5,
-        ramp_up_ma_per_s: float = 0.5,
-        ramp_down_ma_per_s: float = 0.5,
+        lower_threshold: float = 9.0,
+        upper_threshold: float = 11.2,
+        ramp_up_ma_per_s: float = 5.0,
+        ramp_down_ma_per_s: float = 5.0,
         min_amplitude_ma: float = 0.0,
         max_amplitude_ma: float = 3.0,
         frequency_hz: float = 130.0,

@@ -31,11 +31,13 @@ class OnOff(Controller):
 
     Parameters
     ----------
-    threshold : float, default 1.0
+    threshold : float, default 11.2
         Biomarker level, in the biomarker's units, above which stimulation is
-        switched on. The default suits a biomarker normalised to its median
-        level; Little et al. set it at the 75th percentile of the beta
-        amplitude recorded without stimulation.
+        switched on. Little et al. set it at the 75th percentile of the beta
+        amplitude recorded without stimulation; the default is that
+        percentile for the default experiment (``pd_beta_adbs``: STN-GPe,
+        beta ARV in spikes/s; 11.07-11.41 over seeds, metric
+        ``burst_threshold``). Set it for any other model or sensing chain.
     amplitude_ma : float, default 2.0
         Amplitude in mA when stimulation is fully on, non-negative.
     %(frequency_hz)s
@@ -93,7 +95,7 @@ class OnOff(Controller):
     def __init__(
         self,
         *,
-        threshold: float = 1.0,
+        threshold: float = 11.2,
         amplitude_ma: float = 2.0,
         frequency_hz: float = 130.0,
         pulse_width_us: float = 60.0,

@@ -105,7 +105,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numba import njit, prange
 from numpy.typing import ArrayLike
-from scipy import signal as _signal
 
 from closedloop.core.model import NumbaModel, Parameter
 from closedloop.core.period import close_period
@@ -409,6 +408,8 @@ def order_parameter_from_lfp(
     ndarray, shape (..., T)
         Order parameter estimate, dimensionless.
     """
+    from scipy import signal as _signal  # on use: it imports scipy.stats (~0.7 s)
+
     x = np.asarray(lfp, dtype=np.float64)
     sos = _signal.butter(2, band_hz, "bandpass", fs=rate_hz, output="sos")
     y = _signal.sosfiltfilt(sos, x, axis=-1)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from closedloop.io import FORMAT_VERSION, RunData, RunRecorder, load_run
-from closedloop.plotting.run import format_info, plot_run
+from closedloop.plotting.run import format_info, save_run_figure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CONFIG = {
@@ -414,22 +414,22 @@ def _assert_png(path: Path) -> None:
 
 def test_plot_run_writes_png(tmp_path: Path) -> None:
     path = _synthetic_run(tmp_path / "run.h5")
-    out = plot_run(path)
+    out = save_run_figure(path)
     assert out == tmp_path / "run.png"
     _assert_png(out)
-    out2 = plot_run(load_run(path), tmp_path / "figs" / "i2.png", instance=2)
+    out2 = save_run_figure(load_run(path), tmp_path / "figs" / "i2.png", instance=2)
     _assert_png(out2)
     with pytest.raises(IndexError):
-        plot_run(path, tmp_path / "bad.png", instance=3)
+        save_run_figure(path, tmp_path / "bad.png", instance=3)
 
 
 def test_plot_run_tolerates_missing_optional_data(tmp_path: Path) -> None:
     path = _synthetic_run(tmp_path / "nospec.h5", spectra=False)
-    _assert_png(plot_run(path))
+    _assert_png(save_run_figure(path))
     # A run with nothing but the root attributes still gives a figure.
     empty = tmp_path / "empty.h5"
     RunRecorder(empty, config={}, seed=0, n=1, closedloop_version="0.1.0").close()
-    _assert_png(plot_run(empty))
+    _assert_png(save_run_figure(empty))
 
 
 def test_format_info_lists_status_config_and_metrics(tmp_path: Path) -> None:

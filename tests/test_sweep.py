@@ -386,7 +386,7 @@ def test_dry_run_prints_run_count_and_first_resolved_configs(tmp_path, capsys):
         ),
         (
             {"grid": {"model.params.w_GS": [10.0, -1.0]}},
-            "model",
+            "model.params.w_GS",
             "in sweep point 2 (model.params.w_GS=-1.0): model parameter 'w_GS' must lie in",
         ),
     ],

@@ -215,7 +215,7 @@ def test_runs_with_symptom_states_batch_bit_identically(tmp_path):
 
 
 def test_the_run_figure_draws_the_score_over_days(tmp_path):
-    from closedloop.plotting.run import plot_run
+    from closedloop.plotting.run import save_run_figure
     from closedloop.plotting.slow import slow_time_of, symptom_names
 
     outcome = run_experiment(validate_config(_experiment()), tmp_path)
@@ -225,5 +225,5 @@ def test_the_run_figure_draws_the_score_over_days(tmp_path):
     assert symptom_names(run) == ["mood"]
     # 12 epochs of 10 s every 600 s: neural 25 s is 5 s into the third epoch.
     np.testing.assert_allclose(slow_time_of(run, np.array([0.0, 25.0])), [0.0, 1205.0])
-    png = plot_run(run, tmp_path / "fig.png")
+    png = save_run_figure(run, tmp_path / "fig.png")
     assert png.stat().st_size > 20_000

@@ -32,7 +32,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal as _signal
 
 __all__ = [
     "BURST_METRIC_INFO",
@@ -131,6 +130,8 @@ def offline_envelope(
 
     Offline only: both steps use the whole recording, future included.
     """
+    from scipy import signal as _signal  # on use: it imports scipy.stats (~0.7 s)
+
     sos = _signal.butter(order, band_hz, btype="bandpass", fs=rate_hz, output="sos")
     x = np.asarray(x, dtype=float)
     filtered = _signal.sosfiltfilt(sos, x - x.mean(axis=-1, keepdims=True), axis=-1)

@@ -40,6 +40,13 @@ Cases
     same loop run bare through the API (reset, warm-up, ``loop.run``):
     simulated seconds per wall second. Issue 18's targets: 1 / 2.3 = 0.43
     with a baseline, 1 / 1.3 = 0.77 without.
+``startup/<command>``
+    Wall time of ``python -c "import numpy"`` over that of a fresh process
+    running ``closedloop validate`` (the default experiment) or ``closedloop
+    info`` (a small run file): what a command costs beyond the interpreter
+    and numpy, which every command pays. Lazy imports (matplotlib,
+    ``scipy.signal``, gymnasium) keep it high; an eager import of one of
+    them shows as a fall.
 ``sweep/overhead``
     A 12-run sweep on a local pool of one worker (one run per task: worker
     process, manifest, files moved into place) against the same runs done
@@ -88,6 +95,7 @@ __all__ = [
     "open_loop_runner",
     "run_perf",
     "serial_kernel",
+    "startup_ratios",
 ]
 
 PERF_FORMAT_VERSION = 1
@@ -370,6 +378,40 @@ def recording_ratio(n: int, seconds: float, baseline: bool, repeats: int) -> flo
         return _interleaved_ratio(recorded, bare, repeats)
 
 
+def _wall_rate(argv: list[str]) -> float:
+    """1 / wall time (s) of a fresh interpreter running ``argv`` (quiet, must succeed)."""
+    import subprocess
+    import sys
+
+    t = time.perf_counter()
+    subprocess.run([sys.executable, *argv], check=True, capture_output=True)
+    return 1.0 / (time.perf_counter() - t)
+
+
+def startup_ratios(repeats: int) -> dict[str, float]:
+    """``startup/validate`` and ``startup/info``: see the module docstring."""
+    from closedloop.io.hdf5 import RunRecorder
+
+    experiment = Path(__file__).resolve().parents[2] / "experiments" / "pd_beta_adbs.yaml"
+    numpy_only = ["-c", "import numpy"]
+    cli = "from closedloop.cli.main import main; raise SystemExit(main({!r}))"
+    with tempfile.TemporaryDirectory() as tmp:
+        run_file = Path(tmp) / "r.h5"
+        with RunRecorder(run_file, config={}, seed=0, n=1, closedloop_version="perf") as rec:
+            rec.create_timeseries("x", units="1", sampling_rate_hz=1000.0)
+            rec.append("x", np.zeros((1, 100)))
+        out = {}
+        for name, argv in (
+            ("validate", ["validate", str(experiment)]),
+            ("info", ["info", str(run_file)]),
+        ):
+            command = ["-c", cli.format(argv)]
+            out[f"startup/{name}"] = _interleaved_ratio(
+                lambda command=command: _wall_rate(command), lambda: _wall_rate(numpy_only), repeats
+            )
+    return out
+
+
 class BrianOpenLoop:
     """A Brian2 loop's network alone, run open loop in one ``Network.run``.
 
@@ -547,6 +589,7 @@ def run_perf(
         ratios[f"recording/{label}"] = ratio
         if progress:
             progress(f"recording/{label}: recorded run / bare loop = {ratio:.3f}")
+    ratios.update(startup_ratios(repeats))
     sweep = _sweep_rates(2 if quick else 3)
     ratios["sweep/overhead"] = sweep[1] / sweep["direct"]
     ratios["sweep/2_workers"] = sweep[2] / sweep[1]

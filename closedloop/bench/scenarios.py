@@ -622,14 +622,12 @@ def plot_scenario(results: list[BenchResult], scenario: Scenario, out: str | Pat
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     eff_key = "efficacy"
-    for r in results:
-        if r.scenario != scenario.name or r.error:
-            continue
-        x, y = r.metrics["teed_relative"], r.metrics[eff_key]
-        ax.scatter(x, y, s=12, alpha=0.4)
-        ax.scatter(
-            [r.mean("teed_relative")], [r.mean(eff_key)], s=60, label=r.controller, edgecolors="k"
-        )
+    shown = [r for r in results if r.scenario == scenario.name and not r.error]
+    for k, r in enumerate(shown):  # each controller's instances in the colour of its mean
+        x, y, colour = r.metrics["teed_relative"], r.metrics[eff_key], f"C{k % 10}"
+        ax.scatter(x, y, s=12, alpha=0.4, color=colour)
+        ax.scatter([r.mean("teed_relative")], [r.mean(eff_key)], s=60, color=colour,
+                   label=f"{r.controller} (mean; dots: instances)", edgecolors="k")  # fmt: skip
     ax.set_xlabel("TEED relative to continuous stimulation")
     ax.set_ylabel(f"efficacy ({scenario.efficacy.replace('_', ' ')})")
     ax.set_title(f"{scenario.name}: efficacy versus energy")

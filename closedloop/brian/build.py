@@ -12,6 +12,7 @@ stimulation input is made.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,12 +20,31 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "BRIAN_MISSING",
     "BuildContext",
     "CumulativeSource",
     "ModelNetwork",
     "StimulationInput",
     "fixed_indegree",
+    "require_brian",
 ]
+
+#: The one sentence a user reads when a Brian2 model is asked for on a light install.
+BRIAN_MISSING = (
+    "Brian2 models need the brian extra, which is not installed: pip install 'closedloop[brian]'"
+)
+
+
+def require_brian() -> None:
+    """Raise :class:`ImportError` saying what to install when Brian2 is missing.
+
+    Raises
+    ------
+    ImportError
+        With :data:`BRIAN_MISSING` as its message.
+    """
+    if importlib.util.find_spec("brian2") is None:
+        raise ImportError(BRIAN_MISSING)
 
 
 # --------------------------------------------------------------------------------------

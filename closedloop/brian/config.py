@@ -9,15 +9,17 @@ defaults), or says with the key's path what is wrong.
 
 from __future__ import annotations
 
-import difflib
+import importlib.util
 from typing import Any
 
+from closedloop.brian.build import BRIAN_MISSING
 from closedloop.brian.loop import BrianLoop
 from closedloop.brian.model import BrianModel
 from closedloop.brian.network import ExternalNetwork
 from closedloop.brian.registry import BRIAN_MODELS, resolve_brian_model
 from closedloop.brian.runtime import BRIAN_TARGETS
 from closedloop.controllers.base import Controller
+from closedloop.core.plugins import did_you_mean
 from closedloop.device import Device
 from closedloop.sensing.chain import SensingChain
 
@@ -67,8 +69,7 @@ def loop_from_config(
     section = dict(getattr(config, "brian", None) or {})
     for key in section:
         if key not in BRIAN_SECTION:
-            close = difflib.get_close_matches(key, list(BRIAN_SECTION), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, BRIAN_SECTION)
             problems.append(
                 (f"brian.{key}", f"unknown key.{hint} Known keys here: {', '.join(BRIAN_SECTION)}.")
             )
@@ -78,6 +79,8 @@ def loop_from_config(
     if problems:
         return None, problems
     m = config.model
+    if importlib.util.find_spec("brian2") is None:
+        return None, [("model.name", f"{m.name!r}: {BRIAN_MISSING}")]
     try:
         if opts["stimulate"] or opts["sense"]:
             if not (opts["stimulate"] and opts["sense"]):

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from closedloop.brian.build import StimulationInput
+from closedloop.brian.build import StimulationInput, require_brian
 from closedloop.brian.operation import loop_operation
 from closedloop.brian.runtime import (
     ORDER_OPERATION,
@@ -147,6 +147,7 @@ class NetworkDriver:
     target: str
 
     def __init__(self, loop: Any) -> None:
+        require_brian()
         import brian2
         from brian2 import Network, NetworkOperation
 

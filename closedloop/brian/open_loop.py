@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from closedloop.brian.build import BuildContext, StimulationInput
+from closedloop.brian.build import BuildContext, StimulationInput, require_brian
 from closedloop.brian.runtime import ORDER_OPERATION, ORDER_PROBE, select_target, set_default_dt
 
 __all__ = ["OpenLoopRunner"]
@@ -41,6 +41,7 @@ class OpenLoopRunner:
     BLOCK = 100
 
     def __init__(self, model: Any, seeds: Any, *, target: str = "auto") -> None:
+        require_brian()
         import brian2
         from brian2 import Network, NetworkOperation, NeuronGroup, Synapses, second
 

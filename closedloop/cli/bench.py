@@ -29,7 +29,12 @@ _DEFAULT_SCENARIOS = Path(__file__).resolve().parents[2] / "benchmarks" / "scena
 
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     """Add the ``bench`` subcommand to the ``closedloop`` parser."""
-    p = sub.add_parser("bench", help="controller leaderboard, or --perf for the speed suite")
+    p = sub.add_parser(
+        "bench",
+        help="controller leaderboard, or --perf for the speed suite",
+        epilog="example:\n  closedloop bench --quick --controllers on_off,pid\n"
+        "  closedloop bench --perf --quick --compare benchmarks/perf_baseline.json",
+    )
     p.add_argument("--quick", action="store_true", help="short runs (about two minutes)")
     p.add_argument(
         "--controllers",

@@ -30,6 +30,9 @@ def add_cohort_parser(sub: argparse._SubParsersAction) -> None:
         "(one run file per patient and arm, resumable), then report responder and "
         "remission rates with 95 %% bootstrap intervals. 'closedloop cohort report DIR' "
         "reports a cohort directory again.",
+        epilog="example:\n"
+        "  closedloop cohort experiments/pd_beta_cohort.yaml --out results/cohort\n"
+        "  closedloop cohort report results/cohort",
     )
     p.add_argument("config", help="experiment YAML file with a cohort block, or 'report'")
     p.add_argument("dir", nargs="?", default=None, help="with 'report': the cohort directory")

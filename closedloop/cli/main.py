@@ -13,12 +13,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from closedloop import __version__
 from closedloop.cli.bench import add_bench_parser, cmd_bench
+from closedloop.cli.catalogue import add_list_parser, cmd_list
 from closedloop.cli.cohort import add_cohort_parser, cmd_cohort
 from closedloop.cli.report import error as _error
 from closedloop.cli.report import report_config_error
@@ -35,6 +38,8 @@ _TRUST = (
     "replaying one never imports code named inside it."
 )
 
+_TRUST = textwrap.fill(_TRUST, 79)
+
 _T = TypeVar("_T")
 
 
@@ -42,8 +47,14 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="closedloop", description="Closed-loop neurostimulation simulations.", epilog=_TRUST
     )
+    p.add_argument("--version", action="version", version=f"closedloop {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run an experiment file", epilog=_TRUST)
+    run = sub.add_parser(
+        "run",
+        help="run an experiment file",
+        epilog=_example("closedloop run experiments/pd_beta_adbs.yaml --out results "
+                        "--set duration_s=2") + _TRUST,
+    )  # fmt: skip
     run.add_argument("config", help="experiment YAML file")
     run.add_argument("--out", default="results", help="output directory [results]")
     run.add_argument(
@@ -56,13 +67,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     val = sub.add_parser(
-        "validate", help="check an experiment file without running it", epilog=_TRUST
+        "validate",
+        help="check an experiment file without running it",
+        epilog=_example("closedloop validate experiments/pd_beta_adbs.yaml --set n_instances=8")
+        + _TRUST,
     )
     val.add_argument("config")
     val.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE"
     )
-    plot = sub.add_parser("plot", help="draw a run file")
+    plot = sub.add_parser(
+        "plot",
+        help="draw a run file",
+        epilog=_example("closedloop plot results/pd_beta_adbs.h5 --kind run -o run.png"),
+    )
     plot.add_argument("run", help="run HDF5 file")
     plot.add_argument("-o", "--output", default=None, help="figure path [RUN.png]")
     plot.add_argument("--instance", type=int, default=0)
@@ -79,13 +97,18 @@ def _parser() -> argparse.ArgumentParser:
         help="run: signals, stimulation and spectra; phase: phase histogram of delivered "
         "pulses; seizures: seizure durations with and without stimulation [run]",
     )
-    info = sub.add_parser("info", help="print a run's config, provenance and metrics")
+    info = sub.add_parser(
+        "info",
+        help="print a run's config, provenance and metrics",
+        epilog=_example("closedloop info results/pd_beta_adbs.h5"),
+    )
     info.add_argument("run", help="run HDF5 file")
     export = sub.add_parser(
         "export",
         help="convert a run file to another format (NWB)",
         description="Write a complete run file's series, events, metrics, config and "
         "provenance as an NWB file (mapping: closedloop.io.nwb).",
+        epilog=_example("closedloop export results/pd_beta_adbs.h5 --to nwb"),
     )
     export.add_argument("run", help="run HDF5 file")
     export.add_argument("--to", choices=["nwb"], default="nwb", help="target format [nwb]")
@@ -95,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run an experiment's parameter sweep",
         description="Expand the experiment's sweep block and run every run not already "
         "complete in DIR, on a local process pool or a Dask cluster.",
+        epilog=_example("closedloop sweep experiments/pd_beta_sweep.yaml --out results/sweep"),
     )
     sweep.add_argument("config", help="experiment YAML file with a sweep block")
     sweep.add_argument("--out", default=None, help="sweep directory [results/<name>]")
@@ -138,12 +162,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     summ = sub.add_parser(
-        "summarize", help="gather a sweep's runs into DIR/summary.h5 and DIR/summary.csv"
+        "summarize",
+        help="gather a sweep's runs into DIR/summary.h5 and DIR/summary.csv",
+        epilog=_example("closedloop summarize results/sweep"),
     )
     summ.add_argument("dir", help="sweep directory")
     psw = sub.add_parser(
         "plot-sweep",
         help="draw a sweep: heatmap over two parameters, line over one, or the Pareto front",
+        epilog=_example("closedloop plot-sweep results/sweep --kind pareto"),
     )
     psw.add_argument("dir", help="sweep directory")
     psw.add_argument("--x", default=None, help="swept parameter (key path) on the x axis")
@@ -169,7 +196,14 @@ def _parser() -> argparse.ArgumentParser:
     add_bench_parser(sub)
     add_cohort_parser(sub)
     add_rerun_parser(sub)
+    add_list_parser(sub)
+    for command in sub.choices.values():  # keep each example on its own line
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
     return p
+
+
+def _example(command: str) -> str:
+    return f"example:\n  {command}\n\n"
 
 
 class _BadInput(Exception):
@@ -299,15 +333,19 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     elif args.kind == "seizures":
         from closedloop.analysis.seizures import plot_seizures as draw
     else:
-        from closedloop.plotting.run import plot_run as draw
-    if args.kind == "phase" and args.import_controller:
+        from closedloop.plotting.run import save_run_figure as draw
+    if args.kind == "phase":
         from closedloop.analysis.replay import controller_from_run
 
         try:
-            kwargs["controller"] = controller_from_run(run, allow_import=True)
+            kwargs["controller"] = controller_from_run(run, allow_import=args.import_controller)
         except ValueError as exc:
             _error(f"{args.run}: {exc}")
             return EXIT_BAD_INPUT
+    refusal = _plot_refusal(run.config, args.kind)
+    if refusal:
+        _error(f"{args.run}: {refusal}")
+        return EXIT_BAD_INPUT
     try:
         out = draw(run, args.output, instance=args.instance, **kwargs)
     except (IndexError, KeyError, ValueError) as exc:
@@ -315,6 +353,28 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     print(f"wrote {out}")
     return EXIT_OK
+
+
+#: Models whose signal has seizures that the seizure criterion is calibrated for
+#: (closedloop.analysis.seizures.EPILEPTOR_CRITERION).
+_SEIZURE_MODELS = ("epileptor",)
+
+
+def _plot_refusal(config: dict, kind: str) -> str | None:
+    """Why a run cannot be drawn as ``kind`` (an empty figure would mislead), or None."""
+    model = str(config.get("model", {}).get("name", "?"))
+    if kind == "phase" and "phase" not in config.get("sensing", {}).get("features", []):
+        return (
+            "--kind phase draws the sensed phase at each delivered pulse, and this run has "
+            "no phase feature (sensing.features has no 'phase'); use --kind run"
+        )
+    if kind == "seizures" and model not in _SEIZURE_MODELS:
+        return (
+            f"--kind seizures needs a model with seizures ({', '.join(_SEIZURE_MODELS)}: the "
+            f"seizure criterion is calibrated for its field potential); this run's model is "
+            f"{model!r}; use --kind run"
+        )
+    return None
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -515,6 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench": cmd_bench,
         "cohort": cmd_cohort,
         "rerun": cmd_rerun,
+        "list": cmd_list,
     }[args.command]
     try:
         return handler(args)

@@ -142,7 +142,9 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
                 **nodes,
             )
         except ValueError as exc:
-            problems.append(("model", str(exc)))
+            # a parameter's problem at its own key path (model.params.w_GS)
+            named = re.match(r"model parameter '([^']+)'", str(exc))
+            problems.append((f"model.params.{named.group(1)}" if named else "model", str(exc)))
     slow: list[SlowProcess] = []
     epochs = None
     if model is not None:

@@ -59,7 +59,6 @@ Schema (defaults in brackets)::
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 import typing
@@ -69,6 +68,7 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from closedloop.core.plugins import did_you_mean
 from closedloop.drift import DriftTerm
 from closedloop.drugs.config import DrugsSection
 from closedloop.neurofeedback.config import NeurofeedbackSection
@@ -332,9 +332,8 @@ def class_hints(cls: type) -> dict[str, Any]:
 
 def unknown_key(key: str, known: Iterable[str]) -> str:
     """The sentence for an unknown key: the closest known one, and all of them."""
-    close = difflib.get_close_matches(key, list(known), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"unknown key.{hint} Known keys here: {', '.join(sorted(known))}."
+    known = list(known)
+    return f"unknown key.{did_you_mean(key, known)} Known keys here: {', '.join(sorted(known))}."
 
 
 #: Parts of a pydantic error location that name a branch of a union type

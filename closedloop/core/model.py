@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from closedloop.core.batch_kernels import ModelKernels, has_kernels, model_kernels
+from closedloop.core.plugins import did_you_mean
 from closedloop.core.random import rng_states
 
 __all__ = ["PARALLEL_MIN_BATCH", "NumbaModel", "Parameter", "PopulationModel", "resolve_parameters"]
@@ -127,8 +128,9 @@ def resolve_parameters(
     for key, value in (params or {}).items():
         if key not in model.parameters:
             raise ValueError(
-                f"model parameter {key!r} is unknown to model {model.name!r}; "
-                f"known: {', '.join(sorted(model.parameters))}"
+                f"model parameter {key!r} is unknown to model {model.name!r}."
+                f"{did_you_mean(key, model.parameters)} "
+                f"Known: {', '.join(sorted(model.parameters))}"
             )
         values[key] = value
     out = {}

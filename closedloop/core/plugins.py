@@ -17,13 +17,14 @@ where a user runs ``closedloop`` cannot replace a library.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
-__all__ = ["resolve_class", "resolve_object"]
+__all__ = ["did_you_mean", "resolve_class", "resolve_object"]
 
 _C = TypeVar("_C")
 
@@ -86,9 +87,24 @@ def resolve_class(
         return builtins[name]
     if "." not in name and ":" not in name:
         raise ValueError(
-            f"unknown {kind} {name!r}; built-in {kind}s are {', '.join(sorted(builtins))}{hint}"
+            f"unknown {kind} {name!r}.{did_you_mean(name, builtins)} "
+            f"Built-in {kind}s are {', '.join(sorted(builtins))}{hint}"
         )
     obj = resolve_object(name)
     if not (isinstance(obj, type) and issubclass(obj, base)):
         raise ValueError(f"{name!r} is not a subclass of {base_path}")
     return obj
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``" Did you mean 'x'?"`` for the known name closest to ``word``, or ``""``.
+
+    Case is ignored when matching (``w_gs`` finds ``w_GS``, ``PID`` finds
+    ``pid``) and a swap of letters still matches (``pdi`` finds ``pid``);
+    the suggestion is spelled as the known name is.
+    """
+    by_lower: dict[str, str] = {}
+    for k in known:
+        by_lower.setdefault(k.lower(), k)
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1)
+    return f" Did you mean {by_lower[close[0]]!r}?" if close else ""

@@ -38,7 +38,7 @@ FREQUENCY = "spectra/frequency"
 OLD_FREQUENCY = "spectra/frequency_hz"
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class RunData:
     """Contents of a run file, as read by :func:`load_run`.
 
@@ -85,6 +85,44 @@ class RunData:
     def n_instances(self) -> int:
         """Number of instances ``n``."""
         return int(self.attrs["n_instances"])
+
+    def _summary_rows(self) -> list[tuple[str, str]]:
+        # (label, value) rows shared by the text and the HTML summaries
+        cfg = self.config
+        rows = [
+            ("status", self.status),
+            ("model", str(cfg.get("model", {}).get("name", "?"))),
+            ("controller", str(cfg.get("controller", {}).get("name", "?"))),
+            ("instances", str(self.attrs.get("n_instances", "?"))),
+            ("duration", f"{cfg.get('duration_s', '?')} s"),
+            ("series", ", ".join(self.timeseries) or "none"),
+        ]
+        for name, value in list(self.metrics.items())[:8]:
+            v = np.asarray(value, dtype=float)
+            shown = f"{float(np.nanmean(v)):.4g}" if v.size and np.isfinite(v).any() else "nan"
+            unit = self.metric_units.get(name, "")
+            rows.append((name, f"{shown} {unit}".strip() + (" (mean)" if v.size > 1 else "")))
+        if len(self.metrics) > 8:
+            rows.append(("...", f"{len(self.metrics) - 8} more metrics in .metrics"))
+        return rows
+
+    def __repr__(self) -> str:
+        """A compact summary: status, model, controller, size, series and the first metrics."""
+        body = "; ".join(f"{k}={v}" for k, v in self._summary_rows()[:6])
+        name = self.config.get("name", self.path.stem)
+        return f"<RunData {name!r}: {body}; {len(self.metrics)} metrics>"
+
+    def _repr_html_(self) -> str:
+        """The summary as an HTML table (Jupyter)."""
+        import html
+
+        cells = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+            for k, v in self._summary_rows()
+        )
+        name = html.escape(str(self.config.get("name", self.path.stem)))
+        return f"<table><caption>RunData {name}</caption>{cells}</table>"
 
     def time(self, name: str) -> np.ndarray:
         """Sample times of a time series.

@@ -1,5 +1,5 @@
 """Figures of runs and sweeps."""
 
-from closedloop.plotting.run import format_info, plot_run
+from closedloop.plotting.run import format_info, plot_run, save_run_figure
 
-__all__ = ["format_info", "plot_run"]
+__all__ = ["format_info", "plot_run", "save_run_figure"]

@@ -14,17 +14,15 @@ nothing here needs a display or changes pyplot's global backend.
 from __future__ import annotations
 
 import json
+import textwrap
 import warnings
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from closedloop.analysis.bursts import detect_bursts
 from closedloop.io import RunData, load_run
@@ -37,18 +35,24 @@ from closedloop.plotting.physio import has_physiology, plot_physiology
 from closedloop.plotting.plasticity import has_plasticity, plot_plasticity
 from closedloop.plotting.slow import plot_symptoms, symptom_names
 
-__all__ = ["format_info", "plot_run"]
+if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not for `closedloop info`
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["TITLE_METRICS", "ZOOM_CYCLES", "format_info", "plot_run", "save_run_figure"]
 
 #: Default band, in Hz, when the run file gives neither ``band_hz`` nor the
 #: older ``beta_band_hz``.
 DEFAULT_BAND_HZ: tuple[float, float] = (13.0, 30.0)
 #: Metrics shown in the figure title when present, in this order.
-TITLE_METRICS: tuple[str, ...] = (
-    "band_power_reduction",
-    "long_burst_time_reduction",
-    "teed_relative",
-    "time_on_fraction",
-)
+TITLE_METRICS: dict[str, str] = {
+    "band_power_reduction": "band power reduced by",
+    "long_burst_time_reduction": "time in long bursts reduced by",
+    "teed_relative": "energy (TEED) relative to continuous stimulation",
+    "time_on_fraction": "stimulation on",
+}
+#: Oscillation cycles (at the band's centre) shown in the zoomed inset.
+ZOOM_CYCLES = 5
 #: Most points drawn per line; longer signals are reduced to a min/max envelope.
 _MAX_POINTS = 20_000
 _NOTE_STYLE = {"ha": "center", "va": "center", "color": "0.45", "fontsize": 10}
@@ -150,42 +154,53 @@ def _title(run: RunData, instance: int) -> str:
     if run.status and run.status != "complete":
         head += f"    [{run.status}]"
     parts = []
-    for name in TITLE_METRICS:
+    for name, words in TITLE_METRICS.items():
         if name not in run.metrics:
             continue
         value = _instance_value(run.metrics[name], instance)
         if value is None:
             continue
-        units = run.metric_units.get(name, "")
-        suffix = f" {units}" if units and units != "1" else ""
-        parts.append(f"{name} = {value:.3g}{suffix}")
-    return head + ("\n" + "    ".join(parts) if parts else "")
+        # the fractions and reductions as percentages, in words
+        parts.append(f"{words} {100 * value:.0f}%")
+    return "\n".join([head, *textwrap.wrap(";  ".join(parts), 110)])
 
 
 def _plot_lfp(ax: Axes, run: RunData, instance: int) -> None:
-    ax.set_title("(a) signal", loc="left", fontsize=10)
+    ax.set_title("(a) signal, with and without stimulation", loc="left", fontsize=10)
     if "lfp" not in run.timeseries:
         _note(ax, "no timeseries/lfp in this file")
         return
     units = _units(run, "lfp")
-    ax.plot(
-        *_envelope(run.time("lfp"), _row(run.timeseries["lfp"], instance)),
-        color="C0",
-        lw=0.6,
-        label="signal",
-    )
-    if "lfp_sensed" in run.timeseries:
-        sensed_units = _units(run, "lfp_sensed")
-        label = "sensed" if sensed_units == units else f"sensed ({sensed_units})"
-        ax.plot(
-            *_envelope(run.time("lfp_sensed"), _row(run.timeseries["lfp_sensed"], instance)),
-            color="C1",
-            lw=0.6,
-            alpha=0.5,
-            label=label,
-        )
-        ax.legend(loc="upper right", fontsize=8)
+    traces = [("lfp", "with stimulation", "C0", 1.0)]
+    if "lfp_baseline" in run.timeseries:
+        traces.insert(0, ("lfp_baseline", "no stimulation (same seed)", "0.55", 0.8))
+    if "lfp_sensed" in run.timeseries and _units(run, "lfp_sensed") == units:
+        traces.append(("lfp_sensed", "sensed", "C1", 0.5))
+    for key, label, color, alpha in traces:
+        t, y = run.time(key), _row(run.timeseries[key], instance)
+        ax.plot(*_envelope(t, y), color=color, lw=0.6, alpha=alpha, label=label)
+    ax.legend(loc="upper left", fontsize=8)
     ax.set_ylabel(_label("signal", units))
+    _zoom_inset(ax, run, instance, [tr for tr in traces if tr[0] != "lfp_sensed"])
+
+
+def _zoom_inset(ax: Axes, run: RunData, instance: int, traces: list) -> None:
+    """A few cycles at the band's centre frequency, raw samples, in the panel's corner."""
+    t = run.time("lfp")
+    lo, hi = _band(run)
+    width_s = ZOOM_CYCLES / (0.5 * (lo + hi))
+    if t.size < 3 or t[-1] - t[0] < 4 * width_s:
+        return
+    start = t[0] + 0.5 * (t[-1] - t[0])
+    inset = ax.inset_axes((0.68, 0.55, 0.31, 0.42))
+    for key, _, color, alpha in traces:
+        tk = run.time(key)
+        sel = (tk >= start) & (tk <= start + width_s)
+        inset.plot(tk[sel], _row(run.timeseries[key], instance)[sel], color=color, lw=0.8,
+                   alpha=alpha)  # fmt: skip
+    inset.set_title(f"{ZOOM_CYCLES} cycles at {0.5 * (lo + hi):.3g} Hz", fontsize=7)
+    inset.tick_params(labelsize=6)
+    ax.indicate_inset_zoom(inset, edgecolor="0.4")
 
 
 def _plot_biomarker(ax: Axes, run: RunData, instance: int) -> None:
@@ -411,18 +426,22 @@ def _plot_drugs(ax: Axes, run: RunData, instance: int) -> None:
 
 def plot_run(
     run: RunData | str | Path,
-    out: str | Path | None = None,
     *,
     instance: int = 0,
     max_frequency_hz: float | None = 200.0,
-) -> Path:
-    """Draw one instance of a run as a five-panel (six with drugs) PNG.
+    fig: Any = None,
+) -> Figure:
+    """Draw one instance of a run as a five-panel (six with drugs) figure.
 
-    Panels, top to bottom: (a) ``timeseries/lfp`` (and ``lfp_sensed``,
-    lighter); (b) ``timeseries/biomarker`` with a line per threshold in the
-    root attribute ``thresholds``, the burst threshold (metric
-    ``burst_threshold``) and the bursts with stimulation shaded, long ones
-    darker; (c) ``timeseries/amplitude`` (delivered,
+    Returns the figure and saves nothing (:func:`save_run_figure` saves, as
+    the command line does), so that it shows inline in a notebook.
+
+    Panels, top to bottom: (a) ``timeseries/lfp`` with the no-stimulation
+    baseline ``lfp_baseline`` (grey) and ``lfp_sensed`` (lighter), and an
+    inset zoomed on :data:`ZOOM_CYCLES` cycles at the band's centre; (b)
+    ``timeseries/biomarker`` with a line per threshold in the root attribute
+    ``thresholds``, the burst threshold (metric ``burst_threshold``) and the
+    bursts with stimulation shaded, long ones darker; (c) ``timeseries/amplitude`` (delivered,
     mA), with ``timeseries/frequency`` on a twin axis when it varies; (d)
     ``spectra/psd_stim`` and ``spectra/psd_baseline`` against
     ``spectra/frequency_hz`` on a log axis, the band (root attribute
@@ -445,35 +464,36 @@ def plot_run(
     ----------
     run : RunData or str or pathlib.Path
         Loaded run, or the path of a run file.
-    out : str or pathlib.Path, optional
-        PNG to write; default the run file's path with suffix ``.png``.
     instance : int, optional
         Instance (batch index) to draw.
     max_frequency_hz : float or None, optional
         Upper limit of the PSD panel's frequency axis, in Hz; ``None`` for
         the whole spectrum.
+    fig : matplotlib.figure.Figure or SubFigure, optional
+        Where to draw (empty); default a new figure, 10 in wide.
 
     Returns
     -------
-    pathlib.Path
-        The file written.
+    matplotlib.figure.Figure
+        The figure drawn on (``fig``'s parent figure when ``fig`` is a subfigure).
     """
     if not isinstance(run, RunData):
         run = load_run(run)
     n = run.n_instances
     if not 0 <= instance < n:
         raise IndexError(f"instance {instance} out of range: {run.path} has {n} instance(s)")
-    out_path = Path(out) if out is not None else Path(run.path).with_suffix(".png")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-
     drugs = bool(_drug_names(run))
     symptoms = bool(symptom_names(run))
     nf = has_neurofeedback(run)
     physio = has_physiology(run)
     plastic = has_plasticity(run)
     rows = 4 + int(drugs) + int(physio) + int(symptoms) + int(plastic) + int(nf)
-    fig = Figure(figsize=(10, 11 + 2.5 * (rows - 4)), layout="constrained")
-    FigureCanvasAgg(fig)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if fig is None:
+        fig = Figure(figsize=(10, 11 + 2.5 * (rows - 4)), layout="constrained")
+        FigureCanvasAgg(fig)
     grid = fig.add_gridspec(rows, 2)
     ax_lfp = fig.add_subplot(grid[0, :])
     ax_bio = fig.add_subplot(grid[1, :], sharex=ax_lfp)
@@ -522,6 +542,33 @@ def plot_run(
     for ax in (ax_lfp, ax_bio, ax_stim, ax_psd, ax_hist):
         ax.grid(True, alpha=0.25)
     fig.suptitle(_title(run, instance), fontsize=11)
+    return fig.figure if hasattr(fig, "figure") and fig.figure is not None else fig
+
+
+def save_run_figure(
+    run: RunData | str | Path, out: str | Path | None = None, **kwargs: Any
+) -> Path:
+    """Draw a run with :func:`plot_run` and write it as a PNG (what the command line does).
+
+    Parameters
+    ----------
+    run : RunData or str or pathlib.Path
+        Loaded run, or the path of a run file.
+    out : str or pathlib.Path, optional
+        PNG to write; default the run file's path with suffix ``.png``.
+    **kwargs
+        Passed to :func:`plot_run` (``instance``, ``max_frequency_hz``).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    if not isinstance(run, RunData):
+        run = load_run(run)
+    fig = plot_run(run, **kwargs)  # before creating the file: a bad instance writes nothing
+    out_path = Path(out) if out is not None else Path(run.path).with_suffix(".png")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, format="png", dpi=110)
     return out_path
 

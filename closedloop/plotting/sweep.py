@@ -179,6 +179,14 @@ def plot_sweep(
         ax.scatter(eng[~front], eff[~front], color="0.6", s=18, label="parameter point")
         order = np.flatnonzero(front)[np.argsort(eng[front])]
         ax.plot(eng[order], eff[order], "o-", color="C3", label="Pareto front")
+        for i in order:  # each point of the front labelled with its parameters
+            ax.annotate(
+                _point_label(params, keys_e[i]),
+                (eng[i], eff[i]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=7,
+            )
         ax.set_xlabel(f"{energy} ({units.get(energy, '')}), lower is better")
         ax.set_ylabel(f"{efficacy} ({units.get(efficacy, '')}), higher is better")
         ax.legend()
@@ -189,6 +197,15 @@ def plot_sweep(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _point_label(params: Sequence[str], values: tuple) -> str:
+    # "w_GS=9, upper_threshold=30": the last part of each key path
+    parts = []
+    for key, value in zip(params, values, strict=True):
+        shown = f"{value:g}" if isinstance(value, float | int | np.number) else str(value)
+        parts.append(f"{key.rsplit('.', 1)[-1]}={shown}")
+    return ", ".join(parts)
 
 
 def _safe(text: str) -> str:

@@ -47,7 +47,6 @@ import math
 
 import numpy as np
 from numba import njit
-from scipy import signal
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
 
@@ -75,6 +74,8 @@ def aperiodic_bank(
     sos : ndarray, shape (n_bands, order, 6)
     centre_hz, width_hz : ndarray, shape (n_bands,)
     """
+    from scipy import signal  # on use: scipy.signal imports scipy.stats (~0.7 s)
+
     lo, hi = band_hz
     edges = lo * (hi / lo) ** (np.arange(n_bands + 1) / n_bands)
     sos = np.stack(

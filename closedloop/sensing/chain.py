@@ -53,7 +53,6 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import signal
 
 from closedloop.sensing.kernels import ENVELOPE_STATE, SensingState, sense_rows
 from closedloop.sensing.phase import phase_filter
@@ -158,7 +157,7 @@ class SensingChain:
     phase_ar_interval_s: float = 0.005
     phase_ar_method: str = "burg"
     phase_etp_lead_s: float = 0.0
-    _sos: np.ndarray = field(init=False, repr=False, compare=False)
+    _sos: np.ndarray | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.rate_hz > 0:
@@ -211,10 +210,7 @@ class SensingChain:
         self._check_phase_ar()
         if not math.isfinite(self.artifact_gain):
             raise ValueError("sensing.artifact_gain must be finite")
-        sos = signal.butter(
-            self.filter_order, self.band_hz, "bandpass", fs=self.rate_hz, output="sos"
-        )
-        object.__setattr__(self, "_sos", np.ascontiguousarray(sos))
+        object.__setattr__(self, "_sos", None)
 
     def _check_phase_ar(self) -> None:
         for name in ("phase_ar_edge_s", "phase_ar_interval_s"):
@@ -239,7 +235,18 @@ class SensingChain:
 
     @property
     def sos(self) -> np.ndarray:
-        """Band-pass second-order sections, shape ``(filter_order, 6)``."""
+        """Band-pass second-order sections, shape ``(filter_order, 6)``.
+
+        Designed on first use: ``scipy.signal`` (which imports ``scipy.stats``)
+        costs about 0.7 s to import, which ``closedloop validate`` need not pay.
+        """
+        if self._sos is None:
+            from scipy import signal
+
+            sos = signal.butter(
+                self.filter_order, self.band_hz, "bandpass", fs=self.rate_hz, output="sos"
+            )
+            object.__setattr__(self, "_sos", np.ascontiguousarray(sos))
         return self._sos
 
     def window_samples(self, seconds: float) -> int:

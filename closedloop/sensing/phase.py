@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 from numba import njit
-from scipy import signal
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
 
@@ -98,6 +97,8 @@ def phase_filter(
     mask[1 : (w + 1) // 2] = 2.0
     if w % 2 == 0:
         mask[w // 2] = 1.0
+    from scipy import signal  # on use: scipy.signal imports scipy.stats (~0.7 s)
+
     freq = np.abs(np.fft.fftfreq(w, 1.0 / rate_hz))
     ech = signal.butter(2, band_hz, "bandpass", fs=rate_hz, output="sos")
     _, response = signal.sosfreqz(ech, worN=freq, fs=rate_hz)
