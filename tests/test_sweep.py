@@ -330,9 +330,11 @@ def test_set_and_drop_key_path_follow_sections_and_list_indices():
     tree = {"a": {"b": [1.0, {"c": 2.0}, 3.0]}, "x": 5}
     set_key_path(tree, "a.b.2", 9.0)  # a list element, by index
     set_key_path(tree, "a.b.1.c", 8.0)  # a key inside a list element
+    set_key_path(tree, "a.b.1.d.e", 7.0)  # and a section under it, created
     set_key_path(tree, "n.m.k", [1])  # missing sections are created
     set_key_path(tree, "x.y", 4)  # a value in the way becomes a section
-    assert tree == {"a": {"b": [1.0, {"c": 8.0}, 9.0]}, "x": {"y": 4}, "n": {"m": {"k": [1]}}}
+    expected = {"a": {"b": [1.0, {"c": 8.0, "d": {"e": 7.0}}, 9.0]}, "x": {"y": 4}}
+    assert tree == {**expected, "n": {"m": {"k": [1]}}}
     value = [1.0, 2.0]
     set_key_path(tree, "n.v", value)
     value.append(3.0)  # the tree holds a copy
@@ -341,7 +343,26 @@ def test_set_and_drop_key_path_follow_sections_and_list_indices():
     drop_key_path(tree, "n.m")
     drop_key_path(tree, "missing.key")  # nothing there: nothing happens
     drop_key_path(tree, "a.b.0.c")  # a number in the way: nothing happens
-    assert tree == {"a": {"b": [1.0, {}, 9.0]}, "x": {"y": 4}, "n": {"v": [1.0, 2.0]}}
+    assert tree == {
+        "a": {"b": [1.0, {"d": {"e": 7.0}}, 9.0]},
+        "x": {"y": 4},
+        "n": {"v": [1.0, 2.0]},
+    }
+
+
+def test_a_run_id_is_16_hex_digits_of_the_config_whatever_its_key_order():
+    config = {k: v for k, v in BASE.items() if k not in ("sweep", "output")}
+    run_id = run_id_of(config, 0, 7)
+    assert len(run_id) == 16 and int(run_id, 16) >= 0
+    # The same config written in another key order is the same run.
+    reordered = json.loads(json.dumps(dict(reversed(list(config.items())))))
+    reordered["model"] = dict(reversed(list(reordered["model"].items())))
+    assert list(reordered) != list(config)
+    assert run_id_of(reordered, 0, 7) == run_id
+    # An output section of output-only keys is no output section at all.
+    only_output = {**config, "output": {"figure": False, "chunk_s": 0.5, "format": "hdf5"}}
+    assert run_id_of(only_output, 0, 7) == run_id
+    assert run_id_of({**config, "output": {"record_baseline": False}}, 0, 7) != run_id
 
 
 def test_a_sweep_over_a_result_changing_output_key_runs_each_value():
