@@ -235,6 +235,25 @@ def test_close_after_handle_lost_refuses_to_publish(tmp_path: Path) -> None:
     assert not path.exists()
 
 
+def test_a_close_that_cannot_write_releases_the_file_and_removes_the_partial(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "run.h5"
+    rec = _recorder(path)
+    rec.create_timeseries("lfp", units="mV", sampling_rate_hz=1000.0)
+    rec.append("lfp", np.zeros((3, 10)))
+    handle = rec._file
+
+    def full_disk() -> None:
+        raise OSError(28, "No space left on device")
+
+    handle.flush = full_disk  # the final flush fails as on a full disk
+    with pytest.raises(OSError, match="no space left on device"):
+        rec.close()
+    assert not handle.id.valid  # HDF5's handle is released, not leaked
+    assert not path.exists() and not (tmp_path / "run.h5.partial").exists()
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_killed_process_leaves_only_partial(tmp_path: Path) -> None:
     path = tmp_path / "run.h5"
