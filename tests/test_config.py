@@ -33,6 +33,19 @@ EDGES = [
     ("sensing.rate_hz", 999.0, 1250.0),  # the sensing interval: whole integration steps
     ("seed", -1, 0),
     ("n_instances", 0, 2),
+    # Every bound the schema declares, at the bound: gt refuses it, ge takes it.
+    ("model.dt_s", 0.0, 5e-5),
+    ("warmup_s", -0.01, 0.0),
+    ("metrics.discard_s", -0.01, 0.0),
+    ("metrics.segment_s", 0.0, 0.25),
+    ("metrics.reference.amplitude_ma", -0.1, 0.0),
+    ("metrics.reference.frequency_hz", 0.0, 1.0),
+    ("metrics.reference.pulse_width_us", 0.0, 1.0),
+    ("metrics.bursts.percentile", 0.0, 1.0),
+    ("metrics.bursts.percentile", 100.0, 99.0),
+    ("metrics.bursts.min_duration_s", -0.01, 0.0),
+    ("metrics.bursts.long_burst_s", 0.0, 0.1),  # equal to min_duration_s (0.1 s) is allowed
+    ("output.chunk_s", 0.0, 0.5),
 ]
 
 

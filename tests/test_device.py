@@ -500,6 +500,24 @@ def test_single_pulses_on_demand_and_continuous_again():
     assert set(np.diff(onsets[3:])) <= {76, 77}
 
 
+@pytest.mark.parametrize("amplitude_ma", [0.5, 2.0])  # below and above 1 mA
+def test_a_burst_asked_during_a_pulse_starts_when_that_pulse_has_ended(amplitude_ma):
+    # A 200 us biphasic pulse starts at t = 0 (cathodic 0-200 us, anodic 200-400 us);
+    # a 3-pulse burst asked at 100 us must not overlap it: its first pulse starts at
+    # 400 us, so the cathodic current never exceeds the amplitude.
+    dt = 1e-5
+    dev = Device(ramp_rate_ma_per_s=math.inf)
+    device = new_device(dev)
+    push(device, amplitude_ma, 100.0, 200.0, 0, pulses=1)
+    push(device, amplitude_ma, 100.0, 200.0, 10, pulses=3)
+    drive, net = fill(device, 0, 4000, dt)
+    assert drive.max() <= amplitude_ma * (1 + DRIVE_TOL)
+    np.testing.assert_allclose(_pulse_onsets(drive[0]), [0, 40, 1040, 2040], atol=1)
+    assert device.state[0, N_PULSES] == 4
+    # Every pulse is charge-balanced: the net charge over the run is zero.
+    assert abs(net.sum() * dt) < 1e-9 * amplitude_ma
+
+
 def test_zero_pulses_stops_and_negative_is_rejected():
     dev = Device(ramp_rate_ma_per_s=math.inf)
     device = new_device(dev)

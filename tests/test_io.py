@@ -136,6 +136,30 @@ def test_round_trip_keeps_data_attrs_and_units(tmp_path: Path) -> None:
         assert f.attrs["config"] == json.dumps(CONFIG, sort_keys=True)
 
 
+def test_blocks_and_events_append_in_order_for_a_batch_of_any_size(tmp_path: Path) -> None:
+    # A batch larger than Python's small-integer cache (256), series appended in
+    # blocks and event columns appended twice: the file holds exactly the
+    # concatenation, in order.
+    path = tmp_path / "run.h5"
+    n = 300
+    rng = np.random.default_rng(2)
+    blocks = [rng.standard_normal((n, m)) for m in (4, 1, 9)]
+    times = [np.array([0.1, 0.25, 0.5]), np.array([1.0, 1.5])]
+    kinds = [np.array([1, 0, 1], dtype=np.int8), np.array([0, 1], dtype=np.int8)]
+    with _recorder(path, n=n) as rec:
+        rec.create_timeseries("lfp", units="mV", sampling_rate_hz=1000.0)
+        for block in blocks:
+            rec.append("lfp", block)
+        rec.create_events("triggers", {"time_s": ("f8", "s"), "kind": ("i1", "1")})
+        for t, k in zip(times, kinds, strict=True):
+            rec.append_events("triggers", time_s=t, kind=k)
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["timeseries/lfp"][()], np.hstack(blocks))
+        np.testing.assert_array_equal(f["events/triggers/time_s"][()], np.hstack(times))
+        np.testing.assert_array_equal(f["events/triggers/kind"][()], np.hstack(kinds))
+        assert f["events/triggers/time_s"].attrs["units"] == "s"
+
+
 def test_caller_provenance_is_merged(tmp_path: Path) -> None:
     path = tmp_path / "run.h5"
     RunRecorder(
@@ -212,6 +236,27 @@ def test_close_after_handle_lost_refuses_to_publish(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="partial"):
         rec.close()
     assert not path.exists()
+    rec.close()  # closing again (a with block's exit after it) is quiet, and publishes nothing
+    assert not path.exists()
+
+
+def test_a_close_that_cannot_write_releases_the_file_and_removes_the_partial(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "run.h5"
+    rec = _recorder(path)
+    rec.create_timeseries("lfp", units="mV", sampling_rate_hz=1000.0)
+    rec.append("lfp", np.zeros((3, 10)))
+    handle = rec._file
+
+    def full_disk() -> None:
+        raise OSError(28, "No space left on device")
+
+    handle.flush = full_disk  # the final flush fails as on a full disk
+    with pytest.raises(OSError, match="no space left on device"):
+        rec.close()
+    assert not handle.id.valid  # HDF5's handle is released, not leaked
+    assert not path.exists() and not (tmp_path / "run.h5.partial").exists()
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")

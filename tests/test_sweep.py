@@ -29,8 +29,14 @@ from closedloop.config import ConfigError, validate_config
 from closedloop.controllers import DualThreshold
 from closedloop.io import load_run
 from closedloop.sweep.executors import LocalPool
-from closedloop.sweep.plan import OUTPUT_ONLY_KEYS, expand_sweep, make_tasks, run_id_of
-from closedloop.sweep.spec import set_key_path
+from closedloop.sweep.plan import (
+    OUTPUT_ONLY_KEYS,
+    derive_seed,
+    expand_sweep,
+    make_tasks,
+    run_id_of,
+)
+from closedloop.sweep.spec import drop_key_path, set_key_path
 from closedloop.sweep.summary import load_summary, pareto_front
 
 HERE = Path(__file__).resolve().parent
@@ -300,6 +306,63 @@ def test_any_result_changing_key_changes_the_run_id_and_output_only_keys_do_not(
         assert after != before, (key, value, new)
     # The replicate and the sweep seed are part of the id too.
     assert len({before, run_id_of(config, 1, 7), run_id_of(config, 0, 8)}) == 3
+
+
+def test_a_run_seed_is_the_documented_seed_sequence_draw_and_every_id_digit_counts():
+    # plan.py's documented rule: SeedSequence(entropy=sweep_seed, spawn_key=(the
+    # id's first 8 hex digits, the next 8)), first 64-bit word, shifted into
+    # [0, 2**63). Written out here from numpy so a user can rebuild a run's seed.
+    run_id = "0123456789abcdef"
+    seq = np.random.SeedSequence(entropy=7, spawn_key=(0x01234567, 0x89ABCDEF))
+    assert derive_seed(7, run_id) == int(seq.generate_state(1, np.uint64)[0]) // 2
+    # Runs whose ids differ in any one hex digit get different seeds (an id
+    # read short would give two runs the same noise), as do other sweep seeds.
+    seeds = {derive_seed(7, run_id)}
+    for k in range(16):
+        other = run_id[:k] + ("0" if run_id[k] != "0" else "1") + run_id[k + 1 :]
+        seeds.add(derive_seed(7, other))
+    seeds.add(derive_seed(8, run_id))
+    assert len(seeds) == 18
+    assert all(0 <= s < 2**63 for s in seeds)
+
+
+def test_set_and_drop_key_path_follow_sections_and_list_indices():
+    tree = {"a": {"b": [1.0, {"c": 2.0}, 3.0]}, "x": 5}
+    set_key_path(tree, "a.b.2", 9.0)  # a list element, by index
+    set_key_path(tree, "a.b.1.c", 8.0)  # a key inside a list element
+    set_key_path(tree, "a.b.1.d.e", 7.0)  # and a section under it, created
+    set_key_path(tree, "n.m.k", [1])  # missing sections are created
+    set_key_path(tree, "x.y", 4)  # a value in the way becomes a section
+    expected = {"a": {"b": [1.0, {"c": 8.0, "d": {"e": 7.0}}, 9.0]}, "x": {"y": 4}}
+    assert tree == {**expected, "n": {"m": {"k": [1]}}}
+    value = [1.0, 2.0]
+    set_key_path(tree, "n.v", value)
+    value.append(3.0)  # the tree holds a copy
+    assert tree["n"]["v"] == [1.0, 2.0]
+    drop_key_path(tree, "a.b.1.c")
+    drop_key_path(tree, "n.m")
+    drop_key_path(tree, "missing.key")  # nothing there: nothing happens
+    drop_key_path(tree, "a.b.0.c")  # a number in the way: nothing happens
+    assert tree == {
+        "a": {"b": [1.0, {"d": {"e": 7.0}}, 9.0]},
+        "x": {"y": 4},
+        "n": {"v": [1.0, 2.0]},
+    }
+
+
+def test_a_run_id_is_16_hex_digits_of_the_config_whatever_its_key_order():
+    config = {k: v for k, v in BASE.items() if k not in ("sweep", "output")}
+    run_id = run_id_of(config, 0, 7)
+    assert len(run_id) == 16 and int(run_id, 16) >= 0
+    # The same config written in another key order is the same run.
+    reordered = json.loads(json.dumps(dict(reversed(list(config.items())))))
+    reordered["model"] = dict(reversed(list(reordered["model"].items())))
+    assert list(reordered) != list(config)
+    assert run_id_of(reordered, 0, 7) == run_id
+    # An output section of output-only keys is no output section at all.
+    only_output = {**config, "output": {"figure": False, "chunk_s": 0.5, "format": "hdf5"}}
+    assert run_id_of(only_output, 0, 7) == run_id
+    assert run_id_of({**config, "output": {"record_baseline": False}}, 0, 7) != run_id
 
 
 def test_a_sweep_over_a_result_changing_output_key_runs_each_value():
