@@ -164,15 +164,7 @@ class RunRecorder:
         config_json = to_json(config)  # fail before creating any file
         provenance_json = to_json({**collect_provenance(), **(provenance or {})})
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Lock the temporary name before truncating it: a second writer of the
-        # same path is refused instead of truncating this one's file.
-        self._lock_fd = claim_run_file(self.path)
-        try:
-            self._file = h5py.File(self.partial_path, "w")
-        except BaseException:
-            self._abandon()
-            raise
+        self._file = self._create_file()
         try:
             attrs = self._file.attrs
             attrs["format_version"] = FORMAT_VERSION
@@ -193,6 +185,25 @@ class RunRecorder:
             if isinstance(exc, OSError):
                 raise write_failure(self.path, exc) from None
             raise
+
+    def _create_file(self) -> h5py.File:
+        """Open the ``.partial`` file for writing (an in-memory recorder overrides this)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Lock the temporary name before truncating it: a second writer of the
+        # same path is refused instead of truncating this one's file.
+        self._lock_fd = claim_run_file(self.path)
+        try:
+            return h5py.File(self.partial_path, "w")
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _publish(self) -> None:
+        """Move the finished ``.partial`` file to its final path and unlock."""
+        try:
+            os.replace(self.partial_path, self.path)
+        finally:
+            self._release_lock()
 
     # ------------------------------------------------------------------ state
 
@@ -565,10 +576,7 @@ class RunRecorder:
             self._abandon(keep_partial=True)
             raise
         self._closed = True
-        try:
-            os.replace(self.partial_path, self.path)
-        finally:
-            self._release_lock()
+        self._publish()
         return self.path
 
     def _check_room(self, nbytes: int) -> None:
