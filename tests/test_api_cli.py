@@ -312,30 +312,3 @@ def test_the_default_experiment_runs_without_brian2(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "pd_beta_adbs.h5").exists() and (tmp_path / "pd_beta_adbs.png").exists()
-
-
-def test_bench_figure_colours_each_controllers_instances_like_its_mean(monkeypatch, tmp_path):
-    from types import SimpleNamespace
-
-    from matplotlib.figure import Figure
-
-    from closedloop.bench.scenarios import BenchResult, plot_scenario
-
-    drawn = []
-    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: drawn.append(self))
-    results = [
-        BenchResult(
-            "s",
-            1,
-            name,
-            metrics={"teed_relative": np.array([0.1, 0.2]) + k, "efficacy": np.array([0.5, 0.6])},
-        )  # fmt: skip
-        for k, name in enumerate(("on_off", "pid"))
-    ]
-    plot_scenario(results, SimpleNamespace(name="s", efficacy="long_burst_time_reduction"),
-                  tmp_path / "f.png")  # fmt: skip
-    ax = drawn[0].axes[0]
-    dots, mean_a, dots_b, mean_b = (tuple(c.get_facecolor()[0][:3]) for c in ax.collections)
-    assert dots == mean_a and dots_b == mean_b and mean_a != mean_b
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["on_off (mean; dots: instances)", "pid (mean; dots: instances)"]
