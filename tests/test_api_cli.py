@@ -267,11 +267,12 @@ def test_plot_refuses_a_phase_or_seizure_figure_the_run_cannot_support(api_run, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["on_off", "dual_threshold"])
+@pytest.mark.parametrize("name", ["on_off", "dual_threshold", "pid"])
 def test_threshold_controllers_defaults_fit_the_default_experiment(name):
-    # With no parameters at all, a threshold controller on the default model
-    # switches with the bursts (neither always on nor never on) and removes
-    # the long bursts, as the experiment's own tuned on_off does.
+    # With no parameters at all, a threshold controller (or the PID, whose
+    # earlier defaults held 3 mA all the time) on the default model switches
+    # with the bursts (neither always on nor never on) and removes the long
+    # bursts, as the experiment's own tuned on_off does.
     run = closedloop.run(EXPERIMENT, duration_s=10.0, n_instances=2,
                          controller={"name": name, "params": {}})  # fmt: skip
     on = run.metrics["time_on_fraction"]

@@ -354,6 +354,11 @@ def test_dry_run_prints_run_count_and_first_resolved_configs(tmp_path, capsys):
             "sweep.grid.model.params.w_XY",
             "unknown model parameter 'w_XY'",
         ),
+        (  # case is ignored, as in every other suggestion
+            {"grid": {"model.params.w_gs": [1.0]}},
+            "sweep.grid.model.params.w_gs",
+            "Did you mean 'w_GS'?",
+        ),
         (
             {"grid": {"model.params.w_GS": {"start": 12.0, "stop": 8.0, "step": 1.0}}},
             "sweep.grid.model.params.w_GS",
