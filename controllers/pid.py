@@ -108,9 +108,10 @@ class PID(Controller):
     units so that the derivative term cannot overflow.
 
     The default set point and gains fit the default experiment only; they
-    must be tuned for another model or patient. Frequency and pulse-width commands are the same read-only
-    arrays on every call; the amplitude array is new on every call and
-    belongs to the caller. Parameter values are checked by :meth:`reset`.
+    must be tuned for another model or patient. Frequency and pulse-width
+    commands are the same read-only arrays on every call; the amplitude
+    array is new on every call and belongs to the caller. Parameter values
+    are checked by :meth:`reset`.
 
     References
     ----------
