@@ -40,7 +40,14 @@ from closedloop.io.atomic import (
     room_left,
     write_failure,
 )
-from closedloop.io.coords import attach_dims, clock_coordinate, extend_clock
+from closedloop.io.coords import (
+    EVENT_DIM,
+    attach_dims,
+    clock_coordinate,
+    event_coordinate,
+    extend_clock,
+    extend_events,
+)
 from closedloop.io.layout import (
     FORMAT_VERSION,
     JSON_ATTRS,
@@ -391,13 +398,17 @@ class RunRecorder:
     ) -> None:
         """Create ``events/<name>/<field>``: growable 1-D datasets (dtype, units)."""
         f = self._require_open()
+        if EVENT_DIM in fields:
+            raise ValueError(f"events/{name}: {EVENT_DIM!r} is the table's dimension, not a field")
         group = f.require_group("events").create_group(name)
         group.attrs["description"] = description
+        index = event_coordinate(group)  # so that netCDF readers open the table
         for field_name, (dtype, units) in fields.items():
             ds = group.create_dataset(
                 field_name, shape=(0,), maxshape=(None,), chunks=(65536,), dtype=dtype
             )
             ds.attrs["units"] = units
+            ds.dims[0].attach_scale(index)
 
     def append_events(self, name: str, **columns: np.ndarray) -> None:
         """Append equal-length columns to ``events/<name>``."""
@@ -408,6 +419,7 @@ class RunRecorder:
             start = ds.shape[0]
             ds.resize(start + len(values), axis=0)
             ds[start:] = values
+            extend_events(group[EVENT_DIM], ds.shape[0])
 
     # ------------------------------------------------------- other datasets
 
