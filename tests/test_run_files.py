@@ -66,15 +66,17 @@ print(json.dumps({
 """
 
 
+def _without_closedloop(script: str, path: Path) -> dict:
+    """Run ``script`` on ``path`` in a fresh interpreter; the JSON it prints."""
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)
+
+
 @pytest.mark.slow
 def test_xarray_opens_a_run_file_with_one_dimension_per_clock(run_file: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", _OPEN_WITHOUT_CLOSEDLOOP, str(run_file)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    got = json.loads(out.stdout)
+    got = _without_closedloop(_OPEN_WITHOUT_CLOSEDLOOP, run_file)
     assert not got["imported"]
     # Two clocks, two time dimensions: no Cartesian product of per-series axes.
     assert got["sizes"] == {"instance": 2, "time_sensing": 1000, "time_control": 50}
@@ -284,13 +286,7 @@ def test_xarray_opens_an_events_table_on_its_event_dimension(tmp_path: Path) -> 
                           amount_mg=np.array([10.0]))  # fmt: skip
         with pytest.raises(ValueError, match="'event' is the table's dimension"):
             rec.create_events("bad", {"event": ("i8", "1")})
-    out = subprocess.run(
-        [sys.executable, "-c", _OPEN_EVENTS_WITHOUT_CLOSEDLOOP, str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    got = json.loads(out.stdout)
+    got = _without_closedloop(_OPEN_EVENTS_WITHOUT_CLOSEDLOOP, path)
     assert not got["imported"]
     assert got["sizes"] == {"event": 3}
     assert got["dims"] == {name: ["event"] for name in fields}
