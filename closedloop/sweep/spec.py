@@ -37,14 +37,13 @@ a spec to runs. This module imports nothing of closedloop.
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from closedloop.core.plugins import did_you_mean
 
 __all__ = [
     "MAX_AXIS_VALUES",
@@ -267,8 +266,12 @@ def _draw(dist: tuple, rng: np.random.Generator, n: int) -> list[float]:
 
 
 def _unknown(key: str, known: Sequence[str] | Mapping[str, Any], what: str = "key") -> str:
-    # Case is ignored, as everywhere else a name is suggested.
-    return f"unknown {what} {key!r}.{did_you_mean(key, known)} Known: {', '.join(known)}."
+    # Case is ignored, as in closedloop.core.plugins.did_you_mean (not imported:
+    # this module imports nothing of closedloop).
+    spelled = {k.lower(): k for k in reversed(list(known))}
+    close = difflib.get_close_matches(key.lower(), list(spelled), n=1)
+    hint = f" Did you mean {spelled[close[0]]!r}?" if close else ""
+    return f"unknown {what} {key!r}.{hint} Known: {', '.join(known)}."
 
 
 def _parse_paths(
