@@ -150,3 +150,16 @@ def test_root_figure_of_nested_subfigures():
     outer = Figure()
     inner = outer.subfigures(1, 2)[0].subfigures(2, 1)[1]
     assert root_figure(inner) is outer and root_figure(outer) is outer
+
+
+def test_run_figure_panels_return_the_figure_of_their_axes(no_files):
+    from types import SimpleNamespace
+
+    from closedloop.plotting.neurofeedback import plot_learning_curve
+
+    outer = Figure()
+    ax = outer.subfigures(1, 2)[1].add_subplot()
+    # A run without neurofeedback runs: the panel says so, and returns the figure.
+    assert plot_learning_curve(ax, SimpleNamespace(arrays={}), "(n1)") is outer
+    assert [t.get_text() for t in ax.texts] == ["no complete run"]
+    assert ax.get_title(loc="left") == "(n1) neurofeedback learning curve"

@@ -10,12 +10,21 @@ nothing is kept alive by pyplot's figure manager and no display is needed.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DPI", "axes_for", "figure_for", "root_figure", "save_figure", "save_run_plot"]
+__all__ = [
+    "DPI",
+    "axes_for",
+    "figure_for",
+    "panel",
+    "root_figure",
+    "save_figure",
+    "save_run_plot",
+]
 
 #: Resolution of saved PNGs, dots per inch.
 DPI = 110
@@ -69,6 +78,24 @@ def root_figure(fig: Any) -> Any:
     """The top-level :class:`~matplotlib.figure.Figure` of a figure or subfigure."""
     parent = getattr(fig, "figure", None)
     return fig if parent is None or parent is fig else root_figure(parent)
+
+
+def panel(draw: Callable[..., None]) -> Callable[..., Any]:
+    """Make a panel function (drawing on the axes given first) return its figure.
+
+    The panels of the run figure (:mod:`closedloop.plotting.slow`,
+    ``physio``, ``plasticity``, ``neurofeedback``) draw on the axes they are
+    given; decorated, each also returns the top-level
+    :class:`~matplotlib.figure.Figure` of that axes, like every other plot
+    function, so that a panel drawn alone shows inline in a notebook.
+    """
+
+    @functools.wraps(draw)
+    def wrapper(ax: Any, *args: Any, **kwargs: Any) -> Any:
+        draw(ax, *args, **kwargs)
+        return root_figure(ax.figure)
+
+    return wrapper
 
 
 def save_figure(fig: Any, out: str | os.PathLike[str], **kwargs: Any) -> Path:
