@@ -4,14 +4,15 @@
 (:func:`closedloop.config.validate_config`), simulates it with its
 no-stimulation baseline when the config asks for one, and returns the run in
 memory as a :class:`~closedloop.io.RunData` (series, metrics and their
-baseline values, config, provenance). No file is left behind: the run file is
-written to a temporary directory through the one recorder seam and read back,
-so that what the API returns is exactly what ``closedloop run`` would write.
+baseline values, config, provenance). Nothing touches the disk: the run file
+is written into memory by :class:`~closedloop.io.memory.MemoryRunRecorder`,
+the same writer behind the same recorder seam as ``closedloop run``, and
+read back with the same reader, so that what the API returns is what
+``closedloop run`` would write.
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ def run(
     progress: bool = False,
     **overrides: Any,
 ) -> Any:
-    """Run an experiment and return its run, writing no file.
+    """Run an experiment and return its run, writing nothing to the disk.
 
     Parameters
     ----------
@@ -43,7 +44,8 @@ def run(
     -------
     closedloop.io.RunData
         The run: ``metrics`` (with the ``*_baseline`` metrics when
-        ``output.record_baseline`` is on), ``timeseries``, ``config``.
+        ``output.record_baseline`` is on), ``timeseries``, ``config``. Its
+        ``path`` (``<name>.h5``) names the run; there is no such file.
 
     Raises
     ------
@@ -63,7 +65,6 @@ def run(
     from closedloop.config import validate_config
     from closedloop.config.files import load_raw
     from closedloop.experiment import run_experiment
-    from closedloop.io import load_run
     from closedloop.sweep.spec import set_key_path
 
     if isinstance(config, str | Path):
@@ -76,6 +77,4 @@ def run(
     output["figure"] = False  # drawing is the caller's choice (closedloop.plot_run)
     raw["output"] = output
     exp = validate_config(raw, source)
-    with tempfile.TemporaryDirectory(prefix="closedloop-run-") as tmp:
-        outcome = run_experiment(exp, tmp, progress=progress)
-        return load_run(outcome.path)
+    return run_experiment(exp, ".", progress=progress, in_memory=True).data

@@ -33,7 +33,7 @@ from closedloop.core.loop import trigger_source
 from closedloop.core.random import rng_states
 from closedloop.core.record import TRIGGER_SERIES
 from closedloop.device.dose import stimulation_series, summary_metric_info
-from closedloop.io import open_recorder, recorder_options
+from closedloop.io import MEMORY_FORMAT, open_recorder, recorder_options
 from closedloop.io.series import create_series, run_series, spike_events, state_series
 from closedloop.io.triggers import TRIGGER_EVENTS, TRIGGER_FIELDS, TriggerLog
 from closedloop.metrics import (
@@ -67,6 +67,8 @@ class RunOutcome:
     figure: Path | None
     metrics: dict[str, np.ndarray]
     units: dict[str, str] = field(default_factory=dict)  #: metric name -> units
+    #: The run read back from memory when it was simulated ``in_memory`` (no file).
+    data: Any = None
 
 
 @dataclass
@@ -92,7 +94,11 @@ class RunSpec:
 
 
 def run_experiment(
-    exp: ResolvedExperiment, out_dir: str | Path, *, progress: bool = False
+    exp: ResolvedExperiment,
+    out_dir: str | Path,
+    *,
+    progress: bool = False,
+    in_memory: bool = False,
 ) -> RunOutcome:
     """Run a resolved experiment and write ``<out_dir>/<name>.h5`` (and ``.png``).
 
@@ -104,6 +110,9 @@ def run_experiment(
         Output directory (created).
     progress : bool
         Show a progress bar (tqdm) on standard error.
+    in_memory : bool
+        Write the run file into memory only (see :func:`simulate_runs`):
+        ``out_dir`` then only names the run, nothing is written to it.
 
     Returns
     -------
@@ -115,11 +124,11 @@ def run_experiment(
         After writing the file with status ``failed``.
     """
     path = Path(out_dir) / f"{exp.config.name}.h5"
-    return simulate_runs(exp.loop, [RunSpec(exp, path)], progress=progress)[0]
+    return simulate_runs(exp.loop, [RunSpec(exp, path)], progress=progress, in_memory=in_memory)[0]
 
 
 def simulate_runs(
-    loop: Any, runs: Sequence[RunSpec], *, progress: bool = False
+    loop: Any, runs: Sequence[RunSpec], *, progress: bool = False, in_memory: bool = False
 ) -> list[RunOutcome]:
     """Simulate runs together in one loop, writing one file per run.
 
@@ -135,6 +144,11 @@ def simulate_runs(
         metrics and output settings are taken from the first).
     progress : bool
         Show a progress bar (tqdm) on standard error.
+    in_memory : bool
+        Write each run's file into memory
+        (:class:`~closedloop.io.memory.MemoryRunRecorder`) instead of to its
+        path, draw no figure, and return the run as
+        :attr:`RunOutcome.data`: nothing touches the disk.
 
     Returns
     -------
@@ -220,7 +234,7 @@ def simulate_runs(
         for run in runs:
             rec = stack.enter_context(
                 open_recorder(
-                    run.exp.config.output.format,
+                    MEMORY_FORMAT if in_memory else run.exp.config.output.format,
                     run.path,
                     config=run.exp.resolved_dict(),
                     seed=run.exp.config.seed,
@@ -458,13 +472,21 @@ def simulate_runs(
             for key, value in runs[k].attrs.items():
                 rec.set_attr(key, value() if callable(value) else value)
     outcomes = []
-    for run, metrics, run_units in zip(runs, all_metrics, all_units, strict=True):
+    for run, rec, metrics, run_units in zip(runs, recorders, all_metrics, all_units, strict=True):
         figure = None
-        if run.exp.config.output.figure:
+        if run.exp.config.output.figure and not in_memory:
             from closedloop.plotting.run import save_run_figure
 
             figure = save_run_figure(run.path)
-        outcomes.append(RunOutcome(path=run.path, figure=figure, metrics=metrics, units=run_units))
+        outcomes.append(
+            RunOutcome(
+                path=run.path,
+                figure=figure,
+                metrics=metrics,
+                units=run_units,
+                data=rec.run_data() if in_memory else None,
+            )
+        )
     return outcomes
 
 

@@ -20,6 +20,7 @@ from closedloop.analysis.phase_estimators import (
     phase_error_table,
     plot_phase_errors,
 )
+from closedloop.plotting.figures import save_figure
 
 
 def main() -> None:
@@ -50,7 +51,7 @@ def main() -> None:
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "phase_snr.md").write_text(table + "\n")
-    print(plot_phase_errors(rows, args.out / "phase_snr.png", args.tolerance_deg))
+    print(save_figure(plot_phase_errors(rows, args.tolerance_deg), args.out / "phase_snr.png"))
 
 
 if __name__ == "__main__":

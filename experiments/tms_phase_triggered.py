@@ -16,6 +16,7 @@ from pathlib import Path
 
 from closedloop.analysis.phase_estimators import markdown_table
 from closedloop.analysis.phase_triggered import compare_arms, plot_arms
+from closedloop.plotting.figures import save_figure
 
 HERE = Path(__file__).resolve().parent
 
@@ -40,7 +41,7 @@ def main() -> None:
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "phase_triggered.md").write_text(table + "\n")
-    print(plot_arms(rows, args.out / "phase_triggered.png"))
+    print(save_figure(plot_arms(rows), args.out / "phase_triggered.png"))
 
 
 if __name__ == "__main__":

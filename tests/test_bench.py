@@ -19,13 +19,13 @@ from closedloop.bench.perf import (
 from closedloop.bench.scenarios import (
     leaderboard_markdown,
     load_scenario,
-    plot_scenario,
     run_bench,
     versus_continuous,
     write_results,
 )
 from closedloop.config import ConfigError
 from closedloop.io import load_run
+from closedloop.plotting.bench import save_scenario_figure
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "benchmarks" / "scenarios"
 
@@ -116,7 +116,7 @@ def test_quick_bench_ranks_controllers_and_writes_results(
     write_results(results, [scn], tmp_path / "bench.json", tmp_path / "bench.h5")
     record = json.loads((tmp_path / "bench.json").read_text())
     assert record["format_version"] == 2 and len(record["results"]) == 3
-    png = plot_scenario(results, scn, tmp_path / "fig.png")
+    png = save_scenario_figure(results, scn, tmp_path / "fig.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 

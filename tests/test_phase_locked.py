@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from closedloop.analysis.phase import plot_phase_histogram, pulse_phases
+from closedloop.analysis.phase import plot_phase_histogram, pulse_phases, save_phase_histogram
 from closedloop.cli.main import main
 from closedloop.config import load_config
 from closedloop.controllers import BUILTIN_CONTROLLERS, PhaseLocked
@@ -143,8 +143,16 @@ def test_trough_stimulation_desynchronises_and_peak_stimulation_synchronises(tmp
                 # phase at each pulse (from the LFP before it) is on target.
                 deg, length = _circular_mean_and_length(info["phase_rad"][2:] - target)
                 assert abs(deg) < 10.0 and length > 0.95
-    figure = plot_phase_histogram(trough, tmp_path / "phase.png", instance=1)
+    figure = save_phase_histogram(trough, tmp_path / "phase.png", instance=1)
     assert figure.stat().st_size > 10_000
+    # Drawn without saving: the three panels, the polar one counting every pulse.
+    before = sorted(tmp_path.rglob("*"))
+    fig = plot_phase_histogram(trough, instance=1)
+    assert sorted(tmp_path.rglob("*")) == before
+    amp, polar, err = fig.axes
+    assert polar.name == "polar" and err.get_xlabel() == "phase error (degrees)"
+    n_pulses = np.isfinite(pulse_phases(trough, 1)["phase_rad"]).sum()
+    assert sum(p.get_height() for p in polar.patches) == n_pulses
 
 
 def test_latency_delays_the_pulses_and_lead_compensates(tmp_path):

@@ -13,6 +13,7 @@ from closedloop.analysis.seizures import (
     detection_times,
     false_detections,
     plot_seizures,
+    save_seizures_figure,
     seizure_durations,
     seizure_intervals,
     seizure_metrics,
@@ -217,16 +218,22 @@ def test_the_permittivity_z_is_recorded_with_and_without_stimulation(demo):
 
 
 def test_plot_seizures_draws_both_runs_and_z_when_recorded(demo, tmp_path):
-    out = plot_seizures(demo, tmp_path / "seizures.png", instance=1)
+    fig = plot_seizures(demo, instance=1)  # returned, not saved
+    assert list(tmp_path.iterdir()) == []
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert titles[0].startswith("(a) without stimulation")
+    assert any(t.startswith("(c) slow permittivity z") for t in titles)
+    out = save_seizures_figure(demo, tmp_path / "seizures.png", instance=1)
     assert out.stat().st_size > 20_000
     with pytest.raises(IndexError):
-        plot_seizures(demo, tmp_path / "bad.png", instance=2)
+        save_seizures_figure(demo, tmp_path / "bad.png", instance=2)
+    assert not (tmp_path / "bad.png").exists()
     # Without z in the file, the z panel is left out and the figure is shorter.
     copy = tmp_path / "without_z.h5"
     shutil.copy(demo.path, copy)
     with h5py.File(copy, "a") as f:
         del f["timeseries/state_z"], f["timeseries/state_z_baseline"]
-    shorter = plot_seizures(copy, tmp_path / "without_z.png", instance=1)
+    shorter = save_seizures_figure(copy, tmp_path / "without_z.png", instance=1)
     # The z panel makes the figure taller (10 in against 8.5 in).
     height = imread(out).shape[0]
     assert imread(shorter).shape[0] == pytest.approx(height * 8.5 / 10, rel=0.02)

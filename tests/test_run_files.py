@@ -66,15 +66,17 @@ print(json.dumps({
 """
 
 
+def _without_closedloop(script: str, path: Path) -> dict:
+    """Run ``script`` on ``path`` in a fresh interpreter; the JSON it prints."""
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)
+
+
 @pytest.mark.slow
 def test_xarray_opens_a_run_file_with_one_dimension_per_clock(run_file: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", _OPEN_WITHOUT_CLOSEDLOOP, str(run_file)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    got = json.loads(out.stdout)
+    got = _without_closedloop(_OPEN_WITHOUT_CLOSEDLOOP, run_file)
     assert not got["imported"]
     # Two clocks, two time dimensions: no Cartesian product of per-series axes.
     assert got["sizes"] == {"instance": 2, "time_sensing": 1000, "time_control": 50}
@@ -251,3 +253,51 @@ def test_the_baseline_in_small_blocks_gives_the_same_run(
     np.testing.assert_array_equal(
         blocked.arrays["spectra/psd_baseline"], whole.arrays["spectra/psd_baseline"]
     )
+
+
+_OPEN_EVENTS_WITHOUT_CLOSEDLOOP = """
+import json, sys
+sys.modules["closedloop"] = None
+import xarray as xr
+ev = xr.open_dataset(sys.argv[1], group="events/doses", engine="h5netcdf")
+print(json.dumps({
+    "sizes": dict(ev.sizes),
+    "dims": {k: list(v.dims) for k, v in ev.data_vars.items()},
+    "event": ev["event"].values.tolist(),
+    "time_s": ev["time_s"].values.tolist(),
+    "units": ev["amount_mg"].attrs["units"],
+    "imported": "closedloop" in sys.modules and sys.modules["closedloop"] is not None,
+}))
+"""
+
+
+def test_xarray_opens_an_events_table_on_its_event_dimension(tmp_path: Path) -> None:
+    from closedloop.io import RunRecorder
+
+    path = tmp_path / "events.h5"
+    fields = {"time_s": ("f8", "s"), "instance": ("i8", "1"), "amount_mg": ("f8", "mg")}
+    with RunRecorder(path, config={}, seed=0, n=2, closedloop_version="x") as rec:
+        rec.create_events("doses", fields, description="doses given")
+        rec.create_events("empty", fields)  # a table with no events opens too
+        # Two appends: the event coordinate grows with the columns.
+        rec.append_events("doses", time_s=np.array([0.5, 1.0]), instance=np.array([0, 1]),
+                          amount_mg=np.array([10.0, 20.0]))  # fmt: skip
+        rec.append_events("doses", time_s=np.array([2.0]), instance=np.array([0]),
+                          amount_mg=np.array([10.0]))  # fmt: skip
+        with pytest.raises(ValueError, match="'event' is the table's dimension"):
+            rec.create_events("bad", {"event": ("i8", "1")})
+    got = _without_closedloop(_OPEN_EVENTS_WITHOUT_CLOSEDLOOP, path)
+    assert not got["imported"]
+    assert got["sizes"] == {"event": 3}
+    assert got["dims"] == {name: ["event"] for name in fields}
+    assert got["event"] == [0, 1, 2] and got["time_s"] == [0.5, 1.0, 2.0]
+    assert got["units"] == "mg"
+    # The coordinate is bookkeeping: closedloop's own reader shows the columns only.
+    run = load_run(path)
+    assert sorted(k for k in run.arrays if k.startswith("events/doses/")) == [
+        "events/doses/amount_mg", "events/doses/instance", "events/doses/time_s"]  # fmt: skip
+    import xarray as xr
+
+    assert dict(xr.open_dataset(path, group="events/empty", engine="h5netcdf").sizes) == {
+        "event": 0
+    }

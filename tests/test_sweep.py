@@ -37,7 +37,7 @@ from closedloop.sweep.plan import (
     run_id_of,
 )
 from closedloop.sweep.spec import drop_key_path, set_key_path
-from closedloop.sweep.summary import load_summary, pareto_front
+from closedloop.sweep.summary import load_summary, load_summary_meta, pareto_front
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -417,6 +417,11 @@ def test_dry_run_prints_run_count_and_first_resolved_configs(tmp_path, capsys):
             "sweep.grid.model.params.w_XY",
             "unknown model parameter 'w_XY'",
         ),
+        (  # case is ignored, as in every other suggestion
+            {"grid": {"model.params.w_gs": [1.0]}},
+            "sweep.grid.model.params.w_gs",
+            "Did you mean 'w_GS'?",
+        ),
         (
             {"grid": {"model.params.w_GS": {"start": 12.0, "stop": 8.0, "step": 1.0}}},
             "sweep.grid.model.params.w_GS",
@@ -697,6 +702,29 @@ def test_plot_sweep_heatmap_line_and_pareto(reference, tmp_path, capsys):
         assert path.stat().st_size > 10_000
     assert main(["plot-sweep", str(out), "--x", "model.params.nope"]) == 2
     assert "is not a swept parameter" in capsys.readouterr().err
+
+
+def test_plot_sweep_returns_a_figure_and_draws_on_a_given_axes(reference, tmp_path):
+    from matplotlib.figure import Figure
+
+    from closedloop.plotting.sweep import plot_sweep
+
+    _, ref_out = reference
+    out = tmp_path / "copy"
+    shutil.copytree(ref_out, out)
+    before = sorted(p.name for p in out.iterdir())
+    outer = Figure()
+    ax = outer.add_subplot(1, 2, 1)
+    assert plot_sweep(out, kind="pareto", ax=ax) is outer
+    assert sorted(p.name for p in out.iterdir()) == before  # nothing saved
+    summary = load_summary(out, as_frame=False)
+    params = load_summary_meta(out)["param_columns"]
+    points = {tuple(summary[p][i] for p in params) for i in range(len(summary["status"]))}
+    drawn = sum(len(c.get_offsets()) for c in ax.collections) + len(ax.get_lines()[0].get_xdata())
+    assert drawn == len(points)  # every parameter point, on or off the front
+    assert len(ax.texts) == len(ax.get_lines()[0].get_xdata())  # front points labelled
+    fig = plot_sweep(out, x="controller.params.upper_threshold", y="model.params.w_GS")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2  # the heatmap and its colour bar
 
 
 def test_pareto_front_marks_the_points_no_other_point_beats():

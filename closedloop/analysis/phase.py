@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import signal as _signal
 
@@ -51,8 +50,9 @@ from closedloop.analysis.phase_fit import phase_before
 from closedloop.analysis.replay import replay_controller
 from closedloop.controllers import Controller
 from closedloop.io import RunData, load_run
+from closedloop.plotting.figures import figure_for, root_figure, save_run_plot
 
-__all__ = ["band_amplitude", "plot_phase_histogram", "pulse_phases"]
+__all__ = ["band_amplitude", "plot_phase_histogram", "pulse_phases", "save_phase_histogram"]
 
 _DEFAULT_BAND_HZ = (13.0, 30.0)
 
@@ -206,13 +206,13 @@ def _circular(angles: np.ndarray) -> tuple[float, float, float]:
 
 def plot_phase_histogram(
     run_or_path: RunData | str | Path,
-    out: str | Path | None = None,
     *,
     instance: int = 0,
     n_bins: int = 36,
     controller: Controller | None = None,
-) -> Path:
-    """Draw the phase of the oscillation at each delivered pulse of a run.
+    fig: Any = None,
+) -> Figure:
+    """Draw the phase of the oscillation at each delivered pulse of a run; save nothing.
 
     Panels: (a) band amplitude of the LFP (``timeseries/lfp``) and, if
     recorded, of the no-stimulation baseline (``lfp_baseline``), offline
@@ -226,33 +226,27 @@ def plot_phase_histogram(
     ----------
     run_or_path : RunData or str or pathlib.Path
         Loaded run, or the path of a run file.
-    out : str or pathlib.Path, optional
-        PNG to write; default the run file's path with suffix ``_phase.png``.
     instance : int
         Instance (batch index) to draw.
     n_bins : int
         Phase bins of the histograms.
     controller : Controller, optional
         The controller to replay (see :func:`pulse_phases`).
+    fig : matplotlib.figure.Figure or SubFigure, optional
+        Where to draw (empty); default a new figure, 10 in by 8 in.
 
     Returns
     -------
-    pathlib.Path
-        The file written.
+    matplotlib.figure.Figure
+        The figure drawn on (the top-level one when ``fig`` is a subfigure);
+        :func:`save_phase_histogram` saves it.
     """
     run = run_or_path if isinstance(run_or_path, RunData) else load_run(run_or_path)
     info = pulse_phases(run, instance, controller)
-    out_path = (
-        Path(out)
-        if out is not None
-        else Path(run.path).with_name(Path(run.path).stem + "_phase.png")
-    )
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     band = _band(run)
     rate_hz = float(run.timeseries_attrs["lfp"]["sampling_rate_hz"])
 
-    fig = Figure(figsize=(10, 8), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = figure_for(fig, (10, 8))
     grid = fig.add_gridspec(2, 2, height_ratios=(1.0, 1.3))
     ax_amp = fig.add_subplot(grid[0, :])
     ax_polar = fig.add_subplot(grid[1, 0], projection="polar")
@@ -321,5 +315,27 @@ def plot_phase_histogram(
     fig.suptitle(
         f"phase-locked stimulation: {Path(run.path).name}, instance {instance}", fontsize=11
     )
-    fig.savefig(out_path, format="png", dpi=110)
-    return out_path
+    return root_figure(fig)
+
+
+def save_phase_histogram(
+    run_or_path: RunData | str | Path, out: str | Path | None = None, **kwargs: Any
+) -> Path:
+    """Draw :func:`plot_phase_histogram` and write it as a PNG (what ``closedloop plot`` does).
+
+    Parameters
+    ----------
+    run_or_path : RunData or str or pathlib.Path
+        Loaded run, or the path of a run file.
+    out : str or pathlib.Path, optional
+        PNG to write; default the run file's path with suffix ``_phase.png``.
+    **kwargs
+        Passed to :func:`plot_phase_histogram` (``instance``, ``n_bins``,
+        ``controller``).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    return save_run_plot(plot_phase_histogram, run_or_path, out, "_phase.png", **kwargs)

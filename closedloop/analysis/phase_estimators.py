@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import signal
@@ -275,13 +275,27 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[tuple[str, str, str]]
     return "\n".join(lines)
 
 
-def plot_phase_errors(rows: Sequence[dict], path: str | Path, tolerance_deg: float = 30.0) -> Path:
-    """Circular SD and fraction within tolerance versus SNR, one line per estimator (PNG)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def plot_phase_errors(rows: Sequence[dict], tolerance_deg: float = 30.0, *, fig: Any = None) -> Any:
+    """Circular mean error, SD and fraction within tolerance versus SNR, a line per estimator.
 
-    fig = Figure(figsize=(9, 3.5))
-    FigureCanvasAgg(fig)
+    Parameters
+    ----------
+    rows : sequence of dict
+        Rows of :func:`phase_error_table` (``estimator``, ``snr_db``, ``mean_deg``,
+        ``sd_deg``, ``within``).
+    tolerance_deg : float
+        The tolerance the ``within`` column was counted with, degrees.
+    fig : matplotlib.figure.Figure or SubFigure, optional
+        Where to draw (empty); default a new figure, 9 in by 3.5 in.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on; nothing is saved.
+    """
+    from closedloop.plotting.figures import figure_for, root_figure
+
+    fig = figure_for(fig, (9, 3.5))
     axes = fig.subplots(1, 3)
     for name in ESTIMATORS:
         mine = sorted((r for r in rows if r["estimator"] == name), key=lambda r: r["snr_db"])
@@ -297,7 +311,4 @@ def plot_phase_errors(rows: Sequence[dict], path: str | Path, tolerance_deg: flo
         ax.set_xlabel("SNR in band (dB)")
         ax.set_ylabel(what)
     axes[0].legend()
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=110)
-    return out
+    return root_figure(fig)

@@ -133,14 +133,25 @@ def compare_arms(
     return rows
 
 
-def plot_arms(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Phase histograms at the bursts (one panel per estimator) and the readout over time (PNG)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def plot_arms(rows: Sequence[dict[str, Any]], *, fig: Any = None) -> Any:
+    """Phase histograms at the bursts (one panel per estimator) and the readout over time.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Rows of :func:`compare_arms`.
+    fig : matplotlib.figure.Figure or SubFigure, optional
+        Where to draw (empty); default a new figure, 4 in wide per panel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on; nothing is saved.
+    """
+    from closedloop.plotting.figures import figure_for, root_figure
 
     estimators = list(dict.fromkeys(r["estimator"] for r in rows))
-    fig = Figure(figsize=(4 * (len(estimators) + 1), 3.6))
-    FigureCanvasAgg(fig)
+    fig = figure_for(fig, (4 * (len(estimators) + 1), 3.6))
     axes = fig.subplots(1, len(estimators) + 1)
     edges = np.linspace(-180, 180, 19)
     styles = {"phase": "-", "phase_ar": "--", "phase_etp": ":"}
@@ -164,7 +175,4 @@ def plot_arms(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     ax.set_xlabel("time (s)")
     ax.set_ylabel("MEP-like response change (%)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=110)
-    return out
+    return root_figure(fig)

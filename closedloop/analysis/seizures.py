@@ -73,6 +73,7 @@ __all__ = [
     "detection_times",
     "false_detections",
     "plot_seizures",
+    "save_seizures_figure",
     "seizure_durations",
     "seizure_intervals",
     "seizure_metrics",
@@ -470,13 +471,13 @@ def seizure_metrics(
 
 def plot_seizures(
     run_or_path: RunData | str | Path,
-    out: str | Path | None = None,
     *,
     instance: int = 0,
     criterion: Mapping[str, Any] | None = None,
     tolerance_s: float = 1.0,
-) -> Path:
-    """Draw seizures with and without stimulation, and the detections, as a PNG.
+    fig: Any = None,
+) -> Any:
+    """Draw seizures with and without stimulation, and the detections; save nothing.
 
     Panels: (a) the LFP without stimulation (``timeseries/lfp_baseline``) and
     (b) with it (``timeseries/lfp``), seizures shaded, detections marked
@@ -489,8 +490,6 @@ def plot_seizures(
     ----------
     run_or_path : RunData or str or pathlib.Path
         A run file, or its contents.
-    out : str or pathlib.Path, optional
-        PNG to write; default ``<run>_seizures.png`` beside the run file.
     instance : int
         Instance (batch index) to draw.
     criterion : mapping, optional
@@ -498,29 +497,24 @@ def plot_seizures(
         :data:`EPILEPTOR_CRITERION`.
     tolerance_s : float
         See :func:`seizure_summary`.
+    fig : matplotlib.figure.Figure or SubFigure, optional
+        Where to draw (empty); default a new figure, 11 in wide.
 
     Returns
     -------
-    pathlib.Path
-        The file written.
+    matplotlib.figure.Figure
+        The figure drawn on (the top-level one when ``fig`` is a subfigure);
+        :func:`save_seizures_figure` saves it.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from closedloop.plotting.figures import figure_for, root_figure
 
     run = _run(run_or_path)
     n = run.n_instances
     if not 0 <= instance < n:
         raise IndexError(f"instance {instance} out of range: {run.path} has {n} instance(s)")
     summary = seizure_summary(run, instance, criterion=criterion, tolerance_s=tolerance_s)
-    out_path = (
-        Path(out)
-        if out is not None
-        else Path(run.path).with_name(Path(run.path).stem + "_seizures.png")
-    )
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     has_z = "state_z" in run.timeseries
-    fig = Figure(figsize=(11, 10 if has_z else 8.5), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = figure_for(fig, (11, 10 if has_z else 8.5))
     rows = 4 if has_z else 3
     ax_base = fig.add_subplot(rows, 1, 1)
     ax_stim = fig.add_subplot(rows, 1, 2, sharex=ax_base, sharey=ax_base)
@@ -610,8 +604,31 @@ def plot_seizures(
         f"{summary['n_false_detections']} false detections",
         fontsize=11,
     )
-    fig.savefig(out_path, format="png", dpi=110)
-    return out_path
+    return root_figure(fig)
+
+
+def save_seizures_figure(
+    run_or_path: RunData | str | Path, out: str | Path | None = None, **kwargs: Any
+) -> Path:
+    """Draw :func:`plot_seizures` and write it as a PNG (what ``closedloop plot`` does).
+
+    Parameters
+    ----------
+    run_or_path : RunData or str or pathlib.Path
+        A run file, or its contents.
+    out : str or pathlib.Path, optional
+        PNG to write; default ``<run>_seizures.png`` beside the run file.
+    **kwargs
+        Passed to :func:`plot_seizures`.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    from closedloop.plotting.figures import save_run_plot
+
+    return save_run_plot(plot_seizures, run_or_path, out, "_seizures.png", **kwargs)
 
 
 def _plot_durations(ax: Any, summary: Mapping[str, Any], letter: str) -> None:

@@ -138,7 +138,6 @@ __all__ = [
     "Scenario",
     "leaderboard_markdown",
     "load_scenario",
-    "plot_scenario",
     "run_bench",
     "score_run",
     "versus_continuous",
@@ -611,32 +610,6 @@ def leaderboard_markdown(results: list[BenchResult], scenarios: list[Scenario]) 
                 )
         out.append("")
     return "\n".join(out)
-
-
-def plot_scenario(results: list[BenchResult], scenario: Scenario, out: str | Path) -> Path:
-    """Efficacy versus energy: one point per controller (mean, with instance spread)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 4.5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    eff_key = "efficacy"
-    shown = [r for r in results if r.scenario == scenario.name and not r.error]
-    for k, r in enumerate(shown):  # each controller's instances in the colour of its mean
-        x, y, colour = r.metrics["teed_relative"], r.metrics[eff_key], f"C{k % 10}"
-        ax.scatter(x, y, s=12, alpha=0.4, color=colour)
-        ax.scatter([r.mean("teed_relative")], [r.mean(eff_key)], s=60, color=colour,
-                   label=f"{r.controller} (mean; dots: instances)", edgecolors="k")  # fmt: skip
-    ax.set_xlabel("TEED relative to continuous stimulation")
-    ax.set_ylabel(f"efficacy ({scenario.efficacy.replace('_', ' ')})")
-    ax.set_title(f"{scenario.name}: efficacy versus energy")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110, bbox_inches="tight")
-    return out
 
 
 def write_results(

@@ -104,11 +104,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from closedloop.bench.scenarios import (
         leaderboard_markdown,
         load_scenario,
-        plot_scenario,
         run_bench,
         write_results,
     )
     from closedloop.config import ConfigError
+    from closedloop.plotting.bench import save_scenario_figure
     from closedloop.registry import resolve_controller
 
     controllers = [c.strip() for c in args.controllers.split(",")] if args.controllers else None
@@ -144,7 +144,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     (out / "leaderboard.md").write_text(board)
     write_results(results, scenarios, args.json or out / "bench.json", out / "bench.h5")
     for scn in scenarios:
-        plot_scenario(results, scn, out / f"{scn.name}.png")
+        save_scenario_figure(results, scn, out / f"{scn.name}.png")
     print(
         f"wrote {out / 'leaderboard.md'}, {args.json or out / 'bench.json'}, "
         f"{out / 'bench.h5'} and one figure per scenario in {out}"

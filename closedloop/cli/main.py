@@ -329,9 +329,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     run = _open_run(args.run)
     kwargs = {}
     if args.kind == "phase":
-        from closedloop.analysis.phase import plot_phase_histogram as draw
+        from closedloop.analysis.phase import save_phase_histogram as draw
     elif args.kind == "seizures":
-        from closedloop.analysis.seizures import plot_seizures as draw
+        from closedloop.analysis.seizures import save_seizures_figure as draw
     else:
         from closedloop.plotting.run import save_run_figure as draw
     if args.kind == "phase":
@@ -519,10 +519,10 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot_sweep(args: argparse.Namespace) -> int:
-    from closedloop.plotting.sweep import plot_sweep
+    from closedloop.plotting.sweep import save_sweep_figure
 
     try:
-        out = plot_sweep(
+        out = save_sweep_figure(
             args.dir,
             x=args.x,
             y=args.y,

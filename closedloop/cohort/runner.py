@@ -147,7 +147,7 @@ def report_cohort(
             )
     _atomic(out / OUTCOMES_FILE, buf.getvalue())
     if figures:
-        from closedloop.plotting.cohort import plot_cohort
+        from closedloop.plotting.cohort import save_cohort_figures
 
-        plot_cohort(results, out)
+        save_cohort_figures(results, out)
     return results, text

@@ -9,7 +9,10 @@ results).
 
 A writer is chosen by ``output.format`` through :data:`RECORDERS`: a new
 format is one module with a recorder class (the :class:`RunRecorder`
-interface) plus one line in that mapping.
+interface) plus one line in that mapping. :func:`open_recorder` also opens
+:class:`~closedloop.io.memory.MemoryRunRecorder` (format
+:data:`MEMORY_FORMAT`), which writes the same file into memory for
+:func:`closedloop.run`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 from closedloop.io.hdf5 import RunRecorder, add_run_attrs
 from closedloop.io.layout import FORMAT_VERSION
+from closedloop.io.memory import MEMORY_FORMAT, MemoryRunRecorder
 from closedloop.io.nwb import NWBRunRecorder, export_nwb
 from closedloop.io.provenance import collect_provenance
 from closedloop.io.reader import RunData, load_run, read_run_status
@@ -26,6 +30,8 @@ from closedloop.io.reader import RunData, load_run, read_run_status
 __all__ = [
     "DEFAULT_FORMAT",
     "FORMAT_VERSION",
+    "MEMORY_FORMAT",
+    "MemoryRunRecorder",
     "RECORDERS",
     "RunData",
     "RunRecorder",
@@ -82,7 +88,7 @@ def open_recorder(fmt: str, path: str | os.PathLike[str], **kwargs: Any) -> Any:
     Parameters
     ----------
     fmt : str
-        A key of :data:`RECORDERS`, e.g. ``"hdf5"``.
+        A key of :data:`RECORDERS`, e.g. ``"hdf5"``, or :data:`MEMORY_FORMAT`.
     path : path-like
         The run's final file path.
     **kwargs
@@ -99,7 +105,7 @@ def open_recorder(fmt: str, path: str | os.PathLike[str], **kwargs: Any) -> Any:
         For a format with no recorder.
     """
     try:
-        cls = RECORDERS[fmt]
+        cls = MemoryRunRecorder if fmt == MEMORY_FORMAT else RECORDERS[fmt]
     except KeyError:
         known = ", ".join(sorted(RECORDERS))
         raise ValueError(f"no recorder for output format {fmt!r}; known: {known}") from None

@@ -5,9 +5,11 @@ Each axis of a dataset in ``timeseries/``, ``metrics/``, ``spectra/`` and
 coordinate dataset in the same group whose name is the dimension's name:
 ``instance`` (``0..n-1``), one time coordinate per clock (``time_sensing``,
 ``time_control``, ...; seconds, grown as the series grow), ``frequency`` (Hz)
-for spectra. ``xarray.open_dataset(path, group="timeseries",
-engine="h5netcdf")`` then gives labelled dimensions and coordinates without
-closedloop installed. The layout is documented in :mod:`closedloop.io.layout`.
+for spectra, and ``event`` (``0..m-1``, grown as events are appended) for the
+columns of each ``events/<name>`` table. ``xarray.open_dataset(path,
+group="timeseries", engine="h5netcdf")`` (or any other group) then gives
+labelled dimensions and coordinates without closedloop installed. The
+layout is documented in :mod:`closedloop.io.layout`.
 """
 
 from __future__ import annotations
@@ -19,10 +21,16 @@ __all__ = [
     "COORDINATE_ATTR",
     "SCALE_ATTRS",
     "attach_dims",
+    "EVENT_DIM",
     "clock_coordinate",
+    "event_coordinate",
     "extend_clock",
+    "extend_events",
     "index_coordinate",
 ]
+
+#: Dimension of every column of an events table (``events/<name>/event``).
+EVENT_DIM = "event"
 
 #: Attribute marking a coordinate the recorder made (readers skip these datasets).
 COORDINATE_ATTR = "closedloop_coordinate"
@@ -113,6 +121,37 @@ def extend_clock(coord: h5py.Dataset, length: int) -> None:
     coord.resize(length, axis=0)
     # Same formula as RunData.time, so file and reader agree to the bit.
     coord[have:length] = start + np.arange(have, length) / rate
+
+
+def event_coordinate(group: h5py.Group) -> h5py.Dataset:
+    """The growable index coordinate ``group/event`` of an events table (empty at first).
+
+    Parameters
+    ----------
+    group : h5py.Group
+        The table's group, ``events/<name>``.
+
+    Returns
+    -------
+    h5py.Dataset
+        The dimension scale; :func:`extend_events` grows it.
+    """
+    ds = group.create_dataset(
+        EVENT_DIM, shape=(0,), maxshape=(None,), chunks=(65536,), dtype=np.int64
+    )
+    ds.make_scale(EVENT_DIM)
+    ds.attrs["units"] = "1"
+    ds.attrs["long_name"] = "event index, in the order recorded"
+    ds.attrs[COORDINATE_ATTR] = 1
+    return ds
+
+
+def extend_events(coord: h5py.Dataset, length: int) -> None:
+    """Grow an events table's index coordinate to ``length`` (no-op if as long already)."""
+    have = coord.shape[0]
+    if length > have:
+        coord.resize(length, axis=0)
+        coord[have:length] = np.arange(have, length)
 
 
 def attach_dims(ds: h5py.Dataset, dims: tuple[str, ...], n: int) -> None:

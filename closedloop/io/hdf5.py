@@ -40,7 +40,14 @@ from closedloop.io.atomic import (
     room_left,
     write_failure,
 )
-from closedloop.io.coords import attach_dims, clock_coordinate, extend_clock
+from closedloop.io.coords import (
+    EVENT_DIM,
+    attach_dims,
+    clock_coordinate,
+    event_coordinate,
+    extend_clock,
+    extend_events,
+)
 from closedloop.io.layout import (
     FORMAT_VERSION,
     JSON_ATTRS,
@@ -164,15 +171,7 @@ class RunRecorder:
         config_json = to_json(config)  # fail before creating any file
         provenance_json = to_json({**collect_provenance(), **(provenance or {})})
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Lock the temporary name before truncating it: a second writer of the
-        # same path is refused instead of truncating this one's file.
-        self._lock_fd = claim_run_file(self.path)
-        try:
-            self._file = h5py.File(self.partial_path, "w")
-        except BaseException:
-            self._abandon()
-            raise
+        self._file = self._create_file()
         try:
             attrs = self._file.attrs
             attrs["format_version"] = FORMAT_VERSION
@@ -193,6 +192,25 @@ class RunRecorder:
             if isinstance(exc, OSError):
                 raise write_failure(self.path, exc) from None
             raise
+
+    def _create_file(self) -> h5py.File:
+        """Open the ``.partial`` file for writing (an in-memory recorder overrides this)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Lock the temporary name before truncating it: a second writer of the
+        # same path is refused instead of truncating this one's file.
+        self._lock_fd = claim_run_file(self.path)
+        try:
+            return h5py.File(self.partial_path, "w")
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _publish(self) -> None:
+        """Move the finished ``.partial`` file to its final path and unlock."""
+        try:
+            os.replace(self.partial_path, self.path)
+        finally:
+            self._release_lock()
 
     # ------------------------------------------------------------------ state
 
@@ -380,13 +398,17 @@ class RunRecorder:
     ) -> None:
         """Create ``events/<name>/<field>``: growable 1-D datasets (dtype, units)."""
         f = self._require_open()
+        if EVENT_DIM in fields:
+            raise ValueError(f"events/{name}: {EVENT_DIM!r} is the table's dimension, not a field")
         group = f.require_group("events").create_group(name)
         group.attrs["description"] = description
+        index = event_coordinate(group)  # so that netCDF readers open the table
         for field_name, (dtype, units) in fields.items():
             ds = group.create_dataset(
                 field_name, shape=(0,), maxshape=(None,), chunks=(65536,), dtype=dtype
             )
             ds.attrs["units"] = units
+            ds.dims[0].attach_scale(index)
 
     def append_events(self, name: str, **columns: np.ndarray) -> None:
         """Append equal-length columns to ``events/<name>``."""
@@ -397,6 +419,7 @@ class RunRecorder:
             start = ds.shape[0]
             ds.resize(start + len(values), axis=0)
             ds[start:] = values
+            extend_events(group[EVENT_DIM], ds.shape[0])
 
     # ------------------------------------------------------- other datasets
 
@@ -565,10 +588,7 @@ class RunRecorder:
             self._abandon(keep_partial=True)
             raise
         self._closed = True
-        try:
-            os.replace(self.partial_path, self.path)
-        finally:
-            self._release_lock()
+        self._publish()
         return self.path
 
     def _check_room(self, nbytes: int) -> None:

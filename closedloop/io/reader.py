@@ -258,7 +258,24 @@ def _xarray(what: str) -> Any:
     return xr
 
 
-def load_run(path: str | os.PathLike[str], *, data: bool = True) -> RunData:
+def _check_finished(path: Path) -> None:
+    """Refuse a ``.partial`` or missing run file with a sentence saying why."""
+    if path.name.endswith(PARTIAL_SUFFIX):
+        raise ValueError(
+            f"{path} is a partial file: the run did not finish (it is still running, "
+            "or its process was killed); there are no complete results to load"
+        )
+    if not path.exists():
+        partial = partial_path(path)
+        if partial.exists():
+            raise FileNotFoundError(
+                f"{path} does not exist, but {partial.name} does: the run did not finish "
+                "(it is still running, or its process was killed)"
+            )
+        raise FileNotFoundError(f"{path}: no such run file")
+
+
+def load_run(path: str | os.PathLike[str], *, data: bool = True, image: Any = None) -> RunData:
     """Read a finished run file.
 
     Parameters
@@ -270,6 +287,10 @@ def load_run(path: str | os.PathLike[str], *, data: bool = True) -> RunData:
         the root attributes and the metrics are read (fast, for tables of
         many runs); :attr:`RunData.timeseries` and :attr:`RunData.arrays`
         are then empty.
+    image : file-like, optional
+        A binary buffer (e.g. :class:`io.BytesIO`) holding the HDF5 file,
+        as :class:`~closedloop.io.memory.MemoryRunRecorder` writes it; then
+        ``path`` only names the run and the disk is not read.
 
     Returns
     -------
@@ -286,21 +307,9 @@ def load_run(path: str | os.PathLike[str], *, data: bool = True) -> RunData:
         If there is no file at ``path``.
     """
     path = Path(path)
-    if path.name.endswith(PARTIAL_SUFFIX):
-        raise ValueError(
-            f"{path} is a partial file: the run did not finish (it is still running, "
-            "or its process was killed); there are no complete results to load"
-        )
-    if not path.exists():
-        partial = partial_path(path)
-        if partial.exists():
-            raise FileNotFoundError(
-                f"{path} does not exist, but {partial.name} does: the run did not finish "
-                "(it is still running, or its process was killed)"
-            )
-        raise FileNotFoundError(f"{path}: no such run file")
-
-    with h5py.File(path, "r") as f:
+    if image is None:
+        _check_finished(path)
+    with h5py.File(path if image is None else image, "r") as f:
         raw_attrs = {k: plain(v) for k, v in f.attrs.items()}
         version = raw_attrs.get("format_version")
         if version is None:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from closedloop.plotting.figures import panel
+
 __all__ = ["has_neurofeedback", "plot_learning_curve", "plot_regulation_trace"]
 
 _RUNS = "events/nf_runs/"
@@ -25,6 +27,7 @@ def has_neurofeedback(run: Any) -> bool:
     return "nf_measured" in run.timeseries
 
 
+@panel
 def plot_learning_curve(ax: Any, run: Any, label: str = "(h)") -> None:
     """Regulation per run, mean +- s.e.m. over each arm's instances."""
     ax.set_title(f"{label} neurofeedback learning curve", loc="left", fontsize=10)
@@ -55,6 +58,7 @@ def plot_learning_curve(ax: Any, run: Any, label: str = "(h)") -> None:
     ax.legend(loc="lower left", fontsize=7)
 
 
+@panel
 def plot_regulation_trace(ax: Any, run: Any, instance: int, label: str = "(i)") -> None:
     """The displayed readout per frame; regulate blocks shaded by feedback."""
     ax.set_title(f"{label} biomarker per display frame, instance {instance}", loc="left",

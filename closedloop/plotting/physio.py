@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from closedloop.plotting.figures import panel
+
 __all__ = ["has_physiology", "plot_physiology"]
 
 _BREATHS = "events/physio_breaths/"
@@ -30,6 +32,7 @@ def _mine(run: Any, table: str, instance: int) -> dict[str, np.ndarray]:
     return {k: v[keep] for k, v in cols.items()}
 
 
+@panel
 def plot_physiology(ax: Any, run: Any, instance: int, label: str = "(f)") -> None:
     """Respiratory phase with expiration shaded, R-peaks, and delivered pulses per period."""
     ax.set_title(f"{label} respiration, heartbeats and pulses", loc="left", fontsize=10)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from closedloop.analysis.plasticity import PLASTICITY_SERIES
+from closedloop.plotting.figures import panel
 
 __all__ = ["has_plasticity", "plot_plasticity"]
 
@@ -24,6 +25,7 @@ def has_plasticity(run: Any) -> bool:
     return PLASTICITY_SERIES in run.timeseries
 
 
+@panel
 def plot_plasticity(ax_hist: Any, ax_series: Any, run: Any, instance: int, label: str) -> None:
     """Phase histogram at the bursts (``ax_hist``) and the readout over time (``ax_series``)."""
     ax_hist.set_title(f"{label} phase at each burst", loc="left", fontsize=10)

@@ -26,6 +26,7 @@ import yaml
 
 from closedloop.analysis.bursts import detect_bursts
 from closedloop.io import RunData, load_run
+from closedloop.plotting.figures import save_run_plot
 from closedloop.plotting.neurofeedback import (
     has_neurofeedback,
     plot_learning_curve,
@@ -564,13 +565,7 @@ def save_run_figure(
     pathlib.Path
         The file written.
     """
-    if not isinstance(run, RunData):
-        run = load_run(run)
-    fig = plot_run(run, **kwargs)  # before creating the file: a bad instance writes nothing
-    out_path = Path(out) if out is not None else Path(run.path).with_suffix(".png")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, format="png", dpi=110)
-    return out_path
+    return save_run_plot(plot_run, run, out, ".png", **kwargs)
 
 
 def _fmt(value: float) -> str:

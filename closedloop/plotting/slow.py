@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from closedloop.plotting.figures import panel
+
 __all__ = ["plot_symptoms", "slow_time_of", "symptom_names"]
 
 DAY_S = 86400.0
@@ -42,6 +44,7 @@ def slow_time_of(run: Any, neural_s: np.ndarray) -> np.ndarray:
     return k * float(every) + (t - k * float(epoch))
 
 
+@panel
 def plot_symptoms(ax: Any, run: Any, instance: int, label: str = "(g)") -> None:
     """Latent scores and self-reports against days; triggers per day on a twin axis."""
     ax.set_title(f"{label} symptom state (slow time)", loc="left", fontsize=10)

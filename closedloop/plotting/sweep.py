@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from closedloop.plotting.figures import axes_for, save_figure
 from closedloop.sweep.summary import (
     SUMMARY_H5,
     load_summary,
@@ -21,7 +22,7 @@ from closedloop.sweep.summary import (
     summarize_sweep,
 )
 
-__all__ = ["plot_sweep"]
+__all__ = ["plot_sweep", "save_sweep_figure"]
 
 
 def _aggregate(
@@ -65,9 +66,9 @@ def plot_sweep(
     kind: str = "auto",
     efficacy: str = "band_power_reduction",
     energy: str = "teed_relative",
-    output: str | os.PathLike[str] | None = None,
-) -> Path:
-    """Draw a sweep's summary.
+    ax: Any = None,
+) -> Any:
+    """Draw a sweep's summary; save nothing (:func:`save_sweep_figure` saves).
 
     Parameters
     ----------
@@ -86,33 +87,27 @@ def plot_sweep(
         heatmap with ``x`` and ``y``, line with ``x`` only, else pareto.
     efficacy, energy : str
         Metrics of the Pareto plot (higher and lower is better).
-    output : path-like, optional
-        Figure file (default ``DIR/sweep_<kind>_<names>.png``).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; default the axes of a new figure, 6.4 in by 4.8 in
+        (titled with the sweep's name and its number of complete runs).
 
     Returns
     -------
-    Path
+    matplotlib.figure.Figure
+        The figure of the axes drawn on.
 
     Raises
     ------
     ValueError
         For a name that is not a swept parameter or a metric of the summary.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out_dir = Path(out_dir)
     if not (out_dir / SUMMARY_H5).exists():
         summarize_sweep(out_dir)
     columns = load_summary(out_dir, as_frame=False)
     meta = load_summary_meta(out_dir)
     params, metrics, units = meta["param_columns"], meta["metric_columns"], meta["metric_units"]
-    if kind == "auto":
-        kind = "heatmap" if x and y else "line" if x else "pareto"
-    if kind not in ("heatmap", "line", "pareto"):
-        raise ValueError(f"kind must be auto, heatmap, line or pareto, got {kind!r}")
+    kind = _resolve_kind(kind, x, y)
 
     def need_param(name: str | None, flag: str) -> str:
         if not name:
@@ -128,7 +123,8 @@ def plot_sweep(
             raise ValueError(f"{flag} {name!r} is not a metric; metrics: {', '.join(metrics)}")
         return name
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")
+    titled = ax is None
+    fig, ax = axes_for(ax, (6.4, 4.8))
     n_complete = int(np.sum(columns["status"] == "complete"))
     if kind == "heatmap":
         x, y = need_param(x, "--x"), need_param(y, "--y")
@@ -150,7 +146,6 @@ def plot_sweep(
         ax.set_xlabel(x)
         ax.set_ylabel(y)
         ax.set_title(f"{metric}, mean over the other parameters and replicates")
-        name = f"heatmap_{metric}_{x}_{y}"
     elif kind == "line":
         x = need_param(x, "--x")
         metric = need_metric(metric, "--metric")
@@ -168,7 +163,6 @@ def plot_sweep(
         ax.set_ylabel(f"{metric} ({units.get(metric, '')})")
         ax.legend()
         ax.set_title(f"{metric} over {x}")
-        name = f"line_{metric}_{x}"
     else:
         efficacy = need_metric(efficacy, "--efficacy")
         energy = need_metric(energy, "--energy")
@@ -191,12 +185,53 @@ def plot_sweep(
         ax.set_ylabel(f"{efficacy} ({units.get(efficacy, '')}), higher is better")
         ax.legend()
         ax.set_title(f"efficacy against energy, {len(keys_e)} parameter points")
-        name = f"pareto_{efficacy}_{energy}"
-    fig.suptitle(f"{out_dir.name}: {n_complete} complete runs", fontsize=9)
-    path = Path(output) if output is not None else out_dir / f"sweep_{_safe(name)}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    if titled:
+        fig.suptitle(f"{out_dir.name}: {n_complete} complete runs", fontsize=9)
+    return fig
+
+
+def save_sweep_figure(
+    out_dir: str | os.PathLike[str], *, output: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> Path:
+    """Draw :func:`plot_sweep` and write it (what ``closedloop plot-sweep`` does).
+
+    Parameters
+    ----------
+    out_dir : path-like
+        A sweep directory.
+    output : path-like, optional
+        Figure file (default ``DIR/sweep_<kind>_<names>.png``).
+    **kwargs
+        Passed to :func:`plot_sweep` (``x``, ``y``, ``metric``, ``kind``,
+        ``efficacy``, ``energy``).
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    fig = plot_sweep(out_dir, **kwargs)  # first: a bad name writes nothing
+    if output is None:
+        kind = _resolve_kind(kwargs.get("kind", "auto"), kwargs.get("x"), kwargs.get("y"))
+        names = {
+            "heatmap": ("metric", "x", "y"),
+            "line": ("metric", "x"),
+            "pareto": ("efficacy", "energy"),
+        }[kind]
+        defaults = {"metric": "band_power_reduction", "efficacy": "band_power_reduction",
+                    "energy": "teed_relative"}  # fmt: skip
+        parts = [str(kwargs.get(k) or defaults.get(k)) for k in names]
+        output = Path(out_dir) / f"sweep_{_safe('_'.join([kind, *parts]))}.png"
+    return save_figure(fig, output, dpi=120)
+
+
+def _resolve_kind(kind: str, x: str | None, y: str | None) -> str:
+    """``auto``: heatmap with ``x`` and ``y``, line with ``x`` only, else pareto."""
+    if kind == "auto":
+        kind = "heatmap" if x and y else "line" if x else "pareto"
+    if kind not in ("heatmap", "line", "pareto"):
+        raise ValueError(f"kind must be auto, heatmap, line or pareto, got {kind!r}")
+    return kind
 
 
 def _point_label(params: Sequence[str], values: tuple) -> str:

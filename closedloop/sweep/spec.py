@@ -266,8 +266,11 @@ def _draw(dist: tuple, rng: np.random.Generator, n: int) -> list[float]:
 
 
 def _unknown(key: str, known: Sequence[str] | Mapping[str, Any], what: str = "key") -> str:
-    close = difflib.get_close_matches(key, list(known), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    # Case is ignored, as in closedloop.core.plugins.did_you_mean (not imported:
+    # this module imports nothing of closedloop).
+    spelled = {k.lower(): k for k in reversed(list(known))}
+    close = difflib.get_close_matches(key.lower(), list(spelled), n=1)
+    hint = f" Did you mean {spelled[close[0]]!r}?" if close else ""
     return f"unknown {what} {key!r}.{hint} Known: {', '.join(known)}."
 
 
