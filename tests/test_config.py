@@ -158,6 +158,11 @@ def test_defaults_are_the_ones_the_schema_documents(experiment_config, write_exp
         "record_baseline": True,
         "figure": True,
         "format": "hdf5",
+        "dtype": "float64",
+        "compression": "auto",
+        "series": None,
+        "decimate": {},
+        "hostname": False,
     }
     assert resolved["brian"] is None
 

@@ -117,7 +117,7 @@ def test_ar_feature_matches_a_plain_numpy_implementation(method, lead_s):
 
 def test_ar_settings_are_checked():
     with pytest.raises(ValueError, match="sensing.phase_ar_window_s"):
-        SensingChain(phase_ar_window_s=0.1)
+        SensingChain(features=("phase_ar",), phase_ar_window_s=0.1)
     with pytest.raises(ValueError, match="sensing.phase_ar_method"):
         SensingChain(phase_ar_method="lms")
     with pytest.raises(ValueError, match="sensing.phase_ar_lead_s"):

@@ -227,7 +227,12 @@ class SensingChain:
         if not 1 <= self.phase_ar_order <= 200:
             raise ValueError(f"sensing.phase_ar_order must be 1 to 200, got {self.phase_ar_order}")
         edge = 2 * max(1, round(self.phase_ar_edge_s * self.rate_hz))
-        if not self.phase_ar_window_s * self.rate_hz >= edge + 2 * self.phase_ar_order + 2:
+        # The window must hold the fit only where the feature is computed: a
+        # slowly sampled chain without phase_ar is not refused for it.
+        if (
+            "phase_ar" in self.features
+            and not self.phase_ar_window_s * self.rate_hz >= edge + 2 * self.phase_ar_order + 2
+        ):
             raise ValueError(
                 "sensing.phase_ar_window_s must exceed twice phase_ar_edge_s by at least "
                 f"2 * phase_ar_order + 2 samples, got {self.phase_ar_window_s!r} s"

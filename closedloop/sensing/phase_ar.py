@@ -59,7 +59,6 @@ from typing import Any
 
 import numpy as np
 from numba import njit
-from scipy import signal
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
 
@@ -97,6 +96,8 @@ def ar_design(
     """
     lo, hi = band_hz
     half = max(1, int(round(edge_s * rate_hz)))
+    from scipy import signal  # on use: scipy.signal imports scipy.stats (slow start-up)
+
     fir = signal.firwin(2 * half + 1, [lo, hi], pass_zero=False, fs=rate_hz, window="hamming")
     centre = 0.5 * (lo + hi)
     k = np.arange(2 * half + 1) - half

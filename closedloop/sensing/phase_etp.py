@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 from numba import njit
-from scipy import signal
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
 from closedloop.sensing.phase import band_table_value, wrap_phase
@@ -76,6 +75,8 @@ def new_etp_fields(
     lo, hi = band_hz
     if enabled:
         grid = np.linspace(lo, hi, _TABLE_POINTS)
+        from scipy import signal  # on use: scipy.signal imports scipy.stats (slow start-up)
+
         _, response = signal.sosfreqz(sos, worN=grid, fs=rate_hz)
         table = np.ascontiguousarray(np.unwrap(np.angle(response)))
     else:
