@@ -126,6 +126,14 @@ _COLUMNS = [
     ("fear_index_end_extinction", "fear end ext. %", "{:.0f}"),
     ("fear_renewal_index", "fear renewal %", "{:.0f}"),
     ("fear_renewal_index_none", "renewal % none", "{:.0f}"),
+    ("plasticity_bursts", "bursts", "{:.0f}"),
+    ("tms_pulses", "TMS pulses", "{:.0f}"),
+    ("physio_pulses_in_expiration_frac", "in expiration", "{:.2f}"),
+    ("physio_burst_onset_delay_ms", "onset delay ms", "{:.0f}"),
+    ("physio_rr_lengthening_ms", "RR lengthening ms", "{:.1f}"),
+    ("rr_lengthening_ms_per_mc", "RR ms/mC", "{:.2f}"),
+    ("physio_ne_mean", "NE trace", "{:.3f}"),
+    ("charge_uc_per_min", "charge uC/min", "{:.0f}"),
 ]
 
 

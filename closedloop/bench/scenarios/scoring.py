@@ -53,6 +53,29 @@ def _renewal_index_without_stimulation(run: Any) -> np.ndarray:
     return out
 
 
+def _vagal_metrics(m: dict[str, Any], exp: Any, duration_s: float) -> dict[str, np.ndarray]:
+    """The vagal afferent drive per delivered pulse, and RR lengthening per charge.
+
+    The vagal route weighs a pulse 1 in expiration and ``inspiration_gain``
+    in inspiration (:mod:`closedloop.physiology.process`), so with a fraction
+    ``f`` of the pulses in expiration the drive per pulse, relative to all of
+    them in expiration, is ``f + g (1 - f)``: the noradrenergic trace per
+    delivered charge over that of expiration-only delivery (exact for pulses
+    of equal charge; the ramp's first pulses carry less).
+    """
+    f = np.asarray(m["physio_pulses_in_expiration_frac"], dtype=float)
+    g = exp.config.physiology.vagal.inspiration_gain
+    out = {"vagal_drive_per_pulse": f + g * (1.0 - f)}
+    if "vns_charge_uc" in m:
+        charge = np.asarray(m["vns_charge_uc"], dtype=float)
+        out["charge_uc_per_min"] = charge * 60.0 / duration_s
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["rr_lengthening_ms_per_mc"] = np.where(
+                charge > 0, np.asarray(m["physio_rr_lengthening_ms"]) / (charge * 1e-3), np.nan
+            )
+    return out
+
+
 def score_run(path: str | Path, scenario: Scenario, exp: Any) -> dict[str, np.ndarray]:
     """Standard metrics of one run file (see the module docstring)."""
     run = load_run(path)
@@ -116,6 +139,10 @@ def score_run(path: str | Path, scenario: Scenario, exp: Any) -> dict[str, np.nd
         with np.errstate(divide="ignore", invalid="ignore"):
             out["fear_renewal_index_none"] = none
             out["fear_renewal_reduction"] = 1.0 - np.asarray(m["fear_renewal_index"]) / none
+    if scenario.kind == "plasticity" and "plasticity_response_change_pct" in m:
+        out["plasticity_change"] = np.asarray(m["plasticity_response_change_pct"], float) / 100.0
+    if scenario.kind == "vagal" and "physio_pulses_in_expiration_frac" in m:
+        out.update(_vagal_metrics(m, exp, duration_s))
     if scenario.efficacy not in out:
         raise ValueError(
             f"scenario {scenario.name}: efficacy metric {scenario.efficacy!r} is not computed "

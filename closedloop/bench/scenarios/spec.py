@@ -34,6 +34,8 @@ DEFAULT_EFFICACY = {
     "mood": "mood_score_reduction",
     "fear": "fear_renewal_reduction",
     "tracking": "control_error_reduction",
+    "plasticity": "plasticity_change",
+    "vagal": "vagal_drive_per_pulse",
 }
 #: Run metrics a psychiatric scenario reports beside the standard ones, by kind.
 CLINICAL_METRICS = {
@@ -50,6 +52,14 @@ CLINICAL_METRICS = {
         "fear_extinction_trials",
         "fear_index_end_extinction",
         "fear_renewal_index",
+    ),
+    "plasticity": ("plasticity_bursts", "tms_pulses"),
+    "vagal": (
+        "physio_pulses_in_expiration_frac",
+        "physio_burst_onset_delay_ms",
+        "physio_rr_lengthening_ms",
+        "physio_ne_mean",
+        "vns_charge_uc",
     ),
 }
 #: Weights of the combined score: energy (TEED relative) and switching.
@@ -74,7 +84,7 @@ class _ScenarioSection(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     version: int = Field(ge=1)
     description: str = Field(min_length=20)
-    kind: Literal["beta", "synchrony", "seizure", "mood", "fear", "tracking"]
+    kind: Literal["beta", "synchrony", "seizure", "mood", "fear", "tracking", "plasticity", "vagal"]
     efficacy: (
         Literal[
             "long_burst_time_reduction",
@@ -84,6 +94,8 @@ class _ScenarioSection(_Strict):
             "mood_score_reduction",
             "fear_renewal_reduction",
             "control_error_reduction",
+            "plasticity_change",
+            "vagal_drive_per_pulse",
         ]
         | None
     ) = None
@@ -117,11 +129,19 @@ class Scenario:
     def experiment_for(
         self, controller: str, params: dict[str, Any] | None = None, quick: bool = False
     ) -> dict[str, Any]:
-        """The raw experiment config for one controller (validated later)."""
+        """The raw experiment config for one controller (validated later).
+
+        ``controller`` is a registry name or dotted path, optionally followed
+        by ``@label`` (a scenario's arm: the same controller with other
+        parameters, for example ``phase_locked@peak``).
+        """
         raw = copy.deepcopy(self.experiment)
-        raw["name"] = f"{self.name}__{controller.replace(':', '.').split('.')[-1]}"
+        # "name@label": the same controller again under other parameters (an arm).
+        name, _, label = controller.partition("@")
+        short = name.replace(":", ".").split(".")[-1] + (f"-{label}" if label else "")
+        raw["name"] = f"{self.name}__{short}"
         raw["controller"] = {
-            "name": controller,
+            "name": name,
             "params": dict(params if params is not None else self.controllers.get(controller, {})),
         }
         output = dict(raw.get("output", {}))
