@@ -120,3 +120,29 @@ def test_respiratory_gated_avns_scenario_rewards_expiration_gating(tmp_path):
     assert exp_.mean("physio_rr_lengthening_ms") > 2 * insp.mean("physio_rr_lengthening_ms")
     assert exp_.mean("physio_ne_mean") > insp.mean("physio_ne_mean")
     assert insp.mean("efficacy") <= by["ungated"].mean("efficacy") <= exp_.mean("efficacy")
+
+
+def _stimulation_legend(run) -> list[str]:
+    from closedloop.plotting.run import plot_run
+
+    fig = plot_run(run)
+    ax = next(a for a in fig.axes if a.get_title(loc="left").startswith("(c)"))
+    return [t.get_text() for t in ax.get_legend().get_texts()] + [ax.get_ylabel()]
+
+
+def test_tms_run_figure_shows_the_intensity_in_pct_rmt_and_no_unused_frequency():
+    import closedloop
+
+    root = Path(__file__).resolve().parents[1]
+    run = closedloop.run(
+        root / "experiments" / "tms_phase_triggered.yaml",
+        duration_s=4.0,
+        output__record_baseline=False,
+    )
+    texts = _stimulation_legend(run)
+    assert "amplitude (%RMT)" in texts and not any("mA" in t for t in texts)
+    # The triplets keep their own timing: no "frequency 10 Hz" in the legend.
+    assert not any("frequency" in t for t in texts), texts
+    # Under an rTMS protocol the frequency is the pulse rate, and shown.
+    run.attrs["config"]["device"]["tms"]["protocol"] = "rtms"
+    assert any("frequency" in t for t in _stimulation_legend(run))
