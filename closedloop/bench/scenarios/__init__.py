@@ -14,13 +14,15 @@ Scenario file (format version 2)::
       version: 2
       description: one paragraph on the clinical situation
       kind: beta                 # beta | synchrony | seizure | mood | fear | tracking
+                                 # | plasticity | vagal
       efficacy: long_burst_time_reduction   # optional; default by kind (below)
-      pathological_threshold: 40 # biomarker level counted as pathological
+      pathological_threshold: 40 # optional: biomarker level counted as pathological
       target: {feature: area, level: 0.063}  # optional: a tracking target (control error)
       quick: {duration_s: 3.0, n_instances: 2}   # overrides for --quick
     controllers:                 # registry name or dotted path -> parameters
       open_loop: {amplitude_ma: 2.5}
       on_off: {threshold: 11.2}
+      phase_locked@peak: {...}   # NAME@LABEL: the same controller again, another arm
     experiment: {...}            # a full experiment (closedloop.config.schema schema)
 
 Standard metrics (per instance; the leaderboard shows means over instances)
@@ -74,6 +76,23 @@ Seizure scenarios (as RNS trials report them: Morrell 2011; Sun & Morrell 2014)
     seed``, how much less fear returns in the conditioning context).
     Positive is better, 1 is all of the pathology removed, negative is worse
     than no stimulation.
+``plasticity_change`` (plasticity scenarios, the default efficacy)
+    The plasticity readout's change of the MEP-like response at the end of
+    the run as a fraction of baseline (the run's
+    ``plasticity_response_change_pct`` / 100; :mod:`closedloop.analysis.plasticity`,
+    a modelling choice after Zrenner et al. 2018), with ``plasticity_bursts``
+    and ``tms_pulses``. TMS passes no current through electrodes: its TEED
+    is 0 and the score is the efficacy.
+``vagal_drive_per_pulse`` (vagal scenarios, the default efficacy)
+    ``f + g (1 - f)``, ``f`` the fraction of delivered pulses that fell in
+    expiration (``physio_pulses_in_expiration_frac``) and ``g`` the vagal
+    route's ``physiology.vagal.inspiration_gain``: the noradrenergic drive
+    per delivered pulse over that of every pulse in expiration (1 for
+    perfect expiration gating, ``g`` for perfect inspiration gating; exact
+    for pulses of equal charge), with ``physio_rr_lengthening_ms`` (mean RR
+    minus that of the same heart unstimulated), ``rr_lengthening_ms_per_mc``
+    (per mC delivered), ``physio_ne_mean``, ``physio_burst_onset_delay_ms``
+    and ``charge_uc_per_min`` (:mod:`closedloop.physiology.process`).
 ``control_error``, ``control_error_none``, ``control_error_reduction`` (with a ``target``)
     RMS distance of the target feature from its level over the control
     periods after ``metrics.discard_s``, with stimulation and without (the
@@ -107,6 +126,9 @@ Tinkhauser G et al. (2017) The modulatory effect of adaptive deep brain
 stimulation on beta bursts in Parkinson's disease. Brain 140:1053-1067.
 Morrell MJ (2011) Responsive cortical stimulation for the treatment of
 medically intractable partial epilepsy. Neurology 77:1295-1304.
+Zrenner C, Desideri D, Belardinelli P, Ziemann U (2018) Real-time
+EEG-defined excitability states determine efficacy of TMS-induced plasticity
+in human motor cortex. Brain Stimul 11:374-389.
 Sun FT, Morrell MJ (2014) The RNS System: responsive cortical stimulation for
 the treatment of refractory partial epilepsy. Expert Rev Med Devices
 11:563-572.

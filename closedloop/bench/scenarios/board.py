@@ -181,6 +181,7 @@ def leaderboard_markdown(results: list[BenchResult], scenarios: list[Scenario]) 
         rows = [r for r in results if r.scenario == scn.name]
         cols = [c for c in _COLUMNS if any(c[0] in r.metrics for r in rows)]
         none = [r.mean("time_pathological_none") for r in rows if not r.error]
+        none = [v for v in none if np.isfinite(v)]
         out.append(f"### {scn.name} (v{scn.version}, {scn.kind})\n")
         out.append(scn.description + "\n")
         out.append(f"Efficacy: `{scn.efficacy}`.")

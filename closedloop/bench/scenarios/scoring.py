@@ -76,6 +76,20 @@ def _vagal_metrics(m: dict[str, Any], exp: Any, duration_s: float) -> dict[str, 
     return out
 
 
+def _time_pathological(run: Any, exp: Any, thr: float) -> dict[str, np.ndarray]:
+    """Fraction of periods above ``thr``, with stimulation and without, and the reduction."""
+    out: dict[str, np.ndarray] = {}
+    out["time_pathological"] = np.mean(run.timeseries["biomarker"] > thr, axis=1)
+    out["time_pathological_none"] = np.mean(_biomarker_without_stimulation(run, exp) > thr, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["pathological_time_reduction"] = np.where(
+            out["time_pathological_none"] > 0,
+            1.0 - out["time_pathological"] / out["time_pathological_none"],
+            np.nan,
+        )
+    return out
+
+
 def score_run(path: str | Path, scenario: Scenario, exp: Any) -> dict[str, np.ndarray]:
     """Standard metrics of one run file (see the module docstring)."""
     run = load_run(path)
@@ -94,14 +108,8 @@ def score_run(path: str | Path, scenario: Scenario, exp: Any) -> dict[str, np.nd
         out["long_burst_time"] = m["long_burst_time_fraction"]
         out["long_burst_time_none"] = m["long_burst_time_fraction_baseline"]
     thr = scenario.pathological_threshold
-    out["time_pathological"] = np.mean(run.timeseries["biomarker"] > thr, axis=1)
-    out["time_pathological_none"] = np.mean(_biomarker_without_stimulation(run, exp) > thr, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["pathological_time_reduction"] = np.where(
-            out["time_pathological_none"] > 0,
-            1.0 - out["time_pathological"] / out["time_pathological_none"],
-            np.nan,
-        )
+    if thr is not None:  # scenarios without a pathological biomarker level omit it
+        out.update(_time_pathological(run, exp, thr))
     if scenario.kind == "seizure":
         from closedloop.analysis.seizures import seizure_metrics
 

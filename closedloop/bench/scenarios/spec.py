@@ -99,7 +99,7 @@ class _ScenarioSection(_Strict):
         ]
         | None
     ) = None
-    pathological_threshold: float
+    pathological_threshold: float | None = None
     target: _TargetSection | None = None
     quick: _QuickSection = _QuickSection()
 
@@ -119,7 +119,7 @@ class Scenario:
     description: str
     kind: str
     efficacy: str
-    pathological_threshold: float
+    pathological_threshold: float | None
     quick: dict[str, Any]
     target: dict[str, Any] | None
     controllers: dict[str, dict[str, Any]]
