@@ -114,6 +114,7 @@ def test_respiratory_gated_avns_scenario_rewards_expiration_gating(tmp_path):
         f = r.metrics["physio_pulses_in_expiration_frac"]
         np.testing.assert_allclose(r.metrics["efficacy"], f + 0.3 * (1.0 - f))
         assert np.all(r.metrics["vns_charge_uc"] > 0)
+        assert "time_pathological" not in r.metrics  # no pathological_threshold given
     exp_, insp = by["expiration"], by["inspiration"]
     assert exp_.mean("efficacy") > 0.95 and insp.mean("efficacy") < 0.35
     # The published direction (eRAVANS > iRAVANS), in the physiology's own outcome.
