@@ -78,8 +78,9 @@ class PhaseLocked(Controller):
         resting motor threshold, sent as ``intensity_pct_rmt`` instead of
         ``amplitude_ma`` (a burst is then ``pulses_per_trigger`` pattern
         units of ``device.tms.pattern``; 1 for one triplet). Positive. The
-        command between triggers is then ``pulses = NaN`` ("no change"), not
-        0, which would cut a triplet under way short on a TMS stimulator.
+        command between triggers is then ``pulses = NaN`` ("no change"): a 0
+        would end a trigger of several units after its first (a TMS device
+        finishes the unit under way, :mod:`closedloop.device.tms`).
     random_target : bool, default False
         Draw a new target phase, uniform on the circle, from the
         controller's random stream at reset and after each trigger: the

@@ -88,7 +88,7 @@ def test_triplets_land_at_their_target_and_the_readout_follows(tmp_path, experim
     )
     by_arm = {r["arm"]: r for r in rows}
     for r in rows:
-        assert r["bursts"] >= 12, r["bursts"]
+        assert r["bursts"] >= 7, r["bursts"]  # at most one a second, 1 s warm-up
         assert abs(r["mean_error_deg"]) < 30.0 and r["within"] > 0.8, r
     assert by_arm["trough"]["response_change_pct"] > 0 > by_arm["peak"]["response_change_pct"]
 

@@ -19,6 +19,11 @@ Commands (the controller API is unchanged; :mod:`closedloop.controllers.base`)
   8 s off; ``ctbs``: the triplets for 40 s without a break) until
   ``pulses_per_session`` pulses, or ``pulses: 0``. A new protocol waits for
   the inter-train interval after the last train.
+- ``pulses: 0`` stops after the pattern unit under way: a pair, a triplet or
+  a theta-burst triplet already started is delivered whole (on a stimulator
+  a burst is one hardware-timed sequence, and a cut triplet is not the
+  pattern any protocol prescribes), and no further unit starts. A controller
+  may so send 0 between triggers; ``NaN`` ("no change") works as well.
 
 Limits, enforced whatever a controller asks
 -------------------------------------------
@@ -131,6 +136,10 @@ __all__ = ["PATTERNS", "PROTOCOLS", "SAFE_TRAIN_S", "TMSSettings", "safe_train_s
 #: Pulses less than this apart belong to one train, s (a chosen boundary: the
 #: safety table starts at 1 Hz).
 TRAIN_GAP_S = 1.0
+
+#: ``S_REMAIN`` of a protocol told to stop while a unit is under way: the unit
+#: finishes with the protocol's timing, then nothing more starts.
+_STOPPING = -1.0
 
 #: Shortest pause between rTMS trains accepted, s: 20 Hz trains of 1.6 s at
 #: 110 % MT were safe 5 s apart, and 1 s or less apart unsafe above 100 % MT
@@ -352,11 +361,12 @@ def tms_command(ds, dp, i, intensity, frequency_hz, pulses, t_s):
     else:
         ds[i, S_NBAD] += 1.0
     busy = ds[i, S_REMAIN] > 0.0 or ds[i, S_UNIT_LEFT] > 0.0
-    if pulses == 0.0:
+    if pulses == 0.0:  # stop after the unit under way (S_UNIT_LEFT is left to run)
         if ds[i, S_REMAIN] == math.inf:  # a protocol stops: the next waits for the pause
             ds[i, S_TRAIN_READY] = t_s + dp[i, PT_INTER_TRAIN_S]
-        ds[i, S_REMAIN] = 0.0
-        ds[i, S_UNIT_LEFT] = 0.0
+            ds[i, S_REMAIN] = _STOPPING if ds[i, S_UNIT_LEFT] > 0.0 else 0.0
+        elif ds[i, S_REMAIN] > 0.0:
+            ds[i, S_REMAIN] = 0.0
     elif pulses == math.inf:
         if ds[i, S_REMAIN] != math.inf:  # asking again while it runs changes nothing
             start = max(t_s, ds[i, S_TRAIN_READY], ds[i, S_NEXT] if busy else t_s)
@@ -429,7 +439,7 @@ def tms_fill(i, n_steps, step0, dt, device, drive, net):
         p_start = ds[i, S_P_START]
         if ds[i, S_P_AMP] > 0.0 and p_start + pulse_s > t0:
             level += ds[i, S_P_AMP] * max(0.0, min(p_start + pulse_s, t1) - max(p_start, t0))
-        protocol = ds[i, S_REMAIN] == math.inf
+        protocol = ds[i, S_REMAIN] == math.inf or ds[i, S_REMAIN] == _STOPPING
         while ds[i, S_NEXT] < t1 and (ds[i, S_UNIT_LEFT] > 0.0 or ds[i, S_REMAIN] > 0.0):
             t_p = ds[i, S_NEXT]
             if protocol:

@@ -262,7 +262,7 @@ def _plot_stimulation(ax: Axes, run: RunData, instance: int) -> None:
     )
     ax.set_ylabel(_label("amplitude", amplitude_units))
     name = next((k for k in ("frequency", "frequency_hz") if k in run.timeseries), None)
-    if name is not None:
+    if name is not None and _frequency_in_use(run):
         freq = _row(run.timeseries[name], instance)
         freq_units = _units(run, name, "Hz")
         finite = freq[np.isfinite(freq)]
@@ -282,6 +282,20 @@ def _plot_stimulation(ax: Axes, run: RunData, instance: int) -> None:
             lines[0].set_label(f"amplitude (frequency {finite[0]:g} {freq_units})")
     lines += _plot_triggers(ax, run, instance)
     ax.legend(handles=lines, loc="best", fontsize=8)
+
+
+def _frequency_in_use(run: RunData) -> bool:
+    """Whether the frequency series means something for the run's device.
+
+    Under TMS it is the rTMS pulse rate: theta-burst protocols and triggered
+    patterns (pairs, triplets) keep their own timing, and a legend showing the
+    frequency there would name a rate nothing was delivered at.
+    """
+    config = run.attrs.get("config")
+    device = config.get("device") if isinstance(config, dict) else None
+    if not isinstance(device, dict) or device.get("modality") != "tms":
+        return True
+    return (device.get("tms") or {}).get("protocol") == "rtms"
 
 
 def _plot_triggers(ax: Axes, run: RunData, instance: int) -> list:
