@@ -26,12 +26,15 @@ Nothing it adds runs at every integration step:
   equations read (:class:`~closedloop.brian.build.StimulationInput`):
   stimulation costs nothing the open-loop network does not already compute.
   A user's network, whose equations cannot be changed, gets it through a
-  summed-variable synapse into a parameter it names.
+  code runner that writes the drive times the gain into a parameter it names
+  at every step (one assignment per neuron, hoisted out of the loop for one
+  instance); its population rate is read from a spike monitor that only
+  counts (integer counts, copied into floats at each sample).
 
 A loop of short ``net.run`` calls costs about 500 times a single run, which
 is why none is used here. The scheduling slot is ``groups``: the network
 operation (order -8), then a user network's integrating sensor probe
-(orders -7 and -6), its stimulation synapses (order -1) and the network's
+(orders -7 and -6), its stimulation writer (order -1) and the network's
 own state updates (order 0): at the start of a step the operation reads
 running integrals that hold every step before it and none after.
 
@@ -181,10 +184,12 @@ class NetworkDriver:
             sources += [(f"rate_{name}", src) for name, src in net.populations.items()]
         objects = list(net.objects)
         cums, blocks, scales = [], [], []
+        self._casts: list[tuple[np.ndarray, np.ndarray]] = []
         for name, src in sources:
             # The operation sums each instance's block of running integrals
             # itself: no probe group, no second clock.
-            size = len(src.group)
+            cum = raw_array(src.group, src.variable)
+            size = cum.size  # (a spike monitor's len is its spike count)
             block = size // n_tot
             if size % n_tot or not np.array_equal(
                 np.asarray(src.instance_of), np.repeat(np.arange(n_tot), block)
@@ -193,7 +198,13 @@ class NetworkDriver:
                     f"{name}: group {src.group.name!r} must hold the {n_tot} instances in "
                     "equal consecutive blocks"
                 )
-            cums.append(raw_array(src.group, src.variable))
+            if cum.dtype != np.float64:
+                # A spike monitor's integer counts: copied into floats at each
+                # sample, as the compiled call takes one array type.
+                copy = np.zeros(cum.shape)
+                self._casts.append((copy, cum))
+                cum = copy
+            cums.append(cum)
             blocks.append(block)
             scales.append(src.scale)
         self.source_names = [name for name, _ in sources[1:]]
@@ -230,6 +241,8 @@ class NetworkDriver:
                 obj.active = True
         self.warm_steps += periods * self.steps_per_period
         # The running integrals grew during the warm-up: start from where they are.
+        for copy, cum in self._casts:
+            copy[:] = cum
         for s, c in enumerate(self._cums):
             self._prev[s] = c.reshape(self.n_total, -1).sum(axis=1)
 
@@ -353,6 +366,8 @@ class NetworkDriver:
         fill = q % m == 0 and q // m < self._n_periods_run
         if not (take or fill):
             return
+        for copy, cum in self._casts:
+            copy[:] = cum
         spp = self.steps_per_period
         chunk_col = (period_index - self._chunk_start) if end else 0
         step_end = (period_index + 1) * spp if end else (self._first_period + q // m) * spp
