@@ -588,7 +588,8 @@ def build_probed_user_network(n_instances=1, **params):
 
 
 @pytest.mark.slow
-def test_user_network_drive_reaches_only_the_named_neurons_and_rate_counts_every_spike():
+@pytest.mark.parametrize("n", [1, 2])  # written by the loop's operation; by a code runner
+def test_user_network_drive_reaches_only_the_named_neurons_and_rate_counts_every_spike(n):
     """Stimulation into chosen neurons of two instances, population rate of another group.
 
     Independent definitions: continuous 130 Hz DBS at 1 mA with 60 us
@@ -605,7 +606,7 @@ def test_user_network_drive_reaches_only_the_named_neurons_and_rate_counts_every
         stimulate={**STIM, "indices": [1, 3]},
         sense={"group": "exc", "reduce": "rate"},
         dt_s=DT,
-        n=2,
+        n=n,
     )
     loop = BrianLoop(
         model,
@@ -617,9 +618,9 @@ def test_user_network_drive_reaches_only_the_named_neurons_and_rate_counts_every
     )
     data, _, _ = _collect(loop, 0.3, warm_up_s=0.0)
     stim_mon, spike_mon = PROBES[-1]
-    i_stim = np.asarray(stim_mon.I_stim / nA)  # (20 neurons, steps)
-    stimulated = np.zeros(20, bool)
-    stimulated[[1, 3, 11, 13]] = True
+    i_stim = np.asarray(stim_mon.I_stim / nA)  # (10 n neurons, steps)
+    stimulated = np.zeros(10 * n, bool)
+    stimulated[[k + 10 * b for b in range(n) for k in (1, 3)]] = True
     assert np.all(i_stim[~stimulated] == 0.0)
     late = i_stim[stimulated][:, 1000:]  # after the first 0.1 s
     np.testing.assert_allclose(late.mean(axis=1), 40.0 * 1.0 * 60e-6 * 130, rtol=0.03)
@@ -627,7 +628,7 @@ def test_user_network_drive_reaches_only_the_named_neurons_and_rate_counts_every
     steps = np.asarray(spike_mon.t / (DT * second)).round().astype(int)
     inst = np.asarray(spike_mon.i) // 40
     n_samples = data["lfp"].shape[1]
-    counts = np.zeros((2, n_samples))
+    counts = np.zeros((n, n_samples))
     np.add.at(counts, (inst, steps // 10), 1)
     np.testing.assert_allclose(data["lfp"], counts / 40 / 1e-3, rtol=0, atol=1e-9)
     assert counts.sum() > 0

@@ -204,6 +204,12 @@ class ModelNetwork:
     namespace : dict
         Names the objects' equations use without an explicit namespace of
         their own (a user network's constants); passed to ``Network.run``.
+    direct_drive : tuple of (ndarray, ndarray, float), optional
+        A parameter array of the stimulated group (SI units), the indices of
+        its stimulated neurons and the gain (SI units per mA): the loop's
+        network operation writes ``gain * drive`` into them itself at the
+        steps where the drive changes (one instance, runtime targets; the
+        model then adds no stimulation object of its own).
     """
 
     objects: list
@@ -212,6 +218,7 @@ class ModelNetwork:
     spike_groups: dict[str, tuple[Any, int]] = field(default_factory=dict)
     stimulated: tuple[Any, np.ndarray] | None = None
     namespace: dict[str, Any] = field(default_factory=dict)
+    direct_drive: tuple[np.ndarray, np.ndarray, float] | None = None
 
 
 @dataclass

@@ -217,9 +217,14 @@ class NetworkDriver:
         # multi-clock scheduling at every step (about 10 % at 1,000 neurons);
         # the operation returns at once between samples.
         self._countdown = 1
-        self._operation_object = NetworkOperation(
-            self._on_step, when="groups", order=ORDER_OPERATION
-        )
+        self._direct = net.direct_drive
+        on_step = self._on_step
+        if self._direct is not None:
+            self._written = np.nan  # the drive last written into the parameter, mA
+            on_step = self._on_step_writing
+        self._operation_object = NetworkOperation(on_step, when="groups", order=ORDER_OPERATION)
+        # The step counter of the network's clock, read in place (the ring's row is step % spp).
+        self._timestep = raw_array(self._operation_object.clock, "timestep")
         objects.append(self._operation_object)
         self.net = Network(*objects)
         self._namespace = dict(net.namespace)
@@ -232,6 +237,10 @@ class NetworkDriver:
 
         set_default_dt(self.dt_s)  # the default clock is process-wide: ours again
         quiet = [self._operation_object, *(mon for mon, _ in self.monitors.values())]
+        if self._direct is not None:  # open loop: no drive (as the ring's zeros after reset)
+            values, targets, _ = self._direct
+            values[targets] = 0.0
+            self._written = np.nan
         for obj in quiet:
             obj.active = False
         try:
@@ -337,6 +346,18 @@ class NetworkDriver:
             np.full((n, FIRST_FEATURE_ROW + f, size), np.nan),
         )
         self._io = (*self._chunk, *self._scratch)
+
+    def _on_step_writing(self) -> None:
+        """:meth:`_on_step`, then the drive of this step into the user's parameter if it changed."""
+        self._countdown -= 1
+        if self._countdown == 0:
+            self._countdown = self.steps_per_sample
+            self._on_sample()
+        drive = self._ring[self._timestep[0] % self.steps_per_period]
+        if drive != self._written:
+            self._written = drive
+            values, targets, gain = self._direct
+            values[targets] = gain * drive
 
     def _on_step(self) -> None:
         """The network operation, at every step: works at sensing samples only."""

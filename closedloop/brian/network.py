@@ -18,7 +18,7 @@ import numpy as np
 
 from closedloop.brian.build import BuildContext, CumulativeSource, ModelNetwork
 from closedloop.brian.model import BrianModel
-from closedloop.brian.runtime import ORDER_INTEGRATOR
+from closedloop.brian.runtime import ORDER_INTEGRATOR, raw_array
 from closedloop.core.plugins import resolve_object
 
 __all__ = ["ExternalNetwork"]
@@ -229,6 +229,7 @@ class ExternalNetwork(BrianModel):
         inst = np.repeat(np.arange(n), local.size)
         gain = float(self.stimulate["gain"]) * gain_unit
         extra: list = []
+        direct = None
         namespace = {**namespace, "cl_gain": gain, **ctx.stimulation.namespace}
         if ctx.stimulation.kind == "linked":
             # cpp_standalone: the device runs as generated code in the loop's
@@ -242,6 +243,11 @@ class ExternalNetwork(BrianModel):
             )
             syn.connect(i=inst, j=targets)
             extra.append(syn)
+        elif n == 1:
+            # One instance: the loop's network operation writes the parameter
+            # itself, at the steps where the drive changes (a pulse train's
+            # edges), so no code runs over the neurons at the other steps.
+            direct = (raw_array(stim, var), targets, float(gain))
         else:
             extra.append(_stimulation_writer(stim, var, ctx, n, per_inst, local, namespace))
 
@@ -320,6 +326,7 @@ class ExternalNetwork(BrianModel):
             spike_groups=spike_groups,
             stimulated=(stim, targets),
             namespace=namespace,
+            direct_drive=direct,
         )
 
 
@@ -343,15 +350,14 @@ def _stimulation_writer(
     """A code runner that writes the drive times the gain into ``stim``'s ``var`` every step.
 
     One assignment per neuron, before the state update (where a summed-variable
-    synapse zeroed the variable and added one term per synapse). With one
-    instance the drive is the same for every neuron and Brian2 hoists it out
-    of the loop; neurons that are not stimulated get 0, as the summed
-    variable gave them. The names the code uses are added to ``namespace``.
+    synapse zeroed the variable and added one term per synapse); neurons that
+    are not stimulated get 0, as the summed variable gave them. The names
+    the code uses are added to ``namespace``.
     """
     from brian2 import TimedArray, second
     from brian2.groups.group import CodeRunner
 
-    instance = "0" if n == 1 else "(i // cl_per_inst)"
+    instance = "(i // cl_per_inst)"
     drive = ctx.stimulation.expression.replace("cl_instance", instance)
     namespace["cl_per_inst"] = per_inst
     if np.array_equal(local, np.arange(per_inst)):
