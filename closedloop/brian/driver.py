@@ -188,7 +188,7 @@ class NetworkDriver:
         for name, src in sources:
             # The operation sums each instance's block of running integrals
             # itself: no probe group, no second clock.
-            cum = raw_array(src.group, src.variable)
+            cum = src.array if src.array is not None else raw_array(src.group, src.variable)
             size = cum.size  # (a spike monitor's len is its spike count)
             block = size // n_tot
             if size % n_tot or not np.array_equal(
@@ -218,10 +218,11 @@ class NetworkDriver:
         # the operation returns at once between samples.
         self._countdown = 1
         self._direct = net.direct_drive
+        self._spike_count = net.spike_count
+        self._written = np.nan  # the drive last written into the parameter, mA
         on_step = self._on_step
-        if self._direct is not None:
-            self._written = np.nan  # the drive last written into the parameter, mA
-            on_step = self._on_step_writing
+        if self._direct is not None or self._spike_count is not None:
+            on_step = self._on_step_direct
         self._operation_object = NetworkOperation(on_step, when="groups", order=ORDER_OPERATION)
         # The step counter of the network's clock, read in place (the ring's row is step % spp).
         self._timestep = raw_array(self._operation_object.clock, "timestep")
@@ -249,7 +250,11 @@ class NetworkDriver:
             for obj in quiet:
                 obj.active = True
         self.warm_steps += periods * self.steps_per_period
-        # The running integrals grew during the warm-up: start from where they are.
+        # The running integrals grew during the warm-up: start from where they are
+        # (with the spikes of its last step, which no operation read).
+        if self._spike_count is not None:
+            space, count = self._spike_count
+            count[0] += space[-1]
         for copy, cum in self._casts:
             copy[:] = cum
         for s, c in enumerate(self._cums):
@@ -347,12 +352,24 @@ class NetworkDriver:
         )
         self._io = (*self._chunk, *self._scratch)
 
-    def _on_step_writing(self) -> None:
-        """:meth:`_on_step`, then the drive of this step into the user's parameter if it changed."""
+    def _on_step_direct(self) -> None:
+        """:meth:`_on_step` for a user network the operation reads and drives itself.
+
+        First the spikes of the last step into the running count (the spike
+        space holds them until this step's threshold), then the sample, then
+        this step's drive into the user's parameter if it changed.
+        """
+        if self._spike_count is not None:
+            space, count = self._spike_count
+            k = space[-1]
+            if k:
+                count[0] += k
         self._countdown -= 1
         if self._countdown == 0:
             self._countdown = self.steps_per_sample
             self._on_sample()
+        if self._direct is None:
+            return
         drive = self._ring[self._timestep[0] % self.steps_per_period]
         if drive != self._written:
             self._written = drive

@@ -255,6 +255,7 @@ class ExternalNetwork(BrianModel):
         sensed = group(self.sense, "sense")
         reduce = self.sense["reduce"]
         per_sensed = len(sensed) // n
+        spike_count = None
         rate_description = f"population rate of group {sensed.name!r}"
         if reduce == "rate" and ctx.stimulation.kind == "linked":
             # cpp_standalone sums per instance in generated code: a counting synapse.
@@ -264,6 +265,19 @@ class ExternalNetwork(BrianModel):
             extra += [probe, counter]
             signal = CumulativeSource(
                 probe, "cum", np.arange(n), 1.0 / per_sensed, "spikes/s", rate_description
+            )
+        elif reduce == "rate" and n == 1:
+            # The loop's network operation adds up the spike space's count at
+            # every step: no code object of its own.
+            spike_count = (raw_array(sensed, "_spikespace"), np.zeros(1))
+            signal = CumulativeSource(
+                sensed,
+                "",
+                np.zeros(1, int),
+                1.0 / per_sensed,
+                "spikes/s",
+                rate_description,
+                array=spike_count[1],
             )
         elif reduce == "rate":
             # A spike monitor that only counts (no spike times kept): its code
@@ -327,6 +341,7 @@ class ExternalNetwork(BrianModel):
             stimulated=(stim, targets),
             namespace=namespace,
             direct_drive=direct,
+            spike_count=spike_count,
         )
 
 
