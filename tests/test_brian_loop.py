@@ -566,3 +566,69 @@ def test_run_step_and_warm_up_before_reset_say_to_call_reset():
     loop.run(0.02)
     with pytest.raises(RuntimeError, match=r"warm_up\(\) after run\(\) or step\(\)"):
         loop.warm_up(0.1)
+
+
+#: Monitors that build_probed_user_network made (I_stim of inh, spikes of exc), newest last.
+PROBES: list = []
+
+
+def build_probed_user_network(n_instances=1, **params):
+    """:func:`build_user_network` with inh's I_stim and exc's spikes recorded."""
+    from brian2 import SpikeMonitor, StateMonitor
+
+    net = build_user_network(n_instances, **params)
+    exc, inh = net["objects"][:2]
+    probes = (
+        StateMonitor(inh, "I_stim", record=True, name="stim_monitor", when="end"),
+        SpikeMonitor(exc, name="exc_spikes"),
+    )
+    PROBES.append(probes)
+    net["objects"].extend(probes)
+    return net
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [1, 2])  # written by the loop's operation; by a code runner
+def test_user_network_drive_reaches_only_the_named_neurons_and_rate_counts_every_spike(n):
+    """Stimulation into chosen neurons of two instances, population rate of another group.
+
+    Independent definitions: continuous 130 Hz DBS at 1 mA with 60 us
+    cathodic phases averages 1 mA * 60 us * 130 Hz = 7.8 uA, times the gain
+    (40 nA per mA) in the stimulated neurons and 0 elsewhere; the rate is
+    each instance's spikes (from a SpikeMonitor of all spikes) per 1 ms
+    sample divided by its 40 neurons.
+    """
+    from brian2 import nA, second
+
+    PROBES.clear()
+    model = ExternalNetwork(
+        build_probed_user_network,
+        stimulate={**STIM, "indices": [1, 3]},
+        sense={"group": "exc", "reduce": "rate"},
+        dt_s=DT,
+        n=n,
+    )
+    loop = BrianLoop(
+        model,
+        SensingChain(),
+        Device(),
+        OpenLoop(amplitude_ma=1.0),
+        control_period_s=0.01,
+        seed=0,
+    )
+    data, _, _ = _collect(loop, 0.3, warm_up_s=0.0)
+    stim_mon, spike_mon = PROBES[-1]
+    i_stim = np.asarray(stim_mon.I_stim / nA)  # (10 n neurons, steps)
+    stimulated = np.zeros(10 * n, bool)
+    stimulated[[k + 10 * b for b in range(n) for k in (1, 3)]] = True
+    assert np.all(i_stim[~stimulated] == 0.0)
+    late = i_stim[stimulated][:, 1000:]  # after the first 0.1 s
+    np.testing.assert_allclose(late.mean(axis=1), 40.0 * 1.0 * 60e-6 * 130, rtol=0.03)
+    assert late.max() > late.mean()  # pulses, not a constant
+    steps = np.asarray(spike_mon.t / (DT * second)).round().astype(int)
+    inst = np.asarray(spike_mon.i) // 40
+    n_samples = data["lfp"].shape[1]
+    counts = np.zeros((n, n_samples))
+    np.add.at(counts, (inst, steps // 10), 1)
+    np.testing.assert_allclose(data["lfp"], counts / 40 / 1e-3, rtol=0, atol=1e-9)
+    assert counts.sum() > 0

@@ -29,6 +29,14 @@ Cases
     network run open loop in one ``Network.run`` (plain Brian2): the loop's
     overhead. CPU time, median of side-by-side pairs, as Brian2's runtime is
     single-threaded.
+``brian_byo/1ms/<engine>``
+    A user's E-I LIF network of 1,000 neurons
+    (:func:`closedloop.bench.brian_byo.ei_lif_network`) brought through
+    :class:`~closedloop.brian.network.ExternalNetwork` (stimulation into its
+    ``I_stim``, population-rate sensing, PI every 1 ms) against the same
+    network as the user wrote it, alone in one ``Network.run``: issue 18's
+    gap 3 (target 0.87; 0.93 at 10,000 neurons, measured by
+    ``benchmarks/bench_brian_byo.py``). CPU time, median of pairs.
 ``hdf5_write``
     Streaming a run's time series through :class:`RunRecorder` against
     writing the same bytes with ``numpy.ndarray.tofile``.
@@ -77,6 +85,7 @@ from pathlib import Path
 
 import numpy as np
 
+from closedloop.bench.brian_byo import byo_overhead_ratio, paired_cpu_ratio, pid_loop
 from closedloop.core.batch_kernels import model_kernels
 
 __all__ = [
@@ -446,23 +455,12 @@ class BrianOpenLoop:
 
 
 def brian_ping_loop(n_neurons: int, engine: str) -> object:
-    from closedloop.brian.loop import BrianLoop
-    from closedloop.controllers import PID
-    from closedloop.device import Device
     from closedloop.models.brian_ping import BrianPING
-    from closedloop.sensing.chain import SensingChain
 
     n_e = int(round(0.8 * n_neurons))
-    return BrianLoop(
-        BrianPING(dt_s=_DT, n=1, params={"N_E": n_e, "N_I": n_neurons - n_e}),
-        SensingChain(band_hz=(30.0, 50.0)),
-        Device(),
-        # Regulates gamma power towards a level the network exceeds: always acting.
-        PID(setpoint=50.0, kp=0.001, ki=0.01, max_amplitude_ma=2.0),
-        control_period_s=1e-3,
-        seed=0,
-        engine=engine,
-    )
+    model = BrianPING(dt_s=_DT, n=1, params={"N_E": n_e, "N_I": n_neurons - n_e})
+    # Regulates gamma power towards a level the network exceeds: always acting.
+    return pid_loop(model, (30.0, 50.0), 50.0, engine)
 
 
 def brian_overhead_ratio(n_neurons: int, seconds: float, engine: str, repeats: int = 3) -> float:
@@ -479,17 +477,7 @@ def brian_overhead_ratio(n_neurons: int, seconds: float, engine: str, repeats: i
     loop.run(0.02)
     plain = BrianOpenLoop(loop)
     plain.run(0.02)
-
-    def cpu(run: Callable[[float], None]) -> float:
-        c = time.process_time()
-        run(seconds)
-        return time.process_time() - c
-
-    pairs = []
-    for _ in range(repeats):
-        loop.reset()  # not timed: the open loop has nothing to reset either
-        pairs.append(cpu(plain.run) / cpu(loop.run))
-    return float(np.median(pairs))
+    return paired_cpu_ratio(plain.run, loop, seconds, repeats)
 
 
 def _sweep_plan(n_runs: int = 12) -> object:
@@ -582,6 +570,11 @@ def run_perf(
         ratios[f"brian_closed_loop/1ms/{label}"] = ratio
         if progress:
             progress(f"brian_closed_loop/1ms/{label}: plain Brian2 / closed loop = {ratio:.3f}")
+    for engine, label in (("auto", "twin"), ("python", "python")):
+        ratio = byo_overhead_ratio(1000, sim / 4, engine, repeats)
+        ratios[f"brian_byo/1ms/{label}"] = ratio
+        if progress:
+            progress(f"brian_byo/1ms/{label}: bare user network / closed loop = {ratio:.3f}")
     ratios["hdf5_write"] = _hdf5_ratio(repeats)
     for baseline, label in ((True, "baseline"), (False, "no_baseline")):
         n_rec = 256 if quick else 1024

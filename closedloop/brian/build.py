@@ -169,6 +169,9 @@ class CumulativeSource:
         Units of the sampled signal.
     description : str
         What the signal is.
+    array : ndarray, optional
+        The running integral itself when the loop keeps it (not a variable
+        of ``group``; see :attr:`ModelNetwork.spike_count`).
     per_step : bool
         The running integral is updated once per integration step, in its own
         state update (``True``), or the group already sums per instance
@@ -181,6 +184,7 @@ class CumulativeSource:
     scale: float
     units: str
     description: str = ""
+    array: np.ndarray | None = None
 
 
 @dataclass
@@ -204,6 +208,18 @@ class ModelNetwork:
     namespace : dict
         Names the objects' equations use without an explicit namespace of
         their own (a user network's constants); passed to ``Network.run``.
+    direct_drive : tuple of (ndarray, ndarray, float), optional
+        A parameter array of the stimulated group (SI units), the indices of
+        its stimulated neurons and the gain (SI units per mA): the loop's
+        network operation writes ``gain * drive`` into them itself at the
+        steps where the drive changes (one instance, runtime targets; the
+        model then adds no stimulation object of its own).
+    spike_count : tuple of (ndarray, ndarray), optional
+        A group's spike space (Brian2's ``_spikespace``: its last entry is the
+        number of neurons that spiked at the last step) and a one-element
+        float array that the loop's network operation increases by that
+        number at every step: the signal's running integral (one instance,
+        runtime targets).
     """
 
     objects: list
@@ -212,6 +228,8 @@ class ModelNetwork:
     spike_groups: dict[str, tuple[Any, int]] = field(default_factory=dict)
     stimulated: tuple[Any, np.ndarray] | None = None
     namespace: dict[str, Any] = field(default_factory=dict)
+    direct_drive: tuple[np.ndarray, np.ndarray, float] | None = None
+    spike_count: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass

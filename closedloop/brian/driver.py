@@ -26,12 +26,15 @@ Nothing it adds runs at every integration step:
   equations read (:class:`~closedloop.brian.build.StimulationInput`):
   stimulation costs nothing the open-loop network does not already compute.
   A user's network, whose equations cannot be changed, gets it through a
-  summed-variable synapse into a parameter it names.
+  code runner that writes the drive times the gain into a parameter it names
+  at every step (one assignment per neuron, hoisted out of the loop for one
+  instance); its population rate is read from a spike monitor that only
+  counts (integer counts, copied into floats at each sample).
 
 A loop of short ``net.run`` calls costs about 500 times a single run, which
 is why none is used here. The scheduling slot is ``groups``: the network
 operation (order -8), then a user network's integrating sensor probe
-(orders -7 and -6), its stimulation synapses (order -1) and the network's
+(orders -7 and -6), its stimulation writer (order -1) and the network's
 own state updates (order 0): at the start of a step the operation reads
 running integrals that hold every step before it and none after.
 
@@ -181,10 +184,12 @@ class NetworkDriver:
             sources += [(f"rate_{name}", src) for name, src in net.populations.items()]
         objects = list(net.objects)
         cums, blocks, scales = [], [], []
+        self._casts: list[tuple[np.ndarray, np.ndarray]] = []
         for name, src in sources:
             # The operation sums each instance's block of running integrals
             # itself: no probe group, no second clock.
-            size = len(src.group)
+            cum = src.array if src.array is not None else raw_array(src.group, src.variable)
+            size = cum.size  # (a spike monitor's len is its spike count)
             block = size // n_tot
             if size % n_tot or not np.array_equal(
                 np.asarray(src.instance_of), np.repeat(np.arange(n_tot), block)
@@ -193,7 +198,13 @@ class NetworkDriver:
                     f"{name}: group {src.group.name!r} must hold the {n_tot} instances in "
                     "equal consecutive blocks"
                 )
-            cums.append(raw_array(src.group, src.variable))
+            if cum.dtype != np.float64:
+                # A spike monitor's integer counts: copied into floats at each
+                # sample, as the compiled call takes one array type.
+                copy = np.zeros(cum.shape)
+                self._casts.append((copy, cum))
+                cum = copy
+            cums.append(cum)
             blocks.append(block)
             scales.append(src.scale)
         self.source_names = [name for name, _ in sources[1:]]
@@ -206,9 +217,15 @@ class NetworkDriver:
         # multi-clock scheduling at every step (about 10 % at 1,000 neurons);
         # the operation returns at once between samples.
         self._countdown = 1
-        self._operation_object = NetworkOperation(
-            self._on_step, when="groups", order=ORDER_OPERATION
-        )
+        self._direct = net.direct_drive
+        self._spike_count = net.spike_count
+        self._written = np.nan  # the drive last written into the parameter, mA
+        on_step = self._on_step
+        if self._direct is not None or self._spike_count is not None:
+            on_step = self._on_step_direct
+        self._operation_object = NetworkOperation(on_step, when="groups", order=ORDER_OPERATION)
+        # The step counter of the network's clock, read in place (the ring's row is step % spp).
+        self._timestep = raw_array(self._operation_object.clock, "timestep")
         objects.append(self._operation_object)
         self.net = Network(*objects)
         self._namespace = dict(net.namespace)
@@ -221,6 +238,10 @@ class NetworkDriver:
 
         set_default_dt(self.dt_s)  # the default clock is process-wide: ours again
         quiet = [self._operation_object, *(mon for mon, _ in self.monitors.values())]
+        if self._direct is not None:  # open loop: no drive (as the ring's zeros after reset)
+            values, targets, _ = self._direct
+            values[targets] = 0.0
+            self._written = np.nan
         for obj in quiet:
             obj.active = False
         try:
@@ -229,7 +250,13 @@ class NetworkDriver:
             for obj in quiet:
                 obj.active = True
         self.warm_steps += periods * self.steps_per_period
-        # The running integrals grew during the warm-up: start from where they are.
+        # The running integrals grew during the warm-up: start from where they are
+        # (with the spikes of its last step, which no operation read).
+        if self._spike_count is not None:
+            space, count = self._spike_count
+            count[0] += space[-1]
+        for copy, cum in self._casts:
+            copy[:] = cum
         for s, c in enumerate(self._cums):
             self._prev[s] = c.reshape(self.n_total, -1).sum(axis=1)
 
@@ -325,6 +352,30 @@ class NetworkDriver:
         )
         self._io = (*self._chunk, *self._scratch)
 
+    def _on_step_direct(self) -> None:
+        """:meth:`_on_step` for a user network the operation reads and drives itself.
+
+        First the spikes of the last step into the running count (the spike
+        space holds them until this step's threshold), then the sample, then
+        this step's drive into the user's parameter if it changed.
+        """
+        if self._spike_count is not None:
+            space, count = self._spike_count
+            k = space[-1]
+            if k:
+                count[0] += k
+        self._countdown -= 1
+        if self._countdown == 0:
+            self._countdown = self.steps_per_sample
+            self._on_sample()
+        if self._direct is None:
+            return
+        drive = self._ring[self._timestep[0] % self.steps_per_period]
+        if drive != self._written:
+            self._written = drive
+            values, targets, gain = self._direct
+            values[targets] = gain * drive
+
     def _on_step(self) -> None:
         """The network operation, at every step: works at sensing samples only."""
         self._countdown -= 1
@@ -353,6 +404,8 @@ class NetworkDriver:
         fill = q % m == 0 and q // m < self._n_periods_run
         if not (take or fill):
             return
+        for copy, cum in self._casts:
+            copy[:] = cum
         spp = self.steps_per_period
         chunk_col = (period_index - self._chunk_start) if end else 0
         step_end = (period_index + 1) * spp if end else (self._first_period + q // m) * spp

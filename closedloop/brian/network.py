@@ -18,7 +18,7 @@ import numpy as np
 
 from closedloop.brian.build import BuildContext, CumulativeSource, ModelNetwork
 from closedloop.brian.model import BrianModel
-from closedloop.brian.runtime import ORDER_INTEGRATOR
+from closedloop.brian.runtime import ORDER_INTEGRATOR, raw_array
 from closedloop.core.plugins import resolve_object
 
 __all__ = ["ExternalNetwork"]
@@ -152,7 +152,7 @@ class ExternalNetwork(BrianModel):
     def build(self, ctx: BuildContext) -> ModelNetwork:
         """Call the builder and wire stimulation and sensing (see the class notes)."""
         import brian2
-        from brian2 import NeuronGroup, Synapses
+        from brian2 import NeuronGroup, SpikeMonitor, Synapses
 
         try:
             made = self.builder(n_instances=ctx.n, **self.builder_params)
@@ -229,41 +229,70 @@ class ExternalNetwork(BrianModel):
         inst = np.repeat(np.arange(n), local.size)
         gain = float(self.stimulate["gain"]) * gain_unit
         extra: list = []
+        direct = None
+        namespace = {**namespace, "cl_gain": gain, **ctx.stimulation.namespace}
         if ctx.stimulation.kind == "linked":
-            # The device runs as generated code in the loop's own group.
-            src = ctx.stimulation.source
-            expr = "drive_pre"
+            # cpp_standalone: the device runs as generated code in the loop's
+            # own group, which a summed-variable synapse reads.
+            syn = Synapses(
+                ctx.stimulation.source,
+                stim,
+                f"{var}_post = cl_gain * drive_pre : {_unit_name(target_dim)} (summed)",
+                namespace={"cl_gain": gain},
+                name="cl_stim_synapses",
+            )
+            syn.connect(i=inst, j=targets)
+            extra.append(syn)
+        elif n == 1:
+            # One instance: the loop's network operation writes the parameter
+            # itself, at the steps where the drive changes (a pulse train's
+            # edges), so no code runs over the neurons at the other steps.
+            direct = (raw_array(stim, var), targets, float(gain))
         else:
-            src = NeuronGroup(n, "", name="cl_stim_source")
-            extra.append(src)
-            expr = ctx.stimulation.expression.replace("cl_instance", "i_pre")
-        syn = Synapses(
-            src,
-            stim,
-            f"{var}_post = cl_gain * ({expr}) : {_unit_name(target_dim)} (summed)",
-            namespace={"cl_gain": gain, **ctx.stimulation.namespace},
-            name="cl_stim_synapses",
-        )
-        syn.connect(i=inst, j=targets)
-        extra.append(syn)
+            extra.append(_stimulation_writer(stim, var, ctx, n, per_inst, local, namespace))
 
         # -- sensing: a per-instance running integral ------------------------------------
         sensed = group(self.sense, "sense")
         reduce = self.sense["reduce"]
         per_sensed = len(sensed) // n
-        probe_inst = np.repeat(np.arange(n), per_sensed)
-        if reduce == "rate":
+        spike_count = None
+        rate_description = f"population rate of group {sensed.name!r}"
+        if reduce == "rate" and ctx.stimulation.kind == "linked":
+            # cpp_standalone sums per instance in generated code: a counting synapse.
             probe = NeuronGroup(n, "cum : 1", name="cl_sense_probe")
             counter = Synapses(sensed, probe, on_pre="cum_post += 1", name="cl_sense_counter")
-            counter.connect(i=np.arange(len(sensed)), j=probe_inst)
+            counter.connect(i=np.arange(len(sensed)), j=np.repeat(np.arange(n), per_sensed))
             extra += [probe, counter]
             signal = CumulativeSource(
-                probe,
-                "cum",
-                np.arange(n),
+                probe, "cum", np.arange(n), 1.0 / per_sensed, "spikes/s", rate_description
+            )
+        elif reduce == "rate" and n == 1:
+            # The loop's network operation adds up the spike space's count at
+            # every step: no code object of its own.
+            spike_count = (raw_array(sensed, "_spikespace"), np.zeros(1))
+            signal = CumulativeSource(
+                sensed,
+                "",
+                np.zeros(1, int),
                 1.0 / per_sensed,
                 "spikes/s",
-                f"population rate of group {sensed.name!r}",
+                rate_description,
+                array=spike_count[1],
+            )
+        elif reduce == "rate":
+            # A spike monitor that only counts (no spike times kept): its code
+            # runs over the step's spikes alone, where a counting synapse
+            # pushes every spike through a spike queue. The loop sums each
+            # instance's block of counts at its samples.
+            counter = SpikeMonitor(sensed, record=False, name="cl_sense_counter")
+            extra.append(counter)
+            signal = CumulativeSource(
+                counter,
+                "count",
+                np.repeat(np.arange(n), per_sensed),
+                1.0 / per_sensed,
+                "spikes/s",
+                rate_description,
             )
         else:
             svar = self.sense["variable"]
@@ -292,7 +321,7 @@ class ExternalNetwork(BrianModel):
                 f"x_post = {svar}_pre : {_unit_name(sdim)} (summed)",
                 name="cl_sense_summer",
             )
-            summer.connect(i=np.arange(len(sensed)), j=probe_inst)
+            summer.connect(i=np.arange(len(sensed)), j=np.repeat(np.arange(n), per_sensed))
             extra += [probe, summer]
             scale = 1.0 / per_sensed if reduce == "mean" else 1.0
             signal = CumulativeSource(
@@ -311,6 +340,8 @@ class ExternalNetwork(BrianModel):
             spike_groups=spike_groups,
             stimulated=(stim, targets),
             namespace=namespace,
+            direct_drive=direct,
+            spike_count=spike_count,
         )
 
 
@@ -320,3 +351,46 @@ def _unit_name(dim: Any) -> str:
     from brian2.units.fundamentalunits import DIMENSIONLESS
 
     return "1" if dim is DIMENSIONLESS else repr(brian2.get_unit(dim))
+
+
+def _stimulation_writer(
+    stim: Any,
+    var: str,
+    ctx: BuildContext,
+    n: int,
+    per_inst: int,
+    local: np.ndarray,
+    namespace: dict[str, Any],
+) -> Any:
+    """A code runner that writes the drive times the gain into ``stim``'s ``var`` every step.
+
+    One assignment per neuron, before the state update (where a summed-variable
+    synapse zeroed the variable and added one term per synapse); neurons that
+    are not stimulated get 0, as the summed variable gave them. The names
+    the code uses are added to ``namespace``.
+    """
+    from brian2 import TimedArray, second
+    from brian2.groups.group import CodeRunner
+
+    instance = "(i // cl_per_inst)"
+    drive = ctx.stimulation.expression.replace("cl_instance", instance)
+    namespace["cl_per_inst"] = per_inst
+    if np.array_equal(local, np.arange(per_inst)):
+        mask = ""
+    elif np.array_equal(local, np.arange(local.size)):
+        mask = " * int((i % cl_per_inst) < cl_n_stimulated)"
+        namespace["cl_n_stimulated"] = int(local.size)
+    else:
+        # A one-row table of the stimulated neurons (a TimedArray clamps t to its row).
+        values = np.zeros((1, per_inst))
+        values[0, local] = 1.0
+        namespace["cl_mask"] = TimedArray(values, dt=ctx.dt_s * second, name="cl_mask")
+        mask = " * cl_mask(t, i % cl_per_inst)"
+    return CodeRunner(
+        stim,
+        "stateupdate",
+        code=f"{var} = cl_gain * ({drive}){mask}",
+        when="groups",
+        order=-1,
+        name="cl_stim_writer",
+    )
