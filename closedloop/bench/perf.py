@@ -14,6 +14,9 @@ Cases
     in one call (the compiled ceiling), simulated seconds per wall second.
 ``closed_loop_batch/1ms/<engine>``
     The same at n = 256.
+``threads/python/<n>``
+    All threads against one for the Python-controller loop at n = 64 and
+    256 (:mod:`closedloop.bench.perf_loop`).
 ``parallel_efficiency/<model>``
     Batch throughput (n = 256) of each built-in Numba model's parallel
     kernel on all threads against independent serial workers, one per
@@ -551,6 +554,7 @@ def run_perf(
     quick: bool = False, repeats: int | None = None, progress: Callable[[str], None] | None = None
 ) -> dict:
     """Run every case; return a record with the ratios (see the module docstring)."""
+    from closedloop.bench.perf_loop import threads_ratio
     from closedloop.models import BUILTIN_MODELS, STNGPe
 
     repeats = repeats or (5 if quick else 9)
@@ -570,6 +574,15 @@ def run_perf(
     for engine in ("python", "compiled"):
         closed = closed_loop_runner(256, 0.001, sim / 2, engine)
         ratios[f"closed_loop_batch/1ms/{engine}"] = _interleaved_ratio(closed, ceiling_256, repeats)
+    for n in (64, 256):  # issue 18 gap 6: all threads never below one (perf_loop)
+        threads = threads_ratio(n, sim / 4, repeats)
+        ratios[f"threads/python/{n}"] = threads["ratio"]
+        if progress:
+            progress(
+                f"threads/python/{n}: {threads['threads']} threads / 1 = {threads['ratio']:.3f}"
+                f" ({threads['all']:.0f} / {threads['one']:.0f} instance-s/s,"
+                f" load average {threads['load']:.1f})"
+            )
     for name, cls in sorted(BUILTIN_MODELS.items()):
         model = cls(n=256)
         model.reset(0)
