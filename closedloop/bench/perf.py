@@ -80,6 +80,8 @@ from pathlib import Path
 
 import numpy as np
 
+from closedloop.bench.perf_loop import DT_S as _DT
+from closedloop.bench.perf_loop import closed_loop_runner, threads_ratio
 from closedloop.core.batch_kernels import model_kernels
 
 __all__ = [
@@ -103,7 +105,6 @@ __all__ = [
 
 PERF_FORMAT_VERSION = 1
 TOLERANCE = 0.35
-_DT = 1e-4
 
 
 def _best(fn: Callable[[], float], repeats: int) -> float:
@@ -150,40 +151,6 @@ def open_loop_rate(
 ) -> float:
     """Open-loop instance-seconds per wall second of a model kernel, best of ``repeats``."""
     return _best(open_loop_runner(model_cls, n, seconds, **model_kw), repeats)
-
-
-def closed_loop_runner(n: int, period_s: float, seconds: float, engine: str) -> Callable[[], float]:
-    """A function that runs the closed loop (STN-GPe, PID) and returns its rate.
-
-    The rate is instance-seconds simulated per wall second, from a reset; the
-    loop has run a few periods (compiling or loading its kernels) before the
-    function is returned.
-    """
-    from closedloop.controllers import PID
-    from closedloop.core.loop import ClosedLoop
-    from closedloop.device import Device
-    from closedloop.models import STNGPe
-    from closedloop.sensing.chain import SensingChain
-
-    loop = ClosedLoop(
-        STNGPe(dt_s=_DT, n=n),
-        SensingChain(),
-        Device(),
-        PID(setpoint=30.0, kp=0.02, ki=0.2, max_amplitude_ma=3.0),
-        control_period_s=period_s,
-        seed=0,
-        engine=engine,
-    )
-    loop.reset()
-    loop.run(3 * period_s)  # argument types settle once the controller has answered
-
-    def once() -> float:
-        loop.reset()
-        t = time.perf_counter()
-        loop.run(seconds, chunk_s=1.0)
-        return n * seconds / (time.perf_counter() - t)
-
-    return once
 
 
 def closed_loop_rate(
@@ -554,7 +521,6 @@ def run_perf(
     quick: bool = False, repeats: int | None = None, progress: Callable[[str], None] | None = None
 ) -> dict:
     """Run every case; return a record with the ratios (see the module docstring)."""
-    from closedloop.bench.perf_loop import threads_ratio
     from closedloop.models import BUILTIN_MODELS, STNGPe
 
     repeats = repeats or (5 if quick else 9)

@@ -16,9 +16,47 @@ Cases (added to :func:`closedloop.bench.perf.run_perf`)
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
-__all__ = ["threads_ratio"]
+__all__ = ["DT_S", "closed_loop_runner", "threads_ratio"]
+
+#: Integration step of the loop cases, s.
+DT_S = 1e-4
+
+
+def closed_loop_runner(n: int, period_s: float, seconds: float, engine: str) -> Callable[[], float]:
+    """A function that runs the closed loop (STN-GPe, PID) and returns its rate.
+
+    The rate is instance-seconds simulated per wall second, from a reset; the
+    loop has run a few periods (compiling or loading its kernels) before the
+    function is returned.
+    """
+    from closedloop.controllers import PID
+    from closedloop.core.loop import ClosedLoop
+    from closedloop.device import Device
+    from closedloop.models import STNGPe
+    from closedloop.sensing.chain import SensingChain
+
+    loop = ClosedLoop(
+        STNGPe(dt_s=DT_S, n=n),
+        SensingChain(),
+        Device(),
+        PID(setpoint=30.0, kp=0.02, ki=0.2, max_amplitude_ma=3.0),
+        control_period_s=period_s,
+        seed=0,
+        engine=engine,
+    )
+    loop.reset()
+    loop.run(3 * period_s)  # argument types settle once the controller has answered
+
+    def once() -> float:
+        loop.reset()
+        t = time.perf_counter()
+        loop.run(seconds, chunk_s=1.0)
+        return n * seconds / (time.perf_counter() - t)
+
+    return once
 
 
 def threads_ratio(n: int, seconds: float, repeats: int) -> dict[str, float]:
@@ -41,8 +79,6 @@ def threads_ratio(n: int, seconds: float, repeats: int) -> dict[str, float]:
         1-minute load average at the end).
     """
     import numba
-
-    from closedloop.bench.perf import closed_loop_runner
 
     threads = numba.get_num_threads()
     # One loop per thread count: each learns its own kernel choice.
