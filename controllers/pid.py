@@ -22,6 +22,7 @@ from closedloop.controllers.base import (
 )
 from closedloop.controllers.base import real_parameter as _real
 from closedloop.controllers.compiled import PID as TWIN_KIND
+from closedloop.controllers.scalar import clip, fmax, fmin
 
 __all__ = ["PID"]
 
@@ -239,12 +240,11 @@ class PID(Controller):
         Thirteen ufunc calls on one-element arrays cost about 4.5 us a
         period, half the budget of a 1 ms loop (issue 18, gap 5); the same
         IEEE operations on Python floats cost a fraction of that.
-        ``_fmax``/``_fmin`` and ``_clip`` keep numpy's NaN rules (fmax/fmin
-        ignore a NaN, maximum/minimum propagate it).
+        :mod:`closedloop.controllers.scalar` keeps numpy's NaN rules.
         """
         error = float(biomarker[0]) - self._setpoint_f
         if self._kd != 0.0:
-            error = _clip(error, -1e150, 1e150)  # the array path's _error_bound
+            error = clip(error, -1e150, 1e150)  # the array path's _error_bound
             p = error * self._kp_f
             prev = self.error_prev_
             if prev is not None:
@@ -255,11 +255,11 @@ class PID(Controller):
         integral_arr = self.integral_ma_
         integral = float(integral_arr[0])
         candidate = integral + error * float(self._ki_dt[0])
-        upper = _fmax(self._high_f - p, integral)
-        lower = _fmin(self._low_f - p, integral)
-        integral = _fmax(_fmin(candidate, upper), lower)
+        upper = fmax(self._high_f - p, integral)
+        lower = fmin(self._low_f - p, integral)
+        integral = fmax(fmin(candidate, upper), lower)
         integral_arr[0] = integral
-        amplitude = _clip(p + integral, self._low_f, self._high_f)
+        amplitude = clip(p + integral, self._low_f, self._high_f)
         return {"amplitude_ma": np.array((amplitude,)), **self._fixed}
 
     def compiled(self) -> tuple[int, np.ndarray, np.ndarray]:
@@ -291,26 +291,3 @@ class PID(Controller):
             ``{"setpoint": setpoint}`` in the biomarker's units.
         """
         return {"setpoint": float(self.setpoint)}
-
-
-def _fmax(a: float, b: float) -> float:
-    """``numpy.fmax`` on floats: the larger, ignoring a NaN."""
-    if a != a:
-        return b
-    return a if a >= b or b != b else b
-
-
-def _fmin(a: float, b: float) -> float:
-    """``numpy.fmin`` on floats: the smaller, ignoring a NaN."""
-    if a != a:
-        return b
-    return a if a <= b or b != b else b
-
-
-def _clip(x: float, low: float, high: float) -> float:
-    """``maximum(minimum(x, high), low)`` on floats: a NaN stays NaN."""
-    if x > high:
-        return high
-    if x < low:
-        return low
-    return x

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from closedloop.controllers import PID
+from closedloop.controllers import PID, DualThreshold, OnOff
 
 
 def biomarker_sequence() -> list[float]:
@@ -23,17 +23,20 @@ def biomarker_sequence() -> list[float]:
     return ordinary + hostile + ordinary[:50] + [1e200] * 5 + [-1e200] * 5 + ordinary[:20]
 
 
+CASES = [
+    (PID, {"setpoint": 30.0, "kp": 0.02, "ki": 0.2, "max_amplitude_ma": 3.0}),
+    (PID, {"setpoint": 30.0, "kp": 0.05, "ki": 2.0, "kd": 0.003, "max_amplitude_ma": 2.5}),
+    (PID, {"setpoint": 30.0, "kp": -0.1, "ki": 5.0, "min_amplitude_ma": 0.5}),
+    (OnOff, {"threshold": 30.0, "amplitude_ma": 2.0, "ramp_time_s": 0.05}),
+    (OnOff, {"threshold": 30.0, "ramp_time_s": 0.0}),
+    (DualThreshold, {"lower_threshold": 25.0, "upper_threshold": 35.0, "min_amplitude_ma": 0.2}),
+]
+
+
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"setpoint": 30.0, "kp": 0.02, "ki": 0.2, "max_amplitude_ma": 3.0},
-        {"setpoint": 30.0, "kp": 0.05, "ki": 2.0, "kd": 0.003, "max_amplitude_ma": 2.5},
-        {"setpoint": 30.0, "kp": -0.1, "ki": 5.0, "min_amplitude_ma": 0.5},
-    ],
-)
-def test_pid_at_one_instance_equals_the_array_path(params: dict) -> None:
-    one, many = PID(**params), PID(**params)
+@pytest.mark.parametrize(("cls", "params"), CASES)
+def test_one_instance_equals_the_array_path(cls: type, params: dict) -> None:
+    one, many = cls(**params), cls(**params)
     one.reset(1, np.random.default_rng(0))
     many.reset(3, np.random.default_rng(0))
     t = 0.0
@@ -45,7 +48,8 @@ def test_pid_at_one_instance_equals_the_array_path(params: dict) -> None:
         for key, value in m.items():
             assert a[key].shape == (1,) and a[key].dtype == np.float64
             np.testing.assert_array_equal(np.repeat(a[key], 3), value, err_msg=f"{key} at {k}")
-        np.testing.assert_array_equal(np.repeat(one.integral_ma_, 3), many.integral_ma_)
+        state = "integral_ma_" if cls is PID else "amplitude_ma_"
+        np.testing.assert_array_equal(np.repeat(getattr(one, state), 3), getattr(many, state))
         amplitudes.add(float(a["amplitude_ma"][0]))
     # The run went through the range, not one saturated value.
-    assert len(amplitudes) > 10
+    assert len(amplitudes) > (10 if params.get("ramp_time_s", 1.0) > 0 else 1)
