@@ -17,6 +17,12 @@ Cases
 ``threads/python/<n>``
     All threads against one for the Python-controller loop at n = 64 and
     256 (:mod:`closedloop.bench.perf_loop`).
+``period/framework_n1``, ``period/update_<controller>_n1``
+    One 1 ms period at n = 1 with a controller in Python: the same work
+    inside the compiled kernel over the loop's period with a controller that
+    costs nothing (1: the framework is free), and a bare Numba call with one
+    array over each built-in controller's ``update``
+    (:func:`~closedloop.bench.perf_loop.period_costs`).
 ``parallel_efficiency/<model>``
     Batch throughput (n = 256) of each built-in Numba model's parallel
     kernel on all threads against independent serial workers, one per
@@ -81,7 +87,7 @@ from pathlib import Path
 import numpy as np
 
 from closedloop.bench.perf_loop import DT_S as _DT
-from closedloop.bench.perf_loop import closed_loop_runner, threads_ratio
+from closedloop.bench.perf_loop import closed_loop_runner, period_costs, threads_ratio
 from closedloop.core.batch_kernels import model_kernels
 
 __all__ = [
@@ -549,6 +555,16 @@ def run_perf(
                 f" ({threads['all']:.0f} / {threads['one']:.0f} instance-s/s,"
                 f" load average {threads['load']:.1f})"
             )
+    costs = period_costs(repeats)  # issue 18 gap 5: one 1 ms period at n = 1 (perf_loop)
+    ratios["period/framework_n1"] = costs["twin"] / costs["loop"]
+    for name in ("pid", "on_off", "dual_threshold"):
+        ratios[f"period/update_{name}_n1"] = costs["bare_call"] / costs[f"update_{name}"]
+    if progress:
+        progress(
+            "period/n1 (ns): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in costs.items())
+            + f"; framework share {costs['framework'] / costs['loop']:.2f} of the period"
+        )
     for name, cls in sorted(BUILTIN_MODELS.items()):
         model = cls(n=256)
         model.reset(0)

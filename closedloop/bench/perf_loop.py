@@ -11,6 +11,9 @@ Cases (added to :func:`closedloop.bench.perf.run_perf`)
     per period collapsed to 0.03-0.1 of one thread at load average 10
     before the loop chose its kernel from measured times
     (:mod:`closedloop.core.kernel_choice`).
+``period/framework_n1``, ``period/update_<controller>_n1``
+    What a 1 ms period costs at n = 1 with a controller in Python
+    (:func:`period_costs`), as ratios to references timed in the same run.
 """
 
 from __future__ import annotations

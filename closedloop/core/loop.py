@@ -20,7 +20,7 @@ import numpy as np
 from closedloop.controllers import compiled as compiled_twins
 from closedloop.controllers.base import COMMAND_ALIASES, COMMAND_KEYS, Controller
 from closedloop.core.clocks import Clocks, seed_layout
-from closedloop.core.kernel_choice import KernelChoice
+from closedloop.core.kernel_choice import KernelChoice, on_one_thread
 from closedloop.core.model import PARALLEL_MIN_BATCH, NumbaModel
 from closedloop.core.period import PeriodIO
 from closedloop.core.protocol import (
@@ -248,7 +248,8 @@ class ClosedLoop(Loop):
             if self.n >= PARALLEL_MIN_BATCH:
                 # Kept across reset(): what it learned is about the machine, not the run.
                 if self._choice is None:
-                    self._choice = KernelChoice(call, entry_point(kernels.periods_parallel, args))
+                    parallel = entry_point(kernels.periods_parallel, args)
+                    self._choice = KernelChoice(on_one_thread(parallel), parallel)
                 call = self._choice
             self._entry = call
         return call
