@@ -22,6 +22,7 @@ from closedloop.controllers.base import (
 )
 from closedloop.controllers.base import real_parameter as _real
 from closedloop.controllers.compiled import DUAL_THRESHOLD as TWIN_KIND
+from closedloop.controllers.scalar import ramp_level
 
 __all__ = ["DualThreshold"]
 
@@ -168,6 +169,9 @@ class DualThreshold(Controller):
         self._high = np.full(self.n_, high)
         self._scratch = np.zeros(self.n_)
         self._fixed = fixed_command(self.n_, settings, "frequency_hz", "pulse_width_us")
+        # For the n = 1 path: the finite class edges and the limits as floats.
+        self._edges_f = tuple(float(e) for e in self._edges[:-1])
+        self._limits_f = (float(self._low[0]), float(self._high[0])) if self.n_ else (0.0, 0.0)
 
     def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Ramp, hold or lower each instance's amplitude.
@@ -184,6 +188,11 @@ class DualThreshold(Controller):
         if abs(dt - self._dt) > 1e-6 * self._dt:
             self._dt = dt
             np.multiply(self._rates, dt if dt > 0 else 0.0, self._steps)
+        if self.n_ == 1:  # floats: a third of the ufuncs' time (controllers.scalar)
+            amp1 = ramp_level(
+                self.amplitude_ma_, self._steps, self._edges_f, float(b[0]), *self._limits_f
+            )
+            return {"amplitude_ma": amp1, **self._fixed}
         # Ufuncs write to arrays distinct from their inputs: in place is slower for small n.
         level = np.add(self.amplitude_ma_, self._steps.take(self._edges.searchsorted(b, "right")))
         np.minimum(level, self._high, self._scratch)

@@ -21,6 +21,7 @@ from closedloop.controllers.base import (
 )
 from closedloop.controllers.base import real_parameter as _real
 from closedloop.controllers.compiled import ON_OFF as TWIN_KIND
+from closedloop.controllers.scalar import ramp_level
 
 __all__ = ["OnOff"]
 
@@ -134,6 +135,9 @@ class OnOff(Controller):
         self._scratch = np.zeros(self.n_)
         self._full = np.full(self.n_, amplitude_ma)
         self._fixed = fixed_command(self.n_, settings, "frequency_hz", "pulse_width_us")
+        # For the n = 1 path: the finite class edges and the limits as floats.
+        self._edges_f = tuple(float(e) for e in self._edges[:-1])
+        self._limits_f = (float(self._zero[0]), float(self._full[0])) if self.n_ else (0.0, 0.0)
 
     def update(self, t: float, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Ramp each instance's amplitude towards on or off.
@@ -154,6 +158,11 @@ class OnOff(Controller):
             steps[0] = -step
             steps[1] = step
             steps[2] = -step
+        if self.n_ == 1:  # floats: a third of the ufuncs' time (controllers.scalar)
+            amp1 = ramp_level(
+                self.amplitude_ma_, self._steps, self._edges_f, float(b[0]), *self._limits_f
+            )
+            return {"amplitude_ma": amp1, **self._fixed}
         # Ufuncs write to arrays distinct from their inputs: in place is slower for small n.
         level = np.add(self.amplitude_ma_, self._steps.take(self._edges.searchsorted(b, "right")))
         np.minimum(level, self._full, self._scratch)

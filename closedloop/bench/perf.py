@@ -14,6 +14,15 @@ Cases
     in one call (the compiled ceiling), simulated seconds per wall second.
 ``closed_loop_batch/1ms/<engine>``
     The same at n = 256.
+``threads/python/<n>``
+    All threads against one for the Python-controller loop at n = 64 and
+    256 (:mod:`closedloop.bench.perf_loop`).
+``period/framework_n1``, ``period/update_<controller>_n1``
+    One 1 ms period at n = 1 with a controller in Python: the same work
+    inside the compiled kernel over the loop's period with a controller that
+    costs nothing (1: the framework is free), and a bare Numba call with one
+    array over each built-in controller's ``update``
+    (:func:`~closedloop.bench.perf_loop.period_costs`).
 ``parallel_efficiency/<model>``
     Batch throughput (n = 256) of each built-in Numba model's parallel
     kernel on all threads against independent serial workers, one per
@@ -86,6 +95,8 @@ from pathlib import Path
 import numpy as np
 
 from closedloop.bench.brian_byo import byo_overhead_ratio, paired_cpu_ratio, pid_loop
+from closedloop.bench.perf_loop import DT_S as _DT
+from closedloop.bench.perf_loop import closed_loop_runner, period_costs, threads_ratio
 from closedloop.core.batch_kernels import model_kernels
 
 __all__ = [
@@ -109,7 +120,6 @@ __all__ = [
 
 PERF_FORMAT_VERSION = 1
 TOLERANCE = 0.35
-_DT = 1e-4
 
 
 def _best(fn: Callable[[], float], repeats: int) -> float:
@@ -156,40 +166,6 @@ def open_loop_rate(
 ) -> float:
     """Open-loop instance-seconds per wall second of a model kernel, best of ``repeats``."""
     return _best(open_loop_runner(model_cls, n, seconds, **model_kw), repeats)
-
-
-def closed_loop_runner(n: int, period_s: float, seconds: float, engine: str) -> Callable[[], float]:
-    """A function that runs the closed loop (STN-GPe, PID) and returns its rate.
-
-    The rate is instance-seconds simulated per wall second, from a reset; the
-    loop has run a few periods (compiling or loading its kernels) before the
-    function is returned.
-    """
-    from closedloop.controllers import PID
-    from closedloop.core.loop import ClosedLoop
-    from closedloop.device import Device
-    from closedloop.models import STNGPe
-    from closedloop.sensing.chain import SensingChain
-
-    loop = ClosedLoop(
-        STNGPe(dt_s=_DT, n=n),
-        SensingChain(),
-        Device(),
-        PID(setpoint=30.0, kp=0.02, ki=0.2, max_amplitude_ma=3.0),
-        control_period_s=period_s,
-        seed=0,
-        engine=engine,
-    )
-    loop.reset()
-    loop.run(3 * period_s)  # argument types settle once the controller has answered
-
-    def once() -> float:
-        loop.reset()
-        t = time.perf_counter()
-        loop.run(seconds, chunk_s=1.0)
-        return n * seconds / (time.perf_counter() - t)
-
-    return once
 
 
 def closed_loop_rate(
@@ -558,6 +534,25 @@ def run_perf(
     for engine in ("python", "compiled"):
         closed = closed_loop_runner(256, 0.001, sim / 2, engine)
         ratios[f"closed_loop_batch/1ms/{engine}"] = _interleaved_ratio(closed, ceiling_256, repeats)
+    for n in (64, 256):  # issue 18 gap 6: all threads never below one (perf_loop)
+        threads = threads_ratio(n, sim / 4, repeats)
+        ratios[f"threads/python/{n}"] = threads["ratio"]
+        if progress:
+            progress(
+                f"threads/python/{n}: {threads['threads']} threads / 1 = {threads['ratio']:.3f}"
+                f" ({threads['all']:.0f} / {threads['one']:.0f} instance-s/s,"
+                f" load average {threads['load']:.1f})"
+            )
+    costs = period_costs(repeats)  # issue 18 gap 5: one 1 ms period at n = 1 (perf_loop)
+    ratios["period/framework_n1"] = costs["twin"] / costs["loop"]
+    for name in ("pid", "on_off", "dual_threshold"):
+        ratios[f"period/update_{name}_n1"] = costs["bare_call"] / costs[f"update_{name}"]
+    if progress:
+        progress(
+            "period/n1 (ns): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in costs.items())
+            + f"; framework share {costs['framework'] / costs['loop']:.2f} of the period"
+        )
     for name, cls in sorted(BUILTIN_MODELS.items()):
         model = cls(n=256)
         model.reset(0)

@@ -20,6 +20,7 @@ import numpy as np
 from closedloop.controllers import compiled as compiled_twins
 from closedloop.controllers.base import COMMAND_ALIASES, COMMAND_KEYS, Controller
 from closedloop.core.clocks import Clocks, seed_layout
+from closedloop.core.kernel_choice import KernelChoice, on_one_thread
 from closedloop.core.model import PARALLEL_MIN_BATCH, NumbaModel
 from closedloop.core.period import PeriodIO
 from closedloop.core.protocol import (
@@ -137,6 +138,7 @@ class ClosedLoop(Loop):
         self.seed = self.seeds.seed
         self.slow_clock = SlowClock(tuple(slow), epochs, self.clocks.control_period_s, model)
         self.time_s = 0.0
+        self._choice: KernelChoice | None = None  # serial or parallel periods (n >= 32)
         self._step: int | None = None  # integration steps since t = 0; None before reset()
 
     # -- set-up ---------------------------------------------------------------------
@@ -179,6 +181,11 @@ class ClosedLoop(Loop):
         self.slow_clock.reset(self.seeds, self.device_state)
 
     @property
+    def kernel_choice(self) -> KernelChoice | None:
+        """Serial or parallel periods for a Python controller (n >= 32), once chosen."""
+        return self._choice
+
+    @property
     def slow(self) -> tuple[SlowProcess, ...]:
         """The slow processes beside the neural clock."""
         return self.slow_clock.processes
@@ -217,9 +224,37 @@ class ClosedLoop(Loop):
                 "(and warm_up(seconds) if the run should start past the initial transient)"
             )
 
-    def _kernel(self) -> Any:
+    def _kernel(self, m: int, args: tuple) -> Any:
+        """The period kernel for a call of ``m`` periods with ``args``.
+
+        A chunk of compiled periods opens one parallel region for the whole
+        chunk (one thread below :data:`PARALLEL_MIN_BATCH`). One period per
+        call (a Python controller, :meth:`step`) runs serial below
+        :data:`PARALLEL_MIN_BATCH`, and above it on one thread or all,
+        whichever is faster on this machine now
+        (:class:`~closedloop.core.kernel_choice.KernelChoice`): a parallel
+        region per period collapses on a loaded machine.
+        """
         kernels = self.model.kernels
-        return kernels.periods_parallel if self.n >= PARALLEL_MIN_BATCH else kernels.periods_serial
+        if m > 1:
+            if self.n >= PARALLEL_MIN_BATCH:
+                return kernels.periods_parallel
+            # The parallel kernel on one thread ran 1.07 (n = 1) to 1.5 (n = 16)
+            # times the serial kernel's speed here (on_one_thread); once a chunk.
+            return on_one_thread(kernels.periods_parallel)
+        call = kernels.periods_serial  # until a command settles the argument types
+        if self._effective >= 0:
+            # Argument types are settled once a command exists: skip the
+            # dispatcher's re-typing from now on (see entry_point).
+            call = entry_point(call, args)
+            if self.n >= PARALLEL_MIN_BATCH:
+                # Kept across reset(): what it learned is about the machine, not the run.
+                if self._choice is None:
+                    parallel = entry_point(kernels.periods_parallel, args)
+                    self._choice = KernelChoice(on_one_thread(parallel), parallel)
+                call = self._choice
+            self._entry = call
+        return call
 
     def _chunk(self, m: int) -> _Chunk:
         spk = self.samples_per_period
@@ -395,12 +430,8 @@ class ClosedLoop(Loop):
             self._effective,
         )
         call = self._entry
-        if call is None:
-            call = self._kernel()
-            if self._effective >= 0:
-                # Argument types are settled once a command exists: skip the
-                # dispatcher's re-typing from now on (see entry_point).
-                call = self._entry = entry_point(call, args)
+        if call is None or m > 1:
+            call = self._kernel(m, args)
         call(*args)
         self._effective = -1
         self._step += m * self.steps_per_period
