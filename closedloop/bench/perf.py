@@ -68,16 +68,23 @@ several runs, one of them on a busy machine.
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from closedloop.core.batch_kernels import model_kernels
+
+if TYPE_CHECKING:
+    from closedloop.brian.loop import BrianLoop
+    from closedloop.core.model import NumbaModel
+    from closedloop.sweep.plan import SweepPlan
 
 __all__ = [
     "PERF_FORMAT_VERSION",
@@ -204,7 +211,7 @@ def serial_kernel(model_cls: type) -> Callable:
     return serial
 
 
-def parallel_rates(model: object, repeats: int, wall_s: float) -> dict:
+def parallel_rates(model: NumbaModel, repeats: int, wall_s: float) -> dict:
     """Batch throughput of a Numba model on one thread, on all, and of independent workers.
 
     Times the model's parallel ``advance`` kernel itself on preallocated
@@ -407,7 +414,7 @@ def startup_ratios(repeats: int) -> dict[str, float]:
         ):
             command = ["-c", cli.format(argv)]
             out[f"startup/{name}"] = _interleaved_ratio(
-                lambda command=command: _wall_rate(command), lambda: _wall_rate(numpy_only), repeats
+                functools.partial(_wall_rate, command), lambda: _wall_rate(numpy_only), repeats
             )
     return out
 
@@ -426,7 +433,7 @@ class BrianOpenLoop:
         The loop whose model to build (its target and ``dt_s`` are used).
     """
 
-    def __init__(self, loop: object) -> None:
+    def __init__(self, loop: BrianLoop) -> None:
         import brian2
 
         from closedloop.brian.build import StimulationInput
@@ -445,7 +452,7 @@ class BrianOpenLoop:
         self.net.run(seconds * second, namespace={})
 
 
-def brian_ping_loop(n_neurons: int, engine: str) -> object:
+def brian_ping_loop(n_neurons: int, engine: str) -> BrianLoop:
     from closedloop.brian.loop import BrianLoop
     from closedloop.controllers import PID
     from closedloop.device import Device
@@ -480,7 +487,7 @@ def brian_overhead_ratio(n_neurons: int, seconds: float, engine: str, repeats: i
     plain = BrianOpenLoop(loop)
     plain.run(0.02)
 
-    def cpu(run: Callable[[float], None]) -> float:
+    def cpu(run: Callable[[float], object]) -> float:
         c = time.process_time()
         run(seconds)
         return time.process_time() - c
@@ -492,7 +499,7 @@ def brian_overhead_ratio(n_neurons: int, seconds: float, engine: str, repeats: i
     return float(np.median(pairs))
 
 
-def _sweep_plan(n_runs: int = 12) -> object:
+def _sweep_plan(n_runs: int = 12) -> SweepPlan:
     import yaml
 
     from closedloop.sweep.plan import expand_sweep
@@ -508,7 +515,7 @@ def _sweep_plan(n_runs: int = 12) -> object:
     return expand_sweep(raw, "perf")
 
 
-def _sweep_rates(repeats: int) -> dict[str, float]:
+def _sweep_rates(repeats: int) -> dict[str | int, float]:
     """Runs per second: in this process one by one, and swept on 1 and 2 workers."""
     import shutil
 
@@ -530,7 +537,7 @@ def _sweep_rates(repeats: int) -> dict[str, float]:
             shutil.rmtree(out, ignore_errors=True)
 
     direct()  # kernels loaded, figures of warm-up left out
-    rate = {"direct": _best(direct, repeats)}
+    rate: dict[str | int, float] = {"direct": _best(direct, repeats)}
     for workers in (1, 2):
         with LocalPool(workers) as pool:
             best = 0.0
