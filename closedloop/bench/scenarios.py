@@ -267,7 +267,7 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         parsed = _ScenarioFile.model_validate(raw)
     except pydantic.ValidationError as exc:
-        problems = [
+        problems: list[tuple[str, str]] = [
             (
                 ".".join(map(str, e["loc"])) or "(top level)",
                 "unknown key" if e["type"] == "extra_forbidden" else e["msg"],
@@ -289,7 +289,7 @@ def load_scenario(path: str | Path) -> Scenario:
         experiment=parsed.experiment,
         path=path,
     )
-    problems: list[tuple[str, str]] = []
+    problems = []
     if scn.efficacy == "control_error_reduction" and scn.target is None:
         problems.append(("scenario.target", "control_error_reduction needs a target"))
     for ctrl in scn.controllers:
