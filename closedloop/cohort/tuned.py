@@ -121,8 +121,8 @@ class TunedController(Controller):
         new = type(old)(**{**old.get_params(), **params})
         new.reset(1, self._rng(i))
         self.controllers_[i] = new
-        program = new.compiled()
         if self.params_ is not None and self.state_ is not None:
+            program = new.compiled()
             if program is None:
                 raise ValueError(f"instance {i}'s controller with {dict(params)} has no program")
             kind, p, s = program
