@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -297,8 +297,8 @@ def simulate_runs(
             nonlocal seen, amp_count
             trig = [data.pop(key) for key in TRIGGER_SERIES if key in data]
             for rec, sl in zip(recorders, slices, strict=True):
-                for key, block in data.items():
-                    rec.append(key, block[sl])
+                for key, values in data.items():
+                    rec.append(key, values[sl])
             if trigger_logs is not None and trig:
                 for rec, log, sl in zip(recorders, trigger_logs, slices, strict=True):
                     rec.append_events(TRIGGER_EVENTS, **log.feed(*(t[sl] for t in trig)))
@@ -307,7 +307,7 @@ def simulate_runs(
             skip = max(0, min(m, discard - seen))
             for psd, sl in zip(psd_stim, slices, strict=True):
                 psd.feed(lfp[sl, skip:])
-            if in_loop_baseline:
+            if in_loop_baseline and psd_base is not None:
                 for psd, sl in zip(psd_base, slices, strict=True):
                     psd.feed(data["lfp_baseline"][sl, skip:])
             for name, columns in loop.drain_events().items():
@@ -330,7 +330,7 @@ def simulate_runs(
             block = max(1, _RAW_BLOCK_BYTES // (8 * n * loop.steps_per_sample))
             for a in range(0, m if base_sensing is not None else 0, block):
                 b = min(m, a + block)
-                if baseline is not None:
+                if baseline is not None and psd_base is not None:
                     base = _advance_means(baseline, b - a, loop.steps_per_sample)
                     cut = max(0, min(b - a, discard - seen - a))
                     for rec, psd, sl in zip(recorders, psd_base, slices, strict=True):
@@ -495,6 +495,12 @@ def simulate_runs(
 _RAW_BLOCK_BYTES = 8 * 1024 * 1024
 
 
+@overload
+def _advance_means(
+    model: Any, m: int, steps_per_sample: int, *, keep: Literal[True] = ...
+) -> np.ndarray: ...
+@overload
+def _advance_means(model: Any, m: int, steps_per_sample: int, *, keep: Literal[False]) -> None: ...
 def _advance_means(
     model: Any, m: int, steps_per_sample: int, *, keep: bool = True
 ) -> np.ndarray | None:

@@ -228,8 +228,10 @@ def real_parameter(name: str, value: object, unit: str, sign: str = "any") -> fl
 
     ``sign`` is ``"any"``, ``"non-negative"`` or ``"positive"``.
     """
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    x = float(value) if ok else math.nan
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        x = float(value)
+    else:
+        x = math.nan
     bad_sign = (sign == "non-negative" and x < 0) or (sign == "positive" and x <= 0)
     if not math.isfinite(x) or bad_sign:
         kind = "finite number" if sign == "any" else f"finite {sign} number"

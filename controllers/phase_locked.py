@@ -221,7 +221,7 @@ class PhaseLocked(Controller):
             raise ValueError(f"random_target must be true or false, got {self.random_target!r}.")
         super().reset(n, rng)
         self._rng = rng
-        self._target = np.full(self.n_, float(_wrap(np.float64(target))))
+        self._target = np.full(self.n_, float(_wrap(np.array(target, dtype=np.float64))))
         if self.random_target:
             self._target = rng.uniform(-math.pi, math.pi, self.n_)
         self._burst = float(burst)

@@ -120,6 +120,8 @@ Mazzoni A, Panzeri S, Logothetis NK, Brunel N (2008) PLoS Comput Biol 4:e1000239
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from closedloop.brian.model import BrianModel, BuildContext, CumulativeSource, ModelNetwork
@@ -334,7 +336,7 @@ class BrianMDDCinguloFrontal(BrianModel):
         vacc_i.dbs_w = (np.tile(np.arange(size["i"]), n) < n_stim[inst["i"]]).astype(float)
         stim.attach(vacc_i, inst["i"])
 
-        synapses = []
+        synapses: list[Any] = []
 
         # The NMDA gate of an area, summed over its E cells once per instance
         # (a pool row), and read by every cell of the area through a linked

@@ -236,7 +236,7 @@ class Epileptor(NumbaModel):
         self,
         dt_s: float = 2e-4,
         n: int = 1,
-        params: Mapping[str, float | Sequence[float]] | None = None,
+        params: Mapping[str, float | Sequence[float] | np.ndarray] | None = None,
         regime: str | None = None,
     ) -> None:
         super().__init__(dt_s=dt_s, n=n, params=params, regime=regime)

@@ -250,7 +250,7 @@ class KuramotoEnsemble(NumbaModel):
         self,
         dt_s: float = 1e-4,
         n: int = 1,
-        params: Mapping[str, float | Sequence[float]] | None = None,
+        params: Mapping[str, float | Sequence[float] | np.ndarray] | None = None,
         regime: str | None = None,
         coupling_matrix: ArrayLike | None = None,
     ) -> None:
@@ -281,14 +281,16 @@ class KuramotoEnsemble(NumbaModel):
         self.coupling_matrix = self._check_matrix(coupling_matrix)
 
     def like(
-        self, n: int | None = None, params: Mapping[str, float | Sequence[float]] | None = None
+        self,
+        n: int | None = None,
+        params: Mapping[str, float | Sequence[float] | np.ndarray] | None = None,
     ) -> KuramotoEnsemble:
         """A new ensemble of the same settings, coupling matrix included."""
         n = self.n if n is None else n
-        matrix = self.coupling_matrix
-        if matrix.shape[0] == 0:
+        matrix: np.ndarray | None = self.coupling_matrix
+        if self.coupling_matrix.shape[0] == 0:
             matrix = None
-        elif matrix.shape[0] != 1 and n != self.n:
+        elif self.coupling_matrix.shape[0] != 1 and n != self.n:
             raise ValueError("a per-instance coupling_matrix cannot be given to another batch size")
         return type(self)(
             dt_s=self.dt_s,

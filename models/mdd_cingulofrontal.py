@@ -128,6 +128,7 @@ inhibitory neurons. PLoS Comput Biol 4:e1000239.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 from numba import njit, prange
@@ -175,7 +176,7 @@ class MddCingulofrontal(NumbaModel):
     """
 
     name = "mdd_cingulofrontal"
-    nodes = ("vacc", "dlpfc")
+    nodes: ClassVar[tuple[str, ...]] = ("vacc", "dlpfc")
     node_descriptions = {
         "vacc": "ventral anterior cingulate (emotional); drive enters its interneurons (DBS)",
         "dlpfc": "dorsolateral prefrontal cortex (cognitive); drive enters its interneurons",
@@ -259,7 +260,7 @@ class MddCingulofrontal(NumbaModel):
         "mdd_severe": {"ampa_slowing": 0.075},
     }
     default_regime = "healthy"
-    references = (
+    references: ClassVar[tuple[str, ...]] = (
         "Ramirez-Mahaluf JP, Roxin A, Mayberg HS, Compte A (2017) Cereb Cortex 27:660-679",
         "Wong KF, Wang XJ (2006) J Neurosci 26:1314-1328",
         "Deco G et al. (2014) J Neurosci 34:7886-7898",

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -51,6 +51,9 @@ from closedloop.analysis.replay import replay_controller
 from closedloop.controllers import Controller
 from closedloop.io import RunData, load_run
 from closedloop.plotting.figures import figure_for, root_figure, save_run_plot
+
+if TYPE_CHECKING:
+    from matplotlib.projections.polar import PolarAxes
 
 __all__ = ["band_amplitude", "plot_phase_histogram", "pulse_phases", "save_phase_histogram"]
 
@@ -190,7 +193,7 @@ def _phase_before(
     """
     freq, power = _signal.welch(lfp, fs=rate_hz, nperseg=min(lfp.size, int(2 * rate_hz)))
     inside = (freq >= band[0]) & (freq <= band[1])
-    f_peak = float(freq[inside][np.argmax(power[inside])]) if inside.any() else np.mean(band)
+    f_peak = float(freq[inside][np.argmax(power[inside])]) if inside.any() else float(np.mean(band))
     return phase_before(lfp, rate_hz, times, f_peak)
 
 
@@ -249,7 +252,7 @@ def plot_phase_histogram(
     fig = figure_for(fig, (10, 8))
     grid = fig.add_gridspec(2, 2, height_ratios=(1.0, 1.3))
     ax_amp = fig.add_subplot(grid[0, :])
-    ax_polar = fig.add_subplot(grid[1, 0], projection="polar")
+    ax_polar = cast("PolarAxes", fig.add_subplot(grid[1, 0], projection="polar"))
     ax_err = fig.add_subplot(grid[1, 1])
 
     ax_amp.set_title("(a) band amplitude of the LFP (offline)", loc="left", fontsize=10)
@@ -296,7 +299,7 @@ def plot_phase_histogram(
     e_mean, _, e_std = _circular(np.radians(error))
     what = "target" if math.isfinite(target) else "causal estimate"
     ax_err.set_title(f"(c) phase at pulse minus {what}", loc="left", fontsize=10)
-    ax_err.hist(error, bins=np.linspace(-180, 180, n_bins + 1), color="C0", alpha=0.7)
+    ax_err.hist(error, bins=np.linspace(-180, 180, n_bins + 1).tolist(), color="C0", alpha=0.7)
     ax_err.axvline(0, color="C3", lw=1)
     ax_err.set_xlabel("phase error (degrees)")
     ax_err.set_ylabel("pulses")

@@ -9,13 +9,16 @@ would mix the response into the phase at it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 __all__ = ["phase_before"]
 
 
-def phase_before(lfp: np.ndarray, rate_hz: float, times: np.ndarray, f_hz: float) -> np.ndarray:
+def phase_before(
+    lfp: np.ndarray, rate_hz: float, times: np.ndarray | Sequence[float], f_hz: float
+) -> np.ndarray:
     """Phase at each time of a sinusoid at ``f_hz`` fitted to the samples just before it.
 
     A sinusoid plus a constant is fitted by least squares to the last three
@@ -29,7 +32,7 @@ def phase_before(lfp: np.ndarray, rate_hz: float, times: np.ndarray, f_hz: float
         Signal; sample ``j`` is the mean over ``[j, j + 1) / rate_hz`` s.
     rate_hz : float
         Sampling rate, Hz.
-    times : ndarray, shape (K,)
+    times : array_like, shape (K,)
         Times, s, on the signal's clock.
     f_hz : float
         Frequency of the fitted sinusoid, Hz.

@@ -85,12 +85,14 @@ several runs, one of them on a busy machine.
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -98,6 +100,11 @@ from closedloop.bench.brian_byo import byo_overhead_ratio, paired_cpu_ratio, pid
 from closedloop.bench.perf_loop import DT_S as _DT
 from closedloop.bench.perf_loop import closed_loop_runner, period_costs, threads_ratio
 from closedloop.core.batch_kernels import model_kernels
+
+if TYPE_CHECKING:
+    from closedloop.brian.loop import BrianLoop
+    from closedloop.core.model import NumbaModel
+    from closedloop.sweep.plan import SweepPlan
 
 __all__ = [
     "PERF_FORMAT_VERSION",
@@ -189,7 +196,7 @@ def serial_kernel(model_cls: type) -> Callable:
     return serial
 
 
-def parallel_rates(model: object, repeats: int, wall_s: float) -> dict:
+def parallel_rates(model: NumbaModel, repeats: int, wall_s: float) -> dict:
     """Batch throughput of a Numba model on one thread, on all, and of independent workers.
 
     Times the model's parallel ``advance`` kernel itself on preallocated
@@ -392,7 +399,7 @@ def startup_ratios(repeats: int) -> dict[str, float]:
         ):
             command = ["-c", cli.format(argv)]
             out[f"startup/{name}"] = _interleaved_ratio(
-                lambda command=command: _wall_rate(command), lambda: _wall_rate(numpy_only), repeats
+                functools.partial(_wall_rate, command), lambda: _wall_rate(numpy_only), repeats
             )
     return out
 
@@ -411,7 +418,7 @@ class BrianOpenLoop:
         The loop whose model to build (its target and ``dt_s`` are used).
     """
 
-    def __init__(self, loop: object) -> None:
+    def __init__(self, loop: BrianLoop) -> None:
         import brian2
 
         from closedloop.brian.build import StimulationInput
@@ -456,7 +463,7 @@ def brian_overhead_ratio(n_neurons: int, seconds: float, engine: str, repeats: i
     return paired_cpu_ratio(plain.run, loop, seconds, repeats)
 
 
-def _sweep_plan(n_runs: int = 12) -> object:
+def _sweep_plan(n_runs: int = 12) -> SweepPlan:
     import yaml
 
     from closedloop.sweep.plan import expand_sweep
@@ -472,7 +479,7 @@ def _sweep_plan(n_runs: int = 12) -> object:
     return expand_sweep(raw, "perf")
 
 
-def _sweep_rates(repeats: int) -> dict[str, float]:
+def _sweep_rates(repeats: int) -> dict[str | int, float]:
     """Runs per second: in this process one by one, and swept on 1 and 2 workers."""
     import shutil
 
@@ -494,7 +501,7 @@ def _sweep_rates(repeats: int) -> dict[str, float]:
             shutil.rmtree(out, ignore_errors=True)
 
     direct()  # kernels loaded, figures of warm-up left out
-    rate = {"direct": _best(direct, repeats)}
+    rate: dict[str | int, float] = {"direct": _best(direct, repeats)}
     for workers in (1, 2):
         with LocalPool(workers) as pool:
             best = 0.0

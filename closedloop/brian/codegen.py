@@ -361,7 +361,7 @@ def simulate_controller_code(
         )
         net = Network(group, mon)
         net.run(n_periods * period, namespace={})
-        if standalone:
+        if build is not None:
             build()
         out = {
             "amplitude_ma": np.array(mon.cmd_amp).T.copy(),

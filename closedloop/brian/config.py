@@ -121,14 +121,13 @@ def loop_from_config(
             loop.program()
     except ValueError as exc:
         return None, [("control" if "control" in str(exc) else "brian", str(exc))]
-    unknown = [
-        p for p in loop.record_spikes if p not in getattr(model, "populations", loop.record_spikes)
-    ]
+    populations = getattr(model, "populations", loop.record_spikes)
+    unknown = [p for p in loop.record_spikes if p not in populations]
     if unknown:
         return None, [
             (
                 "brian.record_spikes",
-                f"{unknown} are not populations of {model.name!r}: {list(model.populations)}",
+                f"{unknown} are not populations of {model.name!r}: {list(populations)}",
             )
         ]
     return loop, []

@@ -238,7 +238,7 @@ class BrianLoop(Loop):
         return {name: mon for name, (mon, _) in self._driver.monitors.items()}
 
     @property
-    def time_s(self) -> float:
+    def time_s(self) -> float:  # type: ignore[override]  # read-only: the driver keeps time
         """Simulated time since :meth:`reset` (after any warm-up), s."""
         if self._driver is not None:
             return self._driver.time_s
@@ -336,6 +336,12 @@ class BrianLoop(Loop):
         """The controller's compiled program, or kind ``NONE`` to run it in Python."""
         return core_loop.controller_program(self.controller, self.engine, self.n)
 
+    def _runtime_driver(self, what: str) -> NetworkDriver:
+        """The runtime targets' driver, made by :meth:`reset`."""
+        if self._driver is None:
+            raise RuntimeError(f"BrianLoop.{what}() before reset(): call loop.reset() first")
+        return self._driver
+
     def _require_reset(self, what: str) -> None:
         if not self._reset_done:
             raise RuntimeError(
@@ -398,8 +404,9 @@ class BrianLoop(Loop):
             self._program_tuple = self.program()
         program = self._program_tuple
         python = program[0] < 0
-        self._driver.run(n_periods, per_chunk, program, python, on_chunk, progress, on_spikes)
-        self.profiling_info_ = self._driver.profiling_info_
+        driver = self._runtime_driver("run")
+        driver.run(n_periods, per_chunk, program, python, on_chunk, progress, on_spikes)
+        self.profiling_info_ = driver.profiling_info_
         return self.totals()
 
     def step(self, command: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
@@ -442,11 +449,14 @@ class BrianLoop(Loop):
                 "BrianLoop.step() needs Python in the loop and cpp_standalone has none; "
                 "use target auto, cython or numpy to drive the network period by period"
             )
+        driver = self._runtime_driver("step")
         if command is not None:
-            self._driver.set_command(command)
+            driver.set_command(command)
         no_program = (compiled_twins.NONE, np.zeros((self.n, 1)), np.zeros((self.n, 1)))
-        self._driver.run(1, 1, no_program, False, None, None, None)
-        rows = self._driver.last_period
+        driver.run(1, 1, no_program, False, None, None, None)
+        rows = driver.last_period
+        if rows is None:
+            raise RuntimeError("BrianLoop.step(): the network ran no control period")
         features = {"biomarker": rows[:, 0].copy(), "t_s": np.full(self.n, self.time_s)}
         for f, name in enumerate(self.sensing.features):
             features[name] = rows[:, FIRST_FEATURE_ROW + f].copy()

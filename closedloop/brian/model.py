@@ -105,7 +105,7 @@ class BrianModel(PopulationModel):
         self,
         dt_s: float = 1e-4,
         n: int = 1,
-        params: Mapping[str, float | Sequence[float]] | None = None,
+        params: Mapping[str, float | Sequence[float] | np.ndarray] | None = None,
         regime: str | None = None,
     ) -> None:
         super().__init__(dt_s, n, params, regime)
@@ -116,7 +116,7 @@ class BrianModel(PopulationModel):
                     f"for every instance, got {self.param_values[key].tolist()}"
                 )
         self._check(self.param_values)
-        self._runner = None
+        self._runner: OpenLoopRunner | None = None
 
     def _check(self, values: dict[str, np.ndarray]) -> None:
         """Model-specific checks across parameters (raise ValueError naming them)."""

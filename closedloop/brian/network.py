@@ -95,11 +95,10 @@ class ExternalNetwork(BrianModel):
     ) -> None:
         if regime is not None:
             raise ValueError("model.regime: a user network has no named regimes")
-        if isinstance(builder, str):
-            builder = resolve_object(builder)
-        if not callable(builder):
-            raise ValueError(f"brian network builder {builder!r} is not callable")
-        self.builder = builder
+        fn = resolve_object(builder) if isinstance(builder, str) else builder
+        if not callable(fn):
+            raise ValueError(f"brian network builder {fn!r} is not callable")
+        self.builder = fn
         self.builder_params = dict(params or {})
         self.stimulate = dict(stimulate)
         self.sense = dict(sense)
@@ -124,10 +123,14 @@ class ExternalNetwork(BrianModel):
         _unit(self.stimulate["gain_unit"], "stimulate.gain_unit")
         if reduce != "rate":
             _unit(self.sense["unit"], "sense.unit")
-        self.signal_units = "spikes/s" if reduce == "rate" else str(self.sense["unit"])
+        # Declared per class elsewhere; a user's network sets them per instance.
+        units = "spikes/s" if reduce == "rate" else str(self.sense["unit"])
+        self.signal_units = units  # type: ignore[misc]
         what = "population rate" if reduce == "rate" else f"{reduce} of {self.sense['variable']}"
-        self.signal_description = f"{what} over group {self.sense['group']!r}"
-        self.name = getattr(builder, "__module__", "") + "." + getattr(builder, "__name__", "?")
+        description = f"{what} over group {self.sense['group']!r}"
+        self.signal_description = description  # type: ignore[misc]
+        name = getattr(fn, "__module__", "") + "." + getattr(fn, "__name__", "?")
+        self.name = name  # type: ignore[misc]
         super().__init__(dt_s=dt_s, n=n, params=None, regime=None)
         # Keyword arguments of the builder, recorded with the run.
         self.param_values = {

@@ -104,6 +104,8 @@ class OpenLoopRunner:
 
     def _fill_block(self) -> None:
         stim = self._stim
+        if stim is None:  # the operation is active only while a stimulation is set
+            return
         b = self.BLOCK
         start = int(round(self.net.t_ / self.model.dt_s))
         self._write(stim, start, start + b)

@@ -21,7 +21,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -34,6 +34,7 @@ __all__ = [
     "ORDER_INTEGRATOR",
     "ORDER_OPERATION",
     "ORDER_PROBE",
+    "StandaloneBuild",
     "brian_cache_dir",
     "check_clocks",
     "compiler_works",
@@ -260,9 +261,20 @@ def check_clocks(net: ModelNetwork, sample_s: float, control_period_s: float) ->
             )
 
 
+class StandaloneBuild(Protocol):
+    """What :func:`standalone_device` returns to build and run the project."""
+
+    #: The build directory.
+    directory: str
+
+    def __call__(self) -> tuple[float, float, float]:
+        """Compile and run; compile wall time, run wall time and run CPU time, s."""
+        ...
+
+
 def standalone_device(
     build_dir: str | os.PathLike | None, keep: bool = False
-) -> tuple[Callable[[], tuple[float, float, float]], Callable[[], None]]:
+) -> tuple[StandaloneBuild, Callable[[], None]]:
     """Switch to a fresh ``cpp_standalone`` device in its own directory.
 
     Parameters
@@ -311,5 +323,6 @@ def standalone_device(
         if not keep:
             shutil.rmtree(directory, ignore_errors=True)
 
-    build.directory = directory  # type: ignore[attr-defined]
-    return build, restore
+    made = cast(StandaloneBuild, build)
+    made.directory = directory
+    return made, restore

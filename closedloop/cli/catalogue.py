@@ -58,7 +58,7 @@ def _doc_parameters(cls: type) -> dict[str, str]:
     return out
 
 
-def controller_parameters(cls: type) -> dict[str, tuple[Any, str]]:
+def controller_parameters(cls: type[Any]) -> dict[str, tuple[Any, str]]:
     """A controller's parameters: ``name -> (default or None, description)``.
 
     Defaults come from ``__init__``'s signature (``None`` when there is none:

@@ -17,7 +17,7 @@ import textwrap
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from closedloop import __version__
 from closedloop.cli.bench import add_bench_parser, cmd_bench
@@ -327,7 +327,8 @@ def _open_run(path: str):
 
 def _cmd_plot(args: argparse.Namespace) -> int:
     run = _open_run(args.run)
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
+    draw: Callable[..., Path]
     if args.kind == "phase":
         from closedloop.analysis.phase import save_phase_histogram as draw
     elif args.kind == "seizures":
@@ -449,6 +450,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from closedloop.sweep.runner import SweepInterrupted, run_sweep
     from closedloop.sweep.summary import summarize_sweep
 
+    executor: DaskExecutor | LocalPool
     try:
         if args.scheduler:
             executor = DaskExecutor(args.scheduler, args.workers, timeout_s=args.connect_timeout)

@@ -354,9 +354,10 @@ class ClinicLoop:
         for name, columns in self.loop.drain_events().items():
             self.events_.setdefault(name, []).append(dict(columns))
             if name == reports_name:
-                self.reports_.append(
-                    tuple(np.asarray(columns[k]) for k in ("time_s", "instance", "score"))
+                times, instances, scores = (
+                    np.asarray(columns[k]) for k in ("time_s", "instance", "score")
                 )
+                self.reports_.append((times, instances, scores))
 
     def measure(self, t_s: float) -> np.ndarray:
         """What a visit at slow time ``t_s`` observes, per patient (NaN: nothing observed)."""

@@ -211,14 +211,14 @@ def _arm_rules(spec: CohortSpec, source: str) -> dict[str, list[CovariateRule]]:
             try:
                 out[arm].append(CovariateRule.model_validate(rule))
             except (pydantic.ValidationError, ValueError) as exc:
-                errors = (
-                    exc.errors()
+                errors: list[tuple[tuple[int | str, ...], str]] = (
+                    [(e["loc"], e["msg"]) for e in exc.errors()]
                     if isinstance(exc, pydantic.ValidationError)
-                    else [{"loc": (), "msg": str(exc)}]
+                    else [((), str(exc))]
                 )
-                for e in errors:
-                    path = ".".join(["cohort", "arms", arm, "rules", str(k), *map(str, e["loc"])])
-                    problems.append((path, e["msg"].removeprefix("Value error, ")))
+                for loc, msg in errors:
+                    path = ".".join(["cohort", "arms", arm, "rules", str(k), *map(str, loc)])
+                    problems.append((path, msg.removeprefix("Value error, ")))
     if problems:
         raise ConfigError(problems, source)
     return out
@@ -277,7 +277,7 @@ def expand_cohort(raw: dict[str, Any], source: str = "") -> CohortPlan:
     try:
         spec = CohortSpec.model_validate(block)
     except pydantic.ValidationError as exc:
-        problems = [
+        problems: list[tuple[str, str]] = [
             (".".join(["cohort", *map(str, e["loc"])]), e["msg"].removeprefix("Value error, "))
             for e in exc.errors()
         ]
@@ -294,8 +294,10 @@ def expand_cohort(raw: dict[str, Any], source: str = "") -> CohortPlan:
             if not path.is_absolute() and source:
                 path = Path(source).parent / path
             table = read_patient_table(path)
-        else:
+        elif spec.priors is not None:  # the schema asks for exactly one of table and priors
             table = draw_cohort(spec.priors)
+        else:
+            raise ConfigError([("cohort", "give exactly one of table and priors")], source)
         rule_base = _rule_base(base_exp.resolved_dict(), base)
         table = apply_rules(table, spec.rules, rule_base)
         held_out = table.split(spec.held_out_fraction, seed)[1]
@@ -323,7 +325,7 @@ def expand_cohort(raw: dict[str, Any], source: str = "") -> CohortPlan:
             points.append(params)
             labels.append((arm, pid))
     seeds = {p["name"]: patient_seed(seed, pid) for p, (_, pid) in zip(points, labels, strict=True)}
-    problems: list[tuple[str, str]] = []
+    problems = []
     # A personalised arm's runs are told apart from a plain arm with the
     # same starting settings by their clinic block, mixed into their ids.
     id_seeds = {arm: seed for arm in spec.arms}

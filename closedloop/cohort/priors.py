@@ -87,27 +87,40 @@ class Distribution(_Strict):
         missing = [k for k in need if getattr(self, k) is None]
         if missing:
             raise ValueError(f"a {self.dist} distribution needs {', '.join(missing)}")
-        if self.dist == "uniform" and not self.low < self.high:
+        if self.dist == "uniform" and not self.given("low") < self.given("high"):
             raise ValueError("uniform needs low < high")
         if self.dist == "categorical":
-            if len(self.values) != len(self.p) or not self.values:
+            values, p = self.categories()
+            if len(values) != len(p) or not values:
                 raise ValueError("categorical needs as many frequencies p as values")
-            if any(q < 0 for q in self.p) or abs(sum(self.p) - 1.0) > 1e-6:
-                raise ValueError(
-                    f"categorical frequencies p must be >= 0 and sum to 1, got {self.p}"
-                )
+            if any(q < 0 for q in p) or abs(sum(p) - 1.0) > 1e-6:
+                raise ValueError(f"categorical frequencies p must be >= 0 and sum to 1, got {p}")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError("min must not exceed max")
         return self
 
+    def given(self, field: str) -> float:
+        """The value of numeric ``field``; ValueError naming it when it is not set."""
+        value = getattr(self, field)
+        if value is None:
+            raise ValueError(f"a {self.dist} distribution needs {field}")
+        return float(value)
+
+    def categories(self) -> tuple[list[str], list[float]]:
+        """``values`` and their frequencies ``p``; ValueError when either is not set."""
+        if self.values is None or self.p is None:
+            raise ValueError(f"a {self.dist} distribution needs values and p")
+        return self.values, self.p
+
     def quantile(self, u: np.ndarray) -> np.ndarray:
         """Inverse CDF at ``u`` in (0, 1) (continuous distributions)."""
         if self.dist == "normal":
-            x = stats.norm.ppf(u, loc=self.mean, scale=self.sd)
+            x = stats.norm.ppf(u, loc=self.given("mean"), scale=self.given("sd"))
         elif self.dist == "lognormal":
-            x = self.median * np.exp(self.sd_log * stats.norm.ppf(u))
+            x = self.given("median") * np.exp(self.given("sd_log") * stats.norm.ppf(u))
         else:
-            x = self.low + (self.high - self.low) * u
+            low, high = self.given("low"), self.given("high")
+            x = low + (high - low) * u
         return np.clip(
             x,
             -math.inf if self.min is None else self.min,
@@ -143,9 +156,15 @@ class CovariateRule(_Strict):
         missing = [k for k in ("covariate", "target", "factors") if getattr(self, k) is None]
         if missing:
             raise ValueError(f"a rule needs {', '.join(missing)} (or a preset)")
-        if any(not (f >= 0.0 and math.isfinite(f)) for f in self.factors.values()):
+        if any(not (f >= 0.0 and math.isfinite(f)) for f in self.parts()[2].values()):
             raise ValueError("factors: every factor must be finite and >= 0")
         return self
+
+    def parts(self) -> tuple[str, str, dict[str, float]]:
+        """``covariate``, ``target`` and ``factors``; ValueError when any is not set."""
+        if self.covariate is None or self.target is None or self.factors is None:
+            raise ValueError("a rule needs covariate, target and factors (or a preset)")
+        return self.covariate, self.target, self.factors
 
 
 class CohortPriors(_Strict):
@@ -207,7 +226,8 @@ def draw_cohort(priors: CohortPriors) -> PatientTable:
     for name, seq in zip(priors.covariates, cov_seq.spawn(len(priors.covariates)), strict=True):
         d = priors.covariates[name]
         rng = np.random.default_rng(seq)
-        covariates[name] = np.asarray(rng.choice(d.values, size=n, p=d.p), dtype=object)
+        values, p = d.categories()
+        covariates[name] = np.array(rng.choice(values, size=n, p=p), dtype=object)
     width = max(4, len(str(n - 1)))
     ids = [f"{priors.id_prefix}{i:0{width}d}" for i in range(n)]
     return PatientTable(ids, params, covariates, priors.version, priors.description)
@@ -235,22 +255,22 @@ def apply_rules(
     params = {k: v.copy() for k, v in table.params.items()}
     for k, rule in enumerate(rules):
         where = f"rules.{k}"
-        if rule.covariate not in table.covariates:
-            raise ValueError(f"{where}.covariate: the table has no covariate {rule.covariate!r}")
-        cats = table.covariates[rule.covariate]
-        missing = sorted(set(cats) - set(rule.factors))
+        covariate, target, factors = rule.parts()
+        if covariate not in table.covariates:
+            raise ValueError(f"{where}.covariate: the table has no covariate {covariate!r}")
+        cats = table.covariates[covariate]
+        missing = sorted(set(cats) - set(factors))
         if missing:
             raise ValueError(f"{where}.factors: no factor for {', '.join(map(str, missing))}")
-        if rule.target in params:
-            values = params[rule.target]
-        elif rule.target in base:
-            values = np.full(len(table), float(base[rule.target]))
+        if target in params:
+            values = params[target]
+        elif target in base:
+            values = np.full(len(table), float(base[target]))
         else:
             raise ValueError(
-                f"{where}.target: {rule.target!r} is neither a table column nor set in the "
-                "experiment"
+                f"{where}.target: {target!r} is neither a table column nor set in the experiment"
             )
-        params[rule.target] = values * np.array([rule.factors[c] for c in cats])
+        params[target] = values * np.array([factors[c] for c in cats])
     return PatientTable(
         list(table.patient_id), params, dict(table.covariates), table.version, table.description
     )

@@ -109,10 +109,10 @@ def report_cohort(
         if isinstance(value, dict) and isinstance(value.get("clinic"), dict) and arm in results.arms
     }
     if clinic_arms:
-        subset = results.held_out or None
+        held_out = results.held_out or None
         text += (
-            f"\npersonalised arms ({'held-out' if subset else 'all'} patients; each tuned "
-            "on its own visits only):\n" + personalised_table(results, clinic_arms, subset)
+            f"\npersonalised arms ({'held-out' if held_out else 'all'} patients; each tuned "
+            "on its own visits only):\n" + personalised_table(results, clinic_arms, held_out)
         )
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")

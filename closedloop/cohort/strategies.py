@@ -276,7 +276,7 @@ class OptunaStrategy(Strategy):
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.optuna = optuna
-        self.distributions = {
+        self.distributions: dict[str, optuna.distributions.BaseDistribution] = {
             k: optuna.distributions.FloatDistribution(r.low, r.high, step=r.step)
             for k, r in space.ranges.items()
         }

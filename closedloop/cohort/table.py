@@ -75,8 +75,10 @@ class PatientTable:
             )
         if len(set(self.patient_id)) != n:
             seen: set[str] = set()
-            dup = next(p for p in self.patient_id if p in seen or seen.add(p))
-            raise ValueError(f"patient id {dup!r} appears twice")
+            for dup in self.patient_id:
+                if dup in seen:
+                    raise ValueError(f"patient id {dup!r} appears twice")
+                seen.add(dup)
         for key, values in self.params.items():
             arr = np.asarray(values, dtype=float)
             if arr.shape != (n,):

@@ -54,6 +54,10 @@ class TunedController(Controller):
     """
 
     name = "tuned"
+    controllers_: list[Controller]
+    kind_: int | None
+    params_: np.ndarray | None
+    state_: np.ndarray | None
 
     def __init__(
         self,
@@ -67,7 +71,8 @@ class TunedController(Controller):
         self.templates = list(controllers)
         self.sizes = [int(s) for s in sizes]
         self.seeds = seeds
-        self.required_features = self.templates[0].required_features
+        # per instance of this class: the templates' class decides
+        self.required_features = self.templates[0].required_features  # type: ignore[misc]
 
     def get_params(self) -> dict[str, Any]:
         """No parameters of its own (each instance's are in :meth:`instance_params`)."""
@@ -93,8 +98,8 @@ class TunedController(Controller):
                 c = cls(**template.get_params())
                 c.reset(1, self._rng(len(self.controllers_)))
                 self.controllers_.append(c)
-        programs = [c.compiled() for c in self.controllers_]
-        if any(p is None for p in programs):
+        programs = [p for c in self.controllers_ if (p := c.compiled()) is not None]
+        if len(programs) < len(self.controllers_):
             self.kind_, self.params_, self.state_ = None, None, None
             return
         kinds = {int(p[0]) for p in programs}
@@ -116,8 +121,11 @@ class TunedController(Controller):
         new = type(old)(**{**old.get_params(), **params})
         new.reset(1, self._rng(i))
         self.controllers_[i] = new
-        if self.params_ is not None:
-            kind, p, s = new.compiled()
+        if self.params_ is not None and self.state_ is not None:
+            program = new.compiled()
+            if program is None:
+                raise ValueError(f"instance {i}'s controller with {dict(params)} has no program")
+            kind, p, s = program
             self.params_[i] = np.asarray(p, dtype=np.float64)[0]
             self.state_[i] = np.asarray(s, dtype=np.float64)[0]
 
@@ -138,7 +146,7 @@ class TunedController(Controller):
 
     def compiled(self) -> tuple[int, np.ndarray, np.ndarray] | None:
         """The instances' rows, in arrays reprogramming writes in place."""
-        if self.params_ is None:
+        if self.kind_ is None or self.params_ is None or self.state_ is None:
             return None
         return self.kind_, self.params_, self.state_
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import fields as dc_fields
 from dataclasses import replace as dc_replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pydantic
@@ -26,7 +26,9 @@ from closedloop.brian.config import is_brian_experiment, loop_from_config
 from closedloop.config.checks import memory_problem, model_bytes_per_instance, run_problems
 from closedloop.config.schema import (
     ConfigError,
+    ControlSection,
     ExperimentConfig,
+    ModelSection,
     class_hints,
     parse_experiment,
     type_adapter,
@@ -46,6 +48,9 @@ from closedloop.registry import resolve_controller, resolve_model
 from closedloop.sensing.chain import SensingChain
 from closedloop.sweep.spec import check_sweep_block
 from closedloop.symptoms import FearExpression, SymptomState
+
+if TYPE_CHECKING:
+    from closedloop.brian.loop import BrianLoop
 
 __all__ = ["ResolvedExperiment", "resolve_beside", "validate_config"]
 
@@ -175,11 +180,12 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
                         + (f" or the {block}: block" if block else ""),
                     )
                 )
-    loop = None
-    if not problems and brian:
+    loop: ClosedLoop | BrianLoop | None = None
+    # no problems means a controller (and, for Numba models, a model) was built
+    if not problems and brian and controller is not None:
         loop, brian_problems = loop_from_config(cfg, sensing, device, controller)
         problems += brian_problems
-    elif not problems:
+    elif not problems and model is not None and controller is not None:
         try:
             loop = ClosedLoop(
                 model,
@@ -332,6 +338,8 @@ def kalman_feature(
     from closedloop.control.estimation import KalmanFeature
 
     block = cfg.kalman
+    if block is None:
+        raise ValueError("kalman_feature: the experiment has no kalman: block")
     offered = loop_readouts(cfg, model)
     if offered is not None and block.feature not in offered:
         problems.append(
@@ -385,7 +393,7 @@ def resolve_beside(value: Any, source: str) -> Any:
 
 
 def _build_controller(
-    cls: type, cfg: ExperimentConfig, problems: list[tuple[str, str]], source: str = ""
+    cls: type[Any], cfg: ExperimentConfig, problems: list[tuple[str, str]], source: str = ""
 ) -> Any:
     sig = inspect.signature(cls.__init__)
     params = {k: p for k, p in sig.parameters.items() if k != "self"}
@@ -558,8 +566,8 @@ def _section_keys() -> dict[str, frozenset[str]]:
     return {
         "sensing": frozenset(f.name for f in dc_fields(SensingChain) if f.init),
         "device": frozenset(f.name for f in dc_fields(Device) if f.init),
-        "control": frozenset(ExperimentConfig.model_fields["control"].annotation.model_fields),
-        "model": frozenset(ExperimentConfig.model_fields["model"].annotation.model_fields),
+        "control": frozenset(ControlSection.model_fields),
+        "model": frozenset(ModelSection.model_fields),
     }
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -54,10 +54,15 @@ class ModelBased(Controller):
     """
 
     name = "model_based"
-    references = (
+    references: ClassVar[tuple[str, ...]] = (
         "Yang et al. 2018, J Neural Eng 15(6), doi 10.1088/1741-2552/aad1a8 "
         "(identified model, estimator, controller)",
     )
+    # Settings each subclass's __init__ stores (read by setup_model).
+    model: StateSpaceModel | str | Path
+    feature: str
+    target: float
+    offset_free: bool
 
     def setup_model(self, n: int) -> None:
         """Load the model, check the settings, start the Kalman filter (from :meth:`reset`)."""

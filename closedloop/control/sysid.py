@@ -24,6 +24,7 @@ data by k-step-ahead prediction through the steady-state Kalman predictor;
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,7 +113,7 @@ class StateSpaceModel:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> StateSpaceModel:
+    def load(cls, path: str | os.PathLike[str]) -> StateSpaceModel:
         """Read a model written by :meth:`save`."""
         with np.load(path) as f:
             return cls(
@@ -276,7 +277,7 @@ def explained_variance(
     gain, _ = kalman_gains(model)
     a, b, c = model.A, model.B, model.C
     skip = max(horizons) + 20
-    errors = {h: [] for h in horizons}
+    errors: dict[int, list[np.ndarray]] = {h: [] for h in horizons}
     centred = []
     for r in range(data.u.shape[0]):
         u = data.u[r] - model.u_offset

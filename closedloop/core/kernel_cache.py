@@ -43,6 +43,8 @@ def kernel_sources() -> list[Path]:
     files: set[Path] = set()
     for name in KERNEL_PACKAGES:
         spec = importlib.util.find_spec(name)
+        if spec is None:
+            raise ImportError(f"kernel package {name!r} is not importable")
         for folder in spec.submodule_search_locations or ():
             files.update(p.resolve() for p in Path(folder).rglob("*.py"))
     return sorted(p for p in files if b"njit" in p.read_bytes())
@@ -91,4 +93,4 @@ def kernels_cached(module: str) -> bool:
 
 # Must be set before any kernel is decorated: numba reads it when it builds a
 # function's cache locator.
-numba.config.CACHE_DIR = str(cache_dir())
+numba.config.CACHE_DIR = str(cache_dir())  # type: ignore[attr-defined]  # set at import

@@ -217,12 +217,14 @@ class ClosedLoop(Loop):
         """The controller's compiled program, or kind ``NONE`` to run it in Python."""
         return controller_program(self.controller, self.engine, self.n)
 
-    def _require_reset(self, what: str) -> None:
+    def _require_reset(self, what: str) -> int:
+        """Integration steps since t = 0; RuntimeError before :meth:`reset`."""
         if self._step is None:
             raise RuntimeError(
                 f"{type(self).__name__}.{what}() before reset(): call loop.reset() first "
                 "(and warm_up(seconds) if the run should start past the initial transient)"
             )
+        return self._step
 
     def _kernel(self, m: int, args: tuple) -> Any:
         """The period kernel for a call of ``m`` periods with ``args``.
@@ -324,8 +326,9 @@ class ClosedLoop(Loop):
         self._require_reset("run")
         n_periods = self.clocks.periods_in(self.slow_clock.neural_s(duration_s))
         per_chunk = max(1, min(n_periods, int(round(chunk_s / self.control_period_s))))
-        if self._program is None:
-            self._program = self.program()
+        program = self._program
+        if program is None:
+            program = self._program = self.program()
         done = 0
         while done < n_periods:
             # What the slow processes set at the end of the last chunk holds
@@ -335,11 +338,11 @@ class ClosedLoop(Loop):
             # periods however the run is chunked.
             m = self.slow_clock.periods_to_boundary(self._periods, min(per_chunk, n_periods - done))
             chunk = self._chunk(m)
-            if self._program[0] >= 0:
+            if program[0] >= 0:
                 # Compiled controller: the whole chunk in one call.
-                self._call(chunk, m, 0, self._program)
+                self._call(chunk, m, 0, program)
             else:
-                self._periods_python(chunk, m)
+                self._periods_python(chunk, m, program)
             self._hand_over(chunk, on_chunk)
             done += m
             if progress is not None:
@@ -376,8 +379,7 @@ class ClosedLoop(Loop):
         TypeError
             Naming the command key whose value is not a float array over the batch.
         """
-        self._require_reset("step")
-        step = self._step
+        step = self._require_reset("step")
         if command is not None:
             self._command = self._checked_command(command, self._command)
             self._effective = step + self.latency_steps
@@ -405,6 +407,7 @@ class ClosedLoop(Loop):
     # -- the periods ------------------------------------------------------------------
     def _call(self, chunk: _Chunk, m: int, k: int, program: tuple) -> None:
         """Periods ``k .. k + m - 1`` of ``chunk``, the pending command queued first."""
+        step = self._require_reset("run")
         io = self._io
         if io is None or io.per_period is not chunk.per_period:  # made once per chunk
             io = self._io = PeriodIO(
@@ -416,7 +419,7 @@ class ClosedLoop(Loop):
         args = (
             m,
             self.steps_per_period,
-            self._step,
+            step,
             self.dt_s,
             self._model_state,
             self.device_state,
@@ -434,9 +437,9 @@ class ClosedLoop(Loop):
             call = self._kernel(m, args)
         call(*args)
         self._effective = -1
-        self._step += m * self.steps_per_period
+        self._step = step + m * self.steps_per_period
 
-    def _periods_python(self, chunk: _Chunk, m: int) -> None:
+    def _periods_python(self, chunk: _Chunk, m: int, program: tuple) -> None:
         """A chunk one period at a time, the controller called after each."""
         # Controllers get read-only views: they cannot corrupt the recording.
         rows = chunk.per_period.view()
@@ -447,7 +450,6 @@ class ClosedLoop(Loop):
             for f, name in enumerate(self.sensing.features)
         ]
         controller = self.controller
-        program = self._program
         dt = self.dt_s
         latency = self.latency_steps
         slow_keys = self.slow_clock.command_keys
@@ -457,18 +459,19 @@ class ClosedLoop(Loop):
         source_row = trigger_source(controller, self.sensing.features)[1]
         for k in range(m):
             self._call(chunk, 1, k, program)
+            now = self._require_reset("run")
             features = {"biomarker": biomarker_rows[:, k]}
             for name, values in feature_rows:
                 features[name] = values[:, k]
             if slow_features:
                 features.update(slow_features)
             if live is not None:  # values that change every period (a respiratory phase)
-                features.update(live(self._step * dt + self.slow_clock.offset_s))
-            out = controller.update(self._step * dt, features)
+                features.update(live(now * dt + self.slow_clock.offset_s))
+            out = controller.update(now * dt, features)
             self._command = self._checked_command(out, self._command)
             if slow_keys:
-                self.slow_clock.command(self._step * dt + self.slow_clock.offset_s, out)
-            self._effective = self._step + latency
+                self.slow_clock.command(now * dt + self.slow_clock.offset_s, out)
+            self._effective = now + latency
             pulses = self._command[3]
             if pulses is not self._no_trigger:  # the controller may have asked for bursts
                 mark_triggers(chunk.per_period, k, pulses, source_row)

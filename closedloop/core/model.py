@@ -83,7 +83,7 @@ class Parameter:
 
 def resolve_parameters(
     model: Any,
-    params: Mapping[str, float | Sequence[float]] | None,
+    params: Mapping[str, float | Sequence[float] | np.ndarray] | None,
     regime: str | None,
 ) -> tuple[str | None, dict[str, np.ndarray]]:
     """A model's regime and per-instance parameter values, checked.
@@ -211,7 +211,7 @@ class PopulationModel:
         self,
         dt_s: float = 1e-4,
         n: int = 1,
-        params: Mapping[str, float | Sequence[float]] | None = None,
+        params: Mapping[str, float | Sequence[float] | np.ndarray] | None = None,
         regime: str | None = None,
         *,
         sense_node: str | None = None,
@@ -249,7 +249,7 @@ class PopulationModel:
             )
         return name
 
-    def node_index(self, name: str) -> int:
+    def node_index(self, name: str | None) -> int:
         """Position of node ``name`` in :attr:`nodes` (ValueError naming the known nodes)."""
         if name not in self.nodes:
             raise ValueError(
@@ -258,14 +258,16 @@ class PopulationModel:
             )
         return self.nodes.index(name)
 
-    def node_settings(self) -> dict[str, str]:
+    def node_settings(self) -> dict[str, str | None]:
         """``sense_node`` and ``stim_node`` of a multi-node model (empty otherwise)."""
         if not self.nodes:
             return {}
         return {"sense_node": self.sense_node, "stim_node": self.stim_node}
 
     def like(
-        self, n: int | None = None, params: Mapping[str, float | Sequence[float]] | None = None
+        self,
+        n: int | None = None,
+        params: Mapping[str, float | Sequence[float] | np.ndarray] | None = None,
     ) -> PopulationModel:
         """A new model of the same kind and settings (e.g. a no-stimulation baseline).
 
@@ -377,7 +379,7 @@ class NumbaModel(PopulationModel):
         self,
         dt_s: float = 1e-4,
         n: int = 1,
-        params: Mapping[str, float | Sequence[float]] | None = None,
+        params: Mapping[str, float | Sequence[float] | np.ndarray] | None = None,
         regime: str | None = None,
         *,
         sense_node: str | None = None,

@@ -71,7 +71,7 @@ def _search_working_directory() -> None:
 
 def resolve_class(
     name: str,
-    builtins: Mapping[str, type[_C]],
+    builtins: Mapping[str, type[_C] | None],
     base: type[_C],
     base_path: str,
     *,
@@ -83,8 +83,9 @@ def resolve_class(
     ``kind`` names what is resolved in messages ("unknown {kind} ..."); ``hint``
     ends the message for an unknown bare name.
     """
-    if name in builtins:
-        return builtins[name]
+    builtin = builtins.get(name)
+    if builtin is not None:  # a None entry: a name only listed (resolved elsewhere)
+        return builtin
     if "." not in name and ":" not in name:
         raise ValueError(
             f"unknown {kind} {name!r}.{did_you_mean(name, builtins)} "

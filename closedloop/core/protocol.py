@@ -202,8 +202,11 @@ class Loop(ABC):
 
     #: Populations whose spikes :meth:`run` hands to ``on_spikes``.
     record_spikes: tuple[str, ...] = ()
-    #: Slow processes beside the neural clock (:mod:`closedloop.core.slow`).
-    slow: tuple = ()
+
+    @property
+    def slow(self) -> tuple[Any, ...]:
+        """Slow processes beside the neural clock (:mod:`closedloop.core.slow`)."""
+        return ()
 
     def extra_timeseries(self) -> dict[str, tuple[str, float, str]]:
         """Further series in every chunk: name to (units, rate Hz, description)."""

@@ -41,7 +41,8 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from types import MethodType
+from typing import Any, ClassVar, Self, cast
 
 import numpy as np
 
@@ -160,7 +161,7 @@ class SlowProcess(ABC):
         return {}
 
     @classmethod
-    def concatenate(cls, processes: Sequence[SlowProcess], sizes: Sequence[int]) -> SlowProcess:
+    def concatenate(cls, processes: Sequence[Self], sizes: Sequence[int]) -> Self:
         """One process for several runs simulated as one batch (a sweep, a cohort).
 
         ``processes[k]`` was configured for ``sizes[k]`` instances; the
@@ -178,7 +179,8 @@ class SlowProcess(ABC):
 
 def batchable(process: SlowProcess) -> bool:
     """Whether ``process`` can serve several runs in one batch (it overrides ``concatenate``)."""
-    return type(process).concatenate.__func__ is not SlowProcess.concatenate.__func__
+    own = cast(MethodType, type(process).concatenate).__func__
+    return own is not cast(MethodType, SlowProcess.concatenate).__func__
 
 
 def readout_names(per_period: Sequence[str], observables: Sequence[str]) -> tuple[str, ...]:

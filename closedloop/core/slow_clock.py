@@ -247,9 +247,11 @@ class SlowClock:
         for j, p in enumerate(self.processes):
             # A sequential sum (add.accumulate), not a pairwise one: the same
             # bits however the step is split into chunks.
-            start = self.sums[j] if self.sums[j] is not None else np.zeros((n, len(names)))
+            start = self.sums[j]
+            if start is None:
+                start = np.zeros((n, len(names)))
             acc = np.add.accumulate(np.concatenate([start[:, :, None], block], axis=2), axis=2)
-            self.sums[j] = acc[:, :, -1]
+            total = self.sums[j] = acc[:, :, -1]
             self.counts[j] += block.shape[2]
             epoch_end = self.epochs is not None and periods_done % self.epoch_periods == 0
             due = periods_done % self.steps[j] == 0 if self.in_epoch[j] else epoch_end
@@ -257,7 +259,7 @@ class SlowClock:
                 continue
             if charge is None:
                 charge = device_totals(device_state)["charge_uc"]
-            readout = {k: self.sums[j][:, c] / self.counts[j] for c, k in enumerate(names)}
+            readout = {k: total[:, c] / self.counts[j] for c, k in enumerate(names)}
             readout.update(self.model.observables())
             readout["delivered_charge_uc"] = charge - self.charge_at[j]
             self.charge_at[j] = charge

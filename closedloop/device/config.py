@@ -229,6 +229,8 @@ class Device:
     @property
     def vns_charge_limit_uc(self) -> float:
         """Largest charge per phase of the VNS electrode, uC (Shannon and the density ceiling)."""
+        if self.vns is None:
+            raise ValueError(f"device.vns: no VNS block (device.modality is {self.modality!r})")
         area = self.vns.electrode_area_cm2
         shannon = math.sqrt(10.0**self.shannon_k * area)
         return min(shannon, self.max_charge_density_uc_per_cm2 * area)
@@ -250,11 +252,12 @@ class Device:
         row[P_MAX_Q_DAY] = self.max_charge_uc_per_day
         row[P_MAX_ON_DAY] = self.max_on_time_s_per_day
         row[P_MODALITY] = MODALITIES[self.modality]
-        if self.modality == "vns":
-            self.vns.fill_params(row, self.vns_charge_limit_uc)
-        elif self.block is not None:
+        block = self.block
+        if isinstance(block, VNSSettings):
+            block.fill_params(row, self.vns_charge_limit_uc)
+        elif block is not None:
             row[P_MAX_Q_DAY] = row[P_MAX_ON_DAY] = math.inf  # DBS caps: not these modalities'
-            self.block.fill_params(row)
+            block.fill_params(row)
         return np.tile(row, (n, 1))
 
     def kernel_state(self, n: int, queue_len: int) -> DeviceState:
@@ -281,12 +284,12 @@ class Device:
         state = np.zeros((n, len(DEVICE_STATE)))
         freq = min(max(self.initial_frequency_hz, self.frequency_min_hz), self.frequency_max_hz)
         pw = min(max(self.initial_pulse_width_us, self.pulse_width_min_us), self.pulse_width_max_us)
-        if self.modality == "vns":
-            v = self.vns
+        v = self.block
+        if isinstance(v, VNSSettings):
             freq = min(max(v.initial_frequency_hz, v.frequency_min_hz), v.frequency_max_hz)
             pw = min(max(v.initial_pulse_width_us, v.pulse_width_min_us), v.pulse_width_max_us)
-        elif self.modality == "tms":
-            freq = min(max(10.0, self.tms.frequency_min_hz), self.tms.frequency_max_hz)
+        elif isinstance(v, TMSSettings):
+            freq = min(max(10.0, v.frequency_min_hz), v.frequency_max_hz)
             pw = 0.0
         elif self.modality == "tes":
             freq = 0.0  # direct current until told otherwise

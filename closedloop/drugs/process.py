@@ -193,7 +193,8 @@ class DrugLayer(SlowProcess):
     def __init__(self, drugs: Sequence[DrugSpec], period_s: float) -> None:
         self.drugs = tuple(drugs)
         self.period_s = float(period_s)
-        self.command_keys = tuple(
+        # per instance: the drugs given decide the dose keys
+        self.command_keys = tuple(  # type: ignore[misc]
             key for d in self.drugs for key in (f"dose_{d.name}_mg", f"dose_{d.name}_route")
         )
 

@@ -222,7 +222,7 @@ class RunRecorder:
     def _require_open(self) -> h5py.File:
         if self._closed:
             raise RuntimeError(f"{self.path}: the recorder is closed")
-        if not self._file.id.valid:
+        if self._file is None or not self._file.id.valid:
             raise RuntimeError(
                 f"{self.partial_path}: the HDF5 file was closed outside the recorder"
             )
@@ -565,7 +565,8 @@ class RunRecorder:
             return self.path
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
-        if not self._file.id.valid:
+        h5 = self._file
+        if h5 is None or not h5.id.valid:
             self._closed = True
             self._release_lock()
             raise RuntimeError(
@@ -573,13 +574,13 @@ class RunRecorder:
                 "left as a partial file"
             )
         try:
-            self._file.attrs["status"] = status
-            self._file.attrs["message"] = str(message)
-            self._file.attrs["finished"] = utc_now()
-            self._file.flush()
+            h5.attrs["status"] = status
+            h5.attrs["message"] = str(message)
+            h5.attrs["finished"] = utc_now()
+            h5.flush()
             self._timeseries.clear()
             self._clocks.clear()
-            self._file.close()
+            h5.close()
         except OSError as exc:
             # A full disk, a quota or an I/O error: the file cannot be finished.
             self._abandon()

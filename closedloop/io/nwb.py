@@ -237,9 +237,10 @@ def export_nwb(
     n_units = 0
     skipped = []
     for name, cols in spikes.items():
-        t, inst, neuron = cols.get("time_s"), cols.get("instance"), cols.get("neuron")
+        t = cols.get("time_s")
         if t is None or len(t) == 0:
             continue
+        inst, neuron = cols["instance"], cols["neuron"]
         keys = np.unique(np.stack([inst, neuron], axis=1), axis=0)
         if n_units + len(keys) > MAX_UNITS:
             skipped.append(name)

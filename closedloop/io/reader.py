@@ -141,7 +141,10 @@ class RunData:
             known = ", ".join(sorted(self.timeseries)) or "none"
             raise KeyError(f"no time series {name!r} in {self.path} (present: {known})")
         ts_attrs = self.timeseries_attrs[name]
-        rate = float(ts_attrs.get("sampling_rate_hz", ts_attrs.get("sampling_rate")))
+        rate_hz = ts_attrs.get("sampling_rate_hz", ts_attrs.get("sampling_rate"))
+        if rate_hz is None:
+            raise KeyError(f"time series {name!r} in {self.path} has no sampling_rate_hz")
+        rate = float(rate_hz)
         start = float(ts_attrs.get("start_time_s", 0.0))
         return start + np.arange(self.timeseries[name].shape[-1]) / rate
 
@@ -200,8 +203,8 @@ class RunData:
         for key, values in self.arrays.items():
             var = key.replace("/", "_")
             attrs = {k: plain(v) for k, v in self.array_attrs.get(key, {}).items()}
-            dims_attr = attrs.get("dims")
-            dims = tuple(d.strip() for d in dims_attr.split(",")) if dims_attr else ()
+            array_dims = attrs.get("dims")
+            dims = tuple(d.strip() for d in array_dims.split(",")) if array_dims else ()
             if key == FREQUENCY:
                 dims = ("frequency",)  # also in files older than version 3
             if len(dims) != values.ndim:

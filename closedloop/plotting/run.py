@@ -56,7 +56,7 @@ TITLE_METRICS: dict[str, str] = {
 ZOOM_CYCLES = 5
 #: Most points drawn per line; longer signals are reduced to a min/max envelope.
 _MAX_POINTS = 20_000
-_NOTE_STYLE = {"ha": "center", "va": "center", "color": "0.45", "fontsize": 10}
+_NOTE_STYLE: dict[str, Any] = {"ha": "center", "va": "center", "color": "0.45", "fontsize": 10}
 
 
 def _note(ax: Axes, text: str) -> None:

@@ -245,14 +245,17 @@ class SensingChain:
         Designed on first use: ``scipy.signal`` (which imports ``scipy.stats``)
         costs about 0.7 s to import, which ``closedloop validate`` need not pay.
         """
-        if self._sos is None:
+        sos = self._sos
+        if sos is None:
             from scipy import signal
 
-            sos = signal.butter(
-                self.filter_order, self.band_hz, "bandpass", fs=self.rate_hz, output="sos"
+            sos = np.ascontiguousarray(
+                signal.butter(
+                    self.filter_order, self.band_hz, "bandpass", fs=self.rate_hz, output="sos"
+                )
             )
-            object.__setattr__(self, "_sos", np.ascontiguousarray(sos))
-        return self._sos
+            object.__setattr__(self, "_sos", sos)
+        return sos
 
     def window_samples(self, seconds: float) -> int:
         """Whole number of sensing samples in ``seconds`` (at least 1)."""

@@ -97,10 +97,11 @@ class ControllerStack(Controller):
 
     def compiled(self) -> tuple[int, np.ndarray, np.ndarray] | None:
         """One program for the kernels from the controllers' own, row blocks stacked."""
-        programs = [c.compiled() for c in self.controllers]
-        if all(p is None for p in programs):
+        compiled = [c.compiled() for c in self.controllers]
+        programs = [p for p in compiled if p is not None]
+        if not programs:
             return None
-        if any(p is None for p in programs):
+        if len(programs) < len(compiled):
             raise ValueError("some controllers of the batch have a compiled twin and some not")
         kinds = {int(p[0]) for p in programs}
         if len(kinds) != 1:

@@ -29,6 +29,7 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,7 +111,8 @@ def _worker_main(conn: Any, parent_pid: int | None, numba_threads: int | None) -
     if numba_threads:  # the worker's share of the cores for parallel kernels
         import numba
 
-        numba.set_num_threads(max(1, min(numba_threads, numba.config.NUMBA_NUM_THREADS)))
+        cores = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import
+        numba.set_num_threads(max(1, min(numba_threads, cores)))
 
     while True:
         try:
@@ -167,7 +169,8 @@ class LocalPool:
             raise ValueError(f"workers must be 1 or more, got {workers!r}")
         self.numba_threads = numba_threads or max(1, cpu_count() // self.workers)
         self.start_method = start_method or _start_method()
-        self._ctx = multiprocessing.get_context(self.start_method)
+        # fork, spawn or forkserver: typeshed's BaseContext lacks their Process
+        self._ctx: Any = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
             self._ctx.set_forkserver_preload(_PRELOAD)
         self._queue: collections.deque = collections.deque()
@@ -226,6 +229,8 @@ class LocalPool:
                     except (EOFError, OSError):
                         got = None
                     task_id = worker.task
+                    if task_id is None:  # never: busy workers hold a task
+                        continue
                     if got is not None:
                         worker.task = None
                         self._dispatch()
@@ -339,8 +344,8 @@ class DaskExecutor:
                 f"cannot reach the Dask scheduler at {address}: {type(exc).__name__}: {exc}"
             ) from None
         self._ac = distributed.as_completed()
-        self._task_of: dict[str, int] = {}
-        self._futures: dict[str, Any] = {}
+        self._task_of: dict[Hashable, int] = {}
+        self._futures: dict[Hashable, Any] = {}
         self._killed_worker = distributed.KilledWorker
 
     @property

@@ -226,7 +226,7 @@ class _Checker:
             return None
         return dict(params)
 
-    def check_params(self, cls: type, original: Any, fresh: bool) -> dict[str, Any] | None:
+    def check_params(self, cls: type[Any], original: Any, fresh: bool) -> dict[str, Any] | None:
         params = self.get_params(original)
         if params is None:
             return None

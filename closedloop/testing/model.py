@@ -212,9 +212,10 @@ def _subject(
         def make(n: int, overrides: Mapping[str, Any] | None = None) -> NumbaModel:
             return cls(n=n, params={**base, **(overrides or {})}, **settings)
 
-        def build_regime(regime: str) -> NumbaModel:
+        def regime_model(regime: str) -> NumbaModel:
             return cls(n=1, params=base, regime=regime, **settings)
 
+        build_regime: Callable[[str], NumbaModel] | None = regime_model
     else:
         make, build_regime = model, None
     cls = type(make(1, None))

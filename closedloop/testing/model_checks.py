@@ -87,7 +87,7 @@ class ModelUnderTest:
 
     label: str
     make: ModelFactory
-    cls: type
+    cls: type[NumbaModel]
     n_steps: int = 600
     seed: int = 0
     stimulation: float = 0.05
@@ -454,7 +454,7 @@ def check_like(subject: ModelUnderTest) -> list[str]:
         )
         return problems
     for name, values in model.param_values.items():
-        if first_difference(twin.param_values.get(name, np.nan), values) is not None:
+        if first_difference(twin.param_values.get(name, np.array(np.nan)), values) is not None:
             problems.append(f"like() changed parameter {name!r}")
     drive = subject.drive(SMALL_BATCH)
     for m in (model, twin):
