@@ -437,7 +437,7 @@ class BrianOpenLoop:
         self.net.run(seconds * second, namespace={})
 
 
-def brian_ping_loop(n_neurons: int, engine: str) -> object:
+def brian_ping_loop(n_neurons: int, engine: str) -> BrianLoop:
     from closedloop.models.brian_ping import BrianPING
 
     n_e = int(round(0.8 * n_neurons))

@@ -21,8 +21,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from closedloop.controllers.base import Controller
 
 __all__ = ["DT_S", "closed_loop_runner", "period_costs", "threads_ratio"]
 
@@ -31,7 +35,7 @@ DT_S = 1e-4
 
 
 def closed_loop_runner(
-    n: int, period_s: float, seconds: float, engine: str, controller: object = None
+    n: int, period_s: float, seconds: float, engine: str, controller: Controller | None = None
 ) -> Callable[[], float]:
     """A function that runs the closed loop (STN-GPe, PID) and returns its rate.
 

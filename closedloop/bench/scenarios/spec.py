@@ -167,14 +167,14 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         parsed = _ScenarioFile.model_validate(raw)
     except pydantic.ValidationError as exc:
-        problems = [
+        invalid = [
             (
                 ".".join(map(str, e["loc"])) or "(top level)",
                 "unknown key" if e["type"] == "extra_forbidden" else e["msg"],
             )
             for e in exc.errors()
         ]
-        raise ConfigError(problems, str(path)) from None
+        raise ConfigError(invalid, str(path)) from None
     s = parsed.scenario
     scn = Scenario(
         name=s.name,
