@@ -62,7 +62,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from closedloop.analysis.phase_fit import phase_before
 
@@ -128,6 +127,8 @@ class PhasePlasticity:
 
     def change_pct(self, phase_rad: np.ndarray) -> np.ndarray:
         """Change of excitability per burst at each phase, percent (NaN phases: 0)."""
+        from scipy import special  # on use: keeps `closedloop info` light
+
         phi = np.asarray(phase_rad, dtype=float)
         mean = special.i0e(self.kappa)  # exp(-kappa) I0(kappa)
         kernel = np.exp(self.kappa * (np.cos(phi - self.preferred_phase_rad) - 1.0))
