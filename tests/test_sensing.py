@@ -397,8 +397,6 @@ def test_features_are_the_same_through_the_parallel_and_the_serial_kernel(monkey
     from closedloop.models import STNGPe
 
     def run(parallel: bool) -> dict[str, np.ndarray]:
-        if not parallel:
-            monkeypatch.setattr(loop_module, "PARALLEL_MIN_BATCH", 10**9)
         loop = loop_module.ClosedLoop(
             STNGPe(dt_s=1e-4, n=PARALLEL_MIN_BATCH),
             SensingChain(features=tuple(f.name for f in REGISTRY), noise_std=0.1),
@@ -408,11 +406,21 @@ def test_features_are_the_same_through_the_parallel_and_the_serial_kernel(monkey
             seed=4,
             engine=engine,
         )
+        # The loop picks its kernel by batch size and, for a Python controller,
+        # by measured speed (KernelChoice): force one kernel for every call.
+        kernels = loop.model.kernels
+        forced = kernels.periods_parallel if parallel else kernels.periods_serial
+        calls: list[int] = []
+
+        def kernel(m: int, args: tuple) -> object:
+            calls.append(m)
+            return forced
+
+        monkeypatch.setattr(loop, "_kernel", kernel)
         loop.reset()
         chunks: list[dict[str, np.ndarray]] = []
         loop.run(0.3, on_chunk=lambda t0, data: chunks.append(dict(data)))
-        kernels = loop.model.kernels
-        assert loop._kernel() is (kernels.periods_parallel if parallel else kernels.periods_serial)
+        assert sum(calls) == 30  # every period of the 0.3 s went through the forced kernel
         return {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]}
 
     parallel, serial = run(True), run(False)
