@@ -127,6 +127,8 @@ class ClosedLoop(Loop):
         self.model = model
         self.sensing = sensing
         self.device = device
+        # Read once, not per period: the intensity key is carried in the amplitude slot.
+        self._tms = device.modality == "tms"
         self.controller = controller
         if engine not in ("auto", "python", "compiled"):
             raise ValueError(f"control.engine must be auto, python or compiled, got {engine!r}")
@@ -457,20 +459,23 @@ class ClosedLoop(Loop):
         slow_features = self.slow_clock.features() if self.slow_clock.processes else {}
         live = self.slow_clock.live_features if self.slow_clock.live else None
         source_row = trigger_source(controller, self.sensing.features)[1]
+        offset_s = self.slow_clock.offset_s  # constant within a chunk (chunks end on slow steps)
+        spp = self.steps_per_period
+        now = self._require_reset("run")  # the step at the end of each period, below
         for k in range(m):
             self._call(chunk, 1, k, program)
-            now = self._require_reset("run")
+            now += spp
             features = {"biomarker": biomarker_rows[:, k]}
             for name, values in feature_rows:
                 features[name] = values[:, k]
             if slow_features:
                 features.update(slow_features)
             if live is not None:  # values that change every period (a respiratory phase)
-                features.update(live(now * dt + self.slow_clock.offset_s))
+                features.update(live(now * dt + offset_s))
             out = controller.update(now * dt, features)
             self._command = self._checked_command(out, self._command)
             if slow_keys:
-                self.slow_clock.command(now * dt + self.slow_clock.offset_s, out)
+                self.slow_clock.command(now * dt + offset_s, out)
             self._effective = now + latency
             pulses = self._command[3]
             if pulses is not self._no_trigger:  # the controller may have asked for bursts
@@ -480,7 +485,7 @@ class ClosedLoop(Loop):
         """The command arrays of ``out``; a missing key keeps ``previous`` (pulses: NaN)."""
         shape = (self.n,)
         amplitude, frequency, width, pulses = _KEYS
-        if self.device.modality == "tms":
+        if self._tms:
             out = tms_command(out)
         return (
             command_array(out, amplitude, previous[0], shape),
