@@ -13,7 +13,9 @@ The contract (also checked by :func:`closedloop.testing.controller.check_control
   the time ``t`` in seconds (the end of the period just sensed) and a mapping
   from feature name to a float array of shape ``(n,)``. It returns a mapping
   with any of the keys in :data:`COMMAND_KEYS`, each a float array of shape
-  ``(n,)``. Keys left out keep the value last commanded. A controller may
+  ``(n,)``. Keys left out keep the value last commanded. A device modality
+  may read its own key in a slot's place (TMS: ``intensity_pct_rmt`` for the
+  amplitude; :data:`closedloop.device.config.MODALITY_COMMANDS`). A controller may
   also command a drug layer's doses (:data:`DOSE_COMMAND`:
   ``dose_<drug>_mg`` and ``dose_<drug>_route``; see
   :mod:`closedloop.drugs.process`), which that layer checks against its
@@ -35,7 +37,6 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 __all__ = [
-    "COMMAND_ALIASES",
     "COMMAND_KEYS",
     "DOCS",
     "DOSE_COMMAND",
@@ -60,11 +61,6 @@ COMMAND_KEYS: dict[str, str] = {
     # nothing rather than repeating the last value.
     "pulses": "1",
 }
-
-#: Command keys a device modality reads in place of one of :data:`COMMAND_KEYS`:
-#: under ``device.modality: tms`` the intensity in percent of resting motor
-#: threshold travels in the amplitude slot (:mod:`closedloop.device.tms`).
-COMMAND_ALIASES: dict[str, str] = {"intensity_pct_rmt": "amplitude_ma"}
 
 #: Command keys for a drug layer's doses: ``dose_<drug>_mg`` (amount, mg; 0 for
 #: none) and ``dose_<drug>_route`` (0 oral, 1 intravenous).

@@ -41,7 +41,7 @@ def drive(controller, biomarker, n=None, t0=0.0):
         # Controllers needing other features get the same series under each name.
         features = {name: row.copy() for name in names}
         command = controller.update(t0 + (k + 1) * DT, features)
-        # (The TMS intensity travels in the amplitude slot: COMMAND_ALIASES.)
+        # (The TMS intensity travels in the amplitude slot: device.config.MODALITY_COMMANDS.)
         out.append(command.get("amplitude_ma", command.get("intensity_pct_rmt")))
     return np.array(out)
 

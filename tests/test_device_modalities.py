@@ -288,15 +288,29 @@ def test_bad_modality_settings_are_refused_with_their_key_path(device, controlle
     assert words in text
 
 
-def test_a_tms_loop_takes_the_intensity_alias_and_refuses_a_current():
-    from closedloop.core.loop import tms_command
-
-    assert tms_command({"intensity_pct_rmt": 80.0, "pulses": INF}) == {
+def test_the_tms_device_takes_the_intensity_alias_and_refuses_a_current():
+    to_slots = Device(modality="tms", tms=TMSSettings()).commands.to_slots
+    assert to_slots({"intensity_pct_rmt": 80.0, "pulses": INF}) == {
         "amplitude_ma": 80.0,
         "pulses": INF,
     }
     with pytest.raises(ValueError, match="intensity_pct_rmt"):
-        tms_command({"amplitude_ma": 1.0})
+        to_slots({"amplitude_ma": 1.0})
+
+
+def test_every_modality_names_its_command_keys_and_only_tms_renames():
+    from closedloop.device.config import MODALITY_COMMANDS
+    from closedloop.device.layout import MODALITIES
+
+    assert set(MODALITY_COMMANDS) == set(MODALITIES)
+    command = {"amplitude_ma": 1.5, "frequency_hz": 130.0}
+    for name, keys in MODALITY_COMMANDS.items():
+        if name == "tms":
+            assert keys.aliases == {"intensity_pct_rmt": "amplitude_ma"}
+            assert keys.refused == ("amplitude_ma",)
+        else:  # a current in mA, read as sent
+            assert keys.aliases == {} and keys.refused == ()
+            assert keys.to_slots(command) == command
 
 
 def test_brian2_models_refuse_other_modalities_in_one_sentence():

@@ -171,3 +171,27 @@ def test_using_the_loop_before_reset_says_what_to_call(call):
     args = {"run": (0.1,), "step": (), "warm_up": (0.1,)}[call]
     with pytest.raises(RuntimeError, match=r"call loop\.reset\(\) first"):
         getattr(loop, call)(*args)
+
+
+def test_a_tms_loop_reads_the_intensity_key_its_device_names_and_refuses_a_current():
+    from closedloop.device.tms import TMSSettings
+
+    loop = ClosedLoop(
+        STNGPe(n=2, dt_s=1e-4),
+        SensingChain(rate_hz=1000.0),
+        Device(modality="tms", tms=TMSSettings()),
+        OpenLoop(amplitude_ma=0.0),
+        control_period_s=0.01,
+        seed=7,
+        engine="python",
+    )
+    loop.reset()
+    loop.step()
+    loop.step({"intensity_pct_rmt": 80.0, "pulses": 1.0})  # one single pulse at 80 % RMT
+    for _ in range(5):
+        loop.step()
+    totals = loop.totals()
+    np.testing.assert_array_equal(totals["n_pulses"], [1.0, 1.0])
+    np.testing.assert_array_equal(totals["dose_pct_rmt"], [80.0, 80.0])
+    with pytest.raises(ValueError, match="intensity_pct_rmt"):
+        loop.step({"amplitude_ma": 1.0})

@@ -38,7 +38,7 @@ from closedloop.core.loop import ClosedLoop
 from closedloop.core.record import PER_PERIOD_SERIES
 from closedloop.core.slow import EpochSchedule, SlowProcess, readout_names
 from closedloop.device import Device
-from closedloop.device.config import MODALITY_BLOCKS
+from closedloop.device.config import MODALITY_BLOCKS, MODALITY_COMMANDS
 from closedloop.drift import Drift
 from closedloop.drugs.config import drug_layer
 from closedloop.io import RECORDERS
@@ -91,17 +91,13 @@ def validate_config(raw: Any, source: str = "") -> ResolvedExperiment:
         problems.append(
             ("device.modality", f"{modality!r}: Brian2 models take DBS only; use a Numba model")
         )
-    if modality == "tms":
-        params = cfg.controller.params or {}
-        for key in params:
-            if key.endswith("amplitude_ma"):
-                problems.append(
-                    (
-                        f"controller.params.{key}",
-                        "device.modality is tms: the intensity is in percent of resting motor "
-                        "threshold (intensity_pct_rmt), not a current in mA",
-                    )
-                )
+    commands = MODALITY_COMMANDS.get(modality)
+    if commands is not None and commands.refused:
+        # A controller parameter ending in a refused key (max_amplitude_ma) would command it.
+        for key in cfg.controller.params or {}:
+            refused = [slot for slot in commands.refused if key.endswith(slot)]
+            if refused:
+                problems.append((f"controller.params.{key}", commands.refusal(refused[0])))
     if brian and cfg.slow is not None:
         problems.append(("slow", "slow processes run only with Numba models for now"))
     if brian and cfg.drugs is not None:

@@ -18,7 +18,7 @@ import numba
 import numpy as np
 
 from closedloop.controllers import compiled as compiled_twins
-from closedloop.controllers.base import COMMAND_ALIASES, COMMAND_KEYS, Controller
+from closedloop.controllers.base import COMMAND_KEYS, Controller
 from closedloop.core.clocks import Clocks, seed_layout
 from closedloop.core.kernel_choice import KernelChoice, on_one_thread
 from closedloop.core.model import PARALLEL_MIN_BATCH, NumbaModel
@@ -47,12 +47,10 @@ __all__ = [
     "PER_PERIOD_SERIES",
     "ClosedLoop",
     "ModelDivergedError",
-    "TMS_INTENSITY_KEY",
     "command_array",
     "controller_program",
     "entry_point",
     "mark_triggers",
-    "tms_command",
     "trigger_source",
 ]
 
@@ -127,8 +125,10 @@ class ClosedLoop(Loop):
         self.model = model
         self.sensing = sensing
         self.device = device
-        # Read once, not per period: the intensity key is carried in the amplitude slot.
-        self._tms = device.modality == "tms"
+        # Asked once, not per period: the modality's own keys (TMS: the
+        # intensity in % RMT) renamed to the slots the kernels read, or None.
+        commands = device.commands
+        self._to_slots = commands.to_slots if commands.aliases else None
         self.controller = controller
         if engine not in ("auto", "python", "compiled"):
             raise ValueError(f"control.engine must be auto, python or compiled, got {engine!r}")
@@ -485,8 +485,8 @@ class ClosedLoop(Loop):
         """The command arrays of ``out``; a missing key keeps ``previous`` (pulses: NaN)."""
         shape = (self.n,)
         amplitude, frequency, width, pulses = _KEYS
-        if self._tms:
-            out = tms_command(out)
+        if self._to_slots is not None:
+            out = self._to_slots(out)
         return (
             command_array(out, amplitude, previous[0], shape),
             command_array(out, frequency, previous[1], shape),
@@ -532,7 +532,6 @@ class ClosedLoop(Loop):
 
 
 _KEYS = tuple(COMMAND_KEYS)  # amplitude, frequency, pulse width, pulses
-COMMAND_KEYS_AMPLITUDE = _KEYS[0]
 
 
 def trigger_source(controller: Any, features: tuple[str, ...]) -> tuple[str, int]:
@@ -610,32 +609,6 @@ def entry_point(dispatcher: Any, args: tuple) -> Any:
     sig = tuple(numba.typeof(a) for a in args)
     compiled = dispatcher.overloads.get(sig)
     return dispatcher if compiled is None else compiled.entry_point
-
-
-#: The command key a controller uses for the TMS intensity (% RMT), carried in
-#: the amplitude slot (:mod:`closedloop.device.tms`).
-TMS_INTENSITY_KEY = next(iter(COMMAND_ALIASES))
-
-
-def tms_command(out: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A controller's command under ``device.modality: tms``: the intensity in the amplitude slot.
-
-    Raises
-    ------
-    ValueError
-        When the command carries ``amplitude_ma`` (a current in mA means nothing
-        to a TMS stimulator).
-    """
-    if COMMAND_KEYS_AMPLITUDE in out:
-        raise ValueError(
-            "device.modality is tms: the controller sent amplitude_ma; a TMS command gives "
-            f"the intensity in percent of resting motor threshold as {TMS_INTENSITY_KEY!r}"
-        )
-    if TMS_INTENSITY_KEY not in out:
-        return out
-    out = dict(out)
-    out[COMMAND_KEYS_AMPLITUDE] = out.pop(TMS_INTENSITY_KEY)
-    return out
 
 
 def command_array(

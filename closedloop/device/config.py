@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from closedloop.device.commands import ModalityCommands
 from closedloop.device.layout import (
     DEVICE_STATE,
     MODALITIES,
@@ -40,13 +41,29 @@ from closedloop.device.layout import (
     DeviceState,
 )
 from closedloop.device.tes import TESSettings
-from closedloop.device.tms import TMSSettings
+from closedloop.device.tms import TMS_COMMANDS, TMSSettings
 from closedloop.device.vns import VNSSettings
 
-__all__ = ["MODALITY_BLOCKS", "Device", "TESSettings", "TMSSettings", "VNSSettings"]
+__all__ = [
+    "MODALITY_BLOCKS",
+    "MODALITY_COMMANDS",
+    "Device",
+    "TESSettings",
+    "TMSSettings",
+    "VNSSettings",
+]
 
 #: The blocks of the modalities other than DBS, by ``device.modality``.
 MODALITY_BLOCKS = {"tms": TMSSettings, "tes": TESSettings, "vns": VNSSettings}
+
+#: The command keys each modality reads, by ``device.modality``: DBS, tES and
+#: VNS take the amplitude as a current (``amplitude_ma``); TMS names its own.
+MODALITY_COMMANDS: dict[str, ModalityCommands] = {
+    "dbs": ModalityCommands("dbs"),
+    "tms": TMS_COMMANDS,
+    "tes": ModalityCommands("tes"),
+    "vns": ModalityCommands("vns"),
+}
 
 
 @dataclass(frozen=True)
@@ -210,6 +227,11 @@ class Device:
             * self.impedance_ohm
             * (2.0 * pulse_width_us * 1e-6 * frequency_hz * duration_s)
         )
+
+    @property
+    def commands(self) -> ModalityCommands:
+        """Which command keys the modality reads, and into which slot."""
+        return MODALITY_COMMANDS[self.modality]
 
     @property
     def block(self) -> TMSSettings | TESSettings | VNSSettings | None:

@@ -88,6 +88,7 @@ import numpy as np
 from numba import njit
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
+from closedloop.device.commands import ModalityCommands
 from closedloop.device.layout import (
     CMD_AMP,
     CMD_FREQ,
@@ -131,7 +132,24 @@ from closedloop.device.layout import (
 )
 from closedloop.device.queue import due_slot
 
-__all__ = ["PATTERNS", "PROTOCOLS", "SAFE_TRAIN_S", "TMSSettings", "safe_train_s", "tms_fill"]
+__all__ = [
+    "PATTERNS",
+    "PROTOCOLS",
+    "SAFE_TRAIN_S",
+    "TMS_COMMANDS",
+    "TMSSettings",
+    "safe_train_s",
+    "tms_fill",
+]
+
+#: The TMS command keys: the intensity (% RMT) travels in the amplitude slot
+#: as ``intensity_pct_rmt``; ``amplitude_ma`` is refused (a current in mA means
+#: nothing to a TMS stimulator).
+TMS_COMMANDS = ModalityCommands(
+    "tms",
+    amplitude_key="intensity_pct_rmt",
+    amplitude_meaning="the intensity in percent of resting motor threshold (% RMT)",
+)
 
 #: Pulses less than this apart belong to one train, s (a chosen boundary: the
 #: safety table starts at 1 Hz).

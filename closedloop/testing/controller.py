@@ -43,10 +43,14 @@ from typing import Any
 
 import numpy as np
 
-from closedloop.controllers.base import COMMAND_ALIASES, COMMAND_KEYS, DOSE_COMMAND, Controller
+from closedloop.controllers.base import COMMAND_KEYS, DOSE_COMMAND, Controller
+from closedloop.device.config import MODALITY_COMMANDS
 from closedloop.testing.errors import ConformanceError
 
 __all__ = ["ConformanceError", "check_controller", "conformance_report"]
+
+#: Keys a device modality reads in a slot's place (TMS: ``intensity_pct_rmt``).
+_ALIASES = [alias for keys in MODALITY_COMMANDS.values() for alias in keys.aliases]
 
 #: Control period in seconds of the synthetic runs.
 _PERIOD_S = 0.01
@@ -555,12 +559,10 @@ class _Checker:
         unknown = [
             key
             for key in command
-            if key not in COMMAND_KEYS
-            and key not in COMMAND_ALIASES
-            and not DOSE_COMMAND.match(key)
+            if key not in COMMAND_KEYS and key not in _ALIASES and not DOSE_COMMAND.match(key)
         ]
         if unknown:
-            allowed = ", ".join([*COMMAND_KEYS, *COMMAND_ALIASES])
+            allowed = ", ".join([*COMMAND_KEYS, *_ALIASES])
             allowed += " and dose_<drug>_mg / dose_<drug>_route"
             self.report(
                 "keys",
