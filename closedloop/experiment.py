@@ -370,7 +370,7 @@ def simulate_runs(
             if bar is not None:
                 bar.update(round(t - bar.n, 6))
 
-        def on_spikes(name, t, instance, neuron) -> None:
+        def on_spikes(name: str, t: np.ndarray, instance: np.ndarray, neuron: np.ndarray) -> None:
             for rec, sl in zip(recorders, slices, strict=True):
                 keep = (instance >= sl.start) & (instance < sl.stop)
                 rec.append_events(

@@ -193,7 +193,7 @@ def _all_to_all(n: int, n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray
     return i.astype(np.int32), j.astype(np.int32)
 
 
-def _p(value, units, description, reference=_RM, **kw):
+def _p(value: float, units: str, description: str, reference: str = _RM, **kw: Any) -> Parameter:
     return Parameter(value, units, description, reference, **kw)
 
 
@@ -413,7 +413,7 @@ class BrianMDDCinguloFrontal(BrianModel):
 
     @staticmethod
     def _set_constants(
-        group, area: str, kind: str, p: dict, idx: np.ndarray, ctx: BuildContext, scale: float
+        group: Any, area: str, kind: str, p: dict, idx: np.ndarray, ctx: BuildContext, scale: float
     ) -> None:
         """Per-neuron constants of one population, from each instance's parameters."""
         from brian2 import Hz, mV, pF, second

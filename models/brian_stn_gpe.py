@@ -91,6 +91,8 @@ Buzsaki G, Anastassiou CA, Koch C (2012) Nat Rev Neurosci 13:407-420.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from closedloop.brian.model import (
@@ -262,7 +264,17 @@ class BrianSTNGPe(BrianModel):
             hi = p["V_th_mV"][inst]
             group.v = (lo + u * (hi - lo)) * mV
 
-        def connect(pre, post, n_pre, n_post, k, target, w_key, d_key, inst_post):
+        def connect(
+            pre: Any,
+            post: Any,
+            n_pre: int,
+            n_post: int,
+            k: int,
+            target: str,
+            w_key: str,
+            d_key: str,
+            inst_post: np.ndarray,
+        ) -> Any:
             i, j = fixed_indegree(ctx.rngs, n_pre, n_post, k, autapses=pre is not post)
             delays = p[d_key]
             same_delay = bool(np.all(delays == delays[0]))

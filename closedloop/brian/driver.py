@@ -47,7 +47,7 @@ so on), read and updated in place.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -70,7 +70,7 @@ from closedloop.core.loop import (
     mark_triggers,
     trigger_source,
 )
-from closedloop.core.protocol import check_finite
+from closedloop.core.protocol import ChunkCallback, SpikeCallback, check_finite
 from closedloop.core.record import FIRST_FEATURE_ROW
 from closedloop.device import device_targets, queue_push, retract_commands
 
@@ -276,7 +276,16 @@ class NetworkDriver:
         )
         self._effective = effective
 
-    def run(self, n_periods, per_chunk, program, python, on_chunk, progress, on_spikes) -> None:
+    def run(
+        self,
+        n_periods: int,
+        per_chunk: int,
+        program: tuple,
+        python: bool,
+        on_chunk: ChunkCallback | None,
+        progress: Callable[[float], None] | None,
+        on_spikes: SpikeCallback | None,
+    ) -> None:
         """``n_periods`` control periods in one ``Network.run``.
 
         Parameters
@@ -314,7 +323,7 @@ class NetworkDriver:
             raise self._error
         self._flush()
 
-    def _prepare_run(
+    def _prepare_run(  # the arguments of run(), annotated there
         self, n_periods, per_chunk, program, python, on_chunk, progress, on_spikes
     ) -> None:
         n, m = self.n, self.samples_per_period

@@ -466,7 +466,14 @@ class BrianLoop(Loop):
         """Device accounting per instance since :meth:`reset` (:data:`DEVICE_STATE`)."""
         return device_totals(self.device_state)
 
-    def _run_standalone(self, n_periods, per_chunk, on_chunk, progress, on_spikes) -> dict:
+    def _run_standalone(
+        self,
+        n_periods: int,
+        per_chunk: int,
+        on_chunk: ChunkCallback | None,
+        progress: Callable[[float], None] | None,
+        on_spikes: SpikeCallback | None,
+    ) -> dict:
         if self._standalone_periods:
             raise RuntimeError(
                 "BrianLoop.run() twice with cpp_standalone: each run is one compiled program "

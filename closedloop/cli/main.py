@@ -17,7 +17,7 @@ import textwrap
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from closedloop import __version__
 from closedloop.cli.bench import add_bench_parser, cmd_bench
@@ -26,6 +26,11 @@ from closedloop.cli.cohort import add_cohort_parser, cmd_cohort
 from closedloop.cli.report import error as _error
 from closedloop.cli.report import report_config_error
 from closedloop.cli.rerun import add_rerun_parser, cmd_rerun
+
+if TYPE_CHECKING:  # imported on use below: the CLI starts light
+    from closedloop.config import ResolvedExperiment
+    from closedloop.io.reader import RunData
+    from closedloop.sweep.plan import SweepPlan
 
 __all__ = ["console_main", "main"]
 
@@ -221,7 +226,7 @@ def _config_or_exit(read: Callable[[], _T]) -> _T:
         raise _BadInput from exc
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace) -> ResolvedExperiment:
     from closedloop.config import load_config
 
     return _config_or_exit(lambda: load_config(args.config, args.overrides))
@@ -312,7 +317,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _open_run(path: str):
+def _open_run(path: str) -> RunData:
     from closedloop.io import load_run
 
     try:
@@ -402,14 +407,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _expand(args: argparse.Namespace):
+def _expand(args: argparse.Namespace) -> SweepPlan:
     from closedloop.config import load_raw
     from closedloop.sweep.plan import expand_sweep
 
     return _config_or_exit(lambda: expand_sweep(load_raw(args.config, args.overrides), args.config))
 
 
-def _plan_size(plan) -> str:
+def _plan_size(plan: SweepPlan) -> str:
     points = " x ".join(f"{n} ({', '.join(keys)})" for keys, n in plan.axes)
     text = f"{len(plan.runs)} runs = {points} x {plan.replicates} replicate(s)"
     if plan.n_duplicates:
@@ -551,7 +556,7 @@ def _quiet_h5py_teardown(hook: Callable) -> Callable:
     if getattr(hook, "closedloop_quiet", False):
         return hook
 
-    def quiet(unraisable) -> None:
+    def quiet(unraisable: sys.UnraisableHookArgs) -> None:
         if "h5py" not in repr(unraisable.object) and "h5py" not in str(unraisable.err_msg):
             hook(unraisable)
 

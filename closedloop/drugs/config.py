@@ -123,7 +123,9 @@ class DrugsSection(_Strict):
     agents: dict[str, DrugSection] = Field(min_length=1)
 
 
-def _per_instance(value: Any, n: int, path: str, problems: list, positive: bool = True):
+def _per_instance(
+    value: Any, n: int, path: str, problems: list, positive: bool = True
+) -> np.ndarray | None:
     arr = np.atleast_1d(np.asarray(value, dtype=np.float64))
     if arr.ndim != 1 or arr.size not in (1, n):
         problems.append((path, f"give one value or a list of {n} (one per instance)"))
@@ -246,7 +248,16 @@ def _doses(schedule: ScheduleSection) -> list[tuple[float, float, bool]]:
     return sorted(out)
 
 
-def _maps(drug, preset, model, n, path, modulated, name, problems):
+def _maps(
+    drug: DrugSection,
+    preset: dict[str, Any],
+    model: Any,
+    n: int,
+    path: str,
+    modulated: dict[str, str],
+    name: str,
+    problems: list[tuple[str, str]],
+) -> tuple[list[ParameterMap], dict[str, np.ndarray]]:
     entries: dict[str, dict[str, Any]] = {}
     if drug.modulates is not None:
         entries = {k: v.model_dump(by_alias=True) for k, v in drug.modulates.items()}
@@ -260,7 +271,8 @@ def _maps(drug, preset, model, n, path, modulated, name, problems):
                     f"(modulatable: {', '.join(model.modulatable) or 'none'})",
                 )
             )
-    maps, base = [], {}
+    maps: list[ParameterMap] = []
+    base: dict[str, np.ndarray] = {}
     for param, entry in entries.items():
         where = f"{path}.modulates.{param}"
         if param not in model.modulatable:

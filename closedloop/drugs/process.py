@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -139,7 +140,22 @@ class _DrugState:
             total += a
         return total
 
-    def log(self, t_s: float, who: np.ndarray, amount, route, given, reason, commanded) -> None:
+    def log(
+        self,
+        t_s: float,
+        who: np.ndarray,
+        amount: np.ndarray | float,
+        route: np.ndarray | int,
+        given: int,
+        reason: np.ndarray | int,
+        commanded: bool | int,
+    ) -> None:
+        """Log one dose event per instance in ``who`` (the fields of the dose table).
+
+        ``amount`` in mg, ``route`` 0 oral / 1 intravenous, ``given`` 1 or 0
+        (refused), ``reason`` the refusal's code, ``commanded`` 1 when a
+        controller asked for the dose (0: the schedule).
+        """
         k = int(who.size)
         if k == 0:
             return
@@ -297,7 +313,9 @@ class DrugLayer(SlowProcess):
                 continue
             self._commanded_dose(st, t_s, command[key], command.get(f"dose_{st.spec.name}_route"))
 
-    def _commanded_dose(self, st: _DrugState, t_s: float, amount_in, route_in) -> None:
+    def _commanded_dose(
+        self, st: _DrugState, t_s: float, amount_in: Any, route_in: Any | None
+    ) -> None:
         n = self.n_
         st.account_schedule(t_s)
         lim = st.spec.limits

@@ -72,7 +72,7 @@ import numpy as np
 
 from closedloop.core.slow import SlowProcess
 from closedloop.neurofeedback.learner import TraceLearner
-from closedloop.neurofeedback.schedule import TrainingSchedule
+from closedloop.neurofeedback.schedule import Frame, TrainingSchedule
 
 __all__ = ["FEEDBACK_MODES", "SHAM_SOURCES", "Neurofeedback", "hrf_weights"]
 
@@ -333,7 +333,7 @@ class Neurofeedback(SlowProcess):
             self._intermittent(f, fr, draws[:, 3])
         self._next_action(f + 1, draws)
 
-    def _intermittent(self, f: int, fr, uniforms: np.ndarray) -> None:
+    def _intermittent(self, f: int, fr: Frame, uniforms: np.ndarray) -> None:
         """Collect a regulate block's frames; show their mean ``latency_s`` after its end."""
         if fr.feedback and fr.regulate:
             self.block_reg_ += self.measured_hist_[:, f % (self.latency_frames + 1)]
@@ -348,7 +348,7 @@ class Neurofeedback(SlowProcess):
             self._show(self.pending_, uniforms)
             self.pending_frame_ = -1
 
-    def _bookkeep(self, t_s: float, fr, m: np.ndarray, signal: np.ndarray) -> None:
+    def _bookkeep(self, t_s: float, fr: Frame, m: np.ndarray, signal: np.ndarray) -> None:
         """Baseline reference (of the displayed ``signal``) per block; regulation (of
         the readout ``m``) per run."""
         if fr.run < 0:
