@@ -3,9 +3,10 @@
 The package is checked as it is installed: ``models/`` and ``controllers/``
 are ``closedloop.models`` and ``closedloop.controllers`` (setuptools'
 package-dir), a mapping mypy cannot make itself, so the check runs on a tree
-of symbolic links laid out as the installed package. One module with a
-known type error is planted in that tree: mypy must report it and nothing
-else, which shows that the package's files were really read. The tree and
+of symbolic links laid out as the installed package. One module with two
+known type errors is planted in that tree, one in the body of an unannotated
+function: mypy must report both and nothing else, which shows that the
+package's files were really read and that ``check_untyped_defs`` is on. The tree and
 mypy's cache live in ``.mypy_cache/`` at the repository's root, so that a
 second run rechecks only what changed.
 
@@ -73,14 +74,17 @@ def errors(report: str) -> list[str]:
 @pytest.mark.slow
 def test_mypy_finds_no_error_in_the_package():
     tree = installed_tree()
-    # A wrong return type mypy must catch: proves the check reads the tree.
+    # A wrong return type mypy must catch: proves the check reads the tree;
+    # a wrong assignment in an unannotated function: proves check_untyped_defs.
     (tree / "closedloop" / f"{PLANTED}.py").write_text(
-        "def half(x: int) -> str:\n    return x // 2\n"
+        "def half(x: int) -> str:\n    return x // 2\n\n\n"
+        "def unannotated():\n    count: int = 'many'\n    return count\n"
     )
     result = run_mypy(tree)
     found = errors(result.stdout)
     planted = [line for line in found if f"{PLANTED}.py" in line]
-    assert planted and "[return-value]" in planted[0], result.stdout + result.stderr
+    codes = [line.rsplit("[", 1)[-1] for line in planted]
+    assert codes == ["return-value]", "assignment]"], result.stdout + result.stderr
     rest = [line for line in found if f"{PLANTED}.py" not in line]
     assert not rest, f"{len(rest)} mypy error(s) in the package:\n" + "\n".join(rest)
 

@@ -303,7 +303,14 @@ class NetworkDriver:
 
         prefs.codegen.target = self.target_
         set_default_dt(self.dt_s)  # the default clock is process-wide: ours again
-        self._prepare_run(n_periods, per_chunk, program, python, on_chunk, progress, on_spikes)
+        self._n_periods_run = n_periods
+        self._per_chunk = per_chunk
+        self._on_chunk = on_chunk
+        self._progress = progress
+        self._on_spikes = on_spikes
+        self._run_program = program
+        self._python_controller = python
+        self._prepare_run()
         self._error: BaseException | None = None
         try:
             self.net.run(
@@ -323,18 +330,10 @@ class NetworkDriver:
             raise self._error
         self._flush()
 
-    def _prepare_run(  # the arguments of run(), annotated there
-        self, n_periods, per_chunk, program, python, on_chunk, progress, on_spikes
-    ) -> None:
+    def _prepare_run(self) -> None:
+        """Counters and buffers of a run whose arguments :meth:`run` has stored."""
         n, m = self.n, self.samples_per_period
-        self._n_periods_run = n_periods
         self._first_period = self.periods_done
-        self._per_chunk = per_chunk
-        self._on_chunk = on_chunk
-        self._progress = progress
-        self._on_spikes = on_spikes
-        self._run_program = program
-        self._python_controller = python
         self._calls = 0
         self._countdown = 1
         self._chunk_start = self.periods_done
