@@ -14,7 +14,10 @@ A package split by concept:
 - :mod:`~closedloop.device.tms`, :mod:`~closedloop.device.tes`,
   :mod:`~closedloop.device.vns`: each modality's settings (``device.tms``
   ...), limits, sources and mapping to model input;
-- :mod:`~closedloop.device.dose`: each modality's dose metrics.
+- :mod:`~closedloop.device.dose`: each modality's dose metrics;
+- :mod:`~closedloop.device.commands`: which command key each modality reads
+  in the amplitude slot (TMS: ``intensity_pct_rmt``), asked through
+  ``Device.commands``.
 
 Everything ``closedloop.device`` exported before the split is re-exported here.
 """
