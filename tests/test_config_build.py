@@ -15,7 +15,7 @@ import math
 
 import pytest
 
-from closedloop.config import ConfigError, validate_config
+from closedloop.config import ConfigError, load_config, validate_config
 from closedloop.symptoms import SymptomState
 
 BASE = "pd_beta_adbs"
@@ -133,3 +133,46 @@ def test_a_device_value_that_is_not_finite_is_refused_unless_inf_means_no_limit(
     problems = _problems(raw)
     assert set(problems) == {f"device.{key}"}
     assert ("nan" if math.isnan(value) else "finite") in problems[f"device.{key}"].lower()
+
+
+def test_a_kalman_block_becomes_a_feature_process_and_its_problems_have_keys(
+    experiment_config, experiment_path
+):
+    # experiments/models/mdd_mpc_vacc.npz: an identified 4-state model (tests/test_config_paths.py).
+    model = experiment_path("mdd_mpc").parent / "models" / "mdd_mpc_vacc.npz"
+    raw = experiment_config(BASE)
+    raw["kalman"] = {"model": str(model), "feature": "biomarker"}
+    [kalman] = validate_config(raw).loop.slow
+    assert kalman.name == "kalman" and "y_pred" in kalman.series()
+    raw["kalman"] = {"model": str(model), "feature": "serotonin"}
+    assert set(_problems(raw)) == {"kalman.feature"}
+    raw["kalman"] = {"model": str(model.with_name("no_such_model.npz")), "feature": "biomarker"}
+    problems = _problems(raw)
+    assert set(problems) == {"kalman.model"} and "no such file" in problems["kalman.model"]
+
+
+def test_a_drugs_block_becomes_the_drug_layer_of_the_loop(experiment_path):
+    # experiments/pd_beta_medication.yaml: levodopa under an epoch schedule.
+    [layer] = load_config(experiment_path("pd_beta_medication")).loop.slow
+    assert layer.name == "drugs"
+
+
+def test_more_instances_than_memory_holds_are_refused_before_anything_is_built(
+    experiment_config,
+):
+    raw = experiment_config(BASE)
+    raw["n_instances"] = 10**12  # terabytes of state: must not be allocated
+    problems = _problems(raw)
+    assert set(problems) == {"n_instances"} and "memory" in problems["n_instances"]
+
+
+def test_a_typo_in_a_sensing_key_is_the_only_problem_reported(experiment_config):
+    # sensing.rate_hz misspelt: the chain is not checked against the default
+    # 1 kHz rate, under which the 700 Hz band edge would be past Nyquist.
+    raw = experiment_config(BASE)
+    del raw["sensing"]["rate_hz"]
+    raw["sensing"]["rate_hx"] = 2000.0
+    raw["sensing"]["band_hz"] = [13.0, 700.0]
+    problems = _problems(raw)
+    assert set(problems) == {"sensing.rate_hx"}
+    assert "Did you mean 'rate_hz'?" in problems["sensing.rate_hx"]

@@ -114,6 +114,15 @@ def test_a_value_of_a_union_type_is_reported_at_its_key_not_its_branch():
     assert [p for p, _ in info.value.problems] == ["symptoms.0.tau_s"]
 
 
+def test_a_validators_sentence_is_reported_as_written():
+    # The section's own check, not pydantic's "Value error, ..." wrapping of it.
+    with pytest.raises(ConfigError) as info:
+        parse_experiment(_with("name", "..."))
+    [(path, message)] = info.value.problems
+    assert path == "name"
+    assert message == "a name made only of dots would name a directory, not a file"
+
+
 def test_a_file_that_is_not_a_mapping_is_refused_at_the_top_level():
     with pytest.raises(ConfigError) as info:
         parse_experiment(["name", "duration_s"], source="list.yaml")
