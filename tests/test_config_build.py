@@ -176,3 +176,12 @@ def test_a_typo_in_a_sensing_key_is_the_only_problem_reported(experiment_config)
     problems = _problems(raw)
     assert set(problems) == {"sensing.rate_hx"}
     assert "Did you mean 'rate_hz'?" in problems["sensing.rate_hx"]
+
+
+def test_a_modality_block_that_is_not_a_mapping_is_its_only_problem(experiment_config):
+    # The device is not built without its block (no second complaint about a TMS device
+    # with no TMS settings).
+    raw = experiment_config(BASE)
+    raw["device"].update(modality="tms", tms=5)
+    raw["controller"] = {"name": "open_loop"}
+    assert _problems(raw) == {"device.tms": "must be a mapping of settings, got 5"}

@@ -114,6 +114,27 @@ def test_a_value_of_a_union_type_is_reported_at_its_key_not_its_branch():
     assert [p for p, _ in info.value.problems] == ["symptoms.0.tau_s"]
 
 
+@pytest.mark.parametrize(
+    ("extra", "path", "known"),
+    [
+        # A key spelled like a type name is still a key (not a union branch).
+        ({"control": {"int": 1}}, "control.int", "engine, latency_s, period_s"),
+        # Inside a mapping of sections: the keys of the section under the name.
+        (
+            {"drugs": {"agents": {"levodopa": {"bogus": 1}}}},
+            "drugs.agents.levodopa.bogus",
+            "limits, modulates, pd, pk, preset, route, schedule",
+        ),
+    ],
+)
+def test_an_unknown_key_is_reported_at_its_path_with_the_keys_known_there(extra, path, known):
+    with pytest.raises(ConfigError) as info:
+        parse_experiment({**MINIMAL, **extra})
+    problems = dict(info.value.problems)
+    assert path in problems, problems
+    assert problems[path].endswith(f"Known keys here: {known}.")
+
+
 def test_a_validators_sentence_is_reported_as_written():
     # The section's own check, not pydantic's "Value error, ..." wrapping of it.
     with pytest.raises(ConfigError) as info:
