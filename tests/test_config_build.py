@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 
 from closedloop.config import ConfigError, load_config, validate_config
+from closedloop.controllers import Controller
 from closedloop.symptoms import SymptomState
+
+if TYPE_CHECKING:  # a user's annotation that does not resolve at run time
+    from decimal import Decimal
 
 BASE = "pd_beta_adbs"
 
@@ -85,6 +91,8 @@ def test_an_epoch_schedule_needs_whole_slow_steps_and_a_slow_process(experiment_
     problems = _problems(raw)
     assert set(problems) == {"duration_s"}
     assert "60 s" in problems["duration_s"]
+    raw["duration_s"] = 1e-9  # not even one slow step
+    assert "slow.every_s" in _problems(raw).get("duration_s", "")
     raw["duration_s"] = 120.0
     validate_config(raw)
     del raw["symptoms"]  # nothing slow to run between the epochs
@@ -185,3 +193,33 @@ def test_a_modality_block_that_is_not_a_mapping_is_its_only_problem(experiment_c
     raw["device"].update(modality="tms", tms=5)
     raw["controller"] = {"name": "open_loop"}
     assert _problems(raw) == {"device.tms": "must be a mapping of settings, got 5"}
+
+
+def test_a_physiology_block_becomes_the_physiological_clock(experiment_path):
+    # experiments/avns_respiratory_gated.yaml: breathing-gated aVNS on a Numba model.
+    loop = load_config(experiment_path("avns_respiratory_gated")).loop
+    assert "physio" in [p.name for p in loop.slow]
+
+
+def test_a_brian_experiment_gets_a_brian_loop(experiment_path):
+    loop = load_config(experiment_path("brian_stn_beta")).loop
+    assert type(loop).__name__ == "BrianLoop"
+
+
+class Unhinted(Controller):
+    """A user's controller whose annotations cannot be resolved: built untyped."""
+
+    def __init__(self, gain: Decimal | float = 1.0) -> None:
+        self.gain = gain
+
+    def reset(self, n, rng):
+        self.n_ = n
+
+    def update(self, t, features):
+        return {"amplitude_ma": np.full(self.n_, float(self.gain))}
+
+
+def test_a_user_controller_with_unresolvable_annotations_is_built_untyped(experiment_config):
+    raw = experiment_config(BASE)
+    raw["controller"] = {"name": f"{__name__}.Unhinted", "params": {"gain": 0.5}}
+    assert validate_config(raw).loop.controller.gain == 0.5
