@@ -187,8 +187,7 @@ def test_a_typo_in_a_sensing_key_is_the_only_problem_reported(experiment_config)
 
 
 def test_a_modality_block_that_is_not_a_mapping_is_its_only_problem(experiment_config):
-    # The device is not built without its block (no second complaint about a TMS device
-    # with no TMS settings).
+    # The block's sentence names what it got; nothing else about the device is reported.
     raw = experiment_config(BASE)
     raw["device"].update(modality="tms", tms=5)
     raw["controller"] = {"name": "open_loop"}
