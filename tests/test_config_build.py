@@ -222,3 +222,23 @@ def test_a_user_controller_with_unresolvable_annotations_is_built_untyped(experi
     raw = experiment_config(BASE)
     raw["controller"] = {"name": f"{__name__}.Unhinted", "params": {"gain": 0.5}}
     assert validate_config(raw).loop.controller.gain == 0.5
+
+
+def test_every_modality_block_is_checked_even_after_a_broken_one(experiment_config):
+    raw = experiment_config(BASE)
+    raw["device"].update(tms=5, tes={"bogus": 1})  # tms is checked before tes
+    problems = _problems(raw)
+    assert set(problems) == {"device.tms", "device.tes.bogus"}, problems
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [({"no_such": 1.0}, "no_such"), ({"w_GS": [1.0, 2.0, 3.0]}, "w_GS")],  # one instance
+)
+def test_a_model_parameter_the_model_refuses_is_reported_under_its_name(
+    experiment_config, params, name
+):
+    raw = experiment_config(BASE)
+    raw["model"]["params"] = params
+    problems = _problems(raw)
+    assert set(problems) == {f"model.params.{name}"}, problems

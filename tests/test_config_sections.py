@@ -135,6 +135,17 @@ def test_an_unknown_key_is_reported_at_its_path_with_the_keys_known_there(extra,
     assert problems[path].endswith(f"Known keys here: {known}.")
 
 
+@pytest.mark.parametrize(
+    ("path", "value", "words"),
+    [("output.record_baseline", "maybe", "boolean"), ("output.decimate", 5, "dictionary")],
+)
+def test_a_value_of_the_wrong_type_is_not_called_an_unknown_key(path, value, words):
+    with pytest.raises(ConfigError) as info:
+        parse_experiment(_with(path, value))
+    [(where, message)] = info.value.problems
+    assert where == path and words in message and "unknown key" not in message
+
+
 def test_a_validators_sentence_is_reported_as_written():
     # The section's own check, not pydantic's "Value error, ..." wrapping of it.
     with pytest.raises(ConfigError) as info:
