@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
+from closedloop.core.jit import njit
 from closedloop.core.random import normal
 from closedloop.core.record import FIRST_FEATURE_ROW
 from closedloop.sensing.registry import feature_value
