@@ -10,7 +10,8 @@ command imports numpy; a run imports numba).
 (``DIR/closedloop`` with ``models`` and ``controllers`` inside it, as
 ``git archive`` plus two moves give) beside this one: a before/after
 comparison in one run. ``--cold`` adds a cold first run of the default
-experiment (an empty kernel cache per round; minutes on a busy machine).
+experiment (an empty kernel cache per round; minutes on a busy machine) and
+the same run again on the cache it filled (warm).
 
 ``PYTHONDONTWRITEBYTECODE`` (set on some CI machines) makes every module
 compile from source on every start; it is removed here unless ``--no-pyc``.
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                     argv_run += ["--set", f"duration_s={args.duration:g}"]
                 cold_env = {**tree_env, "CLOSEDLOOP_NUMBA_CACHE": str(tmp / f"cache_{label}")}
                 cases[f"cold run{suffix}"] = (CLI.format(argv_run), cold_env)
+                cases[f"warm run{suffix}"] = (CLI.format(argv_run), cold_env)  # cache just filled
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
         for _ in range(args.rounds):
             for name, (code, case_env) in cases.items():
