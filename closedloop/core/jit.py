@@ -57,26 +57,30 @@ class LazyKernel:
         self.options = options
         self.dispatcher: Any = None
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def resolve(self) -> Any:
+        """The Numba dispatcher (importing Numba and loading every kernel if needed)."""
         if self.dispatcher is None:
             load_kernels()
-        return self.dispatcher(*args, **kwargs)
+        if self.dispatcher is None:  # a copy (pickle, deepcopy) that was never pending
+            import numba
+
+            self.dispatcher = numba.njit(**self.options)(self.py_func)
+        return self.dispatcher
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
 
     @property
     def _numba_type_(self) -> Any:
         # How Numba types a stand-in it meets among the globals of a kernel
         # decorated with Numba's own njit before load_kernels ran (a user's).
-        if self.dispatcher is None:
-            load_kernels()
-        return self.dispatcher._numba_type_
+        return self.resolve()._numba_type_
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names the stand-in lacks (overloads, signatures, ...).
-        if name.startswith("__") or name == "dispatcher":
+        if name.startswith("__") or name in ("dispatcher", "options", "py_func"):
             raise AttributeError(name)
-        if self.dispatcher is None:
-            load_kernels()
-        return getattr(self.dispatcher, name)
+        return getattr(self.resolve(), name)
 
     def __repr__(self) -> str:
         state = "loaded" if self.dispatcher is not None else "pending"
@@ -142,7 +146,7 @@ def _swap_stand_ins(numba_prange: Any) -> None:
         if not isinstance(namespace, dict):
             continue
         for name, value in list(namespace.items()):
-            if type(value) is LazyKernel:
+            if type(value) is LazyKernel and value.dispatcher is not None:
                 namespace[name] = value.dispatcher
             elif value is stand_in:
                 namespace[name] = numba_prange
