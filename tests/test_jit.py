@@ -7,11 +7,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from closedloop.core.jit import load_kernels
 from closedloop.models import STNGPe
 
 
+@pytest.mark.slow  # a fresh interpreter compiling on an empty cache
 def test_a_users_numba_kernel_calls_closedloop_kernels_declared_before_numba_loaded(tmp_path):
     # A fresh interpreter: closedloop's kernels are still stand-ins when the
     # user's own numba.njit kernel (which calls one) compiles.
@@ -49,6 +51,7 @@ def test_a_users_numba_kernel_calls_closedloop_kernels_declared_before_numba_loa
     assert done.stdout.split() == ["True", "True"]
 
 
+@pytest.mark.slow  # compiles the model step on a cold cache
 def test_parallel_kernel_compiles_the_model_step_for_one_index_type_and_matches_serial():
     load_kernels()
     model = STNGPe(n=3, regime="parkinsonian")
