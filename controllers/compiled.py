@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
-
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
+from closedloop.core.jit import njit
 
 __all__ = [
     "DUAL_THRESHOLD",

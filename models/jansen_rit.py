@@ -82,8 +82,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
 
+from closedloop.core.jit import njit, prange
 from closedloop.core.model import NumbaModel, Parameter
 from closedloop.core.period import close_period
 from closedloop.core.random import normal
@@ -244,7 +244,7 @@ def advance_serial(n_steps, step0, dt, model, drive, out):
 @njit(cache=True, parallel=True)
 def advance_parallel(n_steps, step0, dt, model, drive, out):
     for i in prange(out.shape[0]):
-        advance_one(i, n_steps, step0, dt, model, drive, out)
+        advance_one(np.int64(i), n_steps, step0, dt, model, drive, out)
 
 
 @njit(cache=True, inline="always")
@@ -316,7 +316,7 @@ def periods_parallel(
     queue_push(device, command, effective_step)
     for i in prange(io[0].shape[0]):
         _periods_one(
-            i,
+            np.int64(i),
             n_periods,
             spp,
             step0,

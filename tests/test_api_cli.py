@@ -187,9 +187,13 @@ def _modules_after(argv: list[str], tmp: Path) -> set[str]:
     return set(modules)
 
 
-def test_validate_and_info_do_not_import_plotting_scipy_signal_or_gymnasium(api_run, tmp_path):
+def test_validate_and_info_import_neither_numba_nor_plotting_scipy_signal_or_gymnasium(
+    api_run, tmp_path
+):
     loaded = _modules_after(["validate", str(EXPERIMENT)], tmp_path)
     assert not loaded & set(_HEAVY), sorted(loaded & set(_HEAVY))
+    # the loop is built (kernels declared, closedloop.core.jit) but nothing compiles
+    assert "numba" not in loaded and "closedloop.core.loop" in loaded
     main(["run", str(EXPERIMENT), "--out", str(tmp_path), "--no-progress",
           "--set", "duration_s=1.0", "--set", "output.figure=false"])  # fmt: skip
     loaded = _modules_after(["info", str(tmp_path / "pd_beta_adbs.h5")], tmp_path)

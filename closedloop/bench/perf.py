@@ -62,8 +62,10 @@ Cases
     running ``closedloop validate`` (the default experiment) or ``closedloop
     info`` (a small run file): what a command costs beyond the interpreter
     and numpy, which every command pays. Lazy imports (matplotlib,
-    ``scipy.signal``, gymnasium) keep it high; an eager import of one of
-    them shows as a fall.
+    ``scipy.signal``, gymnasium, and Numba until a kernel runs:
+    :mod:`closedloop.core.jit`) keep it high; an eager import of one of
+    them shows as a fall. ``benchmarks/bench_startup.py`` adds ``import
+    numba`` as a second floor and a cold first run (too long for this suite).
 ``sweep/overhead``
     A 12-run sweep on a local pool of one worker (one run per task: worker
     process, manifest, files moved into place) against the same runs done

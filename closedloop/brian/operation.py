@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
-
 from closedloop.controllers.compiled import controller_update
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
+from closedloop.core.jit import njit
 from closedloop.core.record import TRIGGER_BIOMARKER_ROW
 from closedloop.device import device_fill, device_record, queue_push, queue_push_one
 from closedloop.sensing.kernels import no_feature_output, record_features, sense_samples

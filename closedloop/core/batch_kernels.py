@@ -11,7 +11,8 @@ closes over another compiled function, so they cannot be written once and
 handed a model's step. Each model module therefore holds a verbatim copy of
 :data:`PATTERN` after the marker line :data:`MARKER`, with these imports::
 
-    from numba import njit, prange
+    import numpy as np
+    from closedloop.core.jit import njit, prange
     from closedloop.core.period import close_period
     from closedloop.device import device_fill, queue_push
 
@@ -25,6 +26,11 @@ a chunk; ``periods_serial`` / ``periods_parallel`` run control periods of
 every instance, one period per call when the controller runs in Python (its
 command arrives as ``command``), a whole chunk per call when it is compiled
 (``program``). The parallel ones spread instances over threads (prange).
+They hand the instance index on as ``np.int64``: Numba types a ``prange``
+index as int64 when it types the kernel and as uint64 when it builds the
+parallel loop, and without the cast every function the loop calls (device,
+model step, sensing chain, controller twins) compiled twice, once per
+index type, on a cold cache.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from __future__ import annotations
 import sys
 from types import ModuleType
 from typing import Any, NamedTuple
+
+from closedloop.core.jit import load_kernels
 
 __all__ = ["KERNEL_NAMES", "MARKER", "PATTERN", "ModelKernels", "has_kernels", "model_kernels"]
 
@@ -49,7 +57,7 @@ def advance_serial(n_steps, step0, dt, model, drive, out):
 @njit(cache=True, parallel=True)
 def advance_parallel(n_steps, step0, dt, model, drive, out):
     for i in prange(out.shape[0]):
-        advance_one(i, n_steps, step0, dt, model, drive, out)
+        advance_one(np.int64(i), n_steps, step0, dt, model, drive, out)
 
 
 @njit(cache=True, inline="always")
@@ -121,7 +129,7 @@ def periods_parallel(
     queue_push(device, command, effective_step)
     for i in prange(io[0].shape[0]):
         _periods_one(
-            i,
+            np.int64(i),
             n_periods,
             spp,
             step0,
@@ -168,6 +176,7 @@ def model_kernels(module: str | ModuleType) -> ModelKernels:
     AttributeError
         Naming the kernels the module lacks, and what to copy there.
     """
+    load_kernels()  # dispatchers, not stand-ins, for the loops to call and time
     name = module if isinstance(module, str) else module.__name__
     kernels = _BY_MODULE.get(name)
     if kernels is None:

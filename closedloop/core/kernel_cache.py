@@ -10,9 +10,10 @@ moves to a fresh cache instead of loading stale code. Set
 ``CLOSEDLOOP_NUMBA_CACHE`` (or numba's own ``NUMBA_CACHE_DIR``) to choose the
 parent directory.
 
-Every module that defines a kernel imports this one first (directly or
-through :mod:`closedloop.core.random`), so the directory is set before Numba
-builds any function's cache locator.
+Numba is pointed at the directory when :func:`closedloop.core.jit.load_kernels`
+imports it, before it builds any kernel's cache locator (and at once when
+this module is imported after Numba, for kernels decorated with Numba's own
+``njit``).
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import sys
 from pathlib import Path
-
-import numba
 
 __all__ = ["FIRST_COMPILE_S", "cache_dir", "kernel_sources", "kernels_cached"]
 
@@ -91,6 +91,6 @@ def kernels_cached(module: str) -> bool:
     return any(cache_dir().glob(f"*/{module}.*.nbi"))
 
 
-# Must be set before any kernel is decorated: numba reads it when it builds a
-# function's cache locator.
-numba.config.CACHE_DIR = str(cache_dir())  # type: ignore[attr-defined]  # set at import
+if "numba" in sys.modules:
+    # Numba reads it when it builds a function's cache locator, at decoration.
+    sys.modules["numba"].config.CACHE_DIR = str(cache_dir())

@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 
 from closedloop.controllers import compiled as compiled_twins
@@ -606,6 +605,8 @@ def entry_point(dispatcher: Any, args: tuple) -> Any:
     ``(n,)`` (read-only or not: both share Numba's data model, and the
     kernels only read commands).
     """
+    import numba  # loaded by now: the dispatcher was compiled (closedloop.core.jit)
+
     sig = tuple(numba.typeof(a) for a in args)
     compiled = dispatcher.overloads.get(sig)
     return dispatcher if compiled is None else compiled.entry_point

@@ -12,9 +12,9 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
 from closedloop.controllers.compiled import controller_update
+from closedloop.core.jit import njit
 from closedloop.core.record import BIOMARKER_ROW, TRIGGER_BIOMARKER_ROW
 from closedloop.device import device_record, queue_push_one
 from closedloop.sensing.kernels import record_features, sense_period

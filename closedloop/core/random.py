@@ -11,9 +11,9 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from numba import njit
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
+from closedloop.core.jit import njit
 
 __all__ = ["normal", "rng_states", "uniform"]
 

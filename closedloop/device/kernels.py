@@ -73,9 +73,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
+from closedloop.core.jit import njit
 from closedloop.core.record import (
     AMPLITUDE_ROW,
     FREQUENCY_ROW,

@@ -6,9 +6,8 @@ its step on (:class:`closedloop.device.layout.DeviceState` holds the ring).
 
 from __future__ import annotations
 
-from numba import njit
-
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
+from closedloop.core.jit import njit
 from closedloop.device.layout import (
     CMD_AMP,
     CMD_FREQ,

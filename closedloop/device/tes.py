@@ -55,9 +55,9 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from numba import njit
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
+from closedloop.core.jit import njit
 from closedloop.device.layout import (
     CMD_AMP,
     CMD_FREQ,

@@ -6,9 +6,8 @@
 
 from __future__ import annotations
 
-from numba import njit
-
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
+from closedloop.core.jit import njit
 
 __all__ = ["filtered", "signal"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
+from closedloop.core.jit import njit
 from closedloop.core.random import normal
 from closedloop.core.record import FIRST_FEATURE_ROW
 from closedloop.sensing.registry import feature_value
@@ -242,17 +242,12 @@ def sense_rows(x, art, sensing, sensed_out, filtered_out, envelope_out, features
     (each costs tens of microseconds of dispatch, more than the work of a
     short block; measured on the no-stimulation copy of a recorded run).
     """
+    # Arguments typed as sense_period's call types them (a column that is not
+    # a literal, outputs of layout 'A'), so the chain compiles once for both.
+    m = x.shape[1]
+    col0 = m - m
+    filtered = filtered_out[:, :m]
+    envelope = envelope_out[:, :m]
+    features = features_out[:, :, :m]
     for i in range(x.shape[0]):
-        sense_samples(
-            i,
-            x,
-            art,
-            0,
-            x.shape[1],
-            sensing,
-            sensed_out,
-            filtered_out,
-            envelope_out,
-            features_out,
-            0,
-        )
+        sense_samples(i, x, art, 0, m, sensing, sensed_out, filtered, envelope, features, col0)

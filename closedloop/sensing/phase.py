@@ -37,9 +37,9 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
+from closedloop.core.jit import njit
 
 __all__ = [
     "PHASE_FREQUENCY_TAU_S",

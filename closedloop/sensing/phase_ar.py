@@ -58,9 +58,9 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
+from closedloop.core.jit import njit
 
 __all__ = ["AR_METHODS", "AR_STATE", "ar_design", "new_ar_fields", "phase_ar_sample"]
 

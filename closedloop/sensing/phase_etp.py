@@ -37,9 +37,9 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
+from closedloop.core.jit import njit
 from closedloop.sensing.phase import band_table_value, wrap_phase
 
 __all__ = ["ETP_INTERVALS", "ETP_STATE", "new_etp_fields", "phase_etp_sample"]

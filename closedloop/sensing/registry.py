@@ -32,9 +32,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
-from numba import njit
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
+from closedloop.core.jit import njit
 from closedloop.sensing import instantaneous, windowed
 from closedloop.sensing.aperiodic import aperiodic_exponent, new_aperiodic_fields
 from closedloop.sensing.phase import new_phase_fields, phase_sample

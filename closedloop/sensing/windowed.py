@@ -16,9 +16,9 @@ detection. Proc 23rd IEEE EMBS 2:1707-1710.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from closedloop.core import kernel_cache  # noqa: F401  (sets the kernel cache directory first)
+from closedloop.core.jit import njit
 
 __all__ = ["WINDOW_SUMS", "area", "line_length", "moving_sum", "new_windowed_fields"]
 
