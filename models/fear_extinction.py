@@ -145,7 +145,7 @@ import numpy as np
 from numba import njit, prange
 
 from closedloop.core.model import NumbaModel, Parameter
-from closedloop.core.period import close_period
+from closedloop.core.period import close_period, unpack_period
 from closedloop.core.random import normal
 from closedloop.device import device_fill, queue_push
 
@@ -533,6 +533,29 @@ def periods_serial(
             latency_steps,
             period_s,
         )
+
+
+@njit(cache=True)
+def periods_packed(
+    spp, step0, dt, model, pool, record, k0, latency_steps, period_s, command, effective_step
+):
+    device, sensing, io, program = unpack_period(pool, record)
+    periods_serial(
+        1,
+        spp,
+        step0,
+        dt,
+        model,
+        device,
+        sensing,
+        io,
+        k0,
+        program,
+        latency_steps,
+        period_s,
+        command,
+        effective_step,
+    )
 
 
 @njit(cache=True, parallel=True)

@@ -12,7 +12,7 @@ handed a model's step. Each model module therefore holds a verbatim copy of
 :data:`PATTERN` after the marker line :data:`MARKER`, with these imports::
 
     from numba import njit, prange
-    from closedloop.core.period import close_period
+    from closedloop.core.period import close_period, unpack_period
     from closedloop.device import device_fill, queue_push
 
 ``tests/test_kernel_pattern.py`` checks that every registered model's copy
@@ -25,6 +25,10 @@ a chunk; ``periods_serial`` / ``periods_parallel`` run control periods of
 every instance, one period per call when the controller runs in Python (its
 command arrives as ``command``), a whole chunk per call when it is compiled
 (``program``). The parallel ones spread instances over threads (prange).
+``periods_packed`` is ``periods_serial`` for one period with the device,
+sensing and buffer state packed in two byte pools
+(:func:`closedloop.core.period.unpack_period`): a call from Python unboxes
+about ten arrays instead of fifty (:mod:`closedloop.core.pool`).
 """
 
 from __future__ import annotations
@@ -101,6 +105,29 @@ def periods_serial(
         )
 
 
+@njit(cache=True)
+def periods_packed(
+    spp, step0, dt, model, pool, record, k0, latency_steps, period_s, command, effective_step
+):
+    device, sensing, io, program = unpack_period(pool, record)
+    periods_serial(
+        1,
+        spp,
+        step0,
+        dt,
+        model,
+        device,
+        sensing,
+        io,
+        k0,
+        program,
+        latency_steps,
+        period_s,
+        command,
+        effective_step,
+    )
+
+
 @njit(cache=True, parallel=True)
 def periods_parallel(
     n_periods,
@@ -145,6 +172,7 @@ class ModelKernels(NamedTuple):
     advance_serial: Any
     advance_parallel: Any
     periods_serial: Any
+    periods_packed: Any
     periods_parallel: Any
 
 

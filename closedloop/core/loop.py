@@ -20,9 +20,15 @@ import numpy as np
 from closedloop.controllers import compiled as compiled_twins
 from closedloop.controllers.base import COMMAND_ALIASES, COMMAND_KEYS, Controller
 from closedloop.core.clocks import Clocks, seed_layout
-from closedloop.core.kernel_choice import KernelChoice, on_one_thread
+from closedloop.core.kernel_choice import KernelChoice, entry_point, on_one_thread
 from closedloop.core.model import PARALLEL_MIN_BATCH, NumbaModel
-from closedloop.core.period import PeriodIO
+from closedloop.core.period import (
+    PeriodIO,
+    PeriodRecord,
+    PeriodScratch,
+    ProgramArrays,
+)
+from closedloop.core.pool import pack
 from closedloop.core.protocol import (
     ChunkCallback,
     Loop,
@@ -65,6 +71,7 @@ class _Chunk:
     lfp: np.ndarray
     sensed: np.ndarray
     per_period: np.ndarray
+    pool: np.ndarray  # the three above packed (PeriodRecord), for periods_packed
 
 
 class ClosedLoop(Loop):
@@ -148,19 +155,21 @@ class ClosedLoop(Loop):
         """Reset model, device, sensing chain and controller for a new run."""
         n = self.n
         self.model.reset(self.seeds.model)
-        self.sensing_state = self.sensing.new_state(n, rng_states(self.seeds.sensor))
         queue_len = self.latency_steps // self.steps_per_period + 3
-        self.device_state = self.device.kernel_state(n, queue_len)
         self.controller.reset(n, np.random.default_rng(self.seeds.controller[0]))
         spp = self.steps_per_period
-        # The scratch part of the io buffers (PeriodIO), reused by every period.
-        self._scratch = {
-            "drive": np.zeros((n, spp)),
-            "net": np.zeros((n, spp)),
-            "signal": np.zeros((n, spp)),
-            "samples": np.zeros((n, self.samples_per_period)),
-            "art": np.zeros((n, self.samples_per_period)),
-        }
+        spk = self.samples_per_period
+        # Device, sensing state, the scratch part of the io buffers (PeriodIO,
+        # reused by every period) and the program of a controller in Python,
+        # packed in one pool: a period's call from Python then unboxes a few
+        # arrays instead of fifty (closedloop.core.pool). The NamedTuples kept
+        # here are views into it.
+        self._pool, (self.device_state, self.sensing_state, self._scratch, no_program) = pack(
+            self.device.kernel_state(n, queue_len),
+            self.sensing.new_state(n, rng_states(self.seeds.sensor)),
+            PeriodScratch(*(np.zeros((n, w)) for w in (spp, spp, spp, spk, spk))),
+            ProgramArrays(compiled_twins.NONE, np.zeros((n, 1)), np.zeros((n, 1))),
+        )
         self._io: PeriodIO | None = None
         # The last command issued and not yet queued (the Python controller's
         # answer at the end of the last period), and the step it takes effect.
@@ -173,8 +182,9 @@ class ClosedLoop(Loop):
         self._no_trigger.flags.writeable = False
         self._effective = -1
         self._program: tuple | None = None
-        self._no_program = (compiled_twins.NONE, np.zeros((n, 1)), np.zeros((n, 1)))
+        self._no_program = tuple(no_program)
         self._entry = None
+        self._packed: Any = None  # periods_packed's entry point, once types settle
         # The kernels' state arrays, updated in place from here on.
         self._model_state = self.model.kernel_state()
         self._step = 0
@@ -251,6 +261,12 @@ class ClosedLoop(Loop):
             # Argument types are settled once a command exists: skip the
             # dispatcher's re-typing from now on (see entry_point).
             call = entry_point(call, args)
+            if self.n < PARALLEL_MIN_BATCH and args[9][0] < 0:
+                # A controller in Python: its periods go through the packed
+                # kernel from now on (_periods_python).
+                packed_args = self._packed_args(args)
+                kernels.periods_packed.compile(tuple(numba.typeof(a) for a in packed_args))
+                self._packed = entry_point(kernels.periods_packed, packed_args)
             if self.n >= PARALLEL_MIN_BATCH:
                 # Kept across reset(): what it learned is about the machine, not the run.
                 if self._choice is None:
@@ -260,14 +276,25 @@ class ClosedLoop(Loop):
             self._entry = call
         return call
 
+    def _packed_args(self, args: tuple) -> tuple:
+        """The arguments of ``periods_packed`` for one period, from those of ``periods_serial``."""
+        (_, spp, step, dt, model, _, _, io, k, _, latency, period_s, command, effective) = args
+        record = self._record_pool
+        return (spp, step, dt, model, self._pool, record, k, latency, period_s, command, effective)
+
     def _chunk(self, m: int) -> _Chunk:
         spk = self.samples_per_period
         rows = FIRST_FEATURE_ROW + len(self.sensing.features)
-        return _Chunk(
-            np.empty((self.n, m * spk)),
-            np.empty((self.n, m * spk)),
-            np.empty((self.n, rows, m)),
+        pool, (record,) = pack(
+            PeriodRecord(
+                np.empty((self.n, m * spk)),
+                np.empty((self.n, m * spk)),
+                np.empty((self.n, rows, m)),
+            ),
+            copy=False,
         )
+        self._record_pool = pool
+        return _Chunk(*record, pool)
 
     def _series(self, chunk: _Chunk) -> dict[str, np.ndarray]:
         per_period = chunk.per_period
@@ -412,12 +439,7 @@ class ClosedLoop(Loop):
         step = self._require_reset("run")
         io = self._io
         if io is None or io.per_period is not chunk.per_period:  # made once per chunk
-            io = self._io = PeriodIO(
-                **self._scratch,
-                lfp_out=chunk.lfp,
-                sensed_out=chunk.sensed,
-                per_period=chunk.per_period,
-            )
+            io = self._io = PeriodIO(*self._scratch, chunk.lfp, chunk.sensed, chunk.per_period)
         args = (
             m,
             self.steps_per_period,
@@ -461,9 +483,29 @@ class ClosedLoop(Loop):
         source_row = trigger_source(controller, self.sensing.features)[1]
         offset_s = self.slow_clock.offset_s  # constant within a chunk (chunks end on slow steps)
         spp = self.steps_per_period
+        period_s = self.control_period_s
+        model_state, pool, record = self._model_state, self._pool, chunk.pool
         now = self._require_reset("run")  # the step at the end of each period, below
         for k in range(m):
-            self._call(chunk, 1, k, program)
+            packed = self._packed
+            if packed is None:  # until the argument types settle (or a hook chose)
+                self._call(chunk, 1, k, program)
+            else:
+                packed(
+                    spp,
+                    now,
+                    dt,
+                    model_state,
+                    pool,
+                    record,
+                    k,
+                    latency,
+                    period_s,
+                    self._command,
+                    self._effective,
+                )
+                self._effective = -1
+                self._step = now + spp
             now += spp
             features = {"biomarker": biomarker_rows[:, k]}
             for name, values in feature_rows:
@@ -595,21 +637,6 @@ def controller_program(controller: Any, engine: str, n: int) -> tuple[int, np.nd
                 " has no compiled twin; use 'auto' or 'python'"
             )
     return (compiled_twins.NONE, np.zeros((n, 1)), np.zeros((n, 1)))
-
-
-def entry_point(dispatcher: Any, args: tuple) -> Any:
-    """The compiled function for these argument types, skipping Numba's type dispatch.
-
-    Dispatch re-types every argument on every call (about 2 us for the ~30
-    arrays of a period kernel, a fifth of a 1 ms period's budget). The loops
-    only pass arguments of fixed types: state arrays they own and command
-    arrays that :func:`command_array` makes C-contiguous float64 of shape
-    ``(n,)`` (read-only or not: both share Numba's data model, and the
-    kernels only read commands).
-    """
-    sig = tuple(numba.typeof(a) for a in args)
-    compiled = dispatcher.overloads.get(sig)
-    return dispatcher if compiled is None else compiled.entry_point
 
 
 #: The command key a controller uses for the TMS intensity (% RMT), carried in
