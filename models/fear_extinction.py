@@ -540,22 +540,11 @@ def periods_packed(
     spp, step0, dt, model, pool, record, k0, latency_steps, period_s, command, effective_step
 ):
     device, sensing, io, program = unpack_period(pool, record)
-    periods_serial(
-        1,
-        spp,
-        step0,
-        dt,
-        model,
-        device,
-        sensing,
-        io,
-        k0,
-        program,
-        latency_steps,
-        period_s,
-        command,
-        effective_step,
-    )
+    queue_push(device, command, effective_step)
+    for i in range(io[0].shape[0]):
+        _periods_one(
+            i, 1, spp, step0, dt, model, device, sensing, io, k0, program, latency_steps, period_s
+        )
 
 
 @njit(cache=True, parallel=True)

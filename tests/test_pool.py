@@ -101,15 +101,9 @@ def test_python_controller_periods_through_the_pool_equal_the_unpacked_kernel():
             engine=engine,
             latency_s=2e-3,
         )
-        if not packed:
-            choose = loop._kernel
-
-            def unpacked(m: int, args: tuple) -> object:
-                kernel = choose(m, args)
-                loop._packed = None
-                return kernel
-
-            loop._kernel = unpacked  # type: ignore[method-assign]
+        if not packed:  # every period through the kernel that takes the NamedTuples
+            serial = loop.model.kernels.periods_serial
+            loop._kernel = lambda m, args: serial  # type: ignore[method-assign]
         loop.reset()
         chunks: list[dict] = []
         totals = loop.run(0.2, chunk_s=0.05, on_chunk=lambda t0, d: chunks.append(dict(d)))

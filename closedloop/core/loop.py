@@ -41,7 +41,8 @@ from closedloop.core.record import (
     BIOMARKER_ROW,
     FIRST_FEATURE_ROW,
     PER_PERIOD_SERIES,
-    TRIGGER_BIOMARKER_ROW,
+    mark_triggers,
+    trigger_source,
 )
 from closedloop.core.slow import EpochSchedule, SlowProcess
 from closedloop.core.slow_clock import SlowClock
@@ -256,17 +257,19 @@ class ClosedLoop(Loop):
             # The parallel kernel on one thread ran 1.07 (n = 1) to 1.5 (n = 16)
             # times the serial kernel's speed here (on_one_thread); once a chunk.
             return on_one_thread(kernels.periods_parallel)
+        if self.n < PARALLEL_MIN_BATCH and args[9][0] < 0:
+            # A controller in Python (or step()): one period through the
+            # packed kernel (_call, _periods_python), compiled for the types
+            # of now; command arrays keep theirs (see entry_point).
+            packed_args = self._packed_args(args, np.zeros(0, dtype=np.uint8))
+            kernels.periods_packed.compile(tuple(numba.typeof(a) for a in packed_args))
+            self._packed = self._entry = entry_point(kernels.periods_packed, packed_args)
+            return self._packed
         call = kernels.periods_serial  # until a command settles the argument types
         if self._effective >= 0:
             # Argument types are settled once a command exists: skip the
             # dispatcher's re-typing from now on (see entry_point).
             call = entry_point(call, args)
-            if self.n < PARALLEL_MIN_BATCH and args[9][0] < 0:
-                # A controller in Python: its periods go through the packed
-                # kernel from now on (_periods_python).
-                packed_args = self._packed_args(args)
-                kernels.periods_packed.compile(tuple(numba.typeof(a) for a in packed_args))
-                self._packed = entry_point(kernels.periods_packed, packed_args)
             if self.n >= PARALLEL_MIN_BATCH:
                 # Kept across reset(): what it learned is about the machine, not the run.
                 if self._choice is None:
@@ -276,10 +279,9 @@ class ClosedLoop(Loop):
             self._entry = call
         return call
 
-    def _packed_args(self, args: tuple) -> tuple:
-        """The arguments of ``periods_packed`` for one period, from those of ``periods_serial``."""
-        (_, spp, step, dt, model, _, _, io, k, _, latency, period_s, command, effective) = args
-        record = self._record_pool
+    def _packed_args(self, args: tuple, record: np.ndarray) -> tuple:
+        """The arguments of ``periods_packed`` from those of ``periods_serial`` (one period)."""
+        (_, spp, step, dt, model, _, _, _, k, _, latency, period_s, command, effective) = args
         return (spp, step, dt, model, self._pool, record, k, latency, period_s, command, effective)
 
     def _chunk(self, m: int) -> _Chunk:
@@ -293,7 +295,6 @@ class ClosedLoop(Loop):
             ),
             copy=False,
         )
-        self._record_pool = pool
         return _Chunk(*record, pool)
 
     def _series(self, chunk: _Chunk) -> dict[str, np.ndarray]:
@@ -459,7 +460,10 @@ class ClosedLoop(Loop):
         call = self._entry
         if call is None or m > 1:
             call = self._kernel(m, args)
-        call(*args)
+        if call is self._packed and m == 1:
+            call(*self._packed_args(args, chunk.pool))
+        else:
+            call(*args)
         self._effective = -1
         self._step = step + m * self.steps_per_period
 
@@ -485,6 +489,8 @@ class ClosedLoop(Loop):
         spp = self.steps_per_period
         period_s = self.control_period_s
         model_state, pool, record = self._model_state, self._pool, chunk.pool
+        # Looked up once per chunk, not per period.
+        update, checked, no_trigger = controller.update, self._checked_command, self._no_trigger
         now = self._require_reset("run")  # the step at the end of each period, below
         for k in range(m):
             packed = self._packed
@@ -507,28 +513,37 @@ class ClosedLoop(Loop):
                 self._effective = -1
                 self._step = now + spp
             now += spp
+            t = now * dt
             features = {"biomarker": biomarker_rows[:, k]}
             for name, values in feature_rows:
                 features[name] = values[:, k]
             if slow_features:
                 features.update(slow_features)
             if live is not None:  # values that change every period (a respiratory phase)
-                features.update(live(now * dt + offset_s))
-            out = controller.update(now * dt, features)
-            self._command = self._checked_command(out, self._command)
+                features.update(live(t + offset_s))
+            out = update(t, features)
+            command = self._command = checked(out, self._command)
             if slow_keys:
-                self.slow_clock.command(now * dt + offset_s, out)
+                self.slow_clock.command(t + offset_s, out)
             self._effective = now + latency
-            pulses = self._command[3]
-            if pulses is not self._no_trigger:  # the controller may have asked for bursts
-                mark_triggers(chunk.per_period, k, pulses, source_row)
+            if command[3] is not no_trigger:  # the controller may have asked for bursts
+                mark_triggers(chunk.per_period, k, command[3], source_row)
 
     def _checked_command(self, out: Mapping[str, Any], previous: tuple) -> tuple:
         """The command arrays of ``out``; a missing key keeps ``previous`` (pulses: NaN)."""
-        shape = (self.n,)
         amplitude, frequency, width, pulses = _KEYS
         if self._tms:
             out = tms_command(out)
+        get = out.get
+        if (
+            get(amplitude, previous[0]) is previous[0]
+            and get(frequency, previous[1]) is previous[1]
+            and get(width, previous[2]) is previous[2]
+            and get(pulses, self._no_trigger) is self._no_trigger
+            and previous[3] is self._no_trigger
+        ):
+            return previous  # the same command objects as last period: checked then
+        shape = (self.n,)
         return (
             command_array(out, amplitude, previous[0], shape),
             command_array(out, frequency, previous[1], shape),
@@ -575,33 +590,6 @@ class ClosedLoop(Loop):
 
 _KEYS = tuple(COMMAND_KEYS)  # amplitude, frequency, pulse width, pulses
 COMMAND_KEYS_AMPLITUDE = _KEYS[0]
-
-
-def trigger_source(controller: Any, features: tuple[str, ...]) -> tuple[str, int]:
-    """The feature whose value is logged with each trigger, and its record row.
-
-    The first of the controller's ``required_features`` when it is recorded
-    (``biomarker`` or one of the sensing chain's ``features``), else
-    ``biomarker``.
-    """
-    name = next(iter(getattr(controller, "required_features", ())), "biomarker")
-    if name in features:
-        return name, FIRST_FEATURE_ROW + features.index(name)
-    return "biomarker", BIOMARKER_ROW
-
-
-def mark_triggers(per_period: np.ndarray, k: int, pulses: np.ndarray, source_row: int) -> None:
-    """Record the detector's feature of period ``k`` where a Python controller asked for a burst.
-
-    ``per_period`` is a chunk's record (:mod:`closedloop.core.record`),
-    ``pulses`` the ``pulses`` command (a finite count above 0 is a trigger)
-    and ``source_row`` the row of the feature (:func:`trigger_source`).
-    """
-    fired = (pulses > 0.0) & np.isfinite(pulses)
-    if fired.any():
-        rows = per_period[fired, :, k]
-        rows[:, TRIGGER_BIOMARKER_ROW] = rows[:, source_row]
-        per_period[fired, :, k] = rows
 
 
 def controller_program(controller: Any, engine: str, n: int) -> tuple[int, np.ndarray, np.ndarray]:
