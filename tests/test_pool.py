@@ -44,6 +44,7 @@ def _bump(pool):
     s.codes[0] = 7 if s.on else -7
 
 
+@pytest.mark.slow  # compiles the unpacking of the whole sensing state (about 10 s)
 def test_views_keep_every_field_and_share_the_pool_with_compiled_code():
     sensing, device = _sensing_and_device()
     pool, (s_view, d_view) = pack(sensing, device)
