@@ -107,7 +107,7 @@ from numpy.typing import ArrayLike
 
 from closedloop.core.jit import njit, prange
 from closedloop.core.model import NumbaModel, Parameter
-from closedloop.core.period import close_period
+from closedloop.core.period import close_period, unpack_period
 from closedloop.core.random import normal, uniform
 from closedloop.device import device_fill, queue_push
 
@@ -590,6 +590,18 @@ def periods_serial(
             program,
             latency_steps,
             period_s,
+        )
+
+
+@njit(cache=True)
+def periods_packed(
+    spp, step0, dt, model, pool, record, k0, latency_steps, period_s, command, effective_step
+):
+    device, sensing, io, program = unpack_period(pool, record)
+    queue_push(device, command, effective_step)
+    for i in range(io[0].shape[0]):
+        _periods_one(
+            i, 1, spp, step0, dt, model, device, sensing, io, k0, program, latency_steps, period_s
         )
 
 

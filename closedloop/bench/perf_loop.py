@@ -35,13 +35,20 @@ DT_S = 1e-4
 
 
 def closed_loop_runner(
-    n: int, period_s: float, seconds: float, engine: str, controller: Controller | None = None
+    n: int,
+    period_s: float,
+    seconds: float,
+    engine: str,
+    controller: Controller | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Callable[[], float]:
     """A function that runs the closed loop (STN-GPe, PID) and returns its rate.
 
-    The rate is instance-seconds simulated per wall second, from a reset; the
-    loop has run a few periods (compiling or loading its kernels) before the
-    function is returned.
+    The rate is instance-seconds simulated per second of ``clock`` (wall
+    time by default; ``time.thread_time`` leaves out the time a loaded
+    machine makes the thread wait), from a reset; the loop has run a few
+    periods (compiling or loading its kernels) before the function is
+    returned.
     """
     from closedloop.controllers import PID
     from closedloop.core.loop import ClosedLoop
@@ -63,9 +70,9 @@ def closed_loop_runner(
 
     def once() -> float:
         loop.reset()
-        t = time.perf_counter()
+        t = clock()
         loop.run(seconds, chunk_s=1.0)
-        return n * seconds / (time.perf_counter() - t)
+        return n * seconds / (clock() - t)
 
     return once
 
@@ -124,7 +131,7 @@ def _per_call_ns(fn: Callable[[], object], calls: int, repeats: int) -> float:
     return float(np.median(rounds))
 
 
-def period_costs(repeats: int, periods: int = 2000) -> dict[str, float]:
+def period_costs(repeats: int, periods: int = 2000, cpu: bool = False) -> dict[str, float]:
     """What one 1 ms control period costs at n = 1 with a controller in Python, ns.
 
     Interleaved rounds, medians. ``loop``: a period of the Python-controller
@@ -135,7 +142,10 @@ def period_costs(repeats: int, periods: int = 2000) -> dict[str, float]:
     own Python, issue 18 gap 5's target under 1,500 ns; ``update_<name>``:
     the built-in controllers' ``update`` at n = 1 (target under 2,000 ns);
     ``bare_call``: a Numba function called with one array, the reference the
-    ratios divide by.
+    ratios divide by. ``cpu``: the loop and the twin timed by the thread's
+    CPU time instead of wall time (on a loaded machine wall time counts the
+    waits for a core, which a long loop of short calls collects and a short
+    compiled chunk escapes).
     """
     import numba
 
@@ -158,8 +168,9 @@ def period_costs(repeats: int, periods: int = 2000) -> dict[str, float]:
     one = np.zeros(1)
     bare(one)
     seconds = periods * 1e-3
-    hold = closed_loop_runner(1, 0.001, seconds, "python", controller=Hold())
-    twin = closed_loop_runner(1, 0.001, seconds, "compiled")
+    clock = time.thread_time if cpu else time.perf_counter
+    hold = closed_loop_runner(1, 0.001, seconds, "python", controller=Hold(), clock=clock)
+    twin = closed_loop_runner(1, 0.001, seconds, "compiled", clock=clock)
     controllers = {
         "pid": PID(setpoint=30.0, kp=0.02, ki=0.2, max_amplitude_ma=3.0),
         "on_off": OnOff(threshold=30.0),

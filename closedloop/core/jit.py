@@ -22,12 +22,17 @@ it as that dispatcher.
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["LazyKernel", "kernels_loaded", "load_kernels", "njit", "prange"]
+__all__ = ["EXTENSIONS", "LazyKernel", "kernels_loaded", "load_kernels", "njit", "prange"]
+
+#: Modules that extend Numba (``@overload``, ``@intrinsic``) for the kernels,
+#: imported by :func:`load_kernels` right after Numba.
+EXTENSIONS = ("closedloop.core.pool_numba",)
 
 _LOCK = threading.RLock()
 _PENDING: list[LazyKernel] = []
@@ -131,6 +136,8 @@ def load_kernels() -> None:
         from closedloop.core.kernel_cache import cache_dir
 
         numba.config.CACHE_DIR = str(cache_dir())  # type: ignore[attr-defined]  # set at import
+        for module in EXTENSIONS:  # before any kernel that uses them compiles
+            importlib.import_module(module)
         for kernel in _PENDING:
             kernel.dispatcher = numba.njit(**kernel.options)(kernel.py_func)
         _swap_stand_ins(numba.prange)

@@ -19,9 +19,15 @@ import numpy as np
 from closedloop.controllers import compiled as compiled_twins
 from closedloop.controllers.base import COMMAND_KEYS, Controller
 from closedloop.core.clocks import Clocks, seed_layout
-from closedloop.core.kernel_choice import KernelChoice, on_one_thread
+from closedloop.core.kernel_choice import KernelChoice, entry_point, on_one_thread
 from closedloop.core.model import PARALLEL_MIN_BATCH, NumbaModel
-from closedloop.core.period import PeriodIO
+from closedloop.core.period import (
+    PeriodIO,
+    PeriodRecord,
+    PeriodScratch,
+    ProgramArrays,
+)
+from closedloop.core.pool import pack
 from closedloop.core.protocol import (
     ChunkCallback,
     Loop,
@@ -34,7 +40,8 @@ from closedloop.core.record import (
     BIOMARKER_ROW,
     FIRST_FEATURE_ROW,
     PER_PERIOD_SERIES,
-    TRIGGER_BIOMARKER_ROW,
+    mark_triggers,
+    trigger_source,
 )
 from closedloop.core.slow import EpochSchedule, SlowProcess
 from closedloop.core.slow_clock import SlowClock
@@ -62,6 +69,7 @@ class _Chunk:
     lfp: np.ndarray
     sensed: np.ndarray
     per_period: np.ndarray
+    pool: np.ndarray  # the three above packed (PeriodRecord), for periods_packed
 
 
 class ClosedLoop(Loop):
@@ -147,19 +155,21 @@ class ClosedLoop(Loop):
         """Reset model, device, sensing chain and controller for a new run."""
         n = self.n
         self.model.reset(self.seeds.model)
-        self.sensing_state = self.sensing.new_state(n, rng_states(self.seeds.sensor))
         queue_len = self.latency_steps // self.steps_per_period + 3
-        self.device_state = self.device.kernel_state(n, queue_len)
         self.controller.reset(n, np.random.default_rng(self.seeds.controller[0]))
         spp = self.steps_per_period
-        # The scratch part of the io buffers (PeriodIO), reused by every period.
-        self._scratch = {
-            "drive": np.zeros((n, spp)),
-            "net": np.zeros((n, spp)),
-            "signal": np.zeros((n, spp)),
-            "samples": np.zeros((n, self.samples_per_period)),
-            "art": np.zeros((n, self.samples_per_period)),
-        }
+        spk = self.samples_per_period
+        # Device, sensing state, the scratch part of the io buffers (PeriodIO,
+        # reused by every period) and the program of a controller in Python,
+        # packed in one pool: a period's call from Python then unboxes a few
+        # arrays instead of fifty (closedloop.core.pool). The NamedTuples kept
+        # here are views into it.
+        self._pool, (self.device_state, self.sensing_state, self._scratch, no_program) = pack(
+            self.device.kernel_state(n, queue_len),
+            self.sensing.new_state(n, rng_states(self.seeds.sensor)),
+            PeriodScratch(*(np.zeros((n, w)) for w in (spp, spp, spp, spk, spk))),
+            ProgramArrays(compiled_twins.NONE, np.zeros((n, 1)), np.zeros((n, 1))),
+        )
         self._io: PeriodIO | None = None
         # The last command issued and not yet queued (the Python controller's
         # answer at the end of the last period), and the step it takes effect.
@@ -172,8 +182,9 @@ class ClosedLoop(Loop):
         self._no_trigger.flags.writeable = False
         self._effective = -1
         self._program: tuple | None = None
-        self._no_program = (compiled_twins.NONE, np.zeros((n, 1)), np.zeros((n, 1)))
+        self._no_program = tuple(no_program)
         self._entry = None
+        self._packed: Any = None  # periods_packed's entry point, once types settle
         # The kernels' state arrays, updated in place from here on.
         self._model_state = self.model.kernel_state()
         self._step = 0
@@ -245,6 +256,16 @@ class ClosedLoop(Loop):
             # The parallel kernel on one thread ran 1.07 (n = 1) to 1.5 (n = 16)
             # times the serial kernel's speed here (on_one_thread); once a chunk.
             return on_one_thread(kernels.periods_parallel)
+        if self.n < PARALLEL_MIN_BATCH and args[9][0] < 0:
+            # A controller in Python (or step()): one period through the
+            # packed kernel (_call, _periods_python), compiled for the types
+            # of now; command arrays keep theirs (see entry_point).
+            import numba  # loaded by now: the kernels were asked for (closedloop.core.jit)
+
+            packed_args = self._packed_args(args, np.zeros(0, dtype=np.uint8))
+            kernels.periods_packed.compile(tuple(numba.typeof(a) for a in packed_args))
+            self._packed = self._entry = entry_point(kernels.periods_packed, packed_args)
+            return self._packed
         call = kernels.periods_serial  # until a command settles the argument types
         if self._effective >= 0:
             # Argument types are settled once a command exists: skip the
@@ -259,14 +280,23 @@ class ClosedLoop(Loop):
             self._entry = call
         return call
 
+    def _packed_args(self, args: tuple, record: np.ndarray) -> tuple:
+        """The arguments of ``periods_packed`` from those of ``periods_serial`` (one period)."""
+        (_, spp, step, dt, model, _, _, _, k, _, latency, period_s, command, effective) = args
+        return (spp, step, dt, model, self._pool, record, k, latency, period_s, command, effective)
+
     def _chunk(self, m: int) -> _Chunk:
         spk = self.samples_per_period
         rows = FIRST_FEATURE_ROW + len(self.sensing.features)
-        return _Chunk(
-            np.empty((self.n, m * spk)),
-            np.empty((self.n, m * spk)),
-            np.empty((self.n, rows, m)),
+        pool, (record,) = pack(
+            PeriodRecord(
+                np.empty((self.n, m * spk)),
+                np.empty((self.n, m * spk)),
+                np.empty((self.n, rows, m)),
+            ),
+            copy=False,
         )
+        return _Chunk(*record, pool)
 
     def _series(self, chunk: _Chunk) -> dict[str, np.ndarray]:
         per_period = chunk.per_period
@@ -411,12 +441,7 @@ class ClosedLoop(Loop):
         step = self._require_reset("run")
         io = self._io
         if io is None or io.per_period is not chunk.per_period:  # made once per chunk
-            io = self._io = PeriodIO(
-                **self._scratch,
-                lfp_out=chunk.lfp,
-                sensed_out=chunk.sensed,
-                per_period=chunk.per_period,
-            )
+            io = self._io = PeriodIO(*self._scratch, chunk.lfp, chunk.sensed, chunk.per_period)
         args = (
             m,
             self.steps_per_period,
@@ -436,7 +461,10 @@ class ClosedLoop(Loop):
         call = self._entry
         if call is None or m > 1:
             call = self._kernel(m, args)
-        call(*args)
+        if call is self._packed and m == 1:
+            call(*self._packed_args(args, chunk.pool))
+        else:
+            call(*args)
         self._effective = -1
         self._step = step + m * self.steps_per_period
 
@@ -460,32 +488,63 @@ class ClosedLoop(Loop):
         source_row = trigger_source(controller, self.sensing.features)[1]
         offset_s = self.slow_clock.offset_s  # constant within a chunk (chunks end on slow steps)
         spp = self.steps_per_period
+        period_s = self.control_period_s
+        model_state, pool, record = self._model_state, self._pool, chunk.pool
+        # Looked up once per chunk, not per period.
+        update, checked, no_trigger = controller.update, self._checked_command, self._no_trigger
         now = self._require_reset("run")  # the step at the end of each period, below
         for k in range(m):
-            self._call(chunk, 1, k, program)
+            packed = self._packed
+            if packed is None:  # until the argument types settle (or a hook chose)
+                self._call(chunk, 1, k, program)
+            else:
+                packed(
+                    spp,
+                    now,
+                    dt,
+                    model_state,
+                    pool,
+                    record,
+                    k,
+                    latency,
+                    period_s,
+                    self._command,
+                    self._effective,
+                )
+                self._effective = -1
+                self._step = now + spp
             now += spp
+            t = now * dt
             features = {"biomarker": biomarker_rows[:, k]}
             for name, values in feature_rows:
                 features[name] = values[:, k]
             if slow_features:
                 features.update(slow_features)
             if live is not None:  # values that change every period (a respiratory phase)
-                features.update(live(now * dt + offset_s))
-            out = controller.update(now * dt, features)
-            self._command = self._checked_command(out, self._command)
+                features.update(live(t + offset_s))
+            out = update(t, features)
+            command = self._command = checked(out, self._command)
             if slow_keys:
-                self.slow_clock.command(now * dt + offset_s, out)
+                self.slow_clock.command(t + offset_s, out)
             self._effective = now + latency
-            pulses = self._command[3]
-            if pulses is not self._no_trigger:  # the controller may have asked for bursts
-                mark_triggers(chunk.per_period, k, pulses, source_row)
+            if command[3] is not no_trigger:  # the controller may have asked for bursts
+                mark_triggers(chunk.per_period, k, command[3], source_row)
 
     def _checked_command(self, out: Mapping[str, Any], previous: tuple) -> tuple:
         """The command arrays of ``out``; a missing key keeps ``previous`` (pulses: NaN)."""
-        shape = (self.n,)
         amplitude, frequency, width, pulses = _KEYS
         if self._to_slots is not None:
             out = self._to_slots(out)
+        get = out.get
+        if (
+            get(amplitude, previous[0]) is previous[0]
+            and get(frequency, previous[1]) is previous[1]
+            and get(width, previous[2]) is previous[2]
+            and get(pulses, self._no_trigger) is self._no_trigger
+            and previous[3] is self._no_trigger
+        ):
+            return previous  # the same command objects as last period: checked then
+        shape = (self.n,)
         return (
             command_array(out, amplitude, previous[0], shape),
             command_array(out, frequency, previous[1], shape),
@@ -533,33 +592,6 @@ class ClosedLoop(Loop):
 _KEYS = tuple(COMMAND_KEYS)  # amplitude, frequency, pulse width, pulses
 
 
-def trigger_source(controller: Any, features: tuple[str, ...]) -> tuple[str, int]:
-    """The feature whose value is logged with each trigger, and its record row.
-
-    The first of the controller's ``required_features`` when it is recorded
-    (``biomarker`` or one of the sensing chain's ``features``), else
-    ``biomarker``.
-    """
-    name = next(iter(getattr(controller, "required_features", ())), "biomarker")
-    if name in features:
-        return name, FIRST_FEATURE_ROW + features.index(name)
-    return "biomarker", BIOMARKER_ROW
-
-
-def mark_triggers(per_period: np.ndarray, k: int, pulses: np.ndarray, source_row: int) -> None:
-    """Record the detector's feature of period ``k`` where a Python controller asked for a burst.
-
-    ``per_period`` is a chunk's record (:mod:`closedloop.core.record`),
-    ``pulses`` the ``pulses`` command (a finite count above 0 is a trigger)
-    and ``source_row`` the row of the feature (:func:`trigger_source`).
-    """
-    fired = (pulses > 0.0) & np.isfinite(pulses)
-    if fired.any():
-        rows = per_period[fired, :, k]
-        rows[:, TRIGGER_BIOMARKER_ROW] = rows[:, source_row]
-        per_period[fired, :, k] = rows
-
-
 def controller_program(controller: Any, engine: str, n: int) -> tuple[int, np.ndarray, np.ndarray]:
     """The controller's compiled program, or kind ``NONE`` to run it in Python.
 
@@ -593,23 +625,6 @@ def controller_program(controller: Any, engine: str, n: int) -> tuple[int, np.nd
                 " has no compiled twin; use 'auto' or 'python'"
             )
     return (compiled_twins.NONE, np.zeros((n, 1)), np.zeros((n, 1)))
-
-
-def entry_point(dispatcher: Any, args: tuple) -> Any:
-    """The compiled function for these argument types, skipping Numba's type dispatch.
-
-    Dispatch re-types every argument on every call (about 2 us for the ~30
-    arrays of a period kernel, a fifth of a 1 ms period's budget). The loops
-    only pass arguments of fixed types: state arrays they own and command
-    arrays that :func:`command_array` makes C-contiguous float64 of shape
-    ``(n,)`` (read-only or not: both share Numba's data model, and the
-    kernels only read commands).
-    """
-    import numba  # loaded by now: the dispatcher was compiled (closedloop.core.jit)
-
-    sig = tuple(numba.typeof(a) for a in args)
-    compiled = dispatcher.overloads.get(sig)
-    return dispatcher if compiled is None else compiled.entry_point
 
 
 def command_array(

@@ -15,11 +15,20 @@ import numpy as np
 
 from closedloop.controllers.compiled import controller_update
 from closedloop.core.jit import njit
+from closedloop.core.pool import unpack
 from closedloop.core.record import BIOMARKER_ROW, TRIGGER_BIOMARKER_ROW
-from closedloop.device import device_record, queue_push_one
-from closedloop.sensing.kernels import record_features, sense_period
+from closedloop.device import DeviceState, device_record, queue_push_one
+from closedloop.sensing.kernels import SensingState, record_features, sense_period
 
-__all__ = ["PeriodIO", "close_period"]
+__all__ = [
+    "PACKED",
+    "PeriodIO",
+    "PeriodRecord",
+    "PeriodScratch",
+    "ProgramArrays",
+    "close_period",
+    "unpack_period",
+]
 
 
 class PeriodIO(NamedTuple):
@@ -38,6 +47,53 @@ class PeriodIO(NamedTuple):
     lfp_out: np.ndarray  #: (n, m * spk): the sampled signal of the chunk
     sensed_out: np.ndarray  #: (n, m * spk): after sensor noise and artefact
     per_period: np.ndarray  #: (n, rows, m): rows of :mod:`closedloop.core.record`
+
+
+class PeriodScratch(NamedTuple):
+    """The scratch part of :class:`PeriodIO`, made once per :meth:`reset`."""
+
+    drive: np.ndarray
+    net: np.ndarray
+    signal: np.ndarray
+    samples: np.ndarray
+    art: np.ndarray
+
+
+class PeriodRecord(NamedTuple):
+    """The record part of :class:`PeriodIO`, made once per chunk."""
+
+    lfp_out: np.ndarray
+    sensed_out: np.ndarray
+    per_period: np.ndarray
+
+
+class ProgramArrays(NamedTuple):
+    """A controller program ``(kind, params, state)`` (:mod:`closedloop.core.loop`), packable."""
+
+    kind: int
+    params: np.ndarray
+    state: np.ndarray
+
+
+#: What the loop packs into its state pool (:func:`closedloop.core.pool.pack`),
+#: in this order; a chunk's :class:`PeriodRecord` has a pool of its own.
+PACKED = (DeviceState, SensingState, PeriodScratch, ProgramArrays)
+
+
+@njit(cache=True, inline="always")
+def unpack_period(pool, record):
+    """Device, sensing state, :class:`PeriodIO` and program from the loop's pools.
+
+    ``pool`` packs :data:`PACKED`, ``record`` a :class:`PeriodRecord`; the
+    results are views into them (see :mod:`closedloop.core.pool`).
+    """
+    device = unpack(DeviceState, pool, 0)
+    sensing = unpack(SensingState, pool, 1)
+    s = unpack(PeriodScratch, pool, 2)
+    p = unpack(ProgramArrays, pool, 3)
+    r = unpack(PeriodRecord, record, 0)
+    io = PeriodIO(s.drive, s.net, s.signal, s.samples, s.art, r.lfp_out, r.sensed_out, r.per_period)
+    return device, sensing, io, (p.kind, p.params, p.state)
 
 
 # Positions of the PeriodIO fields. close_period is inlined into the models'

@@ -12,6 +12,10 @@ file counts among the kernel sources that key the kernel cache.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 __all__ = [
     "AMPLITUDE_ROW",
     "BIOMARKER_ROW",
@@ -24,6 +28,8 @@ __all__ = [
     "TRIGGER_SERIES",
     "TRIGGERS_DELIVERED_ROW",
     "TRIGGERS_REJECTED_ROW",
+    "mark_triggers",
+    "trigger_source",
 ]
 
 #: Rows of the per-period record before the sensing features, in order: the
@@ -55,3 +61,30 @@ TRIGGERS_DELIVERED_ROW = PER_PERIOD_SERIES.index("triggers_delivered")
 TRIGGERS_REJECTED_ROW = PER_PERIOD_SERIES.index("triggers_rejected")
 #: Row of the first sensing feature; feature ``f`` is row ``FIRST_FEATURE_ROW + f``.
 FIRST_FEATURE_ROW = len(PER_PERIOD_SERIES)
+
+
+def trigger_source(controller: Any, features: tuple[str, ...]) -> tuple[str, int]:
+    """The feature whose value is logged with each trigger, and its record row.
+
+    The first of the controller's ``required_features`` when it is recorded
+    (``biomarker`` or one of the sensing chain's ``features``), else
+    ``biomarker``.
+    """
+    name = next(iter(getattr(controller, "required_features", ())), "biomarker")
+    if name in features:
+        return name, FIRST_FEATURE_ROW + features.index(name)
+    return "biomarker", BIOMARKER_ROW
+
+
+def mark_triggers(per_period: np.ndarray, k: int, pulses: np.ndarray, source_row: int) -> None:
+    """Record the detector's feature of period ``k`` where a Python controller asked for a burst.
+
+    ``per_period`` is a chunk's record (:mod:`closedloop.core.record`),
+    ``pulses`` the ``pulses`` command (a finite count above 0 is a trigger)
+    and ``source_row`` the row of the feature (:func:`trigger_source`).
+    """
+    fired = (pulses > 0.0) & np.isfinite(pulses)
+    if fired.any():
+        rows = per_period[fired, :, k]
+        rows[:, TRIGGER_BIOMARKER_ROW] = rows[:, source_row]
+        per_period[fired, :, k] = rows

@@ -1,0 +1,108 @@
+"""The compiled form of :func:`closedloop.core.pool.unpack`: a pool's NamedTuples as views.
+
+Kept apart from :mod:`closedloop.core.pool` because it needs Numba's
+extension API at import, and :mod:`closedloop.core.jit` imports Numba only
+when the first kernel is needed: :func:`closedloop.core.jit.load_kernels`
+imports this module then, before any ``@njit`` kernel that calls ``unpack``
+compiles. Its generated code lands in the kernels' on-disk cache, so this
+file counts in the cache key (it names ``njit``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic, overload
+from numba.np.arrayobj import make_array, populate_array
+
+from closedloop.core.pool import ROW, Spec, recorded_specs, type_code, unpack
+
+__all__: list[str] = []
+
+
+def _view_at(dtype: np.dtype, ndim: int) -> Any:
+    """A compiled ``view_at(pool, offset, shape)``: the C array of ``dtype`` at byte ``offset``.
+
+    Built directly (data pointer, shape, C strides) since Numba's
+    ``ndarray.view`` and ``reshape`` cost some 20-60 ns each, a microsecond
+    over the fifty arrays of a period; and without a reference count, like
+    ``numba.carray`` (the increments and decrements cost another 2-3 us per
+    period): the view is valid while the pool lives, i.e. within the call
+    that received the pool. The offset and shape come from the table
+    :func:`pack` wrote, not checked again here.
+    """
+    key = (dtype, ndim)
+    if key in _VIEWS:
+        return _VIEWS[key]
+    out_type = types.Array(numba.from_dtype(dtype), ndim, "C")
+
+    @intrinsic
+    def view_at(typingctx, pool, offset, shape):  # noqa: ANN001, ANN202, ARG001
+        def codegen(context, builder, sig, args):  # noqa: ANN001, ANN202
+            src = make_array(sig.args[0])(context, builder, args[0])
+            out = make_array(out_type)(context, builder)
+            dims = cgutils.unpack_tuple(builder, args[2], ndim)
+            itemsize = context.get_constant(types.intp, dtype.itemsize)
+            strides, step = [], itemsize
+            for d in reversed(dims):
+                strides.insert(0, step)
+                step = builder.mul(step, d)
+            data = builder.bitcast(builder.gep(src.data, [args[1]]), out.data.type)
+            populate_array(
+                out, data=data, shape=dims, strides=strides, itemsize=itemsize, meminfo=None
+            )
+            return impl_ret_borrowed(context, builder, out_type, out._getvalue())
+
+        return out_type(pool, offset, types.UniTuple(types.intp, ndim)), codegen
+
+    _VIEWS[key] = view_at
+    return view_at
+
+
+_VIEWS: dict[tuple[np.dtype, int], Any] = {}
+
+
+def _unpack_source(cls: type, specs: tuple[Spec, ...]) -> str:
+    """Source of the compiled :func:`unpack` for ``cls`` (views made by :func:`_view_at`)."""
+    lines = [
+        "def impl(cls, pool, j):",
+        "    base = I1(pool, 0, (j + 1,))[j]",
+        f"    t = I1(pool, base, ({ROW * len(specs)},))",
+    ]
+    scope: dict[str, Any] = {"I1": _view_at(np.dtype(np.int64), 1)}
+    for f, spec in enumerate(specs):
+        r = f * ROW
+        lines.append(f"    if t[{r + 1}] != {type_code(spec)}:")
+        lines.append(f"        raise TypeError('pool does not hold a {cls.__name__}')")
+        kind, dtype, ndim = spec
+        if dtype is None:
+            view = "F1" if kind == "float" else "I1"
+            scope["F1"] = _view_at(np.dtype(np.float64), 1)
+            value = f"{view}(pool, t[{r}], (1,))[0]"
+            lines.append(f"    f{f} = {value if kind != 'bool' else value + ' != 0'}")
+            continue
+        name = f"V_{dtype.char}{ndim}"
+        scope[name] = _view_at(dtype, ndim)
+        shape = "".join(f"t[{r + 2 + d}], " for d in range(ndim))
+        lines.append(f"    f{f} = {name}(pool, t[{r}], ({shape}))")
+    lines.append(f"    return C({', '.join(f'f{f}' for f in range(len(specs)))})")
+    scope["source"] = "\n".join(lines)
+    return scope  # type: ignore[return-value]
+
+
+@overload(unpack)
+def _unpack_impl(cls, pool, j):  # noqa: ANN001, ANN202 - Numba compares signatures
+    if not isinstance(cls, types.NamedTupleClass):
+        return None
+    klass = cls.instance_class
+    specs = recorded_specs(klass)
+    if specs is None:
+        raise TypeError(f"unpack({klass.__name__}): pack() an instance of it first")
+    scope: dict[str, Any] = {**_unpack_source(klass, specs), "C": klass}
+    exec(scope.pop("source"), scope)  # noqa: S102 - code made from field types
+    return scope["impl"]

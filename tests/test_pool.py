@@ -1,0 +1,127 @@
+"""State packed in one byte pool (closedloop.core.pool) and the loop's packed period kernel."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numba
+import numpy as np
+import pytest
+
+from closedloop.core.jit import load_kernels
+from closedloop.core.pool import pack, unpack
+from closedloop.core.random import rng_states
+from closedloop.device import Device
+from closedloop.sensing.chain import SensingChain
+from closedloop.sensing.registry import REGISTRY
+
+load_kernels()  # unpack's compiled form, for the kernels this file compiles itself
+
+
+class Small(NamedTuple):
+    gain: float
+    order: int
+    on: bool
+    x: np.ndarray
+    codes: np.ndarray
+
+
+def _sensing_and_device(n: int = 3) -> tuple:
+    chain = SensingChain(features=tuple(f.name for f in REGISTRY))
+    seeds = np.random.SeedSequence(0).spawn(n)
+    return chain.new_state(n, rng_states(seeds)), Device().kernel_state(n, 5)
+
+
+@numba.njit(cache=False)
+def _unpack_both(pool):
+    return unpack(type_sensing, pool, 0), unpack(type_device, pool, 1)
+
+
+type_sensing, type_device = (type(s) for s in _sensing_and_device())
+
+
+@numba.njit(cache=False)
+def _bump(pool):
+    s = unpack(Small, pool, 0)
+    s.x[1, 2] += s.gain * s.order
+    s.codes[0] = 7 if s.on else -7
+
+
+@pytest.mark.slow  # compiles the unpacking of the whole sensing state (about 10 s)
+def test_views_keep_every_field_and_share_the_pool_with_compiled_code():
+    sensing, device = _sensing_and_device()
+    pool, (s_view, d_view) = pack(sensing, device)
+    s_jit, d_jit = _unpack_both(pool)
+    fields = [*zip(sensing, s_view, s_jit, strict=True), *zip(device, d_view, d_jit, strict=True)]
+    for original, view, rebuilt in fields:
+        if isinstance(original, np.ndarray):
+            assert rebuilt.dtype == original.dtype and rebuilt.shape == original.shape
+            np.testing.assert_array_equal(rebuilt, original)
+            np.testing.assert_array_equal(view, original)
+            assert original.size == 0 or np.shares_memory(rebuilt, pool)
+            assert original.size == 0 or np.shares_memory(view, pool)
+        else:
+            assert type(rebuilt) is type(original) and rebuilt == original == view
+    # Same Numba types as the unpacked states: the existing kernels serve both.
+    assert numba.typeof(s_jit) == numba.typeof(sensing)
+    assert numba.typeof(d_jit) == numba.typeof(device)
+
+
+def test_writes_go_both_ways():
+    pool, (small,) = pack(Small(2.5, 3, True, np.arange(12.0).reshape(3, 4), np.zeros(2, np.int64)))
+    small.x[1, 2] = 100.0  # written from Python, read by compiled code
+    _bump(pool)
+    assert small.x[1, 2] == 100.0 + 2.5 * 3  # written by compiled code, seen from Python
+    assert small.codes[0] == 7
+
+
+def test_fields_that_cannot_be_packed_are_named():
+    with pytest.raises(TypeError, match=r"Small\.x: cannot pack an array of float32"):
+        pack(Small(1.0, 1, False, np.zeros(2, np.float32), np.zeros(1, np.int64)))
+    with pytest.raises(TypeError, match=r"Small\.codes: its type differs"):
+        pack(Small(1.0, 1, False, np.zeros((2, 2)), np.zeros((1, 1), np.int64)))
+    with pytest.raises(TypeError, match="compiled code only"):
+        unpack(Small, np.zeros(8, np.uint8), 0)
+
+
+@pytest.mark.slow
+def test_python_controller_periods_through_the_pool_equal_the_unpacked_kernel():
+    # The packed kernel must change nothing but the cost of the call: same
+    # record, bit for bit, as the kernel taking the NamedTuples, and as the
+    # controller's compiled twin (every sensing feature on, a latency of two
+    # periods so that commands wait in the device queue).
+    from closedloop.controllers import PID
+    from closedloop.core.loop import ClosedLoop
+    from closedloop.models import STNGPe
+
+    def run(engine: str, packed: bool) -> tuple[dict, bool]:
+        loop = ClosedLoop(
+            STNGPe(dt_s=1e-4, n=2),
+            SensingChain(features=tuple(f.name for f in REGISTRY), noise_std=0.1),
+            Device(),
+            PID(setpoint=10.0, kp=0.01, ki=0.1, max_amplitude_ma=2.0),
+            control_period_s=1e-3,
+            seed=3,
+            engine=engine,
+            latency_s=2e-3,
+        )
+        if not packed:  # every period through the kernel that takes the NamedTuples
+            serial = loop.model.kernels.periods_serial
+            loop._kernel = lambda m, args: serial  # type: ignore[method-assign]
+        loop.reset()
+        chunks: list[dict] = []
+        totals = loop.run(0.2, chunk_s=0.05, on_chunk=lambda t0, d: chunks.append(dict(d)))
+        series = {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]}
+        series.update({f"total_{k}": v for k, v in totals.items()})
+        return series, loop._packed is not None
+
+    (packed, used), (plain, _), (twin, _) = (
+        run("python", True),
+        run("python", False),
+        run("compiled", True),
+    )
+    assert used  # the periods went through periods_packed
+    assert np.ptp(packed["amplitude"]) > 0  # the controller acted
+    for key, values in plain.items():
+        np.testing.assert_array_equal(packed[key], values, err_msg=key)
+        np.testing.assert_array_equal(packed[key], twin[key], err_msg=f"twin {key}")
