@@ -484,3 +484,65 @@ def test_loop_artifact_is_gain_times_mean_net_current_per_sample():
     assert lfp.shape == expected.shape
     assert np.count_nonzero(np.abs(expected) > 0.1 * gain * amp) > 20
     np.testing.assert_allclose(sensed - lfp, expected, rtol=0, atol=1e-9 * gain * amp)
+
+
+# ---------------------------------------------------------------------------
+# One control period of step-level data (the loop's sensing kernel)
+
+
+@pytest.mark.parametrize("envelope", ["arv", "power"])
+def test_period_kernel_boxcar_samples_steps_and_senses_them_as_the_chain_defines(envelope):
+    # The loop hands the chain integration steps: each sensing sample is the
+    # mean of its steps (signal and net current alike), then artefact, filter,
+    # envelope and features as defined for sampled data (reference_envelope,
+    # scipy's sosfilt, line length as a plain sum). Called directly, one period
+    # and one instance at a time as the compiled loop does.
+    from closedloop.core.record import FIRST_FEATURE_ROW
+    from closedloop.sensing.kernels import record_features, sense_period
+
+    gain, n, sps, spk, periods = 0.5, 2, 10, 4, 40  # 10 steps per sample, 4 samples a period
+    chain = SensingChain(
+        rate_hz=FS,
+        envelope=envelope,
+        envelope_window_s=0.02,
+        envelope_tau_s=0.01,
+        smoothing_window_s=0.005,
+        artifact_gain=gain,
+        features=("signal", "line_length"),
+        feature_window_s=0.01,
+    )
+    rng = np.random.default_rng(6)
+    steps = spk * sps * periods
+    t = np.arange(steps) / (FS * sps)
+    sig = np.sin(2 * np.pi * 20.0 * t) + rng.normal(size=(n, steps))
+    net = rng.uniform(-1.0, 1.0, (n, steps))
+    state = new_state(chain, n)
+    samples, art = np.zeros((n, spk)), np.zeros((n, spk))
+    lfp_out, sensed_out = np.full((n, spk * periods), np.nan), np.full((n, spk * periods), np.nan)
+    per_period = np.full((n, FIRST_FEATURE_ROW + 2, periods), np.nan)
+    env = np.empty((n, periods))
+    for k in range(periods):
+        block = slice(k * spk * sps, (k + 1) * spk * sps)
+        sig_k, net_k = np.ascontiguousarray(sig[:, block]), np.ascontiguousarray(net[:, block])
+        for i in range(n):
+            env[i, k] = sense_period(
+                i, spk * sps, sps, sig_k, net_k, samples, art, state, lfp_out, sensed_out, k * spk
+            )
+            record_features(i, state, per_period, k)
+
+    lfp = sig.reshape(n, -1, sps).mean(axis=2)
+    sensed = lfp + gain * net.reshape(n, -1, sps).mean(axis=2)
+    np.testing.assert_allclose(lfp_out, lfp, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sensed_out, sensed, rtol=1e-12, atol=1e-12)
+    last = slice(spk - 1, None, spk)  # the last sample of each period
+    expected = reference_envelope(chain, signal.sosfilt(chain.sos, sensed, axis=1))[:, last]
+    np.testing.assert_allclose(env, expected, rtol=1e-9, atol=1e-12)
+    w = chain.window_samples(chain.feature_window_s)
+    steps_abs = np.abs(np.diff(sensed, axis=1, prepend=sensed[:, :1]))
+    line_length = np.array(
+        [[r[max(0, c - w + 1) : c + 1].sum() for c in range(r.size)] for r in steps_abs]
+    )
+    np.testing.assert_allclose(per_period[:, FIRST_FEATURE_ROW], sensed[:, last], rtol=1e-12)
+    np.testing.assert_allclose(
+        per_period[:, FIRST_FEATURE_ROW + 1], line_length[:, last], rtol=1e-9, atol=1e-9
+    )
