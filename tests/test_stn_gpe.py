@@ -227,13 +227,19 @@ def test_noisy_batch_matches_the_reference_given_each_instances_draws(pulse_driv
     from closedloop.core.random import normal, rng_states
 
     dt, n_steps, n = 1e-4, 400, PARALLEL_MIN_BATCH
-    names = list(EQUATION_CASES)[:3]
+    # The reversed case's GPe-to-STN delay is the batch's longest (12 ms, above
+    # the asymmetric case's T_CS): the ring buffer is exactly long enough for it.
+    cases = {
+        **EQUATION_CASES,
+        "reversed_delays": {**EQUATION_CASES["reversed_delays"], "T_GS": 12e-3},
+    }
+    names = list(cases)[:3]
     noise = [(25.0, 0.0), (0.0, 40.0), (60.0, 30.0), (10.0, 90.0)]
     base = {k: p.value for k, p in STNGPe.parameters.items()}
     sets = []
     for i in range(n):
         s_sigma, g_sigma = noise[i % len(noise)]
-        sets.append({**base, **EQUATION_CASES[names[i % len(names)]], "sigma_S": s_sigma,
+        sets.append({**base, **cases[names[i % len(names)]], "sigma_S": s_sigma,
                      "sigma_G": g_sigma})  # fmt: skip
     params = {key: [s[key] for s in sets] for key in base}
     drive = _equation_drive(n, n_steps, dt, pulse_drive)
