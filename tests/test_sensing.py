@@ -108,7 +108,8 @@ def reference_envelope(chain: SensingChain, filtered: np.ndarray) -> np.ndarray:
     return env
 
 
-@pytest.mark.parametrize("smoothing_s", [0.0, 0.4])
+# 2 ms: a smoothing window of 2 samples, the narrowest that smooths at all.
+@pytest.mark.parametrize("smoothing_s", [0.0, 0.002, 0.4])
 @pytest.mark.parametrize("envelope", ["arv", "power"])
 def test_envelope_is_chunk_invariant_and_correct(envelope, smoothing_s):
     chain = SensingChain(
@@ -546,3 +547,44 @@ def test_period_kernel_boxcar_samples_steps_and_senses_them_as_the_chain_defines
     np.testing.assert_allclose(
         per_period[:, FIRST_FEATURE_ROW + 1], line_length[:, last], rtol=1e-9, atol=1e-9
     )
+
+
+def test_sample_kernel_writes_sample_k_to_column_col0_plus_k_minus_start():
+    # sense_samples' documented contract, for a caller that hands it pieces of
+    # one buffer (start > 0) into outputs at an offset (col0): pieces written
+    # where the docstring says give the chain's definitions on the whole.
+    from closedloop.sensing.kernels import sense_samples
+
+    chain = SensingChain(rate_hz=FS, artifact_gain=0.3, features=("signal", "filtered"))
+    n, m, col0 = 2, 600, 5
+    x = random_signal(n=n, m=m, seed=7)
+    art = np.random.default_rng(7).uniform(-1.0, 1.0, (n, m))
+    state = new_state(chain, n)
+    cols = col0 + m
+    sensed, filtered, env = (np.full((n, cols), np.nan) for _ in range(3))
+    features = np.full((n, 2, cols), np.nan)
+    for start, stop in ((0, 1), (1, 250), (250, m)):
+        # Each piece's columns: col0 + (start .. stop - 1) of the whole.
+        for i in range(n):
+            sense_samples(
+                i, x, art, start, stop, state, sensed[:, start:], filtered[:, start:],
+                env[:, start:], features[:, :, start:], col0,
+            )  # fmt: skip
+    whole = x + 0.3 * art
+    expected = signal.sosfilt(chain.sos, whole, axis=1)
+    assert np.all(np.isnan(sensed[:, :col0]))
+    np.testing.assert_allclose(sensed[:, col0:], whole, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(filtered[:, col0:], expected, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        env[:, col0:], reference_envelope(chain, expected), rtol=1e-9, atol=1e-12
+    )
+    np.testing.assert_allclose(features[:, 0, col0:], whole, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(features[:, 1, col0:], expected, rtol=0, atol=1e-10)
+    # Outputs of zero columns are skipped (the docstring's "to skip it"): the
+    # chain's state, its returned envelope and its last features are the same.
+    state = new_state(chain, n)
+    empty = x[:, :0]
+    for i in range(n):
+        last = sense_samples(i, x, art, 0, m, state, empty, empty, empty, features[:, :, :0], 0)
+        assert last == env[i, -1]
+    np.testing.assert_array_equal(state.feature_values, features[:, :, -1])
