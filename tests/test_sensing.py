@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -283,7 +284,8 @@ def test_line_length_and_area_match_their_definitions_in_any_chunking():
         )
     np.testing.assert_array_equal(whole["signal"], x)
     state = new_state(chain, 2)
-    parts = [chain.process(state, x[:, a : a + 7]) for a in range(0, 700, 7)]
+    edges = [0, 1, 2, *range(9, 700, 7), 700]  # chunks of one sample too
+    parts = [chain.process(state, x[:, a:b]) for a, b in pairwise(edges)]
     for name in chain.features:
         np.testing.assert_array_equal(np.hstack([p[name] for p in parts]), whole[name])
 
