@@ -4,6 +4,9 @@ The contract (chunking, seeds, batches, parameter checks) is in test_models_cont
 medication (the levodopa preset of the drug layer) in test_drug_presets.py.
 """
 
+import os
+import subprocess
+import sys
 from itertools import pairwise
 
 import numpy as np
@@ -259,6 +262,23 @@ def test_noisy_batch_matches_the_reference_given_each_instances_draws(pulse_driv
         np.testing.assert_allclose(
             model.state["x"][i], [S[-1], G[-1], u[-1]], rtol=1e-10, atol=1e-9, err_msg=str(i)
         )
+
+
+@pytest.mark.slow
+def test_the_equation_tests_pass_with_the_kernels_run_as_plain_python():
+    # tests/mutation/stn_gpe_nojit.toml mutates the kernels without JIT: the
+    # model must run as plain Python (its record as a recarray) and still
+    # match the reference. NUMBA_DISABLE_JIT is read at import: a new process.
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", __file__,
+         "-k", "plain_numpy or noisy_batch"],
+        env={**os.environ, "NUMBA_DISABLE_JIT": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "3 passed" in result.stdout
 
 
 @pytest.mark.parametrize("dt", [1e-4, 5e-4])

@@ -402,7 +402,7 @@ class NumbaModel(PopulationModel):
             rec["sense_node"] = self.node_index(self.sense_node)
             rec["stim_node"] = self.node_index(self.stim_node)
         self._fill_derived(rec)
-        if numba_config.DISABLE_JIT:
+        if getattr(numba_config, "DISABLE_JIT", False):  # set at import: mypy cannot see it
             # Kernels read fields by attribute (rec.tau_S); run as plain Python
             # (NUMBA_DISABLE_JIT=1: debugging, mutation runs) an element of a
             # structured array has no attributes, one of a recarray has.
