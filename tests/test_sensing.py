@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -108,7 +109,8 @@ def reference_envelope(chain: SensingChain, filtered: np.ndarray) -> np.ndarray:
     return env
 
 
-@pytest.mark.parametrize("smoothing_s", [0.0, 0.4])
+# 2 ms: a smoothing window of 2 samples, the narrowest that smooths at all.
+@pytest.mark.parametrize("smoothing_s", [0.0, 0.002, 0.4])
 @pytest.mark.parametrize("envelope", ["arv", "power"])
 def test_envelope_is_chunk_invariant_and_correct(envelope, smoothing_s):
     chain = SensingChain(
@@ -282,7 +284,8 @@ def test_line_length_and_area_match_their_definitions_in_any_chunking():
         )
     np.testing.assert_array_equal(whole["signal"], x)
     state = new_state(chain, 2)
-    parts = [chain.process(state, x[:, a : a + 7]) for a in range(0, 700, 7)]
+    edges = [0, 1, 2, *range(9, 700, 7), 700]  # chunks of one sample too
+    parts = [chain.process(state, x[:, a:b]) for a, b in pairwise(edges)]
     for name in chain.features:
         np.testing.assert_array_equal(np.hstack([p[name] for p in parts]), whole[name])
 
@@ -484,3 +487,106 @@ def test_loop_artifact_is_gain_times_mean_net_current_per_sample():
     assert lfp.shape == expected.shape
     assert np.count_nonzero(np.abs(expected) > 0.1 * gain * amp) > 20
     np.testing.assert_allclose(sensed - lfp, expected, rtol=0, atol=1e-9 * gain * amp)
+
+
+# ---------------------------------------------------------------------------
+# One control period of step-level data (the loop's sensing kernel)
+
+
+@pytest.mark.parametrize("envelope", ["arv", "power"])
+def test_period_kernel_boxcar_samples_steps_and_senses_them_as_the_chain_defines(envelope):
+    # The loop hands the chain integration steps: each sensing sample is the
+    # mean of its steps (signal and net current alike), then artefact, filter,
+    # envelope and features as defined for sampled data (reference_envelope,
+    # scipy's sosfilt, line length as a plain sum). Called directly, one period
+    # and one instance at a time as the compiled loop does.
+    from closedloop.core.record import FIRST_FEATURE_ROW
+    from closedloop.sensing.kernels import record_features, sense_period
+
+    gain, n, sps, spk, periods = 0.5, 2, 10, 4, 40  # 10 steps per sample, 4 samples a period
+    chain = SensingChain(
+        rate_hz=FS,
+        envelope=envelope,
+        envelope_window_s=0.02,
+        envelope_tau_s=0.01,
+        smoothing_window_s=0.005,
+        artifact_gain=gain,
+        features=("signal", "line_length"),
+        feature_window_s=0.01,
+    )
+    rng = np.random.default_rng(6)
+    steps = spk * sps * periods
+    t = np.arange(steps) / (FS * sps)
+    sig = np.sin(2 * np.pi * 20.0 * t) + rng.normal(size=(n, steps))
+    net = rng.uniform(-1.0, 1.0, (n, steps))
+    state = new_state(chain, n)
+    samples, art = np.zeros((n, spk)), np.zeros((n, spk))
+    lfp_out, sensed_out = np.full((n, spk * periods), np.nan), np.full((n, spk * periods), np.nan)
+    per_period = np.full((n, FIRST_FEATURE_ROW + 2, periods), np.nan)
+    env = np.empty((n, periods))
+    for k in range(periods):
+        block = slice(k * spk * sps, (k + 1) * spk * sps)
+        sig_k, net_k = np.ascontiguousarray(sig[:, block]), np.ascontiguousarray(net[:, block])
+        for i in range(n):
+            env[i, k] = sense_period(
+                i, spk * sps, sps, sig_k, net_k, samples, art, state, lfp_out, sensed_out, k * spk
+            )
+            record_features(i, state, per_period, k)
+
+    lfp = sig.reshape(n, -1, sps).mean(axis=2)
+    sensed = lfp + gain * net.reshape(n, -1, sps).mean(axis=2)
+    np.testing.assert_allclose(lfp_out, lfp, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sensed_out, sensed, rtol=1e-12, atol=1e-12)
+    last = slice(spk - 1, None, spk)  # the last sample of each period
+    expected = reference_envelope(chain, signal.sosfilt(chain.sos, sensed, axis=1))[:, last]
+    np.testing.assert_allclose(env, expected, rtol=1e-9, atol=1e-12)
+    w = chain.window_samples(chain.feature_window_s)
+    steps_abs = np.abs(np.diff(sensed, axis=1, prepend=sensed[:, :1]))
+    line_length = np.array(
+        [[r[max(0, c - w + 1) : c + 1].sum() for c in range(r.size)] for r in steps_abs]
+    )
+    np.testing.assert_allclose(per_period[:, FIRST_FEATURE_ROW], sensed[:, last], rtol=1e-12)
+    np.testing.assert_allclose(
+        per_period[:, FIRST_FEATURE_ROW + 1], line_length[:, last], rtol=1e-9, atol=1e-9
+    )
+
+
+def test_sample_kernel_writes_sample_k_to_column_col0_plus_k_minus_start():
+    # sense_samples' documented contract, for a caller that hands it pieces of
+    # one buffer (start > 0) into outputs at an offset (col0): pieces written
+    # where the docstring says give the chain's definitions on the whole.
+    from closedloop.sensing.kernels import sense_samples
+
+    chain = SensingChain(rate_hz=FS, artifact_gain=0.3, features=("signal", "filtered"))
+    n, m, col0 = 2, 600, 5
+    x = random_signal(n=n, m=m, seed=7)
+    art = np.random.default_rng(7).uniform(-1.0, 1.0, (n, m))
+    state = new_state(chain, n)
+    cols = col0 + m
+    sensed, filtered, env = (np.full((n, cols), np.nan) for _ in range(3))
+    features = np.full((n, 2, cols), np.nan)
+    for start, stop in ((0, 1), (1, 250), (250, m)):
+        # Each piece's columns: col0 + (start .. stop - 1) of the whole.
+        for i in range(n):
+            sense_samples(
+                i, x, art, start, stop, state, sensed[:, start:], filtered[:, start:],
+                env[:, start:], features[:, :, start:], col0,
+            )  # fmt: skip
+    whole = x + 0.3 * art
+    expected = signal.sosfilt(chain.sos, whole, axis=1)
+    assert np.all(np.isnan(sensed[:, :col0]))
+    np.testing.assert_allclose(sensed[:, col0:], whole, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(filtered[:, col0:], expected, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        env[:, col0:], reference_envelope(chain, expected), rtol=1e-9, atol=1e-12
+    )
+    np.testing.assert_allclose(features[:, 0, col0:], whole, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(features[:, 1, col0:], expected, rtol=0, atol=1e-10)
+    # Outputs of zero columns are skipped (the docstring's "to skip it"): the
+    # chain's state, its returned envelope and its last features are the same.
+    state = new_state(chain, n)
+    empty = x[:, :0]
+    for i in range(n):
+        last = sense_samples(i, x, art, 0, m, state, empty, empty, empty, features[:, :, :0], 0)
+        assert last == env[i, -1]
+    np.testing.assert_array_equal(state.feature_values, features[:, :, -1])

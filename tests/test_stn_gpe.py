@@ -4,6 +4,9 @@ The contract (chunking, seeds, batches, parameter checks) is in test_models_cont
 medication (the levodopa preset of the drug layer) in test_drug_presets.py.
 """
 
+import os
+import subprocess
+import sys
 from itertools import pairwise
 
 import numpy as np
@@ -98,24 +101,29 @@ def _sigmoid_ref(x, m, b):
     return m * b / (b + (m - b) * np.exp(-4.0 * x / m))
 
 
-def _stn_gpe_ref(p, dt, drive):
-    """Euler steps of the delayed STN-GPe equations for one parameter set.
+def _stn_gpe_ref(p, dt, drive, z=None):
+    """Euler(-Maruyama) steps of the delayed STN-GPe equations for one parameter set.
 
     Parameters
     ----------
     p : dict
-        Every STNGPe parameter (noise must be zero), delays in s.
+        Every STNGPe parameter, delays in s.
     dt : float
         Integration step, s.
     drive : ndarray, shape (n_steps,)
         Mean cathodic current per step, mA.
+    z : ndarray, shape (n_steps, 2), optional
+        Standard normal draws for the S and G noise of each step (required
+        when ``sigma_S`` or ``sigma_G`` is not zero).
 
     Returns
     -------
     S, G, u : ndarray, shape (n_steps + 1,)
         The states at the start and after every step (S, G in spikes/s, u in mA).
     """
-    assert p["sigma_S"] == 0.0 and p["sigma_G"] == 0.0
+    if z is None:
+        assert p["sigma_S"] == 0.0 and p["sigma_G"] == 0.0
+        z = np.zeros((len(drive), 2))
     n_steps = len(drive)
     d = {k: round(p[f"T_{k}"] / dt) for k in ("SG", "GS", "GG", "CS")}
     for k, steps in d.items():
@@ -136,8 +144,9 @@ def _stn_gpe_ref(p, dt, drive):
         ds = (_sigmoid_ref(in_s, p["M_S"], p["B_S"]) - S[n]) / p["tau_S"]
         dg = (_sigmoid_ref(in_g, p["M_G"], p["B_G"]) - G[n]) / p["tau_G"]
         du = (drive[n] - u[n]) / p["tau_DBS"]
-        S[n + 1] = max(S[n] + dt * ds, 0.0)
-        G[n + 1] = max(G[n] + dt * dg, 0.0)
+        # Euler-Maruyama: a Wiener increment over dt has standard deviation sqrt(dt).
+        S[n + 1] = max(S[n] + dt * ds + p["sigma_S"] * np.sqrt(dt) * z[n, 0], 0.0)
+        G[n + 1] = max(G[n] + dt * dg + p["sigma_G"] * np.sqrt(dt) * z[n, 1], 0.0)
         u[n + 1] = u[n] + dt * du
     return S, G, u
 
@@ -208,6 +217,68 @@ def test_stn_gpe_matches_a_plain_numpy_reference_of_its_equations(dt, pulse_driv
         if name.startswith("clipped"):
             rate = G if name == "clipped_gpe" else S
             assert np.mean(rate == 0.0) > 0.01, f"{name} no longer clips"
+
+
+def test_noisy_batch_matches_the_reference_given_each_instances_draws(pulse_drive):
+    # A batch of PARALLEL_MIN_BATCH runs the parallel kernel (the test above,
+    # the serial one). Each instance draws from its own stream, per step the
+    # S deviate (if sigma_S > 0) and then the G deviate (if sigma_G > 0);
+    # the reference takes those draws, in that order, from a copy of the
+    # streams and applies the documented Euler-Maruyama step. Noise on S only,
+    # on G only and on both: a draw taken for a zero sigma shifts the rest.
+    from closedloop.core.model import PARALLEL_MIN_BATCH
+    from closedloop.core.random import normal, rng_states
+
+    dt, n_steps, n = 1e-4, 400, PARALLEL_MIN_BATCH
+    # The reversed case's GPe-to-STN delay is the batch's longest (12 ms, above
+    # the asymmetric case's T_CS): the ring buffer is exactly long enough for it.
+    cases = {
+        **EQUATION_CASES,
+        "reversed_delays": {**EQUATION_CASES["reversed_delays"], "T_GS": 12e-3},
+    }
+    names = list(cases)[:3]
+    noise = [(25.0, 0.0), (0.0, 40.0), (60.0, 30.0), (10.0, 90.0)]
+    base = {k: p.value for k, p in STNGPe.parameters.items()}
+    sets = []
+    for i in range(n):
+        s_sigma, g_sigma = noise[i % len(noise)]
+        sets.append({**base, **cases[names[i % len(names)]], "sigma_S": s_sigma,
+                     "sigma_G": g_sigma})  # fmt: skip
+    params = {key: [s[key] for s in sets] for key in base}
+    drive = _equation_drive(n, n_steps, dt, pulse_drive)
+    model = STNGPe(dt_s=dt, n=n, params=params)
+    model.reset(3)
+    got = np.hstack([model.advance(b - a, drive[:, a:b]) for a, b in pairwise([0, 45, n_steps])])
+
+    streams = rng_states(np.random.SeedSequence(3).spawn(n))
+    for i, p in enumerate(sets):
+        z = np.zeros((n_steps, 2))
+        for step in range(n_steps):
+            for col, key in enumerate(("sigma_S", "sigma_G")):
+                if p[key] > 0.0:
+                    z[step, col] = normal(streams, i)
+        S, G, u = _stn_gpe_ref(p, dt, drive[i], z)
+        np.testing.assert_allclose(got[i], S[1:], rtol=1e-10, atol=1e-9, err_msg=str(i))
+        np.testing.assert_allclose(
+            model.state["x"][i], [S[-1], G[-1], u[-1]], rtol=1e-10, atol=1e-9, err_msg=str(i)
+        )
+
+
+@pytest.mark.slow
+def test_the_equation_tests_pass_with_the_kernels_run_as_plain_python():
+    # tests/mutation/stn_gpe_nojit.toml mutates the kernels without JIT: the
+    # model must run as plain Python (its record as a recarray) and still
+    # match the reference. NUMBA_DISABLE_JIT is read at import: a new process.
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", __file__,
+         "-k", "plain_numpy or noisy_batch"],
+        env={**os.environ, "NUMBA_DISABLE_JIT": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "3 passed" in result.stdout
 
 
 @pytest.mark.parametrize("dt", [1e-4, 5e-4])

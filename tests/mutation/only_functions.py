@@ -15,6 +15,8 @@ Names may be ``function``, ``Class`` or ``Class.method``; mutants of other
 modules in the session are left alone. ``--sample N`` then keeps a seeded
 random sample of N of the module's remaining mutants (``--seed``, default 0):
 an unbiased estimate of the score when the whole set would take hours.
+``--skip-done OTHER.sqlite`` first skips the mutants another session of the
+same source has run, so that a second sample adds new mutants only.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 from cosmic_ray.work_db import WorkDB, use_db
 from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
-__all__ = ["line_ranges", "main"]
+__all__ = ["line_ranges", "main", "run_mutants"]
 
 
 def line_ranges(path: Path, names: list[str]) -> list[tuple[int, int]]:
@@ -57,6 +59,17 @@ def line_ranges(path: Path, names: list[str]) -> list[tuple[int, int]]:
     return [found[n] for n in names]
 
 
+def run_mutants(session: Path, module: Path) -> set[str]:
+    """Keys (as in :func:`main`) of the mutants of ``module`` that ``session`` has run."""
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        return {
+            repr([(m.start_pos, m.operator_name, m.occurrence) for m in item.mutations])
+            for item, result in db.completed_work_items
+            if result.worker_outcome != WorkerOutcome.SKIPPED
+            and all(Path(m.module_path).resolve() == module for m in item.mutations)
+        }
+
+
 def main(argv: list[str]) -> int:
     """Skip the session's pending mutants of ``module`` outside the named definitions."""
     parser = argparse.ArgumentParser(description="Keep mutants inside named definitions.")
@@ -65,9 +78,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("names", nargs="+")
     parser.add_argument("--sample", type=int, default=None, help="keep N at random")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    parser.add_argument(
+        "--skip-done",
+        type=Path,
+        default=None,
+        help="another session of the same source: skip the mutants it has run (a second sample)",
+    )
     args = parser.parse_args(argv)
     module = args.module.resolve()
     ranges = line_ranges(args.module, args.names)
+    done = set() if args.skip_done is None else run_mutants(args.skip_done, module)
     with use_db(args.session, WorkDB.Mode.open) as db:
         skip, inside = [], []
         for item in db.pending_work_items:
@@ -82,6 +102,9 @@ def main(argv: list[str]) -> int:
             else:
                 skip.append(item.job_id)
         inside.sort()
+        # Sampled after the skip: a second sample is as unbiased as the first.
+        skip += [job for key, job in inside if repr(key) in done]
+        inside = [(key, job) for key, job in inside if repr(key) not in done]
         if args.sample is not None and args.sample < len(inside):
             kept = set(random.Random(args.seed).sample(range(len(inside)), args.sample))
             skip += [job for k, (_, job) in enumerate(inside) if k not in kept]
