@@ -16,12 +16,12 @@ gives exactly what one call gives, for a fixed seed.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from numba import config as numba_config
 
 from closedloop.core.batch_kernels import ModelKernels, has_kernels, model_kernels
 from closedloop.core.plugins import did_you_mean
@@ -402,10 +402,11 @@ class NumbaModel(PopulationModel):
             rec["sense_node"] = self.node_index(self.sense_node)
             rec["stim_node"] = self.node_index(self.stim_node)
         self._fill_derived(rec)
-        if getattr(numba_config, "DISABLE_JIT", False):  # set at import: mypy cannot see it
+        if os.environ.get("NUMBA_DISABLE_JIT", "0").strip() not in ("", "0"):
             # Kernels read fields by attribute (rec.tau_S); run as plain Python
             # (NUMBA_DISABLE_JIT=1: debugging, mutation runs) an element of a
-            # structured array has no attributes, one of a recarray has.
+            # structured array has no attributes, one of a recarray has. Read
+            # from the environment as Numba does, without importing Numba.
             return rec.view(np.recarray)
         return rec
 
