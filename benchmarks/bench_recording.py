@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -47,40 +46,12 @@ VARIANTS = {
 }
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-class _PeakRSS:
-    """Peak resident memory (MiB) while the ``with`` block runs, sampled every 5 ms."""
-
-    def restart(self) -> None:
-        """Forget the peak so far (e.g. the warm-up's)."""
-        self.peak = _rss_mb()
-
-    def __enter__(self) -> _PeakRSS:
-        self.peak = _rss_mb()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, _rss_mb())
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss_mb())
-
-
 def child(variant: str, n: int, duration: float) -> dict:
     """Run one variant in this process; wall time (s), peak RSS (MB), file size (MB).
 
     ``run_mb`` is the peak while the run (after the warm-up) goes.
     """
+    from closedloop.bench.perf_memory import PeakRSS, watch_after_warm_up
     from closedloop.config import load_config
     from closedloop.experiment import run_experiment
 
@@ -90,14 +61,8 @@ def child(variant: str, n: int, duration: float) -> dict:
     exp.loop.warm_up(0.01)
     exp.loop.run(4 * exp.config.control.period_s)
     loop = exp.loop
-    warm_up = loop.warm_up
-    run_peak = _PeakRSS()
-
-    def warm_up_then_watch(seconds: float) -> None:
-        warm_up(seconds)
-        run_peak.restart()
-
-    loop.warm_up = warm_up_then_watch  # type: ignore[method-assign]
+    run_peak = PeakRSS()
+    watch_after_warm_up(loop, run_peak)
     with tempfile.TemporaryDirectory() as tmp, run_peak:
         t = time.perf_counter()
         size = 0.0

@@ -120,3 +120,18 @@ def test_a_row_spool_gives_back_the_columns_it_was_given(in_memory: bool) -> Non
 def test_a_row_spool_refuses_a_block_of_the_wrong_shape() -> None:
     with pytest.raises(ValueError, match=r"expected shape \(4, k\)"):
         RowSpool(4, in_memory=True).append(np.zeros((3, 2)))
+
+
+def test_peak_rss_sees_a_block_allocated_and_freed_inside() -> None:
+    from closedloop.bench.perf_memory import PeakRSS, rss_mib
+
+    with PeakRSS() as peak:
+        before = rss_mib()
+        block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+        block.sum()
+        del block
+        peak.restart()  # forgets it
+        block = np.ones(32 * 2**20 // 8)
+        block.sum()
+        del block
+    assert 28 <= peak.peak - before <= 60
