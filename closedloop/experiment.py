@@ -323,11 +323,11 @@ def simulate_runs(
                         **{k: np.asarray(v)[keep] for k, v in columns.items() if k != "instance"},
                         instance=instance[keep] - sl.start,
                     )
-            if copy is not None and baseline is not None and psd_base is not None:
+            if copy is not None and bio_base is not None and psd_base is not None:
                 # The no-stimulation copy sees what the slow processes (a
                 # drug's effect, say) set in the model during this chunk.
                 for key in modulated:
-                    baseline.record[key] = model.record[key]
+                    copy.model.record[key] = model.record[key]
                 # In blocks of a few MB: memory stays flat in the chunk length
                 # (the loop and the spectrum are chunk invariant).
                 for k, base, bio in copy.blocks(m // spp):
