@@ -9,9 +9,15 @@ reset, warmed up and run for ``duration_s`` in ``output.chunk_s`` chunks with
 no callback. The recorded run is ``run_experiment`` (the ``closedloop run``
 path without the figure) with the output settings of each variant.
 
+``run MB`` is the peak resident memory after the warm-up (sampled every
+5 ms from ``/proc/self/statm``), which the warm-up's own peak (a block of
+raw integration steps, the same in both cases) does not hide; with
+``--duration 2,4,8`` it shows whether memory grows with run length.
+
 Usage::
 
     .venv/bin/python benchmarks/bench_recording.py --n 4096 --duration 2 --rounds 3
+    .venv/bin/python benchmarks/bench_recording.py --n 1024 --duration 2,4,8 --variants auto
 """
 
 from __future__ import annotations
@@ -41,7 +47,11 @@ VARIANTS = {
 
 
 def child(variant: str, n: int, duration: float) -> dict:
-    """Run one variant in this process; wall time (s), peak RSS (MB), file size (MB)."""
+    """Run one variant in this process; wall time (s), peak RSS (MB), file size (MB).
+
+    ``run_mb`` is the peak while the run (after the warm-up) goes.
+    """
+    from closedloop.bench.perf_memory import PeakRSS, watch_after_warm_up
     from closedloop.config import load_config
     from closedloop.experiment import run_experiment
 
@@ -50,11 +60,13 @@ def child(variant: str, n: int, duration: float) -> dict:
     exp.loop.reset()  # compile (or load) the kernels outside the timing
     exp.loop.warm_up(0.01)
     exp.loop.run(4 * exp.config.control.period_s)
-    with tempfile.TemporaryDirectory() as tmp:
+    loop = exp.loop
+    run_peak = PeakRSS()
+    watch_after_warm_up(loop, run_peak)
+    with tempfile.TemporaryDirectory() as tmp, run_peak:
         t = time.perf_counter()
         size = 0.0
         if VARIANTS[variant] is None:
-            loop = exp.loop
             loop.reset()
             loop.warm_up(exp.config.warmup_s)
             loop.run(exp.config.duration_s, chunk_s=exp.config.output.chunk_s)
@@ -63,41 +75,49 @@ def child(variant: str, n: int, duration: float) -> dict:
             size = out.path.stat().st_size / 1e6
         wall = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"wall_s": wall, "rss_mb": rss, "file_mb": size}
+    return {"wall_s": wall, "rss_mb": rss, "run_mb": run_peak.peak, "file_mb": size}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=4096)
-    parser.add_argument("--duration", type=float, default=2.0)
+    parser.add_argument("--duration", default="2", help="s; several: comma-separated")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--child", default=None)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.n, args.duration)))
+        print(json.dumps(child(args.child, args.n, float(args.duration))))
         return
-    names = args.variants.split(",")
-    results: dict[str, list[dict]] = {k: [] for k in names}
+    cases = [(v, d) for d in args.duration.split(",") for v in args.variants.split(",")]
+    results: dict[tuple[str, str], list[dict]] = {c: [] for c in cases}
     for _ in range(args.rounds):
-        for name in names:
+        for name, duration in cases:
             cmd = [sys.executable, __file__, "--child", name, "--n", str(args.n)]
-            cmd += ["--duration", str(args.duration)]
+            cmd += ["--duration", duration]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            results[name].append(json.loads(out.strip().splitlines()[-1]))
-            print(name, results[name][-1], flush=True)
-    bare = [r["wall_s"] for r in results.get("bare", [])]
-    print(f"\nn = {args.n}, {args.duration:g} s, medians of {args.rounds} rounds")
-    print(f"{'variant':<12} {'wall s':>8} {'x bare':>7} {'RSS MB':>8} {'x bare':>7} {'file MB':>8}")
-    for name, rows in results.items():
-        wall = statistics.median(r["wall_s"] for r in rows)
-        rss = statistics.median(r["rss_mb"] for r in rows)
-        ratios = [r["wall_s"] / b for r, b in zip(rows, bare, strict=False)] if bare else []
-        rss_bare = statistics.median(r["rss_mb"] for r in results["bare"]) if bare else rss
-        size = statistics.median(r["file_mb"] for r in rows)
-        ratio = statistics.median(ratios) if ratios else float("nan")
+            results[name, duration].append(json.loads(out.strip().splitlines()[-1]))
+            print(name, duration, results[name, duration][-1], flush=True)
+    print(f"\nn = {args.n}, medians of {args.rounds} rounds (MB: MiB)")
+    print(
+        f"{'variant':<12} {'dur s':>6} {'wall s':>8} {'x bare':>7} {'RSS MB':>8} {'x bare':>7} "
+        f"{'run MB':>8} {'x bare':>7} {'file MB':>8}"
+    )
+    for (name, duration), rows in results.items():
+        bare = results.get(("bare", duration), [])
+        walls = [r["wall_s"] / b["wall_s"] for r, b in zip(rows, bare, strict=False)]
+
+        def med(key: str, rows: list[dict] = rows) -> float:
+            return statistics.median(r[key] for r in rows)
+
+        def x_bare(key: str, bare: list[dict] = bare) -> float:
+            return med(key) / statistics.median(r[key] for r in bare) if bare else float("nan")
+
+        ratio = statistics.median(walls) if walls else float("nan")
         print(
-            f"{name:<12} {wall:>8.2f} {ratio:>7.2f} {rss:>8.0f} {rss / rss_bare:>7.2f} {size:>8.1f}"
+            f"{name:<12} {duration:>6} {med('wall_s'):>8.2f} {ratio:>7.2f} {med('rss_mb'):>8.0f} "
+            f"{x_bare('rss_mb'):>7.2f} {med('run_mb'):>8.0f} {x_bare('run_mb'):>7.2f} "
+            f"{med('file_mb'):>8.1f}"
         )
 
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any
 
 import numpy as np
 
@@ -29,12 +29,14 @@ from closedloop.analysis.plasticity import (
     PlasticityReadout,
 )
 from closedloop.config import ResolvedExperiment
+from closedloop.core.baseline import BASELINE_BLOCK_BYTES, UnstimulatedCopy
 from closedloop.core.loop import trigger_source
 from closedloop.core.random import rng_states
 from closedloop.core.record import TRIGGER_SERIES
 from closedloop.device.dose import stimulation_series, summary_metric_info
 from closedloop.io import MEMORY_FORMAT, open_recorder, recorder_options
 from closedloop.io.series import create_series, run_series, spike_events, state_series
+from closedloop.io.spool import RowSpool
 from closedloop.io.triggers import TRIGGER_EVENTS, TRIGGER_FIELDS, TriggerLog
 from closedloop.metrics import (
     METRIC_INFO,
@@ -173,19 +175,18 @@ def simulate_runs(
     sensing_rate = 1.0 / loop.sample_s
     control_rate = 1.0 / loop.control_period_s
     units = model.signal_units
-    baseline = None
     # A loop may simulate unstimulated copies itself (the Brian2 loop, in its
-    # own network) and deliver their signal as "lfp_baseline".
+    # own network) and deliver their signal as "lfp_baseline"; otherwise an
+    # unstimulated copy of the loop runs beside it, chunk by chunk.
     in_loop_baseline = loop.in_loop_baseline
+    copy = None
     if cfg.output.record_baseline and not in_loop_baseline:
-        baseline = model.like()
+        copy = UnstimulatedCopy(loop, model.like())  # before reset: the configured parameters
+    baseline = copy.model if copy is not None else None
     loop.reset()
     loop.warm_up(cfg.warmup_s)
-    if baseline is not None:
-        baseline.reset(loop.model_instance_seeds)
-        if cfg.warmup_s > 0:
-            _advance_means(baseline, int(round(cfg.warmup_s / model.dt_s)), 1, keep=False)
-        baseline.step_ = 0
+    if copy is not None:
+        copy.start()  # from the loop's warmed-up state
     # One spectrum per run: each run's metrics are computed on arrays of the
     # shape it has alone, so batching cannot change a bit of them.
     psd_stim = [StreamingPSD(size, sensing_rate, cfg.metrics.segment_s) for size in sizes]
@@ -200,14 +201,14 @@ def simulate_runs(
     amp_count = 0
     # Burst metrics: the biomarker with stimulation and the same sensing chain
     # (same sensor-noise seeds) run over the no-stimulation signal, both at the
-    # end of each control period, kept whole (one value per period is small).
+    # end of each control period. The threshold is a percentile of the whole
+    # baseline: both are spooled to a temporary file and read back a few rows
+    # at a time, so memory stays flat in run length.
     spp = loop.samples_per_period
-    bio_stim: list[np.ndarray] = []
-    bio_base: list[np.ndarray] = []
+    bio_stim = RowSpool(n, in_memory=in_memory)
+    bio_base = RowSpool(n, in_memory=in_memory) if copy is not None or in_loop_baseline else None
     base_sensing = (
-        loop.sensing.new_state(n, rng_states(loop.seeds.sensor))
-        if baseline is not None or in_loop_baseline
-        else None
+        loop.sensing.new_state(n, rng_states(loop.seeds.sensor)) if in_loop_baseline else None
     )
     bar = None
     _say_if_compiling(model)  # also without a bar: a log says why the start was slow
@@ -230,6 +231,9 @@ def simulate_runs(
     plasticity = _plasticity_readout(cfg, n, sensing_rate, loop.control_period_s)
 
     with contextlib.ExitStack() as stack:
+        stack.callback(bio_stim.close)
+        if bio_base is not None:
+            stack.callback(bio_base.close)
         recorders = []
         for run in runs:
             rec = stack.enter_context(
@@ -319,27 +323,27 @@ def simulate_runs(
                         **{k: np.asarray(v)[keep] for k, v in columns.items() if k != "instance"},
                         instance=instance[keep] - sl.start,
                     )
-            if baseline is not None:
+            if copy is not None and bio_base is not None and psd_base is not None:
                 # The no-stimulation copy sees what the slow processes (a
                 # drug's effect, say) set in the model during this chunk.
                 for key in modulated:
-                    baseline.record[key] = model.record[key]
-            # The no-stimulation copy in blocks of a few MB: memory stays flat in
-            # the chunk length (the model, the sensing chain and the spectrum
-            # are chunk invariant, so the results are those of one block).
-            block = max(1, _RAW_BLOCK_BYTES // (8 * n * loop.steps_per_sample))
-            for a in range(0, m if base_sensing is not None else 0, block):
-                b = min(m, a + block)
-                if baseline is not None and psd_base is not None:
-                    base = _advance_means(baseline, b - a, loop.steps_per_sample)
-                    cut = max(0, min(b - a, discard - seen - a))
+                    copy.model.record[key] = model.record[key]
+                # In blocks of a few MB: memory stays flat in the chunk length
+                # (the loop and the spectrum are chunk invariant).
+                for k, base, bio in copy.blocks(m // spp):
+                    cut = max(0, min(base.shape[1], discard - seen - k * spp))
                     for rec, psd, sl in zip(recorders, psd_base, slices, strict=True):
                         rec.append("lfp_baseline", base[sl])
                         psd.feed(base[sl, cut:])
-                raw_base = data["lfp_baseline"][:, a:b] if in_loop_baseline else base
-                env = loop.sensing.process(base_sensing, raw_base)["envelope"]
-                ends = np.flatnonzero((seen + a + np.arange(b - a) + 1) % spp == 0)
-                bio_base.append(env[:, ends])
+                    bio_base.append(bio)
+            elif base_sensing is not None and bio_base is not None:
+                block = max(1, BASELINE_BLOCK_BYTES // (8 * n))
+                for a in range(0, m, block):
+                    b = min(m, a + block)
+                    raw_base = data["lfp_baseline"][:, a:b]
+                    env = loop.sensing.process(base_sensing, raw_base)["envelope"]
+                    ends = np.flatnonzero((seen + a + np.arange(b - a) + 1) % spp == 0)
+                    bio_base.append(env[:, ends])
             bio_stim.append(data["biomarker"])
             seen += m
             if observed:
@@ -397,8 +401,6 @@ def simulate_runs(
         all_units = []
         env_units = f"({units})^2" if loop.sensing.envelope == "power" else units
         discard_periods = int(round(cfg.metrics.discard_s * control_rate))
-        bio_stim_all = np.concatenate(bio_stim, axis=1)[:, discard_periods:]
-        bio_base_all = np.concatenate(bio_base, axis=1)[:, discard_periods:] if bio_base else None
         for k, (rec, sl) in enumerate(zip(recorders, slices, strict=True)):
             metrics = summarize(
                 psd_stim[k],
@@ -420,11 +422,13 @@ def simulate_runs(
                     )
                 )
             info = {k2: (metric_units(k2, units), v[1]) for k2, v in METRIC_INFO.items()}
-            if bio_base_all is not None and bio_base_all.shape[1] > 0:
+            if bio_base is not None and bio_base.columns > discard_periods:
                 b = cfg.metrics.bursts
-                found, hist = burst_metrics(
-                    bio_stim_all[sl],
-                    bio_base_all[sl],
+                found, hist = _spooled_burst_metrics(
+                    bio_stim,
+                    bio_base,
+                    sl,
+                    discard_periods,
                     control_rate,
                     BurstSettings(b.percentile, b.min_duration_s, b.long_burst_s),
                 )
@@ -490,33 +494,27 @@ def simulate_runs(
     return outcomes
 
 
-#: Most bytes of raw integration-step signal held at once while the unstimulated
-#: copy advances: memory stays flat in ``output.chunk_s`` and in run length.
-_RAW_BLOCK_BYTES = 8 * 1024 * 1024
+def _spooled_burst_metrics(
+    stim: RowSpool,
+    base: RowSpool,
+    rows: slice,
+    skip: int,
+    rate_hz: float,
+    settings: BurstSettings,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """:func:`burst_metrics` of rows ``rows`` (columns from ``skip``), a block of rows at a time.
 
-
-@overload
-def _advance_means(
-    model: Any, m: int, steps_per_sample: int, *, keep: Literal[True] = ...
-) -> np.ndarray: ...
-@overload
-def _advance_means(model: Any, m: int, steps_per_sample: int, *, keep: Literal[False]) -> None: ...
-def _advance_means(
-    model: Any, m: int, steps_per_sample: int, *, keep: bool = True
-) -> np.ndarray | None:
-    """Advance ``model`` by ``m`` samples in blocks; each sample's mean signal, shape (n, m).
-
-    With ``keep=False`` (an unrecorded warm-up) nothing is returned.
+    Every burst metric is computed row by row (the threshold is each
+    instance's own percentile), so the blocks give the values of one call.
     """
-    n = model.n
-    block = max(1, _RAW_BLOCK_BYTES // (8 * n * steps_per_sample))
-    out = np.empty((n, m)) if keep else None
-    for start in range(0, m, block):
-        k = min(block, m - start)
-        raw = model.advance(k * steps_per_sample)
-        if out is not None:
-            out[:, start : start + k] = raw.reshape(n, k, steps_per_sample).mean(axis=2)
-    return out
+    parts = [
+        burst_metrics(stim.rows(a, b)[:, skip:], base.rows(a, b)[:, skip:], rate_hz, settings)
+        for a, b in base.row_blocks(rows.start, rows.stop)
+    ]
+    metrics = {key: np.concatenate([p[0][key] for p in parts]) for key in parts[0][0]}
+    hist = {key: np.concatenate([p[1][key] for p in parts]) for key in parts[0][1]}
+    hist["duration_edges_s"] = parts[0][1]["duration_edges_s"]
+    return metrics, hist
 
 
 def _plasticity_readout(

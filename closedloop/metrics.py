@@ -85,6 +85,10 @@ def _hann_window(m: int) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(m) / m)
 
 
+#: Most bytes of a segment's spectrum computed at once by :class:`StreamingPSD`.
+_SEGMENT_BLOCK_BYTES = 4 * 1024 * 1024
+
+
 class StreamingPSD:
     """Welch power spectral density accumulated chunk by chunk.
 
@@ -121,10 +125,16 @@ class StreamingPSD:
             self._fill += take
             pos += take
             if self._fill == self.nperseg:
-                seg = self._buffer - self._buffer.mean(axis=-1, keepdims=True)
-                seg *= self.window
-                spec = np.fft.rfft(seg, axis=-1)
-                self._sum += spec.real**2 + spec.imag**2
+                # A few rows at a time: the temporaries of a segment over the
+                # whole batch (4,096 x 1,000 samples: ~100 MB) would set the
+                # run's peak memory. Every step is row by row: same values.
+                rows = max(1, _SEGMENT_BLOCK_BYTES // (16 * self.nperseg))
+                for a in range(0, self._buffer.shape[0], rows):
+                    buf = self._buffer[a : a + rows]
+                    seg = buf - buf.mean(axis=-1, keepdims=True)
+                    seg *= self.window
+                    spec = np.fft.rfft(seg, axis=-1)
+                    self._sum[a : a + rows] += spec.real**2 + spec.imag**2
                 self.n_segments += 1
                 # Segments overlap by nperseg - hop samples: keep those.
                 keep = self.nperseg - self.hop

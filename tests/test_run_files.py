@@ -240,11 +240,14 @@ def test_rerun_refuses_a_plugin_unless_trusted(
 def test_the_baseline_in_small_blocks_gives_the_same_run(
     run_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import closedloop.experiment
+    import closedloop.core.baseline
+    import closedloop.io.spool
 
-    # Blocks of 7 sensing samples (2 instances, 10 steps a sample), not
-    # dividing the 1,000-sample chunk nor the 20-sample control period.
-    monkeypatch.setattr(closedloop.experiment, "_RAW_BLOCK_BYTES", 8 * 2 * 10 * 7)
+    # The unstimulated copy in blocks of 3 control periods (2 instances, 20
+    # samples a period), not dividing the 50-period chunk; the burst series
+    # spooled to the file every 7 periods and read back one row at a time.
+    monkeypatch.setattr(closedloop.core.baseline, "BASELINE_BLOCK_BYTES", 8 * 2 * 20 * 3)
+    monkeypatch.setattr(closedloop.io.spool, "SPOOL_BUFFER_BYTES", 8 * 2 * 7)
     blocked, whole = load_run(_run(tmp_path)), load_run(run_file)
     for name in ("lfp_baseline", "lfp", "amplitude"):
         np.testing.assert_array_equal(blocked.timeseries[name], whole.timeseries[name])

@@ -57,6 +57,12 @@ Cases
     same loop run bare through the API (reset, warm-up, ``loop.run``):
     simulated seconds per wall second. Issue 18's targets: 1 / 2.3 = 0.43
     with a baseline, 1 / 1.3 = 0.77 without.
+``recording/memory_flat``
+    Peak resident memory after the warm-up of the default experiment
+    recorded for 1 s (quick) or 2 s at n = 256, over the same recorded
+    four times as long, each in a fresh process
+    (:func:`~closedloop.bench.perf_memory.memory_flatness`): 1 when memory
+    is flat in run length, lower as it grows.
 ``startup/<command>``
     Wall time of ``python -c "import numpy"`` over that of a fresh process
     running ``closedloop validate`` (the default experiment) or ``closedloop
@@ -101,6 +107,7 @@ import numpy as np
 from closedloop.bench.brian_byo import byo_overhead_ratio, paired_cpu_ratio, pid_loop
 from closedloop.bench.perf_loop import DT_S as _DT
 from closedloop.bench.perf_loop import closed_loop_runner, period_costs, threads_ratio
+from closedloop.bench.perf_memory import memory_flatness
 from closedloop.core.batch_kernels import model_kernels
 
 if TYPE_CHECKING:
@@ -593,6 +600,10 @@ def run_perf(
         ratios[f"recording/{label}"] = ratio
         if progress:
             progress(f"recording/{label}: recorded run / bare loop = {ratio:.3f}")
+    # Peak memory of a recorded run over one four times as long (1: flat).
+    flat = ratios["recording/memory_flat"] = memory_flatness(256, 1.0 if quick else 2.0)
+    if progress:
+        progress(f"recording/memory_flat: peak RSS, run / 4x run = {flat:.3f}")
     ratios.update(startup_ratios(repeats))
     sweep = _sweep_rates(2 if quick else 3)
     ratios["sweep/overhead"] = sweep[1] / sweep["direct"]
