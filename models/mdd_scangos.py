@@ -185,7 +185,7 @@ def advance_parallel(n_steps, step0, dt, model, drive, out):
         advance_one(i, n_steps, step0, dt, model, drive, out)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _periods_one(
     i, n_periods, spp, step0, dt, model, device, sensing, io, k0, program, latency_steps, period_s
 ):
