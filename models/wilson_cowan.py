@@ -265,16 +265,30 @@ def advance_parallel(n_steps, step0, dt, model, drive, out):
 
 
 @njit(cache=True)
-def _periods_one(
-    i, n_periods, spp, step0, dt, model, device, sensing, io, k0, program, latency_steps, period_s
+def _periods_block(
+    lo,
+    hi,
+    n_periods,
+    spp,
+    step0,
+    dt,
+    model,
+    device,
+    sensing,
+    io,
+    k0,
+    program,
+    latency_steps,
+    period_s,
 ):
     drive, net, signal = io[0], io[1], io[2]
-    step = step0
-    for k in range(k0, k0 + n_periods):
-        device_fill(i, spp, step, dt, device, drive, net)
-        advance_one(i, spp, step, dt, model, drive, signal)
-        step += spp
-        close_period(i, k, spp, step, device, sensing, io, program, latency_steps, period_s)
+    for i in range(lo, hi):
+        step = step0
+        for k in range(k0, k0 + n_periods):
+            device_fill(i, spp, step, dt, device, drive, net)
+            advance_one(i, spp, step, dt, model, drive, signal)
+            step += spp
+            close_period(i, k, spp, step, device, sensing, io, program, latency_steps, period_s)
 
 
 @njit(cache=True)
@@ -295,22 +309,22 @@ def periods_serial(
     effective_step,
 ):
     queue_push(device, command, effective_step)
-    for i in range(io[0].shape[0]):
-        _periods_one(
-            i,
-            n_periods,
-            spp,
-            step0,
-            dt,
-            model,
-            device,
-            sensing,
-            io,
-            k0,
-            program,
-            latency_steps,
-            period_s,
-        )
+    _periods_block(
+        0,
+        io[0].shape[0],
+        n_periods,
+        spp,
+        step0,
+        dt,
+        model,
+        device,
+        sensing,
+        io,
+        k0,
+        program,
+        latency_steps,
+        period_s,
+    )
 
 
 @njit(cache=True, parallel=True)
@@ -331,9 +345,11 @@ def periods_parallel(
     effective_step,
 ):
     queue_push(device, command, effective_step)
-    for i in prange(io[0].shape[0]):
-        _periods_one(
-            i,
+    n = io[0].shape[0]
+    for b in prange((n + 15) // 16):  # blocks of 16 instances
+        _periods_block(
+            16 * b,
+            min(n, 16 * b + 16),
             n_periods,
             spp,
             step0,

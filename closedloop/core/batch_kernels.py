@@ -25,6 +25,15 @@ a chunk; ``periods_serial`` / ``periods_parallel`` run control periods of
 every instance, one period per call when the controller runs in Python (its
 command arrives as ``command``), a whole chunk per call when it is compiled
 (``program``). The parallel ones spread instances over threads (prange).
+
+Both period loops hand blocks of instances to ``_periods_block``, a plain
+compiled function into which the device fill, the sensing chain and the
+record are inlined. Passing the loop's state (a sensing tuple of some forty
+arrays) into a compiled call cost about 2 us, more than a 1 ms period of the
+model itself, so it is paid once per block of 16 instances, not once per
+instance and period; and the inlined code stays out of the prange body, where
+Numba's parfor passes made the period 30 times slower (issue 18, gap 1;
+``benchmarks/bench_ceiling.py``).
 """
 
 from __future__ import annotations
@@ -53,16 +62,30 @@ def advance_parallel(n_steps, step0, dt, model, drive, out):
 
 
 @njit(cache=True)
-def _periods_one(
-    i, n_periods, spp, step0, dt, model, device, sensing, io, k0, program, latency_steps, period_s
+def _periods_block(
+    lo,
+    hi,
+    n_periods,
+    spp,
+    step0,
+    dt,
+    model,
+    device,
+    sensing,
+    io,
+    k0,
+    program,
+    latency_steps,
+    period_s,
 ):
     drive, net, signal = io[0], io[1], io[2]
-    step = step0
-    for k in range(k0, k0 + n_periods):
-        device_fill(i, spp, step, dt, device, drive, net)
-        advance_one(i, spp, step, dt, model, drive, signal)
-        step += spp
-        close_period(i, k, spp, step, device, sensing, io, program, latency_steps, period_s)
+    for i in range(lo, hi):
+        step = step0
+        for k in range(k0, k0 + n_periods):
+            device_fill(i, spp, step, dt, device, drive, net)
+            advance_one(i, spp, step, dt, model, drive, signal)
+            step += spp
+            close_period(i, k, spp, step, device, sensing, io, program, latency_steps, period_s)
 
 
 @njit(cache=True)
@@ -83,22 +106,22 @@ def periods_serial(
     effective_step,
 ):
     queue_push(device, command, effective_step)
-    for i in range(io[0].shape[0]):
-        _periods_one(
-            i,
-            n_periods,
-            spp,
-            step0,
-            dt,
-            model,
-            device,
-            sensing,
-            io,
-            k0,
-            program,
-            latency_steps,
-            period_s,
-        )
+    _periods_block(
+        0,
+        io[0].shape[0],
+        n_periods,
+        spp,
+        step0,
+        dt,
+        model,
+        device,
+        sensing,
+        io,
+        k0,
+        program,
+        latency_steps,
+        period_s,
+    )
 
 
 @njit(cache=True, parallel=True)
@@ -119,9 +142,11 @@ def periods_parallel(
     effective_step,
 ):
     queue_push(device, command, effective_step)
-    for i in prange(io[0].shape[0]):
-        _periods_one(
-            i,
+    n = io[0].shape[0]
+    for b in prange((n + 15) // 16):  # blocks of 16 instances
+        _periods_block(
+            16 * b,
+            min(n, 16 * b + 16),
             n_periods,
             spp,
             step0,
