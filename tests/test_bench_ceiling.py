@@ -1,4 +1,4 @@
-"""The hand-written STN-GPe ceiling of the performance suite (issue 18 gap 1) is a fair reference."""
+"""The hand-written STN-GPe ceiling of the perf suite (issue 18 gap 1) is a fair reference."""
 
 from __future__ import annotations
 
