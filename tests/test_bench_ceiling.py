@@ -10,6 +10,9 @@ import pytest
 from closedloop.bench.handwritten import from_model, hand_advance
 from closedloop.models import STNGPe
 
+# Compiling the hand-written kernel and the loop takes 10-15 s on a busy 2-core machine.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("regime", ["parkinsonian", "parkinsonian_limit_cycle"])
 def test_handwritten_kernel_reproduces_the_model_bit_for_bit(regime: str) -> None:
