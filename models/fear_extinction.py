@@ -500,6 +500,41 @@ def _periods_one(
 
 
 @njit(cache=True)
+def _periods_block(
+    lo,
+    hi,
+    n_periods,
+    spp,
+    step0,
+    dt,
+    model,
+    device,
+    sensing,
+    io,
+    k0,
+    program,
+    latency_steps,
+    period_s,
+):
+    for i in range(lo, hi):
+        _periods_one(
+            i,
+            n_periods,
+            spp,
+            step0,
+            dt,
+            model,
+            device,
+            sensing,
+            io,
+            k0,
+            program,
+            latency_steps,
+            period_s,
+        )
+
+
+@njit(cache=True)
 def periods_serial(
     n_periods,
     spp,
@@ -517,22 +552,22 @@ def periods_serial(
     effective_step,
 ):
     queue_push(device, command, effective_step)
-    for i in range(io[0].shape[0]):
-        _periods_one(
-            i,
-            n_periods,
-            spp,
-            step0,
-            dt,
-            model,
-            device,
-            sensing,
-            io,
-            k0,
-            program,
-            latency_steps,
-            period_s,
-        )
+    _periods_block(
+        0,
+        io[0].shape[0],
+        n_periods,
+        spp,
+        step0,
+        dt,
+        model,
+        device,
+        sensing,
+        io,
+        k0,
+        program,
+        latency_steps,
+        period_s,
+    )
 
 
 @njit(cache=True)
@@ -565,9 +600,12 @@ def periods_parallel(
     effective_step,
 ):
     queue_push(device, command, effective_step)
-    for i in prange(io[0].shape[0]):
-        _periods_one(
-            np.int64(i),
+    n = io[0].shape[0]
+    for b in prange((n + 15) // 16):  # blocks of 16 instances
+        lo = np.int64(b) * 16  # int64 like the serial loop's: one compilation
+        _periods_block(
+            lo,
+            min(n, lo + 16),
             n_periods,
             spp,
             step0,

@@ -46,6 +46,13 @@ Cases
     network as the user wrote it, alone in one ``Network.run``: issue 18's
     gap 3 (target 0.87; 0.93 at 10,000 neurons, measured by
     ``benchmarks/bench_brian_byo.py``). CPU time, median of pairs.
+``ceiling/<compiled|python|project_open>``
+    Issue 18's gap 1 (:mod:`closedloop.bench.perf_ceiling`): at n = 256 on
+    one thread, the compiled loop (PID twin), the Python-PID loop (both STN-GPe,
+    1 ms period, dt 0.1 ms) and the model's own open-loop kernel, each
+    against a hand-written batched kernel of the same model
+    (:mod:`closedloop.bench.handwritten`) run open loop, medians of
+    interleaved rounds.
 ``hdf5_write``
     Streaming a run's time series through :class:`RunRecorder` against
     writing the same bytes with ``numpy.ndarray.tofile`` (both uncompressed).
@@ -105,6 +112,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from closedloop.bench.brian_byo import byo_overhead_ratio, paired_cpu_ratio, pid_loop
+from closedloop.bench.perf_ceiling import ceiling_rates
 from closedloop.bench.perf_loop import DT_S as _DT
 from closedloop.bench.perf_loop import closed_loop_runner, period_costs, threads_ratio
 from closedloop.bench.perf_memory import memory_flatness
@@ -593,6 +601,15 @@ def run_perf(
         ratios[f"brian_byo/1ms/{label}"] = ratio
         if progress:
             progress(f"brian_byo/1ms/{label}: bare user network / closed loop = {ratio:.3f}")
+    ceiling = ceiling_rates(256, sim / 4, repeats)  # issue 18 gap 1, one thread
+    for run in ("compiled", "python", "project_open"):
+        ratios[f"ceiling/{run}"] = ceiling[run] / ceiling["hand_open"]
+    if progress:
+        progress(
+            "ceiling (n 256, one thread, instance-s/s): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in ceiling.items() if k != "load")
+            + f"; load average {ceiling['load']:.1f}"
+        )
     ratios["hdf5_write"] = _hdf5_ratio(repeats)
     for baseline, label in ((True, "baseline"), (False, "no_baseline")):
         n_rec = 256 if quick else 1024

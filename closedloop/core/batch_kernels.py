@@ -37,6 +37,16 @@ sensing and buffer state packed in two byte pools
 about ten arrays instead of fifty (:mod:`closedloop.core.pool`). It spells
 the loop out rather than call ``periods_serial`` (a call between kernels
 passing the fifty arrays cost 0.7 us per period).
+
+Both period loops hand blocks of instances to ``_periods_block``, a plain
+compiled function into which the device fill, the sensing chain and the
+record are inlined. Passing the loop's state (a sensing tuple of some forty
+arrays) into a compiled call cost about 2 us, more than a 1 ms period of the
+model itself, so it is paid once per block of 16 instances, not once per
+instance and period (``_periods_one``, inlined into the block, is one
+instance's periods); and the inlined code stays out of the prange body, where
+Numba's parfor passes made the period 30 times slower (issue 18, gap 1;
+``benchmarks/bench_ceiling.py``).
 """
 
 from __future__ import annotations
@@ -80,6 +90,41 @@ def _periods_one(
 
 
 @njit(cache=True)
+def _periods_block(
+    lo,
+    hi,
+    n_periods,
+    spp,
+    step0,
+    dt,
+    model,
+    device,
+    sensing,
+    io,
+    k0,
+    program,
+    latency_steps,
+    period_s,
+):
+    for i in range(lo, hi):
+        _periods_one(
+            i,
+            n_periods,
+            spp,
+            step0,
+            dt,
+            model,
+            device,
+            sensing,
+            io,
+            k0,
+            program,
+            latency_steps,
+            period_s,
+        )
+
+
+@njit(cache=True)
 def periods_serial(
     n_periods,
     spp,
@@ -97,22 +142,22 @@ def periods_serial(
     effective_step,
 ):
     queue_push(device, command, effective_step)
-    for i in range(io[0].shape[0]):
-        _periods_one(
-            i,
-            n_periods,
-            spp,
-            step0,
-            dt,
-            model,
-            device,
-            sensing,
-            io,
-            k0,
-            program,
-            latency_steps,
-            period_s,
-        )
+    _periods_block(
+        0,
+        io[0].shape[0],
+        n_periods,
+        spp,
+        step0,
+        dt,
+        model,
+        device,
+        sensing,
+        io,
+        k0,
+        program,
+        latency_steps,
+        period_s,
+    )
 
 
 @njit(cache=True)
@@ -145,9 +190,12 @@ def periods_parallel(
     effective_step,
 ):
     queue_push(device, command, effective_step)
-    for i in prange(io[0].shape[0]):
-        _periods_one(
-            np.int64(i),
+    n = io[0].shape[0]
+    for b in prange((n + 15) // 16):  # blocks of 16 instances
+        lo = np.int64(b) * 16  # int64 like the serial loop's: one compilation
+        _periods_block(
+            lo,
+            min(n, lo + 16),
             n_periods,
             spp,
             step0,

@@ -97,9 +97,10 @@ def unpack_period(pool, record):
 
 
 # Positions of the PeriodIO fields. close_period is inlined into the models'
-# parallel loops (a call per period costs a fifth of the loop's speed at a
-# 1 ms period), and there Numba loses writes made through a NamedTuple's
-# attributes (numba#5872, numba#7135): it takes io's arrays by position.
+# per-block loops (a call per period, handing over the sensing tuple, cost
+# more than the model's period), and inlined into a parallel loop Numba loses
+# writes made through a NamedTuple's attributes (numba#5872, numba#7135): it
+# takes io's arrays by position.
 _SIGNAL, _NET, _SAMPLES, _ART, _LFP_OUT, _SENSED_OUT, _PER_PERIOD = (
     PeriodIO._fields.index(name)
     for name in ("signal", "net", "samples", "art", "lfp_out", "sensed_out", "per_period")

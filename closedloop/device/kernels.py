@@ -238,7 +238,7 @@ def device_record(i, device, out, k):
     out[i, TRIGGERS_REJECTED_ROW, k] = ds[i, S_NTRIG_BAD]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def device_fill(i, n_steps, step0, dt, device, drive, net):
     """Advance instance ``i``'s device by ``n_steps`` steps of ``dt`` seconds.
 
@@ -268,7 +268,7 @@ def device_fill(i, n_steps, step0, dt, device, drive, net):
         pulse_fill(i, n_steps, step0, dt, device, drive, net)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def pulse_fill(i, n_steps, step0, dt, device, drive, net):
     """DBS and VNS: biphasic pulse trains (arguments of :func:`device_fill`)."""
     ds = device.state

@@ -113,7 +113,7 @@ def _moving_average(ring, scalars, i, sum_col, count_col, value):
     return scalars[i, sum_col] / min(count, width)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def sense_samples(
     i, x, art, start, stop, sensing, sensed_out, filtered_out, envelope_out, features_out, col0
 ):
@@ -178,7 +178,7 @@ def no_feature_output(sensing):
     return sensing.window_ring[:, :, :0]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def sense_period(
     i,
     n_steps,
