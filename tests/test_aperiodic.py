@@ -41,8 +41,9 @@ def streamed(x: np.ndarray, window_s: float = 2.0, chunks: list[int] | None = No
 
 def offline_exponent(x: np.ndarray) -> float:
     """FOOOF's aperiodic exponent ('fixed' mode, no peaks) of the Welch PSD, 2-40 Hz."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fooof 1.1 announces its successor, specparam
+    # fooof 1.1 announces its successor, specparam, on import after calling
+    # simplefilter("always"), which defeats an "ignore" filter: record it instead
+    with warnings.catch_warnings(record=True):
         from fooof import FOOOF
 
     f, psd = signal.welch(x[0], fs=FS, nperseg=int(2 * FS))
