@@ -180,8 +180,8 @@ def period_costs(repeats: int, periods: int = 2000, cpu: bool = False) -> dict[s
     updates = {}
     for name, c in controllers.items():
         c.reset(1, np.random.default_rng(0))
-        clock = iter(np.arange(1, 10**7) * 1e-3)
-        updates[name] = lambda c=c, clock=clock: c.update(next(clock), features)
+        times = iter(np.arange(1, 10**7) * 1e-3)
+        updates[name] = lambda c=c, times=times: c.update(next(times), features)
     figures: dict[str, list[float]] = {"loop": [], "twin": [], "bare_call": []}
     figures.update({f"update_{name}": [] for name in updates})
     for _ in range(repeats):

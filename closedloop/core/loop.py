@@ -296,7 +296,7 @@ class ClosedLoop(Loop):
             ),
             copy=False,
         )
-        return _Chunk(*record, pool)
+        return _Chunk(record.lfp_out, record.sensed_out, record.per_period, pool)
 
     def _series(self, chunk: _Chunk) -> dict[str, np.ndarray]:
         per_period = chunk.per_period
@@ -441,7 +441,9 @@ class ClosedLoop(Loop):
         step = self._require_reset("run")
         io = self._io
         if io is None or io.per_period is not chunk.per_period:  # made once per chunk
-            io = self._io = PeriodIO(*self._scratch, chunk.lfp, chunk.sensed, chunk.per_period)
+            io = self._io = PeriodIO._make(
+                (*self._scratch, chunk.lfp, chunk.sensed, chunk.per_period)
+            )
         args = (
             m,
             self.steps_per_period,

@@ -48,7 +48,8 @@ def _view_at(dtype: np.dtype, ndim: int) -> Any:
             out = make_array(out_type)(context, builder)
             dims = cgutils.unpack_tuple(builder, args[2], ndim)
             itemsize = context.get_constant(types.intp, dtype.itemsize)
-            strides, step = [], itemsize
+            strides: list[Any] = []
+            step = itemsize
             for d in reversed(dims):
                 strides.insert(0, step)
                 step = builder.mul(step, d)
@@ -67,8 +68,8 @@ def _view_at(dtype: np.dtype, ndim: int) -> Any:
 _VIEWS: dict[tuple[np.dtype, int], Any] = {}
 
 
-def _unpack_source(cls: type, specs: tuple[Spec, ...]) -> str:
-    """Source of the compiled :func:`unpack` for ``cls`` (views made by :func:`_view_at`)."""
+def _unpack_source(cls: type, specs: tuple[Spec, ...]) -> dict[str, Any]:
+    """Scope of the compiled :func:`unpack` for ``cls``: ``"source"`` and its view makers."""
     lines = [
         "def impl(cls, pool, j):",
         "    base = I1(pool, 0, (j + 1,))[j]",
@@ -92,7 +93,7 @@ def _unpack_source(cls: type, specs: tuple[Spec, ...]) -> str:
         lines.append(f"    f{f} = {name}(pool, t[{r}], ({shape}))")
     lines.append(f"    return C({', '.join(f'f{f}' for f in range(len(specs)))})")
     scope["source"] = "\n".join(lines)
-    return scope  # type: ignore[return-value]
+    return scope
 
 
 @overload(unpack)
