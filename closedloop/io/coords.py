@@ -111,13 +111,24 @@ def clock_coordinate(
     return ds
 
 
-def extend_clock(coord: h5py.Dataset, length: int) -> None:
-    """Grow a clock coordinate to ``length`` samples (no-op if it is as long already)."""
+def extend_clock(
+    coord: h5py.Dataset,
+    length: int,
+    *,
+    rate_hz: float | None = None,
+    start_time_s: float | None = None,
+) -> None:
+    """Grow a clock coordinate to ``length`` samples (no-op if it is as long already).
+
+    ``rate_hz`` (Hz) and ``start_time_s`` (s), when given, must be the
+    clock's own attributes; a writer appending often passes them to skip
+    reading the attributes on every call.
+    """
     have = coord.shape[0]
     if length <= have:
         return
-    rate = float(coord.attrs["sampling_rate_hz"])
-    start = float(coord.attrs["start_time_s"])
+    rate = float(coord.attrs["sampling_rate_hz"]) if rate_hz is None else rate_hz
+    start = float(coord.attrs["start_time_s"]) if start_time_s is None else start_time_s
     coord.resize(length, axis=0)
     # Same formula as RunData.time, so file and reader agree to the bit.
     coord[have:length] = start + np.arange(have, length) / rate

@@ -152,6 +152,9 @@ class RunRecorder:
         self._timeseries: dict[str, h5py.Dataset] = {}
         # Per series: its clock coordinate, and (step, samples seen) when decimated.
         self._clocks: dict[str, h5py.Dataset] = {}
+        # (rate Hz, start s) per series: read once, as an HDF5 attribute
+        # read per append cost as much as writing the clock's values.
+        self._clock_params: dict[str, tuple[float, float]] = {}
         self._decimation: dict[str, list[int]] = {}
         self._offered: set[str] = set()
         self._dtype = np.dtype(dtype)
@@ -305,6 +308,7 @@ class RunRecorder:
         coord = clock_coordinate(group, clock, rate, float(start_time_s))
         attach_dims(ds, ("instance", clock), self.n)
         self._clocks[name] = coord
+        self._clock_params[name] = (float(rate), float(start_time_s))
         ds.attrs["units"] = str(units)
         ds.attrs["sampling_rate_hz"] = rate
         ds.attrs["sampling_rate"] = rate
@@ -389,7 +393,8 @@ class RunRecorder:
         start = ds.shape[1]
         ds.resize(start + m, axis=1)
         ds[:, start : start + m] = block
-        extend_clock(self._clocks[name], start + m)
+        rate_hz, start_s = self._clock_params[name]
+        extend_clock(self._clocks[name], start + m, rate_hz=rate_hz, start_time_s=start_s)
 
     # ---------------------------------------------------------------- events
 
