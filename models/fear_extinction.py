@@ -552,22 +552,25 @@ def periods_serial(
     effective_step,
 ):
     queue_push(device, command, effective_step)
-    _periods_block(
-        0,
-        io[0].shape[0],
-        n_periods,
-        spp,
-        step0,
-        dt,
-        model,
-        device,
-        sensing,
-        io,
-        k0,
-        program,
-        latency_steps,
-        period_s,
-    )
+    n = io[0].shape[0]
+    for b in range((n + 15) // 16):  # the parallel kernel's blocks, one after another
+        lo = np.int64(b) * 16
+        _periods_block(
+            lo,
+            min(n, lo + 16),
+            n_periods,
+            spp,
+            step0,
+            dt,
+            model,
+            device,
+            sensing,
+            io,
+            k0,
+            program,
+            latency_steps,
+            period_s,
+        )
 
 
 @njit(cache=True)

@@ -38,7 +38,8 @@ about ten arrays instead of fifty (:mod:`closedloop.core.pool`). It spells
 the loop out rather than call ``periods_serial`` (a call between kernels
 passing the fifty arrays cost 0.7 us per period).
 
-Both period loops hand blocks of instances to ``_periods_block``, a plain
+Both period loops hand blocks of 16 instances to ``_periods_block`` (the
+serial one a block after another, so both run one compiled specialisation), a plain
 compiled function into which the device fill, the sensing chain and the
 record are inlined. Passing the loop's state (a sensing tuple of some forty
 arrays) into a compiled call cost about 2 us, more than a 1 ms period of the
@@ -142,22 +143,25 @@ def periods_serial(
     effective_step,
 ):
     queue_push(device, command, effective_step)
-    _periods_block(
-        0,
-        io[0].shape[0],
-        n_periods,
-        spp,
-        step0,
-        dt,
-        model,
-        device,
-        sensing,
-        io,
-        k0,
-        program,
-        latency_steps,
-        period_s,
-    )
+    n = io[0].shape[0]
+    for b in range((n + 15) // 16):  # the parallel kernel's blocks, one after another
+        lo = np.int64(b) * 16
+        _periods_block(
+            lo,
+            min(n, lo + 16),
+            n_periods,
+            spp,
+            step0,
+            dt,
+            model,
+            device,
+            sensing,
+            io,
+            k0,
+            program,
+            latency_steps,
+            period_s,
+        )
 
 
 @njit(cache=True)

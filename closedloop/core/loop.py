@@ -242,7 +242,7 @@ class ClosedLoop(Loop):
         """The period kernel for a call of ``m`` periods with ``args``.
 
         A chunk of compiled periods opens one parallel region for the whole
-        chunk (one thread below :data:`PARALLEL_MIN_BATCH`). One period per
+        chunk (the serial kernel below :data:`PARALLEL_MIN_BATCH`). One period per
         call (a Python controller, :meth:`step`) runs serial below
         :data:`PARALLEL_MIN_BATCH`, and above it on one thread or all,
         whichever is faster on this machine now
@@ -253,9 +253,11 @@ class ClosedLoop(Loop):
         if m > 1:
             if self.n >= PARALLEL_MIN_BATCH:
                 return kernels.periods_parallel
-            # The parallel kernel on one thread ran 1.07 (n = 1) to 1.5 (n = 16)
-            # times the serial kernel's speed here (on_one_thread); once a chunk.
-            return on_one_thread(kernels.periods_parallel)
+            # The serial kernel runs the parallel one's blocks of 16 one after
+            # another (as fast as it on one thread) and compiles without the
+            # parallel loop: a cold first run of the default experiment took
+            # 27 s of CPU instead of 33 s (issue 18, gap 4).
+            return kernels.periods_serial
         if self.n < PARALLEL_MIN_BATCH and args[9][0] < 0:
             # A controller in Python (or step()): one period through the
             # packed kernel (_call, _periods_python), compiled for the types
