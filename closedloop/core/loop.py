@@ -475,62 +475,87 @@ class ClosedLoop(Loop):
         # Controllers get read-only views: they cannot corrupt the recording.
         rows = chunk.per_period.view()
         rows.flags.writeable = False
-        biomarker_rows = rows[:, BIOMARKER_ROW, :]
+        # Every period's (n,) views at once: iterating makes a view in about
+        # half the time that slicing one out per period does.
+        biomarkers = list(rows[:, BIOMARKER_ROW, :].T)
         feature_rows = [
-            (name, rows[:, FIRST_FEATURE_ROW + f, :])
+            (name, list(rows[:, FIRST_FEATURE_ROW + f, :].T))
             for f, name in enumerate(self.sensing.features)
         ]
-        controller = self.controller
         dt = self.dt_s
         latency = self.latency_steps
         slow_keys = self.slow_clock.command_keys
         # Chunks end on slow steps: the slow values are constant within one.
         slow_features = self.slow_clock.features() if self.slow_clock.processes else {}
         live = self.slow_clock.live_features if self.slow_clock.live else None
-        source_row = trigger_source(controller, self.sensing.features)[1]
+        source_row = trigger_source(self.controller, self.sensing.features)[1]
         offset_s = self.slow_clock.offset_s  # constant within a chunk (chunks end on slow steps)
         spp = self.steps_per_period
         period_s = self.control_period_s
         model_state, pool, record = self._model_state, self._pool, chunk.pool
-        # Looked up once per chunk, not per period.
-        update, checked, no_trigger = controller.update, self._checked_command, self._no_trigger
+        # Looked up once per chunk, not per period; the loop's state in locals,
+        # stored back when the chunk ends or fails (attribute stores per period
+        # cost a tenth of the framework's share).
+        update, checked, no_trigger = (
+            self.controller.update,
+            self._checked_command,
+            self._no_trigger,
+        )
+        amplitude, frequency, width, pulses = _KEYS
+        renames = self._to_slots is not None
+        packed = self._packed
+        command, effective = self._command, self._effective
         now = self._require_reset("run")  # the step at the end of each period, below
-        for k in range(m):
-            packed = self._packed
-            if packed is None:  # until the argument types settle (or a hook chose)
-                self._call(chunk, 1, k, program)
-            else:
-                packed(
-                    spp,
-                    now,
-                    dt,
-                    model_state,
-                    pool,
-                    record,
-                    k,
-                    latency,
-                    period_s,
-                    self._command,
-                    self._effective,
-                )
-                self._effective = -1
-                self._step = now + spp
-            now += spp
-            t = now * dt
-            features = {"biomarker": biomarker_rows[:, k]}
-            for name, values in feature_rows:
-                features[name] = values[:, k]
-            if slow_features:
-                features.update(slow_features)
-            if live is not None:  # values that change every period (a respiratory phase)
-                features.update(live(t + offset_s))
-            out = update(t, features)
-            command = self._command = checked(out, self._command)
-            if slow_keys:
-                self.slow_clock.command(t + offset_s, out)
-            self._effective = now + latency
-            if command[3] is not no_trigger:  # the controller may have asked for bursts
-                mark_triggers(chunk.per_period, k, command[3], source_row)
+        try:
+            for k in range(m):
+                if packed is None:  # until the argument types settle (or a hook chose)
+                    self._command, self._effective, self._step = command, effective, now
+                    self._call(chunk, 1, k, program)
+                    packed = self._packed
+                else:
+                    packed(
+                        spp,
+                        now,
+                        dt,
+                        model_state,
+                        pool,
+                        record,
+                        k,
+                        latency,
+                        period_s,
+                        command,
+                        effective,
+                    )
+                effective = -1  # queued
+                now += spp
+                t = now * dt
+                features = {"biomarker": biomarkers[k]}
+                for name, views in feature_rows:
+                    features[name] = views[k]
+                if slow_features:
+                    features.update(slow_features)
+                if live is not None:  # values that change every period (a respiratory phase)
+                    features.update(live(t + offset_s))
+                out = update(t, features)
+                get = out.get
+                # The same command objects as last period were checked then
+                # (_checked_command's first test, without the call).
+                if (
+                    renames
+                    or get(amplitude, command[0]) is not command[0]
+                    or get(frequency, command[1]) is not command[1]
+                    or get(width, command[2]) is not command[2]
+                    or get(pulses, no_trigger) is not no_trigger
+                    or command[3] is not no_trigger
+                ):
+                    command = checked(out, command)
+                if slow_keys:
+                    self.slow_clock.command(t + offset_s, out)
+                effective = now + latency
+                if command[3] is not no_trigger:  # the controller may have asked for bursts
+                    mark_triggers(chunk.per_period, k, command[3], source_row)
+        finally:
+            self._command, self._effective, self._step = command, effective, now
 
     def _checked_command(self, out: Mapping[str, Any], previous: tuple) -> tuple:
         """The command arrays of ``out``; a missing key keeps ``previous`` (pulses: NaN)."""
