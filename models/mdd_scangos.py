@@ -60,7 +60,8 @@ import numpy as np
 
 from closedloop.core.jit import njit, prange
 from closedloop.core.model import Parameter
-from closedloop.core.period import close_period, unpack_period
+from closedloop.core.period import close_period
+from closedloop.core.period_packed import unpack_lent
 from closedloop.device import device_fill, queue_push
 from closedloop.models.mdd_cingulofrontal import (
     AREA_WIDTH,
@@ -272,9 +273,9 @@ def periods_serial(
 
 @njit(cache=True)
 def periods_packed(
-    spp, step0, dt, model, pool, record, k0, latency_steps, period_s, command, effective_step
+    spp, step0, dt, lent_types, pool, k0, latency_steps, period_s, command, effective_step
 ):
-    device, sensing, io, program = unpack_period(pool, record)
+    model, device, sensing, io, program = unpack_lent(lent_types, pool)
     queue_push(device, command, effective_step)
     for i in range(io[0].shape[0]):
         _periods_one(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from closedloop.core.jit import load_kernels
-from closedloop.core.pool import pack, unpack
+from closedloop.core.pool import LENT_ROW, lend, lent, pack, unpack
 from closedloop.core.random import rng_states
 from closedloop.device import Device
 from closedloop.sensing.chain import SensingChain
@@ -82,6 +82,52 @@ def test_fields_that_cannot_be_packed_are_named():
         pack(Small(1.0, 1, False, np.zeros((2, 2)), np.zeros((1, 1), np.int64)))
     with pytest.raises(TypeError, match="compiled code only"):
         unpack(Small, np.zeros(8, np.uint8), 0)
+
+
+@numba.njit(cache=False)
+def _lent_sum_and_bump(types_ref, table):
+    x, params, every_other, frozen = lent(types_ref, table)
+    x[1, 2] += 1.0  # written through the address, seen from Python
+    total = 0.0
+    for i in range(params.shape[0]):
+        total += params[i].gain * params[i].order
+    for j in range(every_other.shape[0]):
+        total += every_other[j]
+    return total + frozen.sum() + x.shape[0] * 1000.0 + x.shape[1] * 100.0
+
+
+def _lent_arrays() -> tuple:
+    params = np.zeros(3, dtype=np.dtype([("gain", "f8"), ("order", "i8")], align=True))
+    params["gain"], params["order"] = (0.5, 1.5, 2.5), (1, 2, 3)
+    frozen = np.array([7.0, 8.0])
+    frozen.flags.writeable = False
+    strided = np.arange(10.0)[::2]  # not contiguous: lent with its own strides
+    return np.zeros((2, 4)), params, strided, frozen
+
+
+def test_lent_arrays_are_the_originals_in_compiled_code():
+    arrays = _lent_arrays()
+    table = np.zeros((len(arrays), LENT_ROW), dtype=np.int64)
+    for row, a in zip(table, arrays, strict=True):
+        lend(row, a)
+    total = _lent_sum_and_bump(numba.typeof(arrays), table)
+    # By hand: sum(gain * order) + the strided elements + frozen + the shape.
+    expected = (0.5 * 1 + 1.5 * 2 + 2.5 * 3) + (0 + 2 + 4 + 6 + 8) + 15.0 + 2000.0 + 400.0
+    assert total == expected
+    assert arrays[0][1, 2] == 1.0 and arrays[0].sum() == 1.0
+
+
+def test_a_table_that_does_not_match_the_types_is_refused():
+    arrays = _lent_arrays()
+    table = np.zeros((len(arrays), LENT_ROW), dtype=np.int64)
+    for row, a in zip(table, (arrays[0][0], *arrays[1:]), strict=True):  # row 0: 1-d, not 2-d
+        lend(row, a)
+    with pytest.raises(TypeError, match="lent table row 0 does not hold"):
+        _lent_sum_and_bump(numba.typeof(arrays), table)
+    with pytest.raises(TypeError, match="cannot lend a float"):
+        lend(table[0], 1.0)
+    with pytest.raises(TypeError, match="compiled code only"):
+        lent(numba.typeof(arrays), table)
 
 
 @pytest.mark.slow

@@ -27,7 +27,8 @@ from closedloop.core.period import (
     PeriodScratch,
     ProgramArrays,
 )
-from closedloop.core.pool import pack
+from closedloop.core.period_packed import lent_table, lent_types
+from closedloop.core.pool import Lent, lend, pack
 from closedloop.core.protocol import (
     ChunkCallback,
     Loop,
@@ -164,12 +165,24 @@ class ClosedLoop(Loop):
         # packed in one pool: a period's call from Python then unboxes a few
         # arrays instead of fifty (closedloop.core.pool). The NamedTuples kept
         # here are views into it.
-        self._pool, (self.device_state, self.sensing_state, self._scratch, no_program) = pack(
-            self.device.kernel_state(n, queue_len),
-            self.sensing.new_state(n, rng_states(self.seeds.sensor)),
-            PeriodScratch(*(np.zeros((n, w)) for w in (spp, spp, spp, spk, spk))),
-            ProgramArrays(compiled_twins.NONE, np.zeros((n, 1)), np.zeros((n, 1))),
+        # The model state and each chunk's record ride in it by address
+        # (closedloop.core.period_packed), the model's arrays updated in place.
+        self._model_state = self.model.kernel_state()
+        try:
+            lent: tuple = (lent_table(self._model_state),)
+        except TypeError:  # not all arrays: periods_serial takes it (see _kernel)
+            lent = ()
+        self._pool, (self.device_state, self.sensing_state, self._scratch, no_program, *lent) = (
+            pack(
+                self.device.kernel_state(n, queue_len),
+                self.sensing.new_state(n, rng_states(self.seeds.sensor)),
+                PeriodScratch(*(np.zeros((n, w)) for w in (spp, spp, spp, spk, spk))),
+                ProgramArrays(compiled_twins.NONE, np.zeros((n, 1)), np.zeros((n, 1))),
+                *lent,
+            )
         )
+        self._lent: Lent | None = lent[0] if lent else None
+        self._lent_record: np.ndarray | None = None  # the record pool in its row 0
         self._io: PeriodIO | None = None
         # The last command issued and not yet queued (the Python controller's
         # answer at the end of the last period), and the step it takes effect.
@@ -185,8 +198,7 @@ class ClosedLoop(Loop):
         self._no_program = tuple(no_program)
         self._entry = None
         self._packed: Any = None  # periods_packed's entry point, once types settle
-        # The kernels' state arrays, updated in place from here on.
-        self._model_state = self.model.kernel_state()
+        self._lent_types: Any = None  # the Numba type of what the lent table holds
         self._step = 0
         self._periods = 0
         self.time_s = 0.0
@@ -256,13 +268,14 @@ class ClosedLoop(Loop):
             # The parallel kernel on one thread ran 1.07 (n = 1) to 1.5 (n = 16)
             # times the serial kernel's speed here (on_one_thread); once a chunk.
             return on_one_thread(kernels.periods_parallel)
-        if self.n < PARALLEL_MIN_BATCH and args[9][0] < 0:
+        if self.n < PARALLEL_MIN_BATCH and args[9][0] < 0 and self._lent is not None:
             # A controller in Python (or step()): one period through the
             # packed kernel (_call, _periods_python), compiled for the types
             # of now; command arrays keep theirs (see entry_point).
             import numba  # loaded by now: the kernels were asked for (closedloop.core.jit)
 
-            packed_args = self._packed_args(args, np.zeros(0, dtype=np.uint8))
+            self._lent_types = lent_types(self._model_state)
+            packed_args = self._packed_args(args, None)
             kernels.periods_packed.compile(tuple(numba.typeof(a) for a in packed_args))
             self._packed = self._entry = entry_point(kernels.periods_packed, packed_args)
             return self._packed
@@ -280,10 +293,19 @@ class ClosedLoop(Loop):
             self._entry = call
         return call
 
-    def _packed_args(self, args: tuple, record: np.ndarray) -> tuple:
-        """The arguments of ``periods_packed`` from those of ``periods_serial`` (one period)."""
-        (_, spp, step, dt, model, _, _, _, k, _, latency, period_s, command, effective) = args
-        return (spp, step, dt, model, self._pool, record, k, latency, period_s, command, effective)
+    def _packed_args(self, args: tuple, record: np.ndarray | None) -> tuple:
+        """The arguments of ``periods_packed`` (one period); ``record`` lent, None: kept."""
+        if record is not None:
+            self._lend_record(record)
+        (_, spp, step, dt, _, _, _, _, k, _, latency, period_s, command, effective) = args
+        types = self._lent_types
+        return (spp, step, dt, types, self._pool, k, latency, period_s, command, effective)
+
+    def _lend_record(self, record: np.ndarray) -> None:
+        """Point row 0 of the lent table at ``record`` (kept alive here while it is there)."""
+        if record is not self._lent_record and self._lent is not None:
+            lend(self._lent.table[0], record)
+            self._lent_record = record
 
     def _chunk(self, m: int) -> _Chunk:
         spk = self.samples_per_period
@@ -492,15 +514,13 @@ class ClosedLoop(Loop):
         offset_s = self.slow_clock.offset_s  # constant within a chunk (chunks end on slow steps)
         spp = self.steps_per_period
         period_s = self.control_period_s
-        model_state, pool, record = self._model_state, self._pool, chunk.pool
+        types, pool = self._lent_types, self._pool
+        self._lend_record(chunk.pool)
         # Looked up once per chunk, not per period; the loop's state in locals,
         # stored back when the chunk ends or fails (attribute stores per period
         # cost a tenth of the framework's share).
-        update, checked, no_trigger = (
-            self.controller.update,
-            self._checked_command,
-            self._no_trigger,
-        )
+        update, checked = self.controller.update, self._checked_command
+        no_trigger = self._no_trigger
         amplitude, frequency, width, pulses = _KEYS
         renames = self._to_slots is not None
         packed = self._packed
@@ -511,21 +531,9 @@ class ClosedLoop(Loop):
                 if packed is None:  # until the argument types settle (or a hook chose)
                     self._command, self._effective, self._step = command, effective, now
                     self._call(chunk, 1, k, program)
-                    packed = self._packed
+                    packed, types = self._packed, self._lent_types
                 else:
-                    packed(
-                        spp,
-                        now,
-                        dt,
-                        model_state,
-                        pool,
-                        record,
-                        k,
-                        latency,
-                        period_s,
-                        command,
-                        effective,
-                    )
+                    packed(spp, now, dt, types, pool, k, latency, period_s, command, effective)
                 effective = -1  # queued
                 now += spp
                 t = now * dt

@@ -13,6 +13,13 @@ inside an ``@njit`` kernel :func:`unpack` (compiled by
 pool, views again (built directly, about 0.2 us for a period's fifty), so
 the kernels that take the NamedTuples stay as they are.
 
+Arrays that live elsewhere for as long as the pool (a model's state, a
+chunk's record pool) can ride in it by address instead: :func:`lend` writes
+an array's address, shape and strides into a row of a :class:`Lent` table
+packed in the pool, and inside compiled code :func:`lent` rebuilds them as
+views of the types the caller names (a ``numba`` type passed as an
+argument, which costs nothing to unbox). The caller keeps the arrays alive.
+
 Layout of a pool: a header of ``int64`` giving the byte offset of each
 packed NamedTuple's table; per NamedTuple a table of :data:`ROW` ``int64``
 per field (byte offset, a type code, the shape padded with 1s); then the data,
@@ -33,8 +40,12 @@ import numpy as np
 
 __all__ = [
     "ALIGN",
+    "LENT_ROW",
     "MAX_DIMS",
     "ROW",
+    "Lent",
+    "lend",
+    "lent",
     "field_specs",
     "pack",
     "pool_bytes",
@@ -177,3 +188,50 @@ def unpack(cls: type, pool: np.ndarray, j: int) -> Any:
 def recorded_specs(cls: type) -> tuple[Spec, ...] | None:
     """The field kinds :func:`pack` recorded for NamedTuple class ``cls``, None before any."""
     return _SPECS.get(cls)
+
+
+#: ``int64`` entries per lent array in a :class:`Lent` table: address, ndim,
+#: itemsize (bytes), the shape padded with 1s, the strides (bytes) padded with 0s.
+LENT_ROW = 3 + 2 * MAX_DIMS
+
+
+class Lent(NamedTuple):
+    """A table of arrays by address (:func:`lend`), packed in a pool beside the state."""
+
+    table: np.ndarray  #: (arrays, LENT_ROW) int64
+
+
+def lend(row: np.ndarray, array: np.ndarray) -> None:
+    """Write ``array``'s address, shape and strides into ``row`` of a :class:`Lent` table.
+
+    The caller keeps ``array`` alive (and its buffer in place) while compiled
+    code may read the row.
+
+    Raises
+    ------
+    TypeError
+        When ``array`` is not an ndarray of 1 to :data:`MAX_DIMS` dimensions.
+    """
+    if not isinstance(array, np.ndarray) or not 1 <= array.ndim <= MAX_DIMS:
+        raise TypeError(
+            f"cannot lend a {type(array).__name__} (an ndarray of 1 to {MAX_DIMS} dims)"
+        )
+    ndim = array.ndim
+    row[:] = 0
+    row[0], row[1], row[2] = array.__array_interface__["data"][0], ndim, array.itemsize
+    row[3 : 3 + MAX_DIMS] = 1
+    row[3 : 3 + ndim] = array.shape
+    row[3 + MAX_DIMS : 3 + MAX_DIMS + ndim] = array.strides
+
+
+def lent(types_ref: Any, table: np.ndarray) -> Any:
+    """The arrays lent in ``table``'s rows, as a tuple typed ``types_ref`` (compiled code).
+
+    ``types_ref`` is the ``numba`` type of the tuple of arrays (a Numba
+    ``Tuple`` passed from Python, typed as a reference to it); row ``j`` of
+    ``table`` describes element ``j``. Called inside ``@njit`` code only
+    (compiled by :mod:`closedloop.core.pool_numba`), which checks each row's
+    ndim and itemsize against the type. The views hold no reference to the
+    arrays.
+    """
+    raise TypeError("lent() runs inside compiled code only")
