@@ -84,6 +84,23 @@ def test_fields_that_cannot_be_packed_are_named():
         unpack(Small, np.zeros(8, np.uint8), 0)
 
 
+class Other(NamedTuple):
+    y: np.ndarray
+
+
+@numba.njit(cache=False)
+def _other_length(pool):
+    return unpack(Other, pool, 0).y.shape[0]
+
+
+def test_a_pool_that_holds_another_namedtuple_is_refused():
+    pool, _ = pack(Other(np.zeros(3)))
+    assert _other_length(pool) == 3
+    small, _ = pack(Small(1.0, 1, False, np.zeros((2, 2)), np.zeros(1, np.int64)))
+    with pytest.raises(TypeError, match="pool does not hold a Other"):
+        _other_length(small)
+
+
 @numba.njit(cache=False)
 def _lent_sum_and_bump(types_ref, table):
     x, params, every_other, frozen = lent(types_ref, table)

@@ -20,8 +20,8 @@ packed in the pool, and inside compiled code :func:`lent` rebuilds them as
 views of the types the caller names (a ``numba`` type passed as an
 argument, which costs nothing to unbox). The caller keeps the arrays alive.
 
-Layout of a pool: a header of ``int64`` giving the byte offset of each
-packed NamedTuple's table; per NamedTuple a table of :data:`ROW` ``int64``
+Layout of a pool: a header of two ``int64`` per packed NamedTuple, the byte
+offset of its table and its :func:`layout_code`; per NamedTuple a table of :data:`ROW` ``int64``
 per field (byte offset, a type code, the shape padded with 1s); then the data,
 each field aligned to :data:`ALIGN` bytes. Scalars occupy one 8-byte slot
 (floats as float64, ints and bools as int64).
@@ -29,11 +29,14 @@ each field aligned to :data:`ALIGN` bytes. Scalars occupy one 8-byte slot
 The field types of a NamedTuple class must be the same for every instance
 (the kernels' caches depend on it anyway): :func:`pack` records them per
 class on first use and raises on an instance that differs, and the code
-:func:`unpack` compiles checks the type codes in the table on every call.
+:func:`unpack` compiles checks the NamedTuple's layout code in the header on
+every call (one comparison: a check of each field's type code cost 50 ns
+of a period's 2 us).
 """
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -47,6 +50,7 @@ __all__ = [
     "lend",
     "lent",
     "field_specs",
+    "layout_code",
     "pack",
     "pool_bytes",
     "recorded_specs",
@@ -113,13 +117,19 @@ def type_code(spec: Spec) -> int:
     return _SCALARS.index(kind) if dtype is None else len(_SCALARS) + _DTYPES.index(dtype)
 
 
+def layout_code(cls: type, specs: tuple[Spec, ...]) -> int:
+    """A checksum of NamedTuple class ``cls``'s name and field kinds, as :func:`pack` stores it."""
+    kinds = tuple((k, None if d is None else np.dtype(d).str, n) for k, d, n in specs)
+    return zlib.crc32(repr((cls.__qualname__, kinds)).encode())
+
+
 def _aligned(nbytes: int) -> int:
     return -(-nbytes // ALIGN) * ALIGN
 
 
 def pool_bytes(instances: tuple[NamedTuple, ...] | list[NamedTuple]) -> int:
     """Size of the pool :func:`pack` makes for ``instances``, bytes."""
-    total = _aligned(8 * len(instances))
+    total = _aligned(16 * len(instances))
     for obj in instances:
         total += _aligned(8 * ROW * len(obj))
         total += sum(_aligned(v.nbytes) if isinstance(v, np.ndarray) else ALIGN for v in obj)
@@ -148,12 +158,12 @@ def pack(*instances: NamedTuple, copy: bool = True) -> tuple[np.ndarray, list[An
         scalars as they were), in order: keep these, not the originals.
     """
     pool = np.zeros(pool_bytes(instances), dtype=np.uint8)
-    header = pool[: 8 * len(instances)].view(np.int64)
+    header = pool[: 16 * len(instances)].view(np.int64)
     at = _aligned(header.nbytes)
     views = []
     for j, obj in enumerate(instances):
         specs = field_specs(obj)
-        header[j] = at
+        header[2 * j], header[2 * j + 1] = at, layout_code(type(obj), specs)
         table = pool[at : at + 8 * ROW * len(obj)].view(np.int64).reshape(len(obj), ROW)
         at += _aligned(table.nbytes)
         fields = []

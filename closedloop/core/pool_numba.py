@@ -24,9 +24,9 @@ from closedloop.core.pool import (
     MAX_DIMS,
     ROW,
     Spec,
+    layout_code,
     lent,
     recorded_specs,
-    type_code,
     unpack,
 )
 
@@ -80,14 +80,14 @@ def _unpack_source(cls: type, specs: tuple[Spec, ...]) -> dict[str, Any]:
     """Scope of the compiled :func:`unpack` for ``cls``: ``"source"`` and its view makers."""
     lines = [
         "def impl(cls, pool, j):",
-        "    base = I1(pool, 0, (j + 1,))[j]",
-        f"    t = I1(pool, base, ({ROW * len(specs)},))",
+        "    header = I1(pool, 0, (2 * j + 2,))",
+        f"    if header[2 * j + 1] != {layout_code(cls, specs)}:",
+        f"        raise TypeError('pool does not hold a {cls.__name__}')",
+        f"    t = I1(pool, header[2 * j], ({ROW * len(specs)},))",
     ]
     scope: dict[str, Any] = {"I1": _view_at(np.dtype(np.int64), 1)}
     for f, spec in enumerate(specs):
         r = f * ROW
-        lines.append(f"    if t[{r + 1}] != {type_code(spec)}:")
-        lines.append(f"        raise TypeError('pool does not hold a {cls.__name__}')")
         kind, dtype, ndim = spec
         if dtype is None:
             view = "F1" if kind == "float" else "I1"
