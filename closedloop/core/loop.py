@@ -27,7 +27,7 @@ from closedloop.core.period import (
     PeriodScratch,
     ProgramArrays,
 )
-from closedloop.core.period_packed import lent_table, lent_types
+from closedloop.core.period_packed import PeriodClock, lent_table, lent_types
 from closedloop.core.pool import Lent, lend, pack
 from closedloop.core.protocol import (
     ChunkCallback,
@@ -165,11 +165,14 @@ class ClosedLoop(Loop):
         # packed in one pool: a period's call from Python then unboxes a few
         # arrays instead of fifty (closedloop.core.pool). The NamedTuples kept
         # here are views into it.
-        # The model state and each chunk's record ride in it by address
-        # (closedloop.core.period_packed), the model's arrays updated in place.
-        self._model_state = self.model.kernel_state()
+        # The model state and each chunk's record ride in it by address, and
+        # the constants and the period's place too (closedloop.core.period_packed).
+        self._model_state = self.model.kernel_state()  # updated in place from here on
         try:
-            lent: tuple = (lent_table(self._model_state),)
+            clock = PeriodClock(
+                spp, self.dt_s, self.latency_steps, self.control_period_s, np.zeros(2, np.int64)
+            )
+            lent: tuple = (lent_table(self._model_state), clock)
         except TypeError:  # not all arrays: periods_serial takes it (see _kernel)
             lent = ()
         self._pool, (self.device_state, self.sensing_state, self._scratch, no_program, *lent) = (
@@ -182,6 +185,7 @@ class ClosedLoop(Loop):
             )
         )
         self._lent: Lent | None = lent[0] if lent else None
+        self._clock_at = lent[1].at if lent else np.zeros(2, np.int64)
         self._lent_record: np.ndarray | None = None  # the record pool in its row 0
         self._io: PeriodIO | None = None
         # The last command issued and not yet queued (the Python controller's
@@ -275,7 +279,7 @@ class ClosedLoop(Loop):
             import numba  # loaded by now: the kernels were asked for (closedloop.core.jit)
 
             self._lent_types = lent_types(self._model_state)
-            packed_args = self._packed_args(args, None)
+            packed_args = self._packed_args(args, None)  # the types only
             kernels.periods_packed.compile(tuple(numba.typeof(a) for a in packed_args))
             self._packed = self._entry = entry_point(kernels.periods_packed, packed_args)
             return self._packed
@@ -294,18 +298,17 @@ class ClosedLoop(Loop):
         return call
 
     def _packed_args(self, args: tuple, record: np.ndarray | None) -> tuple:
-        """The arguments of ``periods_packed`` (one period); ``record`` lent, None: kept."""
+        """The arguments of ``periods_packed`` (one period), ``record`` and the place set."""
         if record is not None:
-            self._lend_record(record)
-        (_, spp, step, dt, _, _, _, _, k, _, latency, period_s, command, effective) = args
-        types = self._lent_types
-        return (spp, step, dt, types, self._pool, k, latency, period_s, command, effective)
+            self._place(record, args[2], args[8])
+        return (self._lent_types, self._pool, args[12], args[13])
 
-    def _lend_record(self, record: np.ndarray) -> None:
-        """Point row 0 of the lent table at ``record`` (kept alive here while it is there)."""
+    def _place(self, record: np.ndarray, step: int, k: int) -> None:
+        """Tell the packed kernel the record pool and the next period's first step and column."""
         if record is not self._lent_record and self._lent is not None:
-            lend(self._lent.table[0], record)
+            lend(self._lent.table[0], record)  # kept alive here while the table points at it
             self._lent_record = record
+        self._clock_at[0], self._clock_at[1] = step, k
 
     def _chunk(self, m: int) -> _Chunk:
         spk = self.samples_per_period
@@ -513,9 +516,7 @@ class ClosedLoop(Loop):
         source_row = trigger_source(self.controller, self.sensing.features)[1]
         offset_s = self.slow_clock.offset_s  # constant within a chunk (chunks end on slow steps)
         spp = self.steps_per_period
-        period_s = self.control_period_s
         types, pool = self._lent_types, self._pool
-        self._lend_record(chunk.pool)
         # Looked up once per chunk, not per period; the loop's state in locals,
         # stored back when the chunk ends or fails (attribute stores per period
         # cost a tenth of the framework's share).
@@ -526,6 +527,7 @@ class ClosedLoop(Loop):
         packed = self._packed
         command, effective = self._command, self._effective
         now = self._require_reset("run")  # the step at the end of each period, below
+        self._place(chunk.pool, now, 0)  # the packed kernel advances it from here
         try:
             for k in range(m):
                 if packed is None:  # until the argument types settle (or a hook chose)
@@ -533,7 +535,7 @@ class ClosedLoop(Loop):
                     self._call(chunk, 1, k, program)
                     packed, types = self._packed, self._lent_types
                 else:
-                    packed(spp, now, dt, types, pool, k, latency, period_s, command, effective)
+                    packed(types, pool, command, effective)
                 effective = -1  # queued
                 now += spp
                 t = now * dt
