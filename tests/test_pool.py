@@ -148,16 +148,19 @@ def test_a_table_that_does_not_match_the_types_is_refused():
 
 
 @pytest.mark.slow
-def test_python_controller_periods_through_the_pool_equal_the_unpacked_kernel():
+def test_python_controller_periods_through_the_pool_equal_the_unpacked_kernel(monkeypatch):
     # The packed kernel must change nothing but the cost of the call: same
     # record, bit for bit, as the kernel taking the NamedTuples, and as the
     # controller's compiled twin (every sensing feature on, a latency of two
-    # periods so that commands wait in the device queue).
+    # periods so that commands wait in the device queue). A model state that
+    # cannot be lent by address falls back to the kernel taking it whole.
     from closedloop.controllers import PID
+    from closedloop.core import loop as loop_module
     from closedloop.core.loop import ClosedLoop
+    from closedloop.core.period_packed import lent_table
     from closedloop.models import STNGPe
 
-    def run(engine: str, packed: bool) -> tuple[dict, bool]:
+    def run(engine: str, packed: bool, lendable: bool = True) -> tuple[dict, bool]:
         loop = ClosedLoop(
             STNGPe(dt_s=1e-4, n=2),
             SensingChain(features=tuple(f.name for f in REGISTRY), noise_std=0.1),
@@ -171,19 +174,28 @@ def test_python_controller_periods_through_the_pool_equal_the_unpacked_kernel():
         if not packed:  # every period through the kernel that takes the NamedTuples
             serial = loop.model.kernels.periods_serial
             loop._kernel = lambda m, args: serial  # type: ignore[method-assign]
-        loop.reset()
+        if not lendable:
+            with monkeypatch.context() as patch:
+                # As if the model's kernel state held a scalar: lend() refuses it.
+                patch.setattr(loop_module, "lent_table", lambda state: lent_table((*state, 1.0)))
+                loop.reset()
+        else:
+            loop.reset()
         chunks: list[dict] = []
         totals = loop.run(0.2, chunk_s=0.05, on_chunk=lambda t0, d: chunks.append(dict(d)))
         series = {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]}
         series.update({f"total_{k}": v for k, v in totals.items()})
         return series, loop._packed is not None
 
-    (packed, used), (plain, _), (twin, _) = (
+    (packed, used), (plain, _), (twin, _), (unlent, unlent_used) = (
         run("python", True),
         run("python", False),
         run("compiled", True),
+        run("python", True, lendable=False),
     )
-    assert used  # the periods went through periods_packed
+    assert used and not unlent_used  # periods_packed, then periods_serial
+    for key, values in unlent.items():
+        np.testing.assert_array_equal(packed[key], values, err_msg=f"unlent {key}")
     assert np.ptp(packed["amplitude"]) > 0  # the controller acted
     for key, values in plain.items():
         np.testing.assert_array_equal(packed[key], values, err_msg=key)

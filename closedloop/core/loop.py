@@ -172,9 +172,9 @@ class ClosedLoop(Loop):
             clock = PeriodClock(
                 spp, self.dt_s, self.latency_steps, self.control_period_s, np.zeros(2, np.int64)
             )
-            lent: tuple = (lent_table(self._model_state), clock)
+            lent: list[Any] = [lent_table(self._model_state), clock]
         except TypeError:  # not all arrays: periods_serial takes it (see _kernel)
-            lent = ()
+            lent = []
         self._pool, (self.device_state, self.sensing_state, self._scratch, no_program, *lent) = (
             pack(
                 self.device.kernel_state(n, queue_len),

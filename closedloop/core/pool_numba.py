@@ -160,7 +160,7 @@ def _itemsize(array_type: types.Array) -> int:
 @overload(lent)
 def _lent_impl(types_ref, table):  # noqa: ANN001, ANN202 - Numba compares signatures
     if not isinstance(types_ref, types.TypeRef) or not isinstance(
-        types_ref.instance_type, types.BaseTuple
+        types_ref.instance_type, types.Tuple | types.UniTuple
     ):
         return None
     arrays = types_ref.instance_type.types
