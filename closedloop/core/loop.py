@@ -518,8 +518,8 @@ class ClosedLoop(Loop):
         spp = self.steps_per_period
         types, pool = self._lent_types, self._pool
         # Looked up once per chunk, not per period; the loop's state in locals,
-        # stored back when the chunk ends or fails (attribute stores per period
-        # cost a tenth of the framework's share).
+        # stored back when the chunk ends or fails (three attribute stores a
+        # period measured about 50 ns).
         update, checked = self.controller.update, self._checked_command
         no_trigger = self._no_trigger
         amplitude, frequency, width, pulses = _KEYS
