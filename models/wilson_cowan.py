@@ -98,7 +98,8 @@ import numpy as np
 
 from closedloop.core.jit import njit, prange
 from closedloop.core.model import NumbaModel, Parameter
-from closedloop.core.period import close_period, unpack_period
+from closedloop.core.period import close_period
+from closedloop.core.period_packed import next_period
 from closedloop.core.random import normal
 from closedloop.device import device_fill, queue_push
 
@@ -352,10 +353,9 @@ def periods_serial(
 
 
 @njit(cache=True)
-def periods_packed(
-    spp, step0, dt, model, pool, record, k0, latency_steps, period_s, command, effective_step
-):
-    device, sensing, io, program = unpack_period(pool, record)
+def periods_packed(lent_types, pool, command, effective_step):
+    model, device, sensing, io, program, times = next_period(lent_types, pool)
+    spp, step0, dt, k0, latency_steps, period_s = times
     queue_push(device, command, effective_step)
     for i in range(io[0].shape[0]):
         _periods_one(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from closedloop.core.jit import load_kernels
-from closedloop.core.pool import pack, unpack
+from closedloop.core.pool import LENT_ROW, lend, lent, pack, unpack
 from closedloop.core.random import rng_states
 from closedloop.device import Device
 from closedloop.sensing.chain import SensingChain
@@ -84,17 +84,83 @@ def test_fields_that_cannot_be_packed_are_named():
         unpack(Small, np.zeros(8, np.uint8), 0)
 
 
+class Other(NamedTuple):
+    y: np.ndarray
+
+
+@numba.njit(cache=False)
+def _other_length(pool):
+    return unpack(Other, pool, 0).y.shape[0]
+
+
+def test_a_pool_that_holds_another_namedtuple_is_refused():
+    pool, _ = pack(Other(np.zeros(3)))
+    assert _other_length(pool) == 3
+    small, _ = pack(Small(1.0, 1, False, np.zeros((2, 2)), np.zeros(1, np.int64)))
+    with pytest.raises(TypeError, match="pool does not hold a Other"):
+        _other_length(small)
+
+
+@numba.njit(cache=False)
+def _lent_sum_and_bump(types_ref, table):
+    x, params, every_other, frozen = lent(types_ref, table)
+    x[1, 2] += 1.0  # written through the address, seen from Python
+    total = 0.0
+    for i in range(params.shape[0]):
+        total += params[i].gain * params[i].order
+    for j in range(every_other.shape[0]):
+        total += every_other[j]
+    return total + frozen.sum() + x.shape[0] * 1000.0 + x.shape[1] * 100.0
+
+
+def _lent_arrays() -> tuple:
+    params = np.zeros(3, dtype=np.dtype([("gain", "f8"), ("order", "i8")], align=True))
+    params["gain"], params["order"] = (0.5, 1.5, 2.5), (1, 2, 3)
+    frozen = np.array([7.0, 8.0])
+    frozen.flags.writeable = False
+    strided = np.arange(10.0)[::2]  # not contiguous: lent with its own strides
+    return np.zeros((2, 4)), params, strided, frozen
+
+
+def test_lent_arrays_are_the_originals_in_compiled_code():
+    arrays = _lent_arrays()
+    table = np.zeros((len(arrays), LENT_ROW), dtype=np.int64)
+    for row, a in zip(table, arrays, strict=True):
+        lend(row, a)
+    total = _lent_sum_and_bump(numba.typeof(arrays), table)
+    # By hand: sum(gain * order) + the strided elements + frozen + the shape.
+    expected = (0.5 * 1 + 1.5 * 2 + 2.5 * 3) + (0 + 2 + 4 + 6 + 8) + 15.0 + 2000.0 + 400.0
+    assert total == expected
+    assert arrays[0][1, 2] == 1.0 and arrays[0].sum() == 1.0
+
+
+def test_a_table_that_does_not_match_the_types_is_refused():
+    arrays = _lent_arrays()
+    table = np.zeros((len(arrays), LENT_ROW), dtype=np.int64)
+    for row, a in zip(table, (arrays[0][0], *arrays[1:]), strict=True):  # row 0: 1-d, not 2-d
+        lend(row, a)
+    with pytest.raises(TypeError, match="lent table row 0 does not hold"):
+        _lent_sum_and_bump(numba.typeof(arrays), table)
+    with pytest.raises(TypeError, match="cannot lend a float"):
+        lend(table[0], 1.0)
+    with pytest.raises(TypeError, match="compiled code only"):
+        lent(numba.typeof(arrays), table)
+
+
 @pytest.mark.slow
-def test_python_controller_periods_through_the_pool_equal_the_unpacked_kernel():
+def test_python_controller_periods_through_the_pool_equal_the_unpacked_kernel(monkeypatch):
     # The packed kernel must change nothing but the cost of the call: same
     # record, bit for bit, as the kernel taking the NamedTuples, and as the
     # controller's compiled twin (every sensing feature on, a latency of two
-    # periods so that commands wait in the device queue).
+    # periods so that commands wait in the device queue). A model state that
+    # cannot be lent by address falls back to the kernel taking it whole.
     from closedloop.controllers import PID
+    from closedloop.core import loop as loop_module
     from closedloop.core.loop import ClosedLoop
+    from closedloop.core.period_packed import lent_table
     from closedloop.models import STNGPe
 
-    def run(engine: str, packed: bool) -> tuple[dict, bool]:
+    def run(engine: str, packed: bool, lendable: bool = True) -> tuple[dict, bool]:
         loop = ClosedLoop(
             STNGPe(dt_s=1e-4, n=2),
             SensingChain(features=tuple(f.name for f in REGISTRY), noise_std=0.1),
@@ -108,19 +174,28 @@ def test_python_controller_periods_through_the_pool_equal_the_unpacked_kernel():
         if not packed:  # every period through the kernel that takes the NamedTuples
             serial = loop.model.kernels.periods_serial
             loop._kernel = lambda m, args: serial  # type: ignore[method-assign]
-        loop.reset()
+        if not lendable:
+            with monkeypatch.context() as patch:
+                # As if the model's kernel state held a scalar: lend() refuses it.
+                patch.setattr(loop_module, "lent_table", lambda state: lent_table((*state, 1.0)))
+                loop.reset()
+        else:
+            loop.reset()
         chunks: list[dict] = []
         totals = loop.run(0.2, chunk_s=0.05, on_chunk=lambda t0, d: chunks.append(dict(d)))
         series = {k: np.concatenate([c[k] for c in chunks], axis=-1) for k in chunks[0]}
         series.update({f"total_{k}": v for k, v in totals.items()})
         return series, loop._packed is not None
 
-    (packed, used), (plain, _), (twin, _) = (
+    (packed, used), (plain, _), (twin, _), (unlent, unlent_used) = (
         run("python", True),
         run("python", False),
         run("compiled", True),
+        run("python", True, lendable=False),
     )
-    assert used  # the periods went through periods_packed
+    assert used and not unlent_used  # periods_packed, then periods_serial
+    for key, values in unlent.items():
+        np.testing.assert_array_equal(packed[key], values, err_msg=f"unlent {key}")
     assert np.ptp(packed["amplitude"]) > 0  # the controller acted
     for key, values in plain.items():
         np.testing.assert_array_equal(packed[key], values, err_msg=key)

@@ -13,7 +13,8 @@ handed a model's step. Each model module therefore holds a verbatim copy of
 
     import numpy as np
     from closedloop.core.jit import njit, prange
-    from closedloop.core.period import close_period, unpack_period
+    from closedloop.core.period import close_period
+    from closedloop.core.period_packed import next_period
     from closedloop.device import device_fill, queue_push
 
 ``tests/test_kernel_pattern.py`` checks that every registered model's copy
@@ -32,10 +33,15 @@ parallel loop, and without the cast every function the loop calls (device,
 model step, sensing chain, controller twins) compiled twice, once per
 index type, on a cold cache.
 ``periods_packed`` is ``periods_serial`` for one period with the device,
-sensing and buffer state packed in two byte pools
-(:func:`closedloop.core.period.unpack_period`): a call from Python unboxes
-about ten arrays instead of fifty (:mod:`closedloop.core.pool`). It spells
-the loop out rather than call ``periods_serial`` (a call between kernels
+sensing and buffer state packed in the loop's byte pool, the model state
+and the chunk's record lent to it by address, and the run's constants and
+the period's first step and record column in the pool too
+(:func:`closedloop.core.period_packed.next_period`, which advances them):
+a call from Python unboxes the pool, the four command arrays and the
+command's effective step instead of fifty arrays and eight scalars
+(:mod:`closedloop.core.pool`). It spells
+the loop out rather than call
+``periods_serial`` (a call between kernels
 passing the fifty arrays cost 0.7 us per period).
 
 Both period loops hand blocks of 16 instances to ``_periods_block`` (the
@@ -165,10 +171,9 @@ def periods_serial(
 
 
 @njit(cache=True)
-def periods_packed(
-    spp, step0, dt, model, pool, record, k0, latency_steps, period_s, command, effective_step
-):
-    device, sensing, io, program = unpack_period(pool, record)
+def periods_packed(lent_types, pool, command, effective_step):
+    model, device, sensing, io, program, times = next_period(lent_types, pool)
+    spp, step0, dt, k0, latency_steps, period_s = times
     queue_push(device, command, effective_step)
     for i in range(io[0].shape[0]):
         _periods_one(
