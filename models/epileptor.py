@@ -120,8 +120,8 @@ from closedloop.core.model import NumbaModel, Parameter
 from closedloop.core.period import (
     close_period,
     close_plain_period,
-    plain_chain_state,
     plain_period,
+    plain_state,
     unpack_period,
 )
 from closedloop.core.random import normal
@@ -373,12 +373,12 @@ def _periods_one(
     drive, net, signal = io[0], io[1], io[2]
     step = step0
     if plain_period(i, device, sensing):  # pulses, plain chain: a lean loop of its own
-        chain = plain_chain_state(sensing, io, spp)
+        state = plain_state(sensing, io, spp)
         for k in range(k0, k0 + n_periods):
             pulse_fill(i, spp, step, dt, device, drive, net)
             advance_one(i, spp, step, dt, model, drive, signal)
             step += spp
-            close_plain_period(i, k, step, device, chain, io, program, latency_steps, period_s)
+            close_plain_period(i, k, step, device, state, program, latency_steps, period_s)
     else:
         for k in range(k0, k0 + n_periods):
             device_fill(i, spp, step, dt, device, drive, net)

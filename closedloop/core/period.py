@@ -35,8 +35,8 @@ __all__ = [
     "ProgramArrays",
     "close_period",
     "close_plain_period",
-    "plain_chain_state",
     "plain_period",
+    "plain_state",
     "unpack_period",
 ]
 
@@ -186,12 +186,15 @@ def plain_period(i, device, sensing):
 
 
 @njit(cache=True, inline="always")
-def plain_chain_state(sensing, io, spp):
-    """What :func:`close_plain_period` reads of the chain, taken out of the tuples once.
+def plain_state(sensing, io, spp):
+    """What :func:`close_plain_period` reads, taken out of the state tuples once.
 
-    Taken out once per instance rather than in each period: reading them
-    from the state tuple inside the period loop made the plain period
-    about a fifth slower (issue 18, gap 1).
+    The chain's samples per period ``spk``, steps per sample ``sps`` and
+    ``1 / sps``, its artefact gain, band-pass, ARV window and scalars, and
+    the arrays of ``io`` it reads and writes (:class:`PeriodIO`'s order).
+    Taken out once per instance, not in each period: read from the tuples
+    inside the period loop they made the plain period a fifth slower (issue
+    18, gap 1).
     """
     spk = io[_SAMPLES].shape[1]
     sps = spp // spk
@@ -204,33 +207,40 @@ def plain_chain_state(sensing, io, spp):
         sensing.zi,
         sensing.env_ring,
         sensing.envelope,
+        io[_SIGNAL],
+        io[_NET],
+        io[_SAMPLES],
+        io[_ART],
+        io[_LFP_OUT],
+        io[_SENSED_OUT],
+        io[_PER_PERIOD],
     )
 
 
 @njit(cache=True, inline="always")
-def close_plain_period(i, k, step_end, device, chain, io, program, latency_steps, period_s):
+def close_plain_period(i, k, step_end, device, state, program, latency_steps, period_s):
     """:func:`close_period` for a plain period (:func:`plain_period`): the same results.
 
-    ``chain`` is :func:`plain_chain_state`'s.
+    ``state`` is :func:`plain_state`'s.
     """
-    spk, sps, inv, gain, sos, zi, ring, scalars = chain
-    per_period = io[_PER_PERIOD]
+    spk, sps, inv, gain, sos, zi, ring, scalars = state[:8]
+    signal, net, samples, art, lfp_out, sensed_out, per_period = state[8:]
     biomarker = plain_sense(
         i,
         spk,
         sps,
         inv,
-        io[_SIGNAL],
-        io[_NET],
-        io[_SAMPLES],
-        io[_ART],
+        signal,
+        net,
+        samples,
+        art,
         gain,
         sos,
         zi,
         ring,
         scalars,
-        io[_LFP_OUT],
-        io[_SENSED_OUT],
+        lfp_out,
+        sensed_out,
         k * spk,
     )
     _record_and_control(
