@@ -45,7 +45,7 @@ def _run(chain: SensingChain, n: int, period_s: float, engine: str) -> dict[str,
     [
         (3, 0.001, 1000.0, 0.0, "auto"),  # serial kernel, one sample per period
         (40, 0.004, 500.0, 0.2, "auto"),  # parallel kernel, 2 samples, artefact
-        (3, 0.002, 1000.0, 0.1, "python"),  # a controller in Python
+        (40, 0.002, 1000.0, 0.1, "python"),  # a controller in Python, one period a call
     ],
 )
 def test_plain_period_gives_what_the_general_chain_gives(n, period_s, rate_hz, gain, engine):
