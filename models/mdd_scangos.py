@@ -60,9 +60,14 @@ import numpy as np
 
 from closedloop.core.jit import njit, prange
 from closedloop.core.model import Parameter
-from closedloop.core.period import close_period
+from closedloop.core.period import (
+    close_period,
+    close_plain_period,
+    plain_period,
+    plain_state,
+)
 from closedloop.core.period_packed import next_period
-from closedloop.device import device_fill, queue_push
+from closedloop.device import device_fill, pulse_fill, queue_push
 from closedloop.models.mdd_cingulofrontal import (
     AREA_WIDTH,
     MddCingulofrontal,
@@ -193,11 +198,19 @@ def _periods_one(
 ):
     drive, net, signal = io[0], io[1], io[2]
     step = step0
-    for k in range(k0, k0 + n_periods):
-        device_fill(i, spp, step, dt, device, drive, net)
-        advance_one(i, spp, step, dt, model, drive, signal)
-        step += spp
-        close_period(i, k, spp, step, device, sensing, io, program, latency_steps, period_s)
+    if plain_period(i, device, sensing):  # pulses, plain chain: a lean loop of its own
+        state = plain_state(sensing, io, spp)
+        for k in range(k0, k0 + n_periods):
+            pulse_fill(i, spp, step, dt, device, drive, net)
+            advance_one(i, spp, step, dt, model, drive, signal)
+            step += spp
+            close_plain_period(i, k, step, device, state, program, latency_steps, period_s)
+    else:
+        for k in range(k0, k0 + n_periods):
+            device_fill(i, spp, step, dt, device, drive, net)
+            advance_one(i, spp, step, dt, model, drive, signal)
+            step += spp
+            close_period(i, k, spp, step, device, sensing, io, program, latency_steps, period_s)
 
 
 @njit(cache=True)

@@ -18,7 +18,14 @@ from closedloop.core.jit import njit
 from closedloop.core.pool import unpack
 from closedloop.core.record import BIOMARKER_ROW, TRIGGER_BIOMARKER_ROW
 from closedloop.device import DeviceState, device_record, queue_push_one
-from closedloop.sensing.kernels import SensingState, record_features, sense_period
+from closedloop.device.layout import P_MODALITY, TES, TMS
+from closedloop.sensing.kernels import (
+    SensingState,
+    plain_chain,
+    plain_sense,
+    record_features,
+    sense_period,
+)
 
 __all__ = [
     "PACKED",
@@ -27,6 +34,9 @@ __all__ = [
     "PeriodScratch",
     "ProgramArrays",
     "close_period",
+    "close_plain_period",
+    "plain_period",
+    "plain_state",
     "unpack_period",
 ]
 
@@ -117,7 +127,6 @@ def close_period(i, k, spp, step_end, device, sensing, io, program, latency_step
     state)`` (see :mod:`closedloop.core.loop`); ``step_end`` is the first
     step after the period.
     """
-    kind, c_params, c_state = program
     samples = io[_SAMPLES]
     per_period = io[_PER_PERIOD]
     spk = samples.shape[1]
@@ -134,9 +143,21 @@ def close_period(i, k, spp, step_end, device, sensing, io, program, latency_step
         io[_SENSED_OUT],
         k * spk,
     )
+    record_features(i, sensing, per_period, k)
+    _record_and_control(
+        i, k, step_end, device, per_period, program, biomarker, latency_steps, period_s
+    )
+
+
+@njit(cache=True, inline="always")
+def _record_and_control(
+    i, k, step_end, device, per_period, program, biomarker, latency_steps, period_s
+):
+    # The biomarker and what the device delivered to the record, then a
+    # compiled controller's command to the queue.
     per_period[i, BIOMARKER_ROW, k] = biomarker
     device_record(i, device, per_period, k)
-    record_features(i, sensing, per_period, k)
+    kind, c_params, c_state = program
     # The biomarker that fired a burst, NaN if none (a Python controller's
     # answer is written by the loop after update()).
     trigger = math.nan
@@ -148,3 +169,80 @@ def close_period(i, k, spp, step_end, device, sensing, io, program, latency_step
         if pulses > 0.0 and math.isfinite(pulses):
             trigger = biomarker
     per_period[i, TRIGGER_BIOMARKER_ROW, k] = trigger
+
+
+@njit(cache=True, inline="always")
+def plain_period(i, device, sensing):
+    """Whether instance ``i``'s periods are plain: a pulse train (DBS, VNS) and a plain chain.
+
+    The models' period loops run plain periods in a loop of their own, with
+    :func:`closedloop.device.pulse_fill` and :func:`close_plain_period`: with
+    the other modalities' fills and the general chain's code in the same
+    loop, a period of the default loop ran about 1.5 times slower, though
+    that code never ran (issue 18, gap 1; :func:`closedloop.sensing.kernels.plain_chain`).
+    """
+    mode = device.params[i, P_MODALITY]
+    return mode != TMS and mode != TES and plain_chain(sensing)
+
+
+@njit(cache=True, inline="always")
+def plain_state(sensing, io, spp):
+    """What :func:`close_plain_period` reads, taken out of the state tuples once.
+
+    The chain's samples per period ``spk``, steps per sample ``sps`` and
+    ``1 / sps``, its artefact gain, band-pass, ARV window and scalars, and
+    the arrays of ``io`` it reads and writes (:class:`PeriodIO`'s order).
+    Taken out once per instance, not in each period: read from the tuples
+    inside the period loop they made the plain period a fifth slower (issue
+    18, gap 1).
+    """
+    spk = io[_SAMPLES].shape[1]
+    sps = spp // spk
+    return (
+        spk,
+        sps,
+        1.0 / sps,
+        sensing.artifact_gain,
+        sensing.sos,
+        sensing.zi,
+        sensing.env_ring,
+        sensing.envelope,
+        io[_SIGNAL],
+        io[_NET],
+        io[_SAMPLES],
+        io[_ART],
+        io[_LFP_OUT],
+        io[_SENSED_OUT],
+        io[_PER_PERIOD],
+    )
+
+
+@njit(cache=True, inline="always")
+def close_plain_period(i, k, step_end, device, state, program, latency_steps, period_s):
+    """:func:`close_period` for a plain period (:func:`plain_period`): the same results.
+
+    ``state`` is :func:`plain_state`'s.
+    """
+    spk, sps, inv, gain, sos, zi, ring, scalars = state[:8]
+    signal, net, samples, art, lfp_out, sensed_out, per_period = state[8:]
+    biomarker = plain_sense(
+        i,
+        spk,
+        sps,
+        inv,
+        signal,
+        net,
+        samples,
+        art,
+        gain,
+        sos,
+        zi,
+        ring,
+        scalars,
+        lfp_out,
+        sensed_out,
+        k * spk,
+    )
+    _record_and_control(
+        i, k, step_end, device, per_period, program, biomarker, latency_steps, period_s
+    )

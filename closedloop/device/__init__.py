@@ -29,6 +29,7 @@ from closedloop.device.kernels import (
     apply_command,
     device_fill,
     device_record,
+    pulse_fill,
     queue_push,
     queue_push_one,
     trigger_refused,
@@ -52,6 +53,7 @@ __all__ = [
     "retract_commands",
     "device_fill",
     "device_record",
+    "pulse_fill",
     "queue_push",
     "queue_push_one",
 ]

@@ -22,6 +22,8 @@ __all__ = [
     "ENVELOPE_STATE",
     "SensingState",
     "no_feature_output",
+    "plain_chain",
+    "plain_sense",
     "record_features",
     "sense_period",
     "sense_rows",
@@ -114,6 +116,28 @@ def _moving_average(ring, scalars, i, sum_col, count_col, value):
 
 
 @njit(cache=True, inline="always")
+def _band_pass(i, y, sos, zi):
+    # Direct form II transposed, section by section (scipy's sosfilt with zi).
+    for s in range(sos.shape[0]):
+        out = sos[s, 0] * y + zi[i, s, 0]
+        zi[i, s, 0] = sos[s, 1] * y - sos[s, 4] * out + zi[i, s, 1]
+        zi[i, s, 1] = sos[s, 2] * y - sos[s, 5] * out
+        y = out
+    return y
+
+
+@njit(cache=True, inline="always")
+def _boxcar(i, k, sps, signal, net):
+    # Sums of the signal and the net current over sample k's sps steps.
+    acc = 0.0
+    acc_net = 0.0
+    for j in range(k * sps, (k + 1) * sps):
+        acc += signal[i, j]
+        acc_net += net[i, j]
+    return acc, acc_net
+
+
+@njit(cache=True, inline="always")
 def sense_samples(
     i, x, art, start, stop, sensing, sensed_out, filtered_out, envelope_out, features_out, col0
 ):
@@ -134,7 +158,6 @@ def sense_samples(
     rng = sensing.rng
     codes = sensing.feature_codes
     values = sensing.feature_values
-    n_sec = sos.shape[0]
     n_feat = codes.shape[0]
     smoothing = sensing.sm_ring.shape[1] > 1
     scalars = sensing.envelope
@@ -143,12 +166,7 @@ def sense_samples(
         v = x[i, k] + gain * art[i, k]
         if noise > 0.0:
             v += noise * normal(rng, i)
-        y = v
-        for s in range(n_sec):
-            out = sos[s, 0] * y + zi[i, s, 0]
-            zi[i, s, 0] = sos[s, 1] * y - sos[s, 4] * out + zi[i, s, 1]
-            zi[i, s, 1] = sos[s, 2] * y - sos[s, 5] * out
-            y = out
+        y = _band_pass(i, v, sos, zi)
         if power:
             scalars[i, _POWER] = alpha * scalars[i, _POWER] + (1.0 - alpha) * y * y
             env = scalars[i, _POWER]
@@ -179,6 +197,65 @@ def no_feature_output(sensing):
 
 
 @njit(cache=True, inline="always")
+def plain_chain(sensing):
+    """Whether the chain is the plain one: no noise, ARV envelope, no smoothing, no features.
+
+    The default chain of a closed loop; :func:`sense_period` runs it without
+    the general chain's per-sample branches and tuple accesses, which cost
+    more than the chain's arithmetic (issue 18, gap 1).
+    """
+    return (
+        sensing.noise_std <= 0.0
+        and not sensing.power
+        and sensing.sm_ring.shape[1] <= 1
+        and sensing.feature_codes.shape[0] == 0
+    )
+
+
+@njit(cache=True, inline="always")
+def plain_sense(
+    i,
+    m,
+    sps,
+    inv,
+    signal,
+    net,
+    samples,
+    art,
+    gain,
+    sos,
+    zi,
+    ring,
+    scalars,
+    lfp_out,
+    sensed_out,
+    col0,
+):
+    """:func:`sense_period` for a plain chain (:func:`plain_chain`): the same results.
+
+    The same arithmetic in the same order, so bit-identical; it takes the
+    chain's arrays (``gain``: ``artifact_gain``; ``sos``, ``zi``; ``ring``:
+    ``env_ring``; ``scalars``: ``envelope``), ``m`` samples of ``sps`` steps
+    and ``inv = 1 / sps``.
+    """
+    env = scalars[i, _LAST]
+    for k in range(m):
+        acc, acc_net = _boxcar(i, k, sps, signal, net)
+        x = acc * inv
+        a = acc_net * inv
+        samples[i, k] = x
+        art[i, k] = a
+        lfp_out[i, col0 + k] = x
+        v = x + gain * a
+        y = _band_pass(i, v, sos, zi)
+        env = _moving_average(ring, scalars, i, _ENV_SUM, _ENV_COUNT, abs(y))
+        if sensed_out.shape[1] > 0:
+            sensed_out[i, col0 + k] = v
+    scalars[i, _LAST] = env
+    return env
+
+
+@njit(cache=True, inline="always")
 def sense_period(
     i,
     n_steps,
@@ -202,11 +279,7 @@ def sense_period(
     m = n_steps // steps_per_sample
     inv = 1.0 / steps_per_sample
     for k in range(m):
-        acc = 0.0
-        acc_net = 0.0
-        for j in range(k * steps_per_sample, (k + 1) * steps_per_sample):
-            acc += signal_steps[i, j]
-            acc_net += net_steps[i, j]
+        acc, acc_net = _boxcar(i, k, steps_per_sample, signal_steps, net_steps)
         samples[i, k] = acc * inv
         art_samples[i, k] = acc_net * inv
         lfp_out[i, col0 + k] = samples[i, k]
