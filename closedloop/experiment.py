@@ -562,15 +562,21 @@ def _create_datasets(
 def _say_if_compiling(model: Any) -> None:
     # The first run on a machine compiles the model's kernels before the bar
     # moves: say so, so that a silent wait does not look like a hang.
-    from closedloop.core.kernel_cache import FIRST_COMPILE_S, kernels_cached
+    from closedloop.core.kernel_cache import (
+        FIRST_COMPILE_GENERAL_S,
+        FIRST_COMPILE_S,
+        kernels_cached,
+    )
     from closedloop.core.model import NumbaModel
 
     module = type(model).__module__.rsplit(".", 1)[-1]
     if isinstance(model, NumbaModel) and not kernels_cached(module):
         lo, hi = FIRST_COMPILE_S
+        glo, ghi = FIRST_COMPILE_GENERAL_S
         print(
             f"compiling the {model.name} kernels for this machine (first run after an "
-            f"install or an upgrade; usually {lo}-{hi} s, cached afterwards)",
+            f"install or an upgrade; usually {lo}-{hi} s, {glo}-{ghi} s with TMS, tES or "
+            "extra sensing features; cached afterwards)",
             file=sys.stderr,
             flush=True,
         )

@@ -101,7 +101,6 @@ from closedloop.core.model import NumbaModel, Parameter
 from closedloop.core.period import (
     close_period,
     close_plain_period,
-    plain_period,
     plain_state,
 )
 from closedloop.core.period_packed import next_period
@@ -271,59 +270,39 @@ def advance_parallel(n_steps, step0, dt, model, drive, out):
 
 
 @njit(cache=True, inline="always")
-def _periods_one(
-    i, n_periods, spp, step0, dt, model, device, sensing, io, k0, program, latency_steps, period_s
-):
+def _plain_one(i, n_periods, k0, step0, times, state):
+    spp, dt, latency_steps, period_s = times
+    model, device, sensing, io, program = state
+    drive, net, signal = io[0], io[1], io[2]
+    plain = plain_state(sensing, io, spp)
+    step = step0
+    for k in range(k0, k0 + n_periods):
+        pulse_fill(i, spp, step, dt, device, drive, net)
+        advance_one(i, spp, step, dt, model, drive, signal)
+        step += spp
+        close_plain_period(i, k, step, device, plain, program, latency_steps, period_s)
+
+
+@njit(cache=True, inline="always")
+def _general_one(i, n_periods, k0, step0, times, state):
+    spp, dt, latency_steps, period_s = times
+    model, device, sensing, io, program = state
     drive, net, signal = io[0], io[1], io[2]
     step = step0
-    if plain_period(i, device, sensing):  # pulses, plain chain: a lean loop of its own
-        state = plain_state(sensing, io, spp)
-        for k in range(k0, k0 + n_periods):
-            pulse_fill(i, spp, step, dt, device, drive, net)
-            advance_one(i, spp, step, dt, model, drive, signal)
-            step += spp
-            close_plain_period(i, k, step, device, state, program, latency_steps, period_s)
-    else:
-        for k in range(k0, k0 + n_periods):
-            device_fill(i, spp, step, dt, device, drive, net)
-            advance_one(i, spp, step, dt, model, drive, signal)
-            step += spp
-            close_period(i, k, spp, step, device, sensing, io, program, latency_steps, period_s)
+    for k in range(k0, k0 + n_periods):
+        device_fill(i, spp, step, dt, device, drive, net)
+        advance_one(i, spp, step, dt, model, drive, signal)
+        step += spp
+        close_period(i, k, spp, step, device, sensing, io, program, latency_steps, period_s)
 
 
 @njit(cache=True)
-def _periods_block(
-    lo,
-    hi,
-    n_periods,
-    spp,
-    step0,
-    dt,
-    model,
-    device,
-    sensing,
-    io,
-    k0,
-    program,
-    latency_steps,
-    period_s,
-):
+def _periods_block(lo, hi, n_periods, k0, step0, times, state, general):
     for i in range(lo, hi):
-        _periods_one(
-            i,
-            n_periods,
-            spp,
-            step0,
-            dt,
-            model,
-            device,
-            sensing,
-            io,
-            k0,
-            program,
-            latency_steps,
-            period_s,
-        )
+        if general is None:  # every period plain: the general code is not compiled
+            _plain_one(i, n_periods, k0, step0, times, state)
+        else:
+            _general_one(i, n_periods, k0, step0, times, state)
 
 
 @njit(cache=True)
@@ -342,38 +321,29 @@ def periods_serial(
     period_s,
     command,
     effective_step,
+    general,
 ):
     queue_push(device, command, effective_step)
+    times = (spp, dt, latency_steps, period_s)
+    state = (model, device, sensing, io, program)
     n = io[0].shape[0]
     for b in range((n + 15) // 16):  # the parallel kernel's blocks, one after another
         lo = np.int64(b) * 16
-        _periods_block(
-            lo,
-            min(n, lo + 16),
-            n_periods,
-            spp,
-            step0,
-            dt,
-            model,
-            device,
-            sensing,
-            io,
-            k0,
-            program,
-            latency_steps,
-            period_s,
-        )
+        _periods_block(lo, min(n, lo + 16), n_periods, k0, step0, times, state, general)
 
 
 @njit(cache=True)
-def periods_packed(lent_types, pool, command, effective_step):
-    model, device, sensing, io, program, times = next_period(lent_types, pool)
-    spp, step0, dt, k0, latency_steps, period_s = times
+def periods_packed(lent_types, pool, command, effective_step, general):
+    model, device, sensing, io, program, clock = next_period(lent_types, pool)
+    spp, step0, dt, k0, latency_steps, period_s = clock
     queue_push(device, command, effective_step)
+    times = (spp, dt, latency_steps, period_s)
+    state = (model, device, sensing, io, program)
     for i in range(io[0].shape[0]):
-        _periods_one(
-            i, 1, spp, step0, dt, model, device, sensing, io, k0, program, latency_steps, period_s
-        )
+        if general is None:
+            _plain_one(i, 1, k0, step0, times, state)
+        else:
+            _general_one(i, 1, k0, step0, times, state)
 
 
 @njit(cache=True, parallel=True)
@@ -392,24 +362,12 @@ def periods_parallel(
     period_s,
     command,
     effective_step,
+    general,
 ):
     queue_push(device, command, effective_step)
     n = io[0].shape[0]
     for b in prange((n + 15) // 16):  # blocks of 16 instances
         lo = np.int64(b) * 16  # int64 like the serial loop's: one compilation
-        _periods_block(
-            lo,
-            min(n, lo + 16),
-            n_periods,
-            spp,
-            step0,
-            dt,
-            model,
-            device,
-            sensing,
-            io,
-            k0,
-            program,
-            latency_steps,
-            period_s,
-        )
+        times = (spp, dt, latency_steps, period_s)  # made here: a parfor takes no nested tuple
+        state = (model, device, sensing, io, program)
+        _periods_block(lo, min(n, lo + 16), n_periods, k0, step0, times, state, general)

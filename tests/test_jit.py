@@ -65,3 +65,33 @@ def test_parallel_kernel_compiles_the_model_step_for_one_index_type_and_matches_
     np.testing.assert_array_equal(outs[0], outs[1])
     # prange indices are uint64 in the parallel loop: cast, or the step compiles twice
     assert {str(sig[0]) for sig in kernels.advance_one.signatures} == {"int64"}
+
+
+@pytest.mark.slow  # a fresh interpreter compiling the period kernel on an empty cache
+def test_a_plain_run_compiles_without_the_general_period(tmp_path):
+    # The default experiment's periods are plain (pulses, ARV chain with
+    # noise): its kernels are typed with general=None, and the other
+    # modalities' fills and the general chain's feature kernels are never
+    # compiled (issue 18, gap 4: a cold first run compiled them all).
+    code = (
+        "from closedloop.controllers import OnOff\n"
+        "from closedloop.core.loop import ClosedLoop\n"
+        "from closedloop.device import Device\n"
+        "from closedloop.models import STNGPe\n"
+        "from closedloop.sensing.chain import SensingChain\n"
+        "loop = ClosedLoop(STNGPe(n=2), SensingChain(noise_std=2.0), Device(),\n"
+        "                  OnOff(threshold=1.0, amplitude_ma=1.0), control_period_s=0.02)\n"
+        "loop.reset()\n"
+        "loop.run(0.1)\n"
+        "import closedloop.device.tes as tes, closedloop.device.tms as tms\n"
+        "import closedloop.sensing.phase_ar as ar\n"
+        "print(len(loop.model.kernels.periods_serial.signatures),\n"
+        "      len(tms.tms_fill.signatures), len(tes.tes_fill.signatures),\n"
+        "      len(ar.phase_ar_sample.signatures))\n"
+    )
+    env = {**os.environ, "CLOSEDLOOP_NUMBA_CACHE": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "0", "0", "0"]

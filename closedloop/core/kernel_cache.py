@@ -24,7 +24,13 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["FIRST_COMPILE_S", "cache_dir", "kernel_sources", "kernels_cached"]
+__all__ = [
+    "FIRST_COMPILE_GENERAL_S",
+    "FIRST_COMPILE_S",
+    "cache_dir",
+    "kernel_sources",
+    "kernels_cached",
+]
 
 #: Packages whose source files may hold compiled kernels (each may be mapped
 #: from its own folder, so they are found through the import system).
@@ -69,9 +75,13 @@ def cache_dir() -> Path:
 
 
 #: What a first run's compilation of one model's kernels usually costs (s of
-#: CPU time), measured here: 7.7 s for STN-GPe with a controller twin on a
-#: quiet 2-core VM (issue 18), 11.5 s of CPU on a busy one (load 12).
+#: CPU time), measured here (issue 18, gap 4): 8.5-10 s for STN-GPe's plain
+#: periods (pulses, the plain chain; the default experiment) on a quiet 2-core
+#: VM; periods that need the general code (TMS, tES, extra features, a power
+#: envelope, smoothing) compile it too, about 30 s.
 FIRST_COMPILE_S = (8, 15)
+#: The same with the general period's code (see :data:`FIRST_COMPILE_S`).
+FIRST_COMPILE_GENERAL_S = (25, 45)
 
 
 def kernels_cached(module: str) -> bool:

@@ -26,6 +26,7 @@ from closedloop.core.period import (
     PeriodRecord,
     PeriodScratch,
     ProgramArrays,
+    general_periods,
 )
 from closedloop.core.period_packed import PeriodClock, lent_table, lent_types
 from closedloop.core.pool import Lent, lend, pack
@@ -184,6 +185,8 @@ class ClosedLoop(Loop):
                 *lent,
             )
         )
+        # None: every period plain, kernels compiled without the general code.
+        self._general = general_periods(self.device_state, self.sensing_state)
         self._lent: Lent | None = lent[0] if lent else None
         self._clock_at = lent[1].at if lent else np.zeros(2, np.int64)
         self._lent_record: np.ndarray | None = None  # the record pool in its row 0
@@ -303,7 +306,7 @@ class ClosedLoop(Loop):
         """The arguments of ``periods_packed`` (one period), ``record`` and the place set."""
         if record is not None:
             self._place(record, args[2], args[8])
-        return (self._lent_types, self._pool, args[12], args[13])
+        return (self._lent_types, self._pool, args[12], args[13], args[14])
 
     def _place(self, record: np.ndarray, step: int, k: int) -> None:
         """Tell the packed kernel the record pool and the next period's first step and column."""
@@ -486,6 +489,7 @@ class ClosedLoop(Loop):
             self.control_period_s,
             self._command,
             self._effective,
+            self._general,
         )
         call = self._entry
         if call is None or m > 1:
@@ -526,7 +530,7 @@ class ClosedLoop(Loop):
         no_trigger = self._no_trigger
         amplitude, frequency, width, pulses = _KEYS
         renames = self._to_slots is not None
-        packed = self._packed
+        packed, general = self._packed, self._general
         command, effective = self._command, self._effective
         now = self._require_reset("run")  # the step at the end of each period, below
         self._place(chunk.pool, now, 0)  # the packed kernel advances it from here
@@ -537,7 +541,7 @@ class ClosedLoop(Loop):
                     self._call(chunk, 1, k, program)
                     packed, types = self._packed, self._lent_types
                 else:
-                    packed(types, pool, command, effective)
+                    packed(types, pool, command, effective, general)
                 effective = -1  # queued
                 now += spp
                 t = now * dt

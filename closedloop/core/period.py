@@ -35,7 +35,7 @@ __all__ = [
     "ProgramArrays",
     "close_period",
     "close_plain_period",
-    "plain_period",
+    "general_periods",
     "plain_state",
     "unpack_period",
 ]
@@ -171,18 +171,37 @@ def _record_and_control(
     per_period[i, TRIGGER_BIOMARKER_ROW, k] = trigger
 
 
-@njit(cache=True, inline="always")
-def plain_period(i, device, sensing):
-    """Whether instance ``i``'s periods are plain: a pulse train (DBS, VNS) and a plain chain.
+def general_periods(device: DeviceState, sensing: SensingState) -> bool | None:
+    """The period kernels' ``general`` argument: None when every period is plain.
 
-    The models' period loops run plain periods in a loop of their own, with
-    :func:`closedloop.device.pulse_fill` and :func:`close_plain_period`: with
-    the other modalities' fills and the general chain's code in the same
-    loop, a period of the default loop ran about 1.5 times slower, though
-    that code never ran (issue 18, gap 1; :func:`closedloop.sensing.kernels.plain_chain`).
+    A plain period is a pulse train (DBS, VNS) sensed by the plain chain
+    (:func:`closedloop.sensing.kernels.plain_chain`), the default loop. The
+    models' period kernels run plain periods with
+    :func:`closedloop.device.pulse_fill` and :func:`close_plain_period` in a
+    loop of their own: with the other modalities' fills and the general
+    chain's code in the same loop, a period of the default loop ran about 1.5
+    times slower, though that code never ran (issue 18, gap 1). Passed as
+    ``None`` (``general is None`` in the kernels is settled when Numba types
+    them) the general period's code is not compiled at all: a cold first run
+    of the default experiment compiles about a third of what it did (gap 4).
+
+    Parameters
+    ----------
+    device : closedloop.device.DeviceState
+        The loop's device state (its modality per instance).
+    sensing : closedloop.sensing.kernels.SensingState
+        The loop's sensing state.
+
+    Returns
+    -------
+    bool or None
+        None when every instance's periods are plain, True otherwise (every
+        instance then runs the general period, which gives plain periods the
+        same results).
     """
-    mode = device.params[i, P_MODALITY]
-    return mode != TMS and mode != TES and plain_chain(sensing)
+    modes = device.params[:, P_MODALITY]
+    plain = plain_chain(sensing) and not np.any((modes == TMS) | (modes == TES))
+    return None if plain else True
 
 
 @njit(cache=True, inline="always")
@@ -190,7 +209,8 @@ def plain_state(sensing, io, spp):
     """What :func:`close_plain_period` reads, taken out of the state tuples once.
 
     The chain's samples per period ``spk``, steps per sample ``sps`` and
-    ``1 / sps``, its artefact gain, band-pass, ARV window and scalars, and
+    ``1 / sps``, its artefact gain, sensor noise and random states,
+    band-pass, ARV window and scalars, and
     the arrays of ``io`` it reads and writes (:class:`PeriodIO`'s order).
     Taken out once per instance, not in each period: read from the tuples
     inside the period loop they made the plain period a fifth slower (issue
@@ -203,6 +223,8 @@ def plain_state(sensing, io, spp):
         sps,
         1.0 / sps,
         sensing.artifact_gain,
+        sensing.noise_std,
+        sensing.rng,
         sensing.sos,
         sensing.zi,
         sensing.env_ring,
@@ -219,12 +241,12 @@ def plain_state(sensing, io, spp):
 
 @njit(cache=True, inline="always")
 def close_plain_period(i, k, step_end, device, state, program, latency_steps, period_s):
-    """:func:`close_period` for a plain period (:func:`plain_period`): the same results.
+    """:func:`close_period` for a plain period (:func:`general_periods`): the same results.
 
     ``state`` is :func:`plain_state`'s.
     """
-    spk, sps, inv, gain, sos, zi, ring, scalars = state[:8]
-    signal, net, samples, art, lfp_out, sensed_out, per_period = state[8:]
+    spk, sps, inv, gain, noise, rng, sos, zi, ring, scalars = state[:10]
+    signal, net, samples, art, lfp_out, sensed_out, per_period = state[10:]
     biomarker = plain_sense(
         i,
         spk,
@@ -235,6 +257,8 @@ def close_plain_period(i, k, step_end, device, state, program, latency_steps, pe
         samples,
         art,
         gain,
+        noise,
+        rng,
         sos,
         zi,
         ring,

@@ -196,19 +196,16 @@ def no_feature_output(sensing):
     return sensing.window_ring[:, :, :0]
 
 
-@njit(cache=True, inline="always")
-def plain_chain(sensing):
-    """Whether the chain is the plain one: no noise, ARV envelope, no smoothing, no features.
+def plain_chain(sensing: SensingState) -> bool:
+    """Whether the chain is the plain one: ARV envelope, no smoothing, no features.
 
-    The default chain of a closed loop; :func:`sense_period` runs it without
+    The default chain of a closed loop; :func:`plain_sense` runs it without
     the general chain's per-sample branches and tuple accesses, which cost
-    more than the chain's arithmetic (issue 18, gap 1).
+    more than the chain's arithmetic (issue 18, gap 1). Asked in Python, once
+    per run (:func:`closedloop.core.period.general_periods`).
     """
-    return (
-        sensing.noise_std <= 0.0
-        and not sensing.power
-        and sensing.sm_ring.shape[1] <= 1
-        and sensing.feature_codes.shape[0] == 0
+    return bool(
+        not sensing.power and sensing.sm_ring.shape[1] <= 1 and sensing.feature_codes.shape[0] == 0
     )
 
 
@@ -223,6 +220,8 @@ def plain_sense(
     samples,
     art,
     gain,
+    noise,
+    rng,
     sos,
     zi,
     ring,
@@ -234,8 +233,9 @@ def plain_sense(
     """:func:`sense_period` for a plain chain (:func:`plain_chain`): the same results.
 
     The same arithmetic in the same order, so bit-identical; it takes the
-    chain's arrays (``gain``: ``artifact_gain``; ``sos``, ``zi``; ``ring``:
-    ``env_ring``; ``scalars``: ``envelope``), ``m`` samples of ``sps`` steps
+    chain's arrays (``gain``: ``artifact_gain``; ``noise``: ``noise_std``;
+    ``rng``; ``sos``, ``zi``; ``ring``: ``env_ring``; ``scalars``:
+    ``envelope``), ``m`` samples of ``sps`` steps
     and ``inv = 1 / sps``.
     """
     env = scalars[i, _LAST]
@@ -247,6 +247,8 @@ def plain_sense(
         art[i, k] = a
         lfp_out[i, col0 + k] = x
         v = x + gain * a
+        if noise > 0.0:
+            v += noise * normal(rng, i)
         y = _band_pass(i, v, sos, zi)
         env = _moving_average(ring, scalars, i, _ENV_SUM, _ENV_COUNT, abs(y))
         if sensed_out.shape[1] > 0:
