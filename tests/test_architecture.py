@@ -10,9 +10,11 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numba
+import numpy as np
 import pytest
 
 import closedloop
@@ -183,6 +185,29 @@ def test_every_model_holds_the_declared_batch_kernels_verbatim():
         kernels = cls(n=1).kernels
         assert kernels.advance_one is module.advance_one
         assert all(isinstance(k, numba.core.dispatcher.Dispatcher) for k in kernels)
+
+
+def test_a_model_module_with_an_older_pattern_copy_is_told_to_copy_it_again(monkeypatch):
+    # A user's model module copied before the kernels took `general`: named
+    # when the loop asks for its kernels, not a Numba typing error mid-run.
+    pattern = batch_kernels.PATTERN.replace(", general)", ")").replace("    general,\n", "")
+    module = types.ModuleType("old_pattern_model")
+    namespace = module.__dict__
+    namespace.update(np=np, njit=lambda *a, **k: lambda f: f, prange=range)
+    exec("def advance_one(i, n_steps, step0, dt, model, drive, out):\n    pass\n", namespace)
+    exec(pattern, namespace)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setattr(batch_kernels, "_BY_MODULE", {})
+    with pytest.raises(
+        TypeError,
+        match=r"'old_pattern_model': periods_serial\(n_periods.*effective_step\) is an older"
+        r" copy.*effective_step, general\)",
+    ):
+        batch_kernels.model_kernels(module.__name__)
+    exec(batch_kernels.PATTERN, namespace)  # the current copy is taken
+    assert (
+        batch_kernels.model_kernels(module.__name__).periods_serial is namespace["periods_serial"]
+    )
 
 
 def _compiled_modules() -> set[Path]:

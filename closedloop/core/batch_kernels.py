@@ -78,6 +78,9 @@ pruned only after the whole function was copied in, which cost 8 s.
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import sys
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -238,6 +241,9 @@ def model_kernels(module: str | ModuleType) -> ModelKernels:
     ------
     AttributeError
         Naming the kernels the module lacks, and what to copy there.
+    TypeError
+        When an entry point takes other arguments than :data:`PATTERN`'s
+        (a copy made before the pattern changed), naming it.
     """
     load_kernels()  # dispatchers, not stand-ins, for the loops to call and time
     name = module if isinstance(module, str) else module.__name__
@@ -251,5 +257,32 @@ def model_kernels(module: str | ModuleType) -> ModelKernels:
                 "holds a copy of closedloop.core.batch_kernels.PATTERN after its "
                 "advance_one (see that module)"
             )
+        for k in KERNEL_NAMES[1:]:  # advance_one is the model's own
+            _check_copy(name, k, getattr(mod, k))
         kernels = _BY_MODULE[name] = ModelKernels(*(getattr(mod, k) for k in KERNEL_NAMES))
     return kernels
+
+
+@functools.cache
+def _pattern_parameters() -> dict[str, tuple[str, ...]]:
+    """The parameter names of each function :data:`PATTERN` defines."""
+    tree = ast.parse(PATTERN)
+    return {
+        node.name: tuple(a.arg for a in node.args.args)
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+    }
+
+
+def _check_copy(module: str, kernel: str, dispatcher: Any) -> None:
+    # A model module copied before the pattern changed would fail inside Numba
+    # at its first period, with a message about types; say what to do instead.
+    want = _pattern_parameters()[kernel]
+    py_func = getattr(dispatcher, "py_func", dispatcher)
+    have = tuple(inspect.signature(py_func).parameters)
+    if have != want:
+        raise TypeError(
+            f"module {module!r}: {kernel}({', '.join(have)}) is an older copy of "
+            f"closedloop.core.batch_kernels.PATTERN, which has {kernel}({', '.join(want)}): "
+            "copy the pattern again after the module's advance_one"
+        )
