@@ -334,11 +334,9 @@ def periods_serial(
 
 @njit(cache=True)
 def periods_packed(lent_types, pool, command, effective_step, general):
-    model, device, sensing, io, program, clock = next_period(lent_types, pool)
-    spp, step0, dt, k0, latency_steps, period_s = clock
+    state, times, step0, k0 = next_period(lent_types, pool)
+    device, io = state[1], state[3]
     queue_push(device, command, effective_step)
-    times = (spp, dt, latency_steps, period_s)
-    state = (model, device, sensing, io, program)
     for i in range(io[0].shape[0]):
         if general is None:
             _plain_one(i, 1, k0, step0, times, state)

@@ -68,10 +68,12 @@ def next_period(lent_types, pool):
     ``pool`` packs :data:`~closedloop.core.period.PACKED`, the
     :class:`~closedloop.core.pool.Lent` table of :func:`lent_table` (row 0
     the chunk's record pool) and a :class:`PeriodClock`; ``lent_types`` is
-    :func:`lent_types` of the model state. Returns the model state, device,
-    sensing state, :class:`~closedloop.core.period.PeriodIO`, program and
-    ``(steps_per_period, first step, dt_s, record column, latency_steps,
-    control_period_s)``, the arrays as views (see :mod:`closedloop.core.pool`).
+    :func:`lent_types` of the model state. Returns, as the period loops take
+    them, ``state``: (model state, device, sensing state,
+    :class:`~closedloop.core.period.PeriodIO`, program), the arrays as views
+    (see :mod:`closedloop.core.pool`); ``times``: (steps_per_period, dt_s,
+    latency_steps, control_period_s); and the period's first step and record
+    column.
     """
     arrays = lent(lent_types, unpack(Lent, pool, LENT).table)
     device, sensing, io, program = unpack_period(pool, arrays[0])
@@ -79,5 +81,5 @@ def next_period(lent_types, pool):
     spp, step0, k0 = c.steps_per_period, c.at[0], c.at[1]
     c.at[0] = step0 + spp
     c.at[1] = k0 + 1
-    times = (spp, step0, c.dt_s, k0, c.latency_steps, c.control_period_s)
-    return arrays[1:], device, sensing, io, program, times
+    times = (spp, c.dt_s, c.latency_steps, c.control_period_s)
+    return (arrays[1:], device, sensing, io, program), times, step0, k0
